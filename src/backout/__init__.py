@@ -1,0 +1,7 @@
+"""backout: safe, rehearsed rollbacks for SQL schema migrations."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__"]

@@ -1,0 +1,909 @@
+"""Backups: take and verify them, keep them in a catalog, and restore them.
+
+A backup is one file in the backup folder (``Config.backups``, default ``.backout/backups``)
+plus a record in ``catalog.json`` beside it, and the schema snapshot it was taken against
+(``<id>.schema.json``). Kinds:
+
+- **scoped** (what ``rollback`` takes by default): the whole schema, plus the rows of the tables
+  the rollback touches (and of those referencing them by foreign key). Fast on a large
+  database, because only those rows are copied.
+- **full**: the whole schema and every row.
+- **schema** (``backout backup`` without ``--full``): the whole schema and no table's rows.
+
+Every kind also holds the rows of the migration ledger (``_prisma_migrations`` or backout's
+``migrations``), so that a restore brings back the applied state that matches its schema; none
+holds backout's event log, which survives restores untouched.
+
+Every backup is verified right after it is written: the file is read back with the database's
+own tool, the rows it holds are checked against what was counted while it was taken, and its
+sha256 is recorded. Files are created with mode 0600 in a 0700 folder; their names hold no user
+name and no password, and neither does the catalog.
+
+``restore`` either loads a backup into a new, empty database for inspection (``--into``), or
+replaces the current database's contents: it verifies the file first, takes a full backup of
+the current state, and then restores in one transaction that is committed only if the schema
+fingerprint and the restored row counts match the backup's record.
+
+Every difference between databases lives in :mod:`backout.dialects` (see
+:class:`~backout.dialects.backup_base.BackupEngine`); this module never prints.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import difflib
+import fcntl
+import hashlib
+import json
+import os
+import re
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Final
+
+from backout.dialects.backup_base import Progress, RestoreRequest, no_progress
+from backout.dialects.base import Session, utcnow
+from backout.errors import (
+    BackoutError,
+    BackupError,
+    DatabaseError,
+    Declined,
+    LockError,
+    UsageError,
+)
+from backout.history import Event
+from backout.schema import SchemaSnapshot, TableInfo, diff_schemas
+from backout.urls import DatabaseURL, parse_url, with_params
+
+if TYPE_CHECKING:
+    from backout.dialects.backup_base import BackupEngine
+    from backout.workspace import Workspace
+
+__all__ = [
+    "KINDS",
+    "BackupCatalog",
+    "BackupRecord",
+    "RestorePlan",
+    "RestoreResult",
+    "backup_now",
+    "list_backups",
+    "restore",
+    "take_backup",
+    "verify_backup",
+]
+
+#: backup kinds: see the module docstring
+KINDS: Final = ("scoped", "full", "schema")
+CATALOG_FILE: Final = "catalog.json"
+CATALOG_FORMAT: Final = 1
+#: refuse to start a backup when the folder's file system has less free space than this
+_MIN_FREE_BYTES: Final = 1 << 20
+_CHUNK: Final = 1 << 20
+
+
+# --------------------------------------------------------------------------------------------
+# Records and the catalog
+
+
+@dataclass(frozen=True)
+class BackupRecord:
+    """One verified backup, as the catalog records it."""
+
+    #: unique, sortable, no secrets: ``20261122T045433Z-scoped-appdb``
+    id: str
+    #: file name, relative to the backup folder
+    file: str
+    #: ``scoped``, ``full`` or ``schema``
+    kind: str
+    dialect: str
+    #: the database it was taken from, as a masked URL
+    database: str
+    #: keys of the tables whose rows are in the file (a full backup: every table)
+    tables: tuple[str, ...]
+    created_at: dt.datetime
+    #: :meth:`backout.dialects.base.Actor.label` of whoever took it
+    created_by: str
+    #: ``before rollback of ...``, ``before restore of <id>``, ``on demand``
+    reason: str
+    size: int
+    sha256: str
+    #: :meth:`SchemaSnapshot.fingerprint` of the database when it was backed up
+    schema_fingerprint: str
+    #: rows per table of :attr:`tables`
+    row_counts: Mapping[str, int] = field(hash=False)
+    #: ``pg_dump 15.20``, ``sqlite3 backup API 3.40.1``
+    tool: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "tables", tuple(self.tables))
+        object.__setattr__(
+            self, "row_counts", MappingProxyType({k: int(v) for k, v in self.row_counts.items()})
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record as JSON-ready data (the catalog's and ``backups --json``'s format)."""
+        return {
+            "id": self.id,
+            "file": self.file,
+            "kind": self.kind,
+            "dialect": self.dialect,
+            "database": self.database,
+            "tables": list(self.tables),
+            "created_at": self.created_at.astimezone(dt.UTC).isoformat(),
+            "created_by": self.created_by,
+            "reason": self.reason,
+            "size": self.size,
+            "sha256": self.sha256,
+            "schema_fingerprint": self.schema_fingerprint,
+            "row_counts": dict(self.row_counts),
+            "tool": self.tool,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> BackupRecord:
+        """Rebuild a record from :meth:`to_dict` output; ValueError names what is wrong."""
+        try:
+            created = dt.datetime.fromisoformat(str(data["created_at"]))
+            return cls(
+                id=str(data["id"]),
+                file=str(data["file"]),
+                kind=str(data["kind"]),
+                dialect=str(data["dialect"]),
+                database=str(data["database"]),
+                tables=tuple(str(t) for t in data["tables"]),
+                created_at=created if created.tzinfo else created.replace(tzinfo=dt.UTC),
+                created_by=str(data["created_by"]),
+                reason=str(data["reason"]),
+                size=int(data["size"]),
+                sha256=str(data["sha256"]),
+                schema_fingerprint=str(data["schema_fingerprint"]),
+                row_counts={str(k): int(v) for k, v in dict(data["row_counts"]).items()},
+                tool=str(data["tool"]),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"backup record {data.get('id', '?')!r}: {exc}") from exc
+
+    @property
+    def total_rows(self) -> int:
+        """Rows in the backup, all tables together."""
+        return sum(self.row_counts.values())
+
+
+class BackupCatalog:
+    """``<backup folder>/catalog.json``: every backup taken, oldest first.
+
+    The folder is created with mode 0700 and every file in it with 0600. The catalog is
+    rewritten atomically (a temporary file renamed over it) under an exclusive lock, so two
+    backups taken at once both end up in it.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.path = folder / CATALOG_FILE
+
+    def records(self) -> list[BackupRecord]:
+        """Every catalogued backup, oldest first ([] when there is none yet)."""
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            raise BackupError(f"cannot read the backup catalog {self.path}: {exc}") from exc
+        try:
+            document = json.loads(text)
+            if document.get("format") != CATALOG_FORMAT:
+                raise ValueError(f"unsupported format {document.get('format')!r}")
+            return [BackupRecord.from_dict(item) for item in document["backups"]]
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise BackupError(
+                f"the backup catalog {self.path} is damaged: {exc}",
+                hint="restore it from a copy; the backup files themselves are untouched",
+            ) from exc
+
+    def get(self, ref: str) -> BackupRecord:
+        """The backup named by ``ref``: an id, a unique prefix of one, or ``latest``."""
+        records = self.records()
+        if not records:
+            raise UsageError(
+                f"there are no backups in {self.folder}",
+                hint="take one with `backout backup` (rollback takes one by itself)",
+            )
+        if ref == "latest":
+            return records[-1]
+        for record in records:
+            if record.id == ref:
+                return record
+        matches = [r for r in records if r.id.startswith(ref)]
+        if len(matches) == 1:
+            return matches[0]
+        ids = [r.id for r in records]
+        if len(matches) > 1:
+            shown = ", ".join(r.id for r in matches[:5])
+            raise UsageError(f"backup {ref!r} is ambiguous: it starts {len(matches)} ids ({shown})")
+        close = difflib.get_close_matches(ref, ids, n=3, cutoff=0.4) or ids[-3:]
+        raise UsageError(
+            f"no backup {ref!r} in {self.folder}",
+            hint=f"did you mean {' or '.join(close)}? (`backout backups` lists them all)",
+        )
+
+    def path_of(self, record: BackupRecord) -> Path:
+        """Where the record's backup file is."""
+        return self.folder / record.file
+
+    def snapshot_path(self, record: BackupRecord) -> Path:
+        """Where the schema snapshot taken with the backup is."""
+        return self.folder / f"{record.id}.schema.json"
+
+    def prepare(self) -> None:
+        """Create the folder (0700) and check that a file can be written in it; BackupError
+        naming the folder otherwise."""
+        try:
+            self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            probe = self.folder / f".write-test-{os.getpid()}"
+            handle = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                os.write(handle, b"x")
+            finally:
+                os.close(handle)
+                probe.unlink()
+            stats = os.statvfs(self.folder)
+        except OSError as exc:
+            raise BackupError(
+                f"the backup folder {self.folder} is not writable: {exc.strerror or exc}",
+                hint="fix its permissions, or set backup_dir in backout.toml",
+            ) from exc
+        if stats.f_bavail * stats.f_frsize < _MIN_FREE_BYTES:
+            raise BackupError(
+                f"the backup folder {self.folder} is full",
+                hint="free some space, or set backup_dir in backout.toml",
+            )
+
+    def new_id(self, kind: str, label: str, when: dt.datetime) -> str:
+        """A fresh id: UTC time, kind and database name (never a user name or password)."""
+        stamp = when.astimezone(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+        safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", label).strip("-.")[:40] or "db"
+        base = f"{stamp}-{kind}-{safe}"
+        taken = {r.id for r in self.records()} | {p.name.split(".", 1)[0] for p in self._files()}
+        candidate, n = base, 1
+        while candidate in taken:
+            n += 1
+            candidate = f"{base}-{n}"
+        return candidate
+
+    def _files(self) -> Iterator[Path]:
+        if self.folder.is_dir():
+            yield from self.folder.iterdir()
+
+    def append(self, record: BackupRecord) -> None:
+        """Add a record (atomically, under the catalog's lock)."""
+        with self._locked():
+            records = self.records()
+            records.append(record)
+            self._write(records)
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        handle = os.open(self.folder / ".catalog.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(handle)
+
+    def _write(self, records: Sequence[BackupRecord]) -> None:
+        document = {"format": CATALOG_FORMAT, "backups": [r.to_dict() for r in records]}
+        data = (json.dumps(document, indent=2, sort_keys=True) + "\n").encode("utf-8")
+        temporary = self.folder / f".{CATALOG_FILE}.{os.getpid()}.tmp"
+        try:
+            write_new_file(temporary, data)
+            os.replace(temporary, self.path)
+        except OSError as exc:
+            temporary.unlink(missing_ok=True)
+            raise BackupError(
+                f"cannot write the backup catalog {self.path}: {exc.strerror or exc}"
+            ) from exc
+
+
+def write_new_file(path: Path, data: bytes) -> None:
+    """Create ``path`` (mode 0600, failing if it exists) holding ``data``, flushed to disk."""
+    handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        view = memoryview(data)
+        while view:
+            written = os.write(handle, view)
+            view = view[written:]
+        os.fsync(handle)
+    finally:
+        os.close(handle)
+
+
+def file_sha256(path: Path) -> str:
+    """Lowercase sha256 hex of a file's bytes."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(_CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+# --------------------------------------------------------------------------------------------
+# Taking and verifying backups
+
+
+def _database_label(url: DatabaseURL) -> str:
+    """The database's name for backup ids: a file's stem, or the database name."""
+    if url.path is not None:
+        return url.path.stem
+    return url.database or "db"
+
+
+def _database_display(url: DatabaseURL) -> str:
+    """The masked URL recorded with a backup (absolute for a database file)."""
+    return (url.with_path(url.path) if url.path is not None else url).masked()
+
+
+def _same_database(a: DatabaseURL, b: DatabaseURL) -> bool:
+    if a.dialect != b.dialect:
+        return False
+    if a.path is not None or b.path is not None:
+        return a.path is not None and b.path is not None and a.path.resolve() == b.path.resolve()
+    same_port = a.port is None or b.port is None or a.port == b.port
+    return (
+        (a.host or "").lower() == (b.host or "").lower()
+        and same_port
+        and (a.database == b.database)
+    )
+
+
+def _resolve_tables(snapshot: SchemaSnapshot, tables: Sequence[str]) -> tuple[str, ...]:
+    """Snapshot keys of ``tables`` (bare names allowed in the default schema), with the
+    partitions and inheritance children of each."""
+    keys: set[str] = set()
+    unknown: list[str] = []
+    for name in tables:
+        if name in snapshot.tables:
+            keys.add(name)
+        elif snapshot.default_schema and f"{snapshot.default_schema}.{name}" in snapshot.tables:
+            keys.add(f"{snapshot.default_schema}.{name}")
+        else:
+            unknown.append(name)
+    if unknown:
+        raise UsageError(f"cannot back up table(s) that do not exist: {', '.join(unknown)}")
+    changed = True
+    while changed:
+        changed = False
+        for key, table in snapshot.tables.items():
+            if key not in keys and any(parent in keys for parent in table.parents):
+                keys.add(key)
+                changed = True
+    return tuple(sorted(keys))
+
+
+def take_backup(
+    ws: Workspace,
+    session: Session,
+    *,
+    kind: str,
+    tables: Sequence[str] = (),
+    reason: str,
+    progress: Callable[[str], None] | None = None,
+) -> BackupRecord:
+    """Take, verify and catalog a backup of the session's database.
+
+    ``kind`` is ``scoped`` (the whole schema plus the rows of ``tables``), ``full`` or
+    ``schema`` (no table's rows; ``tables`` is ignored by both); the migration ledger's rows
+    are always in it. Refuses before
+    touching the database when the backup folder is not writable (BackupError) or the dump
+    tool is missing or too old (ToolMissing). A backup that fails or does not verify is
+    deleted, and BackupError raised.
+    """
+    report = progress or no_progress
+    if kind not in KINDS:
+        raise UsageError(f"backup kind must be one of {', '.join(KINDS)}, not {kind!r}")
+    engine = ws.dialect.backup_engine()
+    catalog = BackupCatalog(ws.config.backups)
+    catalog.prepare()
+    engine.check_tools(session)
+    data_tables: tuple[str, ...] | None = None
+    if kind == "scoped":
+        data_tables = _resolve_tables(ws.dialect.snapshot(session), tables)
+    elif kind == "schema":
+        data_tables = ()
+    created = utcnow()
+    backup_id = catalog.new_id(kind, _database_label(ws.url), created)
+    path = catalog.folder / f"{backup_id}{engine.file_suffix}"
+    sidecar = catalog.folder / f"{backup_id}.schema.json"
+    try:
+        write_new_file(path, b"")
+        report(f"writing {kind} backup {backup_id}")
+        dumped = engine.dump(
+            session,
+            path,
+            data_tables=data_tables,
+            history_schema=ws.config.history_schema,
+            progress=report,
+        )
+        write_new_file(sidecar, json.dumps(dumped.snapshot.to_dict(), sort_keys=True).encode())
+        record = BackupRecord(
+            id=backup_id,
+            file=path.name,
+            kind=kind,
+            dialect=ws.dialect.name,
+            database=_database_display(ws.url),
+            tables=dumped.tables,
+            created_at=created,
+            created_by=ws.actor.label(),
+            reason=reason,
+            size=path.stat().st_size,
+            sha256=file_sha256(path),
+            schema_fingerprint=dumped.snapshot.fingerprint(),
+            row_counts=dumped.row_counts,
+            tool=dumped.tool,
+        )
+        report(f"verifying backup {backup_id}")
+        _verify(engine, catalog, record)
+        catalog.append(record)
+    except OSError as exc:
+        path.unlink(missing_ok=True)
+        sidecar.unlink(missing_ok=True)
+        raise BackupError(
+            f"cannot write the backup into {catalog.folder}: {exc.strerror or exc}; "
+            "the partial file was removed",
+            hint="free some space or fix the folder, or set backup_dir in backout.toml",
+        ) from exc
+    except BaseException:
+        path.unlink(missing_ok=True)
+        sidecar.unlink(missing_ok=True)
+        raise
+    return record
+
+
+def _load_snapshot(catalog: BackupCatalog, record: BackupRecord) -> SchemaSnapshot:
+    """The schema snapshot stored with a backup, checked against the record's fingerprint."""
+    path = catalog.snapshot_path(record)
+    try:
+        snapshot = SchemaSnapshot.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError) as exc:
+        raise BackupError(
+            f"backup {record.id}: its schema file {path.name} is missing or damaged ({exc})",
+            hint="restore it --into a new database to inspect it",
+        ) from exc
+    if snapshot.fingerprint() != record.schema_fingerprint:
+        raise BackupError(
+            f"backup {record.id}: its schema file {path.name} does not match the catalog"
+        )
+    return snapshot
+
+
+def _verify(engine: BackupEngine, catalog: BackupCatalog, record: BackupRecord) -> None:
+    path = catalog.path_of(record)
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise BackupError(
+            f"backup {record.id}: its file {path} is missing ({exc.strerror or exc})"
+        ) from exc
+    if size != record.size:
+        raise BackupError(
+            f"backup {record.id} is damaged: {path.name} has {size} bytes, "
+            f"the catalog recorded {record.size}",
+            hint="it cannot be used; choose another with `backout backups`",
+        )
+    digest = file_sha256(path)
+    if digest != record.sha256:
+        raise BackupError(
+            f"backup {record.id} is damaged: sha256 {digest[:12]}… differs from the "
+            f"recorded {record.sha256[:12]}…",
+            hint="it cannot be used; choose another with `backout backups`",
+        )
+    snapshot = _load_snapshot(catalog, record)
+    engine.verify(path, snapshot=snapshot, tables=record.tables, row_counts=record.row_counts)
+
+
+def verify_backup(ws: Workspace, record: BackupRecord) -> None:
+    """Check a backup's file: size and sha256 as recorded, and readable by the database's own
+    tool with every recorded table's rows in it. BackupError when it fails."""
+    if record.dialect != ws.dialect.name:
+        raise BackupError(
+            f"backup {record.id} is a {record.dialect} backup, but the database is "
+            f"{ws.dialect.display_name} ({ws.url.masked()})"
+        )
+    _verify(ws.dialect.backup_engine(), BackupCatalog(ws.config.backups), record)
+
+
+def list_backups(ws: Workspace) -> list[BackupRecord]:
+    """Every catalogued backup, oldest first."""
+    return BackupCatalog(ws.config.backups).records()
+
+
+def backup_now(ws: Workspace, *, full: bool) -> BackupRecord:
+    """Take a verified backup on demand.
+
+    ``full``: every table's rows. Otherwise the backup ``backout rollback`` would take now:
+    scoped to the tables the latest applied migration's rollback touches (plus the full schema
+    and the migration ledger), or full when that scope cannot be determined (nothing applied,
+    no rollback script, SQL that cannot be analysed). Records a ``backup`` event when the
+    event log exists.
+    """
+    if not ws.database_exists():
+        raise BackupError(f"the database {ws.url.masked()} does not exist: nothing to back up")
+    kind, reason = "full", "on demand (full)"
+    tables: tuple[str, ...] = ()
+    if not full:
+        kind, tables, reason = _scope_of_next_rollback(ws)
+    with ws.session(create=False) as session:
+        started = utcnow()
+        record = take_backup(ws, session, kind=kind, tables=tables, reason=reason)
+        if ws.events.exists(session):
+            ws.events.check_version(session)
+            ws.record_alone(
+                session,
+                Event(
+                    event="backup",
+                    outcome="ok",
+                    started_at=started,
+                    finished_at=utcnow(),
+                    actor=ws.actor,
+                    backup=record.id,
+                    details={"kind": record.kind, "size": record.size, "sha256": record.sha256},
+                ),
+            )
+    return record
+
+
+def _scope_of_next_rollback(ws: Workspace) -> tuple[str, tuple[str, ...], str]:
+    """(kind, tables, reason) of the backup a rollback of the latest migration would take."""
+    from backout.rollback import plan as plan_rollback
+
+    try:
+        view = plan_rollback(ws, to=None, steps=1, backup_mode="scoped", simulate=False)
+    except BackoutError as exc:
+        return "full", (), f"on demand (full: no rollback to scope it by: {exc})"
+    if view.plan.empty or view.backup.mode != "scoped":
+        return "full", (), "on demand (full: the rollback's scope is unknown)"
+    latest = view.plan.ids()[0]
+    return "scoped", view.backup.tables, f"on demand (scoped to the rollback of {latest})"
+
+
+# --------------------------------------------------------------------------------------------
+# Restoring
+
+
+@dataclass(frozen=True)
+class RestorePlan:
+    """What a restore will do, shown before it is confirmed."""
+
+    backup: BackupRecord
+    #: the database that will be written (masked URL)
+    target: str
+    #: True: a new database (``--into``); False: the current database is replaced
+    into_new: bool
+    #: tables whose rows will be replaced by the backup's
+    replaces: tuple[str, ...]
+    #: tables that exist now, are not in the backup, and will be dropped
+    drops: tuple[str, ...] = ()
+    #: tables the backup's schema has, that are missing now and whose rows it does not hold:
+    #: they come back empty
+    created_empty: tuple[str, ...] = ()
+    #: how the current schema differs from the backup's (what the restore undoes)
+    schema_changes: tuple[str, ...] = ()
+    #: what is backed up first (None: nothing, the target is new)
+    pre_restore_backup: str | None = None
+
+
+@dataclass(frozen=True)
+class RestoreResult:
+    """A finished restore."""
+
+    plan: RestorePlan
+    backup: BackupRecord
+    #: the full backup of the state the restore replaced (None for ``--into``)
+    pre_restore: BackupRecord | None
+    #: the restored database (masked URL)
+    target: str
+    duration_s: float
+    #: rows per restored table, as counted afterwards
+    row_counts: Mapping[str, int]
+    #: the schema fingerprint afterwards (equal to the backup's)
+    schema_fingerprint: str
+
+
+def _table_shape(table: TableInfo, *, constraints_in_place: bool) -> TableInfo:
+    if constraints_in_place:
+        return dataclasses.replace(table, constraints=(), foreign_keys=())
+    return table
+
+
+def _plan_over(
+    ws: Workspace,
+    engine: BackupEngine,
+    record: BackupRecord,
+    backup_schema: SchemaSnapshot,
+    current: SchemaSnapshot,
+) -> RestorePlan:
+    """The plan of a restore over the current database; refuses one that cannot reproduce
+    the backup's schema (a changed table whose rows the backup does not hold)."""
+    full = record.kind == "full"
+    changes = diff_schemas(current, backup_schema)
+    created_empty: list[str] = []
+    problems: list[str] = []
+    for key, table in backup_schema.tables.items():
+        if full or key in record.tables:
+            continue
+        now = current.tables.get(key)
+        if now is None:
+            created_empty.append(key)
+            continue
+        shape = engine.constraints_in_place
+        if _table_shape(now, constraints_in_place=shape) != _table_shape(
+            table, constraints_in_place=shape
+        ):
+            # Described as what happened since the backup, not what a restore would undo.
+            since = diff_schemas(backup_schema, current).changes
+            details = [c.detail for c in since if c.name == key or c.name.startswith(key + ".")]
+            problems.append(f"{key} ({'; '.join(details[:3]) or 'its definition changed'})")
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise BackupError(
+            f"backup {record.id} is {record.kind} and cannot bring back the schema exactly: "
+            f"table {problems[0]}{more} changed since, and the backup does not hold its rows; "
+            "nothing changed",
+            hint=f"restore it into a new database with `backout restore {record.id} --into URL`, "
+            "or restore a full backup",
+        )
+    drops = tuple(sorted(set(current.tables) - set(backup_schema.tables)))
+    replaces = tuple(sorted(record.tables))
+    return RestorePlan(
+        backup=record,
+        target=_database_display(ws.url),
+        into_new=False,
+        replaces=replaces,
+        drops=drops,
+        created_empty=tuple(sorted(created_empty)),
+        schema_changes=tuple(c.detail for c in changes.changes),
+        pre_restore_backup=f"a full backup of the current state (reason: before restore of "
+        f"{record.id})",
+    )
+
+
+def _check_restored(
+    engine: BackupEngine,
+    session: Session,
+    snapshot: SchemaSnapshot,
+    record: BackupRecord,
+    backup_schema: SchemaSnapshot,
+    where: str,
+) -> dict[str, int]:
+    """Schema fingerprint and row counts of a restored database against the record."""
+    if snapshot.fingerprint() != record.schema_fingerprint:
+        diff = diff_schemas(backup_schema, snapshot)
+        shown = "; ".join(c.detail for c in diff.changes[:3]) or "; ".join(
+            c.detail for c in diff.column_order[:3]
+        )
+        more = f" (and {len(diff.changes) - 3} more)" if len(diff.changes) > 3 else ""
+        raise BackupError(
+            f"after restoring backup {record.id}, the schema of {where} differs from the "
+            f"backup's: {shown}{more}"
+        )
+    counts = engine.row_counts(session, record.tables)
+    wrong = [
+        f"{table}: {counts.get(table)} rows, expected {expected}"
+        for table, expected in record.row_counts.items()
+        if counts.get(table) != expected
+    ]
+    if wrong:
+        raise BackupError(
+            f"after restoring backup {record.id}, row counts of {where} differ: "
+            + "; ".join(wrong[:3])
+        )
+    return counts
+
+
+def restore(
+    ws: Workspace,
+    ref: str,
+    *,
+    into_url: str | None,
+    confirm: Callable[[RestorePlan], bool] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> RestoreResult:
+    """Restore a catalogued backup: into a new database (``into_url``) or over the current one.
+
+    The backup file is verified first (a damaged one is refused before anything changes).
+    Over the current database, a full backup of the current state is taken, then the restore
+    runs in one transaction that commits only when the schema fingerprint and the restored row
+    counts equal the backup's record, and a ``restore`` event is recorded in it. ``confirm``
+    sees the plan and may decline (Declined).
+    """
+    report = progress or no_progress
+    catalog = BackupCatalog(ws.config.backups)
+    record = catalog.get(ref)
+    report(f"verifying backup {record.id}")
+    verify_backup(ws, record)
+    backup_schema = _load_snapshot(catalog, record)
+    engine = ws.dialect.backup_engine()
+    if into_url is not None:
+        return _restore_into(ws, engine, catalog, record, backup_schema, into_url, confirm, report)
+    source = parse_url(record.database)
+    if not _same_database(source, ws.url):
+        raise UsageError(
+            f"backup {record.id} was taken from {record.database}, not from the current "
+            f"database {ws.url.masked()}",
+            hint=f"restore it into a new database with `backout restore {record.id} --into URL`",
+        )
+    return _restore_over(ws, engine, catalog, record, backup_schema, confirm, report)
+
+
+def _restore_into(
+    ws: Workspace,
+    engine: BackupEngine,
+    catalog: BackupCatalog,
+    record: BackupRecord,
+    backup_schema: SchemaSnapshot,
+    into_url: str,
+    confirm: Callable[[RestorePlan], bool] | None,
+    report: Progress,
+) -> RestoreResult:
+    target = parse_url(into_url, base_dir=ws.config.root)
+    if target.dialect != record.dialect:
+        raise UsageError(
+            f"--into must be a {record.dialect} database like the backup, not {target.masked()}"
+        )
+    if _same_database(target, ws.url) or _same_database(target, parse_url(record.database)):
+        raise UsageError(
+            f"--into must name a new database, not the one backed up ({target.masked()})",
+            hint=f"to replace the current database, run `backout restore {record.id}`",
+        )
+    if ws.url.schema and not target.schema:
+        # Definitions are read relative to the search path: read both sides alike.
+        target = parse_url(with_params(target, schema=ws.url.schema), base_dir=ws.config.root)
+    shown = _database_display(target)
+    plan = RestorePlan(backup=record, target=shown, into_new=True, replaces=tuple(record.tables))
+    if confirm is not None and not confirm(plan):
+        raise Declined("restore declined: nothing was changed")
+    clock = time.monotonic()
+    report(f"restoring {record.id} into {shown}")
+    engine.restore_into(catalog.path_of(record), target=target, actor=ws.actor, progress=report)
+    report("checking the restored database")
+    with ws.dialect.connect(target, actor=ws.actor, create=False) as session:
+        snapshot = ws.dialect.snapshot(session)
+        counts = _check_restored(engine, session, snapshot, record, backup_schema, shown)
+    return RestoreResult(
+        plan=plan,
+        backup=record,
+        pre_restore=None,
+        target=shown,
+        duration_s=time.monotonic() - clock,
+        row_counts=counts,
+        schema_fingerprint=snapshot.fingerprint(),
+    )
+
+
+def _restore_over(
+    ws: Workspace,
+    engine: BackupEngine,
+    catalog: BackupCatalog,
+    record: BackupRecord,
+    backup_schema: SchemaSnapshot,
+    confirm: Callable[[RestorePlan], bool] | None,
+    report: Progress,
+) -> RestoreResult:
+    from backout.runner import Executor
+
+    with ws.session() as session:
+        lock = ws.run_lock(session)
+        try:
+            ws.events.check_version(session)
+            plan = _plan_over(ws, engine, record, backup_schema, ws.dialect.snapshot(session))
+            if confirm is not None and not confirm(plan):
+                raise Declined("restore declined: nothing was changed")
+            report("backing up the current state (full)")
+            pre = take_backup(
+                ws, session, kind="full", reason=f"before restore of {record.id}", progress=report
+            )
+            ws.ensure_history(session, Executor(session, dry_run=False))
+            started = utcnow()
+            clock = time.monotonic()
+            counts: dict[str, int] = {}
+            fingerprint = ""
+
+            def finish() -> None:
+                nonlocal counts, fingerprint
+                report("checking the restored schema and rows")
+                snapshot = ws.dialect.snapshot(session)
+                counts = _check_restored(
+                    engine, session, snapshot, record, backup_schema, "the database"
+                )
+                fingerprint = snapshot.fingerprint()
+                sql, params = ws.events.append(
+                    Event(
+                        event="restore",
+                        outcome="ok",
+                        started_at=started,
+                        finished_at=utcnow(),
+                        actor=ws.actor,
+                        backup=record.id,
+                        details={
+                            "kind": record.kind,
+                            "pre_restore_backup": pre.id,
+                            "tables": list(record.tables),
+                            "duration_s": round(time.monotonic() - clock, 3),
+                        },
+                    )
+                )
+                session.execute(sql, params)
+
+            request = RestoreRequest(
+                path=catalog.path_of(record),
+                snapshot=backup_schema,
+                data_tables=tuple(record.tables),
+                full=record.kind == "full",
+                history_schema=ws.config.history_schema,
+                lock_timeout=ws.config.lock_timeout,
+            )
+            report(f"restoring {record.id} in one transaction")
+            try:
+                engine.restore_over(session, request, finish=finish, progress=report)
+            except BackoutError as exc:
+                _record_failure(ws, session, record, pre, started, exc)
+                if isinstance(exc, BackupError | LockError):
+                    raise
+                if isinstance(exc, DatabaseError) and ws.dialect.is_database_failure(
+                    exc.sqlstate, exc.message
+                ):
+                    # The database failed (connection cut, disk full): a database error,
+                    # exit 4. A statement it refuses means the backup does not fit: exit 2.
+                    raise DatabaseError(
+                        f"restoring backup {record.id} failed and was undone; nothing changed: "
+                        f"{exc.message}",
+                        sqlstate=exc.sqlstate,
+                        hint=f"the state before it is in backup {pre.id}",
+                    ) from exc
+                raise BackupError(
+                    f"restoring backup {record.id} failed and was undone; nothing changed: {exc}",
+                    hint=f"the state before it is in backup {pre.id}",
+                ) from exc
+        finally:
+            lock.release()
+    return RestoreResult(
+        plan=plan,
+        backup=record,
+        pre_restore=pre,
+        target=_database_display(ws.url),
+        duration_s=time.monotonic() - clock,
+        row_counts=counts,
+        schema_fingerprint=fingerprint,
+    )
+
+
+def _record_failure(
+    ws: Workspace,
+    session: Session,
+    record: BackupRecord,
+    pre: BackupRecord,
+    started: dt.datetime,
+    error: BackoutError,
+) -> None:
+    """Append a failed ``restore`` event in a transaction of its own (the restore's own
+    transaction has been rolled back)."""
+    event = Event(
+        event="restore",
+        outcome="failed",
+        started_at=started,
+        finished_at=utcnow(),
+        actor=ws.actor,
+        backup=record.id,
+        error=str(error),
+        details={"kind": record.kind, "pre_restore_backup": pre.id},
+    )
+    try:
+        ws.record_alone(session, event)
+    except DatabaseError:
+        # The database refuses even this (e.g. the connection died): the error being raised
+        # says what happened, and the restore changed nothing.
+        return

@@ -1,0 +1,269 @@
+"""``backup``, ``backups`` and ``restore``: take, list and bring back verified backups."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from backout.cli import main
+from backout.cli.common import build_config, handle_errors, project_options
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.status import Status
+
+    from backout.backup import BackupRecord, RestorePlan, RestoreResult
+
+
+class _Progress:
+    """Progress of a backup or restore: a spinner on a terminal, ``… step`` lines otherwise."""
+
+    def __init__(self) -> None:
+        from backout.cli import render
+
+        self.console: Console = render.console(err=True)
+        self.status: Status | None = None
+
+    def __call__(self, message: str) -> None:
+        if not self.console.is_terminal:
+            click.echo(f"… {message}", err=True)
+            return
+        if self.status is None:
+            self.status = self.console.status(message)
+            self.status.start()
+        else:
+            self.status.update(message)
+
+    def pause(self) -> None:
+        """Stop the spinner (before a prompt, and at the end)."""
+        if self.status is not None:
+            self.status.stop()
+            self.status = None
+
+
+def _size(count: int) -> str:
+    value = float(count)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{count} B"
+
+
+def _tables(record: BackupRecord, *, limit: int = 3) -> str:
+    if record.kind == "full":
+        return f"all ({len(record.tables)})"
+    names = [t.rpartition(".")[2] if "." in t else t for t in record.tables]
+    shown = ", ".join(names[:limit])
+    more = f", +{len(names) - limit}" if len(names) > limit else ""
+    return f"{len(names)}: {shown}{more}" if names else "0"
+
+
+def _describe(record: BackupRecord) -> str:
+    from backout.cli.render import when
+
+    return (
+        f"{record.id} ({record.kind}, {_size(record.size)}, {record.total_rows} rows in "
+        f"{len(record.tables)} table(s), taken {when(record.created_at)} UTC, {record.tool}, "
+        f"sha256 {record.sha256[:12]}…)"
+    )
+
+
+@main.command()
+@click.option(
+    "--full",
+    is_flag=True,
+    help="Back up every table's rows (default: what a rollback of the latest migration would "
+    "back up, falling back to full).",
+)
+@project_options
+@handle_errors
+def backup(full: bool, url: str | None, project: Path | None, config_file: Path | None) -> None:
+    """Take a verified backup now: the one a rollback would take, or everything with --full.
+
+    The backup goes into the backup folder (backup_dir, default .backout/backups) and its
+    catalog; `backout backups` lists them and `backout restore` brings one back.
+    """
+    from backout import api
+    from backout.cli import render
+
+    config = build_config(url=url, project=project, config_file=config_file)
+    progress = _Progress()
+    try:
+        progress("backing up")
+        record = api.backup(config, full=full)
+    finally:
+        progress.pause()
+    out = render.console()
+    out.print(f"Backup {_describe(record)}", markup=False, highlight=False, soft_wrap=True)
+    out.print(f"File: {config.backups / record.file}", markup=False, soft_wrap=True)
+    out.print(f"Restore it with: backout restore {record.id}", markup=False, soft_wrap=True)
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the documented JSON.")
+@project_options
+@handle_errors
+def backups(as_json: bool, url: str | None, project: Path | None, config_file: Path | None) -> None:
+    """List the backup catalog, oldest first: id, kind, when, size, tables, sha256, reason."""
+    from rich.table import Table
+    from rich.text import Text
+
+    from backout import api
+    from backout.cli import render
+    from backout.report import iso
+
+    config = build_config(url=url, project=project, config_file=config_file)
+    records = api.backups(config)
+    if as_json:
+        render.echo_json(
+            {
+                "format": 1,
+                "folder": str(config.backups),
+                "backups": [{**r.to_dict(), "created_at": iso(r.created_at)} for r in records],
+            }
+        )
+        return
+    out = render.console()
+    if not records:
+        out.print(f"No backups yet in {config.backups}.", markup=False, soft_wrap=True)
+        return
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for column in ("id", "kind", "created (UTC)", "size", "tables", "sha256"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("reason", overflow="fold")
+    for record in records:
+        table.add_row(
+            Text(record.id),
+            record.kind,
+            render.when(record.created_at),
+            _size(record.size),
+            Text(_tables(record)),
+            record.sha256[:12],
+            Text(record.reason),
+        )
+    out.print(table)
+    out.print(f"{len(records)} backup(s) in {config.backups}.", markup=False, soft_wrap=True)
+
+
+def _show_plan(plan: RestorePlan) -> None:
+    from backout.cli import render
+
+    out = render.console()
+    record = plan.backup
+    out.print(
+        f"Restore backup {record.id} ({record.kind}, taken {render.when(record.created_at)} UTC, "
+        f"reason: {record.reason}) over {plan.target}.",
+        markup=False,
+        soft_wrap=True,
+    )
+    out.print(
+        f"Replaces the rows of {len(plan.replaces)} table(s): {', '.join(plan.replaces) or '-'}",
+        markup=False,
+        soft_wrap=True,
+    )
+    if plan.drops:
+        out.print(
+            f"Drops {len(plan.drops)} table(s) the backup does not have: {', '.join(plan.drops)}",
+            markup=False,
+            soft_wrap=True,
+        )
+    if plan.created_empty:
+        out.print(
+            "Re-creates without rows (the backup does not hold them): "
+            + ", ".join(plan.created_empty),
+            markup=False,
+            soft_wrap=True,
+        )
+    if plan.schema_changes:
+        out.print(
+            f"Undoes {len(plan.schema_changes)} schema change(s) made since:",
+            markup=False,
+            soft_wrap=True,
+        )
+        for change in plan.schema_changes[:20]:
+            out.print(f"  - {change}", markup=False, soft_wrap=True)
+        if len(plan.schema_changes) > 20:
+            out.print(
+                f"  ... and {len(plan.schema_changes) - 20} more", markup=False, soft_wrap=True
+            )
+    if plan.pre_restore_backup:
+        out.print(f"First: {plan.pre_restore_backup}.", markup=False, soft_wrap=True)
+
+
+def _show_result(result: RestoreResult) -> None:
+    from backout.cli import render
+
+    out = render.console()
+    rows = sum(result.row_counts.values())
+    out.print(
+        f"Restored {result.backup.id} into {result.target} in {result.duration_s:.1f}s: "
+        f"schema fingerprint matches, {rows} rows in {len(result.row_counts)} table(s).",
+        markup=False,
+        soft_wrap=True,
+    )
+    if result.pre_restore is not None:
+        out.print(
+            f"The state before it is in backup {result.pre_restore.id}: "
+            f"`backout restore {result.pre_restore.id}` goes back to it.",
+            markup=False,
+            soft_wrap=True,
+        )
+
+
+@main.command()
+@click.argument("backup_ref", metavar="BACKUP")
+@click.option(
+    "--into",
+    metavar="URL",
+    help="Restore into this new, empty database (created if possible) instead, to inspect it.",
+)
+@click.option(
+    "--yes", "-y", is_flag=True, help="Do not ask for confirmation (needed without a terminal)."
+)
+@project_options
+@handle_errors
+def restore(
+    backup_ref: str,
+    into: str | None,
+    yes: bool,
+    url: str | None,
+    project: Path | None,
+    config_file: Path | None,
+) -> None:
+    """Restore BACKUP (an id, a unique id prefix, or `latest`) over the current database.
+
+    The backup is verified first; then a full backup of the current state is taken, and the
+    restore runs in one transaction that commits only if the schema and row counts come out
+    exactly as recorded. With --into, the backup goes into a new database instead and the
+    current one is not touched.
+    """
+    from backout import api
+    from backout.errors import Declined
+
+    config = build_config(url=url, project=project, config_file=config_file)
+    progress = _Progress()
+
+    def confirm(plan: RestorePlan) -> bool:
+        progress.pause()
+        _show_plan(plan)
+        if yes:
+            return True
+        if not sys.stdin.isatty():
+            raise Declined("restore replaces data: pass --yes to confirm when not on a terminal")
+        return click.confirm("Restore it?", default=False)
+
+    try:
+        result = api.restore(
+            config,
+            backup_ref,
+            into=into,
+            confirm=None if into is not None else confirm,
+            progress=progress,
+        )
+    finally:
+        progress.pause()
+    _show_result(result)

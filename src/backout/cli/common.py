@@ -1,0 +1,121 @@
+"""Shared CLI plumbing: common options, Config building, error → exit code mapping."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+if TYPE_CHECKING:
+    from backout.config import Config
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def project_options(func: F) -> F:
+    """``--url``, ``-C/--project`` and ``--config``, accepted by every command."""
+    func = click.option(
+        "--config",
+        "config_file",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="Configuration file (default: backout.toml, else [tool.backout] in pyproject.toml).",
+    )(func)
+    func = click.option(
+        "-C",
+        "--project",
+        "project",
+        type=click.Path(file_okay=False, path_type=Path),
+        help="Project folder (default: the current folder).",
+    )(func)
+    func = click.option(
+        "--url",
+        envvar=None,
+        help="Database URL; overrides DATABASE_URL and backout.toml.",
+    )(func)
+    return func
+
+
+def build_config(
+    *, url: str | None, project: Path | None, config_file: Path | None, **flags: Any
+) -> Config:
+    """The Config for this invocation (flags have the highest precedence).
+
+    Options given before the command (``backout -C app status``) count too; after it wins.
+    """
+    from backout.config import load_config
+
+    context = click.get_current_context(silent=True)
+    if context is not None:
+        early = context.find_root().params
+        url = url or early.get("url")
+        project = project or early.get("project")
+        config_file = config_file or early.get("config_file")
+
+    root = project.resolve() if project else None
+    if root is not None and not root.is_dir():
+        from backout.errors import UsageError
+
+        raise UsageError(f"project folder {project} does not exist")
+    return load_config(root, config_file=config_file, url=url, **flags)
+
+
+def fail(message: str, hint: str | None, code: int) -> None:
+    """Print a one-line error (and an optional hint) to stderr and exit with ``code``."""
+    from backout.urls import mask_url
+
+    click.echo(f"error: {mask_url(message)}", err=True)
+    if hint:
+        click.echo(f"hint: {mask_url(hint)}", err=True)
+    sys.exit(code)
+
+
+def handle_errors(func: F) -> F:
+    """Turn BackoutError into its exit code, and Ctrl-C into 130, with one clear line."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from backout.errors import BackoutError
+
+        try:
+            return func(*args, **kwargs)
+        except BackoutError as exc:
+            fail(str(exc), exc.hint, exc.exit_code)
+        except KeyboardInterrupt:
+            fail("interrupted: the open transaction was rolled back", None, 130)
+        return None
+
+    return wrapper  # type: ignore[return-value]
+
+
+#: the order a user meets the commands in (help lists them this way)
+COMMAND_ORDER = (
+    "init",
+    "new",
+    "status",
+    "up",
+    "plan",
+    "rollback",
+    "backup",
+    "backups",
+    "restore",
+    "check",
+    "test",
+    "generate",
+    "lint",
+    "resolve",
+    "history",
+    "emergency",
+    "demo",
+)
+
+
+class BackoutGroup(click.Group):
+    """Lists commands in the order a user meets them, not alphabetically."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        known = [name for name in COMMAND_ORDER if name in self.commands]
+        return known + sorted(set(self.commands) - set(known))

@@ -1,0 +1,92 @@
+"""``emergency``: the emergency rollback procedure, with an incident report."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from backout.cli import main
+from backout.cli.common import build_config, handle_errors, project_options
+
+if TYPE_CHECKING:
+    from backout.api import PlanView
+    from backout.emergency import StepRecord
+
+_MARK = {"ok": "✓", "failed": "✗", "skipped": "–", "dry-run": "·", "pending": " "}
+
+
+@main.command()
+@click.option("--to", "target", required=True, metavar="ID", help="The migration to go back to.")
+@click.option("--dry-run", is_flag=True, help="Rehearse every step without changing anything.")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@click.option(
+    "--i-accept-data-loss",
+    "accept_data_loss",
+    is_flag=True,
+    help="Proceed although a declared risk understates the computed one.",
+)
+@click.option(
+    "--incidents",
+    "incidents_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for the incident report (default: incidents/ in the project).",
+)
+@project_options
+@handle_errors
+def emergency(
+    target: str,
+    dry_run: bool,
+    yes: bool,
+    accept_data_loss: bool,
+    incidents_dir: Path | None,
+    url: str | None,
+    project: Path | None,
+    config_file: Path | None,
+) -> None:
+    """Emergency runbook: stop app, full backup, roll back, deploy previous, check, smoke.
+
+    Stops at the first failure and says where things stand and what to do next. Always
+    writes an incident report (incidents/<timestamp>_<target>.md).
+    """
+    from backout import api
+    from backout.cli import render_plan
+    from backout.errors import Declined
+
+    config = build_config(url=url, project=project, config_file=config_file)
+
+    def confirm(view: PlanView) -> bool:
+        render_plan.plan(view)
+        if yes:
+            return True
+        if not sys.stdin.isatty():
+            raise Declined(
+                "emergency changes the database: pass --yes to confirm when not on a terminal"
+            )
+        return click.confirm("Run the emergency procedure?", default=False)
+
+    def progress(step: StepRecord) -> None:
+        mark = _MARK.get(step.status, "?")
+        click.echo(
+            f"{mark} {step.title}: {step.status}" + (f" — {step.detail}" if step.detail else "")
+        )
+
+    result = api.emergency(
+        config,
+        to=target,
+        dry_run=dry_run,
+        accept_data_loss=accept_data_loss,
+        confirm=confirm,
+        progress=progress,
+        incidents_dir=incidents_dir,
+    )
+    if dry_run and result.rollback is not None and result.rollback.transcript:
+        click.echo("\nThe rollback would run:\n" + "\n".join(result.rollback.transcript))
+    click.echo(f"\nWhere things stand: {result.where_things_stand}")
+    for number, step in enumerate(result.next_steps, start=1):
+        click.echo(f"  {number}. {step}")
+    click.echo(f"Incident report: {result.report}")
+    if result.exit_code:
+        sys.exit(result.exit_code)

@@ -1,0 +1,113 @@
+"""``backout lint``: static checks over the migration folder (docs/commands/lint.md)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from backout.cli import main
+from backout.cli.common import build_config, handle_errors, project_options
+
+if TYPE_CHECKING:
+    from backout.lint import LintReport
+
+
+@main.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the documented JSON.")
+@click.option("--offline", is_flag=True, help="Do not read the applied state from the database.")
+@click.option(
+    "--check-database",
+    is_flag=True,
+    help="Read the applied state even with the default database URL.",
+)
+@click.option(
+    "--ignore",
+    "ignore",
+    multiple=True,
+    metavar="RULE[:MIGRATION]",
+    help="Skip a rule everywhere, or for one migration (repeatable): BO101:20240101_init.",
+)
+@click.option("--no-squawk", is_flag=True, help="Do not run squawk even when it is installed.")
+@project_options
+@handle_errors
+def lint(
+    paths: tuple[Path, ...],
+    as_json: bool,
+    offline: bool,
+    check_database: bool,
+    ignore: tuple[str, ...],
+    no_squawk: bool,
+    url: str | None,
+    project: Path | None,
+    config_file: Path | None,
+) -> None:
+    """Check migrations and rollbacks statically: every problem, in one run.
+
+    PATHS restrict the findings to migrations whose files are among them (pre-commit passes
+    the changed files). Suppress a finding with `-- lint-ignore: ID reason` before the
+    statement, or in the script's header for the whole script. Exits 1 when an error is
+    found, 0 otherwise (warnings included). Rules: docs/lint/<ID>.md.
+    """
+    from backout import api
+    from backout.errors import UsageError
+
+    if offline and check_database:
+        raise UsageError("--offline and --check-database contradict each other")
+    config = build_config(url=url, project=project, config_file=config_file)
+    report: LintReport = api.lint(
+        config,
+        paths,
+        check_database=False if offline else (True if check_database else None),
+        ignore=ignore,
+        squawk=not no_squawk,
+    )
+    if as_json:
+        from backout.cli import render
+        from backout.lint import lint_json
+
+        render.echo_json(lint_json(report))
+    else:
+        _render(report)
+    if not report.ok:
+        sys.exit(1)
+
+
+_SEVERITY_STYLE = {"error": "bold red", "warning": "yellow"}
+
+
+def _render(report: LintReport) -> None:
+    from backout.cli import render
+
+    if report.findings:
+        rows: list[list[render.Cell]] = [
+            [
+                (finding.location or "(project)", ""),
+                (finding.severity.value, _SEVERITY_STYLE[finding.severity.value]),
+                (
+                    finding.rule
+                    if finding.name in finding.rule
+                    else f"{finding.rule} {finding.name}",
+                    "",
+                ),
+                (finding.message, ""),
+            ]
+            for finding in report.findings
+        ]
+        render.grid(["location", "severity", "rule", "message"], rows)
+        click.echo("")
+    errors, warnings = len(report.errors), len(report.warnings)
+    scope = f"{report.migrations} migration(s), {report.scripts} script(s)"
+    if report.findings:
+        counts = f"{errors} error(s), {warnings} warning(s) in {scope}"
+    else:
+        counts = f"No problems in {scope}"
+    notes = [f"{report.suppressed} suppressed"] if report.suppressed else []
+    notes.append(f"database: {report.database}")
+    notes.append(f"squawk: {report.squawk}")
+    click.echo(f"{counts} ({'; '.join(notes)}).")
+    if report.findings:
+        click.echo("Each rule is explained in docs/lint/<ID>.md (squawk's at squawkhq.com/docs).")

@@ -1,0 +1,189 @@
+"""Commands that set up a project and move it forward: init, new, status, up, resolve."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from backout.cli import main
+from backout.cli.common import build_config, handle_errors, project_options
+
+
+@main.command()
+@click.option(
+    "--layout",
+    type=click.Choice(["prisma", "plain", "dbmate"]),
+    help="Layout to use (default: detect it; needed to start a new project).",
+)
+@click.option("--force", is_flag=True, help="Overwrite an existing backout.toml.")
+@project_options
+@handle_errors
+def init(
+    layout: str | None, force: bool, url: str | None, project: Path | None, config_file: Path | None
+) -> None:
+    """Write backout.toml for this project (detects the layout)."""
+    from backout import api
+
+    config = build_config(url=url, project=project, config_file=config_file, validate_url=False)
+    result = api.init(config, layout=layout, force=force)
+    click.echo(
+        f"Wrote {result.config_file} ({result.layout} layout, "
+        f"migrations in {result.migrations_dir.relative_to(config.root)})."
+    )
+    for path in result.created:
+        click.echo(f"Created {path.relative_to(config.root)}/")
+    if result.gitignore_updated:
+        click.echo("Added .backout/ (backups hold data) to .gitignore.")
+
+
+@main.command()
+@click.argument("name")
+@project_options
+@handle_errors
+def new(name: str, url: str | None, project: Path | None, config_file: Path | None) -> None:
+    """Scaffold a migration and its rollback script with a directive header.
+
+    Given the id of an existing migration that has no rollback, scaffold only its rollback.
+    """
+    from backout import api
+
+    config = build_config(url=url, project=project, config_file=config_file, validate_url=False)
+    result = api.new(config, name)
+    for path in result.created:
+        click.echo(f"Created {path.relative_to(config.root)}")
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the documented JSON (docs/json.md).")
+@project_options
+@handle_errors
+def status(as_json: bool, url: str | None, project: Path | None, config_file: Path | None) -> None:
+    """Show every migration: applied, pending, failed, rolled back; rollbacks and their risk.
+
+    Exits 1 when something needs attention: a failed migration, an applied one edited since,
+    or history whose files are missing.
+    """
+    from backout import api
+    from backout.cli import render
+    from backout.report import status_json
+
+    config = build_config(url=url, project=project, config_file=config_file)
+    result = api.status(config)
+    ws = result.workspace
+    if as_json:
+        render.echo_json(
+            status_json(
+                result.report,
+                layout=ws.project.layout,
+                database=ws.url.masked(),
+                database_source=config.url_source,
+                history_table=ws.ledger.name,
+                database_exists=result.database_exists,
+            )
+        )
+    else:
+        render.status(result)
+    if result.report.problems():
+        sys.exit(1)
+
+
+@main.command()
+@click.option("--to", "target", metavar="ID", help="Apply up to and including this migration.")
+@click.option("--dry-run", is_flag=True, help="Print the exact SQL instead of running it.")
+@click.option("--allow-edited", is_flag=True, help="Continue although an applied script changed.")
+@click.option("--allow-missing", is_flag=True, help="Continue although applied files are gone.")
+@click.option("--lock-timeout", metavar="DURATION", help="Per-attempt lock wait, e.g. 2s.")
+@project_options
+@handle_errors
+def up(
+    target: str | None,
+    dry_run: bool,
+    allow_edited: bool,
+    allow_missing: bool,
+    lock_timeout: str | None,
+    url: str | None,
+    project: Path | None,
+    config_file: Path | None,
+) -> None:
+    """Apply pending migrations in order, each in one transaction, under the run lock."""
+    import time
+
+    from backout import api
+    from backout.migration import Migration
+
+    config = build_config(
+        url=url, project=project, config_file=config_file, lock_timeout=lock_timeout
+    )
+    started = time.monotonic()
+    running: list[str] = []
+
+    def progress(event: str, migration: Migration) -> None:
+        if dry_run:
+            return
+        if event == "start":
+            running.append(migration.id)
+            click.echo(f"Applying {migration.id} ...", nl=False)
+        else:
+            running.clear()
+            click.echo(" ok")
+
+    try:
+        result = api.up(
+            config,
+            to=target,
+            dry_run=dry_run,
+            allow_edited=allow_edited,
+            allow_missing=allow_missing,
+            progress=progress,
+            notice=lambda text: click.echo(f"\n  … {text}", err=True, nl=False),
+        )
+    except BaseException:
+        if running:
+            click.echo(" failed")
+        raise
+    if dry_run:
+        click.echo("\n".join(result.transcript))
+        return
+    if not result.applied:
+        click.echo("Nothing to apply: the database is up to date.")
+        return
+    elapsed = time.monotonic() - started
+    statements = sum(m.statements for m in result.applied)
+    click.echo(
+        f"Applied {len(result.applied)} migration(s), {statements} statement(s), "
+        f"in {elapsed:.2f} s."
+    )
+    for migration_id in result.out_of_order:
+        click.echo(f"note: {migration_id} was applied out of order (older than applied ones).")
+
+
+@main.command()
+@click.argument("migration_id", metavar="ID")
+@click.option("--applied", is_flag=True, help="Record it as applied (baseline).")
+@click.option(
+    "--rolled-back", "rolled_back", is_flag=True, help="Record a failed one as rolled back."
+)
+@project_options
+@handle_errors
+def resolve(
+    migration_id: str,
+    applied: bool,
+    rolled_back: bool,
+    url: str | None,
+    project: Path | None,
+    config_file: Path | None,
+) -> None:
+    """Fix the bookkeeping of a migration, as `prisma migrate resolve` does."""
+    from backout import api
+    from backout.errors import UsageError
+
+    if applied == rolled_back:
+        raise UsageError("say either --applied or --rolled-back (one of them)")
+    config = build_config(url=url, project=project, config_file=config_file)
+    result = api.resolve(config, migration_id, applied=applied)
+    click.echo(
+        f"Recorded {result.migration} as {result.marked.replace('_', ' ')} "
+        f"(was {result.previous_state.replace('_', ' ')})."
+    )

@@ -1,0 +1,358 @@
+"""Human output with rich. Respects NO_COLOR; SQL and paths are printed without markup."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import sys
+from typing import TYPE_CHECKING, Any
+
+import click
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from backout.api import StatusResult
+    from backout.rollback import RecoveryPlan, RecoveryResult
+
+
+def console(*, err: bool = False) -> Console:
+    """A rich console on stdout (or stderr); wide enough not to fold ids when piped."""
+    from rich.console import Console
+
+    stream = sys.stderr if err else sys.stdout
+    width = None if stream.isatty() else 160
+    return Console(file=stream, width=width, highlight=False, soft_wrap=False)
+
+
+def echo_json(document: Any) -> None:
+    """Print a JSON document (sorted keys, 2-space indent)."""
+    click.echo(json.dumps(document, indent=2, sort_keys=True, default=str))
+
+
+def when(value: dt.datetime | None) -> str:
+    """A timestamp as ``2025-07-20 10:00:01`` UTC, or empty."""
+    if value is None:
+        return ""
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+Cell = tuple[str, str]
+
+
+def _styled(text: str, style: str) -> str:
+    if not style or os.environ.get("NO_COLOR"):
+        return text
+    words = style.split()
+    colour = next((w for w in words if w not in {"bold", "dim"}), None)
+    return click.style(text, fg=colour, bold="bold" in words, dim="dim" in words)
+
+
+def grid(headers: list[str], rows: list[list[Cell]]) -> None:
+    """An aligned plain-text table. rich's Table measures every cell, which takes ~1 s for a
+    thousand rows; long listings (status, history) use this instead. Colour only on a
+    terminal (click strips it otherwise) and never with NO_COLOR."""
+    widths = [len(h) for h in headers]
+    for row in rows:
+        for i, (text, _) in enumerate(row):
+            widths[i] = max(widths[i], len(text))
+    last = len(headers) - 1
+    click.echo(
+        _styled(
+            "  ".join(h.ljust(widths[i]) if i < last else h for i, h in enumerate(headers)), "bold"
+        ).rstrip()
+    )
+    for row in rows:
+        parts = []
+        for i, (text, style) in enumerate(row):
+            padded = text.ljust(widths[i]) if i < last else text
+            parts.append(_styled(padded, style) if text else padded)
+        click.echo("  ".join(parts).rstrip())
+
+
+_STATE_STYLE = {
+    "applied": "green",
+    "pending": "yellow",
+    "failed": "bold red",
+    "rolled_back": "cyan",
+}
+
+
+def status(result: StatusResult) -> None:
+    """The ``status`` table and the notes below it."""
+    from rich.text import Text
+
+    ws = result.workspace
+    report = result.report
+    out = console()
+    out.print(
+        Text.assemble(
+            ("backout status", "bold"),
+            f"  {ws.project.layout} layout, {ws.project.rel(ws.project.migrations_dir)}  ",
+            (ws.url.masked(), "dim"),
+            f" (from {ws.config.url_source}"
+            + (f"; file {ws.url.path}" if ws.url.path is not None else "")
+            + ")",
+        )
+    )
+    if not result.database_exists:
+        out.print("[yellow]The database file does not exist yet: everything is pending.[/]")
+    rows: list[list[Cell]] = []
+    for entry in report.entries:
+        migration = entry.migration
+        flags = []
+        if entry.edited:
+            flags.append("edited")
+        if entry.out_of_order:
+            flags.append("out of order")
+        if entry.missing_from_disk:
+            flags.append("no file")
+        run = entry.interrupted
+        if run is not None:
+            flags.insert(
+                0,
+                f"partly {run.verb}: {len(run.applied)} of {run.total}"
+                + (", 1 unknown" if run.uncertain is not None else ""),
+            )
+        state = entry.state.value.replace("_", " ") + (f" ({', '.join(flags)})" if flags else "")
+        style = "bold red" if flags else _STATE_STYLE[entry.state.value]
+        if migration is None:
+            rollback, risk = ("—", "dim"), ("", "")
+        elif migration.down is None:
+            rollback, risk = ("none", "bold red"), ("", "")
+        else:
+            declared = migration.down.directives.risk
+            rollback = (migration.down.display, "")
+            risk = (declared.name, "") if declared is not None else ("undeclared", "bold red")
+        partials = ", ".join(name for name, _ in migration.partials) if migration else ""
+        rows.append(
+            [
+                (entry.id, ""),
+                (state, style),
+                (when(entry.applied_at), ""),
+                rollback,
+                risk,
+                (partials, ""),
+            ]
+        )
+    out.file.flush()
+    grid(["migration", "state", "applied at (UTC)", "rollback", "risk", "partials"], rows)
+    _status_notes(result)
+
+
+def _status_notes(result: StatusResult) -> None:
+    from rich.text import Text
+
+    report = result.report
+    out = console()
+    counts = [
+        f"{len(report.applied)} applied",
+        f"{len(report.pending)} pending",
+    ]
+    if report.failed:
+        counts.append(f"{len(report.failed)} failed")
+    if report.interrupted:
+        counts.append(f"{len(report.interrupted)} stopped part-way")
+    without = [e for e in report.entries if e.migration is not None and e.migration.down is None]
+    if without:
+        counts.append(f"{len(without)} without rollback")
+    out.print(", ".join(counts) + ".")
+    for entry in report.interrupted:
+        _interrupted_note(entry)
+    for entry in report.failed:
+        if entry.interrupted is not None:
+            continue  # said above, with the journal's details
+        first = (entry.failure or "").strip().splitlines()
+        reason = next((line for line in first if line and not line.startswith("Database")), "")
+        out.print(Text.assemble(("failed: ", "bold red"), f"{entry.id}: {reason}"))
+        if entry.failed_steps:
+            out.print(
+                f"  It ran with transaction off: its first {entry.failed_steps} statement(s) "
+                "are applied and remain. Either finish the rest by hand, then "
+                f"`backout resolve {entry.id} --applied`; or undo those by hand (or restore a "
+                f"backup), then `backout resolve {entry.id} --rolled-back` and `backout up`.",
+                markup=False,
+            )
+        else:
+            out.print(
+                "  Its transaction was rolled back: no change of it remains. Fix the script, "
+                f"then `backout resolve {entry.id} --rolled-back` and `backout up`.",
+                markup=False,
+            )
+    for entry in report.edited:
+        assert entry.migration is not None
+        out.print(
+            f"[bold red]edited:[/] {entry.migration.up.display} changed after it was applied "
+            "(checksum differs); `up` refuses to continue unless --allow-edited."
+        )
+    for entry in report.missing:
+        out.print(
+            f"[bold red]missing:[/] {entry.id} is in history but not on disk; "
+            "`up` refuses to continue unless --allow-missing."
+        )
+    if any(e.out_of_order for e in report.entries):
+        out.print(
+            "[yellow]out of order:[/] some pending migrations are older than applied ones; "
+            "`up` applies them in file order."
+        )
+
+
+def _interrupted_note(entry: Any) -> None:
+    """A journaled run that stopped part-way: where, and the two ways out."""
+    from rich.text import Text
+
+    out = console()
+    run = entry.interrupted
+    label = f"partly {run.verb}: "
+    out.print(Text.assemble((label, "bold red"), f"{entry.id}: {run.describe()}."))
+    if run.next_index <= run.total:
+        resume = (
+            f"`backout rollback --resume` runs statements {run.next_index}-{run.total}"
+            if run.next_index < run.total
+            else f"`backout rollback --resume` runs statement {run.total}"
+        )
+    else:
+        resume = "`backout rollback --resume` only records it as finished"
+    if run.applied:
+        undo = (
+            f"`backout rollback --undo-partial` reverses statement(s) "
+            f"{', '.join(str(i) for i in run.applied)}"
+        )
+    else:
+        undo = "`backout rollback --undo-partial` closes the run (nothing to reverse)"
+    backup = f" (backup taken before it: {run.backup})" if run.backup else ""
+    out.print(
+        f"  The statements that completed stay applied. Fix the cause, then {resume} "
+        f"(run {run.run_id[:8]}); or {undo}{backup}.",
+        markup=False,
+    )
+
+
+def history(events: list[Any]) -> None:
+    """The audit log as a table."""
+
+    out = console()
+    if not events:
+        out.print("No history yet.")
+        return
+    rows: list[list[Cell]] = [
+        [
+            (str(event.id), ""),
+            (when(event.started_at), ""),
+            (event.event, ""),
+            (event.migration or "", ""),
+            (event.outcome, "green" if event.outcome == "ok" else "bold red"),
+            (str(event.duration_ms), ""),
+            (f"{event.actor.user}@{event.actor.host}", ""),
+            (event.backup or "", ""),
+            ((event.error or "").replace("\n", " "), ""),
+        ]
+        for event in events
+    ]
+    grid(["#", "when (UTC)", "event", "migration", "outcome", "ms", "who", "backup", "error"], rows)
+
+
+def recovery_plan(plan: RecoveryPlan) -> None:
+    """What ``--resume`` / ``--undo-partial`` will do, before confirmation."""
+    from rich.text import Text
+
+    out = console()
+    run = plan.run
+    verb = "Resume" if plan.action == "resume" else "Undo"
+    out.print(
+        Text.assemble(
+            (f"{verb} the {run.direction} of {plan.migration}", "bold"),
+            " on ",
+            (plan.database, "dim"),
+            f" (run {run.run_id[:8]}, started {when(run.started_at)} UTC)",
+        )
+    )
+    out.print(f"Where it stopped: {run.describe()}.", markup=False)
+    for note in plan.notes:
+        out.print(f"note: {note}", markup=False)
+    if plan.action == "resume":
+        if plan.statements:
+            first, last = plan.statements[0], plan.statements[-1]
+            then = {
+                "up": "records the migration as applied",
+                "rollback": "records the migration as rolled back",
+            }.get(run.direction, "records the partial rollback")
+            out.print(
+                f"Runs statements {first.index}-{last.index} of {plan.script.display} "
+                f"(lines {first.line}-{last.line}), each journaled as it completes, then "
+                f"{then}:",
+                markup=False,
+            )
+            for statement in plan.statements:
+                out.print(
+                    f"  {statement.index}. line {statement.line}: {statement.excerpt(90)}",
+                    markup=False,
+                )
+        else:
+            out.print("Every statement ran: only the history is recorded.", markup=False)
+    elif plan.path == "inverse":
+        out.print(
+            "Path: the inverse of each statement that took effect, newest first "
+            "(derived from the statements themselves):",
+            markup=False,
+        )
+        for inverse in plan.inverses:
+            statement = inverse.statement
+            sql = "; ".join(inverse.sql) or "(nothing to undo)"
+            out.print(
+                f"  {statement.index}. line {statement.line}: {statement.excerpt(50)}  ->  {sql}",
+                markup=False,
+            )
+        if not plan.inverses:
+            out.print("  (no statement took effect: the run is only closed)", markup=False)
+        if run.direction == "up":
+            out.print("Then the failed apply is closed: the migration is pending again.")
+        else:
+            out.print("The migration stays applied, as before the run.", markup=False)
+    else:
+        out.print(
+            f"Path: restore backup {run.backup}, taken before the run, because these "
+            "statements have no inverse:",
+            markup=False,
+        )
+        for inverse in plan.inverses:
+            if not inverse.derivable:
+                out.print(
+                    f"  {inverse.statement.index}. line {inverse.statement.line}: {inverse.reason}",
+                    markup=False,
+                )
+    out.print(f"Under the run lock ({plan.lock}).", markup=False)
+
+
+def recovery_outcome(result: RecoveryResult) -> None:
+    """After ``--resume`` / ``--undo-partial``."""
+    out = console()
+    plan = result.plan
+    run = plan.run
+    if plan.action == "resume":
+        done = {"up": "applied", "rollback": "rolled back"}.get(run.direction, "done")
+        out.print(
+            f"Resumed run {run.run_id[:8]}: {result.statements} statement(s) in "
+            f"{result.duration_s:.2f} s; {plan.migration} is {done}.",
+            markup=False,
+        )
+        if result.remaining:
+            out.print(
+                f"The interrupted rollback also planned {', '.join(result.remaining)}: run "
+                f"`backout rollback --to {run.details.get('target') or '...'}` for them.",
+                markup=False,
+            )
+    elif result.restored:
+        out.print(
+            f"Undid run {run.run_id[:8]} by restoring backup {result.restored} (taken before "
+            f"it) in {result.duration_s:.2f} s (path: backup).",
+            markup=False,
+        )
+    else:
+        state = "pending again" if run.direction == "up" else "applied, as before the run"
+        out.print(
+            f"Undid run {run.run_id[:8]}: {result.statements} inverse statement(s) in "
+            f"{result.duration_s:.2f} s (path: inverses). {plan.migration} is {state}.",
+            markup=False,
+        )

@@ -1,0 +1,170 @@
+"""Human rendering of rollback plans and outcomes."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from rich.text import Text
+
+from backout.cli.render import console
+from backout.report import loss_summary, loss_text
+from backout.runner import render_literal
+
+if TYPE_CHECKING:
+    from backout.api import PlanView, RollbackResult
+
+
+def plan(view: PlanView, *, err: bool = False) -> None:
+    """The plan: steps, declared properties, require checks, backup, execution settings."""
+    from rich.table import Table
+    from rich.text import Text
+
+    out = console(err=err)
+    if view.plan.empty:
+        out.print(
+            f"Nothing to roll back: {view.plan.target} is the latest applied migration.",
+            markup=False,
+        )
+        return
+    if view.plan.partial:
+        first = view.steps[0].step
+        out.print(
+            Text.assemble(
+                ("Partial rollback ", "bold"),
+                (view.plan.partial, "bold cyan"),
+                f" of {first.migration.id} on ",
+                (view.database, "dim"),
+            )
+        )
+        out.print("Data only: the migration stays applied.", markup=False)
+        for name, value in view.params.items():
+            out.print(f"  param {name} = {render_literal(value)}", markup=False)
+        if view.preview is not None:
+            _preview(view)
+    else:
+        out.print(Text.assemble(("Rollback plan", "bold"), " on ", (view.database, "dim")))
+        after = view.plan.target or "nothing (every migration rolled back)"
+        out.print(f"Afterwards the newest applied migration is {after}.", markup=False)
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    columns = ("#", "migration", "rollback script", "declared", "computed", "data lost")
+    for column in columns:
+        table.add_column(column, no_wrap=True)
+    impacts = view.impact.scripts
+    for number, (step, impact) in enumerate(zip(view.steps, impacts, strict=False), start=1):
+        risk = step.step.declared_risk
+        computed = Text(impact.assessment.risk.name)
+        if impact.understated:
+            computed.append(" understated!", style="bold red")
+        lost = loss_summary(impact.losses)
+        table.add_row(
+            str(number),
+            step.step.migration.id,
+            step.step.script.display,
+            Text(
+                risk.name if risk is not None else "undeclared",
+                style="bold red" if risk is None else "",
+            ),
+            computed,
+            lost,
+        )
+    out.print(table)
+    for step, impact in zip(view.steps, impacts, strict=False):
+        d = step.step.script.directives
+        lines = [("impact", t) for t in d.impact] + [("data loss", t) for t in d.data_loss]
+        lines += [("manual", t) for t in d.manual]
+        objects = [f"{e.action.value} {e.target.display}" for e in impact.objects()]
+        if objects:
+            shown = ", ".join(objects[:12]) + (
+                f" … (+{len(objects) - 12})" if len(objects) > 12 else ""
+            )
+            lines.insert(0, ("changes", shown))
+        lines += [("lost", loss_text(x)) for x in impact.losses if x.count]
+        lines += [("risk", r) for r in impact.assessment.reasons[:5]]
+        lines += [("cannot count", u) for u in impact.uncounted]
+        lines += [("side effect", x) for x in impact.side_effects]
+        lines += [("needs review", f"line {u.line}: {u.reason}") for u in impact.effects.unknown]
+        if step.tables:
+            lines.insert(0, ("writes", ", ".join(step.tables)))
+        if not lines and not step.requires and not d.verify:
+            continue
+        out.print(Text(step.step.migration.id, style="bold"))
+        for label, text in lines:
+            out.print(f"  {label}: {text}", markup=False)
+        for check in step.requires:
+            if check.passes is True:
+                verdict = Text("passes now", style="green")
+            elif check.passes is False:
+                verdict = Text("FAILS now", style="bold red")
+            else:
+                verdict = Text(f"cannot be evaluated yet ({check.error})", style="yellow")
+            out.print(Text.assemble(f"  require (line {check.line}): ", verdict, f"  {check.sql}"))
+        for verify in d.verify:
+            out.print(
+                f"  verify (line {verify.line}), after the statements: {verify.sql}", markup=False
+            )
+    out.print(f"Backup: {view.backup.describe()}", markup=False)
+    statement = f"{view.statement_timeout:g}s" if view.statement_timeout else "none"
+    shape = "one transaction" if view.transactions == 1 else f"{view.transactions} transactions"
+    out.print(
+        f"Execution: {shape}, under the run lock ({view.lock}); lock timeout "
+        f"{view.lock_timeout:g}s, "
+        f"{view.lock_retries} retries with backoff; statement timeout {statement}.",
+        markup=False,
+    )
+    for warning in view.warnings:
+        out.print(Text.assemble(("warning: ", "bold yellow"), warning))
+
+
+def _preview(view: PlanView) -> None:
+    """The preview query's count and first rows."""
+    from rich.table import Table
+
+    preview = view.preview
+    assert preview is not None
+    out = console()
+    out.print(
+        f"Preview (line {preview.line}): {preview.count:,} row(s) will be affected"
+        + (f"; the first {len(preview.rows)}:" if preview.rows else "."),
+        markup=False,
+    )
+    if preview.rows:
+        table = Table(box=None, pad_edge=False, header_style="bold")
+        for column in preview.columns:
+            table.add_column(column, no_wrap=True, overflow="ellipsis", max_width=40)
+        for row in preview.rows:
+            table.add_row(*("NULL" if v is None else str(v) for v in row))
+        out.print(table)
+
+
+def outcome(result: RollbackResult) -> None:
+    """After a rollback: what was done, the backup, hooks, and manual steps to do now."""
+    out = console()
+    ids = ", ".join(result.rolled_back)
+    if result.view.plan.partial:
+        out.print(
+            f"Partial rollback {result.view.plan.partial} of {ids}: {result.statements} "
+            f"statement(s), {result.rows_affected:,} row(s) changed, in "
+            f"{result.duration_s:.2f} s. The migration stays applied.",
+            markup=False,
+        )
+    else:
+        out.print(
+            f"Rolled back {len(result.rolled_back)} migration(s) ({ids}): {result.statements} "
+            f"statement(s) in {result.duration_s:.2f} s, {result.attempts} attempt(s).",
+            markup=False,
+        )
+    if result.backup is not None:
+        out.print(
+            f"Backup {result.backup.id} ({result.backup.kind}, sha256 "
+            f"{result.backup.sha256[:12]}…): restore with `backout restore {result.backup.id}`.",
+            markup=False,
+        )
+    for hook in result.hooks:
+        style = "green" if hook.ok else "bold red"
+        out.print(Text(hook.describe(), style=style))
+        if not hook.ok and hook.output.strip():
+            out.print(hook.output.strip()[-2000:], markup=False)
+    if result.manual:
+        out.print("[bold]Manual steps declared by the scripts, to do now:[/]")
+        for number, (migration, text) in enumerate(result.manual, start=1):
+            out.print(f"  {number}. {text}  ({migration})", markup=False)

@@ -1,0 +1,297 @@
+"""``plan`` and ``rollback``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from backout.cli import main
+from backout.cli.common import F, build_config, handle_errors, project_options
+
+if TYPE_CHECKING:
+    from backout.api import PartialRequest, PlanView
+    from backout.config import Config
+    from backout.rollback import RecoveryPlan
+
+#: options shared by plan and rollback
+shared_options = [
+    click.argument("migration_id", metavar="[ID]", required=False),
+    click.option("--to", "target", metavar="ID", help="Roll back every migration after ID."),
+    click.option("--steps", type=int, help="Roll back the last N applied migrations (default 1)."),
+    click.option(
+        "--partial",
+        metavar="NAME",
+        help="Run the data-only partial rollback NAME of migration ID instead.",
+    ),
+    click.option(
+        "--param",
+        "params",
+        multiple=True,
+        metavar="KEY=VALUE",
+        help="A value for a partial rollback's declared parameter (repeatable).",
+    ),
+    click.option(
+        "--backup",
+        "backup_mode",
+        type=click.Choice(["scoped", "full", "none"]),
+        default="scoped",
+        show_default=True,
+        help="scoped: full schema + the touched tables' rows; full: everything.",
+    ),
+    click.option("--exact", is_flag=True, help="Count rows exactly even on large tables."),
+    click.option(
+        "--simulate/--no-simulate",
+        default=True,
+        show_default=True,
+        help="Also run the scripts on a schema-only scratch copy and compare with the parser.",
+    ),
+    click.option("--lock-timeout", metavar="DURATION", help="Per-attempt lock wait (default 2s)."),
+]
+
+
+def _partial(
+    migration_id: str | None, partial: str | None, params: tuple[str, ...]
+) -> PartialRequest | None:
+    """The PartialRequest the options describe (None for a full rollback)."""
+    from backout.api import PartialRequest
+    from backout.errors import UsageError
+
+    if partial is None:
+        if migration_id is not None or params:
+            raise UsageError(
+                "ID and --param go with --partial NAME; for a full rollback use --to ID"
+            )
+        return None
+    values: dict[str, str] = {}
+    for item in params:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--param {item!r}: expected KEY=VALUE")
+        values[key.strip()] = value
+    return PartialRequest(name=partial, migration=migration_id, params=values)
+
+
+def _targets(func: F) -> F:
+    for option in reversed(shared_options):
+        func = option(func)
+    return func
+
+
+@main.command()
+@_targets
+@click.option("--json", "as_json", is_flag=True, help="Print the documented JSON (docs/json.md).")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json", "markdown"]),
+    default="table",
+    help="Output: table (default), json (= --json), markdown (for a pull-request comment).",
+)
+@project_options
+@handle_errors
+def plan(
+    migration_id: str | None,
+    target: str | None,
+    steps: int | None,
+    partial: str | None,
+    params: tuple[str, ...],
+    backup_mode: str,
+    as_json: bool,
+    fmt: str,
+    exact: bool,
+    simulate: bool,
+    lock_timeout: str | None,
+    url: str | None,
+    project: Path | None,
+    config_file: Path | None,
+) -> None:
+    """Show what a rollback would do: scripts, computed impact and risk, checks, backup.
+
+    Changes nothing. Exits 1 when a `require` check does not hold now, or when a script's
+    declared risk understates the computed one.
+    """
+    from backout import api
+    from backout.cli import render_plan
+
+    config = build_config(
+        url=url, project=project, config_file=config_file, lock_timeout=lock_timeout
+    )
+    view = api.plan(
+        config,
+        to=target,
+        steps=steps,
+        backup=backup_mode,
+        exact=exact,
+        simulate=simulate,
+        partial=_partial(migration_id, partial, params),
+    )
+    if as_json or fmt == "json":
+        from backout.cli.render import echo_json
+        from backout.report import plan_json
+
+        echo_json(plan_json(view))
+    elif fmt == "markdown":
+        from backout.report import plan_markdown
+
+        click.echo(plan_markdown(view), nl=False)
+    else:
+        render_plan.plan(view)
+    if view.requires_fail or view.impact.understated:
+        sys.exit(1)
+
+
+@main.command()
+@_targets
+@click.option("--dry-run", is_flag=True, help="Print the exact SQL, locks and backup instead.")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@click.option(
+    "--i-accept-data-loss",
+    "accept_data_loss",
+    is_flag=True,
+    help="Needed with --backup none, and when a declared risk understates the computed one.",
+)
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Continue the apply or rollback that stopped part-way (see status), after the "
+    "statement that completed last.",
+)
+@click.option(
+    "--undo-partial",
+    "undo_partial",
+    is_flag=True,
+    help="Undo the statements an apply or rollback that stopped part-way completed: each "
+    "one's inverse, or the backup taken before it.",
+)
+@project_options
+@handle_errors
+def rollback(
+    migration_id: str | None,
+    target: str | None,
+    steps: int | None,
+    partial: str | None,
+    params: tuple[str, ...],
+    dry_run: bool,
+    yes: bool,
+    backup_mode: str,
+    accept_data_loss: bool,
+    exact: bool,
+    simulate: bool,
+    lock_timeout: str | None,
+    resume: bool,
+    undo_partial: bool,
+    url: str | None,
+    project: Path | None,
+    config_file: Path | None,
+) -> None:
+    """Roll back applied migrations: backup, lock, one transaction, verify, record.
+
+    Without --to or --steps, rolls back the latest applied migration. With --partial NAME,
+    runs the named data-only script of migration ID (its preview is shown first; the
+    migration stays applied).
+
+    On MySQL/MariaDB (DDL commits implicitly) and for `transaction off` scripts, every
+    statement is journaled: when such an apply or rollback stops part-way, --resume
+    continues it and --undo-partial undoes what it did.
+    """
+    from backout import api
+    from backout.cli import render_plan
+    from backout.errors import Declined
+
+    config = build_config(
+        url=url, project=project, config_file=config_file, lock_timeout=lock_timeout
+    )
+    if resume or undo_partial:
+        _recover(
+            config,
+            "resume" if resume else "undo",
+            conflicting=bool(
+                (resume and undo_partial)
+                or migration_id
+                or target
+                or steps
+                or partial
+                or params
+                or backup_mode != "scoped"
+            ),
+            dry_run=dry_run,
+            yes=yes,
+        )
+        return
+
+    def confirm(view: PlanView) -> bool:
+        render_plan.plan(view, err=False)
+        if yes:
+            return True
+        if not sys.stdin.isatty():
+            raise Declined(
+                "rollback changes the database: pass --yes to confirm when not on a terminal"
+            )
+        if view.plan.partial:
+            return click.confirm(f"Run partial rollback {view.plan.partial}?", default=False)
+        return click.confirm(f"Roll back {len(view.plan.steps)} migration(s)?", default=False)
+
+    def progress(message: str) -> None:
+        click.echo(f"… {message}", err=True)
+
+    result = api.rollback(
+        config,
+        to=target,
+        steps=steps,
+        dry_run=dry_run,
+        backup=backup_mode,
+        accept_data_loss=accept_data_loss,
+        confirm=confirm,
+        progress=None if dry_run else progress,
+        exact=exact,
+        simulate=simulate,
+        partial=_partial(migration_id, partial, params),
+    )
+    if result.view.plan.empty:
+        click.echo(f"Nothing to roll back: {result.view.plan.target} is the latest applied.")
+        return
+    if dry_run:
+        render_plan.plan(result.view)
+        click.echo("\n".join(result.transcript))
+        return
+    render_plan.outcome(result)
+    if any(not h.ok for h in result.hooks):
+        sys.exit(1)
+
+
+def _recover(config: Config, action: str, *, conflicting: bool, dry_run: bool, yes: bool) -> None:
+    """``rollback --resume`` / ``--undo-partial``: plan, confirm, run, report."""
+    from backout import api
+    from backout.cli import render
+    from backout.errors import Declined, UsageError
+
+    if conflicting:
+        raise UsageError(
+            "--resume and --undo-partial work on the run that stopped part-way: give one of "
+            "them, without an ID, --to, --steps, --partial, --param or --backup"
+        )
+
+    def confirm(plan: RecoveryPlan) -> bool:
+        render.recovery_plan(plan)
+        if yes or dry_run:
+            return True
+        if not sys.stdin.isatty():
+            raise Declined(
+                "this changes the database: pass --yes to confirm when not on a terminal"
+            )
+        verb = "Resume" if plan.action == "resume" else "Undo"
+        return click.confirm(f"{verb} the {plan.direction} of {plan.migration}?", default=False)
+
+    def progress(message: str) -> None:
+        click.echo(f"… {message}", err=True)
+
+    result = api.recover(
+        config, action, dry_run=dry_run, confirm=confirm, progress=None if dry_run else progress
+    )
+    if dry_run:
+        click.echo("\n".join(result.transcript))
+        return
+    render.recovery_outcome(result)

@@ -1,0 +1,555 @@
+"""What every database backend provides; every difference between databases lives here.
+
+A :class:`Dialect` is stateless: it knows how to connect, split scripts, recognise statements
+that cannot run in a transaction, name backout's own tables and take the run lock. A
+:class:`Session` is one open connection with explicit transaction control whose errors are
+already translated into :mod:`backout.errors`.
+
+Capability flags are class attributes, documented where they are declared, so the rest of the
+code asks "does this database do X?" and never "is this PostgreSQL?".
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+import os
+import socket
+from abc import ABC, abstractmethod
+from collections.abc import Collection, Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from backout import __version__
+from backout.schema import SchemaSnapshot, TableInfo, TableStats
+from backout.script import Statement
+from backout.urls import DatabaseURL
+
+if TYPE_CHECKING:
+    from backout.dialects.backup_base import BackupEngine
+    from backout.dialects.ddl_base import Draft, Rename
+    from backout.dialects.orphans import OrphanRows
+    from backout.effects import Effect
+
+Row = tuple[Any, ...]
+Params = Sequence[object] | None
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who runs backout, from where: recorded in history and shown to other runs."""
+
+    user: str
+    host: str
+    pid: int
+    tool_version: str = __version__
+
+    @classmethod
+    def current(cls) -> Actor:
+        """The current user, host and process."""
+        try:
+            user = os.environ.get("BACKOUT_ACTOR") or getpass.getuser()
+        except (KeyError, OSError):
+            user = f"uid-{os.getuid()}"
+        return cls(user=user, host=socket.gethostname(), pid=os.getpid())
+
+    def label(self) -> str:
+        """``backout/0.1.0 alice@host pid 42`` (also PostgreSQL's application_name)."""
+        return f"backout/{self.tool_version} {self.user}@{self.host} pid {self.pid}"
+
+
+@dataclass(frozen=True)
+class DmlScope:
+    """The rows a DELETE/UPDATE changes, as SQL: ``SELECT count(*) FROM {from_where}``."""
+
+    from_where: str
+    #: how the changed table is named inside ``from_where`` (its alias, or its name)
+    target: str
+    #: with joins (USING/FROM) a row can match several times: count DISTINCT this
+    distinct_key: str | None = None
+
+    def count_sql(self) -> str:
+        """A query counting the rows the statement changes."""
+        what = f"DISTINCT {self.distinct_key}" if self.distinct_key else "*"
+        return f"SELECT count({what}) FROM {self.from_where}"
+
+
+@dataclass(frozen=True)
+class ScriptShape:
+    """How a dialect will run a script's statements around its transaction."""
+
+    #: run before BEGIN (e.g. SQLite's ``PRAGMA foreign_keys=OFF``, which is a no-op inside one)
+    before: tuple[Statement, ...]
+    inside: tuple[Statement, ...]
+    #: run after COMMIT (e.g. SQLite's ``PRAGMA foreign_keys=ON``)
+    after: tuple[Statement, ...]
+
+
+class Session(ABC):
+    """One open connection; explicit BEGIN/COMMIT/ROLLBACK; driver errors translated.
+
+    Placeholders in SQL that backout itself writes are ``%s``; a session translates them to its
+    driver's style. User SQL is passed through untouched when no parameters are given.
+    """
+
+    dialect: Dialect
+    url: DatabaseURL
+
+    @abstractmethod
+    def query(self, sql: str, params: Params = None) -> list[Row]:
+        """Run a query and return all rows."""
+
+    @abstractmethod
+    def execute(self, sql: str, params: Params = None) -> int:
+        """Run a statement; returns the affected row count (-1 when unknown)."""
+
+    @abstractmethod
+    def query_native(self, sql: str, params: Mapping[str, object]) -> list[Row]:
+        """Run a query already in the driver's named-parameter style (see Dialect.bind)."""
+
+    @abstractmethod
+    def query_table(
+        self, sql: str, params: Mapping[str, object], limit: int
+    ) -> tuple[list[str], list[Row]]:
+        """Column names and at most ``limit`` rows of a query in the driver's named style."""
+
+    @abstractmethod
+    def execute_native(self, sql: str, params: Mapping[str, object]) -> int:
+        """Run a statement already in the driver's named-parameter style (see Dialect.bind)."""
+
+    @abstractmethod
+    def begin(self) -> None:
+        """Start a transaction."""
+
+    def begin_read(self, *, lock_timeout: float | None = None) -> None:
+        """Start a transaction that only reads (planning, counting, checks), rolled back after.
+
+        It takes no write lock, so it neither waits for nor blocks the application's writers,
+        and where the database bounds lock waits it waits at most ``lock_timeout`` seconds
+        for a table lock (a query that cannot get one fails instead of queueing behind it).
+        Default: :meth:`begin`.
+        """
+        self.begin()
+
+    @abstractmethod
+    def commit(self) -> None:
+        """Commit the current transaction."""
+
+    @abstractmethod
+    def rollback(self) -> None:
+        """Roll the current transaction back (no error when there is none)."""
+
+    @property
+    @abstractmethod
+    def in_transaction(self) -> bool:
+        """True between begin() and commit()/rollback()."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Close the connection (rolling back anything uncommitted)."""
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class RunLock(ABC):
+    """The run lock: at most one backout run (or Prisma migrate) changes a database at a time."""
+
+    description: str = ""
+
+    @abstractmethod
+    def release(self) -> None:
+        """Release the lock (idempotent)."""
+
+    def __enter__(self) -> RunLock:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+class Dialect(ABC):
+    """A database backend. Subclasses fill in the documented capability flags."""
+
+    #: short name used in URLs' dialect field: "postgresql", "sqlite", "mysql"
+    name: ClassVar[str]
+    #: human name
+    display_name: ClassVar[str]
+    #: DDL is transactional: a ROLLBACK undoes CREATE/ALTER/DROP
+    transactional_ddl: ClassVar[bool]
+    #: backout's tables go in their own schema (else they share the database, prefixed)
+    has_schemas: ClassVar[bool]
+    #: SQL type for timestamps in backout's tables
+    timestamp_type: ClassVar[str]
+    #: schema of backout's own tables (configurable): never part of a snapshot
+    history_schema: str = "backout"
+    #: column definition for an auto-incrementing integer primary key
+    serial_primary_key: ClassVar[str]
+    #: appended to ``CREATE TABLE`` of backout's own tables (MySQL: engine and character set)
+    table_options: ClassVar[str] = ""
+    #: ``CREATE TABLE _prisma_migrations`` exactly as Prisma's schema engine writes it, where it
+    #: differs from the PostgreSQL/SQLite definitions in :mod:`backout.history` (None: those)
+    prisma_ledger_ddl: ClassVar[str | None] = None
+
+    @abstractmethod
+    def connect(
+        self,
+        url: DatabaseURL,
+        *,
+        actor: Actor,
+        connect_timeout: float = 10.0,
+        create: bool = True,
+    ) -> Session:
+        """Open a session; DatabaseUnavailable (masked URL) when it cannot.
+
+        ``create=False``: a database file that does not exist yet is not created; the session
+        reads as an empty database (for read-only commands and dry runs).
+        """
+
+    @abstractmethod
+    def split(
+        self, text: str, display: str, *, first_line: int = 1, params: Collection[str] = ()
+    ) -> list[Statement]:
+        """Split a script into statements with their lines; syntax errors raise ProjectError.
+
+        ``params`` are declared parameter names: their ``:name`` placeholders are valid SQL.
+        """
+
+    #: PostgreSQL-style $tag$ quoting exists (placeholders inside are not parameters)
+    dollar_quotes: ClassVar[bool] = False
+
+    def param_spans(self, sql: str, names: Collection[str]) -> list[tuple[int, int, str]]:
+        """Where the ``:name`` placeholders of declared parameters are in ``sql``."""
+        from backout.dialects.params import param_spans
+
+        return param_spans(sql, names, dollar_quotes=self.dollar_quotes)
+
+    def adapt(self, value: object) -> object:
+        """A converted parameter value as this driver binds it (default: unchanged)."""
+        return value
+
+    @abstractmethod
+    def bind(self, sql: str, values: Mapping[str, object]) -> tuple[str, dict[str, object]]:
+        """``:name`` placeholders → the driver's named style, with adapted values.
+
+        The result runs with ``Session.query_native``/``execute_native``/``query_table``. When
+        ``sql`` holds no declared placeholder the parameters are empty and the SQL is returned
+        verbatim (no driver escaping such as ``%%``): the native methods run SQL with empty
+        parameters as is, so a query is correct with and without parameters.
+        """
+
+    @abstractmethod
+    def transaction_conflict(self, statement: Statement) -> str | None:
+        """Why ``statement`` cannot run inside backout's transaction, or None when it can."""
+
+    def commits_implicitly(self, statement: Statement) -> bool:
+        """True when the database commits on its own around ``statement`` (MySQL's DDL).
+
+        A script holding such a statement cannot run in one transaction: it runs statement by
+        statement, each recorded in the journal as it completes (see :mod:`backout.journal`).
+        Default: never (transactional DDL).
+        """
+        return False
+
+    def shape(self, statements: Sequence[Statement]) -> ScriptShape:
+        """Which statements run before, inside and after the transaction (default: all inside)."""
+        return ScriptShape(before=(), inside=tuple(statements), after=())
+
+    def inverse_sql(self, effect: Effect, snapshot: SchemaSnapshot) -> list[str] | None:
+        """SQL that undoes one effect of a statement that took effect, or None when the
+        statement alone does not say how (see :func:`backout.journal.inverse_of`).
+
+        Default (PostgreSQL/SQLite syntax): a created table, index, column or view is dropped;
+        a renamed table or column is renamed back. Constraints, triggers and routines differ
+        too much between databases: None.
+        """
+        from backout.effects import Action, ObjectKind
+
+        target = effect.target
+        table = effect.table
+        if effect.action is Action.CREATE and "OR REPLACE" not in effect.detail:
+            if target.kind is ObjectKind.TABLE:
+                return [f"DROP TABLE {self._ref_sql(target.schema, target.name)}"]
+            if target.kind is ObjectKind.INDEX:
+                return [f"DROP INDEX {self._ref_sql(target.schema, target.name)}"]
+            if target.kind is ObjectKind.VIEW:
+                return [f"DROP VIEW {self._ref_sql(target.schema, target.name)}"]
+            if target.kind is ObjectKind.COLUMN and table is not None:
+                return [
+                    f"ALTER TABLE {self._ref_sql(table.schema, table.name)} "
+                    f"DROP COLUMN {self.quote(target.name)}"
+                ]
+        if effect.action is Action.RENAME and effect.renamed_to is not None:
+            if effect.destructive:
+                return None  # a rename that also changed the definition
+            new = effect.renamed_to
+            if target.kind is ObjectKind.TABLE:
+                return [
+                    f"ALTER TABLE {self._ref_sql(new.schema, new.name)} "
+                    f"RENAME TO {self.quote(target.name)}"
+                ]
+            if target.kind is ObjectKind.COLUMN and table is not None:
+                return [
+                    f"ALTER TABLE {self._ref_sql(table.schema, table.name)} RENAME COLUMN "
+                    f"{self.quote(new.name)} TO {self.quote(target.name)}"
+                ]
+        return None
+
+    def _ref_sql(self, schema: str | None, name: str) -> str:
+        return f"{self.quote(schema)}.{self.quote(name)}" if schema else self.quote(name)
+
+    @abstractmethod
+    def acquire_run_lock(
+        self, session: Session, actor: Actor, *, prisma_compatible: bool = False
+    ) -> RunLock:
+        """Take the run lock without waiting; LockError naming the holder when it is taken.
+
+        ``prisma_compatible`` also takes the lock Prisma Migrate takes, so ``prisma migrate
+        deploy`` and backout never run at the same time.
+        """
+
+    def check_run_lock(
+        self, session: Session, actor: Actor, *, prisma_compatible: bool = False
+    ) -> None:
+        """LockError naming the holder when another run holds the run lock now; keeps nothing.
+
+        A rollback asks before it plans: planning reads tables a running rollback may hold
+        locked, and a second run must say at once who holds the lock instead of queueing.
+        Default: take the lock and release it straight away.
+        """
+        self.acquire_run_lock(session, actor, prisma_compatible=prisma_compatible).release()
+
+    @abstractmethod
+    def timeout_statements(self, *, lock_timeout: float, statement_timeout: float) -> list[str]:
+        """Statements that bound lock waits and statement time for the current transaction."""
+
+    def session_timeout_statements(
+        self, *, lock_timeout: float, statement_timeout: float
+    ) -> tuple[list[str], list[str]]:
+        """(set, reset) statements bounding waits for statements run outside a transaction."""
+        return [], []
+
+    #: ``statement_timeout`` is enforced by the database
+    supports_statement_timeout: ClassVar[bool] = False
+
+    def is_statement_timeout(self, sqlstate: str | None, message: str) -> bool:
+        """True when an error means the statement ran longer than ``statement_timeout``."""
+        return False
+
+    def run_lock_description(self, *, prisma_compatible: bool) -> str:
+        """How the run lock is taken, for plans and dry runs."""
+        return f"{self.display_name} run lock"
+
+    def before_begin_statements(self, *, lock_timeout: float) -> list[str]:
+        """Session settings that must be in place before BEGIN (default: none)."""
+        return []
+
+    @abstractmethod
+    def is_lock_timeout(self, sqlstate: str | None, message: str) -> bool:
+        """True when an error means "could not get a lock in time" (worth a retry)."""
+
+    def is_database_failure(self, sqlstate: str | None, message: str) -> bool:
+        """True when an error means the database itself failed (the connection was lost, the
+        disk is full, an I/O error, out of resources), not that it refused a statement.
+
+        A restore tells them apart: a failure is a database error (exit 4), a statement the
+        database refuses means the backup does not fit the database (exit 2). Default: an
+        error without a code (the driver lost the connection).
+        """
+        return sqlstate is None
+
+    def after_script(self, session: Session) -> None:  # noqa: B027 - optional hook
+        """Restore session settings a script may have changed outside its transaction."""
+
+    def integrity_check(self, session: Session) -> list[str]:
+        """Problems a dialect can detect only at the end of a transaction (default: none)."""
+        return []
+
+    @abstractmethod
+    def snapshot(self, session: Session) -> SchemaSnapshot:
+        """The schema as the catalog describes it (backout's and Prisma's tables excluded)."""
+
+    @abstractmethod
+    def table_stats(self, session: Session, snapshot: SchemaSnapshot) -> dict[str, TableStats]:
+        """Exact row count and content checksum per table of ``snapshot``."""
+
+    # --- impact analysis (counts are exact unless an estimate is cheap and the table big) --
+
+    @abstractmethod
+    def dml_scope(self, statement: Statement, params: Collection[str] = ()) -> DmlScope | None:
+        """The rows a DELETE/UPDATE statement changes, as SQL (None: not computable).
+
+        Declared parameters stay ``:name`` placeholders, to be bound with :meth:`bind`.
+        """
+
+    def estimate_rows(self, session: Session, table: TableInfo) -> int | None:
+        """A cheap row-count estimate from statistics (None: none; count exactly)."""
+        return None
+
+    def estimate_non_null(
+        self, session: Session, table: TableInfo, column: str, rows: int
+    ) -> int | None:
+        """A cheap estimate of a column's non-null values (None: none; count exactly)."""
+        return None
+
+    def explain_rows(self, session: Session, from_where: str) -> int | None:
+        """The planner's estimate of rows matching ``FROM {from_where}`` (None: none)."""
+        return None
+
+    def table_sql(self, table: TableInfo) -> str:
+        """A table of a snapshot as a quoted, qualified SQL name."""
+        if table.schema:
+            return f"{self.quote(table.schema)}.{self.quote(table.name)}"
+        return self.quote(table.name)
+
+    # --- scratch copies (rehearsals, simulations, replays) ---------------------------------
+
+    @abstractmethod
+    def scratch(
+        self, url: DatabaseURL, shadow: DatabaseURL | None, actor: Actor
+    ) -> AbstractContextManager[DatabaseURL]:
+        """A new, empty, throwaway database, dropped on exit (also on Ctrl-C).
+
+        PostgreSQL creates it on ``shadow`` (or, without one, on ``url``'s server).
+        """
+
+    @abstractmethod
+    def copy_database(
+        self, source: DatabaseURL, target: DatabaseURL, actor: Actor, *, data: bool
+    ) -> None:
+        """Copy ``source``'s schema (and its data when ``data``) into the empty ``target``."""
+
+    # --- checks and rehearsals ----------------------------------------------------------------
+
+    def find_orphans(self, session: Session, snapshot: SchemaSnapshot) -> list[OrphanRows]:
+        """Rows whose foreign key points nowhere, for the keys the database does not guarantee.
+
+        Default: foreign keys added ``NOT VALID`` and not validated since (a validated key is
+        enforced by the server, so it cannot have orphans).
+        """
+        from backout.dialects.orphans import unvalidated_orphans
+
+        keys = [
+            (table, fk)
+            for table in snapshot.tables.values()
+            for fk in table.foreign_keys
+            if not fk.validated
+        ]
+        return unvalidated_orphans(session, snapshot, keys)
+
+    def schema_dump(
+        self, url: DatabaseURL, actor: Actor, *, ignore_column_order: bool = False
+    ) -> str | None:
+        """The database's own text dump of its schema, normalised for comparison.
+
+        A second oracle besides :meth:`snapshot` (PostgreSQL: ``pg_dump --schema-only``).
+        None when the database has none worth comparing.
+        """
+        return None
+
+    def tune_scratch(self, url: DatabaseURL, actor: Actor) -> None:  # noqa: B027 - optional
+        """Make a throwaway database cheaper to write to (durability is not needed there)."""
+
+    def typed_placeholder(self, type_: str) -> str:
+        """A ``%s`` placeholder for a value of column type ``type_`` (PostgreSQL casts it)."""
+        return "%s"
+
+    def draft_rollback(
+        self,
+        before: SchemaSnapshot,
+        after: SchemaSnapshot,
+        *,
+        definitions: Mapping[str, str] | None = None,
+    ) -> Draft:
+        """SQL that turns a database whose schema is ``after`` back into ``before``.
+
+        Renames are undone first, separately (:meth:`rename_back`). ``definitions``: the
+        stored ``CREATE`` text of objects in ``before``, where the catalog snapshot cannot
+        rebuild them exactly (see :meth:`stored_definitions`).
+        """
+        from backout.errors import UsageError
+
+        raise UsageError(f"`generate` does not support {self.display_name} yet")
+
+    def rename_back(self, rename: Rename) -> str | None:
+        """The statement undoing a rename of the forward migration (None: not possible, the
+        schema diff recreates the object instead)."""
+        return None
+
+    def stored_definitions(self, session: Session) -> dict[str, str]:
+        """The ``CREATE`` text the database keeps for its objects, by ``"kind name"``.
+
+        Only needed where the catalog cannot rebuild a definition exactly (SQLite); default: none.
+        """
+        return {}
+
+    def database_exists(self, url: DatabaseURL) -> bool:
+        """False when the database is a file that does not exist yet (default: assume it does)."""
+        return True
+
+    @abstractmethod
+    def user_tables(self, session: Session, history_schema: str) -> list[str]:
+        """Tables of the application: all but system, backout's and ``_prisma_migrations``."""
+
+    @abstractmethod
+    def quote(self, identifier: str) -> str:
+        """Quote an identifier."""
+
+    @abstractmethod
+    def history_table(self, logical: str, schema: str) -> str:
+        """Qualified, quoted name of one of backout's tables (``migrations``, ``events``...)."""
+
+    @abstractmethod
+    def table_exists(self, session: Session, table: str, schema: str | None) -> bool:
+        """True when the table exists (``schema`` None: the session's default schema)."""
+
+    def backup_engine(self) -> BackupEngine:
+        """The engine that dumps, verifies and restores this kind of database."""
+        from backout.errors import BackupError
+
+        raise BackupError(f"backups of {self.display_name} databases are not supported yet")
+
+    def ensure_url_schema(self, url: DatabaseURL) -> list[str]:
+        """Statements creating the schema a URL names (Prisma's ``?schema=``), if any."""
+        return []
+
+    @abstractmethod
+    def ensure_history_schema(self, schema: str) -> list[str]:
+        """Statements that create the namespace for backout's tables (may be empty)."""
+
+    def to_db_time(self, value: dt.datetime) -> object:
+        """A UTC datetime in the form this database stores in backout's tables."""
+        return value
+
+    def to_prisma_time(self, value: dt.datetime) -> object:
+        """A UTC datetime as Prisma's schema engine stores it in ``_prisma_migrations``."""
+        return value
+
+    def from_db_time(self, value: object) -> dt.datetime | None:
+        """Read a timestamp from backout's or Prisma's tables as an aware UTC datetime."""
+        return parse_db_time(value)
+
+
+def parse_db_time(value: object) -> dt.datetime | None:
+    """Timestamps come back as datetimes, ISO text, or Prisma's SQLite epoch milliseconds."""
+    if value is None:
+        return None
+    if isinstance(value, dt.datetime):
+        return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    if isinstance(value, int | float):
+        return dt.datetime.fromtimestamp(value / 1000.0, tz=dt.UTC)
+    text = str(value).strip()
+    if text.isdigit():
+        return dt.datetime.fromtimestamp(int(text) / 1000.0, tz=dt.UTC)
+    stamp = dt.datetime.fromisoformat(text.replace(" ", "T", 1).replace("Z", "+00:00"))
+    return stamp if stamp.tzinfo else stamp.replace(tzinfo=dt.UTC)
+
+
+def utcnow() -> dt.datetime:
+    """Now, as an aware UTC datetime with millisecond precision (what Prisma stores)."""
+    now = dt.datetime.now(dt.UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)

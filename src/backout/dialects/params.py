@@ -1,0 +1,116 @@
+"""Finding ``:name`` parameter placeholders in SQL without touching strings, comments, quoted
+identifiers, dollar-quoted bodies or PostgreSQL ``::`` casts.
+
+Only declared names are placeholders, so ``'10:30'`` or ``x::text`` are never mistaken for one.
+Values are always sent to the database as bound parameters; nothing here pastes a value into SQL
+(except :func:`render`, which writes dry-run transcripts that are shown, never executed).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Collection, Mapping
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_DOLLAR_TAG = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)?\$")
+
+Span = tuple[int, int, str]
+
+
+def param_spans(sql: str, names: Collection[str], *, dollar_quotes: bool) -> list[Span]:
+    """(start, end, name) of every ``:name`` placeholder whose name is declared."""
+    if not names or ":" not in sql:
+        return []
+    spans: list[Span] = []
+    i, n = 0, len(sql)
+    while i < n:
+        ch = sql[i]
+        if ch == "-" and sql.startswith("--", i):
+            end = sql.find("\n", i)
+            i = n if end == -1 else end + 1
+        elif ch == "/" and sql.startswith("/*", i):
+            i = _block_comment_end(sql, i)
+        elif ch in "'\"`":
+            i = _quoted_end(sql, i, ch)
+        elif ch == "[":
+            end = sql.find("]", i)
+            i = n if end == -1 else end + 1
+        elif ch == "$" and dollar_quotes and (tag := _DOLLAR_TAG.match(sql, i)) is not None:
+            end = sql.find(tag.group(0), tag.end())
+            i = n if end == -1 else end + len(tag.group(0))
+        elif ch == ":":
+            if sql.startswith("::", i):
+                i += 2
+                continue
+            match = _NAME.match(sql, i + 1)
+            previous = sql[i - 1] if i else ""
+            if match and match.group(0) in names and not (previous.isalnum() or previous == "_"):
+                spans.append((i, match.end(), match.group(0)))
+                i = match.end()
+            else:
+                i += 1
+        else:
+            i += 1
+    return spans
+
+
+def _quoted_end(sql: str, start: int, quote: str) -> int:
+    i = start + 1
+    while i < len(sql):
+        if sql[i] == quote:
+            if sql.startswith(quote * 2, i):
+                i += 2
+                continue
+            return i + 1
+        if sql[i] == "\\" and quote == "'" and start > 0 and sql[start - 1] in "eE":
+            i += 2
+            continue
+        i += 1
+    return len(sql)
+
+
+def _block_comment_end(sql: str, start: int) -> int:
+    depth, i = 0, start
+    while i < len(sql):
+        if sql.startswith("/*", i):
+            depth += 1
+            i += 2
+        elif sql.startswith("*/", i):
+            depth -= 1
+            i += 2
+            if depth == 0:
+                return i
+        else:
+            i += 1
+    return len(sql)
+
+
+def substitute(sql: str, spans: list[Span], replacement: Callable[[str], str]) -> str:
+    """``sql`` with each placeholder span replaced by ``replacement(name)``."""
+    out: list[str] = []
+    last = 0
+    for start, end, name in spans:
+        out.append(sql[last:start])
+        out.append(replacement(name))
+        last = end
+    out.append(sql[last:])
+    return "".join(out)
+
+
+def mask_same_length(sql: str, spans: list[Span], token: Callable[[int], str]) -> str:
+    """Replace placeholders by a parser-friendly token of the same length (offsets preserved)."""
+    order = {name: i for i, name in enumerate(dict.fromkeys(s[2] for s in spans), start=1)}
+
+    def fill(name: str) -> str:
+        text = token(order[name])
+        width = len(name) + 1
+        return text + " " * max(0, width - len(text))
+
+    return substitute(sql, spans, fill)
+
+
+def render(sql: str, spans: list[Span], values: Mapping[str, object]) -> str:
+    """Placeholders replaced by literals: for dry-run transcripts only (never executed)."""
+    from backout.runner import render_literal
+
+    return substitute(sql, spans, lambda name: render_literal(values[name]))

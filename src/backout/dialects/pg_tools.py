@@ -1,0 +1,108 @@
+"""Finding PostgreSQL client tools (pg_dump, pg_restore, psql) new enough for the server.
+
+pg_dump refuses to dump a server newer than itself, so the tool's major version must be at
+least the server's. Looked for, in order: ``$BACKOUT_PG_BIN``, ``PATH``, and Debian/Ubuntu's
+``/usr/lib/postgresql/<major>/bin``. Passwords go through ``PGPASSWORD``, never the command line.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+from backout.errors import ToolMissing
+from backout.urls import DatabaseURL
+
+_VERSION = re.compile(r"\(PostgreSQL\)\s+(\d+)(?:\.(\d+))?")
+
+
+@dataclass(frozen=True)
+class PgTool:
+    """A found tool and its version."""
+
+    path: str
+    major: int
+    version: str
+
+
+@functools.lru_cache(maxsize=32)
+def _version_of(path: str) -> tuple[int, str] | None:
+    try:
+        out = subprocess.run(
+            [path, "--version"], capture_output=True, text=True, timeout=10, check=False
+        ).stdout
+    except OSError:
+        return None
+    match = _VERSION.search(out)
+    if match is None:
+        return None
+    return int(match[1]), out.strip().split(")")[-1].strip()
+
+
+def _candidates(name: str) -> list[str]:
+    found: list[str] = []
+    folder = os.environ.get("BACKOUT_PG_BIN")
+    if folder:
+        found.append(str(Path(folder) / name))
+    on_path = shutil.which(name)
+    if on_path:
+        found.append(on_path)
+    debian = sorted(
+        Path("/usr/lib/postgresql").glob(f"*/bin/{name}"),
+        key=lambda p: int(p.parts[-3]) if p.parts[-3].isdigit() else 0,
+        reverse=True,
+    )
+    found.extend(str(p) for p in debian)
+    return list(dict.fromkeys(found))
+
+
+def find_tool(name: str, server_major: int) -> PgTool:
+    """The first ``name`` whose major version is at least ``server_major``; ToolMissing if none."""
+    seen: list[str] = []
+    for candidate in _candidates(name):
+        version = _version_of(candidate)
+        if version is None:
+            continue
+        major, text = version
+        if major >= server_major:
+            return PgTool(candidate, major, text)
+        seen.append(f"{candidate} ({text})")
+    where = "; found only " + ", ".join(seen) if seen else ""
+    raise ToolMissing(
+        f"{name} {server_major} or newer is needed for this PostgreSQL {server_major} "
+        f"server{where}",
+        hint=f"install the PostgreSQL {server_major} client tools, or point BACKOUT_PG_BIN "
+        "at their bin folder",
+    )
+
+
+def libpq_target(url: DatabaseURL) -> tuple[str, dict[str, str]]:
+    """A connection string without the password, and the environment carrying it."""
+    parts = urlsplit(url.raw)
+    netloc = parts.hostname or ""
+    if ":" in netloc:
+        netloc = f"[{netloc}]"
+    if parts.port:
+        netloc += f":{parts.port}"
+    if url.user:
+        from urllib.parse import quote
+
+        netloc = f"{quote(url.user, safe='')}@{netloc}"
+    conninfo = urlunsplit(("postgresql", netloc, parts.path, urlencode(url.params), ""))
+    env = dict(os.environ)
+    if url.password:
+        env["PGPASSWORD"] = url.password
+    return conninfo, env
+
+
+def strip_restrict(text: str) -> str:
+    """pg_dump 15.18+ writes ``\\restrict <random>`` / ``\\unrestrict`` lines: drop them."""
+    return "\n".join(
+        line for line in text.splitlines() if not line.startswith(("\\restrict", "\\unrestrict"))
+    )

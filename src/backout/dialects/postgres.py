@@ -1,0 +1,573 @@
+"""PostgreSQL: psycopg 3 sessions, pglast splitting, advisory run lock, ``SET LOCAL`` timeouts."""
+
+from __future__ import annotations
+
+import datetime as dt
+import subprocess
+import uuid
+from collections.abc import Collection, Iterator, Mapping
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, ClassVar
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+from backout.dialects.base import Actor, Dialect, DmlScope, Params, Row, RunLock, Session
+from backout.errors import DatabaseError, DatabaseUnavailable, LockError, ProjectError
+from backout.schema import SchemaSnapshot, TableInfo, TableStats
+from backout.script import Statement
+from backout.urls import DatabaseURL, scrub
+
+if TYPE_CHECKING:
+    import psycopg
+
+    from backout.dialects.backup_base import BackupEngine
+    from backout.dialects.ddl_base import Draft, Rename
+
+#: backout's own advisory lock key: the bytes of "backout" as a bigint
+BACKOUT_LOCK_KEY = int.from_bytes(b"backout", "big")
+#: the key ``prisma migrate deploy`` takes with pg_advisory_lock
+PRISMA_LOCK_KEY = 72707369
+
+_LOCK_TIMEOUT_STATES = {"55P03"}  # lock_not_available (lock_timeout, NOWAIT)
+#: SQLSTATE classes of a failing server rather than a refused statement: connection exception,
+#: insufficient resources (disk full), operator intervention (pg_terminate_backend), system
+#: error (I/O), internal error
+_FAILURE_CLASSES = frozenset({"08", "53", "57", "58", "XX"})
+_HOLDER_SQL = """
+SELECT a.pid, coalesce(nullif(a.application_name, ''), 'unknown application'), a.usename,
+       coalesce(host(a.client_addr), 'local socket'), a.backend_start
+FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+WHERE l.locktype = 'advisory' AND l.granted AND l.database = (
+        SELECT oid FROM pg_database WHERE datname = current_database())
+  AND l.classid = %s AND l.objid = %s AND l.objsubid = 1
+"""
+
+
+def _conninfo(url: DatabaseURL) -> str:
+    """The URL without Prisma-only query parameters, which libpq would reject."""
+    parts = urlsplit(url.raw)
+    scheme = "postgresql"
+    return urlunsplit((scheme, parts.netloc, parts.path, urlencode(url.params), ""))
+
+
+def translate(exc: Exception, url: DatabaseURL) -> DatabaseError:
+    """A psycopg error as a DatabaseError with SQLSTATE and a scrubbed one-line message."""
+    sqlstate = getattr(exc, "sqlstate", None)
+    diag = getattr(exc, "diag", None)
+    primary = getattr(diag, "message_primary", None) if diag is not None else None
+    message = (
+        primary or str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    )
+    detail = getattr(diag, "message_detail", None) if diag is not None else None
+    if detail:
+        message = f"{message} ({detail})"
+    return DatabaseError(scrub(message, url.secrets), sqlstate=sqlstate)
+
+
+class PostgresSession(Session):
+    """A psycopg connection in autocommit mode; backout issues BEGIN/COMMIT itself."""
+
+    def __init__(self, dialect: PostgresDialect, url: DatabaseURL, conn: psycopg.Connection[Any]):
+        self.dialect = dialect
+        self.url = url
+        self.conn = conn
+        self._in_tx = False
+
+    def query(self, sql: str, params: Params = None) -> list[Row]:
+        try:
+            with self.conn.cursor() as cur:
+                cur.execute(sql.encode() if params is None else sql, params)
+                return list(cur.fetchall()) if cur.description is not None else []
+        except Exception as exc:
+            raise self._translate(exc) from exc
+
+    def execute(self, sql: str, params: Params = None) -> int:
+        try:
+            with self.conn.cursor() as cur:
+                # bytes: psycopg does no %-placeholder processing on user SQL without params
+                cur.execute(sql.encode() if params is None else sql, params)
+                return cur.rowcount
+        except Exception as exc:
+            raise self._translate(exc) from exc
+
+    def _translate(self, exc: Exception) -> DatabaseError:
+        import psycopg
+
+        if not isinstance(exc, psycopg.Error):
+            raise exc
+        return translate(exc, self.url)
+
+    def query_native(self, sql: str, params: Mapping[str, object]) -> list[Row]:
+        # Empty params: bind() left the SQL verbatim, so it must run without %-processing.
+        return self.query(sql, dict(params) or None)  # type: ignore[arg-type]
+
+    def execute_native(self, sql: str, params: Mapping[str, object]) -> int:
+        return self.execute(sql, dict(params) or None)  # type: ignore[arg-type]
+
+    def query_table(
+        self, sql: str, params: Mapping[str, object], limit: int
+    ) -> tuple[list[str], list[Row]]:
+        try:
+            with self.conn.cursor() as cur:
+                cur.execute(sql.encode() if not params else sql, params or None)
+                names = [c.name for c in cur.description or ()]
+                return names, list(cur.fetchmany(limit)) if cur.description else []
+        except Exception as exc:
+            raise self._translate(exc) from exc
+
+    def begin(self) -> None:
+        self.execute("BEGIN")
+        self._in_tx = True
+
+    def begin_read(self, *, lock_timeout: float | None = None) -> None:
+        self.begin()
+        if lock_timeout is not None:
+            # A table another run holds in ACCESS EXCLUSIVE mode (a rollback dropping it) would
+            # otherwise make a count wait until that run ends. 0 means "no limit": at least 1 ms.
+            self.execute(f"SET LOCAL lock_timeout = '{max(1, int(lock_timeout * 1000))}ms'")
+
+    def commit(self) -> None:
+        self.execute("COMMIT")
+        self._in_tx = False
+
+    def rollback(self) -> None:
+        import psycopg
+
+        self._in_tx = False
+        if self.conn.closed:
+            return
+        try:
+            self.conn.execute(b"ROLLBACK")
+        except psycopg.Error:
+            # The connection is gone; the server rolls back on its own.
+            return
+
+    @property
+    def in_transaction(self) -> bool:
+        return self._in_tx
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+class AdvisoryLock(RunLock):
+    """Session-level advisory locks, released on release() or when the connection ends."""
+
+    def __init__(self, session: PostgresSession, keys: list[int], description: str):
+        self.session = session
+        self.keys = keys
+        self.description = description
+
+    def release(self) -> None:
+        import psycopg
+
+        while self.keys:
+            key = self.keys.pop()
+            if self.session.conn.closed:
+                continue
+            try:
+                self.session.conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
+            except psycopg.Error:
+                # A dead connection has already released its session locks.
+                continue
+
+
+class PostgresDialect(Dialect):
+    """PostgreSQL 12 or newer."""
+
+    name: ClassVar[str] = "postgresql"
+    display_name: ClassVar[str] = "PostgreSQL"
+    transactional_ddl: ClassVar[bool] = True
+    has_schemas: ClassVar[bool] = True
+    timestamp_type: ClassVar[str] = "timestamptz"
+    serial_primary_key: ClassVar[str] = "bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY"
+
+    def connect(
+        self,
+        url: DatabaseURL,
+        *,
+        actor: Actor,
+        connect_timeout: float = 10.0,
+        create: bool = True,
+    ) -> Session:
+        import psycopg
+
+        try:
+            conn = psycopg.connect(
+                _conninfo(url),
+                autocommit=True,
+                connect_timeout=max(1, int(connect_timeout)),
+                application_name=actor.label()[:63],
+            )
+        except psycopg.Error as exc:
+            lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+            reason = scrub("; ".join(lines[-2:]) if lines else type(exc).__name__, url.secrets)
+            raise DatabaseUnavailable(f"cannot connect to {url.masked()}: {reason}") from exc
+        session = PostgresSession(self, url, conn)
+        if url.schema:
+            session.execute(f"SET search_path TO {self.quote(url.schema)}")
+        return session
+
+    # --- scripts -----------------------------------------------------------------------------
+
+    dollar_quotes: ClassVar[bool] = True
+
+    def split(
+        self, text: str, display: str, *, first_line: int = 1, params: Collection[str] = ()
+    ) -> list[Statement]:
+        import pglast
+        from pglast.parser import ParseError
+
+        from backout.dialects.params import mask_same_length
+
+        # pglast does not know :name placeholders: parse a copy where each is a $n of the same
+        # length (so offsets still match), and cut the statements out of the original text.
+        spans = self.param_spans(text, params)
+        parsed = mask_same_length(text, spans, lambda n: f"${n}") if spans else text
+        try:
+            slices = pglast.split(parsed, with_parser=True, only_slices=True)
+        except ParseError as exc:
+            message = exc.args[0]
+            location = exc.args[1] if len(exc.args) > 1 else None
+            # An error at the end of input (an unclosed bracket) carries no location.
+            end = len(parsed) if location is None else max(0, location)
+            line = first_line + text.count("\n", 0, end)
+            raise ProjectError(f"syntax error: {message}", path=display, line=line) from exc
+        statements = []
+        for index, part in enumerate(slices, start=1):
+            start = part.start or 0
+            line = first_line + text.count("\n", 0, start)
+            statements.append(Statement(sql=text[part].strip(), line=line, index=index))
+        return statements
+
+    def bind(self, sql: str, values: Mapping[str, object]) -> tuple[str, dict[str, object]]:
+        spans = self.param_spans(sql, values.keys())
+        if not spans:
+            # No placeholder: the SQL runs verbatim (no %-processing), so "%" stays "%".
+            return sql, {}
+        pieces: list[str] = []
+        last = 0
+        used: dict[str, object] = {}
+        for start, end, name in spans:
+            pieces.append(sql[last:start].replace("%", "%%"))
+            pieces.append(f"%({name})s")
+            used[name] = self.adapt(values[name])
+            last = end
+        pieces.append(sql[last:].replace("%", "%%"))
+        return "".join(pieces), used
+
+    def transaction_conflict(self, statement: Statement) -> str | None:
+        import pglast
+        from pglast import ast, enums
+        from pglast.parser import ParseError
+
+        try:
+            (raw,) = pglast.parse_sql(statement.sql)
+        except (ParseError, ValueError):
+            # Not one parseable statement: split() reports syntax errors, with their line.
+            return None
+        node = raw.stmt
+        if isinstance(node, ast.TransactionStmt):
+            return "transaction control (BEGIN/COMMIT/ROLLBACK/SAVEPOINT) would break atomicity"
+        if isinstance(node, ast.IndexStmt) and node.concurrent:
+            return "CREATE INDEX CONCURRENTLY cannot run inside a transaction block"
+        if isinstance(node, ast.DropStmt) and node.concurrent:
+            return "DROP INDEX CONCURRENTLY cannot run inside a transaction block"
+        if isinstance(node, ast.ReindexStmt) and any(
+            getattr(p, "defname", "") == "concurrently" for p in (node.params or ())
+        ):
+            return "REINDEX CONCURRENTLY cannot run inside a transaction block"
+        if isinstance(node, ast.ReindexStmt) and node.kind in (
+            enums.ReindexObjectType.REINDEX_OBJECT_SCHEMA,
+            enums.ReindexObjectType.REINDEX_OBJECT_SYSTEM,
+            enums.ReindexObjectType.REINDEX_OBJECT_DATABASE,
+        ):
+            return "REINDEX SCHEMA/SYSTEM/DATABASE cannot run inside a transaction block"
+        if isinstance(node, ast.VacuumStmt) and not node.is_vacuumcmd:
+            return None  # ANALYZE (same node as VACUUM) runs in a transaction
+        if isinstance(node, ast.ClusterStmt) and node.relation is None:
+            return "CLUSTER without a table cannot run inside a transaction block"
+        if isinstance(node, ast.DiscardStmt) and node.target == enums.DiscardMode.DISCARD_ALL:
+            return "DISCARD ALL cannot run inside a transaction block"
+        if isinstance(node, ast.AlterTableStmt):
+            for cmd in node.cmds or ():
+                definition = getattr(cmd, "def_", None)
+                if isinstance(definition, ast.PartitionCmd) and definition.concurrent:
+                    return "DETACH PARTITION CONCURRENTLY cannot run inside a transaction block"
+        forbidden = {
+            ast.VacuumStmt: "VACUUM",
+            ast.CreatedbStmt: "CREATE DATABASE",
+            ast.DropdbStmt: "DROP DATABASE",
+            ast.AlterSystemStmt: "ALTER SYSTEM",
+            ast.CreateTableSpaceStmt: "CREATE TABLESPACE",
+            ast.DropTableSpaceStmt: "DROP TABLESPACE",
+        }
+        for kind, label in forbidden.items():
+            if isinstance(node, kind):
+                return f"{label} cannot run inside a transaction block"
+        return None
+
+    # --- locks and timeouts --------------------------------------------------------------------
+
+    def acquire_run_lock(
+        self, session: Session, actor: Actor, *, prisma_compatible: bool = False
+    ) -> RunLock:
+        assert isinstance(session, PostgresSession)
+        keys = [(BACKOUT_LOCK_KEY, "backout")]
+        if prisma_compatible:
+            keys.append((PRISMA_LOCK_KEY, "Prisma Migrate"))
+        lock = AdvisoryLock(session, [], f"pg_try_advisory_lock({BACKOUT_LOCK_KEY})")
+        for key, owner in keys:
+            (got,) = session.query("SELECT pg_try_advisory_lock(%s)", (key,))[0]
+            if not got:
+                holder = self._holder(session, key)
+                lock.release()
+                raise LockError(
+                    f"the {owner} run lock (advisory lock {key}) on {session.url.masked()} "
+                    f"is held by {holder}",
+                    hint="wait for that run to finish; backout never waits for or breaks a lock",
+                )
+            lock.keys.append(key)
+        if prisma_compatible:
+            lock.description += f" and pg_try_advisory_lock({PRISMA_LOCK_KEY})"
+        return lock
+
+    def check_run_lock(
+        self, session: Session, actor: Actor, *, prisma_compatible: bool = False
+    ) -> None:
+        # Read pg_locks rather than try the lock: a try would make a run starting at this very
+        # moment find it taken (by this check).
+        keys = [(BACKOUT_LOCK_KEY, "backout")]
+        if prisma_compatible:
+            keys.append((PRISMA_LOCK_KEY, "Prisma Migrate"))
+        for key, owner in keys:
+            if session.query(_HOLDER_SQL, ((key >> 32) & 0xFFFFFFFF, key & 0xFFFFFFFF)):
+                raise LockError(
+                    f"the {owner} run lock (advisory lock {key}) on {session.url.masked()} "
+                    f"is held by {self._holder(session, key)}",
+                    hint="wait for that run to finish; backout never waits for or breaks a lock",
+                )
+
+    def _holder(self, session: Session, key: int) -> str:
+        rows = session.query(_HOLDER_SQL, ((key >> 32) & 0xFFFFFFFF, key & 0xFFFFFFFF))
+        if not rows:
+            return "another session (it has just released it; try again)"
+        pid, app, user, client, started = rows[0]
+        since = started.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if started else "?"
+        return f"pid {pid} ({app}, user {user}, from {client}, connected since {since})"
+
+    def timeout_statements(self, *, lock_timeout: float, statement_timeout: float) -> list[str]:
+        return [
+            f"SET LOCAL lock_timeout = '{int(lock_timeout * 1000)}ms'",
+            f"SET LOCAL statement_timeout = '{int(statement_timeout * 1000)}ms'",
+        ]
+
+    def is_lock_timeout(self, sqlstate: str | None, message: str) -> bool:
+        return sqlstate in _LOCK_TIMEOUT_STATES
+
+    def is_database_failure(self, sqlstate: str | None, message: str) -> bool:
+        # No SQLSTATE: libpq lost the connection ("server closed the connection unexpectedly").
+        return sqlstate is None or sqlstate[:2] in _FAILURE_CLASSES
+
+    supports_statement_timeout: ClassVar[bool] = True
+
+    def is_statement_timeout(self, sqlstate: str | None, message: str) -> bool:
+        return sqlstate == "57014" and "statement timeout" in message
+
+    def session_timeout_statements(
+        self, *, lock_timeout: float, statement_timeout: float
+    ) -> tuple[list[str], list[str]]:
+        return (
+            [
+                f"SET lock_timeout = '{int(lock_timeout * 1000)}ms'",
+                f"SET statement_timeout = '{int(statement_timeout * 1000)}ms'",
+            ],
+            ["RESET lock_timeout", "RESET statement_timeout"],
+        )
+
+    def run_lock_description(self, *, prisma_compatible: bool) -> str:
+        keys = f"pg_try_advisory_lock({BACKOUT_LOCK_KEY})"
+        if prisma_compatible:
+            keys += f" and Prisma Migrate's pg_try_advisory_lock({PRISMA_LOCK_KEY})"
+        return f"PostgreSQL advisory lock: {keys}"
+
+    # --- names ---------------------------------------------------------------------------------
+
+    def quote(self, identifier: str) -> str:
+        return '"' + identifier.replace('"', '""') + '"'
+
+    def history_table(self, logical: str, schema: str) -> str:
+        return f"{self.quote(schema)}.{self.quote(logical)}"
+
+    def table_exists(self, session: Session, table: str, schema: str | None) -> bool:
+        if schema is None:
+            rows = session.query("SELECT to_regclass(%s) IS NOT NULL", (self.quote(table),))
+        else:
+            rows = session.query(
+                "SELECT to_regclass(%s) IS NOT NULL", (f"{self.quote(schema)}.{self.quote(table)}",)
+            )
+        return bool(rows[0][0])
+
+    def snapshot(self, session: Session) -> SchemaSnapshot:
+        from backout.dialects.pg_catalog import read_postgres_snapshot
+
+        return read_postgres_snapshot(session.query, history_schema=self.history_schema)
+
+    def table_stats(self, session: Session, snapshot: SchemaSnapshot) -> dict[str, TableStats]:
+        from backout.dialects.pg_catalog import read_table_stats
+
+        return read_table_stats(session.query, snapshot)
+
+    def dml_scope(self, statement: Statement, params: Collection[str] = ()) -> DmlScope | None:
+        from backout.dialects import pg_impact
+
+        return pg_impact.dml_scope(statement, params)
+
+    def estimate_rows(self, session: Session, table: TableInfo) -> int | None:
+        from backout.dialects import pg_impact
+
+        return pg_impact.estimate_rows(session, self.table_sql(table))
+
+    def estimate_non_null(
+        self, session: Session, table: TableInfo, column: str, rows: int
+    ) -> int | None:
+        from backout.dialects import pg_impact
+
+        return pg_impact.estimate_non_null(session, table, column, rows)
+
+    def explain_rows(self, session: Session, from_where: str) -> int | None:
+        from backout.dialects import pg_impact
+
+        return pg_impact.explain_rows(session, from_where)
+
+    def server_major(self, session: Session) -> int:
+        """The server's major version (15 for 15.4)."""
+        return int(session.query("SHOW server_version_num")[0][0]) // 10000
+
+    @contextmanager
+    def scratch(
+        self, url: DatabaseURL, shadow: DatabaseURL | None, actor: Actor
+    ) -> Iterator[DatabaseURL]:
+        server = shadow or url
+        name = f"backout_scratch_{uuid.uuid4().hex[:12]}"
+        admin = self.connect(server, actor=actor)
+        try:
+            admin.execute(f"CREATE DATABASE {self.quote(name)}")
+        except DatabaseError as exc:
+            raise DatabaseError(
+                f"cannot create a scratch database on {server.masked()}: {exc.message}",
+                sqlstate=exc.sqlstate,
+                hint="set shadow_url in backout.toml to a server where backout may create "
+                "throwaway databases",
+            ) from exc
+        finally:
+            admin.close()
+        try:
+            yield server.with_database(name)
+        finally:
+            admin = self.connect(server, actor=actor)
+            try:
+                admin.execute(f"DROP DATABASE IF EXISTS {self.quote(name)} WITH (FORCE)")
+            finally:
+                admin.close()
+
+    def copy_database(
+        self, source: DatabaseURL, target: DatabaseURL, actor: Actor, *, data: bool
+    ) -> None:
+        from backout.dialects import pg_tools
+
+        with self.connect(source, actor=actor) as session:
+            major = self.server_major(session)
+        dump = pg_tools.find_tool("pg_dump", major)
+        restore = pg_tools.find_tool("pg_restore", major)
+        source_info, source_env = pg_tools.libpq_target(source)
+        target_info, target_env = pg_tools.libpq_target(target)
+        args = [dump.path, "--format=custom", "--no-owner", "--no-acl", source_info]
+        if not data:
+            args.insert(1, "--schema-only")
+        with subprocess.Popen(
+            args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=source_env
+        ) as dumper:
+            assert dumper.stdout is not None
+            restored = subprocess.run(
+                [restore.path, "--no-owner", "--no-acl", "--exit-on-error", "-d", target_info],
+                stdin=dumper.stdout,
+                capture_output=True,
+                env=target_env,
+                check=False,
+            )
+            dumper.stdout.close()
+            dump_err = dumper.stderr.read() if dumper.stderr else b""
+            dumper.wait()
+        if dumper.returncode != 0 or restored.returncode != 0:
+            detail = (dump_err or restored.stderr).decode("utf-8", "replace").strip()
+            raise DatabaseError(
+                f"copying {source.masked()} to a scratch database failed: "
+                + scrub(detail.splitlines()[-1] if detail else "unknown error", source.secrets)
+            )
+
+    def user_tables(self, session: Session, history_schema: str) -> list[str]:
+        rows = session.query(
+            "SELECT format('%%I.%%I', n.nspname, c.relname) FROM pg_class c "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE c.relkind IN ('r', 'p') AND n.nspname <> ALL(%s) "
+            "AND n.nspname NOT LIKE 'pg\\_%%' AND c.relname <> '_prisma_migrations' ORDER BY 1",
+            (["information_schema", history_schema],),
+        )
+        return [str(r[0]) for r in rows]
+
+    def ensure_url_schema(self, url: DatabaseURL) -> list[str]:
+        # Prisma's migrate deploy creates the ?schema= schema too.
+        return [f"CREATE SCHEMA IF NOT EXISTS {self.quote(url.schema)}"] if url.schema else []
+
+    def ensure_history_schema(self, schema: str) -> list[str]:
+        return [f"CREATE SCHEMA IF NOT EXISTS {self.quote(schema)}"]
+
+    def backup_engine(self) -> BackupEngine:
+        from backout.dialects.pg_backup import PostgresBackupEngine
+
+        return PostgresBackupEngine()
+
+    # --- rehearsals and drafts -----------------------------------------------------------------
+
+    def schema_dump(
+        self, url: DatabaseURL, actor: Actor, *, ignore_column_order: bool = False
+    ) -> str | None:
+        """``pg_dump --schema-only``, normalised (see :mod:`backout.dialects.pg_schema_dump`)."""
+        from backout.dialects.pg_schema_dump import schema_dump
+
+        with self.connect(url, actor=actor) as session:
+            major = self.server_major(session)
+        return schema_dump(
+            url,
+            major,
+            history_schema=self.history_schema,
+            ignore_column_order=ignore_column_order,
+        )
+
+    def tune_scratch(self, url: DatabaseURL, actor: Actor) -> None:
+        """``synchronous_commit = off`` for every later session: no WAL flush per COMMIT."""
+        with self.connect(url, actor=actor) as session:
+            name = self.quote(url.database or "")
+            session.execute(f"ALTER DATABASE {name} SET synchronous_commit = off")
+
+    def typed_placeholder(self, type_: str) -> str:
+        """``CAST(%s AS type)``: text parameters become enums, timestamps, json..."""
+        return f"CAST(%s AS {type_})"
+
+    def draft_rollback(
+        self,
+        before: SchemaSnapshot,
+        after: SchemaSnapshot,
+        *,
+        definitions: Mapping[str, str] | None = None,
+    ) -> Draft:
+        """SQL that turns a database at ``after`` back into ``before`` (see pg_ddl)."""
+        from backout.dialects.pg_ddl import draft_rollback
+
+        return draft_rollback(before, after)
+
+    def rename_back(self, rename: Rename) -> str | None:
+        """``ALTER TABLE/INDEX/TYPE/... RENAME`` back to the old name."""
+        from backout.dialects.pg_ddl import rename_back
+
+        return rename_back(rename)

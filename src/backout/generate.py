@@ -1,0 +1,362 @@
+"""``backout generate``: draft a migration's rollback from the schema diff before and after it.
+
+On a scratch database the migrations before ID are applied (from empty), the schema is read,
+ID is applied and the schema read again. The dialect turns the two snapshots into SQL
+(:meth:`~backout.dialects.base.Dialect.draft_rollback`), after undoing the renames the forward
+script made (so a renamed table keeps its rows). The draft is then run on the scratch database,
+inside a transaction that is rolled back, and the schema it leaves is compared with the one
+before ID: what still differs is written into the draft as TODO lines, never hidden.
+
+The header carries the directives: risk computed from the draft's own statements
+(:func:`backout.risk.assess_static`), impact, data-loss and manual lines where data cannot
+come back, and ``require`` checks that refuse a rollback that would fail half-way. The file goes
+where the layout expects it and is never overwritten without ``force``.
+"""
+
+from __future__ import annotations
+
+import re
+import textwrap
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from backout.dialects.base import Session
+from backout.dialects.ddl_base import Draft, DraftStep, Rename
+from backout.effects import Action, ObjectKind, analyze
+from backout.errors import BackoutError, UsageError
+from backout.migration import Migration, Project
+from backout.replay import apply_unrecorded, ensure_url_schema, scratch_workspace
+from backout.risk import assess_static
+from backout.runner import prepare
+from backout.schema import SchemaSnapshot, TableInfo, diff_schemas
+from backout.script import Risk
+from backout.workspace import Workspace
+
+_RENAME_KINDS = {
+    ObjectKind.TABLE: "table",
+    ObjectKind.COLUMN: "column",
+    ObjectKind.INDEX: "index",
+    ObjectKind.CONSTRAINT: "constraint",
+    ObjectKind.FOREIGN_KEY: "constraint",
+    ObjectKind.ENUM: "type",
+    ObjectKind.TYPE: "type",
+    ObjectKind.ENUM_VALUE: "enum_value",
+    ObjectKind.VIEW: "view",
+    ObjectKind.MATERIALIZED_VIEW: "view",
+    ObjectKind.SEQUENCE: "sequence",
+}
+DBMATE_DOWN = re.compile(r"^\s*--\s*migrate:down\b", re.IGNORECASE)
+_DATA = (Action.INSERT, Action.UPDATE, Action.DELETE, Action.TRUNCATE)
+WIDTH = 100
+
+
+@dataclass
+class GeneratedRollback:
+    """One drafted rollback."""
+
+    migration: str
+    path: Path
+    #: the whole script: header and statements
+    text: str
+    risk: Risk
+    statements: int
+    #: schema differences the draft leaves when run on a scratch copy (should be none)
+    residual: list[str] = field(default_factory=list)
+    #: column-order differences it leaves (re-added columns come last)
+    column_order: list[str] = field(default_factory=list)
+    #: the draft fails on a scratch copy of the schema before ID
+    error: str | None = None
+    todo: list[str] = field(default_factory=list)
+    written: bool = False
+    overwrote: bool = False
+
+    @property
+    def needs_review(self) -> bool:
+        """The draft is known to be incomplete: residual differences, an error, or TODOs."""
+        return bool(self.residual or self.error or self.todo)
+
+
+def rollback_path(project: Project, migration: Migration) -> Path:
+    """Where the layout expects the rollback of ``migration``."""
+    if migration.down is not None:
+        return migration.down.path
+    if project.layout == "prisma":
+        folder = project.rollback_dir or project.migrations_dir.parent / "rollback"
+        return folder / f"{migration.id}_rollback.sql"
+    if project.layout == "dbmate":
+        return migration.up.path
+    return project.migrations_dir / f"{migration.id}.down.sql"
+
+
+def _has_rollback(ws: Workspace, migration: Migration) -> bool:
+    if migration.down is None:
+        return False
+    if ws.project.layout != "dbmate":
+        return True
+    try:
+        return bool(ws.dialect.split(migration.down.text, migration.down.display))
+    except BackoutError:
+        return True
+
+
+def renames_of(ws: Workspace, migration: Migration) -> list[Rename]:
+    """What the forward script renames, newest first (the order to undo them in)."""
+    statements = prepare(ws.dialect, migration.up).statements
+    found: list[Rename] = []
+    for effect in analyze(ws.dialect.name, statements).effects:
+        kind = _RENAME_KINDS.get(effect.target.kind)
+        if effect.action is not Action.RENAME or effect.renamed_to is None or kind is None:
+            continue
+        target = effect.target
+        found.append(
+            Rename(kind, target.schema, target.parent, target.name, effect.renamed_to.name)
+        )
+    return list(reversed(found))
+
+
+def _exists(snapshot: SchemaSnapshot, kind: str, parent: str | None, name: str) -> bool:
+    """Whether the object a rename names exists in ``snapshot`` (names compared folded on
+    databases without schemas, where identifiers are case-insensitive)."""
+    fold = str.casefold if snapshot.default_schema is None else str
+
+    def has(names: Iterable[str]) -> bool:
+        return fold(name) in {fold(n) for n in names}
+
+    def table(table_name: str) -> TableInfo | None:
+        return next((t for t in snapshot.tables.values() if fold(t.name) == fold(table_name)), None)
+
+    if kind == "table":
+        return table(name) is not None
+    if kind in ("column", "constraint"):
+        owner = table(parent or "")
+        if owner is None:
+            return False
+        if kind == "column":
+            return has(c.name for c in owner.columns)
+        keys = [c.name for c in owner.constraints if c.name]
+        return has(keys + [f.name for f in owner.foreign_keys if f.name])
+    if kind == "enum_value":
+        enum = next((e for e in snapshot.enums.values() if e.name == parent), None)
+        return enum is not None and name in enum.values
+    pools: dict[str, Iterable[str]] = {
+        "index": (i.name for i in snapshot.indexes.values()),
+        "type": [
+            *(e.name for e in snapshot.enums.values()),
+            *(t.name for t in snapshot.types.values()),
+        ],
+        "view": (v.name for v in snapshot.views.values()),
+        "sequence": (s.name for s in snapshot.sequences.values()),
+    }
+    return has(pools.get(kind, ()))
+
+
+def lasting_renames(
+    renames: Sequence[Rename], before: SchemaSnapshot, after: SchemaSnapshot
+) -> list[Rename]:
+    """The renames of an object that existed before the migration under its old name and exists
+    after it under the new one. Renames that are steps of something else are left to the
+    schema diff: a type renamed to ``x_old`` and dropped later, or a rebuilt ``new_T`` renamed
+    to ``T`` after the old ``T`` was dropped."""
+    return [
+        r
+        for r in renames
+        if _exists(before, r.kind, r.parent, r.old)
+        and not _exists(before, r.kind, r.parent, r.new)
+        and _exists(after, r.kind, r.parent, r.new)
+        and not _exists(after, r.kind, r.parent, r.old)
+    ]
+
+
+def _data_notes(ws: Workspace, migration: Migration) -> list[str]:
+    effects = analyze(ws.dialect.name, prepare(ws.dialect, migration.up).statements)
+    # Rows copied into a table the script creates (a SQLite redefinition) are not data it
+    # changes: only tables that existed before count.
+    existing = set(effects.tables_written())
+    notes = []
+    for effect in effects.effects:
+        if effect.action in _DATA and (effect.table or effect.target) in existing:
+            notes.append(
+                f"{migration.up.display}:{effect.line} {effect.action.value}s rows of "
+                f"{effect.target.display}: a schema diff cannot undo that; add statements that "
+                "restore the data, or say why none are needed"
+            )
+    return notes
+
+
+def _directive(name: str, text: str) -> list[str]:
+    """``-- backout:name text`` wrapped with backslash continuations."""
+    lines = textwrap.wrap(
+        " ".join(text.split()),
+        WIDTH - 2,
+        initial_indent=f"-- backout:{name} ",
+        subsequent_indent="--   ",
+        break_long_words=False,
+        break_on_hyphens=False,
+    )
+    return [line + " \\" if i < len(lines) - 1 else line for i, line in enumerate(lines)]
+
+
+def _comment(text: str) -> list[str]:
+    return textwrap.wrap(text, WIDTH, initial_indent="-- ", subsequent_indent="-- ")
+
+
+def render(
+    ws: Workspace, migration: Migration, draft: Draft, *, column_order: Sequence[str] = ()
+) -> str:
+    """The whole rollback script: header with directives, then the statements."""
+    body = draft.sql()
+    statements = ws.dialect.split(body, "(draft)") if body.strip() else []
+    risk = assess_static(analyze(ws.dialect.name, statements)).risk
+    manual = list(draft.manual)
+    if ws.project.layout == "prisma":
+        manual.append(
+            f"Revert prisma/schema.prisma to its state before {migration.id}, then run "
+            "`npx prisma generate`"
+        )
+    header = [
+        *_comment(
+            f"Rollback of {migration.id}: drafted by `backout generate` from the schema before "
+            "and after it. Review it, then rehearse it on a copy with data: "
+            f"`backout test {migration.id}`."
+        ),
+        "--",
+        *_directive("risk", risk.name),
+        *(line for text in dict.fromkeys(draft.impact) for line in _directive("impact", text)),
+        *(
+            line
+            for text in dict.fromkeys(draft.data_loss)
+            for line in _directive("data-loss", text)
+        ),
+        *(line for text in dict.fromkeys(manual) for line in _directive("manual", text)),
+        *(line for text in dict.fromkeys(draft.requires) for line in _directive("require", text)),
+    ]
+    notes = [*(f"TODO: {t}" for t in draft.todo)]
+    notes += [f"NOTE: {t} (re-added columns come last)" for t in column_order]
+    if notes:
+        header.append("--")
+        header += [line for note in notes for line in _comment(note)]
+    if not statements:
+        header += ["--", "-- TODO: the migration changes no schema object: write the statements"]
+    return "\n".join(header) + "\n\n" + body
+
+
+def _draft_on(
+    ws: Workspace,
+    session: Session,
+    migration: Migration,
+    before: SchemaSnapshot,
+    definitions: dict[str, str],
+) -> GeneratedRollback:
+    """Draft the rollback of ``migration`` (just applied) and try it in a rolled-back
+    transaction; the scratch database stays as it was (``migration`` applied)."""
+    dialect = ws.dialect
+    after = dialect.snapshot(session)
+    lasting = lasting_renames(renames_of(ws, migration), before, after)
+    renames = [(r, dialect.rename_back(r)) for r in lasting]
+    draft = Draft()
+    error: str | None = None
+    residual: list[str] = []
+    order: list[str] = []
+    session.begin()
+    try:
+        for _, sql in renames:
+            if sql is not None:
+                session.execute(sql)
+        middle = dialect.snapshot(session)
+        draft = dialect.draft_rollback(before, middle, definitions=definitions)
+        undo = [DraftStep(sql, "Undo what the migration renamed") for _, sql in renames if sql]
+        draft.steps[:0] = undo
+        for step in draft.steps[len(undo) :]:
+            session.execute(step.sql)
+        diff = diff_schemas(before, dialect.snapshot(session))
+        residual = [c.detail for c in diff.changes]
+        order = [c.detail for c in diff.column_order]
+    except BackoutError as exc:
+        error = f"the draft fails on a scratch copy of the schema before {migration.id}: {exc}"
+    finally:
+        session.rollback()
+    draft.todo += _data_notes(ws, migration)
+    draft.todo += [f"not undone: {line}" for line in residual]
+    if error:
+        draft.todo.append(error)
+    text = render(ws, migration, draft, column_order=order)
+    statements = dialect.split(text, "(draft)")
+    return GeneratedRollback(
+        migration=migration.id,
+        path=rollback_path(ws.project, migration),
+        text=text,
+        risk=assess_static(analyze(dialect.name, statements)).risk,
+        statements=len(statements),
+        residual=residual,
+        column_order=order,
+        error=error,
+        todo=list(draft.todo),
+    )
+
+
+def _write(ws: Workspace, migration: Migration, result: GeneratedRollback) -> None:
+    path = result.path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if ws.project.layout == "dbmate":
+        # Everything before the down marker stays byte for byte: the up section's checksum
+        # is what history compares.
+        text = path.read_text(encoding="utf-8")
+        lines = text.splitlines(keepends=True)
+        marker = next(
+            (i for i, line in enumerate(lines) if DBMATE_DOWN.match(line)),
+            None,
+        )
+        if marker is None:
+            head = text if text.endswith("\n") or not text else text + "\n"
+        else:
+            head = "".join(lines[:marker])
+        path.write_text(head + "-- migrate:down\n" + result.text, encoding="utf-8")
+    else:
+        result.overwrote = path.exists()
+        path.write_text(result.text, encoding="utf-8")
+    result.written = True
+
+
+def generate(
+    ws: Workspace, refs: Sequence[str], *, force: bool = False, write: bool = True
+) -> list[GeneratedRollback]:
+    """Draft the rollbacks of the given migrations (see the module docstring).
+
+    ``write=False`` only returns the drafts. Without ``force`` an existing rollback is never
+    overwritten: that is refused before any database work.
+    """
+    if not refs:
+        raise UsageError("name the migration(s) to draft a rollback for")
+    project = ws.project
+    empty = SchemaSnapshot(dialect=ws.dialect.name)
+    ws.dialect.draft_rollback(empty, empty)  # refuses, before any work, where unsupported
+    chosen = sorted(
+        {m.key: m for m in (project.find(r) for r in refs)}.values(), key=project.index_of
+    )
+    if write and not force:
+        existing = [m for m in chosen if _has_rollback(ws, m)]
+        if existing:
+            shown = ", ".join(project.rel(rollback_path(project, m)) for m in existing)
+            raise UsageError(
+                f"a rollback already exists: {shown}",
+                hint="pass --force to overwrite it (or --stdout to only print the draft)",
+            )
+    wanted = {m.key for m in chosen}
+    last = project.index_of(chosen[-1])
+    results: list[GeneratedRollback] = []
+    with scratch_workspace(ws) as scratch, scratch.session() as session:
+        ensure_url_schema(scratch, session)
+        for migration in project.migrations[: last + 1]:
+            if migration.key not in wanted:
+                apply_unrecorded(scratch, session, migration)
+                continue
+            before = scratch.dialect.snapshot(session)
+            definitions = scratch.dialect.stored_definitions(session)
+            apply_unrecorded(scratch, session, migration)
+            results.append(_draft_on(scratch, session, migration, before, definitions))
+    if write:
+        by_id = {m.id: m for m in chosen}
+        for result in results:
+            _write(ws, by_id[result.migration], result)
+    return results

@@ -1,0 +1,573 @@
+"""Executing scripts: statement by statement, in one transaction, with timeouts and retries.
+
+A dry run is this same code path with an :class:`Executor` that writes into a transcript instead
+of the database; reads (history, ``require`` checks) still go to the live database.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import decimal
+import random
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from backout.dialects.base import Dialect, Params, Row, ScriptShape, Session
+from backout.errors import CheckFailed, DatabaseError, LockError, ProjectError
+from backout.script import Script, SqlCheck, Statement
+
+
+def render_literal(value: object) -> str:
+    """A parameter value as a SQL literal, for dry-run transcripts only (never executed)."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, int | float | decimal.Decimal):
+        return str(value)
+    if isinstance(value, dt.datetime | dt.date):
+        return "'" + value.isoformat() + "'"
+    if isinstance(value, uuid.UUID):
+        return f"'{value}'"
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def render_sql(sql: str, params: Params) -> str:
+    """``sql`` with backout's ``%s`` placeholders replaced by literals (dry-run display)."""
+    if not params:
+        return sql
+    pieces = sql.split("%s")
+    out = [pieces[0]]
+    for value, rest in zip(params, pieces[1:], strict=False):
+        out.append(render_literal(value))
+        out.append(rest)
+    return "".join(out)
+
+
+class Executor:
+    """Runs writes on the session, or (dry run) only records them; keeps a transcript either way."""
+
+    def __init__(self, session: Session, *, dry_run: bool) -> None:
+        self.session = session
+        self.dry_run = dry_run
+        self.transcript: list[str] = []
+
+    def execute(
+        self, sql: str, params: Params = None, *, named: Mapping[str, object] | None = None
+    ) -> int:
+        """Run (or record) one write; returns the affected row count (0 in a dry run).
+
+        ``named``: values of the script's declared parameters, bound to its ``:name``
+        placeholders (never pasted into the SQL; the transcript shows them as literals).
+        """
+        if named:
+            from backout.dialects.params import render
+
+            dialect = self.session.dialect
+            shown = render(sql, dialect.param_spans(sql, named.keys()), named)
+            self.transcript.append(shown.rstrip().rstrip(";") + ";")
+            if self.dry_run:
+                return 0
+            driver_sql, driver_params = dialect.bind(sql, named)
+            return self.session.execute_native(driver_sql, driver_params)
+        self.transcript.append(render_sql(sql, params).rstrip().rstrip(";") + ";")
+        if self.dry_run:
+            return 0
+        return self.session.execute(sql, params)
+
+    def query(self, sql: str, *, named: Mapping[str, object] | None = None) -> list[Row]:
+        """A read (always on the database, also in a dry run), with bound parameters."""
+        if named:
+            driver_sql, driver_params = self.session.dialect.bind(sql, named)
+            return self.session.query_native(driver_sql, driver_params)
+        return self.session.query(sql)
+
+    def comment(self, text: str) -> None:
+        """Add a ``-- comment`` line to the transcript."""
+        for line in text.splitlines() or [""]:
+            self.transcript.append(f"-- {line}".rstrip())
+
+    def begin(self) -> None:
+        """Start a transaction."""
+        self.transcript.append("BEGIN;")
+        if not self.dry_run:
+            self.session.begin()
+
+    def commit(self) -> None:
+        """Commit."""
+        self.transcript.append("COMMIT;")
+        if not self.dry_run:
+            self.session.commit()
+
+    def rollback(self) -> None:
+        """Roll back whatever is open (never raises)."""
+        if not self.dry_run:
+            self.session.rollback()
+
+
+@dataclass(frozen=True)
+class PreparedScript:
+    """A script split into statements and checked for what cannot run in a transaction."""
+
+    script: Script
+    statements: tuple[Statement, ...]
+    shape: ScriptShape
+    #: statements the database commits on its own (MySQL's DDL): the script cannot be one
+    #: transaction, and runs statement by statement with a journal
+    implicit: tuple[Statement, ...] = ()
+
+    @property
+    def transactional(self) -> bool:
+        """False when the script says ``-- backout:transaction off``, or holds a statement the
+        database commits implicitly (see :attr:`implicit`)."""
+        return self.script.directives.transaction and not self.implicit
+
+
+def prepare(dialect: Dialect, script: Script) -> PreparedScript:
+    """Split ``script`` and refuse statements that would break its transaction.
+
+    Raises ProjectError (file and line) for syntax errors, and for transaction control or
+    non-transactional statements in a script that does not say ``-- backout:transaction off``.
+    """
+    statements = dialect.split(
+        script.text,
+        script.display,
+        first_line=script.first_line,
+        params=[p.name for p in script.directives.params],
+    )
+    if script.directives.transaction:
+        for statement in statements:
+            reason = dialect.transaction_conflict(statement)
+            if reason is not None:
+                raise ProjectError(
+                    f"{reason}: {statement.excerpt(60)}",
+                    path=script.display,
+                    line=statement.line,
+                    hint="remove it, or declare '-- backout:transaction off' to run the script "
+                    "statement by statement without a transaction",
+                )
+        shape = dialect.shape(statements)
+    else:
+        shape = ScriptShape(before=(), inside=tuple(statements), after=())
+    implicit = tuple(s for s in statements if dialect.commits_implicitly(s))
+    if implicit:
+        shape = ScriptShape(before=(), inside=tuple(statements), after=())
+    return PreparedScript(
+        script=script, statements=tuple(statements), shape=shape, implicit=implicit
+    )
+
+
+class StatementJournal(Protocol):
+    """What a journaled run records around each statement (see :mod:`backout.journal`)."""
+
+    def running(self, statement: Statement) -> None:
+        """Before a statement that commits on its own."""
+
+    def done(self, statement: Statement) -> None:
+        """After a statement took effect (in its transaction, when it has one)."""
+
+    def failed(self, statement: Statement, error: str) -> None:
+        """A statement failed and took no effect."""
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How patient to be with locks, and how long a statement may run."""
+
+    lock_timeout: float = 2.0
+    lock_retries: int = 5
+    statement_timeout: float = 0.0
+    #: seconds before the first retry; doubles each time (with jitter), capped at 10 s
+    backoff: float = 0.5
+    #: told about each lock wait before backing off: (where, attempt, wait seconds)
+    on_retry: Callable[[str, int, float], None] | None = field(default=None, compare=False)
+
+
+@dataclass
+class RunStats:
+    """What a run did: attempts, statements, per-script timings."""
+
+    attempts: int = 0
+    statements: int = 0
+    rows_affected: int = 0
+    lock_waits: list[str] = field(default_factory=list)
+
+
+class _LockTimeout(Exception):
+    def __init__(self, error: DatabaseError, where: str) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.where = where
+
+
+def check_passes(rows: list[tuple[object, ...]]) -> bool:
+    """A require/verify query passes when its first row's first column is true or non-zero."""
+    if not rows or not rows[0]:
+        return False
+    value = rows[0][0]
+    if value is None:
+        return False
+    if isinstance(value, str):
+        return value.strip().lower() in {"t", "true", "1", "yes", "y", "on"}
+    return bool(value)
+
+
+class ScriptRunner:
+    """Runs prepared scripts on one session; every error names the script, line and statement."""
+
+    def __init__(
+        self,
+        session: Session,
+        executor: Executor,
+        options: RunOptions,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        values: Mapping[str, object] | None = None,
+    ) -> None:
+        #: values of declared parameters (partial rollbacks), bound wherever ``:name`` appears
+        self.values = dict(values or {})
+        self.session = session
+        self.dialect = session.dialect
+        self.executor = executor
+        self.options = options
+        self.sleep = sleep
+        self.stats = RunStats()
+        #: told about each lock wait before backing off: (where, attempt, wait seconds)
+        self.on_retry = options.on_retry
+
+    # --- checks ----------------------------------------------------------------------------
+
+    def evaluate(self, script: Script, check: SqlCheck, kind: str) -> None:
+        """Run a require/verify query; CheckFailed naming file and line when it does not pass."""
+        if self.executor.dry_run and kind == "verify":
+            self.executor.comment(f"verify ({script.display}:{check.line}), after the statements:")
+            self.executor.comment(f"  {check.sql}")
+            return
+        try:
+            rows = self.executor.query(check.sql, named=self.values)
+        except DatabaseError as exc:
+            raise DatabaseError(
+                f"{script.display}:{check.line}: {kind} query failed: {exc}",
+                sqlstate=exc.sqlstate,
+                path=script.display,
+                line=check.line,
+                statement=check.sql,
+            ) from exc
+        passed = check_passes(rows)
+        if self.executor.dry_run:
+            verdict = "passes now" if passed else "FAILS now"
+            self.executor.comment(f"{kind} ({script.display}:{check.line}) {verdict}: {check.sql}")
+            if not passed:
+                raise CheckFailed(
+                    f"{script.display}:{check.line}: require does not hold: {check.sql}"
+                )
+            return
+        if not passed:
+            got = rows[0][0] if rows and rows[0] else "no rows"
+            raise CheckFailed(
+                f"{script.display}:{check.line}: {kind} failed (got {got!r}): {check.sql}",
+                hint="nothing was changed" if kind == "require" else "everything was undone",
+            )
+
+    # --- statements ------------------------------------------------------------------------
+
+    def run_statement(self, script: Script, statement: Statement) -> int:
+        """Execute one statement, naming script, line and statement on failure."""
+        try:
+            count = self.executor.execute(statement.sql, named=self.values)
+        except DatabaseError as exc:
+            where = f"{script.display}:{statement.line}"
+            if self.dialect.is_lock_timeout(exc.sqlstate, exc.message):
+                raise _LockTimeout(exc, where) from exc
+            if self.dialect.is_statement_timeout(exc.sqlstate, exc.message):
+                raise LockError(
+                    f"{where}: statement {statement.index} ran longer than the statement "
+                    f"timeout ({self.options.statement_timeout:g}s): {statement.excerpt(60)}",
+                    hint="nothing of this run was kept; raise statement_timeout, or run it "
+                    "when the database is quieter",
+                ) from exc
+            state = f" [{exc.sqlstate}]" if exc.sqlstate else ""
+            raise DatabaseError(
+                f"{where}: statement {statement.index} failed: {exc.message}{state}: "
+                f"{statement.excerpt(70)}",
+                sqlstate=exc.sqlstate,
+                path=script.display,
+                line=statement.line,
+                statement=statement.sql,
+            ) from exc
+        self.stats.statements += 1
+        if count > 0:
+            self.stats.rows_affected += count
+        return count
+
+    def _run_body(self, unit: PreparedScript, statements: Sequence[Statement]) -> None:
+        for statement in statements:
+            self.run_statement(unit.script, statement)
+
+    # --- transactions ----------------------------------------------------------------------
+
+    def run_in_transaction(
+        self,
+        units: Sequence[PreparedScript],
+        *,
+        before_commit: Callable[[], None],
+        on_unit_done: Callable[[PreparedScript], None] | None = None,
+    ) -> RunStats:
+        """Run every unit in one transaction, retrying the whole of it on lock timeouts.
+
+        Per unit: its ``require`` checks, its statements, its ``verify`` checks. Then the
+        dialect's integrity check and ``before_commit`` (history writes), then COMMIT.
+        Any error rolls everything back and propagates; lock timeouts are retried
+        ``lock_retries`` times with exponential backoff, then become LockError.
+        """
+        delay = self.options.backoff
+        while True:
+            self.stats.attempts += 1
+            # Only the attempt that commits counts: a retried attempt was rolled back.
+            self.stats.statements = 0
+            self.stats.rows_affected = 0
+            try:
+                self._attempt(units, before_commit, on_unit_done)
+            except _LockTimeout as timeout:
+                self.executor.rollback()
+                self._after_all(units, quietly=True)
+                self.stats.lock_waits.append(timeout.where)
+                if self.stats.attempts > self.options.lock_retries:
+                    raise LockError(
+                        f"{timeout.where}: could not get a lock within "
+                        f"{self.options.lock_timeout:g}s, {self.stats.attempts} attempts: "
+                        f"{timeout.error.message}",
+                        hint="a long transaction holds a lock on that table; nothing was changed. "
+                        "Retry later, or raise --lock-timeout",
+                    ) from timeout.error
+                wait = min(10.0, delay) * (0.5 + random.random() / 2)
+                if self.on_retry is not None:
+                    self.on_retry(timeout.where, self.stats.attempts, wait)
+                self.sleep(wait)
+                delay *= 2
+            except BaseException:
+                self.executor.rollback()
+                self._after_all(units, quietly=True)
+                raise
+            else:
+                self._after_all(units, quietly=False)
+                return self.stats
+
+    def _attempt(
+        self,
+        units: Sequence[PreparedScript],
+        before_commit: Callable[[], None],
+        on_unit_done: Callable[[PreparedScript], None] | None,
+    ) -> None:
+        opts = self.options
+        for sql in self.dialect.before_begin_statements(lock_timeout=opts.lock_timeout):
+            self.executor.execute(sql)
+        for unit in units:
+            for statement in unit.shape.before:
+                self.run_statement(unit.script, statement)
+        try:
+            self.executor.begin()
+        except DatabaseError as exc:
+            if self.dialect.is_lock_timeout(exc.sqlstate, exc.message):
+                where = units[0].script.display if units else "BEGIN"
+                raise _LockTimeout(exc, f"{where}: BEGIN") from exc
+            raise
+        for sql in self.dialect.timeout_statements(
+            lock_timeout=opts.lock_timeout, statement_timeout=opts.statement_timeout
+        ):
+            self.executor.execute(sql)
+        for unit in units:
+            self.executor.comment(f"{unit.script.kind.value}: {unit.script.display}")
+            for check in unit.script.directives.require:
+                self.evaluate(unit.script, check, "require")
+            self._run_body(unit, unit.shape.inside)
+            for check in unit.script.directives.verify:
+                self.evaluate(unit.script, check, "verify")
+            if on_unit_done is not None:
+                on_unit_done(unit)
+        if not self.executor.dry_run:
+            problems = self.dialect.integrity_check(self.session)
+            if problems:
+                raise CheckFailed(
+                    f"integrity check failed before commit: {problems[0]}"
+                    + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""),
+                    hint="everything was undone",
+                )
+        before_commit()
+        self.executor.commit()
+
+    def _after_all(self, units: Sequence[PreparedScript], *, quietly: bool) -> None:
+        """Run what follows COMMIT (e.g. foreign keys back on) and restore session settings.
+
+        ``quietly``: we are already propagating an error, which must not be masked by a
+        second one from a connection that may be gone.
+        """
+        try:
+            for unit in units:
+                for statement in unit.shape.after:
+                    self.executor.execute(statement.sql)
+            if not self.executor.dry_run:
+                self.dialect.after_script(self.session)
+        except DatabaseError:
+            if not quietly:
+                raise
+
+    def run_without_transaction(
+        self,
+        unit: PreparedScript,
+        *,
+        on_start: Callable[[], None] | None = None,
+        on_statement: Callable[[Statement], None] | None = None,
+        journal: StatementJournal | None = None,
+        start_at: int = 1,
+    ) -> RunStats:
+        """Run a script statement by statement, each committing on its own: a ``transaction
+        off`` script, or one holding statements the database commits implicitly (MySQL DDL).
+
+        A failure leaves the statements before it applied; the DatabaseError says how many.
+        With a ``journal``, each statement is recorded as it completes: a statement that
+        commits on its own gets a ``running`` entry before and a ``done`` entry after it; any
+        other runs in a transaction of its own together with its ``done`` entry. ``start_at``
+        (a resumed run) skips the statements before it and the ``require`` checks, which held
+        when the run started.
+        """
+        self.stats.attempts += 1
+        why = self._why_statement_by_statement(unit)
+        self.executor.comment(f"{unit.script.display}: {why}, each statement commits on its own")
+        if start_at > 1:
+            self.executor.comment(f"resuming at statement {start_at} of {len(unit.statements)}")
+        else:
+            for check in unit.script.directives.require:
+                self.evaluate(unit.script, check, "require")
+        setters, resetters = self.dialect.session_timeout_statements(
+            lock_timeout=self.options.lock_timeout,
+            statement_timeout=self.options.statement_timeout,
+        )
+        for sql in setters:
+            self.executor.execute(sql)
+        try:
+            self._autocommit_body(unit, on_start, on_statement, journal, start_at)
+        finally:
+            for sql in resetters:
+                if self.executor.dry_run:
+                    self.executor.execute(sql)
+                else:
+                    # If the connection is gone, its settings went with it.
+                    with contextlib.suppress(DatabaseError):
+                        self.session.execute(sql)
+        for check in unit.script.directives.verify:
+            self.evaluate(unit.script, check, "verify")
+        return self.stats
+
+    def _why_statement_by_statement(self, unit: PreparedScript) -> str:
+        if not unit.script.directives.transaction:
+            return "transaction off"
+        return f"{self.dialect.display_name} commits DDL implicitly"
+
+    def _autocommit_body(
+        self,
+        unit: PreparedScript,
+        on_start: Callable[[], None] | None,
+        on_statement: Callable[[Statement], None] | None,
+        journal: StatementJournal | None = None,
+        start_at: int = 1,
+    ) -> None:
+        if on_start is not None:
+            on_start()
+        total = len(unit.statements)
+        why = self._why_statement_by_statement(unit)
+        done = start_at - 1
+        for statement in unit.statements:
+            if statement.index < start_at:
+                continue
+            try:
+                if journal is None:
+                    self._autocommit_statement(unit, statement)
+                else:
+                    self._journaled_statement(unit, statement, journal)
+            except _LockTimeout as timeout:
+                error = LockError(
+                    f"{timeout.where}: could not get a lock within {self.options.lock_timeout:g}s "
+                    f"after {self.options.lock_retries + 1} attempts ({done} of {total} "
+                    f"statements were applied and remain, {why})"
+                )
+                self._journal_failure(journal, statement, error.message)
+                raise error from timeout.error
+            except (DatabaseError, LockError) as exc:
+                cause = exc.__cause__
+                short = exc.message
+                if isinstance(cause, DatabaseError):
+                    short = cause.message + (f" [{cause.sqlstate}]" if cause.sqlstate else "")
+                self._journal_failure(journal, statement, short)
+                exc.message = (
+                    f"{exc.message} ({done} of {total} statements were applied and remain: {why})"
+                )
+                exc.args = (exc.message,)
+                raise
+            done += 1
+            if on_statement is not None:
+                on_statement(statement)
+
+    def _journal_failure(
+        self, journal: StatementJournal | None, statement: Statement, message: str
+    ) -> None:
+        """Record that a statement failed (it took no effect); never masks the failure."""
+        if journal is None or self.executor.dry_run:
+            return
+        self.session.rollback()
+        with contextlib.suppress(DatabaseError):
+            journal.failed(statement, message)
+
+    def _journaled_statement(
+        self, unit: PreparedScript, statement: Statement, journal: StatementJournal
+    ) -> None:
+        """One statement and its journal entry; retried on lock timeouts (they leave nothing)."""
+        implicit = not unit.script.directives.transaction or self.dialect.commits_implicitly(
+            statement
+        )
+        if implicit:
+            journal.running(statement)
+            self._autocommit_statement(unit, statement)
+            journal.done(statement)
+            return
+        delay = self.options.backoff
+        for attempt in range(1, self.options.lock_retries + 2):
+            try:
+                # The statement and its journal entry commit together: the entry is exact.
+                self.executor.begin()
+                self.run_statement(unit.script, statement)
+                journal.done(statement)
+                self.executor.commit()
+                return
+            except _LockTimeout as timeout:
+                self.executor.rollback()
+                if attempt > self.options.lock_retries:
+                    raise
+                wait = min(10.0, delay) * (0.5 + random.random() / 2)
+                if self.on_retry is not None:
+                    self.on_retry(timeout.where, attempt, wait)
+                self.sleep(wait)
+                delay *= 2
+            except BaseException:
+                self.executor.rollback()
+                raise
+
+    def _autocommit_statement(self, unit: PreparedScript, statement: Statement) -> None:
+        """One committed-on-its-own statement; a lock timeout left nothing, so retry it."""
+        delay = self.options.backoff
+        for attempt in range(1, self.options.lock_retries + 2):
+            try:
+                self.run_statement(unit.script, statement)
+                return
+            except _LockTimeout as timeout:
+                if attempt > self.options.lock_retries:
+                    raise
+                wait = min(10.0, delay) * (0.5 + random.random() / 2)
+                if self.on_retry is not None:
+                    self.on_retry(timeout.where, attempt, wait)
+                self.sleep(wait)
+                delay *= 2

@@ -1,0 +1,111 @@
+"""Shared fixtures: throwaway databases on the real servers, and the CI fail-not-skip rule.
+
+With ``CI`` set, a test that needs PostgreSQL or MariaDB fails when the server is missing; on a
+developer machine it is skipped with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+PG_ADMIN_URL = os.environ.get("BACKOUT_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+MYSQL_ADMIN_URL = os.environ.get("BACKOUT_TEST_MYSQL", "mysql://root@127.0.0.1:3306/test")
+
+
+def _server_missing(what: str, exc: BaseException) -> None:
+    message = f"{what} is not reachable: {exc}"
+    if os.environ.get("CI"):
+        pytest.fail(f"{message} (CI is set: server tests must run, not skip)", pytrace=False)
+    pytest.skip(message)
+
+
+def _pg_connect(url: str):  # type: ignore[no-untyped-def]
+    import psycopg
+
+    return psycopg.connect(url, autocommit=True, connect_timeout=5)
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url() -> str:
+    """URL of the PostgreSQL maintenance database (fails under CI when the server is missing)."""
+    try:
+        with _pg_connect(PG_ADMIN_URL) as conn:
+            conn.execute("SELECT 1")
+    except Exception as exc:  # noqa: BLE001 - any failure means "server missing"
+        _server_missing("PostgreSQL at " + PG_ADMIN_URL, exc)
+    return PG_ADMIN_URL
+
+
+def _pg_url_for(admin_url: str, name: str) -> str:
+    base, _, _ = admin_url.rpartition("/")
+    return f"{base}/{name}"
+
+
+@pytest.fixture
+def pg_url(pg_admin_url: str) -> Iterator[str]:
+    """A new, empty PostgreSQL database for this test; dropped afterwards."""
+    name = f"backout_t_{uuid.uuid4().hex[:12]}"
+    with _pg_connect(pg_admin_url) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield _pg_url_for(pg_admin_url, name)
+    finally:
+        with _pg_connect(pg_admin_url) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def sqlite_path(tmp_path: Path) -> Path:
+    """Path of a (not yet created) SQLite database file in the test's temporary folder."""
+    return tmp_path / "test.db"
+
+
+@pytest.fixture
+def sqlite_url(sqlite_path: Path) -> str:
+    """``sqlite:///`` URL of :func:`sqlite_path`."""
+    return f"sqlite:///{sqlite_path}"
+
+
+@pytest.fixture(scope="session")
+def mysql_admin_url() -> str:
+    """URL of the MariaDB/MySQL server (fails under CI when the server is missing)."""
+    try:
+        import pymysql
+
+        conn = pymysql.connect(
+            host="127.0.0.1", port=3306, user="root", password="", connect_timeout=5
+        )
+        conn.close()
+    except Exception as exc:  # noqa: BLE001 - any failure means "server missing"
+        _server_missing("MariaDB at " + MYSQL_ADMIN_URL, exc)
+    return MYSQL_ADMIN_URL
+
+
+@pytest.fixture
+def mysql_url(mysql_admin_url: str) -> Iterator[str]:
+    """A new, empty MariaDB database for this test; dropped afterwards."""
+    import pymysql
+
+    name = f"backout_t_{uuid.uuid4().hex[:12]}"
+    conn = pymysql.connect(host="127.0.0.1", port=3306, user="root", password="", autocommit=True)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f"CREATE DATABASE `{name}`")
+    finally:
+        conn.close()
+    try:
+        yield _pg_url_for(mysql_admin_url, name)
+    finally:
+        conn = pymysql.connect(
+            host="127.0.0.1", port=3306, user="root", password="", autocommit=True
+        )
+        try:
+            with conn.cursor() as cur:
+                cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+        finally:
+            conn.close()

@@ -1,0 +1,3 @@
+ALTER TABLE users
+    ADD COLUMN phone text,
+    ADD COLUMN marketing_opt_in boolean NOT NULL DEFAULT false;

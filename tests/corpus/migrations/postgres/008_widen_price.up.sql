@@ -1,0 +1,2 @@
+-- A type change: integer → bigint.
+ALTER TABLE products ALTER COLUMN price_cents TYPE bigint;

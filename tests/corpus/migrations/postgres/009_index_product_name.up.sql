@@ -1,0 +1,2 @@
+-- An expression index.
+CREATE INDEX products_name_lower_idx ON products (lower(name));

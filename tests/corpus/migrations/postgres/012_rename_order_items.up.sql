@@ -1,0 +1,2 @@
+-- A table rename.
+ALTER TABLE order_items RENAME TO order_lines;

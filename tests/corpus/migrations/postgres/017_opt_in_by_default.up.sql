@@ -1,0 +1,2 @@
+-- A changed default.
+ALTER TABLE users ALTER COLUMN marketing_opt_in SET DEFAULT true;

@@ -1,0 +1,1 @@
+ALTER TABLE products ADD COLUMN state text NOT NULL DEFAULT 'draft';

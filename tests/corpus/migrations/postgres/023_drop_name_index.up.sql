@@ -1,0 +1,2 @@
+-- A dropped index.
+DROP INDEX products_name_lower_idx;

@@ -1,0 +1,2 @@
+-- An enum value is renamed.
+ALTER TYPE order_status RENAME VALUE 'shipped' TO 'fulfilled';

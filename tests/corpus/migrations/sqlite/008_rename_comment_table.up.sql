@@ -1,0 +1,1 @@
+ALTER TABLE "Comment" RENAME TO "PostComment";

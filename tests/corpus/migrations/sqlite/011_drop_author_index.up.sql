@@ -1,0 +1,1 @@
+DROP INDEX "Post_authorId_idx";

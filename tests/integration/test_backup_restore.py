@@ -1,0 +1,388 @@
+"""`backup`, `backups`, `restore` and the backup `rollback` takes, on SQLite and PostgreSQL.
+
+Every test asserts on the database afterwards (schema fingerprint, per-table row counts and
+checksums, ledger rows), and on the backup files themselves.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import stat
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import backout.cli.backups  # noqa: F401 - registers backup/backups/restore on the CLI
+from backout.backup import BackupCatalog, BackupRecord
+from backout.dialects.base import Actor
+from backout.sampledata import fill
+from tests.helpers import DbState, copy_example, db_state, run, sql
+
+SCOPED = ["Voucher", "VoucherRedemption"]
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def url(request: pytest.FixtureRequest) -> str:
+    if request.param == "sqlite":
+        return str(request.getfixturevalue("sqlite_url"))
+    return str(request.getfixturevalue("pg_url"))
+
+
+@pytest.fixture
+def into_url(url: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A database that does not exist yet, on the same server (dropped afterwards)."""
+    if url.startswith("sqlite"):
+        yield f"sqlite:///{tmp_path / 'restored.db'}"
+        return
+    import psycopg
+
+    admin = str(request.getfixturevalue("pg_admin_url"))
+    name = f"backout_into_{uuid.uuid4().hex[:10]}"
+    yield f"{admin.rpartition('/')[0]}/{name}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def example_for(url: str) -> str:
+    return "vouchers-sqlite" if url.startswith("sqlite") else "vouchers"
+
+
+def migrated(tmp_path: Path, url: str, *, scale: int = 60) -> Path:
+    """The vouchers example, migrated and filled with sample rows."""
+    name = example_for(url)
+    project = copy_example(name, tmp_path)
+    result = run(["up"], project=project, url=url)
+    assert result.exit_code == 0, result.output
+    fill(name, url, scale=scale, seed=3)
+    return project
+
+
+def records(project: Path) -> list[BackupRecord]:
+    return BackupCatalog(project / ".backout" / "backups").records()
+
+
+def without_events(state: DbState) -> DbState:
+    history = {k: v for k, v in state.history.items() if "events" not in k}
+    return DbState(schema=state.schema, data=state.data, history=history)
+
+
+def events(url: str) -> list[tuple[Any, ...]]:
+    table = "backout_events" if url.startswith("sqlite") else "backout.events"
+    return sql(url, f"SELECT event, outcome, backup, details FROM {table} ORDER BY id")
+
+
+def key(url: str, table: str) -> str:
+    return table if url.startswith("sqlite") else f"public.{table}"
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+# --- taking backups ----------------------------------------------------------------------------
+
+
+def test_full_and_scoped_backups_are_private_verified_and_catalogued(
+    tmp_path: Path, url: str
+) -> None:
+    project = migrated(tmp_path, url)
+    before = db_state(url)
+    secret_url = url.replace("postgres@", "postgres:S3cr3tPw@")  # trust auth ignores it
+    result = run(["backup", "--full"], project=project, url=secret_url)
+    assert result.exit_code == 0, result.output
+    assert run(["rollback", "--yes"], project=project, url=secret_url).exit_code == 0
+    full, scoped = records(project)
+    folder = project / ".backout" / "backups"
+    assert mode(folder) == 0o700
+    assert mode(folder / "catalog.json") == 0o600
+    for record in (full, scoped):
+        path = folder / record.file
+        assert mode(path) == 0o600
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == record.sha256
+        assert path.stat().st_size == record.size
+        assert record.schema_fingerprint == before.schema
+        assert "S3cr3tPw" not in record.file and "S3cr3tPw" not in record.database
+    for path in folder.iterdir():
+        assert "S3cr3tPw" not in path.name and Actor.current().user not in path.name
+        assert b"S3cr3tPw" not in path.read_bytes()
+    assert full.kind == "full" and full.reason == "on demand (full)"
+    assert set(full.tables) >= {key(url, t) for t in (*SCOPED, "User", "TokenTransaction")}
+    assert scoped.kind == "scoped"
+    assert scoped.reason == "before rollback of 20240315000000_add_voucher_system"
+    assert set(scoped.tables) == {key(url, t) for t in (*SCOPED, "_prisma_migrations")}
+    # The row counts recorded are the database's at the time.
+    for table, count in scoped.row_counts.items():
+        if "_prisma" not in table:
+            assert before.data[table][0] == count
+    listed = json.loads(run(["backups", "--json"], project=project, url=url).output)
+    assert [b["id"] for b in listed["backups"]] == [full.id, scoped.id]
+    assert listed["backups"][1]["row_counts"] == dict(scoped.row_counts)
+    table = run(["backups"], project=project, url=url)
+    assert full.id in table.output and scoped.sha256[:12] in table.output
+
+
+def test_backup_without_full_is_the_one_the_next_rollback_would_take(
+    tmp_path: Path, url: str, into_url: str
+) -> None:
+    project = migrated(tmp_path, url)
+    before = db_state(url)
+    plan = json.loads(run(["plan", "--json", "--no-simulate"], project=project, url=url).output)
+    scope = set(plan["backup"]["tables"])
+    assert scope, "the vouchers rollback touches tables"
+    result = run(["backup"], project=project, url=url)
+    assert result.exit_code == 0, result.output
+    (record,) = records(project)
+    assert record.kind == "scoped"
+    assert scope <= set(record.tables)
+    assert key(url, "_prisma_migrations") in record.tables
+    assert record.reason.startswith("on demand (scoped to the rollback of 2024")
+    result = run(["restore", record.id, "--into", into_url], project=project, url=url)
+    assert result.exit_code == 0, result.output
+    restored = db_state(into_url)
+    assert restored.schema == before.schema
+    for table in scope:
+        name = table.split(".")[-1]
+        match = [k for k in restored.data if k.split(".")[-1] == name]
+        assert match and restored.data[match[0]] == before.data[match[0]]
+    assert restored.history["_prisma_migrations"] == before.history["_prisma_migrations"]
+
+
+def test_the_event_log_is_never_in_a_backup(tmp_path: Path, url: str, into_url: str) -> None:
+    project = migrated(tmp_path, url)
+    assert run(["backup", "--full"], project=project, url=url).exit_code == 0
+    (record,) = records(project)
+    assert all("events" not in t and "schema_version" not in t for t in record.tables)
+    assert run(["restore", record.id, "--into", into_url], project=project, url=url).exit_code == 0
+    restored = db_state(into_url)
+    events_table = "backout_events" if url.startswith("sqlite") else "backout.events"
+    assert restored.history[events_table] == [("<absent>",)]
+
+
+# --- restore --into ----------------------------------------------------------------------------
+
+
+def test_restore_into_a_new_database_is_identical(tmp_path: Path, url: str, into_url: str) -> None:
+    project = migrated(tmp_path, url)
+    before = db_state(url)
+    assert run(["backup", "--full"], project=project, url=url).exit_code == 0
+    (record,) = records(project)
+    result = run(["restore", "latest", "--into", into_url], project=project, url=url)
+    assert result.exit_code == 0, result.output
+    assert "schema fingerprint matches" in result.output
+    restored = db_state(into_url)
+    assert restored.schema == before.schema == record.schema_fingerprint
+    assert restored.data == before.data
+    assert restored.history["_prisma_migrations"] == before.history["_prisma_migrations"]
+    # The current database was not touched (the on-demand backup added only an event).
+    assert without_events(db_state(url)) == without_events(before)
+    again = run(["restore", "latest", "--into", into_url], project=project, url=url)
+    assert again.exit_code == 2
+    assert "--into needs a new" in again.output or "not empty" in again.output
+
+
+def test_restore_into_of_a_scoped_backup_holds_only_the_scoped_rows(
+    tmp_path: Path, url: str, into_url: str
+) -> None:
+    project = migrated(tmp_path, url)
+    before = db_state(url)
+    assert run(["rollback", "--yes"], project=project, url=url).exit_code == 0
+    (record,) = records(project)
+    result = run(["restore", record.id, "--into", into_url], project=project, url=url)
+    assert result.exit_code == 0, result.output
+    restored = db_state(into_url)
+    assert restored.schema == before.schema
+    for table, (count, checksum) in restored.data.items():
+        if table in {key(url, t) for t in SCOPED}:
+            assert (count, checksum) == before.data[table]
+        else:
+            assert count == 0, table
+
+
+def test_restore_into_the_current_database_is_refused(tmp_path: Path, url: str) -> None:
+    project = migrated(tmp_path, url, scale=10)
+    assert run(["backup", "--full"], project=project, url=url).exit_code == 0
+    result = run(["restore", "latest", "--into", url], project=project, url=url)
+    assert result.exit_code == 2
+    assert "new database" in result.output
+
+
+# --- restore over the current database -----------------------------------------------------------
+
+
+def test_restore_undoes_a_rollback_exactly(tmp_path: Path, url: str) -> None:
+    project = migrated(tmp_path, url)
+    before = db_state(url)
+    assert run(["rollback", "--yes"], project=project, url=url).exit_code == 0
+    assert db_state(url).schema != before.schema
+    (scoped,) = records(project)
+    result = run(["restore", scoped.id, "--yes"], project=project, url=url)
+    assert result.exit_code == 0, result.output
+    assert without_events(db_state(url)) == without_events(before)
+    _, pre = records(project)
+    assert pre.kind == "full" and pre.reason == f"before restore of {scoped.id}"
+    event, outcome, backup_id, details = events(url)[-1]
+    assert (event, outcome, backup_id) == ("restore", "ok", scoped.id)
+    assert json.loads(details)["pre_restore_backup"] == pre.id
+    status = json.loads(run(["status", "--json"], project=project, url=url).output)
+    assert [m["state"] for m in status["migrations"]] == ["applied", "applied"]
+
+
+def test_restore_of_a_full_backup_after_destructive_changes(tmp_path: Path, url: str) -> None:
+    project = migrated(tmp_path, url)
+    before = db_state(url)
+    assert run(["backup", "--full"], project=project, url=url).exit_code == 0
+    (full,) = records(project)
+    sql(url, 'DELETE FROM "TokenTransaction" WHERE amount > 10')
+    sql(url, 'DROP TABLE "VoucherRedemption"')
+    if url.startswith("postgres"):
+        sql(url, 'DROP TYPE "VoucherStatus" CASCADE')  # takes the column Voucher.status along
+        sql(url, "CREATE TABLE extra (id int PRIMARY KEY)")
+    else:
+        sql(url, "CREATE TABLE extra (id INTEGER PRIMARY KEY)")
+    sql(url, 'CREATE INDEX "User_name_idx" ON "User" (name)')
+    damaged = db_state(url)
+    assert damaged.schema != before.schema and damaged.data != before.data
+    result = run(["restore", full.id, "--yes"], project=project, url=url)
+    assert result.exit_code == 0, result.output
+    assert "Drops 1 table(s) the backup does not have" in result.output
+    assert without_events(db_state(url)) == without_events(before)
+    pre = records(project)[-1]
+    assert pre.reason == f"before restore of {full.id}"
+    assert pre.schema_fingerprint == damaged.schema  # the problematic state is kept too
+    # ... and it can be restored in turn: back to the damaged state.
+    result = run(["restore", pre.id, "--yes"], project=project, url=url)
+    assert result.exit_code == 0, result.output
+    assert db_state(url).schema == damaged.schema
+    assert db_state(url).data == damaged.data
+
+
+def test_scoped_restore_brings_back_deleted_rows_and_keeps_other_tables(
+    tmp_path: Path, url: str
+) -> None:
+    project = migrated(tmp_path, url)
+    from backout.backup import take_backup
+    from backout.config import load_config
+    from backout.workspace import Workspace
+
+    ws = Workspace.open(load_config(project, url=url))
+    with ws.session() as session:
+        record = take_backup(ws, session, kind="scoped", tables=["Voucher"], reason="test")
+    before = db_state(url)
+    sql(url, 'DELETE FROM "VoucherRedemption"')  # references Voucher: not in the backup
+    sql(url, 'DELETE FROM "Voucher" WHERE "currentUses" = 0')
+    sql(url, "DELETE FROM \"TokenTransaction\" WHERE source = 'voucher_redemption'")
+    changed = db_state(url)
+    result = run(["restore", record.id, "--yes"], project=project, url=url)
+    assert result.exit_code == 0, result.output
+    after = db_state(url)
+    assert after.schema == before.schema
+    assert after.data[key(url, "Voucher")] == before.data[key(url, "Voucher")]
+    for table in ("VoucherRedemption", "TokenTransaction", "User"):
+        assert after.data[key(url, table)] == changed.data[key(url, table)]
+
+
+def test_scoped_restore_refuses_when_it_cannot_reproduce_the_schema(
+    tmp_path: Path, url: str
+) -> None:
+    project = migrated(tmp_path, url, scale=20)
+    assert run(["rollback", "--yes"], project=project, url=url).exit_code == 0
+    sql(url, 'ALTER TABLE "User" ADD COLUMN nickname TEXT')
+    before = db_state(url)
+    result = run(["restore", "latest", "--yes"], project=project, url=url)
+    assert result.exit_code == 2
+    assert "cannot bring back the schema exactly" in result.output
+    assert "nickname" in result.output and "--into" in result.output
+    assert db_state(url) == before
+    assert len(records(project)) == 1  # refused before the pre-restore backup
+
+
+def test_a_failed_restore_changes_nothing(tmp_path: Path, url: str) -> None:
+    project = migrated(tmp_path, url, scale=30)
+    assert run(["rollback", "--yes"], project=project, url=url).exit_code == 0
+    # Every user goes: the backed-up redemptions would point at missing users.
+    sql(url, 'DELETE FROM "TokenTransaction"')
+    sql(url, 'DELETE FROM "UserTokenBalance"')
+    sql(url, 'DELETE FROM "User"')
+    before = db_state(url)
+    result = run(["restore", "latest", "--yes"], project=project, url=url)
+    assert result.exit_code == 2, result.output
+    assert "nothing changed" in result.output or "foreign key" in result.output
+    assert without_events(db_state(url)) == without_events(before)
+    event, outcome, _, _ = events(url)[-1]
+    assert (event, outcome) == ("restore", "failed")
+
+
+# --- refusals --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate"])
+def test_a_damaged_backup_is_refused_before_anything_changes(
+    tmp_path: Path, url: str, damage: str
+) -> None:
+    project = migrated(tmp_path, url, scale=20)
+    assert run(["backup", "--full"], project=project, url=url).exit_code == 0
+    (record,) = records(project)
+    sql(url, 'DELETE FROM "VoucherRedemption"')
+    before = db_state(url)
+    path = project / ".backout" / "backups" / record.file
+    data = bytearray(path.read_bytes())
+    if damage == "flip":
+        data[len(data) // 2] ^= 0x01
+    else:
+        data = data[: len(data) // 2]
+    path.write_bytes(bytes(data))
+    result = run(["restore", record.id, "--yes"], project=project, url=url)
+    assert result.exit_code == 2
+    assert "damaged" in result.output
+    assert db_state(url) == before
+    assert len(records(project)) == 1  # no pre-restore backup either
+
+
+def test_restore_needs_yes_without_a_terminal(tmp_path: Path, url: str) -> None:
+    project = migrated(tmp_path, url, scale=10)
+    assert run(["backup", "--full"], project=project, url=url).exit_code == 0
+    sql(url, 'DELETE FROM "VoucherRedemption"')
+    before = db_state(url)
+    result = run(["restore", "latest"], project=project, url=url)
+    assert result.exit_code == 1
+    assert "pass --yes to confirm when not on a terminal" in result.output
+    assert db_state(url) == before
+    assert len(records(project)) == 1
+
+
+def test_an_unwritable_backup_folder_stops_the_rollback(tmp_path: Path, url: str) -> None:
+    project = migrated(tmp_path, url, scale=10)
+    (project / "blocker").write_text("a file, not a folder\n")
+    (project / "backout.toml").write_text('backup_dir = "blocker/backups"\n')
+    before = db_state(url)
+    result = run(["rollback", "--yes"], project=project, url=url)
+    assert result.exit_code == 2
+    assert "blocker/backups" in result.output and "not writable" in result.output
+    assert db_state(url) == before
+    result = run(["backup", "--full"], project=project, url=url)
+    assert result.exit_code == 2 and "not writable" in result.output
+
+
+def test_unknown_backup_names_the_closest(tmp_path: Path, url: str) -> None:
+    project = migrated(tmp_path, url, scale=5)
+    assert run(["backup"], project=project, url=url).exit_code == 0
+    (record,) = records(project)
+    result = run(["restore", record.id[:-2] + "zz", "--yes"], project=project, url=url)
+    assert result.exit_code == 2
+    assert record.id in result.output
+
+
+def test_files_are_created_private_even_with_a_permissive_umask(tmp_path: Path, url: str) -> None:
+    project = migrated(tmp_path, url, scale=5)
+    old = os.umask(0)
+    try:
+        assert run(["backup", "--full"], project=project, url=url).exit_code == 0
+    finally:
+        os.umask(old)
+    folder = project / ".backout" / "backups"
+    assert {mode(p) for p in folder.iterdir()} == {0o600}

@@ -1,0 +1,41 @@
+"""Crash safety: kill -9 backout at random points of up, rollback, partial rollback, backup and
+restore, on PostgreSQL and on SQLite; after every kill the database is exactly before or after.
+
+The lanes (tests/reliability/crash.py, started by tests/reliability/lanes.py in the background
+when the session starts) do the work; these tests wait for them and check their figures.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.reliability.common import pg_connect, record_result
+from tests.reliability.lanes import LaneRuns, _scratch_databases, check, summarize
+
+
+@pytest.mark.postgres
+def test_kill_9_postgres(background_lanes: LaneRuns, pg_admin_url: str) -> None:
+    """≥ N kill -9 trials per command on PostgreSQL; every one before-or-after, lock free."""
+    results = background_lanes.results("postgresql")
+    summary = summarize("postgresql", results)
+    background_lanes.results("postgresql", "cut")  # its simulations create scratch databases too
+    leftover = _scratch_databases(pg_admin_url) - background_lanes.scratch_before
+    summary["leftover_scratch_databases"] = sorted(leftover)
+    # Reported above; dropped so that the server does not keep them (nobody else would).
+    with pg_connect(pg_admin_url) as conn:
+        for name in leftover:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+    record_result("crash_postgresql", summary)
+    print(json.dumps({k: v for k, v in summary.items() if k != "failures"}, indent=1))
+    check("postgresql", summary, "tests/reliability/test_crash.py::test_kill_9_postgres")
+
+
+def test_kill_9_sqlite(background_lanes: LaneRuns) -> None:
+    """≥ N kill -9 trials per command on SQLite; every one before-or-after, lock file free."""
+    results = background_lanes.results("sqlite")
+    summary = summarize("sqlite", results)
+    record_result("crash_sqlite", summary)
+    print(json.dumps({k: v for k, v in summary.items() if k != "failures"}, indent=1))
+    check("sqlite", summary, "tests/reliability/test_crash.py::test_kill_9_sqlite")
