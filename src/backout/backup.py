@@ -302,6 +302,7 @@ class BackupCatalog:
         try:
             write_new_file(temporary, data)
             os.replace(temporary, self.path)
+            _sync_folder(self.folder)
         except OSError as exc:
             temporary.unlink(missing_ok=True)
             raise BackupError(
@@ -322,12 +323,27 @@ def write_new_file(path: Path, data: bytes) -> None:
         os.close(handle)
 
 
-def file_sha256(path: Path) -> str:
-    """Lowercase sha256 hex of a file's bytes."""
+def _sync_folder(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (the new catalog and the backup files it names)."""
+    handle = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(handle)
+    finally:
+        os.close(handle)
+
+
+def file_sha256(path: Path, *, sync: bool = False) -> str:
+    """Lowercase sha256 hex of a file's bytes; ``sync`` also flushes the file to disk.
+
+    Dump tools write through their own handles and never fsync: without ``sync``, a crash
+    right after could leave a catalogued backup whose bytes never reached the disk.
+    """
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for chunk in iter(lambda: handle.read(_CHUNK), b""):
             digest.update(chunk)
+        if sync:
+            os.fsync(handle.fileno())
     return digest.hexdigest()
 
 
@@ -440,7 +456,7 @@ def take_backup(
             created_by=ws.actor.label(),
             reason=reason,
             size=path.stat().st_size,
-            sha256=file_sha256(path),
+            sha256=file_sha256(path, sync=True),
             schema_fingerprint=dumped.snapshot.fingerprint(),
             row_counts=dumped.row_counts,
             tool=dumped.tool,

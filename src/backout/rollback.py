@@ -2,10 +2,10 @@
 
 Order of a rollback: is the run lock held? (then exit 3 at once, naming the holder) → plan
 (pure, refusing impossible requests; its reads wait for a table lock at most ``lock_timeout``)
-→ run lock → re-plan under the lock → confirmation → verified backup → ``before_rollback``
-hook → every script in ONE transaction (per script: ``require``, statements, ``verify``; then
-history) → COMMIT → ``after_rollback`` hook → the scripts' ``manual`` steps. Any error undoes
-everything.
+→ run lock → re-read the history under the lock (the plan must not have moved) → confirmation
+→ verified backup → ``before_rollback`` hook → every script in ONE transaction (per script:
+``require``, statements, ``verify``; then history) → COMMIT → ``after_rollback`` hook → the
+scripts' ``manual`` steps. Any error undoes everything.
 """
 
 from __future__ import annotations
@@ -315,18 +315,12 @@ def build_view(
     from backout.effects import analyze
     from backout.impact import compute_impact
 
-    report = ws.read_status(session)
-    refuse_interrupted(report)
+    plan = _choose_steps(ws, session, to=to, steps=steps, partial=partial)
     values: dict[str, object] = {}
     preview = None
     if partial is not None:
-        if to is not None or steps is not None:
-            raise UsageError("a partial rollback names one migration: --to/--steps do not apply")
-        plan = plan_partial(ws.project, report, partial.migration, partial.name)
         values = resolve_params(plan.steps[0].script, partial.params)
         simulate = False  # data only: nothing for a schema-only copy to show
-    else:
-        plan = plan_rollback(ws.project, report, to=to, steps=steps)
     units = [prepare(ws.dialect, step.script) for step in plan.steps]
     empty = [u.script.display for u in units if not u.statements]
     if empty:
@@ -401,6 +395,55 @@ def build_view(
         warnings=tuple(warnings),
         params=values,
         preview=preview,
+    )
+
+
+def _choose_steps(
+    ws: Workspace,
+    session: Session,
+    *,
+    to: str | None,
+    steps: int | None,
+    partial: PartialRequest | None,
+) -> RollbackPlan:
+    """Which migrations the request rolls back, from the history as it is now."""
+    report = ws.read_status(session)
+    refuse_interrupted(report)
+    if partial is None:
+        return plan_rollback(ws.project, report, to=to, steps=steps)
+    if to is not None or steps is not None:
+        raise UsageError("a partial rollback names one migration: --to/--steps do not apply")
+    return plan_partial(ws.project, report, partial.migration, partial.name)
+
+
+def _recheck_locked(
+    ws: Workspace,
+    session: Session,
+    first: PlanView,
+    *,
+    to: str | None,
+    steps: int | None,
+    partial: PartialRequest | None,
+) -> PlanView:
+    """The first pass's view, once the run lock is held: the history must not have moved.
+
+    Counting again would cost as much as the first pass (minutes on a big partial rollback)
+    and decide nothing: the risk was judged on the first counts, the backup is taken next
+    from the database as it is, and ``require``/``verify`` run again inside the transaction.
+    """
+    plan = _choose_steps(ws, session, to=to, steps=steps, partial=partial)
+    if plan.ids() != first.plan.ids():
+        raise UsageError(
+            "the migration history changed while planning (another run?); "
+            "run the command again to see the new plan"
+        )
+    return dataclasses.replace(
+        first,
+        plan=plan,
+        steps=tuple(
+            dataclasses.replace(view, step=step)
+            for view, step in zip(first.steps, plan.steps, strict=True)
+        ),
     )
 
 
@@ -557,33 +600,7 @@ def rollback(
     with ws.session() as session:
         lock = None if dry_run else ws.run_lock(session)
         try:
-            view = build_view(
-                ws,
-                session,
-                to=to,
-                steps=steps,
-                backup_mode=backup_mode,
-                exact=exact,
-                partial=partial,
-            )
-            if view.plan.ids() != first.plan.ids():
-                raise UsageError(
-                    "the migration history changed while planning (another run?); "
-                    "run the command again to see the new plan"
-                )
-            # The simulation ran on the first pass; keep its findings with the locked counts.
-            view = dataclasses.replace(
-                view,
-                impact=dataclasses.replace(
-                    view.impact,
-                    scripts=tuple(
-                        dataclasses.replace(s, simulation=f.simulation)
-                        for s, f in zip(view.impact.scripts, first.impact.scripts, strict=True)
-                    ),
-                    simulation_note=first.impact.simulation_note,
-                ),
-                warnings=first.warnings,
-            )
+            view = _recheck_locked(ws, session, first, to=to, steps=steps, partial=partial)
             result = RollbackResult(view=view, dry_run=dry_run)
             if dry_run:
                 _execute(ws, session, result, dry_run=True, progress=progress)
