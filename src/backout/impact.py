@@ -152,8 +152,10 @@ class _Counter:
         sql, params = self.dialect.bind(scope.count_sql(), self.values)
         if _has_param(sql) and not params:
             return None  # an undeclared :name: the statement itself would fail
-        if not self.exact and self.rows(table)[1] and not params:
-            estimate = self.dialect.explain_rows(self.session, scope.from_where)
+        if not self.exact and self.rows(table)[1]:
+            # A big table: the planner's estimate, with the parameters' values bound.
+            where, where_params = self.dialect.bind(scope.from_where, self.values)
+            estimate = self.dialect.explain_rows(self.session, where, where_params)
             if estimate is not None:
                 return estimate, True
         rows = self.session.query_native(sql, params)

@@ -171,6 +171,32 @@ def test_large_tables_are_estimated_unless_exact(tmp_path: Path, pg_url: str) ->
     assert (exact["count"], exact["estimated"]) == (150_000, False)
 
 
+@pytest.mark.postgres
+def test_a_parameterised_delete_on_a_large_table_is_estimated(tmp_path: Path, pg_url: str) -> None:
+    project = project_with(tmp_path, "DROP TABLE items;")
+    write(
+        project,
+        {
+            "migrations/002_items.down.purge.sql": """
+                -- backout:risk HIGH
+                -- backout:param above integer
+                DELETE FROM items WHERE id > :above;
+            """
+        },
+    )
+    assert run(["up"], project=project, url=pg_url).exit_code == 0
+    fill(pg_url, 150_000, 0)
+    sql(pg_url, "ANALYZE items")
+    partial = ["--partial", "purge", "--param", "above=120000"]
+    (loss,) = impact(project, pg_url, *partial)["losses"]
+    # The planner's estimate with the value bound, not a count of every row.
+    assert loss["estimated"] is True
+    assert abs(loss["count"] - 30_000) < 3_000
+    (exact,) = impact(project, pg_url, *partial, "--exact")["losses"]
+    assert (exact["count"], exact["estimated"]) == (30_000, False)
+    assert sql(pg_url, "SELECT count(*) FROM items") == [(150_000,)]
+
+
 def test_dynamic_sql_needs_review_and_is_high(tmp_path: Path, pg_url: str) -> None:
     project = project_with(
         tmp_path,

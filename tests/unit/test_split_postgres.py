@@ -354,3 +354,21 @@ def test_property_a_broken_statement_is_reported_on_its_line(
     line = 1 + text[: text.index("SELEC broken")].count("\n")
     exc = split_error(text)
     assert str(exc) == f'm/up.sql:{line}: syntax error: syntax error at or near "SELEC"'
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "DELETE FROM t WHERE id > :above;\nSELECT 1",
+            ["DELETE FROM t WHERE id > :above", "SELECT 1"],
+        ),
+        ("UPDATE t SET x = :value", ["UPDATE t SET x = :value"]),
+        ("SELECT :a; SELECT :value\n", ["SELECT :a", "SELECT :value"]),
+        ("SELECT ':above'; SELECT 2", ["SELECT ':above'", "SELECT 2"]),
+    ],
+)
+def test_a_parameter_ending_a_statement_is_kept_whole(text: str, expected: list[str]) -> None:
+    # The parser sees "$1" plus padding: the statement must still end after the whole name.
+    statements = PG.split(text, "f.sql", params=["above", "value", "a"])
+    assert [s.sql for s in statements] == expected

@@ -396,8 +396,13 @@ class Dialect(ABC):
         """A cheap estimate of a column's non-null values (None: none; count exactly)."""
         return None
 
-    def explain_rows(self, session: Session, from_where: str) -> int | None:
-        """The planner's estimate of rows matching ``FROM {from_where}`` (None: none)."""
+    def explain_rows(
+        self, session: Session, from_where: str, params: Mapping[str, object]
+    ) -> int | None:
+        """The planner's estimate of rows matching ``FROM {from_where}`` (None: none).
+
+        ``from_where`` and ``params`` come from :meth:`bind`: the estimate uses the values.
+        """
         return None
 
     def table_sql(self, table: TableInfo) -> str:

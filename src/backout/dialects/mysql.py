@@ -596,10 +596,12 @@ class MysqlDialect(Dialect):
 
         return mysql_impact.estimate_rows(session, table.name)
 
-    def explain_rows(self, session: Session, from_where: str) -> int | None:
+    def explain_rows(
+        self, session: Session, from_where: str, params: Mapping[str, object]
+    ) -> int | None:
         from backout.dialects import mysql_impact
 
-        return mysql_impact.explain_rows(session, from_where)
+        return mysql_impact.explain_rows(session, from_where, params)
 
     def find_orphans(self, session: Session, snapshot: SchemaSnapshot) -> list[OrphanRows]:
         """Every foreign key is checked: ``FOREIGN_KEY_CHECKS = 0`` (mysqldump's loads, bulk

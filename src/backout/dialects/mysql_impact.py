@@ -8,7 +8,7 @@ statement's rows are reported as "cannot be counted before it runs".
 from __future__ import annotations
 
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING
 
 from backout.dialects.base import DmlScope
@@ -69,9 +69,9 @@ def estimate_rows(session: Session, table: str) -> int | None:
     return int(rows[0][0])
 
 
-def explain_rows(session: Session, from_where: str) -> int | None:
+def explain_rows(session: Session, from_where: str, params: Mapping[str, object]) -> int | None:
     """The optimizer's row estimate for ``SELECT 1 FROM {from_where}`` (first table)."""
-    names, rows = session.query_table(f"EXPLAIN SELECT 1 FROM {from_where}", {}, 10)
+    names, rows = session.query_table(f"EXPLAIN SELECT 1 FROM {from_where}", params, 10)
     if not rows:
         return None
     lowered = [n.lower() for n in names]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING
 
 from backout.dialects.base import DmlScope
@@ -87,9 +87,9 @@ def estimate_non_null(session: Session, table: TableInfo, column: str, rows: int
     return round((1.0 - float(found[0][0])) * rows)
 
 
-def explain_rows(session: Session, from_where: str) -> int | None:
-    """The planner's row estimate for ``SELECT 1 FROM {from_where}``."""
-    rows = session.query(f"EXPLAIN (FORMAT JSON) SELECT 1 FROM {from_where}")
+def explain_rows(session: Session, from_where: str, params: Mapping[str, object]) -> int | None:
+    """The planner's row estimate for ``SELECT 1 FROM {from_where}`` (bound ``params``)."""
+    rows = session.query_native(f"EXPLAIN (FORMAT JSON) SELECT 1 FROM {from_where}", params)
     if not rows:
         return None
     plan = rows[0][0]

@@ -235,8 +235,12 @@ class PostgresDialect(Dialect):
         statements = []
         for index, part in enumerate(slices, start=1):
             start = part.start or 0
+            stop = len(text) if part.stop is None else part.stop
+            # A placeholder ending the statement is masked as "$1" plus padding, and the
+            # slice stops before the padding: take the whole placeholder back.
+            stop = max([stop, *(end for begin, end, _ in spans if begin < stop < end)])
             line = first_line + text.count("\n", 0, start)
-            statements.append(Statement(sql=text[part].strip(), line=line, index=index))
+            statements.append(Statement(sql=text[start:stop].strip(), line=line, index=index))
         return statements
 
     def bind(self, sql: str, values: Mapping[str, object]) -> tuple[str, dict[str, object]]:
@@ -434,10 +438,12 @@ class PostgresDialect(Dialect):
 
         return pg_impact.estimate_non_null(session, table, column, rows)
 
-    def explain_rows(self, session: Session, from_where: str) -> int | None:
+    def explain_rows(
+        self, session: Session, from_where: str, params: Mapping[str, object]
+    ) -> int | None:
         from backout.dialects import pg_impact
 
-        return pg_impact.explain_rows(session, from_where)
+        return pg_impact.explain_rows(session, from_where, params)
 
     def server_major(self, session: Session) -> int:
         """The server's major version (15 for 15.4)."""
