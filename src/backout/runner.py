@@ -186,6 +186,15 @@ class RunOptions:
     #: told about each lock wait before backing off: (where, attempt, wait seconds)
     on_retry: Callable[[str, int, float], None] | None = field(default=None, compare=False)
 
+    def pause(self, delay: float) -> float:
+        """Seconds to wait before the next attempt, for a backoff currently at ``delay``.
+
+        Never less than ``lock_timeout``: while an attempt waits for a table lock, the
+        application's queries on that table queue behind it, so between attempts they get
+        at least as long again to drain.
+        """
+        return max(self.lock_timeout, min(10.0, delay) * (0.5 + random.random() / 2))
+
 
 @dataclass
 class RunStats:
@@ -344,7 +353,7 @@ class ScriptRunner:
                         hint="a long transaction holds a lock on that table; nothing was changed. "
                         "Retry later, or raise --lock-timeout",
                     ) from timeout.error
-                wait = min(10.0, delay) * (0.5 + random.random() / 2)
+                wait = self.options.pause(delay)
                 if self.on_retry is not None:
                     self.on_retry(timeout.where, self.stats.attempts, wait)
                 self.sleep(wait)
@@ -547,7 +556,7 @@ class ScriptRunner:
                 self.executor.rollback()
                 if attempt > self.options.lock_retries:
                     raise
-                wait = min(10.0, delay) * (0.5 + random.random() / 2)
+                wait = self.options.pause(delay)
                 if self.on_retry is not None:
                     self.on_retry(timeout.where, attempt, wait)
                 self.sleep(wait)
@@ -566,7 +575,7 @@ class ScriptRunner:
             except _LockTimeout as timeout:
                 if attempt > self.options.lock_retries:
                     raise
-                wait = min(10.0, delay) * (0.5 + random.random() / 2)
+                wait = self.options.pause(delay)
                 if self.on_retry is not None:
                     self.on_retry(timeout.where, attempt, wait)
                 self.sleep(wait)
