@@ -132,9 +132,7 @@ def _preview(
     session.begin_read(lock_timeout=lock_timeout)
     try:
         dialect = session.dialect
-        count_sql, params = dialect.bind(
-            f"SELECT count(*) FROM ({query}) AS backout_preview", values
-        )
+        count_sql, params = dialect.bind(dialect.count_sql(query, values.keys()), values)
         count = int(session.query_native(count_sql, params)[0][0])
         sql, params = dialect.bind(query, values)
         columns, rows = session.query_table(sql, params, PREVIEW_ROWS)

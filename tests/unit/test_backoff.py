@@ -1,4 +1,4 @@
-"""The pause between lock-timeout retries: exponential, jittered, capped, never under lock_timeout."""
+"""The pause between lock-timeout retries: exponential, jittered, capped, >= lock_timeout."""
 
 from __future__ import annotations
 

@@ -372,3 +372,33 @@ def test_a_parameter_ending_a_statement_is_kept_whole(text: str, expected: list[
     # The parser sees "$1" plus padding: the statement must still end after the whole name.
     statements = PG.split(text, "f.sql", params=["above", "value", "a"])
     assert [s.sql for s in statements] == expected
+
+
+@pytest.mark.parametrize(
+    ("query", "counted"),
+    [
+        ("SELECT a FROM t WHERE x > :since ORDER BY a, b", "SELECT a FROM t WHERE x > :since "),
+        (
+            "SELECT a FROM t UNION SELECT b FROM u ORDER BY 1",
+            "SELECT a FROM t UNION SELECT b FROM u ",
+        ),
+        (
+            "WITH w AS (SELECT 1 ORDER BY 1) SELECT * FROM w ORDER BY 1",
+            "WITH w AS (SELECT 1 ORDER BY 1) SELECT * FROM w ",
+        ),
+        # Where the order decides which rows there are, or there is none, it stays.
+        ("SELECT a FROM t ORDER BY a LIMIT 3", "SELECT a FROM t ORDER BY a LIMIT 3"),
+        ("SELECT a FROM t ORDER BY a OFFSET 3", "SELECT a FROM t ORDER BY a OFFSET 3"),
+        ("SELECT a FROM t ORDER BY a FOR UPDATE", "SELECT a FROM t ORDER BY a FOR UPDATE"),
+        (
+            "SELECT string_agg(a, ',' ORDER BY a) FROM t",
+            "SELECT string_agg(a, ',' ORDER BY a) FROM t",
+        ),
+        ("SELECT 'ORDER BY' FROM t", "SELECT 'ORDER BY' FROM t"),
+        ("not sql ORDER BY", "not sql ORDER BY"),
+    ],
+)
+def test_counting_a_preview_drops_a_sort_that_cannot_change_the_count(
+    query: str, counted: str
+) -> None:
+    assert PG.count_sql(query, ["since"]) == f"SELECT count(*) FROM ({counted}\n) AS backout_count"

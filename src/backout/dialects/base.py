@@ -396,6 +396,10 @@ class Dialect(ABC):
         """A cheap estimate of a column's non-null values (None: none; count exactly)."""
         return None
 
+    def count_sql(self, query: str, params: Collection[str]) -> str:
+        """A query counting the rows of ``query`` (its ``:name`` placeholders left as they are)."""
+        return f"SELECT count(*) FROM ({query}\n) AS backout_count"
+
     def explain_rows(
         self, session: Session, from_where: str, params: Mapping[str, object]
     ) -> int | None:

@@ -87,6 +87,51 @@ def estimate_non_null(session: Session, table: TableInfo, column: str, rows: int
     return round((1.0 - float(found[0][0])) * rows)
 
 
+def count_sql(query: str, spans: list[tuple[int, int, str]]) -> str:
+    """``SELECT count(*)`` over ``query``, without its final ORDER BY.
+
+    PostgreSQL keeps a subquery's ORDER BY: counting a million ordered rows sorts them all
+    (on disk, past ``work_mem``) for nothing. The sort is cut only where it cannot change the
+    count: a plain SELECT (or UNION...) with no LIMIT, OFFSET, FETCH or FOR UPDATE.
+    """
+    import pglast
+    from pglast import ast
+    from pglast.parser import ParseError, scan
+
+    from backout.dialects.params import mask_same_length
+
+    whole = f"SELECT count(*) FROM ({query}\n) AS backout_count"
+    text = mask_same_length(query, spans, lambda n: f"${n}") if spans else query
+    try:
+        (raw,) = pglast.parse_sql(text)
+    except (ParseError, ValueError):
+        return whole
+    node = raw.stmt
+    if (
+        not isinstance(node, ast.SelectStmt)
+        or not node.sortClause
+        or node.limitCount is not None
+        or node.limitOffset is not None
+        or node.lockingClause
+    ):
+        return whole
+    depth, cut = 0, None
+    for token in scan(text):
+        if token.name == "ASCII_40":  # (
+            depth += 1
+        elif token.name == "ASCII_41":  # )
+            depth -= 1
+        elif token.name == "ORDER" and depth == 0:
+            cut = token.start
+    if cut is None:
+        return whole
+    try:
+        pglast.parse_sql(text[:cut])
+    except (ParseError, ValueError):
+        return whole
+    return f"SELECT count(*) FROM ({query[:cut]}\n) AS backout_count"
+
+
 def explain_rows(session: Session, from_where: str, params: Mapping[str, object]) -> int | None:
     """The planner's row estimate for ``SELECT 1 FROM {from_where}`` (bound ``params``)."""
     rows = session.query_native(f"EXPLAIN (FORMAT JSON) SELECT 1 FROM {from_where}", params)

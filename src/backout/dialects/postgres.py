@@ -438,6 +438,11 @@ class PostgresDialect(Dialect):
 
         return pg_impact.estimate_non_null(session, table, column, rows)
 
+    def count_sql(self, query: str, params: Collection[str]) -> str:
+        from backout.dialects import pg_impact
+
+        return pg_impact.count_sql(query, self.param_spans(query, params))
+
     def explain_rows(
         self, session: Session, from_where: str, params: Mapping[str, object]
     ) -> int | None:
