@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from backout import apply as _apply
+from backout import recovery as _recovery
 from backout import resolve as _resolve
 from backout import rollback as _rollback
 from backout import scaffold
@@ -259,14 +260,14 @@ def recover(
     action: str,
     *,
     dry_run: bool = False,
-    confirm: Callable[[_rollback.RecoveryPlan], bool] | None = None,
+    confirm: Callable[[_recovery.RecoveryPlan], bool] | None = None,
     progress: Callable[[str], None] | None = None,
-) -> _rollback.RecoveryResult:
+) -> _recovery.RecoveryResult:
     """Finish (``action="resume"``) or undo (``"undo"``) the apply or rollback that stopped
     part-way, from its statement journal (MySQL/MariaDB DDL, ``transaction off`` scripts)."""
     ws = Workspace.open(config)
     ws.notice = progress
-    return _rollback.recover(ws, action, dry_run=dry_run, confirm=confirm, progress=progress)
+    return _recovery.recover(ws, action, dry_run=dry_run, confirm=confirm, progress=progress)
 
 
 if TYPE_CHECKING:

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from backout.api import StatusResult
-    from backout.rollback import RecoveryPlan, RecoveryResult
+    from backout.recovery import RecoveryPlan, RecoveryResult
 
 
 def console(*, err: bool = False) -> Console:

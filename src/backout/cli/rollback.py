@@ -14,7 +14,7 @@ from backout.cli.common import F, build_config, handle_errors, project_options
 if TYPE_CHECKING:
     from backout.api import PartialRequest, PlanView
     from backout.config import Config
-    from backout.rollback import RecoveryPlan
+    from backout.recovery import RecoveryPlan
 
 #: options shared by plan and rollback
 shared_options = [
