@@ -166,6 +166,14 @@ def backups(config: Config) -> list[BackupRecord]:
     return _backup.list_backups(Workspace.open(config))
 
 
+def uncatalogued_backup_files(config: Config) -> list[Path]:
+    """Files in the backup folder that no catalogued backup owns: the partial file of a
+    backup that was interrupted (or is being written now). Never verified; never restored."""
+    from backout import backup as _backup
+
+    return _backup.uncatalogued_files(Workspace.open(config))
+
+
 def restore(
     config: Config,
     ref: str,

@@ -235,6 +235,26 @@ class BackupCatalog:
         """Where the record's backup file is."""
         return self.folder / record.file
 
+    def uncatalogued(self) -> list[Path]:
+        """Files in the folder that no catalogued backup owns, by name.
+
+        A backup killed before it was catalogued (kill -9, power loss) leaves its partial
+        file: it was never verified, and restore will not use it. So does one being written
+        right now by another run.
+        """
+        records = self.records()
+        owned = {CATALOG_FILE, *(r.file for r in records)}
+        owned.update(self.snapshot_path(r).name for r in records)
+        try:
+            entries = sorted(self.folder.iterdir())
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            raise BackupError(f"cannot list the backup folder {self.folder}: {exc}") from exc
+        return [
+            p for p in entries if p.name not in owned and not p.name.startswith(".") and p.is_file()
+        ]
+
     def snapshot_path(self, record: BackupRecord) -> Path:
         """Where the schema snapshot taken with the backup is."""
         return self.folder / f"{record.id}.schema.json"
@@ -535,6 +555,11 @@ def verify_backup(ws: Workspace, record: BackupRecord) -> None:
 def list_backups(ws: Workspace) -> list[BackupRecord]:
     """Every catalogued backup, oldest first."""
     return BackupCatalog(ws.config.backups).records()
+
+
+def uncatalogued_files(ws: Workspace) -> list[Path]:
+    """Files of the backup folder no catalogued backup owns (interrupted backups)."""
+    return BackupCatalog(ws.config.backups).uncatalogued()
 
 
 def backup_now(ws: Workspace, *, full: bool) -> BackupRecord:

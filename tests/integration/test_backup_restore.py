@@ -386,3 +386,31 @@ def test_files_are_created_private_even_with_a_permissive_umask(tmp_path: Path, 
         os.umask(old)
     folder = project / ".backout" / "backups"
     assert {mode(p) for p in folder.iterdir()} == {0o600}
+
+
+def test_backups_names_the_partial_file_of_an_interrupted_backup(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    project = migrated(tmp_path, sqlite_url, scale=5)
+    assert run(["backup"], project=project, url=sqlite_url).exit_code == 0
+    (kept,) = records(project)
+    folder = project / ".backout" / "backups"
+    # What a backup killed mid-dump (kill -9: no cleanup runs) leaves behind.
+    stray = folder / "20261207T010203Z-scoped-dev.sqlite3"
+    stray.write_bytes(b"SQLite format 3\0" + b"\0" * 4080)
+    listed = run(["backups"], project=project, url=sqlite_url)
+    assert listed.exit_code == 0, listed.stderr
+    assert kept.id in listed.output
+    assert listed.stderr.startswith(
+        "warning: 1 file(s) in the backup folder are in no catalogued backup (4.0 KiB): "
+        "20261207T010203Z-scoped-dev.sqlite3. A backup interrupted before it was verified"
+    )
+    doc = json.loads(run(["backups", "--json"], project=project, url=sqlite_url).output)
+    assert doc["uncatalogued"] == [{"file": stray.name, "size": 4096}]
+    assert [b["id"] for b in doc["backups"]] == [kept.id]
+    # Never restored from: it is not in the catalog.
+    refused = run(["restore", "20261207T010203Z", "--yes"], project=project, url=sqlite_url)
+    assert refused.exit_code == 2
+    assert stray.exists() and records(project) == [kept]
+    stray.unlink()
+    assert run(["backups"], project=project, url=sqlite_url).stderr == ""

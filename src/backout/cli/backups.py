@@ -118,18 +118,21 @@ def backups(as_json: bool, url: str | None, project: Path | None, config_file: P
 
     config = build_config(url=url, project=project, config_file=config_file)
     records = api.backups(config)
+    strays = api.uncatalogued_backup_files(config)
     if as_json:
         render.echo_json(
             {
                 "format": 1,
                 "folder": str(config.backups),
                 "backups": [{**r.to_dict(), "created_at": iso(r.created_at)} for r in records],
+                "uncatalogued": [{"file": p.name, "size": _file_size(p)} for p in strays],
             }
         )
         return
     out = render.console()
     if not records:
         out.print(f"No backups yet in {config.backups}.", markup=False, soft_wrap=True)
+        _warn_strays(strays)
         return
     table = Table(box=None, pad_edge=False, header_style="bold")
     for column in ("id", "kind", "created (UTC)", "size", "tables", "sha256"):
@@ -147,6 +150,29 @@ def backups(as_json: bool, url: str | None, project: Path | None, config_file: P
         )
     out.print(table)
     out.print(f"{len(records)} backup(s) in {config.backups}.", markup=False, soft_wrap=True)
+    _warn_strays(strays)
+
+
+def _file_size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0  # deleted since it was listed
+
+
+def _warn_strays(strays: list[Path]) -> None:
+    """Files no catalogued backup owns: say what they are and that they may go."""
+    if not strays:
+        return
+    total = sum(_file_size(p) for p in strays)
+    names = ", ".join(p.name for p in strays[:5]) + (", ..." if len(strays) > 5 else "")
+    click.echo(
+        f"warning: {len(strays)} file(s) in the backup folder are in no catalogued backup "
+        f"({_size(total)}): {names}. A backup interrupted before it was verified leaves its "
+        "partial file (restore never uses one); delete them once no backout run is taking a "
+        "backup.",
+        err=True,
+    )
 
 
 def _show_plan(plan: RestorePlan) -> None:
