@@ -322,12 +322,12 @@ class BackupCatalog:
         try:
             write_new_file(temporary, data)
             os.replace(temporary, self.path)
-            _sync_folder(self.folder)
         except OSError as exc:
             temporary.unlink(missing_ok=True)
             raise BackupError(
                 f"cannot write the backup catalog {self.path}: {exc.strerror or exc}"
             ) from exc
+        _sync_folder(self.folder)
 
 
 def write_new_file(path: Path, data: bytes) -> None:
@@ -344,12 +344,19 @@ def write_new_file(path: Path, data: bytes) -> None:
 
 
 def _sync_folder(folder: Path) -> None:
-    """Make a rename in ``folder`` durable (the new catalog and the backup files it names)."""
-    handle = os.open(folder, os.O_RDONLY)
+    """Make a rename in ``folder`` durable (the new catalog and the backup files it names).
+
+    Best effort, after the fact: the catalog is already in place, and some file systems
+    refuse to fsync a directory (EINVAL), as PostgreSQL's own ``fsync_fname`` tolerates.
+    """
     try:
-        os.fsync(handle)
-    finally:
-        os.close(handle)
+        handle = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(handle)
+        finally:
+            os.close(handle)
+    except OSError:
+        pass
 
 
 def file_sha256(path: Path, *, sync: bool = False) -> str:

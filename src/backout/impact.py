@@ -394,7 +394,9 @@ def compute_impact(
     try:
         impacts = tuple(_script_impact(counter, script, effects) for script, effects in scripts)
     except BackoutError as exc:
-        raise BackoutError(f"counting the rollback's impact failed: {exc}") from exc
+        # Same error, same exit code (a lost connection stays a database error, exit 4).
+        exc.message = f"counting the rollback's impact failed: {exc.message}"
+        raise
     finally:
         session.rollback()
     return ImpactReport(scripts=impacts, exact=exact)

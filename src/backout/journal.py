@@ -33,8 +33,8 @@ on PostgreSQL and SQLite without ``transaction off``, a MySQL script of DML only
 write no journal.
 
 This module holds the model and its SQL; :mod:`backout.rollback` and :mod:`backout.apply` run
-it. Every write is returned as SQL + parameters and goes through the run's executor, so a dry run
-shows the journal writes too.
+it, and :mod:`backout.recovery` reads it to resume or undo a run. Every write is returned as
+SQL + parameters and goes through the run's executor, so a dry run shows the journal writes too.
 """
 
 from __future__ import annotations

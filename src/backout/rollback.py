@@ -161,6 +161,8 @@ class PlanView:
     #: partial rollbacks: the typed parameter values, and what the preview query found
     params: Mapping[str, object] = dataclasses.field(default_factory=dict)
     preview: Preview | None = None
+    #: what the view was computed from: the history and the schema (see :func:`_state_of`)
+    state: str = ""
 
     @property
     def requires_fail(self) -> list[RequireStatus]:
@@ -306,7 +308,7 @@ def build_view(
     from backout.effects import analyze
     from backout.impact import compute_impact
 
-    plan = _choose_steps(ws, session, to=to, steps=steps, partial=partial)
+    plan, report = _choose_steps(ws, session, to=to, steps=steps, partial=partial)
     values: dict[str, object] = {}
     preview = None
     if partial is not None:
@@ -325,6 +327,7 @@ def build_view(
     analysed = [(unit, analyze(ws.dialect.name, unit.statements)) for unit in units]
     if units:
         snapshot = ws.dialect.snapshot(session)
+        state = _state_of(report, snapshot)
         intent, per_script = _backup_intent(ws, snapshot, analysed, backup_mode)
         impact = compute_impact(
             session,
@@ -338,6 +341,7 @@ def build_view(
             impact = _with_simulation(ws, impact, analysed)
     else:
         intent, per_script = BackupIntent(mode=backup_mode), {}
+        state = ""
         impact = ImpactReport(scripts=(), exact=exact)
     views = tuple(
         StepView(
@@ -386,6 +390,7 @@ def build_view(
         warnings=tuple(warnings),
         params=values,
         preview=preview,
+        state=state,
     )
 
 
@@ -396,15 +401,29 @@ def _choose_steps(
     to: str | None,
     steps: int | None,
     partial: PartialRequest | None,
-) -> RollbackPlan:
+) -> tuple[RollbackPlan, StatusReport]:
     """Which migrations the request rolls back, from the history as it is now."""
     report = ws.read_status(session)
     refuse_interrupted(report)
     if partial is None:
-        return plan_rollback(ws.project, report, to=to, steps=steps)
+        return plan_rollback(ws.project, report, to=to, steps=steps), report
     if to is not None or steps is not None:
         raise UsageError("a partial rollback names one migration: --to/--steps do not apply")
-    return plan_partial(ws.project, report, partial.migration, partial.name)
+    return plan_partial(ws.project, report, partial.migration, partial.name), report
+
+
+def _state_of(report: StatusReport, snapshot: SchemaSnapshot) -> str:
+    """A digest of every migration's recorded state and of the schema: equal when neither
+    changed (another run applying, rolling back or resolving anything changes it)."""
+    import hashlib
+    import json
+
+    entries = [
+        [e.key, e.state.value, str(e.applied_at), str(e.rolled_back_at), e.attempts]
+        for e in report.entries
+    ]
+    text = json.dumps([entries, snapshot.fingerprint()], default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def _recheck_locked(
@@ -416,17 +435,25 @@ def _recheck_locked(
     steps: int | None,
     partial: PartialRequest | None,
 ) -> PlanView:
-    """The first pass's view, once the run lock is held: the history must not have moved.
+    """The first pass's view, once the run lock is held: neither the history nor the schema
+    may have moved since (else refuse; the counts were not taken under the lock).
 
     Counting again would cost as much as the first pass (minutes on a big partial rollback)
     and decide nothing: the risk was judged on the first counts, the backup is taken next
     from the database as it is, and ``require``/``verify`` run again inside the transaction.
     """
-    plan = _choose_steps(ws, session, to=to, steps=steps, partial=partial)
+    plan, report = _choose_steps(ws, session, to=to, steps=steps, partial=partial)
     if plan.ids() != first.plan.ids():
         raise UsageError(
             "the migration history changed while planning (another run?); "
             "run the command again to see the new plan"
+        )
+    if _state_of(report, ws.dialect.snapshot(session)) != first.state:
+        # Same migrations, but the backup's scope, the counts or the preview may be stale.
+        raise UsageError(
+            "the database changed while planning (another run applied or rolled back a "
+            "migration, or the schema changed); nothing changed: run the command again to see "
+            "the new plan"
         )
     return dataclasses.replace(
         first,

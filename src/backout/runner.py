@@ -186,14 +186,19 @@ class RunOptions:
     #: told about each lock wait before backing off: (where, attempt, wait seconds)
     on_retry: Callable[[str, int, float], None] | None = field(default=None, compare=False)
 
+    #: how long one attempt really waits for a lock, when the database rounds ``lock_timeout``
+    #: (MySQL: whole seconds); None: ``lock_timeout`` itself
+    lock_wait: float | None = None
+
     def pause(self, delay: float) -> float:
         """Seconds to wait before the next attempt, for a backoff currently at ``delay``.
 
-        Never less than ``lock_timeout``: while an attempt waits for a table lock, the
+        Never less than an attempt's lock wait: while an attempt waits for a table lock, the
         application's queries on that table queue behind it, so between attempts they get
         at least as long again to drain.
         """
-        return max(self.lock_timeout, min(10.0, delay) * (0.5 + random.random() / 2))
+        floor = self.lock_timeout if self.lock_wait is None else self.lock_wait
+        return max(floor, min(10.0, delay) * (0.5 + random.random() / 2))
 
 
 @dataclass

@@ -113,6 +113,7 @@ class Workspace:
 
         return RunOptions(
             lock_timeout=self.config.lock_timeout,
+            lock_wait=self.dialect.lock_wait(self.config.lock_timeout),
             lock_retries=self.config.lock_retries,
             statement_timeout=self.config.statement_timeout,
             on_retry=on_retry,

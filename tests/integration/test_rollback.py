@@ -327,3 +327,71 @@ def test_ctrl_c_during_rollback_undoes_it(tmp_path: Path, pg_url: str) -> None:
         "-- backout:risk LOW\nALTER TABLE users DROP COLUMN flag;\n"
     )
     assert run(["rollback", *NOBACKUP], project=project, url=pg_url).exit_code == 0
+
+
+# --- the database moving between the plan and the run lock ----------------------------------
+
+RACE_FILES = {
+    "migrations/001_parent.up.sql": (
+        "CREATE TABLE parent (id INTEGER PRIMARY KEY, note TEXT);\n"
+        "INSERT INTO parent VALUES (1, 'a'), (2, 'b'), (3, 'c');\n"
+    ),
+    "migrations/001_parent.down.sql": "-- backout:risk HIGH\nDROP TABLE parent;\n",
+    "migrations/001_parent.down.purge.sql": (
+        "-- backout:risk HIGH\n-- backout:param above integer\n"
+        "-- backout:preview SELECT id FROM parent WHERE id > :above\n"
+        "DELETE FROM parent WHERE id > :above;\n"
+    ),
+    "migrations/002_child.up.sql": (
+        "CREATE TABLE child (id INTEGER PRIMARY KEY,\n"
+        "    parent_id INTEGER REFERENCES parent (id) ON DELETE CASCADE);\n"
+        "INSERT INTO child VALUES (10, 2), (11, 3);\n"
+    ),
+    "migrations/002_child.down.sql": "-- backout:risk HIGH\nDROP TABLE child;\n",
+}
+
+
+@pytest.mark.parametrize(
+    ("request_args", "meanwhile"),
+    [
+        # Same partial (same plan ids), but its cascade now reaches a table outside the backup.
+        (["001_parent", "--partial", "purge", "--param", "above=1"], "up"),
+        (["--steps", "1"], "up"),
+        (["001_parent", "--partial", "purge", "--param", "above=1"], "alter"),
+    ],
+)
+def test_a_database_that_moved_while_planning_is_refused(
+    tmp_path: Path,
+    sqlite_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    request_args: list[str],
+    meanwhile: str,
+) -> None:
+    import backout.rollback
+
+    project = write(tmp_path, RACE_FILES)
+    assert run(["up", "--to", "001_parent"], project=project, url=sqlite_url).exit_code == 0
+    plan_once = backout.rollback.build_view
+    moved: list[bool] = []
+
+    def build_view(*args: object, **kwargs: object) -> object:
+        view = plan_once(*args, **kwargs)  # type: ignore[arg-type]
+        if not moved:  # another run, finished between the plan and the run lock
+            moved.append(True)
+            if meanwhile == "up":
+                assert run(["up"], project=project, url=sqlite_url).exit_code == 0
+            else:
+                sql(sqlite_url, "ALTER TABLE parent ADD COLUMN extra TEXT")
+            moved_to.append(db_state(sqlite_url))
+        return view
+
+    moved_to: list[object] = []
+    monkeypatch.setattr(backout.rollback, "build_view", build_view)
+    result = run(["rollback", *request_args, "--yes"], project=project, url=sqlite_url)
+    assert result.exit_code == 2, result.output + result.stderr
+    assert "changed while planning" in result.stderr
+    assert "run the command again" in result.stderr
+    assert db_state(sqlite_url) == moved_to[0]  # what the other run left, untouched
+    assert not (project / ".backout" / "backups").exists() or not any(
+        (project / ".backout" / "backups").glob("*.sqlite3")
+    )

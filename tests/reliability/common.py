@@ -597,6 +597,19 @@ def check_backup_folder(folder: Path) -> CatalogCheck:
             check.problems.append(f"{path.name} has mode {file_mode:o}, expected 600")
         if path.name not in named:
             check.stray_files.append(path.name)
+    # `backout backups` must name exactly these (hidden temporary files aside).
+    from backout.backup import BackupCatalog
+    from backout.errors import BackupError
+
+    try:
+        shown = {p.name for p in BackupCatalog(folder).uncatalogued()}
+    except BackupError:
+        shown = None  # a damaged catalog: reported above
+    expected = {name for name in check.stray_files if not name.startswith(".")}
+    if shown is not None and shown != expected:
+        check.problems.append(
+            f"backups names {sorted(shown)} as uncatalogued; the folder holds {sorted(expected)}"
+        )
     return check
 
 

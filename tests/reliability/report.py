@@ -152,7 +152,8 @@ def _crash_section(title: str, data: dict[str, Any] | None, cut: bool) -> list[s
     if data.get("stray_backup_files"):
         extras.append(
             f"{data['stray_backup_files']} uncatalogued file(s) left in the backup folders by "
-            "killed runs (never listed by `backout backups`, never cleaned up)"
+            "killed runs (named by `backout backups` as uncatalogued; never restored from, "
+            "not deleted automatically)"
         )
     if "leftover_scratch_databases" in data:
         extras.append(

@@ -18,3 +18,13 @@ def test_a_short_lock_timeout_keeps_the_exponential_jittered_backoff() -> None:
     assert min(pauses) >= 0.25 and max(pauses) <= 0.5
     assert len({round(p, 3) for p in pauses}) > 10  # jittered, not a fixed step
     assert all(5.0 <= options.pause(1000.0) <= 10.0 for _ in range(200))  # capped at 10 s
+
+
+def test_a_database_that_rounds_the_lock_timeout_pauses_as_long_as_it_really_waits() -> None:
+    from backout.dialects.mysql import MysqlDialect
+
+    # MySQL waits whole seconds: 0.5 s means an attempt can hold the application for 1 s.
+    wait = MysqlDialect().lock_wait(0.5)
+    assert wait == 1.0
+    options = RunOptions(lock_timeout=0.5, lock_wait=wait)
+    assert all(options.pause(0.5) == 1.0 for _ in range(100))

@@ -395,10 +395,48 @@ def test_a_parameter_ending_a_statement_is_kept_whole(text: str, expected: list[
             "SELECT string_agg(a, ',' ORDER BY a) FROM t",
         ),
         ("SELECT 'ORDER BY' FROM t", "SELECT 'ORDER BY' FROM t"),
+        # An aggregate makes one group; a set-returning function multiplies rows.
+        ("SELECT 1 FROM t ORDER BY count(*)", "SELECT 1 FROM t ORDER BY count(*)"),
+        (
+            "SELECT 1 FROM t ORDER BY generate_series(1, 3)",
+            "SELECT 1 FROM t ORDER BY generate_series(1, 3)",
+        ),
+        (
+            "SELECT id FROM t WHERE k IN (:b, :c, :d, :e, :f, :g, :h, :i, :j, :since) ORDER BY id",
+            "SELECT id FROM t WHERE k IN (:b, :c, :d, :e, :f, :g, :h, :i, :j, :since) ",
+        ),
         ("not sql ORDER BY", "not sql ORDER BY"),
     ],
 )
 def test_counting_a_preview_drops_a_sort_that_cannot_change_the_count(
     query: str, counted: str
 ) -> None:
-    assert PG.count_sql(query, ["since"]) == f"SELECT count(*) FROM ({counted}\n) AS backout_count"
+    params = ["since", *"bcdefghij"]
+    assert PG.count_sql(query, params) == f"SELECT count(*) FROM ({counted}\n) AS backout_count"
+
+
+def test_ten_parameters_with_one_letter_names_split_where_they_should() -> None:
+    # ":a" as the tenth parameter used to be masked as "$10": every later offset shifted.
+    text = "SELECT :b, :c, :d, :e, :f, :g, :h, :i, :j, :a; SELECT 2"
+    statements = PG.split(text, "f.sql", params=list("abcdefghij"))
+    assert [s.sql for s in statements] == [
+        "SELECT :b, :c, :d, :e, :f, :g, :h, :i, :j, :a",
+        "SELECT 2",
+    ]
+
+
+def test_a_dollar_one_inside_a_string_is_not_a_parameter() -> None:
+    scope = PG.dml_scope(
+        Statement(sql="DELETE FROM t WHERE note = 'costs $1' AND id > :above", line=1, index=1),
+        ["above"],
+    )
+    assert scope is not None
+    assert scope.from_where == "t WHERE note = 'costs $1' AND id > :above"
+
+
+def test_placeholders_in_array_brackets_are_parameters_on_postgres() -> None:
+    # "[...]" quotes identifiers on SQLite only; on PostgreSQL it is an array.
+    assert PG.bind("SELECT ARRAY[:ids], tags[:i] FROM t", {"ids": [1, 2], "i": 1}) == (
+        "SELECT ARRAY[%(ids)s], tags[%(i)s] FROM t",
+        {"ids": [1, 2], "i": 1},
+    )

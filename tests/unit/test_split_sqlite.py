@@ -370,3 +370,10 @@ def test_property_split_matches_sqlite(
     assert dump(one_by_one) == dump(whole)
     one_by_one.close()
     whole.close()
+
+
+def test_a_bracket_quoted_identifier_is_not_a_placeholder() -> None:
+    from backout.dialects.sqlite import SqliteDialect
+
+    spans = SqliteDialect().param_spans("SELECT [:above] FROM t WHERE x = :above", ["above"])
+    assert spans == [(33, 39, "above")]

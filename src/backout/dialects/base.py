@@ -221,12 +221,20 @@ class Dialect(ABC):
 
     #: PostgreSQL-style $tag$ quoting exists (placeholders inside are not parameters)
     dollar_quotes: ClassVar[bool] = False
+    #: ``[name]`` quotes an identifier (SQLite, for compatibility with SQL Server and Access)
+    bracket_quotes: ClassVar[bool] = False
+
+    def lock_wait(self, lock_timeout: float) -> float:
+        """How long a statement really waits for a lock, given ``lock_timeout`` seconds."""
+        return lock_timeout
 
     def param_spans(self, sql: str, names: Collection[str]) -> list[tuple[int, int, str]]:
         """Where the ``:name`` placeholders of declared parameters are in ``sql``."""
         from backout.dialects.params import param_spans
 
-        return param_spans(sql, names, dollar_quotes=self.dollar_quotes)
+        return param_spans(
+            sql, names, dollar_quotes=self.dollar_quotes, brackets=self.bracket_quotes
+        )
 
     def adapt(self, value: object) -> object:
         """A converted parameter value as this driver binds it (default: unchanged)."""

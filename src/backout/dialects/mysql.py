@@ -497,6 +497,9 @@ class MysqlDialect(Dialect):
     def _seconds(lock_timeout: float) -> int:
         return max(1, math.ceil(lock_timeout))
 
+    def lock_wait(self, lock_timeout: float) -> float:
+        return float(self._seconds(lock_timeout))
+
     def _setters(self, lock_timeout: float, statement_timeout: float) -> list[str]:
         seconds = self._seconds(lock_timeout)
         statements = [

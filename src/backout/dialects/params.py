@@ -17,8 +17,14 @@ _DOLLAR_TAG = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)?\$")
 Span = tuple[int, int, str]
 
 
-def param_spans(sql: str, names: Collection[str], *, dollar_quotes: bool) -> list[Span]:
-    """(start, end, name) of every ``:name`` placeholder whose name is declared."""
+def param_spans(
+    sql: str, names: Collection[str], *, dollar_quotes: bool, brackets: bool = False
+) -> list[Span]:
+    """(start, end, name) of every ``:name`` placeholder whose name is declared.
+
+    ``brackets``: ``[...]`` quotes an identifier (SQLite); elsewhere it is an array subscript
+    or constructor (PostgreSQL's ``ARRAY[:ids]``, ``tags[:i]``), where placeholders count.
+    """
     if not names or ":" not in sql:
         return []
     spans: list[Span] = []
@@ -32,7 +38,7 @@ def param_spans(sql: str, names: Collection[str], *, dollar_quotes: bool) -> lis
             i = _block_comment_end(sql, i)
         elif ch in "'\"`":
             i = _quoted_end(sql, i, ch)
-        elif ch == "[":
+        elif ch == "[" and brackets:
             end = sql.find("]", i)
             i = n if end == -1 else end + 1
         elif ch == "$" and dollar_quotes and (tag := _DOLLAR_TAG.match(sql, i)) is not None:
@@ -98,13 +104,19 @@ def substitute(sql: str, spans: list[Span], replacement: Callable[[str], str]) -
 
 
 def mask_same_length(sql: str, spans: list[Span], token: Callable[[int], str]) -> str:
-    """Replace placeholders by a parser-friendly token of the same length (offsets preserved)."""
+    """Replace placeholders by a parser-friendly token of the same length (offsets preserved).
+
+    ``token(n)`` gets each distinct name's number, from 1. ValueError when a token is longer
+    than the placeholder it replaces (``$10`` for ``:a``): offsets would shift.
+    """
     order = {name: i for i, name in enumerate(dict.fromkeys(s[2] for s in spans), start=1)}
 
     def fill(name: str) -> str:
         text = token(order[name])
         width = len(name) + 1
-        return text + " " * max(0, width - len(text))
+        if len(text) > width:
+            raise ValueError(f"{text!r} does not fit in the place of :{name}")
+        return text + " " * (width - len(text))
 
     return substitute(sql, spans, fill)
 

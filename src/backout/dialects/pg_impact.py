@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING
 
@@ -28,7 +27,10 @@ def dml_scope(statement: Statement, params: Collection[str] = ()) -> DmlScope | 
 
     spans = param_spans(statement.sql, params, dollar_quotes=True)
     order = list(dict.fromkeys(name for _, _, name in spans))
-    text = mask_same_length(statement.sql, spans, lambda n: f"${n}") if spans else statement.sql
+    try:
+        text = mask_same_length(statement.sql, spans, lambda n: f"${n}") if spans else statement.sql
+    except ValueError:
+        return None  # ten or more parameters, some named with one letter: not countable
     try:
         (raw,) = pglast.parse_sql(text)
     except (ValueError, pglast.parser.ParseError):
@@ -43,12 +45,15 @@ def dml_scope(statement: Statement, params: Collection[str] = ()) -> DmlScope | 
 
     def stream(node: ast.Node) -> str:
         out = str(RawStream()(node))  # a RawStream accumulates: one per node
-        return _PARAM_REF.sub(lambda m: ":" + order[int(m[1]) - 1], out) if order else out
+        return _named(out, order) if order else out
 
-    parts = [stream(relation), *(stream(item) for item in others or ())]
-    from_where = ", ".join(parts)
-    if node.whereClause is not None:
-        from_where += " WHERE " + stream(node.whereClause)
+    try:
+        parts = [stream(relation), *(stream(item) for item in others or ())]
+        from_where = ", ".join(parts)
+        if node.whereClause is not None:
+            from_where += " WHERE " + stream(node.whereClause)
+    except ValueError:
+        return None  # a $n of the statement's own: not ours to bind
     target = str(relation.alias.aliasname) if relation.alias else stream(relation)
     return DmlScope(
         from_where=from_where,
@@ -57,7 +62,38 @@ def dml_scope(statement: Statement, params: Collection[str] = ()) -> DmlScope | 
     )
 
 
-_PARAM_REF = re.compile(r"(?<![\w$])\$(\d+)(?!\w)")
+def _calls_something(node: object) -> bool:
+    """Whether a sort key calls a function or holds a subquery: an aggregate there makes the
+    query one group, a set-returning function multiplies rows, so the sort is not neutral."""
+    from pglast import ast
+
+    if isinstance(node, ast.FuncCall | ast.SubLink):
+        return True
+    if isinstance(node, ast.Node):
+        return any(_calls_something(getattr(node, attr)) for attr in node)
+    if isinstance(node, tuple | list):
+        return any(_calls_something(item) for item in node)
+    return False
+
+
+def _named(sql: str, order: list[str]) -> str:
+    """Printed SQL with each ``$n`` parameter token back as its ``:name`` (tokens only: a
+    ``'$1'`` inside a string literal stays as it is). ValueError for an unknown ``$n``."""
+    from pglast.parser import scan
+
+    pieces: list[str] = []
+    last = 0
+    for token in scan(sql):
+        if token.name != "PARAM":
+            continue
+        number = int(sql[token.start + 1 : token.end + 1])
+        if not 1 <= number <= len(order):
+            raise ValueError(f"${number} is not a declared parameter")
+        pieces.append(sql[last : token.start])
+        pieces.append(":" + order[number - 1])
+        last = token.end + 1
+    pieces.append(sql[last:])
+    return "".join(pieces)
 
 
 def _current_of(node: object) -> bool:
@@ -101,7 +137,8 @@ def count_sql(query: str, spans: list[tuple[int, int, str]]) -> str:
     from backout.dialects.params import mask_same_length
 
     whole = f"SELECT count(*) FROM ({query}\n) AS backout_count"
-    text = mask_same_length(query, spans, lambda n: f"${n}") if spans else query
+    # Only parsed, never run: "$1" for every placeholder (it fits in the shortest, ":a").
+    text = mask_same_length(query, spans, lambda n: "$1") if spans else query
     try:
         (raw,) = pglast.parse_sql(text)
     except (ParseError, ValueError):
@@ -113,6 +150,7 @@ def count_sql(query: str, spans: list[tuple[int, int, str]]) -> str:
         or node.limitCount is not None
         or node.limitOffset is not None
         or node.lockingClause
+        or any(_calls_something(sort) for sort in node.sortClause)
     ):
         return whole
     depth, cut = 0, None

@@ -179,6 +179,7 @@ class SqliteDialect(Dialect):
     has_schemas: ClassVar[bool] = False
     timestamp_type: ClassVar[str] = "TEXT"
     serial_primary_key: ClassVar[str] = "INTEGER PRIMARY KEY AUTOINCREMENT"
+    bracket_quotes: ClassVar[bool] = True
 
     def connect(
         self,
