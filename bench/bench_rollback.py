@@ -216,7 +216,7 @@ def main() -> None:
             )
         print(
             "\nBoth psql and backout leave the same schema (checked on the first round). "
-            "'plan' runs twice: once before the run lock, once under it."
+            "'plan' runs once, before the run lock; under it, history and schema are re-checked."
         )
 
 
