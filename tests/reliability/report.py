@@ -519,8 +519,9 @@ def render(results: dict[str, Any], meta: dict[str, Any]) -> str:
         lines.append(
             f"- Killed backups leave files behind: {strays} uncatalogued file(s) (complete or "
             "partial dumps, some empty, and schema snapshots) remained in the lanes' backup "
-            "folders. `backout backups` does not list them and nothing removes them; they are "
-            "0600 like the rest. (A kill cannot clean up; a later run could.)"
+            "folders. `backout backups` names them as uncatalogued (a warning; `uncatalogued` "
+            "in `--json`), restore never uses them, and nothing removes them automatically; "
+            "they are 0600 like the rest."
         )
     vague = sorted(
         {
@@ -540,10 +541,9 @@ def render(results: dict[str, Any], meta: dict[str, Any]) -> str:
     emergency = [v for k, v in security.items() if k.startswith("refuses_emergency")]
     if emergency:
         lines.append(
-            "- `emergency` without a terminal and without `--yes` exits 1 and changes nothing, "
-            "but says so only on stdout, in its summary (no `error:` line on stderr), as "
-            f"{_code(emergency[0])}, and records a failed `emergency` event with its step "
-            "`plan` failed, plus an incident report."
+            "- `emergency` without a terminal and without `--yes` exits 1 and changes nothing "
+            f"(history included), says so on stderr as {_code(emergency[0])}, and still "
+            "writes an incident report."
         )
     clicks = [k for k in bad if k.startswith("flags-") and bad[k]["first_line"].startswith("Usage")]
     if clicks:

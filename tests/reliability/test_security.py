@@ -248,22 +248,17 @@ def test_destructive_commands_refuse_without_terminal_and_yes(
     after = db_state(url)
     assert (after.schema, after.data) == (before.schema, before.data)
     assert sorted((project / ".backout" / "backups").iterdir()) == backups
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "--yes" in errors[0], proc.stderr
+    # Nothing changed, history included: a refused emergency records no event.
+    assert after == before
     if command == "emergency":
-        # The runbook always writes an incident report and logs the attempt (an `emergency`
-        # event, outcome failed); it says why on stdout, in "Where things stand".
-        said = [line for line in proc.stdout.splitlines() if "--yes" in line]
-        assert said, proc.stdout
-        for table, rows in before.history.items():
-            new = after.history[table][len(rows) :]
-            assert after.history[table][: len(rows)] == rows
-            assert all(r[1] == "emergency" and r[3] == "failed" for r in new), new
-        shown = said[0].strip()
+        # The runbook still writes its incident report, and says why in "Where things stand".
+        assert any("--yes" in line for line in proc.stdout.splitlines()), proc.stdout
+        assert len(list((project / "incidents").glob("*.md"))) == 1
     else:
-        errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
-        assert len(errors) == 1 and "--yes" in errors[0], proc.stderr
-        assert after == before
         assert not (project / "incidents").exists()
-        shown = errors[0]
+    shown = errors[0]
     record_result("security", {f"refuses_{command}_{dialect}": shown[:160]})
 
 

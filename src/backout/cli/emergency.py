@@ -88,5 +88,11 @@ def emergency(
     for number, step in enumerate(result.next_steps, start=1):
         click.echo(f"  {number}. {step}")
     click.echo(f"Incident report: {result.report}")
+    # Like every other command, what went wrong also goes to stderr as one line each.
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    failed = result.failed
+    if failed is not None:
+        click.echo(f"error: {failed.title}: {failed.detail or 'failed'}", err=True)
     if result.exit_code:
         sys.exit(result.exit_code)
