@@ -103,20 +103,22 @@ def substitute(sql: str, spans: list[Span], replacement: Callable[[str], str]) -
     return "".join(out)
 
 
-def mask_same_length(sql: str, spans: list[Span], token: Callable[[int], str]) -> str:
-    """Replace placeholders by a parser-friendly token of the same length (offsets preserved).
+def mask_as_dollar_params(sql: str, spans: list[Span], *, numbered: bool) -> str:
+    """Placeholders as PostgreSQL ``$n`` parameters of the same length, for pglast to parse:
+    ``:since`` becomes ``$00001`` (zero-padded), so every offset still matches ``sql``.
 
-    ``token(n)`` gets each distinct name's number, from 1. ValueError when a token is longer
-    than the placeholder it replaces (``$10`` for ``:a``): offsets would shift.
+    ``numbered``: each distinct name gets its own number, from 1 (to map ``$n`` back to names);
+    otherwise every one is ``$…1``, which always fits. ValueError when a number does not fit in
+    its placeholder (``$10`` for ``:a``).
     """
     order = {name: i for i, name in enumerate(dict.fromkeys(s[2] for s in spans), start=1)}
 
     def fill(name: str) -> str:
-        text = token(order[name])
-        width = len(name) + 1
-        if len(text) > width:
-            raise ValueError(f"{text!r} does not fit in the place of :{name}")
-        return text + " " * (width - len(text))
+        digits = str(order[name] if numbered else 1)
+        width = len(name)  # the placeholder's length, less the "$"
+        if len(digits) > width:
+            raise ValueError(f"${digits} does not fit in the place of :{name}")
+        return "$" + digits.zfill(width)
 
     return substitute(sql, spans, fill)
 

@@ -23,12 +23,12 @@ def dml_scope(statement: Statement, params: Collection[str] = ()) -> DmlScope | 
     from pglast import ast
     from pglast.stream import RawStream
 
-    from backout.dialects.params import mask_same_length, param_spans
+    from backout.dialects.params import mask_as_dollar_params, param_spans
 
     spans = param_spans(statement.sql, params, dollar_quotes=True)
     order = list(dict.fromkeys(name for _, _, name in spans))
     try:
-        text = mask_same_length(statement.sql, spans, lambda n: f"${n}") if spans else statement.sql
+        text = mask_as_dollar_params(statement.sql, spans, numbered=True)
     except ValueError:
         return None  # ten or more parameters, some named with one letter: not countable
     try:
@@ -134,11 +134,10 @@ def count_sql(query: str, spans: list[tuple[int, int, str]]) -> str:
     from pglast import ast
     from pglast.parser import ParseError, scan
 
-    from backout.dialects.params import mask_same_length
+    from backout.dialects.params import mask_as_dollar_params
 
     whole = f"SELECT count(*) FROM ({query}\n) AS backout_count"
-    # Only parsed, never run: "$1" for every placeholder (it fits in the shortest, ":a").
-    text = mask_same_length(query, spans, lambda n: "$1") if spans else query
+    text = mask_as_dollar_params(query, spans, numbered=False)
     try:
         (raw,) = pglast.parse_sql(text)
     except (ParseError, ValueError):

@@ -217,13 +217,12 @@ class PostgresDialect(Dialect):
         import pglast
         from pglast.parser import ParseError
 
-        from backout.dialects.params import mask_same_length
+        from backout.dialects.params import mask_as_dollar_params
 
         # pglast does not know :name placeholders: parse a copy where each is a $n of the same
         # length (so offsets still match), and cut the statements out of the original text.
         spans = self.param_spans(text, params)
-        # Only parsed, never run: "$1" for every placeholder (it fits in the shortest, ":a").
-        parsed = mask_same_length(text, spans, lambda n: "$1") if spans else text
+        parsed = mask_as_dollar_params(text, spans, numbered=False)
         try:
             slices = pglast.split(parsed, with_parser=True, only_slices=True)
         except ParseError as exc:
@@ -236,12 +235,8 @@ class PostgresDialect(Dialect):
         statements = []
         for index, part in enumerate(slices, start=1):
             start = part.start or 0
-            stop = len(text) if part.stop is None else part.stop
-            # A placeholder ending the statement is masked as "$1" plus padding, and the
-            # slice stops before the padding: take the whole placeholder back.
-            stop = max([stop, *(end for begin, end, _ in spans if begin < stop < end)])
             line = first_line + text.count("\n", 0, start)
-            statements.append(Statement(sql=text[start:stop].strip(), line=line, index=index))
+            statements.append(Statement(sql=text[part].strip(), line=line, index=index))
         return statements
 
     def bind(self, sql: str, values: Mapping[str, object]) -> tuple[str, dict[str, object]]:
