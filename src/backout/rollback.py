@@ -2,15 +2,17 @@
 
 Order of a rollback: is the run lock held? (then exit 3 at once, naming the holder) → plan
 (pure, refusing impossible requests; its reads wait for a table lock at most ``lock_timeout``)
-→ run lock → re-read the history under the lock (the plan must not have moved) → confirmation
-→ verified backup → ``before_rollback`` hook → every script in ONE transaction (per script:
-``require``, statements, ``verify``; then history) → COMMIT → ``after_rollback`` hook → the
-scripts' ``manual`` steps. Any error undoes everything.
+→ run lock → re-read the history and the schema under the lock (neither may have moved) →
+confirmation → verified backup → ``before_rollback`` hook → every script in ONE transaction
+(per script: ``require``, statements, ``verify``; then history) → COMMIT → ``after_rollback``
+hook → the scripts' ``manual`` steps. Any error undoes everything.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -415,9 +417,6 @@ def _choose_steps(
 def _state_of(report: StatusReport, snapshot: SchemaSnapshot) -> str:
     """A digest of every migration's recorded state and of the schema: equal when neither
     changed (another run applying, rolling back or resolving anything changes it)."""
-    import hashlib
-    import json
-
     entries = [
         [e.key, e.state.value, str(e.applied_at), str(e.rolled_back_at), e.attempts]
         for e in report.entries
@@ -443,13 +442,8 @@ def _recheck_locked(
     from the database as it is, and ``require``/``verify`` run again inside the transaction.
     """
     plan, report = _choose_steps(ws, session, to=to, steps=steps, partial=partial)
-    if plan.ids() != first.plan.ids():
-        raise UsageError(
-            "the migration history changed while planning (another run?); "
-            "run the command again to see the new plan"
-        )
     if _state_of(report, ws.dialect.snapshot(session)) != first.state:
-        # Same migrations, but the backup's scope, the counts or the preview may be stale.
+        # Another plan, or the same one whose backup scope, counts or preview may be stale.
         raise UsageError(
             "the database changed while planning (another run applied or rolled back a "
             "migration, or the schema changed); nothing changed: run the command again to see "
