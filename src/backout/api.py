@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from backout import apply as _apply
-from backout import recovery as _recovery
 from backout import resolve as _resolve
 from backout import rollback as _rollback
 from backout import scaffold
@@ -24,6 +23,7 @@ if TYPE_CHECKING:
     from backout.backup import BackupRecord, RestorePlan, RestoreResult
     from backout.emergency import EmergencyResult, StepRecord
     from backout.lint import LintReport
+    from backout.recovery import RecoveryPlan, RecoveryResult
 
 InitResult = scaffold.InitResult
 NewResult = scaffold.NewResult
@@ -169,9 +169,9 @@ def backups(config: Config) -> list[BackupRecord]:
 def uncatalogued_backup_files(config: Config) -> list[Path]:
     """Files in the backup folder that no catalogued backup owns: the partial file of a
     backup that was interrupted (or is being written now). Never verified; never restored."""
-    from backout import backup as _backup
+    from backout.backup import BackupCatalog
 
-    return _backup.uncatalogued_files(Workspace.open(config))
+    return BackupCatalog(config.backups).uncatalogued()  # the folder only: no project to load
 
 
 def restore(
@@ -268,14 +268,16 @@ def recover(
     action: str,
     *,
     dry_run: bool = False,
-    confirm: Callable[[_recovery.RecoveryPlan], bool] | None = None,
+    confirm: Callable[[RecoveryPlan], bool] | None = None,
     progress: Callable[[str], None] | None = None,
-) -> _recovery.RecoveryResult:
+) -> RecoveryResult:
     """Finish (``action="resume"``) or undo (``"undo"``) the apply or rollback that stopped
     part-way, from its statement journal (MySQL/MariaDB DDL, ``transaction off`` scripts)."""
     ws = Workspace.open(config)
     ws.notice = progress
-    return _recovery.recover(ws, action, dry_run=dry_run, confirm=confirm, progress=progress)
+    from backout.recovery import recover as _recover
+
+    return _recover(ws, action, dry_run=dry_run, confirm=confirm, progress=progress)
 
 
 if TYPE_CHECKING:

@@ -564,11 +564,6 @@ def list_backups(ws: Workspace) -> list[BackupRecord]:
     return BackupCatalog(ws.config.backups).records()
 
 
-def uncatalogued_files(ws: Workspace) -> list[Path]:
-    """Files of the backup folder no catalogued backup owns (interrupted backups)."""
-    return BackupCatalog(ws.config.backups).uncatalogued()
-
-
 def backup_now(ws: Workspace, *, full: bool) -> BackupRecord:
     """Take a verified backup on demand.
 
