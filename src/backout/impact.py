@@ -377,6 +377,7 @@ def _cascades(
 def compute_impact(
     session: Session,
     dialect: Dialect,
+    snapshot: SchemaSnapshot,
     scripts: Sequence[tuple[Script, ScriptEffects]],
     *,
     exact: bool = False,
@@ -385,10 +386,10 @@ def compute_impact(
 ) -> ImpactReport:
     """Count what each script would destroy, in a read transaction rolled back after.
 
+    ``snapshot``: the database's schema now (the caller has just read it).
     ``values``: a partial rollback's parameter values, bound into the counting queries.
     ``lock_timeout``: the longest wait for a table lock, in seconds (None: the database's).
     """
-    snapshot = dialect.snapshot(session)
     counter = _Counter(session, dialect, snapshot, exact, dict(values or {}))
     session.begin_read(lock_timeout=lock_timeout)
     try:

@@ -334,6 +334,7 @@ def build_view(
         impact = compute_impact(
             session,
             ws.dialect,
+            snapshot,
             [(u.script, e) for u, e in analysed],
             exact=exact,
             values=values,
