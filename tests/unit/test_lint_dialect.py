@@ -8,7 +8,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from tests.helpers import run, write
 
 #: valid PostgreSQL that SQLite's parser refuses
