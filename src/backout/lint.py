@@ -113,6 +113,23 @@ class LintReport:
         """No errors (warnings do not fail lint)."""
         return not self.errors
 
+    @property
+    def own(self) -> tuple[Finding, ...]:
+        """backout's own findings (rules ``BO…``), first in :attr:`findings`."""
+        return tuple(f for f in self.findings if not f.rule.startswith(SQUAWK_PREFIX))
+
+    @property
+    def from_squawk(self) -> tuple[Finding, ...]:
+        """squawk's findings (rules ``squawk:…``), after backout's own."""
+        return tuple(f for f in self.findings if f.rule.startswith(SQUAWK_PREFIX))
+
+    def squawk_by_rule(self) -> dict[str, int]:
+        """How many findings each squawk rule made, most first (then by name)."""
+        counts: dict[str, int] = {}
+        for finding in self.from_squawk:
+            counts[finding.rule] = counts.get(finding.rule, 0) + 1
+        return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
+
     def summary(self) -> dict[str, Any]:
         """Counts and context, as in ``lint --json``."""
         return {
@@ -124,6 +141,9 @@ class LintReport:
             "dialect": self.dialect,
             "database": self.database,
             "squawk": self.squawk,
+            "own_findings": len(self.own),
+            "squawk_findings": len(self.from_squawk),
+            "squawk_by_rule": self.squawk_by_rule(),
         }
 
 
@@ -1061,9 +1081,12 @@ def lint(
 
     linted = [m for m in project.migrations if linter.is_selected(m)]
     order = {m.id: i for i, m in enumerate(project.migrations)}
+    # backout's own findings first, squawk's after them: on Prisma-generated SQL squawk reports
+    # hundreds of style and lock-safety notes that would bury a rollback that loses data
     findings = sorted(
         linter.findings,
         key=lambda f: (
+            f.rule.startswith(SQUAWK_PREFIX),
             f.file is None,
             order.get(f.migration or "", -1),
             f.file or "",
