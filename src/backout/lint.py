@@ -60,8 +60,10 @@ SQUAWK_VERSION = "2.70.0"
 #: transaction it runs (``--lock-timeout``, ``statement_timeout`` in backout.toml)
 SQUAWK_EXCLUDED = ("require-lock-timeout", "require-statement-timeout")
 #: squawk findings left out: BO501 reports syntax errors, from PostgreSQL's own parser (and
-#: squawk does not know partial rollbacks' ``:name`` parameters)
-SQUAWK_IGNORED = frozenset({"syntax-error"})
+#: squawk does not know partial rollbacks' ``:name`` parameters); a script's own BEGIN/COMMIT
+#: are never sent inside backout's transaction (backout.transactions lays them out, and BO303
+#: reports what it cannot honour), so squawk's transaction-nesting does not apply
+SQUAWK_IGNORED = frozenset({"syntax-error", "transaction-nesting"})
 #: squawk rules kept for forward migrations only: dropping is what a rollback is for, and its
 #: ``risk``/``data-loss`` directives (BO103, BO104, BO203, BO204) already account for it
 SQUAWK_FORWARD_ONLY = frozenset(

@@ -487,3 +487,18 @@ def test_squawk_findings_come_after_backouts_own_and_are_grouped(
     assert " ".join(index_message.split())[:40] not in text
     detailed = run(["lint", "--offline", "--squawk-details"], project=root, url=PG_URL)
     assert " ".join(index_message.split())[:40] in " ".join(detailed.stdout.split())
+
+
+def test_squawk_transaction_nesting_is_left_to_backout(tmp_path: Path, squawk: str) -> None:
+    files = {
+        **PG,
+        "migrations/003_enum.up.sql": (
+            "CREATE TYPE r AS ENUM ('A');\nBEGIN;\nCREATE TYPE r_new AS ENUM ('A', 'B');\n"
+            "ALTER TYPE r RENAME TO r_old;\nALTER TYPE r_new RENAME TO r;\nDROP TYPE r_old;\n"
+            "COMMIT;\n"
+        ),
+        "migrations/003_enum.down.sql": "-- backout:risk LOW\nDROP TYPE r;\n",
+    }
+    report = lint(load_config(write(tmp_path, files), environ={}, url=PG_URL), check_database=False)
+    assert "squawk:transaction-nesting" not in {f.rule for f in report.findings}
+    assert not [f for f in report.own if f.file == "migrations/003_enum.up.sql"]
