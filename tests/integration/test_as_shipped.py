@@ -240,3 +240,41 @@ def test_rollback_script_with_its_own_blocks_and_concurrently(tmp_path: Path, pg
     assert sql(pg_url, "SELECT count(*) FROM pg_type WHERE typname = 'Role'") == [(0,)]
     rolled = sql(pg_url, "SELECT count(*) FROM _prisma_migrations WHERE rolled_back_at IS NOT NULL")
     assert rolled == [(2,)]
+
+
+def test_rehearsal_and_generate_run_scripts_as_shipped(tmp_path: Path, pg_url: str) -> None:
+    root = project(
+        tmp_path,
+        {
+            INIT: INIT_SQL,
+            "20250102000000_drop_guest": ALTER_ENUM,
+            "20250103000000_idx": CONCURRENTLY,
+        },
+    )
+    write(
+        root,
+        {
+            f"prisma/rollback/{INIT}_rollback.sql": (
+                '-- backout:risk HIGH\nDROP TABLE "User";\nDROP TYPE "Role";\n'
+            ),
+            "prisma/rollback/20250102000000_drop_guest_rollback.sql": (
+                "-- backout:risk NONE\nBEGIN;\n"
+                "CREATE TYPE \"Role_new\" AS ENUM ('USER', 'ADMIN', 'GUEST');\n"
+                'ALTER TABLE "User" ALTER COLUMN "role" DROP DEFAULT;\n'
+                'ALTER TABLE "User" ALTER COLUMN "role" TYPE "Role_new" '
+                'USING ("role"::text::"Role_new");\n'
+                'ALTER TYPE "Role" RENAME TO "Role_old";\nALTER TYPE "Role_new" RENAME TO "Role";\n'
+                'DROP TYPE "Role_old";\n'
+                'ALTER TABLE "User" ALTER COLUMN "role" SET DEFAULT \'USER\';\nCOMMIT;\n'
+            ),
+        },
+    )
+    # the CONCURRENTLY migration has no rollback yet: generate drafts one (a journaled replay)
+    drafted = run(["generate", "20250103000000_idx"], project=root, url=pg_url)
+    assert drafted.exit_code == 0, drafted.stdout + drafted.stderr
+    draft = root / "prisma/rollback/20250103000000_idx_rollback.sql"
+    assert 'DROP INDEX "User_email_idx"' in draft.read_text().replace("public.", "")
+
+    rehearsal = run(["test", "--all"], project=root, url=pg_url)
+    assert rehearsal.exit_code == 0, rehearsal.stdout + rehearsal.stderr
+    assert sql(pg_url, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'") == [(0,)]
