@@ -41,7 +41,6 @@ from backout.lint_rules import (
     Severity,
     SyncTracker,
     same_object,
-    string_literals,
 )
 from backout.migration import Migration, Project
 from backout.script import Script, ScriptKind, Statement, scan_directives
@@ -398,7 +397,6 @@ def _placeholders() -> dict[str, str]:
     return {d.name: d.value.lower() for d in found if d.name != "risk"}
 
 
-_ADD_VALUE = re.compile(r"add\s+value", re.IGNORECASE)
 #: a forward script without these words cannot create, move or drop a foreign key
 _FK_WORDS = ("references", "drop", "rename", "schema")
 
@@ -506,7 +504,6 @@ class _Linter:
                 forward = self.analyses.get(migration.up)
                 if forward.effects is not None:
                     catalog.apply(forward.effects.effects, migration.up.display)
-        self.lint_rollback_batches()
 
     def _has_guarded_create(self, migration: Migration) -> bool:
         forward = self.analyses.get(migration.up)
@@ -591,20 +588,6 @@ class _Linter:
         (BO305). A script that runs journaled is no finding: ``up`` runs it as shipped."""
         for rule, line, message in analysed.conflicts:
             self.emit(rule, analysed.script, line, message, migration)
-
-    def _check_enum_use(
-        self, statement: Statement, added: dict[str, str], script: Script, migration: Migration
-    ) -> None:
-        for value in sorted(string_literals(statement.sql) & set(added)):
-            literal = "'" + value.replace("'", "''") + "'"
-            self.emit(
-                "BO305",
-                script,
-                statement.line,
-                f"uses {literal}, {added[value]}, in the same transaction: PostgreSQL "
-                "refuses it (55P04 unsafe use of new value) until the ALTER TYPE commits",
-                migration,
-            )
 
     def lint_dml(self, effects: ScriptEffects, script: Script, migration: Migration) -> None:
         """DELETE/UPDATE without WHERE, unless the script drops the table afterwards."""
@@ -740,34 +723,6 @@ class _Linter:
                     text + "; say so in a `-- backout:data-loss` directive",
                     migration,
                 )
-
-    def lint_rollback_batches(self) -> None:
-        """BO305 across scripts: a rollback run rolls back migrations newest first, and runs
-        consecutive transactional rollbacks in one transaction."""
-        added: dict[str, str] = {}
-        for migration in reversed(self.project.migrations):
-            script = migration.down
-            if script is None or not self.analyses.get(script).atomic:
-                added = {}
-                continue
-            has_values = _ADD_VALUE.search(script.text) is not None
-            if not added and not has_values:
-                continue
-            analysed = self.analyses.get(script)
-            if analysed.effects is None:
-                added = {}
-                continue
-            if added and self.is_selected(migration):
-                for statement in analysed.statements:
-                    self._check_enum_use(statement, added, script, migration)
-            for effect in analysed.effects.effects:
-                if effect.action is Action.CREATE and effect.target.kind is ObjectKind.ENUM_VALUE:
-                    owner = effect.target.owner
-                    enum_name = owner.qualified_name if owner else "its enum"
-                    added[effect.target.name] = (
-                        f"added to {enum_name} by the rollback of a later migration "
-                        f"({script.display}:{effect.line})"
-                    )
 
     # --- history --------------------------------------------------------------------------------
 

@@ -278,3 +278,55 @@ def test_rehearsal_and_generate_run_scripts_as_shipped(tmp_path: Path, pg_url: s
     rehearsal = run(["test", "--all"], project=root, url=pg_url)
     assert rehearsal.exit_code == 0, rehearsal.stdout + rehearsal.stderr
     assert sql(pg_url, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'") == [(0,)]
+
+
+def test_rollbacks_of_one_batch_commit_before_a_new_enum_value_is_used(
+    tmp_path: Path, pg_url: str
+) -> None:
+    # the rollback of 003 adds 'ARCHIVED'; the rollback of 002, run next, uses it: one shared
+    # transaction would fail with 55P04, so the batch commits between them
+    root = project(
+        tmp_path,
+        {
+            INIT: INIT_SQL + "CREATE TYPE \"State\" AS ENUM ('LIVE', 'ARCHIVED');\n",
+            "20250102000000_state": 'ALTER TABLE "User" ADD COLUMN state "State";\n',
+            "20250103000000_drop_archived": (
+                "BEGIN;\nCREATE TYPE \"State_new\" AS ENUM ('LIVE');\n"
+                'ALTER TABLE "User" ALTER COLUMN state TYPE "State_new" '
+                'USING (state::text::"State_new");\n'
+                'DROP TYPE "State";\nALTER TYPE "State_new" RENAME TO "State";\nCOMMIT;\n'
+            ),
+        },
+    )
+    write(
+        root,
+        {
+            "prisma/rollback/20250102000000_state_rollback.sql": (
+                "-- backout:risk HIGH\n-- backout:data-loss state\n"
+                "UPDATE \"User\" SET state = 'ARCHIVED' WHERE state IS NULL;\n"
+                'ALTER TABLE "User" DROP COLUMN state;\n'
+            ),
+            "prisma/rollback/20250103000000_drop_archived_rollback.sql": (
+                "-- backout:risk NONE\nALTER TYPE \"State\" ADD VALUE 'ARCHIVED';\n"
+            ),
+        },
+    )
+    assert run(["up"], project=root, url=pg_url).exit_code == 0
+    plan = run(["plan", "--steps", "2"], project=root, url=pg_url)
+    assert "Execution: 2 transactions" in " ".join(plan.stdout.split())
+    result = run(
+        ["rollback", "--steps", "2", "--backup", "none", "--i-accept-data-loss", "--yes"],
+        project=root,
+        url=pg_url,
+    )
+    assert result.exit_code == 0, result.stderr
+    columns = sql(
+        pg_url, "SELECT column_name FROM information_schema.columns WHERE table_name='User'"
+    )
+    assert "state" not in {c[0] for c in columns}
+    labels = sql(
+        pg_url,
+        "SELECT string_agg(enumlabel, ',' ORDER BY enumsortorder) FROM pg_enum "
+        "WHERE enumtypid = '\"State\"'::regtype",
+    )
+    assert labels == [("LIVE,ARCHIVED",)]
