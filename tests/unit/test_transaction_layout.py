@@ -10,6 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from backout.dialects.base import Dialect
 from backout.dialects.mysql import MysqlDialect
@@ -193,3 +195,57 @@ def test_mysql_block_with_ddl_runs_statement_by_statement() -> None:
     # DDL commits the block implicitly anyway: each statement commits (journaled) on its own
     assert [len(g) for g in ddl.groups()] == [1, 1]
     assert "never committed" in str(refused("START TRANSACTION;\nINSERT INTO t VALUES (1);\n", my))
+
+
+# --- property: the layout agrees with a model of what psql would do -------------------------------
+
+PIECES = [
+    "BEGIN;",
+    "COMMIT;",
+    "ROLLBACK;",
+    "CREATE TABLE t{n} (id int);",
+    "CREATE INDEX CONCURRENTLY i{n} ON t (id);",
+]
+
+
+def _model(pieces: list[str]) -> tuple[bool, bool]:
+    """(accepted, atomic) as the rules say: balanced blocks, no ROLLBACK, nothing
+    non-transactional inside a block; atomic when nothing non-transactional at all."""
+    depth = 0
+    concurrent = False
+    for piece in pieces:
+        if piece == "ROLLBACK;":
+            return False, False
+        if piece == "BEGIN;":
+            if depth:
+                return False, False
+            depth = 1
+        elif piece == "COMMIT;":
+            if not depth:
+                return False, False
+            depth = 0
+        elif "CONCURRENTLY" in piece:
+            if depth:
+                return False, False
+            concurrent = True
+    return depth == 0, not concurrent
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.sampled_from(PIECES), max_size=10))
+def test_layout_matches_the_model(choice: list[str]) -> None:
+    pieces = [p.format(n=i) for i, p in enumerate(choice)]
+    text = "".join(p + "\n" for p in pieces)
+    accepted, atomic = _model(pieces)
+    if not accepted:
+        with pytest.raises(ProjectError) as caught:
+            prep(text)
+        assert caught.value.line is not None
+        return
+    unit = prep(text)
+    kept = [(i + 1, p) for i, p in enumerate(pieces) if p not in ("BEGIN;", "COMMIT;")]
+    assert [(s.line, s.sql + ";") for s in unit.statements] == kept
+    assert [s.index for s in unit.statements] == list(range(1, len(kept) + 1))
+    assert unit.transactional is atomic
+    # every statement runs exactly once, in order, whatever the grouping
+    assert [s for g in unit.groups() for s in g] == list(unit.statements)
