@@ -123,6 +123,14 @@ def test_enum_values_that_can_share_the_transaction(text: str) -> None:
     assert prep(text).transactional
 
 
+def test_new_enum_value_used_in_a_do_block_is_seen() -> None:
+    unit = prep(
+        "ALTER TYPE s ADD VALUE 'X';\nDO $$ BEGIN UPDATE t SET v = 'X' WHERE v IS NULL; END $$;\n"
+    )
+    assert not unit.transactional
+    assert "'X' added to s at line 1 is used at line 2" in unit.journal_reason(PG)
+
+
 def test_value_added_in_a_block_and_used_after_its_commit_is_journaled() -> None:
     unit = prep("BEGIN;\nALTER TYPE a ADD VALUE 'X';\nCOMMIT;\nUPDATE t SET v = 'X';\n")
     assert not unit.transactional

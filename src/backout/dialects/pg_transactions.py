@@ -83,14 +83,15 @@ def transaction_control(statement: Statement) -> ControlStatement | None:
 
 
 def _string_literals(sql: str) -> set[str]:
-    """The single-quoted string constants of a statement (dollar-quoted bodies are skipped: a
-    function body does not run when it is defined)."""
+    """The single-quoted string constants of a statement. Dollar-quoted bodies are skipped (a
+    function body does not run when it is defined), except a ``DO`` block's, which runs at once."""
     from pglast.parser import ParseError, scan
 
     try:
         tokens = scan(sql)
     except ParseError:
         return set()
+    runs_body = _first_word(sql) == "DO"
     found = set()
     for token in tokens:
         if token.name != "SCONST":
@@ -100,6 +101,9 @@ def _string_literals(sql: str) -> set[str]:
             found.add(text[1:-1].replace("''", "'"))
         elif text[:2] in ("E'", "e'") and text.endswith("'"):
             found.add(text[2:-1].replace("''", "'").replace("\\'", "'"))
+        elif runs_body and text.startswith("$"):
+            tag = text[: text.index("$", 1) + 1]
+            found |= _string_literals(text[len(tag) : -len(tag)])
     return found
 
 
