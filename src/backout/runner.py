@@ -567,8 +567,10 @@ class ScriptRunner:
                 if isinstance(cause, DatabaseError):
                     short = cause.message + (f" [{cause.sqlstate}]" if cause.sqlstate else "")
                 self._journal_failure(journal, self._failed, short)
+                cleaned = self._clean_up_after(unit, group)
                 exc.message = (
                     f"{exc.message} ({done} of {total} statements were applied and remain: {why})"
+                    + (f"; {cleaned}" if cleaned else "")
                 )
                 exc.args = (exc.message,)
                 raise
@@ -576,6 +578,23 @@ class ScriptRunner:
                 done += 1
                 if on_statement is not None:
                     on_statement(statement)
+
+    def _clean_up_after(self, unit: PreparedScript, group: Sequence[Statement]) -> str:
+        """Remove what a failed statement that ran outside a transaction left behind (the
+        dialect says what: an invalid index), so a resume can run it again; '' if nothing."""
+        if self.executor.dry_run or len(group) != 1 or not unit.commits_alone(group[0]):
+            return ""
+        removed = []
+        for sql in self.dialect.left_by_failure(self.session, group[0]):
+            try:
+                self.session.execute(sql)
+            except DatabaseError as exc:
+                # the failure itself is what must be reported; say what is still left
+                return f"what the failed statement left is still there ({sql} failed: {exc})"
+            removed.append(sql)
+        return (
+            f"what the failed statement left was removed ({'; '.join(removed)})" if removed else ""
+        )
 
     def _journal_failure(
         self, journal: StatementJournal | None, statement: Statement | None, message: str

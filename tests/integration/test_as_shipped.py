@@ -330,3 +330,33 @@ def test_rollbacks_of_one_batch_commit_before_a_new_enum_value_is_used(
         "WHERE enumtypid = '\"State\"'::regtype",
     )
     assert labels == [("LIVE,ARCHIVED",)]
+
+
+def test_failed_create_index_concurrently_leaves_no_invalid_index(
+    tmp_path: Path, pg_url: str
+) -> None:
+    # a unique index over duplicate emails fails part-way: PostgreSQL leaves it, invalid
+    unique = 'CREATE UNIQUE INDEX CONCURRENTLY "User_email_key" ON "User"("email");\n'
+    root = project(
+        tmp_path,
+        {
+            INIT: INIT_SQL + "INSERT INTO \"User\" (email) VALUES ('a@x');\n",
+            "20250102000000_uq": unique,
+        },
+    )
+    result = run(["up"], project=root, url=pg_url)
+    assert result.exit_code == 4
+    assert 'DROP INDEX CONCURRENTLY IF EXISTS "User_email_key"' in result.stderr
+    leftover = "SELECT count(*) FROM pg_class WHERE relname = 'User_email_key'"
+    assert sql(pg_url, leftover) == [(0,)]
+    # fix the data; the resume runs the statement again and it succeeds
+    sql(pg_url, 'DELETE FROM "User" WHERE id = (SELECT max(id) FROM "User" WHERE email = \'a@x\')')
+    resumed = run(["rollback", "--resume", "--yes"], project=root, url=pg_url)
+    assert resumed.exit_code == 0, resumed.stderr
+    valid = sql(
+        pg_url,
+        "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+        "WHERE c.relname = 'User_email_key'",
+    )
+    assert valid == [(True,)]
+    assert run(["status"], project=root, url=pg_url).exit_code == 0

@@ -425,6 +425,12 @@ class Dialect(ABC):
         """
         return sqlstate is None
 
+    def left_by_failure(self, session: Session, statement: Statement) -> list[str]:
+        """SQL removing what ``statement``, which ran outside a transaction and failed, left
+        behind (PostgreSQL: the invalid index of a failed ``CREATE INDEX CONCURRENTLY``), so
+        that running it again (``rollback --resume``) can work. Default: nothing."""
+        return []
+
     def after_script(self, session: Session) -> None:  # noqa: B027 - optional hook
         """Restore session settings a script may have changed outside its transaction."""
 

@@ -165,3 +165,22 @@ def commit_needed(statements: Sequence[Statement]) -> list[CommitNeeded]:
                 )
             )
     return found
+
+
+def concurrent_index_name(statement: Statement) -> str | None:
+    """The quoted (schema-qualified when written so) name of the index a ``CREATE INDEX
+    CONCURRENTLY`` creates; None for any other statement, or an index left unnamed."""
+    from pglast import ast
+
+    if "CONCURRENTLY" not in statement.sql.upper():
+        return None
+    node = _parse_one(statement.sql)
+    if not isinstance(node, ast.IndexStmt) or not node.concurrent or not node.idxname:
+        return None
+    schema = node.relation.schemaname if node.relation is not None else None
+    quoted = _quote(node.idxname)
+    return f"{_quote(schema)}.{quoted}" if schema else quoted
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'

@@ -326,6 +326,20 @@ class PostgresDialect(Dialect):
 
         return pg_transactions.commit_needed(statements)
 
+    def left_by_failure(self, session: Session, statement: Statement) -> list[str]:
+        """A failed ``CREATE INDEX CONCURRENTLY`` leaves its index behind, marked invalid
+        (PostgreSQL's documentation says to drop it and try again): drop it."""
+        from backout.dialects import pg_transactions
+
+        name = pg_transactions.concurrent_index_name(statement)
+        if name is None:
+            return []
+        rows = session.query(
+            "SELECT NOT i.indisvalid FROM pg_index i WHERE i.indexrelid = to_regclass(%s)",
+            (name,),
+        )
+        return [f"DROP INDEX CONCURRENTLY IF EXISTS {name}"] if rows and rows[0][0] else []
+
     # --- locks and timeouts --------------------------------------------------------------------
 
     def acquire_run_lock(
