@@ -41,10 +41,10 @@ from backout.lint_rules import (
     Severity,
     SyncTracker,
     same_object,
-    string_literals,
 )
 from backout.migration import Migration, Project
 from backout.script import Script, ScriptKind, Statement, scan_directives
+from backout.transactions import UnhonourableTransaction, lay_out, same_block_pairs
 
 if TYPE_CHECKING:
     from backout.config import Config
@@ -59,8 +59,10 @@ SQUAWK_VERSION = "2.70.0"
 #: transaction it runs (``--lock-timeout``, ``statement_timeout`` in backout.toml)
 SQUAWK_EXCLUDED = ("require-lock-timeout", "require-statement-timeout")
 #: squawk findings left out: BO501 reports syntax errors, from PostgreSQL's own parser (and
-#: squawk does not know partial rollbacks' ``:name`` parameters)
-SQUAWK_IGNORED = frozenset({"syntax-error"})
+#: squawk does not know partial rollbacks' ``:name`` parameters); a script's own BEGIN/COMMIT
+#: are never sent inside backout's transaction (backout.transactions lays them out, and BO303
+#: reports what it cannot honour), so squawk's transaction-nesting does not apply
+SQUAWK_IGNORED = frozenset({"syntax-error", "transaction-nesting"})
 #: squawk rules kept for forward migrations only: dropping is what a rollback is for, and its
 #: ``risk``/``data-loss`` directives (BO103, BO104, BO203, BO204) already account for it
 SQUAWK_FORWARD_ONLY = frozenset(
@@ -112,6 +114,23 @@ class LintReport:
         """No errors (warnings do not fail lint)."""
         return not self.errors
 
+    @property
+    def own(self) -> tuple[Finding, ...]:
+        """backout's own findings (rules ``BO…``), first in :attr:`findings`."""
+        return tuple(f for f in self.findings if not f.rule.startswith(SQUAWK_PREFIX))
+
+    @property
+    def from_squawk(self) -> tuple[Finding, ...]:
+        """squawk's findings (rules ``squawk:…``), after backout's own."""
+        return tuple(f for f in self.findings if f.rule.startswith(SQUAWK_PREFIX))
+
+    def squawk_by_rule(self) -> dict[str, int]:
+        """How many findings each squawk rule made, most first (then by name)."""
+        counts: dict[str, int] = {}
+        for finding in self.from_squawk:
+            counts[finding.rule] = counts.get(finding.rule, 0) + 1
+        return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
+
     def summary(self) -> dict[str, Any]:
         """Counts and context, as in ``lint --json``."""
         return {
@@ -123,6 +142,9 @@ class LintReport:
             "dialect": self.dialect,
             "database": self.database,
             "squawk": self.squawk,
+            "own_findings": len(self.own),
+            "squawk_findings": len(self.from_squawk),
+            "squawk_by_rule": self.squawk_by_rule(),
         }
 
 
@@ -227,16 +249,19 @@ class _Analysed:
     statements: tuple[Statement, ...]
     effects: ScriptEffects | None
     error: _SyntaxProblem | None
-    #: (statement, why it cannot run in a transaction), for transactional scripts
-    conflicts: tuple[tuple[Statement, str], ...]
+    #: (rule, line, message) of transaction control that cannot be honoured
+    conflicts: tuple[tuple[str, int, str], ...]
     suppressions: _Suppressions
+    #: the script can run as one transaction (see :mod:`backout.transactions`)
+    atomic: bool = True
 
 
 _Result = tuple[
     tuple[Statement, ...],
     ScriptEffects | None,
     _SyntaxProblem | None,
-    tuple[tuple[int, str], ...],
+    tuple[tuple[str, int, str], ...],
+    bool,
 ]
 
 
@@ -256,14 +281,27 @@ def _analyse(dialect: Dialect, script: Script) -> _Result:
         text = exc.message
         if line is not None:
             text = text.removeprefix(f"{script.display}:{line}: ")
-        return (), None, _SyntaxProblem(line, text), ()
-    conflicts: list[tuple[int, str]] = []
-    if script.directives.transaction:
-        for position, statement in enumerate(statements):
-            reason = dialect.transaction_conflict(statement)
-            if reason is not None:
-                conflicts.append((position, reason))
-    return statements, analyze(dialect.name, statements), None, tuple(conflicts)
+        return (), None, _SyntaxProblem(line, text), (), True
+    conflicts, atomic = _transaction_findings(dialect, script, statements)
+    return statements, analyze(dialect.name, statements), None, conflicts, atomic
+
+
+def _transaction_findings(
+    dialect: Dialect, script: Script, statements: Sequence[Statement]
+) -> tuple[tuple[tuple[str, int, str], ...], bool]:
+    """BO303/BO304/BO305 from the script's transaction layout, exactly as ``up`` would lay it
+    out (a script that runs journaled is no finding: ``up`` runs it as shipped); and whether
+    the script can be one transaction."""
+    try:
+        layout = lay_out(dialect, script, statements)
+    except UnhonourableTransaction as exc:
+        rule = "BO304" if exc.placement else "BO303"
+        return ((rule, exc.statement.line, f"{exc.statement.excerpt(40)}: {exc.reason}"),), False
+    found = [
+        ("BO305", pair.later.line, pair.reason + ", inside one BEGIN … COMMIT block of the script")
+        for pair in same_block_pairs(dialect, layout)
+    ]
+    return tuple(found), layout.atomic
 
 
 #: what forked workers analyse (inherited through fork, so nothing is pickled on the way in)
@@ -312,14 +350,9 @@ class _Analyses:
         return found
 
     def _store(self, script: Script, result: _Result) -> _Analysed:
-        statements, effects, error, conflicts = result
+        statements, effects, error, conflicts, atomic = result
         analysed = _Analysed(
-            script,
-            statements,
-            effects,
-            error,
-            tuple((statements[i], reason) for i, reason in conflicts),
-            _suppressions(script, statements),
+            script, statements, effects, error, conflicts, _suppressions(script, statements), atomic
         )
         self._done[id(script)] = analysed
         return analysed
@@ -364,7 +397,6 @@ def _placeholders() -> dict[str, str]:
     return {d.name: d.value.lower() for d in found if d.name != "risk"}
 
 
-_ADD_VALUE = re.compile(r"add\s+value", re.IGNORECASE)
 #: a forward script without these words cannot create, move or drop a foreign key
 _FK_WORDS = ("references", "drop", "rename", "schema")
 
@@ -472,7 +504,6 @@ class _Linter:
                 forward = self.analyses.get(migration.up)
                 if forward.effects is not None:
                     catalog.apply(forward.effects.effects, migration.up.display)
-        self.lint_rollback_batches()
 
     def _has_guarded_create(self, migration: Migration) -> bool:
         forward = self.analyses.get(migration.up)
@@ -522,8 +553,7 @@ class _Linter:
             return
         effects = analysed.effects
         assert effects is not None
-        if script.directives.transaction:
-            self.lint_transaction(analysed, migration)
+        self.lint_transaction(analysed, migration)
         for unknown in effects.unknown:
             self.emit("BO402", script, unknown.line, f"needs review: {unknown.reason}", migration)
         self.lint_dml(effects, script, migration)
@@ -553,52 +583,11 @@ class _Linter:
                     )
 
     def lint_transaction(self, analysed: _Analysed, migration: Migration) -> None:
-        """BEGIN/COMMIT and non-transactional statements; new enum values used too early."""
-        script = analysed.script
-        for statement, reason in analysed.conflicts:
-            if reason.startswith("transaction control"):
-                self.emit(
-                    "BO303",
-                    script,
-                    statement.line,
-                    f"{statement.excerpt(40)}: {reason}; backout already runs the script in "
-                    "one transaction (remove it, or add `-- backout:transaction off`)",
-                    migration,
-                )
-            else:
-                self.emit(
-                    "BO304",
-                    script,
-                    statement.line,
-                    f"{reason}: add `-- backout:transaction off`, or move the statement to a "
-                    "migration of its own",
-                    migration,
-                )
-        effects = analysed.effects
-        assert effects is not None
-        added: dict[str, str] = {}
-        for statement in analysed.statements:
-            if added:
-                self._check_enum_use(statement, added, script, migration)
-            for effect in effects.for_statement(statement):
-                if effect.action is Action.CREATE and effect.target.kind is ObjectKind.ENUM_VALUE:
-                    owner = effect.target.owner
-                    enum_name = owner.qualified_name if owner else "its enum"
-                    added[effect.target.name] = f"added to {enum_name} at line {effect.line}"
-
-    def _check_enum_use(
-        self, statement: Statement, added: dict[str, str], script: Script, migration: Migration
-    ) -> None:
-        for value in sorted(string_literals(statement.sql) & set(added)):
-            literal = "'" + value.replace("'", "''") + "'"
-            self.emit(
-                "BO305",
-                script,
-                statement.line,
-                f"uses {literal}, {added[value]}, in the same transaction: PostgreSQL "
-                "refuses it (55P04 unsafe use of new value) until the ALTER TYPE commits",
-                migration,
-            )
+        """Transaction control that cannot be honoured (BO303), a statement that cannot run in
+        the script's own block (BO304), a new enum value used in the block that adds it
+        (BO305). A script that runs journaled is no finding: ``up`` runs it as shipped."""
+        for rule, line, message in analysed.conflicts:
+            self.emit(rule, analysed.script, line, message, migration)
 
     def lint_dml(self, effects: ScriptEffects, script: Script, migration: Migration) -> None:
         """DELETE/UPDATE without WHERE, unless the script drops the table afterwards."""
@@ -734,34 +723,6 @@ class _Linter:
                     text + "; say so in a `-- backout:data-loss` directive",
                     migration,
                 )
-
-    def lint_rollback_batches(self) -> None:
-        """BO305 across scripts: a rollback run rolls back migrations newest first, and runs
-        consecutive transactional rollbacks in one transaction."""
-        added: dict[str, str] = {}
-        for migration in reversed(self.project.migrations):
-            script = migration.down
-            if script is None or not script.directives.transaction:
-                added = {}
-                continue
-            has_values = _ADD_VALUE.search(script.text) is not None
-            if not added and not has_values:
-                continue
-            analysed = self.analyses.get(script)
-            if analysed.effects is None:
-                added = {}
-                continue
-            if added and self.is_selected(migration):
-                for statement in analysed.statements:
-                    self._check_enum_use(statement, added, script, migration)
-            for effect in analysed.effects.effects:
-                if effect.action is Action.CREATE and effect.target.kind is ObjectKind.ENUM_VALUE:
-                    owner = effect.target.owner
-                    enum_name = owner.qualified_name if owner else "its enum"
-                    added[effect.target.name] = (
-                        f"added to {enum_name} by the rollback of a later migration "
-                        f"({script.display}:{effect.line})"
-                    )
 
     # --- history --------------------------------------------------------------------------------
 
@@ -960,7 +921,8 @@ def _squawk(linter: _Linter, config: Config) -> str:
             owners.setdefault(script.path.resolve(), []).append((script, migration))
     groups: dict[bool, list[Path]] = {True: [], False: []}
     for path, scripts in owners.items():
-        groups[all(s.directives.transaction for s, _ in scripts)].append(path)
+        # a script that runs journaled is not one transaction: squawk must not assume one
+        groups[all(linter.analyses.get(s).atomic for s, _ in scripts)].append(path)
     for in_transaction, files in groups.items():
         for start in range(0, len(files), 500):
             chunk = files[start : start + 500]
@@ -1076,9 +1038,12 @@ def lint(
 
     linted = [m for m in project.migrations if linter.is_selected(m)]
     order = {m.id: i for i, m in enumerate(project.migrations)}
+    # backout's own findings first, squawk's after them: on Prisma-generated SQL squawk reports
+    # hundreds of style and lock-safety notes that would bury a rollback that loses data
     findings = sorted(
         linter.findings,
         key=lambda f: (
+            f.rule.startswith(SQUAWK_PREFIX),
             f.file is None,
             order.get(f.migration or "", -1),
             f.file or "",

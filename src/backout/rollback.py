@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from backout import journal as journal_entries
-from backout.dialects.base import Session, utcnow
+from backout.dialects.base import Dialect, Session, utcnow
 from backout.errors import (
     BackoutError,
     CheckFailed,
@@ -279,16 +279,32 @@ def _evaluate_requires(
     return tuple(results)
 
 
-def _transactions(units: Sequence[PreparedScript]) -> list[list[PreparedScript]]:
-    """Consecutive transactional scripts share one transaction; a ``transaction off`` script
-    runs on its own."""
+def _transactions(dialect: Dialect, units: Sequence[PreparedScript]) -> list[list[PreparedScript]]:
+    """Consecutive transactional scripts share one transaction; a journaled script runs on its
+    own. A script that needs an earlier one of the group committed first (PostgreSQL: it uses
+    an enum value the earlier one adds, 55P04) starts a new transaction."""
     groups: list[list[PreparedScript]] = []
     for unit in units:
-        if unit.transactional and groups and groups[-1][0].transactional:
+        if (
+            unit.transactional
+            and groups
+            and groups[-1][0].transactional
+            and not _needs_commit_before(dialect, groups[-1], unit)
+        ):
             groups[-1].append(unit)
         else:
             groups.append([unit])
     return groups
+
+
+def _needs_commit_before(
+    dialect: Dialect, group: Sequence[PreparedScript], unit: PreparedScript
+) -> bool:
+    """True when a statement of ``unit`` cannot share a transaction with one of ``group``."""
+    earlier = [s for g in group for s in g.statements]
+    mine = {id(s) for s in unit.statements}
+    pairs = dialect.commit_needed([*earlier, *unit.statements])
+    return any(id(p.later) in mine and id(p.earlier) not in mine for p in pairs)
 
 
 def build_view(
@@ -370,10 +386,12 @@ def build_view(
             warnings.append(f"{script_impact.script.display}: {disagreement}")
     if impact.simulation_note:
         warnings.append(impact.simulation_note)
-    groups = _transactions(units)
-    if len(groups) > 1 and any(not u.script.directives.transaction for u in units):
+    for unit in units:
+        warnings.extend(unit.notes(ws.dialect))
+    groups = _transactions(ws.dialect, units)
+    if len(groups) > 1 and any(u.layout.journal_reasons for u in units):
         warnings.append(
-            f"a script runs with transaction off, so the rollback runs as {len(groups)} "
+            f"a script runs journaled, so the rollback runs as {len(groups)} "
             "separate transactions: a failure undoes only the one it happens in"
         )
     options = ws.run_options()
@@ -468,7 +486,7 @@ def _transaction_count(groups: Sequence[Sequence[PreparedScript]]) -> int:
 
 def _implicit_commit_warnings(ws: Workspace, units: Sequence[PreparedScript]) -> list[str]:
     """Which statements no transaction can undo, named before confirmation."""
-    implicit = [(u, s) for u in units if u.script.directives.transaction for s in u.implicit]
+    implicit = [(u, s) for u in units if u.layout.atomic for s in u.implicit]
     if not implicit:
         return []
     shown = [f"{u.script.display}:{s.line} {s.excerpt(50)}" for u, s in implicit[:8]]
@@ -686,7 +704,7 @@ def _execute(
     backup_id = result.backup.id if result.backup else None
     clock = time.monotonic()
     by_unit = {id(s.unit): s for s in view.steps}
-    for group in _transactions([s.unit for s in view.steps]):
+    for group in _transactions(ws.dialect, [s.unit for s in view.steps]):
         steps = [by_unit[id(u)] for u in group]
         if progress:
             progress("rolling back " + ", ".join(s.step.migration.id for s in steps))
@@ -814,11 +832,7 @@ def _live_row(ws: Workspace, session: Session, key: str) -> str | None:
 
 def _journaled_hint(ws: Workspace, step: StepView, result: RollbackResult) -> str:
     script = step.step.script.display
-    why = (
-        "transaction off"
-        if not step.unit.script.directives.transaction
-        else f"{ws.dialect.display_name} commits DDL implicitly"
-    )
+    why = step.unit.journal_reason(ws.dialect)
     backup = f"; the backup taken before it is {result.backup.id}" if result.backup else ""
     return (
         f"the statements of {script} that completed stay applied ({why}); each is recorded in "

@@ -5,12 +5,22 @@ from __future__ import annotations
 import datetime as dt
 import subprocess
 import uuid
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
-from backout.dialects.base import Actor, Dialect, DmlScope, Params, Row, RunLock, Session
+from backout.dialects.base import (
+    Actor,
+    CommitNeeded,
+    ControlStatement,
+    Dialect,
+    DmlScope,
+    Params,
+    Row,
+    RunLock,
+    Session,
+)
 from backout.errors import DatabaseError, DatabaseUnavailable, LockError, ProjectError
 from backout.schema import SchemaSnapshot, TableInfo, TableStats
 from backout.script import Statement
@@ -267,7 +277,7 @@ class PostgresDialect(Dialect):
             return None
         node = raw.stmt
         if isinstance(node, ast.TransactionStmt):
-            return "transaction control (BEGIN/COMMIT/ROLLBACK/SAVEPOINT) would break atomicity"
+            return None  # not a conflict: see transaction_control()
         if isinstance(node, ast.IndexStmt) and node.concurrent:
             return "CREATE INDEX CONCURRENTLY cannot run inside a transaction block"
         if isinstance(node, ast.DropStmt) and node.concurrent:
@@ -305,6 +315,30 @@ class PostgresDialect(Dialect):
             if isinstance(node, kind):
                 return f"{label} cannot run inside a transaction block"
         return None
+
+    def transaction_control(self, statement: Statement) -> ControlStatement | None:
+        from backout.dialects import pg_transactions
+
+        return pg_transactions.transaction_control(statement)
+
+    def commit_needed(self, statements: Sequence[Statement]) -> list[CommitNeeded]:
+        from backout.dialects import pg_transactions
+
+        return pg_transactions.commit_needed(statements)
+
+    def left_by_failure(self, session: Session, statement: Statement) -> list[str]:
+        """A failed ``CREATE INDEX CONCURRENTLY`` leaves its index behind, marked invalid
+        (PostgreSQL's documentation says to drop it and try again): drop it."""
+        from backout.dialects import pg_transactions
+
+        name = pg_transactions.concurrent_index_name(statement)
+        if name is None:
+            return []
+        rows = session.query(
+            "SELECT NOT i.indisvalid FROM pg_index i WHERE i.indexrelid = to_regclass(%s)",
+            (name,),
+        )
+        return [f"DROP INDEX CONCURRENTLY IF EXISTS {name}"] if rows and rows[0][0] else []
 
     # --- locks and timeouts --------------------------------------------------------------------
 
