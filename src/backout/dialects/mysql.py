@@ -650,7 +650,7 @@ class MysqlDialect(Dialect):
         self, source: DatabaseURL, target: DatabaseURL, actor: Actor, *, data: bool
     ) -> None:
         """``mariadb-dump --single-transaction`` of ``source`` piped into ``mariadb``."""
-        from backout.dialects import mysql_tools
+        from backout.dialects import client_programs, mysql_tools
 
         with self.connect(source, actor=actor) as session:
             assert isinstance(session, MysqlSession)
@@ -658,12 +658,12 @@ class MysqlDialect(Dialect):
         dump = mysql_tools.find_tool("dump", server_is_mariadb=mariadb)
         client = mysql_tools.find_tool("client", server_is_mariadb=mariadb)
         with (
-            mysql_tools.client_options(source) as source_args,
-            mysql_tools.client_options(target) as target_args,
+            mysql_tools.client_options(source) as source_options,
+            mysql_tools.client_options(target) as target_options,
         ):
             args = [
                 dump.path,
-                *source_args,
+                *source_options.args,
                 "--single-transaction",
                 "--routines",
                 "--triggers",
@@ -674,13 +674,20 @@ class MysqlDialect(Dialect):
             if not data:
                 args.append("--no-data")
             args.append(str(source.database))
-            with subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as dumper:
+            with client_programs.start(
+                args,
+                secrets=source.secrets,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                pass_fds=source_options.fds,
+            ) as dumper:
                 assert dumper.stdout is not None
-                loaded = subprocess.run(
-                    [client.path, *target_args, str(target.database)],
+                loaded = client_programs.run(
+                    [client.path, *target_options.args, str(target.database)],
+                    secrets=target.secrets,
                     stdin=dumper.stdout,
                     capture_output=True,
-                    check=False,
+                    pass_fds=target_options.fds,
                 )
                 dumper.stdout.close()
                 dump_err = dumper.stderr.read() if dumper.stderr else b""

@@ -2,8 +2,8 @@
 
 Taking a backup:
 
-- The dump tool is found by :mod:`backout.dialects.mysql_tools`; the password reaches it in a
-  0600 option file, never on its command line.
+- The dump tool is found by :mod:`backout.dialects.mysql_tools`; the password reaches it in an
+  option file it inherits as a descriptor, never on its command line nor in a named file.
 - ``--single-transaction`` dumps a consistent InnoDB snapshot without locking the application
   out; ``--routines --triggers --hex-blob`` make it complete and byte-exact. backout's event
   log, ``schema_version`` and journal are never dumped (``--ignore-table``); the migration
@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, ClassVar, Final
 
+from backout.dialects import client_programs
 from backout.dialects.backup_base import BackupEngine, DumpResult, Progress, RestoreRequest
 from backout.dialects.base import Actor, Session
 from backout.errors import BackupError, DatabaseError, DatabaseUnavailable
@@ -203,7 +204,7 @@ class MysqlBackupEngine(BackupEngine):
         with client_options(url) as options:
             args = [
                 tool.path,
-                *options,
+                *options.args,
                 "--single-transaction",
                 "--routines",
                 "--triggers",
@@ -220,7 +221,7 @@ class MysqlBackupEngine(BackupEngine):
             args.append(database)
             progress(f"{Path(tool.path).name}: schema and the rows of {len(included)} table(s)")
             with path.open("wb") as out:
-                _run(args, url=url, what=Path(tool.path).name, stdout=out)
+                _run(args, url=url, what=Path(tool.path).name, stdout=out, fds=options.fds)
         if read_mysql_snapshot(session.query).fingerprint() != snapshot.fingerprint():
             raise BackupError(
                 "the schema changed while the backup was being taken",
@@ -309,11 +310,12 @@ class MysqlBackupEngine(BackupEngine):
         progress(f"{Path(client.path).name} < {path.name} into {target.masked()}")
         with client_options(target) as options, path.open("rb") as source:
             _run(
-                [client.path, *options, str(target.database)],
+                [client.path, *options.args, str(target.database)],
                 url=target,
                 what=f"loading into {target.masked()}",
                 stdin=source,
                 stdout=subprocess.DEVNULL,
+                fds=options.fds,
             )
 
     @staticmethod
@@ -464,11 +466,17 @@ def _run(
     what: str,
     stdout: int | IO[bytes],
     stdin: int | IO[bytes] | None = None,
+    fds: tuple[int, ...] = (),
 ) -> None:
     """Run a client tool; BackupError with its last stderr line (scrubbed) when it fails."""
     try:
-        done = subprocess.run(
-            list(args), stdin=stdin, stdout=stdout, stderr=subprocess.PIPE, check=False
+        done = client_programs.run(
+            args,
+            secrets=url.secrets,
+            stdin=stdin,
+            stdout=stdout,
+            stderr=subprocess.PIPE,
+            pass_fds=fds,
         )
     except OSError as exc:
         raise BackupError(f"{what} could not start: {exc.strerror or exc}") from exc

@@ -480,7 +480,7 @@ class PostgresDialect(Dialect):
     def copy_database(
         self, source: DatabaseURL, target: DatabaseURL, actor: Actor, *, data: bool
     ) -> None:
-        from backout.dialects import pg_tools
+        from backout.dialects import client_programs, pg_tools
 
         with self.connect(source, actor=actor) as session:
             major = self.server_major(session)
@@ -491,16 +491,20 @@ class PostgresDialect(Dialect):
         args = [dump.path, "--format=custom", "--no-owner", "--no-acl", source_info]
         if not data:
             args.insert(1, "--schema-only")
-        with subprocess.Popen(
-            args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=source_env
+        with client_programs.start(
+            args,
+            secrets=source.secrets,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=source_env,
         ) as dumper:
             assert dumper.stdout is not None
-            restored = subprocess.run(
+            restored = client_programs.run(
                 [restore.path, "--no-owner", "--no-acl", "--exit-on-error", "-d", target_info],
+                secrets=target.secrets,
                 stdin=dumper.stdout,
                 capture_output=True,
                 env=target_env,
-                check=False,
             )
             dumper.stdout.close()
             dump_err = dumper.stderr.read() if dumper.stderr else b""
