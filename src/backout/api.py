@@ -152,11 +152,13 @@ def rollback(
     )
 
 
-def backup(config: Config, *, full: bool = False) -> BackupRecord:
+def backup(
+    config: Config, *, full: bool = False, progress: Callable[[str], None] | None = None
+) -> BackupRecord:
     """Take a verified backup now: full, or scoped to the next rollback (full when none)."""
     from backout import backup as _backup
 
-    return _backup.backup_now(Workspace.open(config), full=full)
+    return _backup.backup_now(Workspace.open(config), full=full, progress=progress)
 
 
 def backups(config: Config) -> list[BackupRecord]:

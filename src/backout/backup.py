@@ -38,6 +38,7 @@ import hashlib
 import json
 import os
 import re
+import stat
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -259,11 +260,16 @@ class BackupCatalog:
         """Where the schema snapshot taken with the backup is."""
         return self.folder / f"{record.id}.schema.json"
 
-    def prepare(self) -> None:
+    def prepare(self, notice: Callable[[str], None] | None = None) -> None:
         """Create the folder (0700) and check that a file can be written in it; BackupError
-        naming the folder otherwise."""
+        naming the folder otherwise.
+
+        An existing folder that others may open (mode 0777, 0755…) is tightened to 0700, and
+        ``notice`` is told; one owned by another user is refused: backups hold the data.
+        """
         try:
             self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self._tighten(notice)
             probe = self.folder / f".write-test-{os.getpid()}"
             handle = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             try:
@@ -282,6 +288,25 @@ class BackupCatalog:
                 f"the backup folder {self.folder} is full",
                 hint="free some space, or set backup_dir in backout.toml",
             )
+
+    def _tighten(self, notice: Callable[[str], None] | None) -> None:
+        """Make the folder 0700 (see :meth:`prepare`)."""
+        info = self.folder.stat()
+        if info.st_uid != os.geteuid():
+            raise BackupError(
+                f"the backup folder {self.folder} belongs to another user (uid {info.st_uid}): "
+                "backups hold the database's rows, so backout writes them only into a folder "
+                "of its own; nothing was backed up",
+                hint="point backup_dir in backout.toml at a folder of yours",
+            )
+        mode = stat.S_IMODE(info.st_mode)
+        if mode & 0o077:
+            os.chmod(self.folder, 0o700)
+            if notice is not None:
+                notice(
+                    f"the backup folder {self.folder} was mode {mode:04o} (others could read "
+                    "or replace backups): tightened to 0700"
+                )
 
     def new_id(self, kind: str, label: str, when: dt.datetime) -> str:
         """A fresh id: UTC time, kind and database name (never a user name or password)."""
@@ -450,7 +475,7 @@ def take_backup(
         raise UsageError(f"backup kind must be one of {', '.join(KINDS)}, not {kind!r}")
     engine = ws.dialect.backup_engine()
     catalog = BackupCatalog(ws.config.backups)
-    catalog.prepare()
+    catalog.prepare(report)
     engine.check_tools(session)
     data_tables: tuple[str, ...] | None = None
     if kind == "scoped":
@@ -564,7 +589,9 @@ def list_backups(ws: Workspace) -> list[BackupRecord]:
     return BackupCatalog(ws.config.backups).records()
 
 
-def backup_now(ws: Workspace, *, full: bool) -> BackupRecord:
+def backup_now(
+    ws: Workspace, *, full: bool, progress: Callable[[str], None] | None = None
+) -> BackupRecord:
     """Take a verified backup on demand.
 
     ``full``: every table's rows. Otherwise the backup ``backout rollback`` would take now:
@@ -581,7 +608,9 @@ def backup_now(ws: Workspace, *, full: bool) -> BackupRecord:
         kind, tables, reason = _scope_of_next_rollback(ws)
     with ws.session(create=False) as session:
         started = utcnow()
-        record = take_backup(ws, session, kind=kind, tables=tables, reason=reason)
+        record = take_backup(
+            ws, session, kind=kind, tables=tables, reason=reason, progress=progress
+        )
         if ws.events.exists(session):
             ws.events.check_version(session)
             ws.record_alone(

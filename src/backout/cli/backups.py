@@ -94,7 +94,7 @@ def backup(full: bool, url: str | None, project: Path | None, config_file: Path 
     progress = _Progress()
     try:
         progress("backing up")
-        record = api.backup(config, full=full)
+        record = api.backup(config, full=full, progress=progress)
     finally:
         progress.pause()
     out = render.console()
