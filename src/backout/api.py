@@ -178,17 +178,24 @@ def uncatalogued_backup_files(config: Config) -> list[Path]:
 
 def restore(
     config: Config,
-    ref: str,
+    ref: str | None,
     *,
     into: str | None = None,
     confirm: Callable[[RestorePlan], bool] | None = None,
     progress: Callable[[str], None] | None = None,
+    resume: bool = False,
 ) -> RestoreResult:
-    """Restore a catalogued backup into a new database, or over the current one."""
+    """Restore a catalogued backup into a new database, or over the current one; ``resume``:
+    finish the restore that stopped part-way (``ref`` None)."""
     from backout import backup as _backup
 
     return _backup.restore(
-        Workspace.open(config), ref, into_url=into, confirm=confirm, progress=progress
+        Workspace.open(config),
+        ref,
+        into_url=into,
+        confirm=confirm,
+        progress=progress,
+        resume=resume,
     )
 
 

@@ -38,6 +38,8 @@ from backout.journal import (
     ROLLBACK,
     JournalHooks,
     RunContext,
+    describe_unfinished_restore,
+    finish_restore_hint,
 )
 from backout.plan import PlanStep, RollbackPlan, plan_partial, plan_rollback, resolve_params
 from backout.runner import Executor, PreparedScript, ScriptRunner, check_passes, prepare
@@ -485,7 +487,14 @@ def _implicit_commit_warnings(ws: Workspace, units: Sequence[PreparedScript]) ->
 
 
 def refuse_interrupted(report: StatusReport) -> None:
-    """Refuse a new run while a journaled one stopped part-way (it must be resumed or undone)."""
+    """Refuse a new run while a journaled one stopped part-way (it must be resumed or undone),
+    or while the database is half-restored (the restore must be finished)."""
+    if report.unfinished_restores:
+        restore = report.unfinished_restores[-1]
+        raise HistoryError(
+            f"the database is half-restored: {describe_unfinished_restore(restore)}",
+            hint=finish_restore_hint(restore),
+        )
     if not report.interrupted:
         return
     entry = report.interrupted[0]

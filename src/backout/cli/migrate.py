@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from backout.cli import main
-from backout.cli.common import build_config, handle_errors, project_options
+from backout.cli.common import build_config, handle_errors, lock_wait_option, project_options
 
 
 @main.command()
@@ -96,6 +96,7 @@ def status(as_json: bool, url: str | None, project: Path | None, config_file: Pa
 @click.option("--allow-missing", is_flag=True, help="Continue although applied files are gone.")
 @click.option("--lock-timeout", metavar="DURATION", help="Per-attempt lock wait, e.g. 2s.")
 @project_options
+@lock_wait_option
 @handle_errors
 def up(
     target: str | None,
@@ -166,6 +167,7 @@ def up(
     "--rolled-back", "rolled_back", is_flag=True, help="Record a failed one as rolled back."
 )
 @project_options
+@lock_wait_option
 @handle_errors
 def resolve(
     migration_id: str,

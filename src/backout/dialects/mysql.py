@@ -37,8 +37,9 @@ from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from backout.dialects import scratch_names
 from backout.dialects.base import Actor, Dialect, DmlScope, Params, Row, RunLock, Session
-from backout.errors import ConfigError, DatabaseError, DatabaseUnavailable, LockError
+from backout.errors import ConfigError, DatabaseError, DatabaseUnavailable, LockHeld
 from backout.schema import SchemaSnapshot, TableInfo, TableStats
 from backout.script import Statement
 from backout.urls import DatabaseURL, scrub
@@ -433,10 +434,11 @@ class MysqlDialect(Dialect):
             if got != 1:
                 holder = self._holder(session, name)
                 lock.release()
-                raise LockError(
+                raise LockHeld(
                     f"the {owner} run lock (GET_LOCK('{name}')) on {session.url.masked()} "
                     f"is held by {holder}",
-                    hint="wait for that run to finish; backout never waits for or breaks a lock",
+                    hint="wait for that run to finish, or wait longer with --lock-wait DURATION; "
+                    "backout never breaks a lock",
                 )
             lock.names.append(name)
         return lock
@@ -452,10 +454,11 @@ class MysqlDialect(Dialect):
         for name, owner in wanted:
             (used,) = session.query("SELECT IS_USED_LOCK(%s)", (name,))[0]
             if used is not None:
-                raise LockError(
+                raise LockHeld(
                     f"the {owner} run lock (GET_LOCK('{name}')) on {session.url.masked()} "
                     f"is held by {self._holder(session, name)}",
-                    hint="wait for that run to finish; backout never waits for or breaks a lock",
+                    hint="wait for that run to finish, or wait longer with --lock-wait DURATION; "
+                    "backout never breaks a lock",
                 )
 
     def _holder(self, session: Session, name: str) -> str:
@@ -618,12 +621,18 @@ class MysqlDialect(Dialect):
 
     @contextmanager
     def scratch(
-        self, url: DatabaseURL, shadow: DatabaseURL | None, actor: Actor
+        self,
+        url: DatabaseURL,
+        shadow: DatabaseURL | None,
+        actor: Actor,
+        *,
+        prefix: str = scratch_names.DEFAULT_PREFIX,
     ) -> Iterator[DatabaseURL]:
         server = shadow or url
-        name = f"backout_scratch_{uuid.uuid4().hex[:12]}"
+        name = scratch_names.new_name(prefix)
         admin = self.connect(server, actor=actor)
         try:
+            self._sweep_scratch(admin, prefix)
             admin.execute(
                 f"CREATE DATABASE {self.quote(name)} "
                 "DEFAULT CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
@@ -645,6 +654,21 @@ class MysqlDialect(Dialect):
                 admin.execute(f"DROP DATABASE IF EXISTS {self.quote(name)}")
             finally:
                 admin.close()
+
+    def _sweep_scratch(self, admin: Session, prefix: str) -> None:
+        """Drop the scratch databases killed runs left (see :mod:`scratch_names`)."""
+        pattern = prefix.replace("_", "\\_") + "%"
+        rows = admin.query(
+            "SELECT s.SCHEMA_NAME, (SELECT count(*) FROM information_schema.PROCESSLIST p "
+            "WHERE p.DB = s.SCHEMA_NAME) FROM information_schema.SCHEMATA s "
+            "WHERE s.SCHEMA_NAME LIKE %s",
+            (pattern,),
+        )
+        scratch_names.sweep(
+            ((str(name), int(count)) for name, count in rows),
+            lambda name: admin.execute(f"DROP DATABASE IF EXISTS {self.quote(name)}"),
+            prefix,
+        )
 
     def copy_database(
         self, source: DatabaseURL, target: DatabaseURL, actor: Actor, *, data: bool

@@ -22,7 +22,8 @@ know, and every table for a full backup) are dropped, with every view, trigger a
 the dump's own statements re-create what is missing and load the rows. **DDL is not
 transactional here**: unlike PostgreSQL and SQLite, a failure part-way leaves the database
 between the two states. :func:`backout.backup.restore` takes a full backup of the current state
-first, and the error says so.
+first, and the error says so; the restore is journaled (:mod:`backout.journal`), so a
+half-restored database is reported by ``status`` and finished by ``restore --resume``.
 """
 
 from __future__ import annotations
@@ -148,6 +149,10 @@ class MysqlBackupEngine(BackupEngine):
 
     file_suffix: ClassVar[str] = ".sql"
     constraints_in_place: ClassVar[bool] = False
+    atomic_restore: ClassVar[bool] = False
+    restore_manner: ClassVar[str] = (
+        "statement by statement, journaled (MySQL/MariaDB commit DDL at once)"
+    )
 
     @staticmethod
     def _mariadb(session: Session) -> bool:
@@ -414,15 +419,15 @@ class MysqlBackupEngine(BackupEngine):
             raise BackupError(
                 f"restoring {request.path.name} stopped part-way: {exc.message}. MySQL/MariaDB "
                 "commit DDL implicitly, so the database is now partly restored",
-                hint="restore the full backup taken just before this restore (see `backout "
-                "backups`), or restore this one --into a new database to inspect it",
+                hint="`backout restore --resume` finishes it once the cause is fixed; or "
+                "restore the full backup taken just before it (see `backout backups`)",
             ) from exc
         except BackupError as exc:
             raise BackupError(
                 f"{exc.message}; MySQL/MariaDB commit DDL implicitly, so the restore was not "
                 "undone",
-                hint="restore the full backup taken just before this restore (see `backout "
-                "backups`)",
+                hint="`backout restore --resume` finishes it once the cause is fixed; or "
+                "restore the full backup taken just before it (see `backout backups`)",
             ) from exc
         finally:
             try:
