@@ -840,6 +840,8 @@ def restore(
         raise UsageError("name the backup to restore (an id, a unique prefix, or `latest`)")
     record = catalog.get(ref)
     report(f"verifying backup {record.id}")
+    if _same_database(parse_url(record.database), ws.url):
+        _check_recorded_sha256(ws, record)
     verify_backup(ws, record)
     backup_schema = _load_snapshot(catalog, record)
     engine = ws.dialect.backup_engine()
@@ -853,6 +855,24 @@ def restore(
             hint=f"restore it into a new database with `backout restore {record.id} --into URL`",
         )
     return _restore_over(ws, engine, catalog, record, backup_schema, confirm, report, undoes)
+
+
+def _check_recorded_sha256(ws: Workspace, record: BackupRecord) -> None:
+    """Refuse a backup whose file differs from what the database's own event log recorded
+    when it was taken: its bytes were changed, and the catalog's checksum with them. The
+    same check on every database, before anything changes."""
+    if not ws.database_exists():
+        return
+    with ws.session(create=False) as session:
+        recorded = ws.events.recorded_sha256(session, record.id)
+    if recorded and record.sha256 not in recorded:
+        shown = sorted(recorded)[0]
+        raise BackupError(
+            f"backup {record.id} was changed after it was taken: its file and catalog say "
+            f"sha256 {record.sha256[:12]}…, but the database's history recorded {shown[:12]}… "
+            "when it was taken; nothing changed",
+            hint="it cannot be trusted; choose another with `backout backups`",
+        )
 
 
 def unfinished_restore(ws: Workspace) -> InterruptedRun:
@@ -1004,6 +1024,7 @@ def _restore_over(
                         details={
                             "kind": record.kind,
                             "pre_restore_backup": pre.id,
+                            "pre_restore_sha256": pre.sha256,
                             "tables": list(record.tables),
                             "duration_s": round(time.monotonic() - clock, 3),
                             **({"undoes": undoes.run_id} if undoes else {}),

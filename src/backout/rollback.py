@@ -739,6 +739,8 @@ def _run_group(
                 "target": view.plan.target,
                 "rows_affected": runner.stats.rows_affected,
                 **({"partial": partial, "params": dict(view.params)} if partial else {}),
+                # checked by restore: the catalog beside the file could be edited with it
+                **({"backup_sha256": result.backup.sha256} if result.backup else {}),
             },
         )
 
