@@ -636,18 +636,24 @@ def rollback(
 
                 if progress:
                     progress(f"backing up ({view.backup.mode})")
-                result.backup = take_backup(
-                    ws,
-                    session,
-                    kind=view.backup.mode,
-                    tables=view.backup.tables,
-                    reason=(
-                        f"before partial rollback {partial.name} of {view.plan.ids()[0]}"
-                        if partial
-                        else f"before rollback of {', '.join(view.plan.ids())}"
-                    ),
-                    progress=progress,
-                )
+                try:
+                    result.backup = take_backup(
+                        ws,
+                        session,
+                        kind=view.backup.mode,
+                        tables=view.backup.tables,
+                        reason=(
+                            f"before partial rollback {partial.name} of {view.plan.ids()[0]}"
+                            if partial
+                            else f"before rollback of {', '.join(view.plan.ids())}"
+                        ),
+                        progress=progress,
+                    )
+                except KeyboardInterrupt as exc:
+                    # Ctrl-C or SIGTERM during the backup: nothing was rolled back; the
+                    # attempt is recorded all the same.
+                    _record_not_started(ws, session, view, exc)
+                    raise
             hook = run_hook(ws.config, "before_rollback", ws.url)
             if hook is not None:
                 result.hooks.append(hook)
@@ -669,6 +675,32 @@ def rollback(
         for text in step.script.directives.manual
     ]
     return result
+
+
+def _record_not_started(
+    ws: Workspace, session: Session, view: PlanView, exc: KeyboardInterrupt
+) -> None:
+    """A failed event per migration of a rollback interrupted before it changed anything."""
+    now = utcnow()
+    error = f"{exc or 'interrupted (Ctrl-C)'} while backing up: nothing was rolled back"
+    try:
+        for step in view.plan.steps:
+            ws.record_alone(
+                session,
+                Event(
+                    event="partial_rollback" if view.plan.partial else "rollback",
+                    outcome="failed",
+                    started_at=now,
+                    finished_at=now,
+                    actor=ws.actor,
+                    migration=step.migration.id,
+                    checksum=step.script.checksum,
+                    error=error,
+                    details={"plan": view.plan.ids(), "target": view.plan.target},
+                ),
+            )
+    except BackoutError:
+        return  # the interrupt's own message says what happened
 
 
 def _execute(

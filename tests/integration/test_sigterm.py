@@ -78,8 +78,8 @@ def test_sigterm_during_up_rolls_back_and_records_the_attempt(tmp_path: Path, pg
     assert code == 143, err
     errors = [line for line in err.splitlines() if line.startswith("error:")]
     assert errors == [
-        "error: terminated by SIGTERM: the open transaction was rolled back and the attempt "
-        "recorded as failed"
+        "error: terminated by SIGTERM: any open transaction was rolled back (a run that had "
+        "started is recorded as failed in history)"
     ], err
     assert "Traceback" not in err
     after = db_state(pg_url)

@@ -137,8 +137,8 @@ def handle_errors(func: F) -> F:
             fail(str(exc), exc.hint, exc.exit_code)
         except Terminated:
             fail(
-                "terminated by SIGTERM: the open transaction was rolled back and the attempt "
-                "recorded as failed",
+                "terminated by SIGTERM: any open transaction was rolled back (a run that had "
+                "started is recorded as failed in history)",
                 "`backout status` shows where things stand",
                 Terminated.exit_code,
             )
