@@ -130,6 +130,14 @@ def up(
             running.clear()
             click.echo(" ok")
 
+    def notice(text: str) -> None:
+        # Inside an open "Applying X ..." line (a lock-timeout retry), or a line of its own
+        # (waiting for the run lock, before anything is applied).
+        if running:
+            click.echo(f"\n  … {text}", err=True, nl=False)
+        else:
+            click.echo(f"… {text}", err=True)
+
     try:
         result = api.up(
             config,
@@ -138,7 +146,7 @@ def up(
             allow_edited=allow_edited,
             allow_missing=allow_missing,
             progress=progress,
-            notice=lambda text: click.echo(f"\n  … {text}", err=True, nl=False),
+            notice=notice,
         )
     except BaseException:
         if running:
