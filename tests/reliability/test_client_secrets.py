@@ -347,3 +347,26 @@ def _holds(path: Path, password: str) -> bool:
         return password.encode() in path.read_bytes()
     except OSError:
         return False
+
+
+def test_option_files_earlier_versions_left_are_swept(tmp_path: Path) -> None:
+    """Earlier versions' ``backout-mysql-*/client.cnf`` (a kill -9 left them): removed when
+    certainly stale (this user's, over a minute old, nothing else inside); others kept."""
+    from backout.dialects.mysql_tools import sweep_legacy_option_files
+
+    def folder(name: str, *, age: float, extra: bool = False) -> Path:
+        path = tmp_path / name
+        path.mkdir(mode=0o700)
+        (path / "client.cnf").write_text('[client]\npassword="x"\n')
+        if extra:
+            (path / "other").write_text("")
+        old = time.time() - age
+        os.utime(path, (old, old))
+        return path
+
+    stale = folder("backout-mysql-abc", age=3600)
+    fresh = folder("backout-mysql-def", age=1)
+    mixed = folder("backout-mysql-ghi", age=3600, extra=True)
+    other = folder("something-else", age=3600)
+    assert sweep_legacy_option_files(tmp_path) == [stale]
+    assert not stale.exists() and fresh.exists() and mixed.exists() and other.exists()

@@ -18,6 +18,8 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -127,9 +129,43 @@ class ClientOptions:
     fds: tuple[int, ...]
 
 
+#: earlier versions wrote the password into ``<tmp>/backout-mysql-*/client.cnf``, which a kill
+#: -9 left behind; such a folder older than this is certainly no longer read (the tools read
+#: their option files when they start)
+_LEGACY_AGE_S: Final = 60.0
+
+
+def sweep_legacy_option_files(folder: Path | None = None) -> list[Path]:
+    """Remove option files earlier versions left in the temporary folder; the folders removed.
+
+    Only this user's ``backout-mysql-*`` folders (mode 0700, as they were made) older than a
+    minute, holding nothing but ``client.cnf``.
+    """
+    base = folder or Path(tempfile.gettempdir())
+    removed = []
+    for candidate in base.glob("backout-mysql-*"):
+        try:
+            info = candidate.lstat()
+            if (
+                not candidate.is_dir()
+                or candidate.is_symlink()
+                or info.st_uid != os.geteuid()
+                or time.time() - info.st_mtime < _LEGACY_AGE_S
+                or {p.name for p in candidate.iterdir()} - {"client.cnf"}
+            ):
+                continue
+            (candidate / "client.cnf").unlink(missing_ok=True)
+            candidate.rmdir()
+            removed.append(candidate)
+        except OSError:
+            continue  # another run swept it first, or it is not ours to touch
+    return removed
+
+
 @contextmanager
 def client_options(url: DatabaseURL) -> Iterator[ClientOptions]:
     """Options reaching ``url``'s server, the password in an inherited, unnamed option file."""
+    sweep_legacy_option_files()
     lines = ["[client]"]
     if url.password:
         lines.append(f"password={_option_value(url.password)}")
