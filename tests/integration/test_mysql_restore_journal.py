@@ -26,7 +26,7 @@ from tests.helpers import REPO, db_state, run, sql, write
 
 pytestmark = pytest.mark.mysql
 
-ROWS = 300_000
+ROWS = 150_000
 
 FILES = {
     "migrations/001_items.up.sql": """
@@ -106,7 +106,7 @@ def _prepared(tmp_path: Path, url: str) -> tuple[Path, str, object]:
     backup_id = made.output.split("Backup ", 1)[1].split(" ", 1)[0]
     state = db_state(url)
     assert run(["up"], project=project, url=url).exit_code == 0
-    sql(url, "DELETE FROM items WHERE id > 200000")
+    sql(url, "DELETE FROM items WHERE id > 100000")
     return project, backup_id, state
 
 
