@@ -170,11 +170,13 @@ def rollback(
     )
 
 
-def backup(config: Config, *, full: bool = False) -> BackupRecord:
+def backup(
+    config: Config, *, full: bool = False, progress: Callable[[str], None] | None = None
+) -> BackupRecord:
     """Take a verified backup now: full, or scoped to the next rollback (full when none)."""
     from backout import backup as _backup
 
-    return _backup.backup_now(Workspace.open(config), full=full)
+    return _backup.backup_now(Workspace.open(config), full=full, progress=progress)
 
 
 def backups(config: Config) -> list[BackupRecord]:
@@ -194,17 +196,24 @@ def uncatalogued_backup_files(config: Config) -> list[Path]:
 
 def restore(
     config: Config,
-    ref: str,
+    ref: str | None,
     *,
     into: str | None = None,
     confirm: Callable[[RestorePlan], bool] | None = None,
     progress: Callable[[str], None] | None = None,
+    resume: bool = False,
 ) -> RestoreResult:
-    """Restore a catalogued backup into a new database, or over the current one."""
+    """Restore a catalogued backup into a new database, or over the current one; ``resume``:
+    finish the restore that stopped part-way (``ref`` None)."""
     from backout import backup as _backup
 
     return _backup.restore(
-        Workspace.open(config), ref, into_url=into, confirm=confirm, progress=progress
+        Workspace.open(config),
+        ref,
+        into_url=into,
+        confirm=confirm,
+        progress=progress,
+        resume=resume,
     )
 
 

@@ -192,6 +192,11 @@ def _apply_one(
                     "`backout rollback --undo-partial` to undo them"
                 )
         raise
+    except KeyboardInterrupt as exc:
+        # Ctrl-C or SIGTERM: the open transaction is rolled back; the attempt is recorded.
+        if not executor.dry_run:
+            _record_interrupt(ws, session, event, exc)
+        raise
     return AppliedMigration(
         id=migration.id,
         statements=len(unit.statements),
@@ -312,6 +317,17 @@ def _record_failure(
         exc.hint = (exc.hint + "; " if exc.hint else "") + (
             f"the failure could not be recorded in history: {record_error}"
         )
+
+
+def _record_interrupt(
+    ws: Workspace, session: Session, event: Callable[..., Event], exc: KeyboardInterrupt
+) -> None:
+    """An interrupted apply (Ctrl-C, SIGTERM): roll back, and a failed event, best effort."""
+    try:
+        session.rollback()
+        ws.record_alone(session, event("failed", str(exc) or "interrupted (Ctrl-C)"))
+    except BackoutError:
+        return  # the connection went with the interrupt: the error being raised says it
 
 
 def _started_row(ws: Workspace, session: Session, migration: Migration) -> str | None:

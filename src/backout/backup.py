@@ -30,6 +30,7 @@ Every difference between databases lives in :mod:`backout.dialects` (see
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import difflib
@@ -38,6 +39,7 @@ import hashlib
 import json
 import os
 import re
+import stat
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -46,6 +48,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final
 
+from backout import journal as journal_entries
 from backout.dialects.backup_base import Progress, RestoreRequest, no_progress
 from backout.dialects.base import Session, utcnow
 from backout.errors import (
@@ -53,10 +56,12 @@ from backout.errors import (
     BackupError,
     DatabaseError,
     Declined,
+    HistoryError,
     LockError,
     UsageError,
 )
 from backout.history import Event
+from backout.journal import InterruptedRun, RunContext
 from backout.schema import SchemaSnapshot, TableInfo, diff_schemas
 from backout.urls import DatabaseURL, parse_url, with_params
 
@@ -259,11 +264,16 @@ class BackupCatalog:
         """Where the schema snapshot taken with the backup is."""
         return self.folder / f"{record.id}.schema.json"
 
-    def prepare(self) -> None:
+    def prepare(self, notice: Callable[[str], None] | None = None) -> None:
         """Create the folder (0700) and check that a file can be written in it; BackupError
-        naming the folder otherwise."""
+        naming the folder otherwise.
+
+        An existing folder that others may open (mode 0777, 0755…) is tightened to 0700, and
+        ``notice`` is told; one owned by another user is refused: backups hold the data.
+        """
         try:
             self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self._tighten(notice)
             probe = self.folder / f".write-test-{os.getpid()}"
             handle = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             try:
@@ -282,6 +292,25 @@ class BackupCatalog:
                 f"the backup folder {self.folder} is full",
                 hint="free some space, or set backup_dir in backout.toml",
             )
+
+    def _tighten(self, notice: Callable[[str], None] | None) -> None:
+        """Make the folder 0700 (see :meth:`prepare`)."""
+        info = self.folder.stat()
+        if info.st_uid != os.geteuid():
+            raise BackupError(
+                f"the backup folder {self.folder} belongs to another user (uid {info.st_uid}): "
+                "backups hold the database's rows, so backout writes them only into a folder "
+                "of its own; nothing was backed up",
+                hint="point backup_dir in backout.toml at a folder of yours",
+            )
+        mode = stat.S_IMODE(info.st_mode)
+        if mode & 0o077:
+            os.chmod(self.folder, 0o700)
+            if notice is not None:
+                notice(
+                    f"the backup folder {self.folder} was mode {mode:04o} (others could read "
+                    "or replace backups): tightened to 0700"
+                )
 
     def new_id(self, kind: str, label: str, when: dt.datetime) -> str:
         """A fresh id: UTC time, kind and database name (never a user name or password)."""
@@ -450,7 +479,7 @@ def take_backup(
         raise UsageError(f"backup kind must be one of {', '.join(KINDS)}, not {kind!r}")
     engine = ws.dialect.backup_engine()
     catalog = BackupCatalog(ws.config.backups)
-    catalog.prepare()
+    catalog.prepare(report)
     engine.check_tools(session)
     data_tables: tuple[str, ...] | None = None
     if kind == "scoped":
@@ -564,7 +593,9 @@ def list_backups(ws: Workspace) -> list[BackupRecord]:
     return BackupCatalog(ws.config.backups).records()
 
 
-def backup_now(ws: Workspace, *, full: bool) -> BackupRecord:
+def backup_now(
+    ws: Workspace, *, full: bool, progress: Callable[[str], None] | None = None
+) -> BackupRecord:
     """Take a verified backup on demand.
 
     ``full``: every table's rows. Otherwise the backup ``backout rollback`` would take now:
@@ -580,8 +611,19 @@ def backup_now(ws: Workspace, *, full: bool) -> BackupRecord:
     if not full:
         kind, tables, reason = _scope_of_next_rollback(ws)
     with ws.session(create=False) as session:
-        started = utcnow()
-        record = take_backup(ws, session, kind=kind, tables=tables, reason=reason)
+        # Under the run lock: never while a restore or a journaled run changes the database
+        # (it would catalogue a state half-way between two as a verified backup).
+        lock = ws.run_lock(session)
+        try:
+            started = utcnow()
+            unsettled = _unsettled_state(ws, session)
+            if unsettled:
+                reason += f"; taken while {unsettled}"
+            record = take_backup(
+                ws, session, kind=kind, tables=tables, reason=reason, progress=progress
+            )
+        finally:
+            lock.release()
         if ws.events.exists(session):
             ws.events.check_version(session)
             ws.record_alone(
@@ -597,6 +639,22 @@ def backup_now(ws: Workspace, *, full: bool) -> BackupRecord:
                 ),
             )
     return record
+
+
+def _unsettled_state(ws: Workspace, session: Session) -> str:
+    """What makes the database's state half-finished now ("" when nothing): a restore or a
+    journaled run that stopped part-way. A backup of it is labelled with this."""
+    if not ws.events.exists(session):
+        return ""
+    report = ws.read_status(session)
+    if report.unfinished_restores:
+        run = report.unfinished_restores[-1]
+        return f"the database was half-restored (restore of {run.backup} stopped part-way)"
+    if report.interrupted:
+        entry = report.interrupted[0]
+        assert entry.interrupted is not None
+        return f"{entry.id} was partly {entry.interrupted.verb} (run stopped part-way)"
+    return ""
 
 
 def _scope_of_next_rollback(ws: Workspace) -> tuple[str, tuple[str, ...], str]:
@@ -749,24 +807,41 @@ def _check_restored(
 
 def restore(
     ws: Workspace,
-    ref: str,
+    ref: str | None,
     *,
     into_url: str | None,
     confirm: Callable[[RestorePlan], bool] | None = None,
     progress: Callable[[str], None] | None = None,
+    resume: bool = False,
+    undoes: RunContext | None = None,
 ) -> RestoreResult:
     """Restore a catalogued backup: into a new database (``into_url``) or over the current one.
 
     The backup file is verified first (a damaged one is refused before anything changes).
     Over the current database, a full backup of the current state is taken, then the restore
     runs in one transaction that commits only when the schema fingerprint and the restored row
-    counts equal the backup's record, and a ``restore`` event is recorded in it. ``confirm``
-    sees the plan and may decline (Declined).
+    counts equal the backup's record, and a ``restore`` event is recorded in it. Where restores
+    are not atomic (MySQL/MariaDB) it is journaled instead: one that stops part-way is an
+    unfinished restore, which ``status`` reports and ``resume=True`` finishes (restoring the
+    same backup again). ``undoes``: the journaled run this restore undoes (``--undo-partial``),
+    closed when the restore completes. ``confirm`` sees the plan and may decline (Declined).
     """
     report = progress or no_progress
     catalog = BackupCatalog(ws.config.backups)
+    if resume:
+        if ref is not None or into_url is not None:
+            raise UsageError("restore --resume takes no BACKUP and no --into")
+        unfinished = unfinished_restore(ws)
+        ref = unfinished.backup
+        undoes = undoes or _undone_context(unfinished)
+        if ref is None:
+            raise HistoryError(f"the unfinished restore {unfinished.run_id[:8]} names no backup")
+    if ref is None:
+        raise UsageError("name the backup to restore (an id, a unique prefix, or `latest`)")
     record = catalog.get(ref)
     report(f"verifying backup {record.id}")
+    if _same_database(parse_url(record.database), ws.url):
+        _check_recorded_sha256(ws, record)
     verify_backup(ws, record)
     backup_schema = _load_snapshot(catalog, record)
     engine = ws.dialect.backup_engine()
@@ -779,7 +854,56 @@ def restore(
             f"database {ws.url.masked()}",
             hint=f"restore it into a new database with `backout restore {record.id} --into URL`",
         )
-    return _restore_over(ws, engine, catalog, record, backup_schema, confirm, report)
+    return _restore_over(ws, engine, catalog, record, backup_schema, confirm, report, undoes)
+
+
+def _check_recorded_sha256(ws: Workspace, record: BackupRecord) -> None:
+    """Refuse a backup whose file differs from what the database's own event log recorded
+    when it was taken: its bytes were changed, and the catalog's checksum with them. The
+    same check on every database, before anything changes."""
+    if not ws.database_exists():
+        return
+    with ws.session(create=False) as session:
+        recorded = ws.events.recorded_sha256(session, record.id)
+    if recorded and record.sha256 not in recorded:
+        shown = sorted(recorded)[0]
+        raise BackupError(
+            f"backup {record.id} was changed after it was taken: its file and catalog say "
+            f"sha256 {record.sha256[:12]}…, but the database's history recorded {shown[:12]}… "
+            "when it was taken; nothing changed",
+            hint="it cannot be trusted; choose another with `backout backups`",
+        )
+
+
+def unfinished_restore(ws: Workspace) -> InterruptedRun:
+    """The latest journaled restore that stopped part-way; UsageError when there is none."""
+    with ws.session(create=False) as session:
+        runs = ws.events.journal.unfinished_restores(session)
+    if not runs:
+        raise UsageError(
+            "nothing to resume: no restore stopped part-way",
+            hint="`backout status` shows the database's state",
+        )
+    return runs[-1]
+
+
+def _undone_context(run: InterruptedRun) -> RunContext | None:
+    """The run an unfinished restore was undoing (``--undo-partial``), from its details."""
+    data = run.details.get("undoes_run")
+    if not run.undoes or not isinstance(data, dict):
+        return None
+    return RunContext(run_id=run.undoes, **{k: data[k] for k in _RUN_FIELDS})
+
+
+#: what a restore's journal keeps of the run it undoes, to close it when it completes
+_RUN_FIELDS: Final = (
+    "direction",
+    "migration",
+    "migration_key",
+    "script",
+    "script_checksum",
+    "total",
+)
 
 
 def _restore_into(
@@ -835,6 +959,7 @@ def _restore_over(
     backup_schema: SchemaSnapshot,
     confirm: Callable[[RestorePlan], bool] | None,
     report: Progress,
+    undoes: RunContext | None = None,
 ) -> RestoreResult:
     from backout.runner import Executor
 
@@ -849,11 +974,33 @@ def _restore_over(
             pre = take_backup(
                 ws, session, kind="full", reason=f"before restore of {record.id}", progress=report
             )
-            ws.ensure_history(session, Executor(session, dry_run=False))
+            executor = Executor(session, dry_run=False)
+            ws.ensure_history(session, executor)
+            ws.events.upgrade(session, executor)
             started = utcnow()
             clock = time.monotonic()
             counts: dict[str, int] = {}
             fingerprint = ""
+            journal = ws.events.journal
+            run = RunContext.new(
+                direction=journal_entries.RESTORE,
+                migration=undoes.migration if undoes else record.id,
+                migration_key=undoes.migration_key if undoes else record.id,
+                script=record.file,
+                script_checksum=record.sha256,
+                total=1,
+            )
+            if not engine.atomic_restore:
+                _journal_alone(
+                    session,
+                    journal.write(
+                        run,
+                        journal_entries.START,
+                        0,
+                        details=_restore_details(record, pre, undoes),
+                        when=started,
+                    ),
+                )
 
             def finish() -> None:
                 nonlocal counts, fingerprint
@@ -863,6 +1010,9 @@ def _restore_over(
                     engine, session, snapshot, record, backup_schema, "the database"
                 )
                 fingerprint = snapshot.fingerprint()
+                earlier = [
+                    r for r in journal.unfinished_restores(session) if r.run_id != run.run_id
+                ]
                 sql, params = ws.events.append(
                     Event(
                         event="restore",
@@ -874,12 +1024,43 @@ def _restore_over(
                         details={
                             "kind": record.kind,
                             "pre_restore_backup": pre.id,
+                            "pre_restore_sha256": pre.sha256,
                             "tables": list(record.tables),
                             "duration_s": round(time.monotonic() - clock, 3),
+                            **({"undoes": undoes.run_id} if undoes else {}),
+                            # the attempts this one finishes (killed part-way: no event of
+                            # their own), so that history shows them
+                            **(
+                                {
+                                    "finishes": [
+                                        {"run": r.run_id, "started_at": r.started_at.isoformat()}
+                                        for r in earlier
+                                    ]
+                                }
+                                if earlier
+                                else {}
+                            ),
                         },
                     )
                 )
                 session.execute(sql, params)
+                # After the event (a kill in between leaves a finished restore reported as
+                # unfinished; resuming it is harmless). The database is now exactly the
+                # backup: the run it undid is undone, and every restore that stopped
+                # part-way before is superseded.
+                if undoes is not None:
+                    session.execute(
+                        *journal.write(
+                            undoes,
+                            journal_entries.UNDONE,
+                            0,
+                            details={"path": "backup", "backup": record.id},
+                        )
+                    )
+                for other in earlier:
+                    session.execute(*journal.write(_context_of(other), journal_entries.FINISH, 1))
+                if not engine.atomic_restore:
+                    session.execute(*journal.write(run, journal_entries.FINISH, 1))
 
             request = RestoreRequest(
                 path=catalog.path_of(record),
@@ -889,9 +1070,15 @@ def _restore_over(
                 history_schema=ws.config.history_schema,
                 lock_timeout=ws.config.lock_timeout,
             )
-            report(f"restoring {record.id} in one transaction")
+            report(f"restoring {record.id} {engine.restore_manner}")
             try:
                 engine.restore_over(session, request, finish=finish, progress=report)
+            except KeyboardInterrupt as exc:
+                # Ctrl-C or SIGTERM: rolled back (or, journaled, left for --resume); recorded.
+                with contextlib.suppress(BackoutError):
+                    session.rollback()
+                _record_failure(ws, session, record, pre, started, exc)
+                raise
             except BackoutError as exc:
                 _record_failure(ws, session, record, pre, started, exc)
                 if isinstance(exc, BackupError | LockError):
@@ -924,13 +1111,48 @@ def _restore_over(
     )
 
 
+def _restore_details(
+    record: BackupRecord, pre: BackupRecord, undoes: RunContext | None
+) -> dict[str, Any]:
+    """The ``start`` entry of a journaled restore: what ``status`` and ``--resume`` need."""
+    details: dict[str, Any] = {"backup": record.id, "pre_restore_backup": pre.id}
+    if undoes is not None:
+        details["undoes"] = undoes.run_id
+        details["undoes_run"] = {k: getattr(undoes, k) for k in _RUN_FIELDS}
+    return details
+
+
+def _context_of(run: InterruptedRun) -> RunContext:
+    """The context to write more entries of a journaled run."""
+    return RunContext(
+        run_id=run.run_id,
+        direction=run.direction,
+        migration=run.migration,
+        migration_key=run.migration_key,
+        script=run.script,
+        script_checksum=run.script_checksum,
+        total=run.total,
+    )
+
+
+def _journal_alone(session: Session, write: tuple[str, tuple[object, ...]]) -> None:
+    """Commit one journal entry by itself, before anything it announces happens."""
+    session.begin()
+    try:
+        session.execute(*write)
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+
+
 def _record_failure(
     ws: Workspace,
     session: Session,
     record: BackupRecord,
     pre: BackupRecord,
     started: dt.datetime,
-    error: BackoutError,
+    error: BackoutError | KeyboardInterrupt,
 ) -> None:
     """Append a failed ``restore`` event in a transaction of its own (the restore's own
     transaction has been rolled back)."""
@@ -941,7 +1163,7 @@ def _record_failure(
         finished_at=utcnow(),
         actor=ws.actor,
         backup=record.id,
-        error=str(error),
+        error=str(error) or "interrupted (Ctrl-C)",
         details={"kind": record.kind, "pre_restore_backup": pre.id},
     )
     try:

@@ -29,6 +29,7 @@ from backout.dialects.orphans import OrphanRows, Reference, count_orphans
 from backout.effects import Action, Effect, ObjectKind, ObjectRef, analyze
 from backout.errors import BackoutError
 from backout.impact import table_key
+from backout.journal import describe_unfinished_restore, finish_restore_hint
 from backout.migration import Migration
 from backout.report import JSON_FORMAT
 from backout.runner import check_passes, prepare
@@ -36,7 +37,7 @@ from backout.schema import SchemaChange, SchemaSnapshot, TableInfo, diff_schemas
 from backout.status import State, StatusReport
 from backout.workspace import Workspace
 
-KINDS = ("orphan", "suspected_orphan", "leftover", "drift", "verify")
+KINDS = ("orphan", "suspected_orphan", "leftover", "drift", "verify", "half_restored")
 SAMPLES = 5
 
 
@@ -44,7 +45,8 @@ SAMPLES = 5
 class CheckProblem:
     """One thing ``check`` found; ``message`` is one line."""
 
-    #: orphan, suspected_orphan, leftover, drift or verify
+    #: orphan, suspected_orphan, leftover, drift, verify or half_restored (a restore that
+    #: stopped part-way, MySQL/MariaDB)
     kind: str
     #: what it is about: ``"registry_purchases"."registryItemId"``, ``enum "VoucherType"``
     object: str
@@ -501,6 +503,15 @@ def _run(
     snapshot: SchemaSnapshot | None,
 ) -> CheckReport:
     status = ws.read_status(session)
+    report.problems.extend(
+        CheckProblem(
+            "half_restored",
+            f"backup {run.backup}",
+            f"the database is half-restored: {describe_unfinished_restore(run)}; "
+            f"{finish_restore_hint(run)}",
+        )
+        for run in status.unfinished_restores
+    )
     live = snapshot if snapshot is not None else ws.dialect.snapshot(session)
     report.checked["tables"] = len(live.tables)
     report.checked["foreign_keys"] = sum(len(t.foreign_keys) for t in live.tables.values())

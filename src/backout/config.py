@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from backout.dialects.scratch_names import check_prefix
 from backout.errors import ConfigError
 from backout.urls import DatabaseURL, parse_url
 
@@ -62,6 +63,10 @@ class Config:
     backup_dir: Path | None = None
     lock_timeout: float = 2.0
     lock_retries: int = 5
+    #: how long to wait for the run lock another run holds before giving up (exit 3)
+    lock_wait: float = 5.0
+    #: names of scratch databases start with this (teams sharing a server can tell theirs)
+    scratch_prefix: str = "backout_scratch_"
     statement_timeout: float = 0.0
     hooks: Mapping[str, str] = field(default_factory=dict)
     hook_timeout: float = 300.0
@@ -105,6 +110,8 @@ _KEYS = {
     "backup_dir",
     "lock_timeout",
     "lock_retries",
+    "lock_wait",
+    "scratch_prefix",
     "statement_timeout",
     "history_schema",
     "hooks",
@@ -204,11 +211,15 @@ def load_config(
     for key in ("layout", "shadow_url", "history_schema"):
         if key in data:
             values[key] = data[key]
+    if "scratch_prefix" in data:
+        if not isinstance(data["scratch_prefix"], str):
+            raise ConfigError(f"{where}: scratch_prefix must be a string")
+        values["scratch_prefix"] = check_prefix(data["scratch_prefix"], where)
     if "layout" in data and data["layout"] not in LAYOUT_NAMES:
         raise ConfigError(
             f"{where}: unknown layout {data['layout']!r} (known: {', '.join(LAYOUT_NAMES)})"
         )
-    for key in ("lock_timeout", "statement_timeout"):
+    for key in ("lock_timeout", "statement_timeout", "lock_wait"):
         if key in data:
             values[key] = parse_duration(data[key], f"{where}: {key}")
     if "lock_retries" in data:
@@ -252,7 +263,7 @@ def load_config(
             continue
         if key not in Config.__dataclass_fields__:
             raise ConfigError(f"unknown setting {key!r}")
-        if key in ("lock_timeout", "statement_timeout"):
+        if key in ("lock_timeout", "statement_timeout", "lock_wait"):
             values[key] = parse_duration(value, f"--{key.replace('_', '-')}")
         else:
             values[key] = value

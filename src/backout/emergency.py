@@ -157,10 +157,10 @@ def _run(
             record.status = "failed"
             record.detail = str(exc) + (f" ({exc.hint})" if exc.hint else "")
             record.exit_code = exc.exit_code
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
             record.status = "failed"
-            record.detail = "interrupted (Ctrl-C)"
-            record.exit_code = 130
+            record.detail = str(exc) or "interrupted (Ctrl-C)"
+            record.exit_code = int(getattr(exc, "exit_code", 130))
         record.finished = utcnow()
         if progress:
             progress(record)

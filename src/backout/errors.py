@@ -77,6 +77,10 @@ class LockError(BackoutError):
     exit_code: ClassVar[int] = 3
 
 
+class LockHeld(LockError):
+    """The run lock is held by another run right now (worth waiting for: ``--lock-wait``)."""
+
+
 class DatabaseError(BackoutError):
     """The database refused something; whatever was running has been undone."""
 
@@ -109,3 +113,17 @@ class ToolMissing(BackoutError):
 
 class BackupError(BackoutError):
     """The backup could not be taken, verified or restored; nothing changed."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM arrived (``kill``, systemd, a container runtime stopping backout).
+
+    Raised by the command line's signal handler wherever the program is, like Ctrl-C's
+    KeyboardInterrupt (which it is), so that everything that undoes in-flight work and records
+    a failed attempt on Ctrl-C does so on SIGTERM too; the exit code tells them apart.
+    """
+
+    exit_code: ClassVar[int] = 143
+
+    def __init__(self) -> None:
+        super().__init__("terminated by SIGTERM")

@@ -401,6 +401,33 @@ class EventLog:
         )
         return statements
 
+    def recorded_sha256(self, session: Session, backup_id: str) -> set[str]:
+        """The sha256 of backup ``backup_id``'s file as recorded in this database's event log
+        when it was taken (empty: not recorded here): ``backup`` events (``sha256``), the
+        rollback that took it (``backup_sha256``), the restore that took it as the state before
+        (``pre_restore_sha256``). The log lives in the database, out of reach of whoever can
+        edit the backup folder (its file and its catalog alike)."""
+        if not self.exists(session):
+            return set()
+        rows = session.query(
+            f"SELECT backup, details FROM {self.table} WHERE outcome = 'ok' "
+            "AND (backup = %s OR details LIKE %s)",
+            (backup_id, f"%{backup_id}%"),
+        )
+        found: set[str] = set()
+        for backup, raw in rows:
+            try:
+                details = json.loads(str(raw or "{}"))
+            except ValueError:
+                continue
+            if not isinstance(details, dict):
+                continue
+            if backup == backup_id:
+                found.update(str(details[k]) for k in ("sha256", "backup_sha256") if k in details)
+            if details.get("pre_restore_backup") == backup_id and "pre_restore_sha256" in details:
+                found.add(str(details["pre_restore_sha256"]))
+        return found
+
     def append(self, event: Event) -> SqlWrite:
         """SQL appending one event."""
         t = self.dialect.to_db_time

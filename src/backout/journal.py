@@ -25,6 +25,17 @@ finish     every statement ran and the history was updated (same transaction)
 undone     ``--undo-partial`` brought the database back to where the run started
 ========== ===================================================================================
 
+A **restore** where restores are not atomic (MySQL/MariaDB) is a run too (direction
+``restore``): ``start`` before it changes anything (details: the backup, the full backup of the
+state before it, the run it undoes for ``--undo-partial``), ``finish`` once the database matches
+the backup. One that has no ``finish`` is an **unfinished restore**: ``status`` reports the
+database as half-restored and ``restore --resume`` finishes it. A restore that completes closes
+every unfinished one (the database is then exactly its backup), and writes ``undone`` for the
+run it undid.
+
+========== ===================================================================================
+========== ===================================================================================
+
 A run is **interrupted** while it has neither ``finish`` nor ``undone``, and nothing superseded
 it: for an ``up``, its failed ledger row still stands (``resolve`` closes it); for a rollback, the
 migration's ledger row it was rolling back is still the live one; and no backup taken before the
@@ -73,6 +84,9 @@ CLOSING = (FINISH, UNDONE)
 UP = "up"
 ROLLBACK = "rollback"
 PARTIAL = "partial"
+#: a restore over the current database where restores are not atomic (MySQL/MariaDB): one
+#: ``start`` entry before the first change, ``finish`` when the database matches the backup
+RESTORE = "restore"
 
 
 def statement_sha256(sql: str) -> str:
@@ -168,6 +182,12 @@ class InterruptedRun:
     def ledger_row(self) -> str | None:
         """The ledger row the run concerns (an up's failed row; a rollback's live row)."""
         value = self.details.get("ledger_row")
+        return str(value) if value else None
+
+    @property
+    def undoes(self) -> str | None:
+        """A restore: the id of the run whose ``--undo-partial`` it is (None: a plain one)."""
+        value = self.details.get("undoes")
         return str(value) if value else None
 
     @property
@@ -375,9 +395,21 @@ class Journal:
         runs = []
         for rows in entries.values():
             run = self._build(rows)
-            if run is None or self._superseded(run, failed_rows, live_rows, restores):
+            if run is None or run.direction == RESTORE:
+                continue
+            if self._superseded(run, failed_rows, live_rows, restores):
                 continue
             runs.append(run)
+        return runs
+
+    def unfinished_restores(self, session: Session) -> list[InterruptedRun]:
+        """Journaled restores that started and never finished, oldest first: the database is
+        half-restored (see the module docstring)."""
+        runs = []
+        for rows in self.open_entries(session).values():
+            run = self._build(rows)
+            if run is not None and run.direction == RESTORE:
+                runs.append(run)
         return runs
 
     def _build(self, rows: Sequence[tuple[Any, ...]]) -> InterruptedRun | None:
@@ -466,6 +498,31 @@ def _details(value: object) -> dict[str, Any]:
     except ValueError:
         return {}
     return loaded if isinstance(loaded, dict) else {}
+
+
+def describe_unfinished_restore(run: InterruptedRun) -> str:
+    """``restoring backup X (started …) stopped part-way; the state before it is in …``."""
+    when = run.started_at.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    text = f"the restore of backup {run.backup} (started {when}) stopped part-way"
+    if run.undoes:
+        text += f", while undoing the interrupted run {run.undoes[:8]} of {run.migration}"
+    before = run.details.get("pre_restore_backup")
+    if before:
+        text += f"; the state before it is in backup {before}"
+    return text
+
+
+def finish_restore_hint(run: InterruptedRun) -> str:
+    """How to finish an unfinished restore."""
+    if run.undoes:
+        return (
+            "finish the undo with `backout restore --resume` (it restores the same backup "
+            "again, then closes the run)"
+        )
+    return (
+        f"finish it with `backout restore --resume` (the same as `backout restore {run.backup}` "
+        "again)"
+    )
 
 
 def backup_time(backup_id: str) -> dt.datetime | None:

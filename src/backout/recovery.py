@@ -32,6 +32,8 @@ from backout.journal import (
     Inverse,
     JournalHooks,
     RunContext,
+    describe_unfinished_restore,
+    finish_restore_hint,
     inverse_of,
     observe,
     statement_sha256,
@@ -375,6 +377,7 @@ def recover(
     with ws.session() as session:
         lock = None if dry_run else ws.run_lock(session)
         try:
+            _refuse_half_restored(ws, session)
             plan = plan_recovery(ws, session, action)
             result = RecoveryResult(plan=plan, dry_run=dry_run)
             if confirm is not None and not confirm(plan):
@@ -407,6 +410,17 @@ def recover(
             if isinstance(m, str) and m != plan.run.migration
         ]
     return result
+
+
+def _refuse_half_restored(ws: Workspace, session: Session) -> None:
+    """A restore that stopped part-way comes first: the database is neither the run's state
+    nor the backup's (an undo by backup that was interrupted is finished by resuming it)."""
+    runs = ws.events.journal.unfinished_restores(session)
+    if runs:
+        raise HistoryError(
+            f"the database is half-restored: {describe_unfinished_restore(runs[-1])}",
+            hint=finish_restore_hint(runs[-1]),
+        )
 
 
 def _context(plan: RecoveryPlan, unit: PreparedScript) -> RunContext:
@@ -642,12 +656,16 @@ def _undo_by_backup(
     assert run.backup is not None
     started = utcnow()
     clock = time.monotonic()
-    restored = restore(ws, run.backup, into_url=None, confirm=None, progress=progress)
+    unit = prepare(ws.dialect, plan.script)
+    context = _context(plan, unit)
+    # The restore closes the run (``undone``) when it completes; if it stops part-way, its
+    # journal keeps the run known, and `backout restore --resume` finishes both.
+    restored = restore(
+        ws, run.backup, into_url=None, confirm=None, progress=progress, undoes=context
+    )
     result.restored = restored.backup.id
     result.duration_s = time.monotonic() - clock
     with ws.session() as session:
-        unit = prepare(ws.dialect, plan.script)
-        context = _context(plan, unit)
         executor = Executor(session, dry_run=False)
         executor.begin()
         ws.record(
@@ -660,14 +678,6 @@ def _undo_by_backup(
                 path="backup",
                 pre_restore_backup=restored.pre_restore.id if restored.pre_restore else None,
             ),
-        )
-        executor.execute(
-            *ws.events.journal.write(
-                context,
-                journal_entries.UNDONE,
-                0,
-                details={"path": "backup", "backup": run.backup},
-            )
         )
         executor.commit()
     return result

@@ -52,7 +52,9 @@ def scratch_workspace(
     creates it on ``shadow_url`` when configured, else on the server of the database it copies.
     """
     base = copy_from or ws.url
-    with ws.dialect.scratch(base, ws.config.shadow, ws.actor) as created:
+    with ws.dialect.scratch(
+        base, ws.config.shadow, ws.actor, prefix=ws.config.scratch_prefix
+    ) as created:
         url = _same_schema(created, base)
         ws.dialect.tune_scratch(url, ws.actor)
         if copy_from is not None:

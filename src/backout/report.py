@@ -99,6 +99,14 @@ def status_json(
         "database_exists": database_exists,
         "history_table": history_table,
         "migrations": [status_entry_json(e) for e in entries],
+        "unfinished_restores": [
+            {
+                **run.to_dict(),
+                "pre_restore_backup": run.details.get("pre_restore_backup"),
+                "undoes": run.undoes,
+            }
+            for run in report.unfinished_restores
+        ],
         "summary": {
             "applied": len(report.applied),
             "pending": len(report.by_state(State.PENDING)),

@@ -38,6 +38,8 @@ from backout.journal import (
     ROLLBACK,
     JournalHooks,
     RunContext,
+    describe_unfinished_restore,
+    finish_restore_hint,
 )
 from backout.plan import PlanStep, RollbackPlan, plan_partial, plan_rollback, resolve_params
 from backout.runner import Executor, PreparedScript, ScriptRunner, check_passes, prepare
@@ -503,7 +505,14 @@ def _implicit_commit_warnings(ws: Workspace, units: Sequence[PreparedScript]) ->
 
 
 def refuse_interrupted(report: StatusReport) -> None:
-    """Refuse a new run while a journaled one stopped part-way (it must be resumed or undone)."""
+    """Refuse a new run while a journaled one stopped part-way (it must be resumed or undone),
+    or while the database is half-restored (the restore must be finished)."""
+    if report.unfinished_restores:
+        restore = report.unfinished_restores[-1]
+        raise HistoryError(
+            f"the database is half-restored: {describe_unfinished_restore(restore)}",
+            hint=finish_restore_hint(restore),
+        )
     if not report.interrupted:
         return
     entry = report.interrupted[0]
@@ -645,18 +654,24 @@ def rollback(
 
                 if progress:
                     progress(f"backing up ({view.backup.mode})")
-                result.backup = take_backup(
-                    ws,
-                    session,
-                    kind=view.backup.mode,
-                    tables=view.backup.tables,
-                    reason=(
-                        f"before partial rollback {partial.name} of {view.plan.ids()[0]}"
-                        if partial
-                        else f"before rollback of {', '.join(view.plan.ids())}"
-                    ),
-                    progress=progress,
-                )
+                try:
+                    result.backup = take_backup(
+                        ws,
+                        session,
+                        kind=view.backup.mode,
+                        tables=view.backup.tables,
+                        reason=(
+                            f"before partial rollback {partial.name} of {view.plan.ids()[0]}"
+                            if partial
+                            else f"before rollback of {', '.join(view.plan.ids())}"
+                        ),
+                        progress=progress,
+                    )
+                except KeyboardInterrupt as exc:
+                    # Ctrl-C or SIGTERM during the backup: nothing was rolled back; the
+                    # attempt is recorded all the same.
+                    _record_not_started(ws, session, view, exc)
+                    raise
             hook = run_hook(ws.config, "before_rollback", ws.url)
             if hook is not None:
                 result.hooks.append(hook)
@@ -678,6 +693,32 @@ def rollback(
         for text in step.script.directives.manual
     ]
     return result
+
+
+def _record_not_started(
+    ws: Workspace, session: Session, view: PlanView, exc: KeyboardInterrupt
+) -> None:
+    """A failed event per migration of a rollback interrupted before it changed anything."""
+    now = utcnow()
+    error = f"{exc or 'interrupted (Ctrl-C)'} while backing up: nothing was rolled back"
+    try:
+        for step in view.plan.steps:
+            ws.record_alone(
+                session,
+                Event(
+                    event="partial_rollback" if view.plan.partial else "rollback",
+                    outcome="failed",
+                    started_at=now,
+                    finished_at=now,
+                    actor=ws.actor,
+                    migration=step.migration.id,
+                    checksum=step.script.checksum,
+                    error=error,
+                    details={"plan": view.plan.ids(), "target": view.plan.target},
+                ),
+            )
+    except BackoutError:
+        return  # the interrupt's own message says what happened
 
 
 def _execute(
@@ -748,6 +789,8 @@ def _run_group(
                 "target": view.plan.target,
                 "rows_affected": runner.stats.rows_affected,
                 **({"partial": partial, "params": dict(view.params)} if partial else {}),
+                # checked by restore: the catalog beside the file could be edited with it
+                **({"backup_sha256": result.backup.sha256} if result.backup else {}),
             },
         )
 

@@ -172,7 +172,9 @@ def simulate(
     """
     results: list[Simulation] = []
     try:
-        with ws.dialect.scratch(ws.url, ws.config.shadow, ws.actor) as scratch_url:
+        with ws.dialect.scratch(
+            ws.url, ws.config.shadow, ws.actor, prefix=ws.config.scratch_prefix
+        ) as scratch_url:
             ws.dialect.copy_database(ws.url, scratch_url, ws.actor, data=False)
             session = ws.dialect.connect(scratch_url, actor=ws.actor)
             try:

@@ -67,6 +67,8 @@ class StatusReport:
 
     entries: tuple[MigrationStatus, ...]
     ledger_exists: bool
+    #: journaled restores that stopped part-way (MySQL/MariaDB): the database is half-restored
+    unfinished_restores: tuple[InterruptedRun, ...] = ()
 
     def by_state(self, state: State) -> list[MigrationStatus]:
         """Entries in a given state."""
@@ -104,8 +106,14 @@ class StatusReport:
 
     def problems(self) -> bool:
         """True when something needs a person's attention (failed, edited, missing, partly
-        applied or rolled back)."""
-        return bool(self.failed or self.edited or self.missing or self.interrupted)
+        applied or rolled back, half-restored)."""
+        return bool(
+            self.failed
+            or self.edited
+            or self.missing
+            or self.interrupted
+            or self.unfinished_restores
+        )
 
     def entry(self, key: str) -> MigrationStatus | None:
         """The entry for a history key."""

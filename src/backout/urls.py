@@ -146,7 +146,11 @@ def parse_url(raw: str, *, base_dir: Path | None = None) -> DatabaseURL:
         host=parts.hostname,
         port=port,
         user=unquote(parts.username) if parts.username else None,
-        password=unquote(parts.password) if parts.password is not None else None,
+        # ``?password=`` (libpq accepts it) counts as the password where user-info has none,
+        # so every dialect connects with it and keeps it off client programs' command lines.
+        password=unquote(parts.password)
+        if parts.password is not None
+        else dict(params).get("password"),
         database=database,
         params=tuple(params),
         schema=schema,

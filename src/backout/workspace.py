@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import TypeVar
 
 from backout.config import Config
 from backout.dialects import dialect_for
 from backout.dialects.base import Actor, Dialect, RunLock, Session, utcnow
-from backout.errors import ConfigError, HistoryError
+from backout.errors import ConfigError, HistoryError, LockHeld
 from backout.history import Event, EventLog, Ledger
 from backout.layouts import load_project
 from backout.migration import Project
 from backout.runner import Executor, RunOptions
 from backout.status import StatusReport, compute_status
 from backout.urls import DatabaseURL
+
+T = TypeVar("T")
 
 #: Prisma's migration_lock.toml provider → backout dialect name
 _PRISMA_PROVIDERS = {
@@ -88,16 +92,46 @@ class Workspace:
         return self.dialect.database_exists(self.url)
 
     def run_lock(self, session: Session) -> RunLock:
-        """Take the run lock (also Prisma's, in the Prisma layout)."""
-        return self.dialect.acquire_run_lock(
-            session, self.actor, prisma_compatible=self.project.ledger == "prisma"
+        """Take the run lock (also Prisma's, in the Prisma layout), waiting up to
+        ``lock_wait`` while another run holds it; LockError after that."""
+        prisma = self.project.ledger == "prisma"
+        return self._waiting(
+            lambda: self.dialect.acquire_run_lock(session, self.actor, prisma_compatible=prisma)
         )
 
     def check_run_lock(self, session: Session) -> None:
-        """LockError naming the holder when another run holds the run lock (takes nothing)."""
-        self.dialect.check_run_lock(
-            session, self.actor, prisma_compatible=self.project.ledger == "prisma"
+        """LockError naming the holder when another run holds the run lock (takes nothing),
+        after waiting up to ``lock_wait`` for it to be released."""
+        prisma = self.project.ledger == "prisma"
+        self._waiting(
+            lambda: self.dialect.check_run_lock(session, self.actor, prisma_compatible=prisma)
         )
+
+    def _waiting(self, attempt: Callable[[], T]) -> T:
+        """``attempt()`` again while the run lock is held elsewhere, until ``lock_wait`` ends.
+
+        The dialects only ever try (never block inside the database), so waiting is this loop
+        the same everywhere, and the holder is named when the wait is over.
+        """
+        wait = self.config.lock_wait
+        deadline = time.monotonic() + wait
+        pause = 0.05
+        told = False
+        while True:
+            try:
+                return attempt()
+            except LockHeld as exc:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    if wait > 0:
+                        exc.message += f" (waited {wait:g}s, --lock-wait)"
+                        exc.args = (exc.message,)
+                    raise
+                if not told and self.notice is not None:
+                    self.notice(f"{exc.message}; waiting up to {wait:g}s (--lock-wait)")
+                    told = True
+                time.sleep(min(pause, left))
+                pause = min(pause * 2, 0.5)
 
     def run_options(self) -> RunOptions:
         """Timeouts and retries from the configuration (lock waits reported to ``notice``)."""
@@ -124,7 +158,10 @@ class Workspace:
         self.events.check_version(session)
         exists = self.ledger.exists(session)
         rows = self.ledger.rows(session) if exists else []
-        return compute_status(self.project, rows, ledger_exists=exists)
+        report = compute_status(self.project, rows, ledger_exists=exists)
+        # A half-restored database may have lost its ledger: the journal still knows.
+        restores = tuple(self.events.journal.unfinished_restores(session))
+        return replace(report, unfinished_restores=restores) if restores else report
 
     def ensure_history(self, session: Session, executor: Executor) -> None:
         """Create backout's tables (and the ledger) if missing, in their own transaction.

@@ -32,12 +32,12 @@ def test_lock_held_by_another_session_exits_3_naming_it(
     with psycopg.connect(pg_url, autocommit=True, application_name="deploy-job-42") as other:
         other.execute("SELECT pg_advisory_lock(%s)", (key,))
         started = time.monotonic()
-        result = run(["up"], project=project, url=pg_url)
+        result = run(["up", "--lock-wait", "0"], project=project, url=pg_url)
         elapsed = time.monotonic() - started
         pid = other.info.backend_pid
     assert result.exit_code == 3
     assert f"pid {pid} (deploy-job-42" in result.stderr
-    assert elapsed < 5  # fails fast, never waits
+    assert elapsed < 5  # --lock-wait 0: fails fast, never waits
     assert db_state(pg_url) == before
 
 
@@ -129,3 +129,106 @@ def test_sqlite_busy_database_is_a_lock_timeout(tmp_path: Path, sqlite_url: str)
     assert result.exit_code == 3, result.stderr
     assert "could not get a lock" in result.stderr
     assert "w" not in {r[1] for r in sql(sqlite_url, "PRAGMA table_info(t)")}
+
+
+# --- --lock-wait (issue 12 item 14) ---------------------------------------------------------
+
+
+def _hold_flock(lock: Path, seconds: float) -> threading.Thread:
+    """Hold the SQLite run-lock file for ``seconds`` in a thread (another run)."""
+    handle = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(handle, fcntl.LOCK_EX)
+    os.write(handle, json.dumps({"holder": "backout/0 bob@box pid 8"}).encode())
+
+    def release() -> None:
+        time.sleep(seconds)
+        os.close(handle)
+
+    thread = threading.Thread(target=release)
+    thread.start()
+    return thread
+
+
+def test_a_held_lock_is_waited_for_up_to_lock_wait(tmp_path: Path, sqlite_url: str) -> None:
+    project = write(tmp_path, PROJECT)
+    db = Path(sqlite_url.removeprefix("sqlite:///"))
+    holder = _hold_flock(db.with_name(db.name + ".backout-lock"), 1.0)
+    started = time.monotonic()
+    result = run(["up", "--lock-wait", "20s"], project=project, url=sqlite_url)
+    elapsed = time.monotonic() - started
+    holder.join()
+    assert result.exit_code == 0, result.output
+    assert elapsed >= 0.9
+    assert "held by backout/0 bob@box pid 8; waiting up to 20s (--lock-wait)" in result.output
+    keys = sql(sqlite_url, "SELECT migration_key FROM backout_migrations ORDER BY 1")
+    assert [r[0] for r in keys] == ["001", "002"]
+
+
+@pytest.mark.parametrize(
+    ("args", "config"),
+    [
+        (["up", "--lock-wait", "500ms"], ""),
+        (["up"], 'lock_wait = "500ms"\n'),
+        (["backup", "--full", "--lock-wait", "500ms"], ""),
+        (["resolve", "001", "--applied", "--lock-wait", "500ms"], ""),
+    ],
+)
+def test_the_wait_ends_with_exit_3_naming_the_holder(
+    tmp_path: Path, sqlite_url: str, args: list[str], config: str
+) -> None:
+    import backout.cli.backups  # noqa: F401 - registers backup on the CLI
+
+    project = write(tmp_path, PROJECT)
+    if config:
+        (project / "backout.toml").write_text('layout = "plain"\n' + config)
+    assert run(["up", "--to", "001"], project=project, url=sqlite_url).exit_code == 0
+    before = db_state(sqlite_url)
+    db = Path(sqlite_url.removeprefix("sqlite:///"))
+    holder = _hold_flock(db.with_name(db.name + ".backout-lock"), 4.0)
+    started = time.monotonic()
+    result = run(args, project=project, url=sqlite_url)
+    elapsed = time.monotonic() - started
+    holder.join()
+    assert result.exit_code == 3, result.output
+    assert "held by backout/0 bob@box pid 8 (waited 0.5s, --lock-wait)" in result.stderr
+    assert 0.4 <= elapsed < 3.5
+    assert db_state(sqlite_url) == before
+
+
+@pytest.mark.mysql
+def test_mariadb_runs_on_two_databases_of_one_server_do_not_block_each_other(
+    tmp_path: Path, mysql_url: str, mysql_admin_url: str
+) -> None:
+    """backout's GET_LOCK is per database; Prisma's server-wide lock only in a Prisma project."""
+    import uuid
+
+    import pymysql
+
+    other = f"backout_t_{uuid.uuid4().hex[:12]}"
+    admin = pymysql.connect(host="127.0.0.1", port=3306, user="root", autocommit=True)
+    try:
+        with admin.cursor() as cur:
+            cur.execute(f"CREATE DATABASE `{other}`")
+        other_url = mysql_url.rsplit("/", 1)[0] + "/" + other
+        holder = pymysql.connect(host="127.0.0.1", port=3306, user="root", database=other)
+        try:
+            with holder.cursor() as cur:
+                # another team's backout on the other database, and Prisma Migrate there
+                cur.execute("SELECT GET_LOCK(%s, 0)", (f"backout:{other}",))
+                cur.execute("SELECT GET_LOCK('prisma_migrate', 0)")
+            project = write(tmp_path, PROJECT)
+            started = time.monotonic()
+            result = run(["up", "--lock-wait", "0"], project=project, url=mysql_url)
+            assert result.exit_code == 0, result.output + result.stderr
+            assert time.monotonic() - started < 30
+            blocked = run(["up", "--lock-wait", "0"], project=project, url=other_url)
+            assert blocked.exit_code == 3
+            assert f"GET_LOCK('backout:{other}')" in blocked.stderr
+        finally:
+            holder.close()
+        tables = sql(mysql_url, "SELECT migration_key FROM backout_migrations ORDER BY 1")
+        assert [r[0] for r in tables] == ["001", "002"]
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS `{other}`")
+        admin.close()

@@ -382,7 +382,9 @@ def test_killed_run_resumes_from_the_journal(tmp_path: Path, mysql_url: str) -> 
     assert stopped["applied"] == [1, 2] and stopped["failed"] is None
     # The server notices the dead client only when SLEEP ends: until then its session still
     # holds the run lock, and backout says who. The operator kills that session.
-    held = run(["rollback", "--resume", "--yes"], project=project_dir, url=mysql_url)
+    held = run(
+        ["rollback", "--resume", "--yes", "--lock-wait", "0"], project=project_dir, url=mysql_url
+    )
     assert held.exit_code == 3
     (holder,) = sql(mysql_url, f"SELECT IS_USED_LOCK('backout:{mysql_url.rsplit('/', 1)[1]}')")[0]
     assert f"held by connection {holder} " in held.stderr

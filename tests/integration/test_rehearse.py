@@ -44,9 +44,13 @@ def scratches(monkeypatch: pytest.MonkeyPatch) -> list[DatabaseURL]:
 
     @contextmanager
     def spy(
-        self: PostgresDialect, url: DatabaseURL, shadow: DatabaseURL | None, actor: Actor
+        self: PostgresDialect,
+        url: DatabaseURL,
+        shadow: DatabaseURL | None,
+        actor: Actor,
+        **options: str,
     ) -> Iterator[DatabaseURL]:
-        with original(self, url, shadow, actor) as made:
+        with original(self, url, shadow, actor, **options) as made:
             created.append(made)
             yield made
 

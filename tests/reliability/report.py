@@ -210,6 +210,86 @@ def _settings(results: dict[str, Any], meta: dict[str, Any]) -> str:
     )
 
 
+def _lane_rows(results: dict[str, Any]) -> list[list[Any]]:
+    """One row per lane of the unreported-states and secrets lanes (issue 12)."""
+    rows: list[list[Any]] = []
+    kills = results.get("mariadb_kills", {})
+    for key, title in (
+        ("restore", "MariaDB kill -9 during `restore`"),
+        ("undo_partial", "MariaDB kill -9 during `rollback --undo-partial`'s restore"),
+    ):
+        lane = kills.get(key)
+        if lane:
+            left = sorted({t["left"] for t in lane["trials"]})
+            rows.append([title, len(lane["trials"]), lane["held"], "left: " + ", ".join(left)])
+    backup = results.get("backup_during_restore", {}).get("mariadb")
+    if backup:
+        labelled = sum(1 for r in backup["rounds"] if r["labelled_half_restored"])
+        rows.append(
+            [
+                "`backup --full` during a MariaDB restore",
+                len(backup["rounds"]),
+                backup["held"],
+                f"{labelled} backup(s) of a half-restored database, labelled so",
+            ]
+        )
+    tampered = results.get("tampered_backup", {})
+    if tampered:
+        rows.append(
+            [
+                "tampered backup, checksum recomputed ("
+                + ", ".join(sorted({k.rsplit("_", 1)[0] for k in tampered}))
+                + ")",
+                len(tampered),
+                sum(1 for v in tampered.values() if v.get("refused")),
+                "refused before any change",
+            ]
+        )
+    secrets = results.get("client_secrets", {})
+    if secrets:
+        tools = sorted({t for v in secrets.values() for t in v.get("tools_seen", [])})
+        rows.append(
+            [
+                "password on a client program's command line (`ps` sampled)",
+                len(secrets),
+                len(secrets),
+                "client programs seen: " + ", ".join(tools),
+            ]
+        )
+    sweep = results.get("scratch_sweep", {})
+    kill = sweep.get("kill_9_postgresql")
+    if kill:
+        rows.append(["scratch databases left by kill -9, swept", kill["trials"], kill["held"], ""])
+    sigterm = results.get("sigterm", {}).get("postgresql")
+    if sigterm:
+        codes = sorted({str(t["exit"]) for t in sigterm["trials"]})
+        rows.append(
+            [
+                "SIGTERM at random moments (`up`, `rollback`)",
+                len(sigterm["trials"]),
+                sigterm["held"],
+                "exit codes: " + ", ".join(codes),
+            ]
+        )
+    return rows
+
+
+def _states_section(results: dict[str, Any]) -> list[str]:
+    """Half-finished states, tampering, secrets on command lines, leftovers, SIGTERM."""
+    rows = _lane_rows(results)
+    out = ["", "## States nobody reports, secrets, leftovers", ""]
+    if not rows:
+        return [*out, "Not run in this session."]
+    out += [
+        "Each lane checks that whatever a kill, a concurrent command, a tampered file or a "
+        "signal leaves is told truthfully (`status`, `check`, history) and can be finished, "
+        "that no password reaches a client program's command line, and that nothing is left "
+        "behind.",
+        "",
+    ]
+    return out + _table(["lane", "trials", "held", "notes"], rows)
+
+
 def render(results: dict[str, Any], meta: dict[str, Any]) -> str:
     """docs/reliability.md."""
     facts = meta["facts"]
@@ -498,6 +578,7 @@ def render(results: dict[str, Any], meta: dict[str, Any]) -> str:
             + ", ".join(k.removeprefix("hostile_round_trip_") for k in hostile)
             + "; a hostile `--param` value was stored as data."
         )
+    lines += _states_section(results)
     lines += ["", "## Bugs found", ""]
     found = {**regressions, **bugs}
     if found:

@@ -641,7 +641,8 @@ CASES: list[Case] = [
     ),
     Case(
         "pg-prisma-lock-held",
-        ["up"],
+        # --lock-wait 0: refused at once (waiting, `up` first says so on stderr)
+        ["up", "--lock-wait", "0"],
         3,
         "the Prisma Migrate run lock (advisory lock 72707369)",
         dialect="postgresql",

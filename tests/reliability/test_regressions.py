@@ -59,8 +59,14 @@ def test_second_rollback_exits_3_at_once_while_one_runs_pg(
     timer = threading.Timer(8.0, holder.close)
     timer.start()
     try:
+        # --lock-wait 0: refuse at once (by default it waits 5 s for the run lock, then
+        # exits 3 the same way: still never behind a table lock)
         outcome = _wait(
-            ["rollback", "--to", PG_BASE, "--yes", "--no-simulate"], project, url, artifacts, "b1"
+            ["rollback", "--to", PG_BASE, "--yes", "--no-simulate", "--lock-wait", "0"],
+            project,
+            url,
+            artifacts,
+            "b1",
         )
     finally:
         timer.cancel()

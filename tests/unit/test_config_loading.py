@@ -238,8 +238,8 @@ timeout = "90s"
         (
             'layot = "plain"\n',
             "unknown setting(s): layot (known: backup_dir, database_url, history_schema, hooks, "
-            "layout, lock_retries, lock_timeout, migrations_dir, rollback_dir, shadow_url, "
-            "statement_timeout)",
+            "layout, lock_retries, lock_timeout, lock_wait, migrations_dir, rollback_dir, "
+            "scratch_prefix, shadow_url, statement_timeout)",
         ),
         (
             "[hooks]\nafter = 'x'\nsmoek = 'y'\n",
@@ -401,3 +401,16 @@ def test_bad_durations(value: object, message: str) -> None:
 def test_property_duration_units(n: int, unit: str) -> None:
     factor = {"ms": 0.001, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "": 1.0}[unit]
     assert parse_duration(f"{n}{unit}", "x") == pytest.approx(n * factor)
+
+
+def test_lock_wait_and_scratch_prefix_from_backout_toml(tmp_path: Path) -> None:
+    """Issue 12: ``lock_wait`` (a duration) and ``scratch_prefix`` (a safe name start)."""
+    from backout.config import load_config
+
+    (tmp_path / "backout.toml").write_text('lock_wait = "750ms"\nscratch_prefix = "team_a_"\n')
+    config = load_config(tmp_path)
+    assert (config.lock_wait, config.scratch_prefix) == (0.75, "team_a_")
+    assert load_config(tmp_path, lock_wait="0").lock_wait == 0.0
+    (tmp_path / "backout.toml").write_text('scratch_prefix = "Team-A"\n')
+    with pytest.raises(ConfigError, match="scratch_prefix must be 1-24 characters"):
+        load_config(tmp_path)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import click
 
 from backout.cli import main
-from backout.cli.common import build_config, handle_errors, project_options
+from backout.cli.common import build_config, handle_errors, lock_wait_option, project_options
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -80,6 +80,7 @@ def _describe(record: BackupRecord) -> str:
     "back up, falling back to full).",
 )
 @project_options
+@lock_wait_option
 @handle_errors
 def backup(full: bool, url: str | None, project: Path | None, config_file: Path | None) -> None:
     """Take a verified backup now: the one a rollback would take, or everything with --full.
@@ -94,7 +95,7 @@ def backup(full: bool, url: str | None, project: Path | None, config_file: Path 
     progress = _Progress()
     try:
         progress("backing up")
-        record = api.backup(config, full=full)
+        record = api.backup(config, full=full, progress=progress)
     finally:
         progress.pause()
     out = render.console()
@@ -241,7 +242,13 @@ def _show_result(result: RestoreResult) -> None:
 
 
 @main.command()
-@click.argument("backup_ref", metavar="BACKUP")
+@click.argument("backup_ref", metavar="BACKUP", required=False)
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Finish a restore that stopped part-way (MySQL/MariaDB; `backout status` says so): "
+    "restores the same backup again.",
+)
 @click.option(
     "--into",
     metavar="URL",
@@ -251,9 +258,11 @@ def _show_result(result: RestoreResult) -> None:
     "--yes", "-y", is_flag=True, help="Do not ask for confirmation (needed without a terminal)."
 )
 @project_options
+@lock_wait_option
 @handle_errors
 def restore(
-    backup_ref: str,
+    backup_ref: str | None,
+    resume: bool,
     into: str | None,
     yes: bool,
     url: str | None,
@@ -264,8 +273,10 @@ def restore(
 
     The backup is verified first; then a full backup of the current state is taken, and the
     restore runs in one transaction that commits only if the schema and row counts come out
-    exactly as recorded. With --into, the backup goes into a new database instead and the
-    current one is not touched.
+    exactly as recorded (on MySQL/MariaDB, whose DDL commits at once, it is journaled
+    instead: one that stops part-way is reported by `backout status` and finished by
+    `backout restore --resume`). With --into, the backup goes into a new database instead and
+    the current one is not touched.
     """
     from backout import api
     from backout.errors import Declined
@@ -282,6 +293,8 @@ def restore(
             raise Declined("restore replaces data: pass --yes to confirm when not on a terminal")
         return click.confirm("Restore it?", default=False)
 
+    if resume == (backup_ref is not None):
+        raise click.UsageError("name the BACKUP to restore, or pass --resume (not both)")
     try:
         result = api.restore(
             config,
@@ -289,6 +302,7 @@ def restore(
             into=into,
             confirm=None if into is not None else confirm,
             progress=progress,
+            resume=resume,
         )
     finally:
         progress.pause()

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import signal
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -39,6 +42,26 @@ def project_options(func: F) -> F:
     return func
 
 
+_LOCK_WAIT = "backout.lock_wait"
+
+
+def lock_wait_option(func: F) -> F:
+    """``--lock-wait DURATION``, on every command that takes the run lock."""
+
+    def remember(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+        if value is not None:
+            ctx.meta[_LOCK_WAIT] = value
+
+    return click.option(
+        "--lock-wait",
+        metavar="DURATION",
+        expose_value=False,
+        callback=remember,
+        help="Wait this long for the run lock while another run holds it, then exit 3 "
+        "(default 5s, or lock_wait in backout.toml; 0: do not wait).",
+    )(func)
+
+
 def build_config(
     *, url: str | None, project: Path | None, config_file: Path | None, **flags: Any
 ) -> Config:
@@ -54,6 +77,8 @@ def build_config(
         url = url or early.get("url")
         project = project or early.get("project")
         config_file = config_file or early.get("config_file")
+
+        flags.setdefault("lock_wait", context.meta.get(_LOCK_WAIT))
 
     root = project.resolve() if project else None
     if root is not None and not root.is_dir():
@@ -73,17 +98,50 @@ def fail(message: str, hint: str | None, code: int) -> None:
     sys.exit(code)
 
 
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """While a command runs, SIGTERM raises :class:`~backout.errors.Terminated` (a
+    KeyboardInterrupt) once: what is in flight is undone and recorded as on Ctrl-C. Later
+    SIGTERMs are ignored so that this clean-up can finish (a SIGKILL still ends it)."""
+    from backout.errors import Terminated
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    raised = False
+
+    def terminate(_signum: int, _frame: object) -> None:
+        nonlocal raised
+        if not raised:
+            raised = True
+            raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def handle_errors(func: F) -> F:
     """Turn BackoutError into its exit code, and Ctrl-C into 130, with one clear line."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from backout.errors import BackoutError
+        from backout.errors import BackoutError, Terminated
 
         try:
-            return func(*args, **kwargs)
+            with _sigterm_as_interrupt():
+                return func(*args, **kwargs)
         except BackoutError as exc:
             fail(str(exc), exc.hint, exc.exit_code)
+        except Terminated:
+            fail(
+                "terminated by SIGTERM: any open transaction was rolled back (a run that had "
+                "started is recorded as failed in history)",
+                "`backout status` shows where things stand",
+                Terminated.exit_code,
+            )
         except KeyboardInterrupt:
             fail("interrupted: the open transaction was rolled back", None, 130)
         return None

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import click
 
 from backout.cli import main
-from backout.cli.common import build_config, handle_errors, project_options
+from backout.cli.common import build_config, handle_errors, lock_wait_option, project_options
 
 if TYPE_CHECKING:
     from backout.api import PlanView
@@ -35,6 +35,7 @@ _MARK = {"ok": "✓", "failed": "✗", "skipped": "–", "dry-run": "·", "pendi
     help="Folder for the incident report (default: incidents/ in the project).",
 )
 @project_options
+@lock_wait_option
 @handle_errors
 def emergency(
     target: str,

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from backout.cli import main
-from backout.cli.common import build_config, handle_errors, project_options
+from backout.cli.common import build_config, handle_errors, lock_wait_option, project_options
 
 
 @main.command()
@@ -97,6 +97,7 @@ def status(as_json: bool, url: str | None, project: Path | None, config_file: Pa
 @click.option("--allow-missing", is_flag=True, help="Continue although applied files are gone.")
 @click.option("--lock-timeout", metavar="DURATION", help="Per-attempt lock wait, e.g. 2s.")
 @project_options
+@lock_wait_option
 @handle_errors
 def up(
     target: str | None,
@@ -130,6 +131,14 @@ def up(
             running.clear()
             click.echo(" ok")
 
+    def notice(text: str) -> None:
+        # Inside an open "Applying X ..." line (a lock-timeout retry), or a line of its own
+        # (waiting for the run lock, before anything is applied).
+        if running:
+            click.echo(f"\n  … {text}", err=True, nl=False)
+        else:
+            click.echo(f"… {text}", err=True)
+
     try:
         result = api.up(
             config,
@@ -138,7 +147,7 @@ def up(
             allow_edited=allow_edited,
             allow_missing=allow_missing,
             progress=progress,
-            notice=lambda text: click.echo(f"\n  … {text}", err=True, nl=False),
+            notice=notice,
         )
     except BaseException:
         if running:
@@ -175,6 +184,7 @@ def up(
     "--rolled-back", "rolled_back", is_flag=True, help="Record a failed one as rolled back."
 )
 @project_options
+@lock_wait_option
 @handle_errors
 def resolve(
     migration_id: str,

@@ -144,6 +144,8 @@ def status(result: StatusResult) -> None:
 def _status_notes(result: StatusResult) -> None:
     from rich.text import Text
 
+    from backout.journal import describe_unfinished_restore, finish_restore_hint
+
     report = result.report
     out = console()
     counts = [
@@ -158,6 +160,15 @@ def _status_notes(result: StatusResult) -> None:
     if without:
         counts.append(f"{len(without)} without rollback")
     out.print(", ".join(counts) + ".")
+    for run in report.unfinished_restores:
+        out.print(
+            Text.assemble(("half-restored: ", "bold red"), describe_unfinished_restore(run) + ".")
+        )
+        out.print(
+            f"  The database is neither as it was nor as the backup; the migration states "
+            f"above may be wrong until it is finished: {finish_restore_hint(run)}.",
+            markup=False,
+        )
     for entry in report.interrupted:
         _interrupted_note(entry)
     for note in result.notes:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import click
 
 from backout.cli import main
-from backout.cli.common import F, build_config, handle_errors, project_options
+from backout.cli.common import F, build_config, handle_errors, lock_wait_option, project_options
 
 if TYPE_CHECKING:
     from backout.api import PartialRequest, PlanView
@@ -167,6 +167,7 @@ def plan(
     "one's inverse, or the backup taken before it.",
 )
 @project_options
+@lock_wait_option
 @handle_errors
 def rollback(
     migration_id: str | None,

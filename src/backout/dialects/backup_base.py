@@ -78,6 +78,12 @@ class BackupEngine(ABC):
     #: table (PostgreSQL); where they cannot (SQLite), a scoped restore can only fix them by
     #: rebuilding the table, which needs its rows
     constraints_in_place: ClassVar[bool]
+    #: :meth:`restore_over` is one transaction: a failure or a kill changes nothing. Where it
+    #: is not (MySQL/MariaDB commit DDL at once), backout journals the restore so that a
+    #: half-restored database is reported and can be finished (see :mod:`backout.journal`)
+    atomic_restore: ClassVar[bool] = True
+    #: how :meth:`restore_over` runs, as the progress line says it
+    restore_manner: ClassVar[str] = "in one transaction"
 
     @abstractmethod
     def check_tools(self, session: Session) -> str:
@@ -144,7 +150,8 @@ class BackupEngine(ABC):
         finish: Callable[[], None],
         progress: Progress,
     ) -> None:
-        """Make the database match the backup, in ONE transaction.
+        """Make the database match the backup, in ONE transaction (where
+        :attr:`atomic_restore`; otherwise statement by statement, journaled by the caller).
 
         Drops what the backup re-creates (and, for a full backup, what it does not hold), loads
         the schema objects that are missing or different and the rows of

@@ -488,11 +488,18 @@ class Dialect(ABC):
 
     @abstractmethod
     def scratch(
-        self, url: DatabaseURL, shadow: DatabaseURL | None, actor: Actor
+        self,
+        url: DatabaseURL,
+        shadow: DatabaseURL | None,
+        actor: Actor,
+        *,
+        prefix: str = "backout_scratch_",
     ) -> AbstractContextManager[DatabaseURL]:
         """A new, empty, throwaway database, dropped on exit (also on Ctrl-C).
 
-        PostgreSQL creates it on ``shadow`` (or, without one, on ``url``'s server).
+        PostgreSQL creates it on ``shadow`` (or, without one, on ``url``'s server). On a
+        server, it is named by :mod:`backout.dialects.scratch_names` (``prefix``, owner, time)
+        and the scratch databases killed runs left there are dropped first.
         """
 
     @abstractmethod

@@ -37,6 +37,7 @@ from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from backout.dialects import scratch_names
 from backout.dialects.base import (
     Actor,
     ControlStatement,
@@ -48,7 +49,7 @@ from backout.dialects.base import (
     Session,
     TxControl,
 )
-from backout.errors import ConfigError, DatabaseError, DatabaseUnavailable, LockError
+from backout.errors import ConfigError, DatabaseError, DatabaseUnavailable, LockHeld
 from backout.schema import SchemaSnapshot, TableInfo, TableStats
 from backout.script import Statement
 from backout.urls import DatabaseURL, scrub
@@ -468,10 +469,11 @@ class MysqlDialect(Dialect):
             if got != 1:
                 holder = self._holder(session, name)
                 lock.release()
-                raise LockError(
+                raise LockHeld(
                     f"the {owner} run lock (GET_LOCK('{name}')) on {session.url.masked()} "
                     f"is held by {holder}",
-                    hint="wait for that run to finish; backout never waits for or breaks a lock",
+                    hint="wait for that run to finish, or wait longer with --lock-wait DURATION; "
+                    "backout never breaks a lock",
                 )
             lock.names.append(name)
         return lock
@@ -487,10 +489,11 @@ class MysqlDialect(Dialect):
         for name, owner in wanted:
             (used,) = session.query("SELECT IS_USED_LOCK(%s)", (name,))[0]
             if used is not None:
-                raise LockError(
+                raise LockHeld(
                     f"the {owner} run lock (GET_LOCK('{name}')) on {session.url.masked()} "
                     f"is held by {self._holder(session, name)}",
-                    hint="wait for that run to finish; backout never waits for or breaks a lock",
+                    hint="wait for that run to finish, or wait longer with --lock-wait DURATION; "
+                    "backout never breaks a lock",
                 )
 
     def _holder(self, session: Session, name: str) -> str:
@@ -653,12 +656,18 @@ class MysqlDialect(Dialect):
 
     @contextmanager
     def scratch(
-        self, url: DatabaseURL, shadow: DatabaseURL | None, actor: Actor
+        self,
+        url: DatabaseURL,
+        shadow: DatabaseURL | None,
+        actor: Actor,
+        *,
+        prefix: str = scratch_names.DEFAULT_PREFIX,
     ) -> Iterator[DatabaseURL]:
         server = shadow or url
-        name = f"backout_scratch_{uuid.uuid4().hex[:12]}"
+        name = scratch_names.new_name(prefix)
         admin = self.connect(server, actor=actor)
         try:
+            self._sweep_scratch(admin, prefix)
             admin.execute(
                 f"CREATE DATABASE {self.quote(name)} "
                 "DEFAULT CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
@@ -681,11 +690,26 @@ class MysqlDialect(Dialect):
             finally:
                 admin.close()
 
+    def _sweep_scratch(self, admin: Session, prefix: str) -> None:
+        """Drop the scratch databases killed runs left (see :mod:`scratch_names`)."""
+        pattern = prefix.replace("_", "\\_") + "%"
+        rows = admin.query(
+            "SELECT s.SCHEMA_NAME, (SELECT count(*) FROM information_schema.PROCESSLIST p "
+            "WHERE p.DB = s.SCHEMA_NAME) FROM information_schema.SCHEMATA s "
+            "WHERE s.SCHEMA_NAME LIKE %s",
+            (pattern,),
+        )
+        scratch_names.sweep(
+            ((str(name), int(count)) for name, count in rows),
+            lambda name: admin.execute(f"DROP DATABASE IF EXISTS {self.quote(name)}"),
+            prefix,
+        )
+
     def copy_database(
         self, source: DatabaseURL, target: DatabaseURL, actor: Actor, *, data: bool
     ) -> None:
         """``mariadb-dump --single-transaction`` of ``source`` piped into ``mariadb``."""
-        from backout.dialects import mysql_tools
+        from backout.dialects import client_programs, mysql_tools
 
         with self.connect(source, actor=actor) as session:
             assert isinstance(session, MysqlSession)
@@ -693,12 +717,12 @@ class MysqlDialect(Dialect):
         dump = mysql_tools.find_tool("dump", server_is_mariadb=mariadb)
         client = mysql_tools.find_tool("client", server_is_mariadb=mariadb)
         with (
-            mysql_tools.client_options(source) as source_args,
-            mysql_tools.client_options(target) as target_args,
+            mysql_tools.client_options(source) as source_options,
+            mysql_tools.client_options(target) as target_options,
         ):
             args = [
                 dump.path,
-                *source_args,
+                *source_options.args,
                 "--single-transaction",
                 "--routines",
                 "--triggers",
@@ -709,13 +733,20 @@ class MysqlDialect(Dialect):
             if not data:
                 args.append("--no-data")
             args.append(str(source.database))
-            with subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as dumper:
+            with client_programs.start(
+                args,
+                secrets=source.secrets,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                pass_fds=source_options.fds,
+            ) as dumper:
                 assert dumper.stdout is not None
-                loaded = subprocess.run(
-                    [client.path, *target_args, str(target.database)],
+                loaded = client_programs.run(
+                    [client.path, *target_options.args, str(target.database)],
+                    secrets=target.secrets,
                     stdin=dumper.stdout,
                     capture_output=True,
-                    check=False,
+                    pass_fds=target_options.fds,
                 )
                 dumper.stdout.close()
                 dump_err = dumper.stderr.read() if dumper.stderr else b""

@@ -2,8 +2,8 @@
 
 Taking a backup:
 
-- The dump tool is found by :mod:`backout.dialects.mysql_tools`; the password reaches it in a
-  0600 option file, never on its command line.
+- The dump tool is found by :mod:`backout.dialects.mysql_tools`; the password reaches it in an
+  option file it inherits as a descriptor, never on its command line nor in a named file.
 - ``--single-transaction`` dumps a consistent InnoDB snapshot without locking the application
   out; ``--routines --triggers --hex-blob`` make it complete and byte-exact. backout's event
   log, ``schema_version`` and journal are never dumped (``--ignore-table``); the migration
@@ -22,7 +22,8 @@ know, and every table for a full backup) are dropped, with every view, trigger a
 the dump's own statements re-create what is missing and load the rows. **DDL is not
 transactional here**: unlike PostgreSQL and SQLite, a failure part-way leaves the database
 between the two states. :func:`backout.backup.restore` takes a full backup of the current state
-first, and the error says so.
+first, and the error says so; the restore is journaled (:mod:`backout.journal`), so a
+half-restored database is reported by ``status`` and finished by ``restore --resume``.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, ClassVar, Final
 
+from backout.dialects import client_programs
 from backout.dialects.backup_base import BackupEngine, DumpResult, Progress, RestoreRequest
 from backout.dialects.base import Actor, Session
 from backout.errors import BackupError, DatabaseError, DatabaseUnavailable
@@ -147,6 +149,10 @@ class MysqlBackupEngine(BackupEngine):
 
     file_suffix: ClassVar[str] = ".sql"
     constraints_in_place: ClassVar[bool] = False
+    atomic_restore: ClassVar[bool] = False
+    restore_manner: ClassVar[str] = (
+        "statement by statement, journaled (MySQL/MariaDB commit DDL at once)"
+    )
 
     @staticmethod
     def _mariadb(session: Session) -> bool:
@@ -203,7 +209,7 @@ class MysqlBackupEngine(BackupEngine):
         with client_options(url) as options:
             args = [
                 tool.path,
-                *options,
+                *options.args,
                 "--single-transaction",
                 "--routines",
                 "--triggers",
@@ -220,7 +226,7 @@ class MysqlBackupEngine(BackupEngine):
             args.append(database)
             progress(f"{Path(tool.path).name}: schema and the rows of {len(included)} table(s)")
             with path.open("wb") as out:
-                _run(args, url=url, what=Path(tool.path).name, stdout=out)
+                _run(args, url=url, what=Path(tool.path).name, stdout=out, fds=options.fds)
         if read_mysql_snapshot(session.query).fingerprint() != snapshot.fingerprint():
             raise BackupError(
                 "the schema changed while the backup was being taken",
@@ -309,11 +315,12 @@ class MysqlBackupEngine(BackupEngine):
         progress(f"{Path(client.path).name} < {path.name} into {target.masked()}")
         with client_options(target) as options, path.open("rb") as source:
             _run(
-                [client.path, *options, str(target.database)],
+                [client.path, *options.args, str(target.database)],
                 url=target,
                 what=f"loading into {target.masked()}",
                 stdin=source,
                 stdout=subprocess.DEVNULL,
+                fds=options.fds,
             )
 
     @staticmethod
@@ -412,15 +419,15 @@ class MysqlBackupEngine(BackupEngine):
             raise BackupError(
                 f"restoring {request.path.name} stopped part-way: {exc.message}. MySQL/MariaDB "
                 "commit DDL implicitly, so the database is now partly restored",
-                hint="restore the full backup taken just before this restore (see `backout "
-                "backups`), or restore this one --into a new database to inspect it",
+                hint="`backout restore --resume` finishes it once the cause is fixed; or "
+                "restore the full backup taken just before it (see `backout backups`)",
             ) from exc
         except BackupError as exc:
             raise BackupError(
                 f"{exc.message}; MySQL/MariaDB commit DDL implicitly, so the restore was not "
                 "undone",
-                hint="restore the full backup taken just before this restore (see `backout "
-                "backups`)",
+                hint="`backout restore --resume` finishes it once the cause is fixed; or "
+                "restore the full backup taken just before it (see `backout backups`)",
             ) from exc
         finally:
             try:
@@ -464,11 +471,17 @@ def _run(
     what: str,
     stdout: int | IO[bytes],
     stdin: int | IO[bytes] | None = None,
+    fds: tuple[int, ...] = (),
 ) -> None:
     """Run a client tool; BackupError with its last stderr line (scrubbed) when it fails."""
     try:
-        done = subprocess.run(
-            list(args), stdin=stdin, stdout=stdout, stderr=subprocess.PIPE, check=False
+        done = client_programs.run(
+            args,
+            secrets=url.secrets,
+            stdin=stdin,
+            stdout=stdout,
+            stderr=subprocess.PIPE,
+            pass_fds=fds,
         )
     except OSError as exc:
         raise BackupError(f"{what} could not start: {exc.strerror or exc}") from exc

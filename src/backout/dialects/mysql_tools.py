@@ -5,9 +5,10 @@ them into a new database. Looked for, in order: ``$BACKOUT_MYSQL_BIN`` when it i
 there), else ``PATH``. For a MariaDB server the MariaDB names are preferred, for MySQL the MySQL
 ones (MySQL 8's mysqldump asks a MariaDB server for column statistics it does not have).
 
-The password never appears on a command line (where ``ps`` shows it): it goes into a temporary
-option file, mode 0600 in a 0700 folder, passed with ``--defaults-extra-file`` and removed
-afterwards.
+The password never appears on a command line (where ``ps`` shows it), nor in a named file: it
+goes into an option file that exists only as a descriptor the tool inherits
+(:func:`backout.dialects.client_programs.secret_file`), passed with
+``--defaults-extra-file=/dev/fd/N``, so a kill -9 leaves no copy of it anywhere.
 """
 
 from __future__ import annotations
@@ -18,12 +19,14 @@ import re
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from backout.dialects.client_programs import secret_file
 from backout.errors import ToolMissing
 from backout.urls import DatabaseURL
 
@@ -115,23 +118,59 @@ def _option_value(value: str) -> str:
     return f'"{escaped}"'
 
 
-@contextmanager
-def client_options(url: DatabaseURL) -> Iterator[list[str]]:
-    """Command-line options reaching ``url``'s server, the password in a 0600 option file.
+@dataclass(frozen=True)
+class ClientOptions:
+    """How a tool reaches the server: its first options, and the descriptors it inherits."""
 
-    ``--defaults-extra-file`` must be a tool's first option: the list starts with it.
+    #: ``--defaults-extra-file=/dev/fd/N`` first (it must be a tool's first option), then host,
+    #: port, user: never the password
+    args: list[str]
+    #: pass these to the child (``pass_fds``): the option file holding the password
+    fds: tuple[int, ...]
+
+
+#: earlier versions wrote the password into ``<tmp>/backout-mysql-*/client.cnf``, which a kill
+#: -9 left behind; such a folder older than this is certainly no longer read (the tools read
+#: their option files when they start)
+_LEGACY_AGE_S: Final = 60.0
+
+
+def sweep_legacy_option_files(folder: Path | None = None) -> list[Path]:
+    """Remove option files earlier versions left in the temporary folder; the folders removed.
+
+    Only this user's ``backout-mysql-*`` folders (mode 0700, as they were made) older than a
+    minute, holding nothing but ``client.cnf``.
     """
-    folder = Path(tempfile.mkdtemp(prefix="backout-mysql-"))
-    try:
-        os.chmod(folder, 0o700)
-        options = folder / "client.cnf"
-        lines = ["[client]"]
-        if url.password:
-            lines.append(f"password={_option_value(url.password)}")
-        handle = os.open(options, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write("\n".join(lines) + "\n")
-        args = [f"--defaults-extra-file={options}"]
+    base = folder or Path(tempfile.gettempdir())
+    removed = []
+    for candidate in base.glob("backout-mysql-*"):
+        try:
+            info = candidate.lstat()
+            if (
+                not candidate.is_dir()
+                or candidate.is_symlink()
+                or info.st_uid != os.geteuid()
+                or time.time() - info.st_mtime < _LEGACY_AGE_S
+                or {p.name for p in candidate.iterdir()} - {"client.cnf"}
+            ):
+                continue
+            (candidate / "client.cnf").unlink(missing_ok=True)
+            candidate.rmdir()
+            removed.append(candidate)
+        except OSError:
+            continue  # another run swept it first, or it is not ours to touch
+    return removed
+
+
+@contextmanager
+def client_options(url: DatabaseURL) -> Iterator[ClientOptions]:
+    """Options reaching ``url``'s server, the password in an inherited, unnamed option file."""
+    sweep_legacy_option_files()
+    lines = ["[client]"]
+    if url.password:
+        lines.append(f"password={_option_value(url.password)}")
+    with secret_file("\n".join(lines) + "\n") as (path, fd):
+        args = [f"--defaults-extra-file={path}"]
         socket = dict(url.params).get("socket") or dict(url.params).get("unix_socket")
         if socket:
             args.append(f"--socket={socket}")
@@ -141,6 +180,4 @@ def client_options(url: DatabaseURL) -> Iterator[list[str]]:
             args.append("--protocol=TCP")
         if url.user:
             args.append(f"--user={url.user}")
-        yield args
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+        yield ClientOptions(args, (fd,))

@@ -37,10 +37,11 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, ClassVar, Final
-from urllib.parse import urlencode, urlsplit, urlunsplit
 
+from backout.dialects import client_programs
 from backout.dialects.backup_base import BackupEngine, DumpResult, Progress, RestoreRequest
 from backout.dialects.base import Actor, Session
+from backout.dialects.pg_tools import libpq_target
 from backout.errors import BackupError, DatabaseError, LockError, ToolMissing
 from backout.schema import SchemaSnapshot, qualified_name
 from backout.urls import DatabaseURL, scrub
@@ -185,28 +186,11 @@ def tool_for_archive(path: Path) -> PgTools:
 # Connecting the tools
 
 
-def libpq_target(url: DatabaseURL) -> tuple[str, dict[str, str]]:
-    """A libpq connection string without the password, and the environment carrying it."""
-    from psycopg.conninfo import conninfo_to_dict, make_conninfo
-
-    parts = urlsplit(url.raw)
-    base = urlunsplit(("postgresql", parts.netloc, parts.path, urlencode(url.params), ""))
-    params = conninfo_to_dict(base)
-    password = params.pop("password", None)
-    env = dict(os.environ)
-    if password:
-        env["PGPASSWORD"] = str(password)
-    env.setdefault("PGCONNECT_TIMEOUT", "10")
-    return make_conninfo("", **params), env
-
-
 def _run(
     args: Sequence[str | Path], *, url: DatabaseURL, env: Mapping[str, str], what: str, **kw: Any
 ) -> subprocess.CompletedProcess[bytes]:
     try:
-        done = subprocess.run(
-            [str(a) for a in args], env=dict(env), stderr=subprocess.PIPE, check=False, **kw
-        )
+        done = client_programs.run(args, secrets=url.secrets, env=env, stderr=subprocess.PIPE, **kw)
     except OSError as exc:
         raise BackupError(f"cannot run {args[0]}: {exc.strerror or exc}") from exc
     if done.returncode != 0:
@@ -677,7 +661,7 @@ class PostgresBackupEngine(BackupEngine):
             listing.write_text("".join(f"{e.id};\n" for e in entries), encoding="ascii")
             errors = Path(scratch) / "stderr"
             with errors.open("wb") as err:
-                process = subprocess.Popen(
+                process = client_programs.start(
                     [
                         str(tools.restore),
                         "--file=-",
@@ -685,6 +669,7 @@ class PostgresBackupEngine(BackupEngine):
                         *options,
                         str(path),
                     ],
+                    secrets=session.url.secrets,
                     stdout=subprocess.PIPE,
                     stderr=err,
                 )

@@ -11,9 +11,7 @@ a rollback writes to them by design. With ``ignore_column_order`` the column lin
 
 from __future__ import annotations
 
-import subprocess
-
-from backout.dialects import pg_tools
+from backout.dialects import client_programs, pg_tools
 from backout.errors import DatabaseError
 from backout.urls import DatabaseURL, scrub
 
@@ -59,7 +57,7 @@ def schema_dump(
         "--exclude-table=*._prisma_migrations",
         conninfo,
     ]
-    done = subprocess.run(args, capture_output=True, env=env, check=False)
+    done = client_programs.run(args, secrets=url.secrets, capture_output=True, env=env)
     if done.returncode != 0:
         detail = done.stderr.decode("utf-8", "replace").strip().splitlines()
         raise DatabaseError(

@@ -2,7 +2,8 @@
 
 pg_dump refuses to dump a server newer than itself, so the tool's major version must be at
 least the server's. Looked for, in order: ``$BACKOUT_PG_BIN``, ``PATH``, and Debian/Ubuntu's
-``/usr/lib/postgresql/<major>/bin``. Passwords go through ``PGPASSWORD``, never the command line.
+``/usr/lib/postgresql/<major>/bin``. Passwords go through ``PGPASSWORD``, never the command line
+(:func:`libpq_target`; every launch goes through :mod:`backout.dialects.client_programs`).
 """
 
 from __future__ import annotations
@@ -83,22 +84,23 @@ def find_tool(name: str, server_major: int) -> PgTool:
 
 
 def libpq_target(url: DatabaseURL) -> tuple[str, dict[str, str]]:
-    """A connection string without the password, and the environment carrying it."""
-    parts = urlsplit(url.raw)
-    netloc = parts.hostname or ""
-    if ":" in netloc:
-        netloc = f"[{netloc}]"
-    if parts.port:
-        netloc += f":{parts.port}"
-    if url.user:
-        from urllib.parse import quote
+    """A libpq connection string holding no password, and the environment carrying it.
 
-        netloc = f"{quote(url.user, safe='')}@{netloc}"
-    conninfo = urlunsplit(("postgresql", netloc, parts.path, urlencode(url.params), ""))
+    The one place a PostgreSQL client program's target is built: a password given in the
+    URL's user-info or as ``?password=`` goes into ``PGPASSWORD``, never the command line.
+    """
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    parts = urlsplit(url.raw)
+    base = urlunsplit(("postgresql", parts.netloc, parts.path, urlencode(url.params), ""))
+    params = conninfo_to_dict(base)
+    password = params.pop("password", None)
     env = dict(os.environ)
-    if url.password:
-        env["PGPASSWORD"] = url.password
-    return conninfo, env
+    env.pop("PGPASSWORD", None)
+    if password:
+        env["PGPASSWORD"] = str(password)
+    env.setdefault("PGCONNECT_TIMEOUT", "10")
+    return make_conninfo("", **params), env
 
 
 def strip_restrict(text: str) -> str:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import subprocess
-import uuid
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
+from backout.dialects import scratch_names
 from backout.dialects.base import (
     Actor,
     CommitNeeded,
@@ -21,7 +21,7 @@ from backout.dialects.base import (
     RunLock,
     Session,
 )
-from backout.errors import DatabaseError, DatabaseUnavailable, LockError, ProjectError
+from backout.errors import DatabaseError, DatabaseUnavailable, LockHeld, ProjectError
 from backout.schema import SchemaSnapshot, TableInfo, TableStats
 from backout.script import Statement
 from backout.urls import DatabaseURL, scrub
@@ -355,10 +355,11 @@ class PostgresDialect(Dialect):
             if not got:
                 holder = self._holder(session, key)
                 lock.release()
-                raise LockError(
+                raise LockHeld(
                     f"the {owner} run lock (advisory lock {key}) on {session.url.masked()} "
                     f"is held by {holder}",
-                    hint="wait for that run to finish; backout never waits for or breaks a lock",
+                    hint="wait for that run to finish, or wait longer with --lock-wait DURATION; "
+                    "backout never breaks a lock",
                 )
             lock.keys.append(key)
         if prisma_compatible:
@@ -375,10 +376,11 @@ class PostgresDialect(Dialect):
             keys.append((PRISMA_LOCK_KEY, "Prisma Migrate"))
         for key, owner in keys:
             if session.query(_HOLDER_SQL, ((key >> 32) & 0xFFFFFFFF, key & 0xFFFFFFFF)):
-                raise LockError(
+                raise LockHeld(
                     f"the {owner} run lock (advisory lock {key}) on {session.url.masked()} "
                     f"is held by {self._holder(session, key)}",
-                    hint="wait for that run to finish; backout never waits for or breaks a lock",
+                    hint="wait for that run to finish, or wait longer with --lock-wait DURATION; "
+                    "backout never breaks a lock",
                 )
 
     def _holder(self, session: Session, key: int) -> str:
@@ -486,12 +488,18 @@ class PostgresDialect(Dialect):
 
     @contextmanager
     def scratch(
-        self, url: DatabaseURL, shadow: DatabaseURL | None, actor: Actor
+        self,
+        url: DatabaseURL,
+        shadow: DatabaseURL | None,
+        actor: Actor,
+        *,
+        prefix: str = scratch_names.DEFAULT_PREFIX,
     ) -> Iterator[DatabaseURL]:
         server = shadow or url
-        name = f"backout_scratch_{uuid.uuid4().hex[:12]}"
+        name = scratch_names.new_name(prefix)
         admin = self.connect(server, actor=actor)
         try:
+            self._sweep_scratch(admin, prefix)
             admin.execute(f"CREATE DATABASE {self.quote(name)}")
         except DatabaseError as exc:
             raise DatabaseError(
@@ -511,10 +519,24 @@ class PostgresDialect(Dialect):
             finally:
                 admin.close()
 
+    def _sweep_scratch(self, admin: Session, prefix: str) -> None:
+        """Drop the scratch databases killed runs left (see :mod:`scratch_names`)."""
+        pattern = prefix.replace("_", "\\_") + "%"
+        rows = admin.query(
+            "SELECT d.datname, (SELECT count(*) FROM pg_stat_activity a "
+            "WHERE a.datname = d.datname) FROM pg_database d WHERE d.datname LIKE %s",
+            (pattern,),
+        )
+        scratch_names.sweep(
+            ((str(name), int(count)) for name, count in rows),
+            lambda name: admin.execute(f"DROP DATABASE IF EXISTS {self.quote(name)} WITH (FORCE)"),
+            prefix,
+        )
+
     def copy_database(
         self, source: DatabaseURL, target: DatabaseURL, actor: Actor, *, data: bool
     ) -> None:
-        from backout.dialects import pg_tools
+        from backout.dialects import client_programs, pg_tools
 
         with self.connect(source, actor=actor) as session:
             major = self.server_major(session)
@@ -525,16 +547,20 @@ class PostgresDialect(Dialect):
         args = [dump.path, "--format=custom", "--no-owner", "--no-acl", source_info]
         if not data:
             args.insert(1, "--schema-only")
-        with subprocess.Popen(
-            args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=source_env
+        with client_programs.start(
+            args,
+            secrets=source.secrets,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=source_env,
         ) as dumper:
             assert dumper.stdout is not None
-            restored = subprocess.run(
+            restored = client_programs.run(
                 [restore.path, "--no-owner", "--no-acl", "--exit-on-error", "-d", target_info],
+                secrets=target.secrets,
                 stdin=dumper.stdout,
                 capture_output=True,
                 env=target_env,
-                check=False,
             )
             dumper.stdout.close()
             dump_err = dumper.stderr.read() if dumper.stderr else b""

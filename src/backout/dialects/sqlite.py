@@ -39,7 +39,7 @@ from backout.dialects.base import (
     Session,
     TxControl,
 )
-from backout.errors import DatabaseError, DatabaseUnavailable, LockError, ProjectError
+from backout.errors import DatabaseError, DatabaseUnavailable, LockError, LockHeld, ProjectError
 from backout.schema import SchemaSnapshot, TableStats
 from backout.script import Statement
 from backout.urls import DatabaseURL
@@ -462,8 +462,14 @@ class SqliteDialect(Dialect):
 
     @contextmanager
     def scratch(
-        self, url: DatabaseURL, shadow: DatabaseURL | None, actor: Actor
+        self,
+        url: DatabaseURL,
+        shadow: DatabaseURL | None,
+        actor: Actor,
+        *,
+        prefix: str = "backout_scratch_",
     ) -> Iterator[DatabaseURL]:
+        # A temporary folder: the operating system's own clean-up owns what a kill leaves.
         folder = Path(tempfile.mkdtemp(prefix="backout-scratch-"))
         try:
             yield url.with_path(folder / "scratch.db")
@@ -585,9 +591,10 @@ def _refuse_held(handle: int, url: DatabaseURL) -> NoReturn:
         holder = _read_holder(handle)
     finally:
         os.close(handle)
-    raise LockError(
+    raise LockHeld(
         f"the backout run lock on {url.masked()} is held by {holder}",
-        hint="wait for that run to finish; backout never waits for or breaks a lock",
+        hint="wait for that run to finish, or wait longer with --lock-wait DURATION; "
+        "backout never breaks a lock",
     )
 
 

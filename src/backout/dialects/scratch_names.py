@@ -1,0 +1,108 @@
+"""Names of scratch databases, and telling an abandoned one from one in use.
+
+A scratch database (a rehearsal's copy, ``plan``'s simulation, ``check``'s replay) is named
+``<prefix><host>_<pid>_<start>_<random>``: the prefix (``scratch_prefix`` in backout.toml,
+default ``backout_scratch_``), 8 hex digits of the sha256 of the host name, the owning process
+id, its creation time (Unix seconds) and 6 random hex digits. A run that is killed cannot drop
+its scratch database; the next run that creates one on the same server first drops those that
+are certainly abandoned:
+
+- created on this host by a process that no longer exists, and no session is connected to it
+  (the connection check guards against two machines sharing a host name); or
+- older than :data:`MAX_AGE_S` (a day: no rehearsal runs that long), wherever it came from.
+
+Anything else, including names of other tools and of older backout versions (which held no
+owner), is left alone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import socket
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Final
+
+from backout.errors import ConfigError
+
+DEFAULT_PREFIX: Final = "backout_scratch_"
+#: a scratch database older than this is abandoned whoever created it
+MAX_AGE_S: Final = 24 * 3600
+_PREFIX: Final = re.compile(r"[a-z][a-z0-9_]{0,23}")
+
+
+def check_prefix(prefix: str, where: str) -> str:
+    """The prefix if it is safe in every database's names; ConfigError otherwise."""
+    if not _PREFIX.fullmatch(prefix):
+        raise ConfigError(
+            f"{where}: scratch_prefix must be 1-24 characters: lowercase letters, digits and "
+            f"'_', starting with a letter (got {prefix!r})"
+        )
+    return prefix
+
+
+def _host_tag() -> str:
+    return hashlib.sha256(socket.gethostname().encode("utf-8")).hexdigest()[:8]
+
+
+def new_name(prefix: str = DEFAULT_PREFIX) -> str:
+    """A fresh scratch database name owned by this process on this host."""
+    return f"{prefix}{_host_tag()}_{os.getpid()}_{int(time.time())}_{uuid.uuid4().hex[:6]}"
+
+
+@dataclass(frozen=True)
+class ScratchOwner:
+    """What a scratch database's name says about who created it, and when."""
+
+    host: str
+    pid: int
+    created: int
+
+
+def owner_of(name: str, prefix: str = DEFAULT_PREFIX) -> ScratchOwner | None:
+    """The owner a name records (None: not a name :func:`new_name` makes)."""
+    match = re.fullmatch(
+        re.escape(prefix) + r"([0-9a-f]{8})_(\d{1,10})_(\d{9,11})_[0-9a-f]{6}", name
+    )
+    if match is None:
+        return None
+    return ScratchOwner(match[1], int(match[2]), int(match[3]))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, owned by someone else
+    return True
+
+
+def abandoned(name: str, connections: int, prefix: str = DEFAULT_PREFIX) -> bool:
+    """True only when the database ``name`` is certainly abandoned (see the module docstring).
+
+    ``connections``: sessions connected to it now.
+    """
+    owner = owner_of(name, prefix)
+    if owner is None:
+        return False
+    if time.time() - owner.created > MAX_AGE_S:
+        return True
+    return owner.host == _host_tag() and not _alive(owner.pid) and connections == 0
+
+
+def sweep(
+    found: Iterable[tuple[str, int]], drop: Callable[[str], object], prefix: str = DEFAULT_PREFIX
+) -> list[str]:
+    """Drop the abandoned ones of ``found`` (name, connections); the names dropped."""
+    dropped = []
+    for name, connections in found:
+        if abandoned(name, connections, prefix):
+            drop(name)
+            dropped.append(name)
+    return dropped

@@ -1,0 +1,66 @@
+"""Scratch database names: who made one, and when one is certainly abandoned (issue 12)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from backout.dialects import scratch_names
+from backout.errors import ConfigError
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_a_new_name_records_this_host_this_process_and_now() -> None:
+    name = scratch_names.new_name("team_a_")
+    owner = scratch_names.owner_of(name, "team_a_")
+    assert owner is not None
+    assert owner.host == scratch_names._host_tag()
+    assert owner.pid == os.getpid()
+    assert abs(owner.created - time.time()) < 5
+    assert len(name) <= 63  # PostgreSQL's limit (MySQL's is 64)
+    assert scratch_names.owner_of(name, "team_b_") is None
+
+
+@pytest.mark.parametrize(
+    ("case", "abandoned"),
+    [
+        ("dead pid here", True),
+        ("dead pid here, connected", False),
+        ("live pid here", False),
+        ("other host", False),
+        ("other host, two days old", True),
+        ("old-style name", False),
+        ("another prefix", False),
+    ],
+)
+def test_only_certainly_abandoned_ones_are_swept(case: str, abandoned: bool) -> None:
+    here = scratch_names._host_tag()
+    now = int(time.time())
+    names = {
+        "dead pid here": (f"backout_scratch_{here}_{_dead_pid()}_{now}_abcdef", 0),
+        "dead pid here, connected": (f"backout_scratch_{here}_{_dead_pid()}_{now}_abcdef", 1),
+        "live pid here": (f"backout_scratch_{here}_{os.getpid()}_{now}_abcdef", 0),
+        "other host": (f"backout_scratch_0badc0de_{_dead_pid()}_{now}_abcdef", 0),
+        "other host, two days old": (f"backout_scratch_0badc0de_1_{now - 172800}_abcdef", 3),
+        "old-style name": ("backout_scratch_0123456789ab", 0),
+        "another prefix": (f"other_scratch_{here}_{_dead_pid()}_{now}_abcdef", 0),
+    }
+    name, connections = names[case]
+    dropped: list[str] = []
+    assert scratch_names.sweep([(name, connections)], dropped.append) == dropped
+    assert (dropped == [name]) is abandoned
+
+
+@pytest.mark.parametrize("prefix", ["", "Bad", "a-b_", "x" * 25, "1abc_", "a b"])
+def test_a_bad_prefix_is_refused(prefix: str) -> None:
+    with pytest.raises(ConfigError, match="scratch_prefix"):
+        scratch_names.check_prefix(prefix, "backout.toml")
