@@ -283,6 +283,28 @@ class BackupCatalog:
                 hint="free some space, or set backup_dir in backout.toml",
             )
 
+    def check_writable(self) -> None:
+        """:meth:`prepare`'s checks without creating the folder: BackupError naming it when a
+        backup could not be written there (used to refuse before any side effect)."""
+        existing = self.folder
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        if not existing.is_dir():
+            raise BackupError(
+                f"the backup folder {self.folder} is not writable: {existing} is not a folder",
+                hint="fix the path, or set backup_dir in backout.toml",
+            )
+        probe = existing / f".write-test-{os.getpid()}"
+        try:
+            handle = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            os.close(handle)
+            probe.unlink()
+        except OSError as exc:
+            raise BackupError(
+                f"the backup folder {self.folder} is not writable: {exc.strerror or exc}",
+                hint="fix its permissions, or set backup_dir in backout.toml",
+            ) from exc
+
     def new_id(self, kind: str, label: str, when: dt.datetime) -> str:
         """A fresh id: UTC time, kind and database name (never a user name or password)."""
         stamp = when.astimezone(dt.UTC).strftime("%Y%m%dT%H%M%SZ")

@@ -103,7 +103,9 @@ def test_failure_in_second_script_undoes_the_first(tmp_path: Path, url: str) -> 
     )
     assert run(["up"], project=project, url=url).exit_code == 0
     before = db_state(url)
-    result = run(["rollback", "--steps", "2", *NOBACKUP], project=project, url=url)
+    # Past the simulation's refusal (its own test: test_refuse_first.py), to the real failure.
+    args = ["rollback", "--steps", "2", "--ignore-simulation-failure", *NOBACKUP]
+    result = run(args, project=project, url=url)
     assert result.exit_code == 4
     assert "migrations/002_posts.down.sql:2: statement 1 failed" in result.stderr
     after = db_state(url)

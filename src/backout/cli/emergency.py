@@ -29,6 +29,12 @@ _MARK = {"ok": "✓", "failed": "✗", "skipped": "–", "dry-run": "·", "pendi
     help="Proceed although a declared risk understates the computed one.",
 )
 @click.option(
+    "--ignore-simulation-failure",
+    "ignore_simulation",
+    is_flag=True,
+    help="Proceed although the rollback failed on a schema-only copy of the database.",
+)
+@click.option(
     "--incidents",
     "incidents_dir",
     type=click.Path(file_okay=False, path_type=Path),
@@ -41,6 +47,7 @@ def emergency(
     dry_run: bool,
     yes: bool,
     accept_data_loss: bool,
+    ignore_simulation: bool,
     incidents_dir: Path | None,
     url: str | None,
     project: Path | None,
@@ -81,6 +88,7 @@ def emergency(
         confirm=confirm,
         progress=progress,
         incidents_dir=incidents_dir,
+        ignore_simulation=ignore_simulation,
     )
     if dry_run and result.rollback is not None and result.rollback.transcript:
         click.echo("\nThe rollback would run:\n" + "\n".join(result.rollback.transcript))

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import click
 
 from backout.cli import main
-from backout.cli.common import F, build_config, handle_errors, project_options
+from backout.cli.common import F, build_config, fail, handle_errors, project_options
 
 if TYPE_CHECKING:
     from backout.api import PartialRequest, PlanView
@@ -110,8 +110,9 @@ def plan(
 ) -> None:
     """Show what a rollback would do: scripts, computed impact and risk, checks, backup.
 
-    Changes nothing. Exits 1 when a `require` check does not hold now, or when a script's
-    declared risk understates the computed one.
+    Changes nothing. Exits 1 (saying why on stderr) when a `require` check does not hold now,
+    when a script's declared risk understates the computed one, or when a script fails on the
+    schema-only copy.
     """
     from backout import api
     from backout.cli import render_plan
@@ -139,8 +140,31 @@ def plan(
         click.echo(plan_markdown(view), nl=False)
     else:
         render_plan.plan(view)
-    if view.requires_fail or view.impact.understated:
-        sys.exit(1)
+    reasons = plan_refusals(view)
+    if reasons:
+        # The table may be cut on a narrow terminal, and JSON is for machines: the reason a
+        # plan fails is always one line on stderr.
+        fail("; ".join(reasons), "nothing was changed; read the plan above", 1)
+
+
+def plan_refusals(view: PlanView) -> list[str]:
+    """Why ``plan`` exits 1: what the rollback would refuse, one line each."""
+    from backout.errors import BackoutError
+    from backout.rollback import refuse_failed_simulation, refuse_understated
+
+    reasons = [
+        f"{check.script}:{check.line}: require does not hold now: {check.sql}"
+        for check in view.requires_fail
+    ]
+    try:
+        refuse_understated(view, accept_data_loss=False)
+    except BackoutError as exc:
+        reasons.append(str(exc))
+    try:
+        refuse_failed_simulation(view, ignore=False)
+    except BackoutError as exc:
+        reasons.append(str(exc))
+    return reasons
 
 
 @main.command()
@@ -152,6 +176,13 @@ def plan(
     "accept_data_loss",
     is_flag=True,
     help="Needed with --backup none, and when a declared risk understates the computed one.",
+)
+@click.option(
+    "--ignore-simulation-failure",
+    "ignore_simulation",
+    is_flag=True,
+    help="Run the rollback although it failed on a schema-only copy of the database "
+    "(a backup is still taken first).",
 )
 @click.option(
     "--resume",
@@ -178,6 +209,7 @@ def rollback(
     yes: bool,
     backup_mode: str,
     accept_data_loss: bool,
+    ignore_simulation: bool,
     exact: bool,
     simulate: bool,
     lock_timeout: str | None,
@@ -249,6 +281,7 @@ def rollback(
         exact=exact,
         simulate=simulate,
         partial=_partial(migration_id, partial, params),
+        ignore_simulation=ignore_simulation,
     )
     if result.view.plan.empty:
         click.echo(f"Nothing to roll back: {result.view.plan.target} is the latest applied.")
