@@ -4,8 +4,8 @@ objects, and never print or exit; the CLI renders what they return."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,6 +16,7 @@ from backout import scaffold
 from backout.config import Config
 from backout.errors import UsageError
 from backout.history import Event
+from backout.residue import Residue, failed_residue
 from backout.status import StatusReport, compute_status
 from backout.workspace import Workspace
 
@@ -42,6 +43,8 @@ class StatusResult:
     workspace: Workspace
     report: StatusReport
     database_exists: bool
+    #: per failed migration id: what of it remains in the database (see backout.residue)
+    residues: Mapping[str, Residue] = field(default_factory=dict)
 
 
 def init(config: Config, *, layout: str | None = None, force: bool = False) -> InitResult:
@@ -62,7 +65,12 @@ def status(config: Config) -> StatusResult:
         return StatusResult(workspace=ws, report=report, database_exists=False)
     with ws.session(create=False) as session:
         report = ws.read_status(session)
-    return StatusResult(workspace=ws, report=report, database_exists=True)
+        residues = {}
+        for entry in report.failed:
+            residue = failed_residue(ws, session, entry)
+            if residue is not None:
+                residues[entry.id] = residue
+    return StatusResult(workspace=ws, report=report, database_exists=True, residues=residues)
 
 
 def up(
@@ -133,6 +141,7 @@ def rollback(
     exact: bool = False,
     simulate: bool = True,
     partial: PartialRequest | None = None,
+    ignore_simulation: bool = False,
 ) -> RollbackResult:
     """Roll back migrations: verified backup, run lock, one transaction, history, hooks."""
     ws = Workspace.open(config)
@@ -149,6 +158,7 @@ def rollback(
         exact=exact,
         simulate=simulate,
         partial=partial,
+        ignore_simulation=ignore_simulation,
     )
 
 
@@ -247,6 +257,7 @@ def emergency(
     confirm: Callable[[PlanView], bool] | None = None,
     progress: Callable[[StepRecord], None] | None = None,
     incidents_dir: Path | None = None,
+    ignore_simulation: bool = False,
 ) -> EmergencyResult:
     """The emergency procedure: stop_app, full backup, rollback, deploy_previous, checks."""
     from backout import emergency as _emergency
@@ -260,6 +271,7 @@ def emergency(
         confirm=confirm,
         progress=progress,
         incidents_dir=incidents_dir,
+        ignore_simulation=ignore_simulation,
     )
 
 

@@ -81,6 +81,7 @@ def status(as_json: bool, url: str | None, project: Path | None, config_file: Pa
                 database_source=config.url_source,
                 history_table=ws.ledger.name,
                 database_exists=result.database_exists,
+                residues=result.residues,
             )
         )
     else:

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 
     from backout.api import StatusResult
     from backout.recovery import RecoveryPlan, RecoveryResult
+    from backout.residue import Residue
 
 
 def console(*, err: bool = False) -> Console:
@@ -76,6 +77,7 @@ _STATE_STYLE = {
     "pending": "yellow",
     "failed": "bold red",
     "rolled_back": "cyan",
+    "applying": "bold yellow",
 }
 
 
@@ -175,11 +177,13 @@ def _status_notes(result: StatusResult) -> None:
                 markup=False,
             )
         else:
-            out.print(
-                "  Its transaction was rolled back: no change of it remains. Fix the script, "
-                f"then `backout resolve {entry.id} --rolled-back` and `backout up`.",
-                markup=False,
-            )
+            for line in _residue_lines(entry.id, result.residues.get(entry.id)):
+                out.print("  " + line, markup=False)
+    for entry in report.applying:
+        out.print(
+            Text.assemble(("being applied: ", "bold yellow"), f"{entry.id}: {entry.applying_by}."),
+            soft_wrap=True,  # the holder is one value: never cut into lines
+        )
     for entry in report.edited:
         assert entry.migration is not None
         out.print(
@@ -196,6 +200,47 @@ def _status_notes(result: StatusResult) -> None:
             "[yellow]out of order:[/] some pending migrations are older than applied ones; "
             "`up` applies them in file order."
         )
+
+
+def _residue_lines(migration: str, residue: Residue | None) -> list[str]:
+    """What remains of a failed migration, and the way out, as lines for ``status``."""
+    resolve = f"`backout resolve {migration} --rolled-back` and `backout up`"
+    if residue is not None and residue.rolled_back_by_backout:
+        return [
+            "backout ran it in one transaction and rolled that back: no change of it remains. "
+            f"Fix the script, then {resolve}."
+        ]
+    if residue is None or residue.unknown_reason or not residue.statements:
+        why = f" ({residue.unknown_reason})" if residue and residue.unknown_reason else ""
+        return [
+            "backout did not record this failure, so it cannot know which of its statements "
+            f"remain applied{why}. Compare the database with the migration (`backout check` "
+            f"shows drift); undo what remains, then {resolve}."
+        ]
+    if residue.nothing_remains:
+        return [
+            f"None of the schema changes of {residue.file} is in the database. Fix the "
+            f"script, then {resolve}."
+        ]
+    lines = [
+        f"backout did not record this failure (its writer may leave earlier statements "
+        f"applied); {residue.file} compared with the database now:"
+    ]
+    for statement in residue.statements:
+        seen = "; ".join(
+            [f"{x} present" for x in statement.present] + [f"{x} absent" for x in statement.absent]
+        )
+        verdict = (
+            "cannot tell (it changes nothing backout can look up: check by hand)"
+            if statement.verdict == "unknown"
+            else statement.verdict + (f" ({seen})" if seen else "")
+        )
+        lines.append(f"  line {statement.line}: {statement.excerpt}: {verdict}")
+    lines.append(
+        "Undo what is applied (or finish the rest and `backout resolve "
+        f"{migration} --applied`), then {resolve}."
+    )
+    return lines
 
 
 def _interrupted_note(entry: Any) -> None:
