@@ -17,6 +17,7 @@ from backout.config import Config
 from backout.errors import UsageError
 from backout.history import Event
 from backout.residue import Residue, failed_residue
+from backout.runner import broken_scripts
 from backout.status import StatusReport, compute_status
 from backout.workspace import Workspace
 
@@ -45,6 +46,13 @@ class StatusResult:
     database_exists: bool
     #: per failed migration id: what of it remains in the database (see backout.residue)
     residues: Mapping[str, Residue] = field(default_factory=dict)
+    #: rollback and partial scripts ``rollback`` would refuse: display path → the error
+    broken: Mapping[str, str] = field(default_factory=dict)
+
+    def problems(self) -> bool:
+        """Something needs a person's attention: the history's problems, or a rollback
+        script that would not run."""
+        return self.report.problems() or bool(self.broken)
 
 
 def init(config: Config, *, layout: str | None = None, force: bool = False) -> InitResult:
@@ -60,9 +68,18 @@ def new(config: Config, name: str) -> NewResult:
 def status(config: Config) -> StatusResult:
     """Read every migration's state; changes nothing (a missing SQLite file is not created)."""
     ws = Workspace.open(config)
+    # The same parser and checks `rollback` runs first: a broken script shows now, not then.
+    broken = broken_scripts(
+        ws.dialect,
+        [
+            script
+            for m in ws.project.migrations
+            for script in ([m.down] if m.down is not None else []) + [s for _, s in m.partials]
+        ],
+    )
     if not ws.database_exists():
         report = compute_status(ws.project, [], ledger_exists=False)
-        return StatusResult(workspace=ws, report=report, database_exists=False)
+        return StatusResult(workspace=ws, report=report, database_exists=False, broken=broken)
     with ws.session(create=False) as session:
         report = ws.read_status(session)
         residues = {}
@@ -70,7 +87,9 @@ def status(config: Config) -> StatusResult:
             residue = failed_residue(ws, session, entry)
             if residue is not None:
                 residues[entry.id] = residue
-    return StatusResult(workspace=ws, report=report, database_exists=True, residues=residues)
+    return StatusResult(
+        workspace=ws, report=report, database_exists=True, residues=residues, broken=broken
+    )
 
 
 def up(

@@ -79,9 +79,18 @@ def residue_json(residue: Residue | None) -> dict[str, Any] | None:
     }
 
 
-def status_entry_json(entry: MigrationStatus, residue: Residue | None = None) -> dict[str, Any]:
-    """One migration in ``status --json``."""
+def status_entry_json(
+    entry: MigrationStatus,
+    residue: Residue | None = None,
+    broken: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """One migration in ``status --json``; a broken rollback or partial carries its error."""
     migration = entry.migration
+    known_broken = broken or {}
+
+    def with_error(document: dict[str, Any]) -> dict[str, Any]:
+        return {**document, "error": known_broken.get(document["file"])}
+
     return {
         "applying_by": entry.applying_by,
         "remains": residue_json(residue),
@@ -99,8 +108,10 @@ def status_entry_json(entry: MigrationStatus, residue: Residue | None = None) ->
         "failed_statements_applied": entry.failed_steps,
         "interrupted": entry.interrupted.to_dict() if entry.interrupted else None,
         "file": migration.up.display if migration else None,
-        "rollback": script_json(migration.down) if migration and migration.down else None,
-        "partials": partials_json(migration) if migration else [],
+        "rollback": with_error(script_json(migration.down))
+        if migration and migration.down
+        else None,
+        "partials": [with_error(p) for p in partials_json(migration)] if migration else [],
     }
 
 
@@ -113,10 +124,12 @@ def status_json(
     history_table: str,
     database_exists: bool,
     residues: Mapping[str, Residue] | None = None,
+    broken: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """The ``status --json`` document."""
     entries = report.entries
     residues = residues or {}
+    broken = broken or {}
     return {
         "format": JSON_FORMAT,
         "layout": layout,
@@ -124,7 +137,7 @@ def status_json(
         "database_source": database_source,
         "database_exists": database_exists,
         "history_table": history_table,
-        "migrations": [status_entry_json(e, residues.get(e.id)) for e in entries],
+        "migrations": [status_entry_json(e, residues.get(e.id), broken) for e in entries],
         "summary": {
             "applied": len(report.applied),
             "pending": len(report.by_state(State.PENDING)),
@@ -134,6 +147,7 @@ def status_json(
             "interrupted": len(report.interrupted),
             "edited": len(report.edited),
             "missing_from_disk": len(report.missing),
+            "broken_scripts": len(broken),
             "without_rollback": sum(
                 1 for e in entries if e.migration is not None and e.migration.down is None
             ),

@@ -127,6 +127,18 @@ class PreparedScript:
         return self.script.directives.transaction and not self.implicit
 
 
+def broken_scripts(dialect: Dialect, scripts: Sequence[Script]) -> dict[str, str]:
+    """Each script that :func:`prepare` refuses (a syntax error, a statement that cannot run
+    in its transaction), by display path → the one-line error ``rollback`` would give."""
+    broken: dict[str, str] = {}
+    for script in scripts:
+        try:
+            prepare(dialect, script)
+        except ProjectError as exc:
+            broken[script.display] = str(exc)
+    return broken
+
+
 def prepare(dialect: Dialect, script: Script) -> PreparedScript:
     """Split ``script`` and refuse statements that would break its transaction.
 

@@ -63,7 +63,8 @@ def status(as_json: bool, url: str | None, project: Path | None, config_file: Pa
     """Show every migration: applied, pending, failed, rolled back; rollbacks and their risk.
 
     Exits 1 when something needs attention: a failed migration, an applied one edited since,
-    or history whose files are missing.
+    history whose files are missing, or a rollback (or partial) script `rollback` would
+    refuse (a syntax error).
     """
     from backout import api
     from backout.cli import render
@@ -82,11 +83,12 @@ def status(as_json: bool, url: str | None, project: Path | None, config_file: Pa
                 history_table=ws.ledger.name,
                 database_exists=result.database_exists,
                 residues=result.residues,
+                broken=result.broken,
             )
         )
     else:
         render.status(result)
-    if result.report.problems():
+    if result.problems():
         sys.exit(1)
 
 

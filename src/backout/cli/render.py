@@ -125,7 +125,11 @@ def status(result: StatusResult) -> None:
             rollback, risk = ("none", "bold red"), ("", "")
         else:
             declared = migration.down.directives.risk
-            rollback = (migration.down.display, "")
+            rollback = (
+                (migration.down.display + " (broken)", "bold red")
+                if migration.down.display in result.broken
+                else (migration.down.display, "")
+            )
             risk = (declared.name, "") if declared is not None else ("undeclared", "bold red")
         partials = ", ".join(name for name, _ in migration.partials) if migration else ""
         rows.append(
@@ -183,6 +187,11 @@ def _status_notes(result: StatusResult) -> None:
         out.print(
             Text.assemble(("being applied: ", "bold yellow"), f"{entry.id}: {entry.applying_by}."),
             soft_wrap=True,  # the holder is one value: never cut into lines
+        )
+    for error in result.broken.values():
+        out.print(
+            Text.assemble(("broken rollback: ", "bold red"), error, " (`rollback` refuses it)"),
+            soft_wrap=True,
         )
     for entry in report.edited:
         assert entry.migration is not None
