@@ -57,7 +57,7 @@ from backout.errors import (
     UsageError,
 )
 from backout.history import Event
-from backout.schema import SchemaSnapshot, TableInfo, diff_schemas
+from backout.schema import SchemaChange, SchemaSnapshot, TableInfo, diff_schemas
 from backout.urls import DatabaseURL, parse_url, with_params
 
 if TYPE_CHECKING:
@@ -684,6 +684,21 @@ def _table_shape(table: TableInfo, *, constraints_in_place: bool) -> TableInfo:
     return table
 
 
+def restore_action(change: SchemaChange) -> str:
+    """A difference from the current schema to the backup's, as what the restore does to the
+    database: ``re-creates table "Voucher"``, ``drops column "User"."nickname"``.
+
+    The change's own wording ("added"/"removed") is relative to the current schema, which
+    reads backwards to a user who knows what happened since the backup.
+    """
+    marker = {"added": " added", "removed": " removed"}.get(change.kind)
+    if marker is None or marker not in change.detail:
+        return f"changes back {change.detail}"
+    label, _, rest = change.detail.partition(marker)
+    verb = "re-creates" if change.kind == "added" else "drops"
+    return f"{verb} {label}{rest}"
+
+
 def _plan_over(
     ws: Workspace,
     engine: BackupEngine,
@@ -730,7 +745,7 @@ def _plan_over(
         replaces=replaces,
         drops=drops,
         created_empty=tuple(sorted(created_empty)),
-        schema_changes=tuple(c.detail for c in changes.changes),
+        schema_changes=tuple(restore_action(c) for c in changes.changes),
         pre_restore_backup=f"a full backup of the current state (reason: before restore of "
         f"{record.id})",
     )

@@ -30,7 +30,7 @@ def test_broken_rollback_and_partial_show_in_status(tmp_path: Path, url: str) ->
         root,
         {
             "migrations/001_users.down.sql": "-- backout:risk HIGH\nDROP TABLEE users;\n",
-            "migrations/001_users.down.wipe.sql": "-- backout:risk HIGH\nDELETE FROM users WHERE;\n",
+            "migrations/001_users.down.wipe.sql": "-- backout:risk HIGH\nDELETE FROM users WHERE;",
         },
     )
     before = db_state(url)

@@ -206,7 +206,7 @@ def _show_plan(plan: RestorePlan) -> None:
         )
     if plan.schema_changes:
         out.print(
-            f"Undoes {len(plan.schema_changes)} schema change(s) made since:",
+            f"Changes the schema back to the backup's ({len(plan.schema_changes)} change(s)):",
             markup=False,
             soft_wrap=True,
         )
