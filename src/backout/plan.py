@@ -85,8 +85,9 @@ def plan_rollback(
             "or `backout restore`",
         )
     applied = [e for e in report.entries if e.is_applied]
-    if not applied:
-        raise UsageError("nothing to roll back: no migration is applied")
+    if not applied and to is None and steps is None:
+        # Like `up` with nothing pending: the database already is where a rollback goes.
+        return RollbackPlan(steps=(), target=None)
     if to is not None:
         target = project.find(to)
         entry = report.entry(target.key)

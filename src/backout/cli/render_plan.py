@@ -14,6 +14,13 @@ if TYPE_CHECKING:
     from backout.api import PlanView, RollbackResult
 
 
+def nothing_to_roll_back(target: str | None) -> str:
+    """The line for an empty plan (exit 0: the database already is where it would go)."""
+    if target is None:
+        return "Nothing to roll back: no migration is applied."
+    return f"Nothing to roll back: {target} is the latest applied migration."
+
+
 def plan(view: PlanView, *, err: bool = False) -> None:
     """The plan: steps, declared properties, require checks, backup, execution settings."""
     from rich.table import Table
@@ -21,10 +28,7 @@ def plan(view: PlanView, *, err: bool = False) -> None:
 
     out = console(err=err)
     if view.plan.empty:
-        out.print(
-            f"Nothing to roll back: {view.plan.target} is the latest applied migration.",
-            markup=False,
-        )
+        out.print(nothing_to_roll_back(view.plan.target), markup=False)
         return
     if view.plan.partial:
         first = view.steps[0].step
