@@ -126,7 +126,7 @@ def test_status_lists_what_a_prisma_failure_left(
     assert 'column "User"."nickname" present' in result.output
     assert 'line 2: ALTER TABLE "Nope" ADD COLUMN "flag" INTEGER: not applied' in result.output
 
-    document = json.loads(run(["status", "--json"], project=root, url=pg_url).output)
+    document = json.loads(run(["status", "--json"], project=root, url=pg_url).stdout)
     failed = next(m for m in document["migrations"] if m["state"] == "failed")
     assert failed["remains"]["nothing_remains"] is False
     assert [s["verdict"] for s in failed["remains"]["statements"]] == ["applied", "not applied"]
@@ -169,7 +169,7 @@ def test_a_migration_prisma_is_applying_is_not_failed(
         assert "being applied: 20250102000000_slow" in status.output
         assert "Prisma Migrate run lock (advisory lock 72707369)" in status.output
         assert "held by pid" in status.output
-        document = json.loads(run(["status", "--json"], project=root, url=pg_url).output)
+        document = json.loads(run(["status", "--json"], project=root, url=pg_url).stdout)
         states = [m["state"] for m in document["migrations"]]
         assert states == ["applied", "applying"]
 

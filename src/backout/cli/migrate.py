@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
+if TYPE_CHECKING:
+    from backout.api import StatusResult
+
 from backout.cli import main
-from backout.cli.common import build_config, handle_errors, project_options
+from backout.cli.common import build_config, fail, handle_errors, project_options
 
 
 @main.command()
@@ -89,7 +92,24 @@ def status(as_json: bool, url: str | None, project: Path | None, config_file: Pa
     else:
         render.status(result)
     if result.problems():
-        sys.exit(1)
+        fail(_attention(result), None, 1)
+
+
+def _attention(result: StatusResult) -> str:
+    """Why ``status`` exits 1, as one line for stderr."""
+    report = result.report
+    parts = [
+        f"{len(items)} {what}"
+        for items, what in (
+            (report.failed, "failed migration(s)"),
+            (report.interrupted, "migration(s) stopped part-way"),
+            (report.edited, "applied migration(s) edited since"),
+            (report.missing, "applied migration(s) missing from disk"),
+            (list(result.broken), "broken rollback script(s)"),
+        )
+        if items
+    ]
+    return "needs attention: " + ", ".join(parts) + " (see `backout status`)"
 
 
 @main.command()
