@@ -250,6 +250,9 @@ def history(
         raise UsageError(f"{unknown}; no history event names {migration!r} either")
     if since is not None:
         events = [e for e in events if e.started_at >= since]
+    # Stored in the order they were recorded, which is when they ended: an emergency is
+    # recorded after the rollback it ran. Listed by when each began (ties: recording order).
+    events.sort(key=lambda e: e.started_at)
     return HistoryResult(workspace=ws, events=events)
 
 
