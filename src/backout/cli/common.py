@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -113,9 +114,36 @@ COMMAND_ORDER = (
 )
 
 
+#: the exit status of a process killed by SIGPIPE (128 + 13), which shells report for
+#: ``yes | head -1``: what a reader closing the pipe early looks like to a Unix tool
+CLOSED_PIPE_EXIT = 141
+
+
+def _closed_pipe() -> None:
+    """The reader of stdout went away (``backout plan | head -3``): stop quietly, as Unix
+    tools do. stdout is pointed at /dev/null so the interpreter's last flush cannot fail."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    sys.exit(CLOSED_PIPE_EXIT)
+
+
 class BackoutGroup(click.Group):
-    """Lists commands in the order a user meets them, not alphabetically."""
+    """Lists commands in the order a user meets them, not alphabetically; stops quietly when
+    stdout's reader closes the pipe."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         known = [name for name in COMMAND_ORDER if name in self.commands]
         return known + sorted(set(self.commands) - set(known))
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the command; a closed stdout ends it quietly (see :func:`_closed_pipe`)."""
+        try:
+            try:
+                return super().invoke(ctx)
+            finally:
+                # Flushed here, not at exit: a closed pipe must surface where it is handled.
+                sys.stdout.flush()
+        except BrokenPipeError:
+            _closed_pipe()
+        return None

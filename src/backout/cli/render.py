@@ -24,7 +24,14 @@ def console(*, err: bool = False) -> Console:
 
     stream = sys.stderr if err else sys.stdout
     width = None if stream.isatty() else 160
-    return Console(file=stream, width=width, highlight=False, soft_wrap=False)
+    out = Console(file=stream, width=width, highlight=False, soft_wrap=False)
+    out.on_broken_pipe = _broken_pipe  # type: ignore[method-assign]
+    return out
+
+
+def _broken_pipe() -> None:
+    """rich would exit 1 on a closed pipe; the CLI ends quietly instead (see cli.common)."""
+    raise BrokenPipeError
 
 
 def echo_json(document: Any) -> None:
