@@ -58,7 +58,7 @@ from backout.errors import (
 )
 from backout.history import Event
 from backout.schema import SchemaChange, SchemaSnapshot, TableInfo, diff_schemas
-from backout.urls import DatabaseURL, parse_url, with_params
+from backout.urls import DatabaseURL, mask_url, parse_url, with_params
 
 if TYPE_CHECKING:
     from backout.dialects.backup_base import BackupEngine
@@ -839,10 +839,14 @@ def _restore_into(
             f"--into must name a new database, not the one backed up ({target.masked()})",
             hint=f"to replace the current database, run `backout restore {record.id}`",
         )
+    given_schema = target.schema
     if ws.url.schema and not target.schema:
         # Definitions are read relative to the search path: read both sides alike.
         target = parse_url(with_params(target, schema=ws.url.schema), base_dir=ws.config.root)
-    shown = _database_display(target)
+    # As the user gave it (masked): the schema carried over from the project is said apart.
+    shown = mask_url(into_url) + (
+        f" (schema {target.schema})" if target.schema and target.schema != given_schema else ""
+    )
     plan = RestorePlan(backup=record, target=shown, into_new=True, replaces=tuple(record.tables))
     if confirm is not None and not confirm(plan):
         raise Declined("restore declined: nothing was changed")

@@ -1,9 +1,11 @@
 """Hooks: shell commands run around rollbacks (``stop_app``, ``after_rollback``, ``smoke``...).
 
-Each hook gets ``DATABASE_URL`` of the database it concerns (the real URL: the hook has to
-connect) and ``BACKOUT_HOOK`` with its name. Its output is kept, scrubbed of the password, for
-the CLI and incident reports. A hook that runs longer than ``hooks.timeout`` is killed, with
-its whole process group.
+Each hook gets ``DATABASE_URL`` of the database it concerns, in a form its tools accept (the
+real URL, password included, in the environment only: the hook has to connect),
+``BACKOUT_SCHEMA`` when the project is scoped to a schema, ``BACKOUT_PRISMA_URL`` (the URL as
+configured, for Prisma) and ``BACKOUT_HOOK`` with its name. Its output is kept, scrubbed of
+the password, for the CLI and incident reports. A hook that runs longer than
+``hooks.timeout`` is killed, with its whole process group.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import time
 from dataclasses import dataclass
 
 from backout.config import Config
+from backout.dialects import dialect_for
 from backout.urls import DatabaseURL, scrub
 
 _OUTPUT_LIMIT = 20_000
@@ -51,7 +54,7 @@ def run_hook(config: Config, name: str, url: DatabaseURL) -> HookResult | None:
     command = config.hooks.get(name, "").strip()
     if not command:
         return None
-    env = dict(os.environ, DATABASE_URL=url.raw, BACKOUT_HOOK=name)
+    env = {**os.environ, **dialect_for(url).hook_environment(url), "BACKOUT_HOOK": name}
     started = time.monotonic()
     process = subprocess.Popen(
         command,

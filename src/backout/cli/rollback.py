@@ -284,15 +284,20 @@ def rollback(
         ignore_simulation=ignore_simulation,
     )
     if result.view.plan.empty:
-        click.echo(f"Nothing to roll back: {result.view.plan.target} is the latest applied.")
+        click.echo(render_plan.nothing_to_roll_back(result.view.plan.target))
         return
     if dry_run:
         render_plan.plan(result.view)
         click.echo("\n".join(result.transcript))
         return
     render_plan.outcome(result)
-    if any(not h.ok for h in result.hooks):
-        sys.exit(1)
+    failed_hooks = [h for h in result.hooks if not h.ok]
+    if failed_hooks:
+        fail(
+            f"{failed_hooks[0].describe()}; the rollback itself is committed",
+            "run the hook's command by hand",
+            1,
+        )
 
 
 def _recover(config: Config, action: str, *, conflicting: bool, dry_run: bool, yes: bool) -> None:

@@ -348,6 +348,17 @@ class Dialect(ABC):
         """True when an error means the statement ran longer than ``statement_timeout``."""
         return False
 
+    def hook_environment(self, url: DatabaseURL) -> dict[str, str]:
+        """What a hook is told about the database: ``DATABASE_URL`` in a form the database's
+        own tools accept, ``BACKOUT_SCHEMA`` when the URL names a schema (Prisma's
+        ``?schema=``), and ``BACKOUT_PRISMA_URL``, the URL as configured, for hooks that run
+        Prisma. Default: the URL as configured (no tool of this database reads URLs with
+        parameters it would reject)."""
+        env = {"DATABASE_URL": url.raw, "BACKOUT_PRISMA_URL": url.raw}
+        if url.schema:
+            env["BACKOUT_SCHEMA"] = url.schema
+        return env
+
     def run_lock_description(self, *, prisma_compatible: bool) -> str:
         """How the run lock is taken, for plans and dry runs."""
         return f"{self.display_name} run lock"

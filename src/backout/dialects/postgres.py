@@ -384,6 +384,19 @@ class PostgresDialect(Dialect):
             ["RESET lock_timeout", "RESET statement_timeout"],
         )
 
+    def hook_environment(self, url: DatabaseURL) -> dict[str, str]:
+        # libpq (psql, pg_dump) rejects Prisma's ?schema= ("invalid URI query parameter"):
+        # DATABASE_URL carries the schema as libpq's options=-csearch_path= instead.
+        env = super().hook_environment(url)
+        params = dict(url.params)
+        if url.schema:
+            params["options"] = f"-csearch_path={url.schema}"
+        parts = urlsplit(url.raw)
+        env["DATABASE_URL"] = urlunsplit(
+            ("postgresql", parts.netloc, parts.path, urlencode(params), "")
+        )
+        return env
+
     def run_lock_description(self, *, prisma_compatible: bool) -> str:
         keys = f"pg_try_advisory_lock({BACKOUT_LOCK_KEY})"
         if prisma_compatible:
