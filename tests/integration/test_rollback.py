@@ -53,7 +53,7 @@ def url(request: pytest.FixtureRequest) -> str:
 
 
 def applied(project: Path, url: str) -> list[str]:
-    doc = json.loads(run(["status", "--json"], project=project, url=url).output)
+    doc = json.loads(run(["status", "--json"], project=project, url=url).stdout)
     return [m["id"] for m in doc["migrations"] if m["state"] == "applied"]
 
 
@@ -201,7 +201,7 @@ def test_plan_and_dry_run_change_nothing(tmp_path: Path, url: str) -> None:
     before = db_state(url)
     plan = run(["plan", "--json"], project=project, url=url)
     assert plan.exit_code == 0, plan.stderr
-    doc = json.loads(plan.output)
+    doc = json.loads(plan.stdout)
     (step,) = doc["steps"]
     assert step["migration"] == "002_posts"
     assert step["requires"][0]["passes"] is True
