@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import click
 
 from backout.cli import main
-from backout.cli.common import build_config, handle_errors, project_options
+from backout.cli.common import ActionDocument, build_config, handle_errors, project_options
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -79,9 +79,12 @@ def _describe(record: BackupRecord) -> str:
     help="Back up every table's rows (default: what a rollback of the latest migration would "
     "back up, falling back to full).",
 )
+@click.option("--json", "as_json", is_flag=True, help="Print the documented JSON (docs/json.md).")
 @project_options
 @handle_errors
-def backup(full: bool, url: str | None, project: Path | None, config_file: Path | None) -> None:
+def backup(
+    full: bool, as_json: bool, url: str | None, project: Path | None, config_file: Path | None
+) -> None:
     """Take a verified backup now: the one a rollback would take, or everything with --full.
 
     The backup goes into the backup folder (backup_dir, default .backout/backups) and its
@@ -92,11 +95,17 @@ def backup(full: bool, url: str | None, project: Path | None, config_file: Path 
 
     config = build_config(url=url, project=project, config_file=config_file)
     progress = _Progress()
-    try:
-        progress("backing up")
-        record = api.backup(config, full=full)
-    finally:
-        progress.pause()
+    with ActionDocument("backup", as_json) as document:
+        try:
+            progress("backing up")
+            record = api.backup(config, full=full)
+        finally:
+            progress.pause()
+    if as_json:
+        from backout.report_actions import backup_fields
+
+        document.emit("backed_up", backup_fields(record))
+        return
     out = render.console()
     out.print(f"Backup {_describe(record)}", markup=False, highlight=False, soft_wrap=True)
     out.print(f"File: {config.backups / record.file}", markup=False, soft_wrap=True)
@@ -175,10 +184,10 @@ def _warn_strays(strays: list[Path]) -> None:
     )
 
 
-def _show_plan(plan: RestorePlan) -> None:
+def _show_plan(plan: RestorePlan, *, err: bool = False) -> None:
     from backout.cli import render
 
-    out = render.console()
+    out = render.console(err=err)
     record = plan.backup
     out.print(
         f"Restore backup {record.id} ({record.kind}, taken {render.when(record.created_at)} UTC, "
@@ -250,12 +259,14 @@ def _show_result(result: RestoreResult) -> None:
 @click.option(
     "--yes", "-y", is_flag=True, help="Do not ask for confirmation (needed without a terminal)."
 )
+@click.option("--json", "as_json", is_flag=True, help="Print the documented JSON (docs/json.md).")
 @project_options
 @handle_errors
 def restore(
     backup_ref: str,
     into: str | None,
     yes: bool,
+    as_json: bool,
     url: str | None,
     project: Path | None,
     config_file: Path | None,
@@ -275,21 +286,27 @@ def restore(
 
     def confirm(plan: RestorePlan) -> bool:
         progress.pause()
-        _show_plan(plan)
+        _show_plan(plan, err=as_json)  # with --json, stdout holds the document only
         if yes:
             return True
         if not sys.stdin.isatty():
             raise Declined("restore replaces data: pass --yes to confirm when not on a terminal")
         return click.confirm("Restore it?", default=False)
 
-    try:
-        result = api.restore(
-            config,
-            backup_ref,
-            into=into,
-            confirm=None if into is not None else confirm,
-            progress=progress,
-        )
-    finally:
-        progress.pause()
+    with ActionDocument("restore", as_json) as document:
+        try:
+            result = api.restore(
+                config,
+                backup_ref,
+                into=into,
+                confirm=None if into is not None else confirm,
+                progress=progress,
+            )
+        finally:
+            progress.pause()
+    if as_json:
+        from backout.report_actions import restore_fields
+
+        document.emit("restored", restore_fields(result))
+        return
     _show_result(result)

@@ -92,6 +92,53 @@ def handle_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+class ActionDocument:
+    """``--json`` of a command that acts: one document on stdout, whether it succeeds or fails
+    (docs/json.md). Use as ``with ActionDocument("rollback", as_json) as doc: ...`` and call
+    :meth:`emit` with the result; an error leaves as the document's ``error``, then goes on to
+    :func:`handle_errors` (the stderr line and the exit code)."""
+
+    def __init__(self, command: str, enabled: bool) -> None:
+        import datetime as dt
+
+        self.command = command
+        self.enabled = enabled
+        self.started = dt.datetime.now(dt.UTC)
+
+    def __enter__(self) -> ActionDocument:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any
+    ) -> None:
+        from backout.errors import BackoutError
+
+        if self.enabled and isinstance(exc, BackoutError):
+            from backout.report_actions import envelope
+
+            self._echo(envelope(self.command, "error", self.started, self._now(), exc))
+
+    def emit(self, outcome: str, fields: dict[str, Any]) -> None:
+        """Print the document of a command that finished (when ``--json`` was given)."""
+        if not self.enabled:
+            return
+        from backout.report_actions import envelope
+
+        self._echo({**envelope(self.command, outcome, self.started, self._now()), **fields})
+
+    @staticmethod
+    def _now() -> Any:
+        import datetime as dt
+
+        return dt.datetime.now(dt.UTC)
+
+    @staticmethod
+    def _echo(document: dict[str, Any]) -> None:
+        import json
+
+        click.echo(json.dumps(document, indent=2, sort_keys=True, default=str))
+
+
 #: the order a user meets the commands in (help lists them this way)
 COMMAND_ORDER = (
     "init",

@@ -11,7 +11,13 @@ if TYPE_CHECKING:
     from backout.api import StatusResult
 
 from backout.cli import main
-from backout.cli.common import build_config, fail, handle_errors, project_options
+from backout.cli.common import (
+    ActionDocument,
+    build_config,
+    fail,
+    handle_errors,
+    project_options,
+)
 
 
 @main.command()
@@ -118,6 +124,7 @@ def _attention(result: StatusResult) -> str:
 @click.option("--allow-edited", is_flag=True, help="Continue although an applied script changed.")
 @click.option("--allow-missing", is_flag=True, help="Continue although applied files are gone.")
 @click.option("--lock-timeout", metavar="DURATION", help="Per-attempt lock wait, e.g. 2s.")
+@click.option("--json", "as_json", is_flag=True, help="Print the documented JSON (docs/json.md).")
 @project_options
 @handle_errors
 def up(
@@ -126,6 +133,7 @@ def up(
     allow_edited: bool,
     allow_missing: bool,
     lock_timeout: str | None,
+    as_json: bool,
     url: str | None,
     project: Path | None,
     config_file: Path | None,
@@ -145,27 +153,37 @@ def up(
     def progress(event: str, migration: Migration) -> None:
         if dry_run:
             return
+        # with --json, stdout holds the document only: progress goes to stderr
         if event == "start":
             running.append(migration.id)
-            click.echo(f"Applying {migration.id} ...", nl=False)
+            click.echo(f"Applying {migration.id} ...", nl=False, err=as_json)
         else:
             running.clear()
-            click.echo(" ok")
+            click.echo(" ok", err=as_json)
 
-    try:
-        result = api.up(
-            config,
-            to=target,
-            dry_run=dry_run,
-            allow_edited=allow_edited,
-            allow_missing=allow_missing,
-            progress=progress,
-            notice=lambda text: click.echo(f"\n  … {text}", err=True, nl=False),
-        )
-    except BaseException:
-        if running:
-            click.echo(" failed")
-        raise
+    with ActionDocument("up", as_json) as document:
+        try:
+            result = api.up(
+                config,
+                to=target,
+                dry_run=dry_run,
+                allow_edited=allow_edited,
+                allow_missing=allow_missing,
+                progress=progress,
+                notice=lambda text: click.echo(f"\n  … {text}", err=True, nl=False),
+            )
+        except BaseException:
+            if running:
+                click.echo(" failed", err=as_json)
+            raise
+    if as_json:
+        from backout.report_actions import up_fields, up_outcome
+
+        fields = up_fields(result)
+        if dry_run:
+            fields["sql"] = result.transcript
+        document.emit(up_outcome(result), fields)
+        return
     if dry_run:
         click.echo("\n".join(result.transcript))
         return

@@ -9,7 +9,14 @@ from typing import TYPE_CHECKING
 import click
 
 from backout.cli import main
-from backout.cli.common import F, build_config, fail, handle_errors, project_options
+from backout.cli.common import (
+    ActionDocument,
+    F,
+    build_config,
+    fail,
+    handle_errors,
+    project_options,
+)
 
 if TYPE_CHECKING:
     from backout.api import PartialRequest, PlanView
@@ -184,6 +191,7 @@ def plan_refusals(view: PlanView) -> list[str]:
     help="Run the rollback although it failed on a schema-only copy of the database "
     "(a backup is still taken first).",
 )
+@click.option("--json", "as_json", is_flag=True, help="Print the documented JSON (docs/json.md).")
 @click.option(
     "--resume",
     is_flag=True,
@@ -213,6 +221,7 @@ def rollback(
     exact: bool,
     simulate: bool,
     lock_timeout: str | None,
+    as_json: bool,
     resume: bool,
     undo_partial: bool,
     url: str | None,
@@ -231,11 +240,13 @@ def rollback(
     """
     from backout import api
     from backout.cli import render_plan
-    from backout.errors import Declined
+    from backout.errors import Declined, UsageError
 
     config = build_config(
         url=url, project=project, config_file=config_file, lock_timeout=lock_timeout
     )
+    if (resume or undo_partial) and as_json:
+        raise UsageError("--json does not apply to --resume or --undo-partial")
     if resume or undo_partial:
         _recover(
             config,
@@ -255,7 +266,7 @@ def rollback(
         return
 
     def confirm(view: PlanView) -> bool:
-        render_plan.plan(view, err=False)
+        render_plan.plan(view, err=as_json)  # with --json, stdout holds the document only
         if yes:
             return True
         if not sys.stdin.isatty():
@@ -269,28 +280,37 @@ def rollback(
     def progress(message: str) -> None:
         click.echo(f"… {message}", err=True)
 
-    result = api.rollback(
-        config,
-        to=target,
-        steps=steps,
-        dry_run=dry_run,
-        backup=backup_mode,
-        accept_data_loss=accept_data_loss,
-        confirm=confirm,
-        progress=None if dry_run else progress,
-        exact=exact,
-        simulate=simulate,
-        partial=_partial(migration_id, partial, params),
-        ignore_simulation=ignore_simulation,
-    )
-    if result.view.plan.empty:
+    with ActionDocument("rollback", as_json) as document:
+        result = api.rollback(
+            config,
+            to=target,
+            steps=steps,
+            dry_run=dry_run,
+            backup=backup_mode,
+            accept_data_loss=accept_data_loss,
+            confirm=confirm,
+            progress=None if dry_run else progress,
+            exact=exact,
+            simulate=simulate,
+            partial=_partial(migration_id, partial, params),
+            ignore_simulation=ignore_simulation,
+        )
+    if as_json:
+        from backout.report_actions import rollback_fields, rollback_outcome
+
+        fields = rollback_fields(result)
+        if dry_run:
+            fields["sql"] = result.transcript
+        document.emit(rollback_outcome(result), fields)
+    elif result.view.plan.empty:
         click.echo(render_plan.nothing_to_roll_back(result.view.plan.target))
         return
-    if dry_run:
+    elif dry_run:
         render_plan.plan(result.view)
         click.echo("\n".join(result.transcript))
         return
-    render_plan.outcome(result)
+    else:
+        render_plan.outcome(result)
     failed_hooks = [h for h in result.hooks if not h.ok]
     if failed_hooks:
         fail(
