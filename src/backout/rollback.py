@@ -362,6 +362,8 @@ def build_view(
         if s.edited
     ]
     warnings.extend(_implicit_commit_warnings(ws, units))
+    if partial is not None:
+        warnings.extend(_per_row_scans(session, units[0], values, ws.config.lock_timeout))
     for script_impact in impact.scripts:
         sim = script_impact.simulation
         if sim is not None and sim.error:
@@ -395,6 +397,31 @@ def build_view(
         preview=preview,
         state=state,
     )
+
+
+def _per_row_scans(
+    session: Session, unit: PreparedScript, values: Mapping[str, object], lock_timeout: float
+) -> list[str]:
+    """Statements of a partial rollback that the database's own plan (EXPLAIN, nothing runs)
+    would make visit a large table once per row: the warning names the line and the plan.
+
+    Partial rollbacks are data statements over whole tables, where such a plan turns seconds
+    into minutes (a correlated subquery searching a range per user); each statement is
+    planned in its own read transaction, rolled back."""
+    found: list[str] = []
+    dialect = session.dialect
+    for statement in unit.statements:
+        sql, params = dialect.bind(statement.sql, values)
+        session.begin_read(lock_timeout=lock_timeout)
+        try:
+            lines = dialect.per_row_scans(session, sql, params)
+        except DatabaseError as exc:
+            # e.g. it reads a table an earlier statement of the script creates
+            lines = [f"not checked for per-row scans: the database cannot plan it alone ({exc})"]
+        finally:
+            session.rollback()
+        found.extend(f"{unit.script.display}:{statement.line}: {line}" for line in lines)
+    return found
 
 
 def _choose_steps(

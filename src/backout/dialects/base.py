@@ -409,6 +409,13 @@ class Dialect(ABC):
         """A cheap row-count estimate from statistics (None: none; count exactly)."""
         return None
 
+    def per_row_scans(self, session: Session, sql: str, params: Mapping[str, object]) -> list[str]:
+        """Where this database's own plan for ``sql`` (EXPLAIN: nothing runs) repeats a subquery
+        once per row that visits many rows each time (see backout.dialects.explain); one line
+        each. ``sql`` and ``params`` are in the driver's style (see :meth:`bind`). Default:
+        none (no plan to read)."""
+        return []
+
     def estimate_non_null(
         self, session: Session, table: TableInfo, column: str, rows: int
     ) -> int | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import subprocess
 import uuid
 from collections.abc import Collection, Iterator, Mapping
@@ -10,6 +11,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
+from backout.dialects import pg_explain
 from backout.dialects.base import Actor, Dialect, DmlScope, Params, Row, RunLock, Session
 from backout.errors import DatabaseError, DatabaseUnavailable, LockError, ProjectError
 from backout.schema import SchemaSnapshot, TableInfo, TableStats
@@ -434,6 +436,30 @@ class PostgresDialect(Dialect):
         from backout.dialects import pg_impact
 
         return pg_impact.dml_scope(statement, params)
+
+    def per_row_scans(self, session: Session, sql: str, params: Mapping[str, object]) -> list[str]:
+        rows = session.query_native(f"EXPLAIN (FORMAT JSON) {sql}", params)
+        document = rows[0][0]
+        if isinstance(document, str):
+            document = json.loads(document)
+
+        def estimate(schema: str | None, name: str) -> int:
+            found = session.query(
+                "SELECT c.reltuples::bigint FROM pg_class c "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE c.relname = %s AND (%s::text IS NULL OR n.nspname = %s)",
+                (name, schema, schema),
+            )
+            rows = int(str(found[0][0])) if found else 0
+            if found and rows < 0:  # never analysed: -1 means unknown, so count
+                where = f"{self.quote(schema)}.{self.quote(name)}" if schema else self.quote(name)
+                rows = int(str(session.query(f"SELECT count(*) FROM {where}")[0][0]))
+            return rows
+
+        return [
+            scan.describe("EXPLAIN")
+            for scan in pg_explain.per_row_scans(document[0]["Plan"], estimate)
+        ]
 
     def estimate_rows(self, session: Session, table: TableInfo) -> int | None:
         from backout.dialects import pg_impact
