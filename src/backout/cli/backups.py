@@ -118,7 +118,6 @@ def backup(
 @handle_errors
 def backups(as_json: bool, url: str | None, project: Path | None, config_file: Path | None) -> None:
     """List the backup catalog, oldest first: id, kind, when, size, tables, sha256, reason."""
-    from rich.table import Table
     from rich.text import Text
 
     from backout import api
@@ -143,21 +142,28 @@ def backups(as_json: bool, url: str | None, project: Path | None, config_file: P
         out.print(f"No backups yet in {config.backups}.", markup=False, soft_wrap=True)
         _warn_strays(strays)
         return
-    table = Table(box=None, pad_edge=False, header_style="bold")
-    for column in ("id", "kind", "created (UTC)", "size", "tables", "sha256"):
-        table.add_column(column, no_wrap=True)
-    table.add_column("reason", overflow="fold")
-    for record in records:
-        table.add_row(
-            Text(record.id),
+    columns = [
+        render.Column("id"),
+        render.Column("kind"),
+        render.Column("created (UTC)"),
+        render.Column("size"),
+        render.Column("tables", wraps=True),
+        render.Column("sha256"),
+        render.Column("reason", wraps=True),
+    ]
+    rows = [
+        [
+            record.id,
             record.kind,
             render.when(record.created_at),
             _size(record.size),
             Text(_tables(record)),
             record.sha256[:12],
             Text(record.reason),
-        )
-    out.print(table)
+        ]
+        for record in records
+    ]
+    render.fitted_table(out, columns, rows)
     out.print(f"{len(records)} backup(s) in {config.backups}.", markup=False, soft_wrap=True)
     _warn_strays(strays)
 

@@ -6,6 +6,8 @@ import datetime as dt
 import json
 import os
 import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -18,15 +20,88 @@ if TYPE_CHECKING:
     from backout.residue import Residue
 
 
+#: the width of output that goes to no terminal and no COLUMNS: wide enough never to fold
+UNLIMITED_WIDTH = 10_000
+
+
 def console(*, err: bool = False) -> Console:
-    """A rich console on stdout (or stderr); wide enough not to fold ids when piped."""
+    """A rich console on stdout (or stderr).
+
+    On a terminal, its width, and prose wraps at words. Without one, ``COLUMNS`` (tables fit
+    it, or turn vertical: see :func:`fitted_table`) and text is never wrapped, so no value
+    (an id, a URL, a path) is cut into pieces a script would have to glue back."""
     from rich.console import Console
 
     stream = sys.stderr if err else sys.stdout
-    width = None if stream.isatty() else 160
-    out = Console(file=stream, width=width, highlight=False, soft_wrap=False)
+    if stream.isatty():
+        return _quiet_pipe(Console(file=stream, highlight=False, soft_wrap=False))
+    columns = os.environ.get("COLUMNS", "")
+    width = int(columns) if columns.isdigit() and int(columns) > 0 else UNLIMITED_WIDTH
+    return _quiet_pipe(Console(file=stream, width=width, highlight=False, soft_wrap=True))
+
+
+def _quiet_pipe(out: Console) -> Console:
+    """The console with a closed pipe raised to the CLI (see cli.common), not exit 1."""
     out.on_broken_pipe = _broken_pipe  # type: ignore[method-assign]
     return out
+
+
+@dataclass(frozen=True)
+class Column:
+    """A column of :func:`fitted_table`."""
+
+    header: str
+    #: False: the value must be read (and typed) whole: an id, a risk, a count. True: it may
+    #: wrap on a terminal (a path, a list of tables, a reason)
+    wraps: bool = False
+
+
+#: a wrapping column is not squeezed below this many characters
+MIN_WRAPPED = 16
+
+
+def fitted_table(out: Console, columns: Sequence[Column], rows: Sequence[Sequence[Any]]) -> None:
+    """A table that never truncates a value.
+
+    It is printed as a table when every value fits the width whole; on a terminal, also when
+    only the wrapping columns (paths, reasons) have to wrap. Otherwise (a narrow terminal, or
+    ``COLUMNS`` too small for the values without a terminal) it turns vertical: one block per
+    row, ``header: value`` per line, so ids, risks and counts are still whole."""
+    from rich.cells import cell_len
+    from rich.table import Table
+    from rich.text import Text
+
+    def text(cell: Any) -> str:
+        return cell.plain if isinstance(cell, Text) else str(cell)
+
+    widths = [
+        max([cell_len(c.header), *(cell_len(text(r[i])) for r in rows)])
+        for i, c in enumerate(columns)
+    ]
+    gaps = 2 * (len(columns) - 1)
+    whole = sum(widths) + gaps
+    squeezed = gaps + sum(
+        min(w, MIN_WRAPPED) if c.wraps else w for c, w in zip(columns, widths, strict=True)
+    )
+    if whole <= out.width or (out.is_terminal and squeezed <= out.width):
+        table = Table(box=None, pad_edge=False, header_style="bold")
+        for column, width in zip(columns, widths, strict=True):
+            if column.wraps:
+                table.add_column(column.header, overflow="fold", min_width=min(width, MIN_WRAPPED))
+            else:
+                table.add_column(column.header, no_wrap=True, min_width=width)
+        for row in rows:
+            table.add_row(*row)
+        out.print(table)
+        return
+    label = max(cell_len(c.header) for c in columns)
+    for row in rows:
+        for column, cell in zip(columns, row, strict=True):
+            out.print(
+                Text.assemble((column.header.rjust(label), "bold"), "  ", cell),
+                soft_wrap=True,
+            )
+        out.print()
 
 
 def _broken_pipe() -> None:
