@@ -143,3 +143,20 @@ def test_plan_says_why_it_exits_1(tmp_path: Path, sqlite_url: str) -> None:
     assert result.exit_code == 1
     (line,) = [x for x in result.stderr.splitlines() if x.startswith("error: ")]
     assert "declares risk LOW but backout computes HIGH" in line
+
+
+def test_emergency_with_the_lock_held_stops_before_stop_app(tmp_path: Path, pg_url: str) -> None:
+    import psycopg
+
+    root = applied(tmp_path, pg_url, {})
+    before = db_state(pg_url)
+    key = int.from_bytes(b"backout", "big")
+    with psycopg.connect(pg_url, autocommit=True) as holder:
+        holder.execute("SELECT pg_advisory_lock(%s)", (key,))
+        dry = run(["emergency", "--to", "001", "--dry-run"], project=root, url=pg_url)
+        assert dry.exit_code == 3, dry.output
+        assert "run lock" in dry.stderr and "held by pid" in dry.stderr
+        real = run(["emergency", "--to", "001", "--yes"], project=root, url=pg_url)
+        assert real.exit_code == 3, real.output
+    assert not (tmp_path / "hooks.log").exists()
+    assert db_state(pg_url) == before
