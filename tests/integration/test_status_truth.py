@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import db_state, run, write
+from tests.helpers import db_state, run, sql, write
 
 PROJECT = {
     "backout.toml": 'layout = "plain"\n',
@@ -78,3 +78,51 @@ def test_a_failure_backout_recorded_left_nothing(tmp_path: Path, url: str) -> No
     document = json.loads(run(["status", "--json"], project=root, url=url).stdout)
     remains = document["migrations"][1]["remains"]
     assert remains["rolled_back_by_backout"] is True and remains["nothing_remains"] is True
+
+
+def prisma_failure(tmp_path: Path, url: str, script: str) -> Path:
+    """A Prisma project whose second migration Prisma recorded as failed (0 steps, logs)."""
+    root = write(
+        tmp_path / "app",
+        {
+            "prisma/schema.prisma": 'datasource db {\n  provider = "sqlite"\n  url = "file:x"\n}\n',
+            "prisma/migrations/migration_lock.toml": 'provider = "sqlite"\n',
+            "prisma/migrations/20250101000000_init/migration.sql": (
+                'CREATE TABLE "User" ("id" INTEGER PRIMARY KEY, "name" TEXT);\n'
+                "INSERT INTO \"User\" VALUES (1, 'a');\n"
+            ),
+        },
+    )
+    assert run(["up"], project=root, url=url).exit_code == 0
+    write(root, {"prisma/migrations/20250102000000_next/migration.sql": script})
+    sql(
+        url,
+        "INSERT INTO _prisma_migrations (id, checksum, migration_name, logs, started_at, "
+        "applied_steps_count) VALUES ('0b6f3d4e-1a2b-4c3d-8e9f-000000000001', 'x', "
+        "'20250102000000_next', 'Database error: something failed', '2025-01-02 00:00:00', 0)",
+    )
+    return root
+
+
+def test_a_failure_another_tool_recorded_is_compared(tmp_path: Path, sqlite_url: str) -> None:
+    root = prisma_failure(
+        tmp_path,
+        sqlite_url,
+        'UPDATE "User" SET "name" = upper("name");\n'
+        'CREATE INDEX "User_name_idx" ON "User" ("name");\n',
+    )
+    result = run(["status"], project=root, url=sqlite_url)
+    assert result.exit_code == 1
+    assert "no change of it remains" not in result.output
+    assert "line 1: UPDATE" in result.output and "cannot tell" in result.output
+    assert 'line 2: CREATE INDEX "User_name_idx" ON "User" ("name"): not applied' in result.output
+
+
+def test_when_backout_cannot_know_it_says_so(tmp_path: Path, sqlite_url: str) -> None:
+    root = prisma_failure(tmp_path, sqlite_url, "ALTER TABLEE oops;\n")
+    result = run(["status"], project=root, url=sqlite_url)
+    assert result.exit_code == 1
+    text = " ".join(result.output.split())
+    assert "no change of it remains" not in text
+    assert "it cannot know which of its statements remain applied" in text
+    assert "`backout check` shows drift" in text
