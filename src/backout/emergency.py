@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 from backout.dialects.base import utcnow
 from backout.errors import BackoutError, CheckFailed, Declined
 from backout.history import Event
-from backout.hooks import HookResult, run_hook
+from backout.hooks import HookResult, missing_hook_program, run_hook
 from backout.rollback import PlanView, RollbackResult, build_view, refusals, rollback
 from backout.workspace import Workspace
 
@@ -33,6 +33,8 @@ if TYPE_CHECKING:
     from backout.checks import CheckReport
 
 STEPS = ("plan", "stop_app", "backup", "rollback", "deploy_previous", "check", "smoke")
+#: the hooks the procedure runs (their programs are looked for before stop_app)
+_HOOKS = ("stop_app", "before_rollback", "after_rollback", "deploy_previous", "smoke")
 
 
 @dataclass
@@ -190,6 +192,17 @@ def _run(
                 ignore_simulation=ignore_simulation,
                 backup_mode="full",
             )
+        found += [
+            missing
+            for name in (
+                "stop_app",
+                "before_rollback",
+                "after_rollback",
+                "deploy_previous",
+                "smoke",
+            )
+            if (missing := missing_hook_program(ws.config, name)) is not None
+        ]
         if found:
             result.refusals = [_one_line(exc) for exc in found]
             record.status = "failed"

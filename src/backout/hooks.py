@@ -11,6 +11,9 @@ the password, for the CLI and incident reports. A hook that runs longer than
 from __future__ import annotations
 
 import os
+import re
+import shlex
+import shutil
 import signal
 import subprocess
 import time
@@ -18,6 +21,7 @@ from dataclasses import dataclass
 
 from backout.config import Config
 from backout.dialects import dialect_for
+from backout.errors import ToolMissing
 from backout.urls import DatabaseURL, scrub
 
 _OUTPUT_LIMIT = 20_000
@@ -80,4 +84,39 @@ def run_hook(config: Config, name: str, url: DatabaseURL) -> HookResult | None:
         output=output,
         duration_s=time.monotonic() - started,
         timed_out=timed_out,
+    )
+
+
+#: words a shell runs itself: no program to look for
+_SHELL_WORDS = frozenset(
+    {".", ":", "[", "[[", "!", "{", "(", "alias", "break", "builtin", "case", "cd", "command"}
+    | {"continue", "echo", "eval", "exec", "exit", "export", "false", "for", "function", "if"}
+    | {"printf", "pwd", "read", "return", "set", "shift", "source", "test", "times", "trap"}
+    | {"true", "type", "ulimit", "umask", "unset", "until", "wait", "while"}
+)
+_PLAIN_WORD = re.compile(r"^[A-Za-z0-9_./+-]+$")
+
+
+def missing_hook_program(config: Config, name: str) -> ToolMissing | None:
+    """ToolMissing when hook ``name``'s command starts with a program that cannot be found
+    (a typo, or a tool not installed on this machine), found before anything runs.
+
+    Only a plain first word is looked up (``npx``, ``./scripts/stop.sh``); a command starting
+    with shell syntax (a variable assignment, a builtin, a subshell) is left to the shell."""
+    command = config.hooks.get(name, "").strip()
+    if not command:
+        return None
+    try:
+        first = shlex.split(command)[0]
+    except (ValueError, IndexError):
+        return None  # unbalanced quotes and such: the shell will say
+    if first in _SHELL_WORDS or not _PLAIN_WORD.match(first):
+        return None
+    # a path is relative to the project folder, where hooks run
+    found = (config.root / first).exists() if "/" in first else shutil.which(first) is not None
+    if found:
+        return None
+    return ToolMissing(
+        f"hook {name}: {first} not found: {command}",
+        hint="install it, fix the command in backout.toml's [hooks], or remove the hook",
     )

@@ -160,3 +160,23 @@ def test_emergency_with_the_lock_held_stops_before_stop_app(tmp_path: Path, pg_u
         assert real.exit_code == 3, real.output
     assert not (tmp_path / "hooks.log").exists()
     assert db_state(pg_url) == before
+
+
+def test_emergency_with_a_missing_hook_program_stops_first(tmp_path: Path, sqlite_url: str) -> None:
+    root = applied(tmp_path, sqlite_url, {})
+    log = tmp_path / "hooks.log"
+    write(
+        root,
+        {
+            "backout.toml": 'layout = "plain"\n[hooks]\n'
+            f'stop_app = "echo stop_app >> {log}"\n'
+            'deploy_previous = "deploy-previous-typo --now"\n'
+        },
+    )
+    before = db_state(sqlite_url)
+    for args in (["--dry-run"], ["--yes"]):
+        result = run(["emergency", "--to", "001", *args], project=root, url=sqlite_url)
+        assert result.exit_code == 2, result.output
+        assert "hook deploy_previous: deploy-previous-typo not found" in result.stderr
+    assert not log.exists()
+    assert db_state(sqlite_url) == before
