@@ -111,3 +111,35 @@ def test_postgres_plan_warns_about_a_seq_scan_per_row(tmp_path: Path, pg_url: st
     sql(pg_url, "ANALYZE items")
     indexed = run(["plan", "--partial", "recount"], project=root, url=pg_url)
     assert "per row" not in indexed.output
+
+
+def test_mysql_plan_warns_about_a_dependent_subquery(tmp_path: Path, mysql_url: str) -> None:
+    numbers = ", ".join(f"({n}, {n % 50 + 1})" for n in range(1, 5001))
+    owners = ", ".join(f"({n})" for n in range(1, 51))
+    root = write(
+        tmp_path / "p",
+        {
+            "backout.toml": 'layout = "plain"\n',
+            "migrations/001_t.up.sql": (
+                "CREATE TABLE owners (id int PRIMARY KEY, items int NOT NULL DEFAULT 0);\n"
+                "CREATE TABLE items (id int PRIMARY KEY, owner int NOT NULL);\n"
+                f"INSERT INTO owners (id) VALUES {owners};\n"
+                f"INSERT INTO items VALUES {numbers};\n"
+            ),
+            "migrations/001_t.down.sql": (
+                "-- backout:risk HIGH\nDROP TABLE items;\nDROP TABLE owners;\n"
+            ),
+            "migrations/001_t.down.recount.sql": (
+                "-- backout:risk MEDIUM\n"
+                "UPDATE owners\n"
+                "SET items = (SELECT count(*) FROM items i WHERE i.owner = owners.id);\n"
+            ),
+        },
+    )
+    assert run(["up"], project=root, url=mysql_url).exit_code == 0
+    sql(mysql_url, "ANALYZE TABLE items")
+    result = run(["plan", "--partial", "recount"], project=root, url=mysql_url)
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "migrations/001_t.down.recount.sql:2: runs a subquery once per row" in text
+    assert "(EXPLAIN: DEPENDENT SUBQUERY on i: type ALL" in text
