@@ -13,6 +13,19 @@ from pathlib import Path
 
 import pytest
 
+#: test files whose tests are ``slow`` (deselect them with ``pytest -m "not slow"``): the
+#: reliability suite, and the interop tests that install and run the real Prisma CLI
+SLOW = ("tests/reliability/", "tests/integration/test_prisma_interop.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark the tests of :data:`SLOW` ``slow``."""
+    for item in items:
+        path = item.path.as_posix()
+        if any(f"/{part}" in path or path.endswith(part) for part in SLOW):
+            item.add_marker(pytest.mark.slow)
+
+
 PG_ADMIN_URL = os.environ.get("BACKOUT_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 MYSQL_ADMIN_URL = os.environ.get("BACKOUT_TEST_MYSQL", "mysql://root@127.0.0.1:3306/test")
 

@@ -4,8 +4,8 @@ objects, and never print or exit; the CLI renders what they return."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,7 +16,8 @@ from backout import scaffold
 from backout.config import Config
 from backout.errors import ProjectError, UsageError
 from backout.history import Event
-from backout.runner import prepare
+from backout.residue import Residue, failed_residue
+from backout.runner import broken_scripts, prepare
 from backout.status import StatusReport, compute_status
 from backout.workspace import Workspace
 
@@ -46,6 +47,15 @@ class StatusResult:
     #: how pending migrations will run, where not plainly in one transaction (journaled, the
     #: script's own BEGIN/COMMIT), and scripts ``up`` will refuse
     notes: tuple[str, ...] = ()
+    #: per failed migration id: what of it remains in the database (see backout.residue)
+    residues: Mapping[str, Residue] = field(default_factory=dict)
+    #: rollback and partial scripts ``rollback`` would refuse: display path → the error
+    broken: Mapping[str, str] = field(default_factory=dict)
+
+    def problems(self) -> bool:
+        """Something needs a person's attention: the history's problems, or a rollback
+        script that would not run."""
+        return self.report.problems() or bool(self.broken)
 
 
 def init(config: Config, *, layout: str | None = None, force: bool = False) -> InitResult:
@@ -61,13 +71,32 @@ def new(config: Config, name: str) -> NewResult:
 def status(config: Config) -> StatusResult:
     """Read every migration's state; changes nothing (a missing SQLite file is not created)."""
     ws = Workspace.open(config)
+    # The same parser and checks `rollback` runs first: a broken script shows now, not then.
+    broken = broken_scripts(
+        ws.dialect,
+        [
+            script
+            for m in ws.project.migrations
+            for script in ([m.down] if m.down is not None else []) + [s for _, s in m.partials]
+        ],
+    )
     if not ws.database_exists():
         report = compute_status(ws.project, [], ledger_exists=False)
-        return StatusResult(workspace=ws, report=report, database_exists=False)
+        return StatusResult(workspace=ws, report=report, database_exists=False, broken=broken)
     with ws.session(create=False) as session:
         report = ws.read_status(session)
+        residues = {}
+        for entry in report.failed:
+            residue = failed_residue(ws, session, entry)
+            if residue is not None:
+                residues[entry.id] = residue
     return StatusResult(
-        workspace=ws, report=report, database_exists=True, notes=_pending_notes(ws, report)
+        workspace=ws,
+        report=report,
+        database_exists=True,
+        notes=_pending_notes(ws, report),
+        residues=residues,
+        broken=broken,
     )
 
 
@@ -151,6 +180,7 @@ def rollback(
     exact: bool = False,
     simulate: bool = True,
     partial: PartialRequest | None = None,
+    ignore_simulation: bool = False,
 ) -> RollbackResult:
     """Roll back migrations: verified backup, run lock, one transaction, history, hooks."""
     ws = Workspace.open(config)
@@ -167,6 +197,7 @@ def rollback(
         exact=exact,
         simulate=simulate,
         partial=partial,
+        ignore_simulation=ignore_simulation,
     )
 
 
@@ -248,6 +279,9 @@ def history(
         raise UsageError(f"{unknown}; no history event names {migration!r} either")
     if since is not None:
         events = [e for e in events if e.started_at >= since]
+    # Stored in the order they were recorded, which is when they ended: an emergency is
+    # recorded after the rollback it ran. Listed by when each began (ties: recording order).
+    events.sort(key=lambda e: e.started_at)
     return HistoryResult(workspace=ws, events=events)
 
 
@@ -274,6 +308,7 @@ def emergency(
     confirm: Callable[[PlanView], bool] | None = None,
     progress: Callable[[StepRecord], None] | None = None,
     incidents_dir: Path | None = None,
+    ignore_simulation: bool = False,
 ) -> EmergencyResult:
     """The emergency procedure: stop_app, full backup, rollback, deploy_previous, checks."""
     from backout import emergency as _emergency
@@ -287,6 +322,7 @@ def emergency(
         confirm=confirm,
         progress=progress,
         incidents_dir=incidents_dir,
+        ignore_simulation=ignore_simulation,
     )
 
 

@@ -62,8 +62,8 @@ from backout.errors import (
 )
 from backout.history import Event
 from backout.journal import InterruptedRun, RunContext
-from backout.schema import SchemaSnapshot, TableInfo, diff_schemas
-from backout.urls import DatabaseURL, parse_url, with_params
+from backout.schema import SchemaChange, SchemaSnapshot, TableInfo, diff_schemas
+from backout.urls import DatabaseURL, mask_url, parse_url, with_params
 
 if TYPE_CHECKING:
     from backout.dialects.backup_base import BackupEngine
@@ -311,6 +311,28 @@ class BackupCatalog:
                     f"the backup folder {self.folder} was mode {mode:04o} (others could read "
                     "or replace backups): tightened to 0700"
                 )
+
+    def check_writable(self) -> None:
+        """:meth:`prepare`'s checks without creating the folder: BackupError naming it when a
+        backup could not be written there (used to refuse before any side effect)."""
+        existing = self.folder
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        if not existing.is_dir():
+            raise BackupError(
+                f"the backup folder {self.folder} is not writable: {existing} is not a folder",
+                hint="fix the path, or set backup_dir in backout.toml",
+            )
+        probe = existing / f".write-test-{os.getpid()}"
+        try:
+            handle = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            os.close(handle)
+            probe.unlink()
+        except OSError as exc:
+            raise BackupError(
+                f"the backup folder {self.folder} is not writable: {exc.strerror or exc}",
+                hint="fix its permissions, or set backup_dir in backout.toml",
+            ) from exc
 
     def new_id(self, kind: str, label: str, when: dt.datetime) -> str:
         """A fresh id: UTC time, kind and database name (never a user name or password)."""
@@ -720,6 +742,21 @@ def _table_shape(table: TableInfo, *, constraints_in_place: bool) -> TableInfo:
     return table
 
 
+def restore_action(change: SchemaChange) -> str:
+    """A difference from the current schema to the backup's, as what the restore does to the
+    database: ``re-creates table "Voucher"``, ``drops column "User"."nickname"``.
+
+    The change's own wording ("added"/"removed") is relative to the current schema, which
+    reads backwards to a user who knows what happened since the backup.
+    """
+    marker = {"added": " added", "removed": " removed"}.get(change.kind)
+    if marker is None or marker not in change.detail:
+        return f"changes back {change.detail}"
+    label, _, rest = change.detail.partition(marker)
+    verb = "re-creates" if change.kind == "added" else "drops"
+    return f"{verb} {label}{rest}"
+
+
 def _plan_over(
     ws: Workspace,
     engine: BackupEngine,
@@ -766,7 +803,7 @@ def _plan_over(
         replaces=replaces,
         drops=drops,
         created_empty=tuple(sorted(created_empty)),
-        schema_changes=tuple(c.detail for c in changes.changes),
+        schema_changes=tuple(restore_action(c) for c in changes.changes),
         pre_restore_backup=f"a full backup of the current state (reason: before restore of "
         f"{record.id})",
     )
@@ -926,10 +963,14 @@ def _restore_into(
             f"--into must name a new database, not the one backed up ({target.masked()})",
             hint=f"to replace the current database, run `backout restore {record.id}`",
         )
+    given_schema = target.schema
     if ws.url.schema and not target.schema:
         # Definitions are read relative to the search path: read both sides alike.
         target = parse_url(with_params(target, schema=ws.url.schema), base_dir=ws.config.root)
-    shown = _database_display(target)
+    # As the user gave it (masked): the schema carried over from the project is said apart.
+    shown = mask_url(into_url) + (
+        f" (schema {target.schema})" if target.schema and target.schema != given_schema else ""
+    )
     plan = RestorePlan(backup=record, target=shown, into_new=True, replaces=tuple(record.tables))
     if confirm is not None and not confirm(plan):
         raise Declined("restore declined: nothing was changed")

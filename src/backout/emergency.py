@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING
 from backout.dialects.base import utcnow
 from backout.errors import BackoutError, CheckFailed, Declined
 from backout.history import Event
-from backout.hooks import HookResult, run_hook
-from backout.rollback import PlanView, RollbackResult, plan, rollback
+from backout.hooks import HookResult, missing_hook_program, run_hook
+from backout.rollback import PlanView, RollbackResult, build_view, refusals, rollback
 from backout.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -33,6 +33,8 @@ if TYPE_CHECKING:
     from backout.checks import CheckReport
 
 STEPS = ("plan", "stop_app", "backup", "rollback", "deploy_previous", "check", "smoke")
+#: the hooks the procedure runs (their programs are looked for before stop_app)
+_HOOKS = ("stop_app", "before_rollback", "after_rollback", "deploy_previous", "smoke")
 
 
 @dataclass
@@ -71,6 +73,8 @@ class EmergencyResult:
     hooks: list[HookResult] = field(default_factory=list)
     #: what went wrong without stopping the procedure (a failed after_rollback hook)
     warnings: list[str] = field(default_factory=list)
+    #: every reason the rollback would be refused, found before the first side effect
+    refusals: list[str] = field(default_factory=list)
     where_things_stand: str = ""
     next_steps: list[str] = field(default_factory=list)
 
@@ -109,8 +113,13 @@ def emergency(
     confirm: Callable[[PlanView], bool] | None = None,
     progress: Callable[[StepRecord], None] | None = None,
     incidents_dir: Path | None = None,
+    ignore_simulation: bool = False,
 ) -> EmergencyResult:
-    """Run the emergency procedure; never raises for a step's failure (see the result)."""
+    """Run the emergency procedure; never raises for a step's failure (see the result).
+
+    The plan step makes every check the later steps make (see
+    :func:`backout.rollback.refusals`), so a refusal comes before ``stop_app``; a dry run
+    reports the same refusals."""
     target_id = _target_id(ws, to)
     result = EmergencyResult(
         target=target_id,
@@ -120,7 +129,7 @@ def emergency(
     started = utcnow()
     steps = {s.name: s for s in result.steps}
     try:
-        _run(ws, result, steps, to, dry_run, accept_data_loss, confirm, progress)
+        _run(ws, result, steps, to, dry_run, accept_data_loss, confirm, progress, ignore_simulation)
     finally:
         _conclude(ws, result, steps)
         result.report = _write_report(ws, result, started, incidents_dir)
@@ -145,6 +154,7 @@ def _run(
     accept_data_loss: bool,
     confirm: Callable[[PlanView], bool] | None,
     progress: Callable[[StepRecord], None] | None,
+    ignore_simulation: bool,
 ) -> None:
     def step(name: str, body: Callable[[StepRecord], None]) -> bool:
         record = steps[name]
@@ -167,10 +177,38 @@ def _run(
         return record.status != "failed"
 
     def do_plan(record: StepRecord) -> None:
-        view = plan(ws, to=to, steps=None, backup_mode="full", simulate=False)
-        result.view = view
-        if view.plan.empty:
-            raise BackoutError(f"nothing to roll back: {to} is the latest applied migration")
+        with ws.session(create=False) as session:
+            view = build_view(ws, session, to=to, steps=None, backup_mode="full", simulate=True)
+            result.view = view
+            if view.plan.empty:
+                raise BackoutError(f"nothing to roll back: {to} is the latest applied migration")
+            # Every check the later steps make, made before stop_app: a refusal found only at
+            # the rollback step would leave the application stopped for nothing.
+            found = refusals(
+                ws,
+                session,
+                view,
+                accept_data_loss=accept_data_loss,
+                ignore_simulation=ignore_simulation,
+                backup_mode="full",
+            )
+        found += [
+            missing
+            for name in (
+                "stop_app",
+                "before_rollback",
+                "after_rollback",
+                "deploy_previous",
+                "smoke",
+            )
+            if (missing := missing_hook_program(ws.config, name)) is not None
+        ]
+        if found:
+            result.refusals = [_one_line(exc) for exc in found]
+            record.status = "failed"
+            record.detail = "; ".join(result.refusals)
+            record.exit_code = found[0].exit_code
+            return
         record.detail = f"roll back {', '.join(view.plan.ids())} (risk {view.impact.risk.name})"
         if not dry_run and confirm is not None and not confirm(view):
             raise Declined("emergency declined: nothing was changed")
@@ -217,6 +255,7 @@ def _run(
             confirm=None,
             simulate=False,
             existing_backup=result.backup,
+            ignore_simulation=ignore_simulation,
         )
         done = result.rollback
         if dry_run:
@@ -286,7 +325,15 @@ def _conclude(ws: Workspace, result: EmergencyResult, steps: dict[str, StepRecor
     name = failed.name
     stopped = steps["stop_app"].status in ("ok",)
     app = "The application is stopped (stop_app ran). " if stopped else ""
-    if name == "plan":
+    if name == "plan" and result.refusals:
+        result.where_things_stand = (
+            "Nothing was changed (no hook run, no backup taken): the rollback would be refused."
+        )
+        result.next_steps = [
+            *(f"fix the cause: {reason}" for reason in result.refusals),
+            "then run the emergency again",
+        ]
+    elif name == "plan":
         result.where_things_stand = "Nothing was changed: the rollback cannot be planned."
         result.next_steps = [f"fix the cause: {failed.detail}", "then run the emergency again"]
     elif name == "stop_app":
@@ -369,6 +416,11 @@ def _write_report(
     path = folder / f"{stamp}_{_safe(result.target)}{suffix}.md"
     path.write_text(render_incident(ws, result, started), encoding="utf-8")
     return path
+
+
+def _one_line(exc: BackoutError) -> str:
+    """An error and its hint as one line."""
+    return str(exc) + (f" ({exc.hint})" if exc.hint else "")
 
 
 def _safe(text: str) -> str:

@@ -1,20 +1,27 @@
 """Hooks: shell commands run around rollbacks (``stop_app``, ``after_rollback``, ``smoke``...).
 
-Each hook gets ``DATABASE_URL`` of the database it concerns (the real URL: the hook has to
-connect) and ``BACKOUT_HOOK`` with its name. Its output is kept, scrubbed of the password, for
-the CLI and incident reports. A hook that runs longer than ``hooks.timeout`` is killed, with
-its whole process group.
+Each hook gets ``DATABASE_URL`` of the database it concerns, in a form its tools accept (the
+real URL, password included, in the environment only: the hook has to connect),
+``BACKOUT_SCHEMA`` when the project is scoped to a schema, ``BACKOUT_PRISMA_URL`` (the URL as
+configured, for Prisma) and ``BACKOUT_HOOK`` with its name. Its output is kept, scrubbed of
+the password, for the CLI and incident reports. A hook that runs longer than
+``hooks.timeout`` is killed, with its whole process group.
 """
 
 from __future__ import annotations
 
 import os
+import re
+import shlex
+import shutil
 import signal
 import subprocess
 import time
 from dataclasses import dataclass
 
 from backout.config import Config
+from backout.dialects import dialect_for
+from backout.errors import ToolMissing
 from backout.urls import DatabaseURL, scrub
 
 _OUTPUT_LIMIT = 20_000
@@ -51,7 +58,7 @@ def run_hook(config: Config, name: str, url: DatabaseURL) -> HookResult | None:
     command = config.hooks.get(name, "").strip()
     if not command:
         return None
-    env = dict(os.environ, DATABASE_URL=url.raw, BACKOUT_HOOK=name)
+    env = {**os.environ, **dialect_for(url).hook_environment(url), "BACKOUT_HOOK": name}
     started = time.monotonic()
     process = subprocess.Popen(
         command,
@@ -77,4 +84,39 @@ def run_hook(config: Config, name: str, url: DatabaseURL) -> HookResult | None:
         output=output,
         duration_s=time.monotonic() - started,
         timed_out=timed_out,
+    )
+
+
+#: words a shell runs itself: no program to look for
+_SHELL_WORDS = frozenset(
+    {".", ":", "[", "[[", "!", "{", "(", "alias", "break", "builtin", "case", "cd", "command"}
+    | {"continue", "echo", "eval", "exec", "exit", "export", "false", "for", "function", "if"}
+    | {"printf", "pwd", "read", "return", "set", "shift", "source", "test", "times", "trap"}
+    | {"true", "type", "ulimit", "umask", "unset", "until", "wait", "while"}
+)
+_PLAIN_WORD = re.compile(r"^[A-Za-z0-9_./+-]+$")
+
+
+def missing_hook_program(config: Config, name: str) -> ToolMissing | None:
+    """ToolMissing when hook ``name``'s command starts with a program that cannot be found
+    (a typo, or a tool not installed on this machine), found before anything runs.
+
+    Only a plain first word is looked up (``npx``, ``./scripts/stop.sh``); a command starting
+    with shell syntax (a variable assignment, a builtin, a subshell) is left to the shell."""
+    command = config.hooks.get(name, "").strip()
+    if not command:
+        return None
+    try:
+        first = shlex.split(command)[0]
+    except (ValueError, IndexError):
+        return None  # unbalanced quotes and such: the shell will say
+    if first in _SHELL_WORDS or not _PLAIN_WORD.match(first):
+        return None
+    # a path is relative to the project folder, where hooks run
+    found = (config.root / first).exists() if "/" in first else shutil.which(first) is not None
+    if found:
+        return None
+    return ToolMissing(
+        f"hook {name}: {first} not found: {command}",
+        hint="install it, fix the command in backout.toml's [hooks], or remove the hook",
     )

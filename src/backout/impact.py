@@ -96,6 +96,16 @@ class ImpactReport:
         """Scripts whose declared risk is lower than computed."""
         return [s for s in self.scripts if s.understated]
 
+    @property
+    def simulation_failures(self) -> list[ScriptImpact]:
+        """Scripts that failed when the simulation ran them on the schema-only copy (a script
+        not run because an earlier one failed is not counted twice)."""
+        return [
+            s
+            for s in self.scripts
+            if s.simulation is not None and s.simulation.ran and s.simulation.error
+        ]
+
     def rows_lost(self) -> int:
         """Total rows lost (exact and estimated)."""
         return sum(loss.count for s in self.scripts for loss in s.losses if loss.kind == "rows")

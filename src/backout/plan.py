@@ -10,7 +10,7 @@ import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from backout.errors import HistoryError, ProjectError, UsageError
+from backout.errors import HistoryError, LockError, ProjectError, UsageError
 from backout.migration import Migration, Project
 from backout.script import Risk, Script
 from backout.status import State, StatusReport
@@ -71,6 +71,12 @@ def plan_rollback(
         raise UsageError("give --to or --steps, not both")
     if steps is not None and steps < 1:
         raise UsageError(f"--steps must be at least 1 (got {steps})")
+    if report.applying:
+        applying = report.applying[0]
+        raise LockError(
+            f"migration {applying.id} is being applied: {applying.applying_by}",
+            hint="wait for that run to finish, then look at `backout status`",
+        )
     if report.failed:
         failed = report.failed[0]
         raise HistoryError(
@@ -79,8 +85,9 @@ def plan_rollback(
             "or `backout restore`",
         )
     applied = [e for e in report.entries if e.is_applied]
-    if not applied:
-        raise UsageError("nothing to roll back: no migration is applied")
+    if not applied and to is None and steps is None:
+        # Like `up` with nothing pending: the database already is where a rollback goes.
+        return RollbackPlan(steps=(), target=None)
     if to is not None:
         target = project.find(to)
         entry = report.entry(target.key)

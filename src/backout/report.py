@@ -4,7 +4,7 @@ documented in docs/json.md and only ever added to within a format version."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from backout.history import Event
@@ -14,6 +14,7 @@ from backout.status import MigrationStatus, State, StatusReport
 
 if TYPE_CHECKING:
     from backout.impact import ScriptImpact
+    from backout.residue import Residue
     from backout.risk import Loss
     from backout.rollback import PlanView
 
@@ -55,10 +56,44 @@ def partials_json(migration: Migration) -> list[dict[str, Any]]:
     ]
 
 
-def status_entry_json(entry: MigrationStatus) -> dict[str, Any]:
-    """One migration in ``status --json``."""
-    migration = entry.migration
+def residue_json(residue: Residue | None) -> dict[str, Any] | None:
+    """What remains of a failed migration, in ``status --json`` (None: not failed)."""
+    if residue is None:
+        return None
     return {
+        "known": residue.rolled_back_by_backout
+        or (not residue.unknown_reason and bool(residue.statements)),
+        "nothing_remains": residue.nothing_remains,
+        "rolled_back_by_backout": residue.rolled_back_by_backout,
+        "unknown_reason": residue.unknown_reason or None,
+        "statements": [
+            {
+                "line": s.line,
+                "statement": s.excerpt,
+                "verdict": s.verdict,
+                "present": list(s.present),
+                "absent": list(s.absent),
+            }
+            for s in residue.statements
+        ],
+    }
+
+
+def status_entry_json(
+    entry: MigrationStatus,
+    residue: Residue | None = None,
+    broken: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """One migration in ``status --json``; a broken rollback or partial carries its error."""
+    migration = entry.migration
+    known_broken = broken or {}
+
+    def with_error(document: dict[str, Any]) -> dict[str, Any]:
+        return {**document, "error": known_broken.get(document["file"])}
+
+    return {
+        "applying_by": entry.applying_by,
+        "remains": residue_json(residue),
         "id": entry.id,
         "version": migration.version if migration else None,
         "name": migration.name if migration else None,
@@ -73,8 +108,10 @@ def status_entry_json(entry: MigrationStatus) -> dict[str, Any]:
         "failed_statements_applied": entry.failed_steps,
         "interrupted": entry.interrupted.to_dict() if entry.interrupted else None,
         "file": migration.up.display if migration else None,
-        "rollback": script_json(migration.down) if migration and migration.down else None,
-        "partials": partials_json(migration) if migration else [],
+        "rollback": with_error(script_json(migration.down))
+        if migration and migration.down
+        else None,
+        "partials": [with_error(p) for p in partials_json(migration)] if migration else [],
     }
 
 
@@ -87,9 +124,13 @@ def status_json(
     history_table: str,
     database_exists: bool,
     notes: Sequence[str] = (),
+    residues: Mapping[str, Residue] | None = None,
+    broken: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """The ``status --json`` document."""
     entries = report.entries
+    residues = residues or {}
+    broken = broken or {}
     return {
         "notes": list(notes),
         "format": JSON_FORMAT,
@@ -98,7 +139,7 @@ def status_json(
         "database_source": database_source,
         "database_exists": database_exists,
         "history_table": history_table,
-        "migrations": [status_entry_json(e) for e in entries],
+        "migrations": [status_entry_json(e, residues.get(e.id), broken) for e in entries],
         "unfinished_restores": [
             {
                 **run.to_dict(),
@@ -112,9 +153,11 @@ def status_json(
             "pending": len(report.by_state(State.PENDING)),
             "rolled_back": len(report.by_state(State.ROLLED_BACK)),
             "failed": len(report.failed),
+            "applying": len(report.applying),
             "interrupted": len(report.interrupted),
             "edited": len(report.edited),
             "missing_from_disk": len(report.missing),
+            "broken_scripts": len(broken),
             "without_rollback": sum(
                 1 for e in entries if e.migration is not None and e.migration.down is None
             ),

@@ -380,6 +380,8 @@ def build_view(
         if s.edited
     ]
     warnings.extend(_implicit_commit_warnings(ws, units))
+    if partial is not None:
+        warnings.extend(_per_row_scans(session, units[0], values, ws.config.lock_timeout))
     for script_impact in impact.scripts:
         sim = script_impact.simulation
         if sim is not None and sim.error:
@@ -415,6 +417,31 @@ def build_view(
         preview=preview,
         state=state,
     )
+
+
+def _per_row_scans(
+    session: Session, unit: PreparedScript, values: Mapping[str, object], lock_timeout: float
+) -> list[str]:
+    """Statements of a partial rollback that the database's own plan (EXPLAIN, nothing runs)
+    would make visit a large table once per row: the warning names the line and the plan.
+
+    Partial rollbacks are data statements over whole tables, where such a plan turns seconds
+    into minutes (a correlated subquery searching a range per user); each statement is
+    planned in its own read transaction, rolled back."""
+    found: list[str] = []
+    dialect = session.dialect
+    for statement in unit.statements:
+        sql, params = dialect.bind(statement.sql, values)
+        session.begin_read(lock_timeout=lock_timeout)
+        try:
+            lines = dialect.per_row_scans(session, sql, params)
+        except DatabaseError as exc:
+            # e.g. it reads a table an earlier statement of the script creates
+            lines = [f"not checked for per-row scans: the database cannot plan it alone ({exc})"]
+        finally:
+            session.rollback()
+        found.extend(f"{unit.script.display}:{statement.line}: {line}" for line in lines)
+    return found
 
 
 def _choose_steps(
@@ -574,6 +601,80 @@ def refuse_understated(view: PlanView, *, accept_data_loss: bool) -> None:
     )
 
 
+#: the flag that runs a rollback although it failed on the schema-only copy
+IGNORE_SIMULATION_FLAG = "--ignore-simulation-failure"
+
+
+def refuse_failed_simulation(view: PlanView, *, ignore: bool) -> None:
+    """A rollback that failed on the schema-only copy will fail for real: refuse it (before
+    any backup or hook) unless the user says, knowingly, to run it anyway."""
+    if ignore or not view.impact.simulation_failures:
+        return
+    worst = view.impact.simulation_failures[0]
+    assert worst.simulation is not None and worst.simulation.error is not None
+    raise CheckFailed(
+        f"{worst.script.display}: {worst.simulation.error}",
+        hint="fix the script (`backout plan` shows the simulation), or pass "
+        f"{IGNORE_SIMULATION_FLAG} if it fails only for want of data",
+    )
+
+
+def refusals(
+    ws: Workspace,
+    session: Session,
+    view: PlanView,
+    *,
+    accept_data_loss: bool,
+    ignore_simulation: bool,
+    backup_mode: str,
+) -> list[BackoutError]:
+    """Every reason a real rollback of ``view`` would refuse, in the order it would meet them.
+
+    Each check here is one the run makes later (the run lock, the counts, the declared risk,
+    the require checks, the simulation, the backup folder and tool); making them all first is
+    what lets a caller (``emergency``) refuse before its first side effect, and a dry run
+    report exactly what the real run would refuse. Changes nothing.
+    """
+    from backout.backup import BackupCatalog
+
+    found: list[BackoutError] = []
+
+    def collect(check: Callable[[], None]) -> None:
+        try:
+            check()
+        except BackoutError as exc:
+            found.append(exc)
+
+    collect(lambda: ws.check_run_lock(session))
+    if view.impact.lock_waits:
+        found.append(
+            LockError(
+                f"{view.impact.lock_waits[0]}; nothing changed",
+                hint="another session holds that table locked: retry when it is done, or "
+                "raise lock_timeout",
+            )
+        )
+    collect(lambda: refuse_understated(view, accept_data_loss=accept_data_loss))
+    if view.requires_fail:
+        check = view.requires_fail[0]
+        found.append(
+            CheckFailed(
+                f"{check.script}:{check.line}: require does not hold now: {check.sql}",
+                hint="nothing was changed: no backup taken, no hook run",
+            )
+        )
+    collect(lambda: refuse_failed_simulation(view, ignore=ignore_simulation))
+    if backup_mode != "none":
+        collect(BackupCatalog(ws.config.backups).check_writable)
+        collect(lambda: _check_backup_tools(ws, session))
+    return found
+
+
+def _check_backup_tools(ws: Workspace, session: Session) -> None:
+    """ToolMissing when the dump tool the backup needs is missing or too old."""
+    ws.dialect.backup_engine().check_tools(session)
+
+
 def rollback(
     ws: Workspace,
     *,
@@ -588,6 +689,7 @@ def rollback(
     simulate: bool = True,
     partial: PartialRequest | None = None,
     existing_backup: BackupRecord | None = None,
+    ignore_simulation: bool = False,
 ) -> RollbackResult:
     """Roll back applied migrations safely; see the module docstring for the order of steps.
 
@@ -617,26 +719,23 @@ def rollback(
             simulate=simulate,
             partial=partial,
         )
-        if not dry_run:
-            # Taken while this run planned: its counts may have given up on that run's table
-            # locks (lock_timeout), so refuse now rather than judge the risk on them.
-            ws.check_run_lock(session)
-    if first.impact.lock_waits and not dry_run:
-        # What the rollback destroys is not known: never judge its risk (or run it) blind.
-        raise LockError(
-            f"{first.impact.lock_waits[0]}; nothing changed",
-            hint="another session holds that table locked: retry when it is done, or raise "
-            "lock_timeout",
-        )
+        if not dry_run and not first.plan.empty:
+            # Every check the run would make later, made now: the lock taken while this run
+            # planned (its counts may have given up on that run's table locks), the risk, the
+            # require checks, the simulation, the backup folder and tool. The first refusal
+            # comes before any backup, hook or confirmation.
+            found = refusals(
+                ws,
+                session,
+                first,
+                accept_data_loss=accept_data_loss,
+                ignore_simulation=ignore_simulation,
+                backup_mode="none" if existing_backup is not None else backup_mode,
+            )
+            if found:
+                raise found[0]
     if first.plan.empty:
         return RollbackResult(view=first, dry_run=dry_run)
-    refuse_understated(first, accept_data_loss=accept_data_loss or dry_run)
-    if first.requires_fail and not dry_run:
-        check = first.requires_fail[0]
-        raise CheckFailed(
-            f"{check.script}:{check.line}: require does not hold now: {check.sql}",
-            hint="nothing was changed: no backup taken, no hook run",
-        )
     with ws.session() as session:
         lock = None if dry_run else ws.run_lock(session)
         try:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from backout.dialects.base import Dialect, Params, Row, ScriptShape, Session
-from backout.errors import CheckFailed, DatabaseError, LockError
+from backout.errors import CheckFailed, DatabaseError, LockError, ProjectError
 from backout.script import Script, SqlCheck, Statement
 from backout.transactions import TransactionLayout, lay_out
 
@@ -174,6 +174,18 @@ class PreparedScript:
         if control:
             notes.append(control)
         return notes
+
+
+def broken_scripts(dialect: Dialect, scripts: Sequence[Script]) -> dict[str, str]:
+    """Each script that :func:`prepare` refuses (a syntax error, a statement that cannot run
+    in its transaction), by display path → the one-line error ``rollback`` would give."""
+    broken: dict[str, str] = {}
+    for script in scripts:
+        try:
+            prepare(dialect, script)
+        except ProjectError as exc:
+            broken[script.display] = str(exc)
+    return broken
 
 
 def prepare(dialect: Dialect, script: Script) -> PreparedScript:

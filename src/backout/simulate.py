@@ -118,6 +118,18 @@ def _describe(key: ObjectKey) -> str:
     return f"{kind} {shown}" + (f" (schema {schema})" if schema and schema != "public" else "")
 
 
+def expected_changes(
+    effects: ScriptEffects, default_schema: str | None
+) -> tuple[set[ObjectKey], set[ObjectKey]]:
+    """(objects the statements drop, objects they create), as keys of :func:`objects`."""
+    return _static(effects, default_schema)
+
+
+def describe_object(key: ObjectKey) -> str:
+    """An object key for people: ``column "User"."nickname"``."""
+    return _describe(key)
+
+
 def compare(
     before: SchemaSnapshot,
     after: SchemaSnapshot,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from backout.history import LedgerRow
 from backout.journal import InterruptedRun
@@ -20,6 +20,8 @@ class State(enum.StrEnum):
     FAILED = "failed"
     #: rolled back (every ledger row has rolled_back_at): counts as not applied
     ROLLED_BACK = "rolled_back"
+    #: unfinished, and its writer still holds the run lock: being applied right now
+    APPLYING = "applying"
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,8 @@ class MigrationStatus:
     #: a journaled apply or rollback of it that stopped part-way (``rollback --resume`` /
     #: ``--undo-partial``): a rollback's migration stays applied, an apply's failed
     interrupted: InterruptedRun | None = None
+    #: state APPLYING: who holds the run lock while applying it (a sentence)
+    applying_by: str | None = None
 
     @property
     def missing_from_disk(self) -> bool:
@@ -78,6 +82,17 @@ class StatusReport:
     def failed(self) -> list[MigrationStatus]:
         """Failed attempts that need resolving."""
         return self.by_state(State.FAILED)
+
+    @property
+    def applying(self) -> list[MigrationStatus]:
+        """Migrations another run is applying now (it holds the run lock)."""
+        return self.by_state(State.APPLYING)
+
+    @property
+    def unfinished(self) -> list[MigrationStatus]:
+        """Failed attempts with no error recorded: their writer stopped without saying why,
+        or is still applying them (see :func:`being_applied`)."""
+        return [e for e in self.failed if not (e.failure or "").strip()]
 
     @property
     def edited(self) -> list[MigrationStatus]:
@@ -198,3 +213,15 @@ def compute_status(project: Project, rows: list[LedgerRow], *, ledger_exists: bo
             )
         )
     return StatusReport(entries=tuple(entries), ledger_exists=ledger_exists)
+
+
+def being_applied(report: StatusReport, holder: str) -> StatusReport:
+    """The report with its unfinished attempts as APPLYING by ``holder``, the run lock's
+    holder: a writer that failed records the error (Prisma and backout both do), so an
+    attempt with none whose writer still holds the lock is one being applied now."""
+    unfinished = {id(e) for e in report.unfinished}
+    entries = tuple(
+        replace(e, state=State.APPLYING, applying_by=holder) if id(e) in unfinished else e
+        for e in report.entries
+    )
+    return replace(report, entries=entries)

@@ -11,12 +11,12 @@ from typing import TypeVar
 from backout.config import Config
 from backout.dialects import dialect_for
 from backout.dialects.base import Actor, Dialect, RunLock, Session, utcnow
-from backout.errors import ConfigError, HistoryError, LockHeld
+from backout.errors import ConfigError, HistoryError, LockError, LockHeld
 from backout.history import Event, EventLog, Ledger
 from backout.layouts import load_project
 from backout.migration import Project
 from backout.runner import Executor, RunOptions
-from backout.status import StatusReport, compute_status
+from backout.status import StatusReport, being_applied, compute_status
 from backout.urls import DatabaseURL
 
 T = TypeVar("T")
@@ -159,9 +159,33 @@ class Workspace:
         exists = self.ledger.exists(session)
         rows = self.ledger.rows(session) if exists else []
         report = compute_status(self.project, rows, ledger_exists=exists)
+        if report.unfinished:
+            holder = self.run_lock_holder(session)
+            if holder is not None:
+                report = being_applied(report, holder)
         # A half-restored database may have lost its ledger: the journal still knows.
         restores = tuple(self.events.journal.unfinished_restores(session))
         return replace(report, unfinished_restores=restores) if restores else report
+
+    def run_lock_holder(self, session: Session) -> str | None:
+        """Who holds the run lock now (backout's, or Prisma Migrate's in the Prisma layout),
+        as the sentence LockError gives; None when it is free. Takes nothing."""
+        prisma = self.project.ledger == "prisma"
+        try:
+            # asked once, never waited for: status reports, it does not queue
+            self.dialect.check_run_lock(session, self.actor, prisma_compatible=prisma)
+        except LockError as exc:
+            return exc.message
+        return None
+
+    def refuse_being_applied(self, report: StatusReport) -> None:
+        """LockError naming the holder when another run is applying a migration now."""
+        if report.applying:
+            entry = report.applying[0]
+            raise LockError(
+                f"migration {entry.id} is being applied: {entry.applying_by}",
+                hint="wait for that run to finish, then look at `backout status`",
+            )
 
     def ensure_history(self, session: Session, executor: Executor) -> None:
         """Create backout's tables (and the ledger) if missing, in their own transaction.
@@ -210,6 +234,7 @@ class Workspace:
         self, report: StatusReport, *, allow_edited: bool, allow_missing: bool
     ) -> None:
         """Refuse to continue past history that cannot be trusted, unless told to."""
+        self.refuse_being_applied(report)
         if report.failed:
             entry = report.failed[0]
             others = f" (and {len(report.failed) - 1} more)" if len(report.failed) > 1 else ""

@@ -119,7 +119,7 @@ def test_full_and_scoped_backups_are_private_verified_and_catalogued(
     for table, count in scoped.row_counts.items():
         if "_prisma" not in table:
             assert before.data[table][0] == count
-    listed = json.loads(run(["backups", "--json"], project=project, url=url).output)
+    listed = json.loads(run(["backups", "--json"], project=project, url=url).stdout)
     assert [b["id"] for b in listed["backups"]] == [full.id, scoped.id]
     assert listed["backups"][1]["row_counts"] == dict(scoped.row_counts)
     table = run(["backups"], project=project, url=url)
@@ -131,7 +131,7 @@ def test_backup_without_full_is_the_one_the_next_rollback_would_take(
 ) -> None:
     project = migrated(tmp_path, url)
     before = db_state(url)
-    plan = json.loads(run(["plan", "--json", "--no-simulate"], project=project, url=url).output)
+    plan = json.loads(run(["plan", "--json", "--no-simulate"], project=project, url=url).stdout)
     scope = set(plan["backup"]["tables"])
     assert scope, "the vouchers rollback touches tables"
     result = run(["backup"], project=project, url=url)
@@ -228,7 +228,7 @@ def test_restore_undoes_a_rollback_exactly(tmp_path: Path, url: str) -> None:
     event, outcome, backup_id, details = events(url)[-1]
     assert (event, outcome, backup_id) == ("restore", "ok", scoped.id)
     assert json.loads(details)["pre_restore_backup"] == pre.id
-    status = json.loads(run(["status", "--json"], project=project, url=url).output)
+    status = json.loads(run(["status", "--json"], project=project, url=url).stdout)
     assert [m["state"] for m in status["migrations"]] == ["applied", "applied"]
 
 
@@ -405,7 +405,7 @@ def test_backups_names_the_partial_file_of_an_interrupted_backup(
         "warning: 1 file(s) in the backup folder are in no catalogued backup (4.0 KiB): "
         "20261207T010203Z-scoped-dev.sqlite3. A backup interrupted before it was verified"
     )
-    doc = json.loads(run(["backups", "--json"], project=project, url=sqlite_url).output)
+    doc = json.loads(run(["backups", "--json"], project=project, url=sqlite_url).stdout)
     assert doc["uncatalogued"] == [{"file": stray.name, "size": 4096}]
     assert [b["id"] for b in doc["backups"]] == [kept.id]
     # Never restored from: it is not in the catalog.

@@ -18,7 +18,7 @@ from tests.helpers import copy_example, db_state, run, sql, write
 
 def _checked(project: Path, url: str, *extra: str) -> tuple[int, dict[str, object]]:
     result = run(["check", "--json", *extra], project=project, url=url)
-    return result.exit_code, json.loads(result.output)
+    return result.exit_code, json.loads(result.stdout)
 
 
 def _kinds(doc: dict[str, object]) -> list[tuple[str, str]]:

@@ -43,7 +43,7 @@ def test_init_then_new_scaffolds_the_pair(tmp_path: Path, layout: str) -> None:
 
     created = run(["new", "Add Vouchers!"], project=tmp_path)
     assert created.exit_code == 0, created.stderr
-    doc = json.loads(run(["status", "--json"], project=tmp_path).output)
+    doc = json.loads(run(["status", "--json"], project=tmp_path).stdout)
     (migration,) = doc["migrations"]
     assert migration["name"] == "add_vouchers"
     assert migration["rollback"]["risk"] == "HIGH"  # scaffolded, valid directives
@@ -108,7 +108,7 @@ def test_dbmate_with_concurrent_index_on_postgres(tmp_path: Path, pg_url: str) -
     assert sql(pg_url, "SELECT indexname FROM pg_indexes WHERE indexname = 'users_id'") == [
         ("users_id",)
     ]
-    doc = json.loads(run(["status", "--json"], project=project, url=pg_url).output)
+    doc = json.loads(run(["status", "--json"], project=project, url=pg_url).stdout)
     assert doc["layout"] == "dbmate"
     assert [m["state"] for m in doc["migrations"]] == ["applied", "applied"]
     assert doc["migrations"][1]["rollback"]["transaction"] is False

@@ -59,9 +59,9 @@ def test_the_whole_procedure(tmp_path: Path, url: str) -> None:
     result = run(["emergency", "--to", "001_users", "--yes"], project=project, url=url)
     assert result.exit_code == 0, result.output + result.stderr
     assert log.read_text().split("\n")[:3] == ["stop_app", "deploy_previous", f"smoke {url}"]
-    status = json.loads(run(["status", "--json"], project=project, url=url).output)
+    status = json.loads(run(["status", "--json"], project=project, url=url).stdout)
     assert [m["state"] for m in status["migrations"]] == ["applied", "rolled_back", "pending"]
-    backups = json.loads(run(["backups", "--json"], project=project, url=url).output)
+    backups = json.loads(run(["backups", "--json"], project=project, url=url).stdout)
     (backup,) = backups["backups"]
     assert backup["kind"] == "full"
     text = report_of(project)
@@ -78,9 +78,10 @@ def test_the_whole_procedure(tmp_path: Path, url: str) -> None:
     assert backup["sha256"] in text and backup["id"] in text
     assert "1 rows of table" in text  # posts held one row
     assert "- [ ] Tell the blog team" in text
-    events = json.loads(run(["history", "--json"], project=project, url=url).output)["events"]
-    assert [e["event"] for e in events[-2:]] == ["rollback", "emergency"]
-    assert events[-1]["outcome"] == "ok" and events[-1]["backup"] == backup["id"]
+    events = json.loads(run(["history", "--json"], project=project, url=url).stdout)["events"]
+    # listed by when they began: the emergency, then the rollback it ran
+    assert [e["event"] for e in events[-2:]] == ["emergency", "rollback"]
+    assert events[-2]["outcome"] == "ok" and events[-2]["backup"] == backup["id"]
 
 
 def test_dry_run_changes_nothing_and_runs_no_hook(tmp_path: Path, url: str) -> None:

@@ -23,7 +23,7 @@ VOUCHERS = "20240315000000_add_voucher_system"
 
 def _rehearse_all(project: Path, url: str, *extra: str) -> dict[str, object]:
     result = run(["test", "--all", "--json", *extra], project=project, url=url)
-    doc: dict[str, object] = json.loads(result.output)
+    doc: dict[str, object] = json.loads(result.stdout)
     assert result.exit_code == (0 if doc["ok"] else 1)
     return doc
 
@@ -126,7 +126,7 @@ def test_dbmate_layout_fills_the_down_section(tmp_path: Path, sqlite_url: str) -
     text = (project / "db/migrations/002_index.sql").read_text()
     assert text.startswith("-- migrate:up\nCREATE INDEX t_id ON t(id);\n-- migrate:down\n")
     assert 'DROP INDEX "t_id";' in text
-    status = json.loads(run(["status", "--json"], project=project, url=sqlite_url).output)
+    status = json.loads(run(["status", "--json"], project=project, url=sqlite_url).stdout)
     assert [m["edited"] for m in status["migrations"]] == [False, False]
     assert all(m["rollback"] is not None for m in status["migrations"])
     assert _rehearse_all(project, sqlite_url)["ok"] is True

@@ -57,7 +57,7 @@ def fill(url: str, items: int, labels: int) -> None:
 def impact(project: Path, url: str, *extra: str) -> dict:  # type: ignore[type-arg]
     result = run(["plan", "--json", *extra], project=project, url=url)
     assert result.exit_code in (0, 1), result.stderr
-    (step,) = json.loads(result.output)["steps"]
+    (step,) = json.loads(result.stdout)["steps"]
     return step["impact"]
 
 
@@ -207,14 +207,14 @@ def test_dynamic_sql_needs_review_and_is_high(tmp_path: Path, pg_url: str) -> No
     found = impact(project, pg_url)
     assert found["needs_review"]
     assert found["computed_risk"] == "HIGH"
-    plan = json.loads(run(["plan", "--json"], project=project, url=pg_url).output)
+    plan = json.loads(run(["plan", "--json"], project=project, url=pg_url).stdout)
     assert plan["backup"]["mode"] == "full"  # scope unknown → full backup
 
 
 def test_simulation_sees_what_dynamic_sql_does(tmp_path: Path, pg_url: str) -> None:
     project = project_with(tmp_path, "DO $$ BEGIN EXECUTE 'DROP TABLE ' || 'items'; END $$;")
     assert run(["up"], project=project, url=pg_url).exit_code == 0
-    doc = json.loads(run(["plan", "--json"], project=project, url=pg_url).output)
+    doc = json.loads(run(["plan", "--json"], project=project, url=pg_url).stdout)
     simulation = doc["steps"][0]["impact"]["simulation"]
     assert simulation["ran"] is True
     assert 'removed table "items"' in simulation["changes"]
@@ -235,7 +235,7 @@ def test_simulation_reports_cascade_side_effects(tmp_path: Path, pg_url: str) ->
         "-- backout:risk HIGH\nDROP TABLE parent CASCADE;\nDROP TABLE items;\nDROP TABLE tags;\n"
     )
     assert run(["up"], project=project, url=url).exit_code == 0
-    doc = json.loads(run(["plan", "--json"], project=project, url=url).output)
+    doc = json.loads(run(["plan", "--json"], project=project, url=url).stdout)
     impact = doc["steps"][0]["impact"]
     assert any("child_parent_id_fkey" in d for d in impact["simulation"]["disagreements"])
     assert any(
@@ -243,10 +243,13 @@ def test_simulation_reports_cascade_side_effects(tmp_path: Path, pg_url: str) ->
     )
 
 
-def test_simulation_failure_is_reported_not_fatal(tmp_path: Path, url: str) -> None:
+def test_simulation_failure_is_reported_and_refused(tmp_path: Path, url: str) -> None:
     project = project_with(tmp_path, "DROP TABLE items;\nDROP TABLE no_such_table;")
     assert run(["up"], project=project, url=url).exit_code == 0
     result = run(["plan", "--json"], project=project, url=url)
-    doc = json.loads(result.output)
+    # The rollback would fail for real: plan says so and exits 1 (issue 13, item 2).
+    assert result.exit_code == 1
+    assert "no_such_table" in result.stderr
+    doc = json.loads(result.stdout)
     assert "fails on a schema-only copy" in doc["steps"][0]["impact"]["simulation"]["error"]
     assert "no_such_table" in doc["steps"][0]["impact"]["simulation"]["error"]

@@ -136,7 +136,7 @@ def test_json_document(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     files = {**CLEAN, "migrations/003_tags.up.sql": "CREATE TABLE tags (id int);"}
     result = run(["lint", "--json"], project=write(tmp_path, files))
     assert result.exit_code == 1, result.output
-    doc = json.loads(result.output)
+    doc = json.loads(result.stdout)
     assert doc["format"] == 1
     assert set(doc) == {"format", "findings", "summary"}
     (finding,) = doc["findings"]
@@ -170,7 +170,7 @@ def test_json_says_squawk_is_not_installed(tmp_path: Path, monkeypatch: pytest.M
     no_squawk(monkeypatch)
     project = write(tmp_path, CLEAN)
     result = run(["lint", "--json"], project=project, url="postgresql://u@127.0.0.1:1/db")
-    doc = json.loads(result.output)
+    doc = json.loads(result.stdout)
     assert doc["summary"]["squawk"] == "not installed"
     assert doc["summary"]["dialect"] == "postgresql"
 
@@ -219,25 +219,25 @@ def test_paths_restrict_findings_to_their_migrations(
     project = write(tmp_path, BROKEN)
     monkeypatch.chdir(project)
     everything = run(["lint", "--json"], project=project)
-    assert {f["rule"] for f in json.loads(everything.output)["findings"]} == {
+    assert {f["rule"] for f in json.loads(everything.stdout)["findings"]} == {
         "BO101",
         "BO103",
         "BO104",
     }
     # a changed rollback selects its migration (relative to the current folder, as pre-commit)
     result = run(["lint", "--json", "migrations/002_posts.down.sql"], project=project)
-    doc = json.loads(result.output)
+    doc = json.loads(result.stdout)
     assert [f["rule"] for f in doc["findings"]] == ["BO104"]
     assert doc["summary"]["migrations"] == 1
     assert result.exit_code == 1
     # a file that is no migration selects nothing
     result = run(["lint", "--json", "seeds/dev.sql"], project=project)
-    doc = json.loads(result.output)
+    doc = json.loads(result.stdout)
     assert doc["findings"] == [] and doc["summary"]["migrations"] == 0
     assert result.exit_code == 0
     # a folder selects everything under it
     result = run(["lint", "--json", "migrations"], project=project)
-    assert len(json.loads(result.output)["findings"]) == 3
+    assert len(json.loads(result.stdout)["findings"]) == 3
 
 
 def test_paths_still_see_earlier_migrations(tmp_path: Path) -> None:
@@ -251,7 +251,7 @@ def test_paths_still_see_earlier_migrations(tmp_path: Path) -> None:
     result = run(
         ["lint", "--json", str(project / "migrations/003_drop_users.up.sql")], project=project
     )
-    rules = [f["rule"] for f in json.loads(result.output)["findings"]]
+    rules = [f["rule"] for f in json.loads(result.stdout)["findings"]]
     assert "BO301" in rules
 
 
@@ -288,7 +288,7 @@ def test_edited_after_apply_needs_the_database(tmp_path: Path, sqlite_url: str) 
     forward.write_text(forward.read_text() + "-- an edit\n", encoding="utf-8")
 
     result = run(["lint", "--json"], project=project, url=sqlite_url)
-    doc = json.loads(result.output)
+    doc = json.loads(result.stdout)
     assert result.exit_code == 1
     assert doc["summary"]["database"] == "checked"
     (finding,) = doc["findings"]
@@ -298,10 +298,10 @@ def test_edited_after_apply_needs_the_database(tmp_path: Path, sqlite_url: str) 
 
     offline = run(["lint", "--json", "--offline"], project=project, url=sqlite_url)
     assert offline.exit_code == 0
-    assert json.loads(offline.output)["summary"]["database"] == "offline"
+    assert json.loads(offline.stdout)["summary"]["database"] == "offline"
     # without an explicit URL the (default) database is not read
     assert (
-        json.loads(run(["lint", "--json"], project=project).output)["summary"]["database"]
+        json.loads(run(["lint", "--json"], project=project).stdout)["summary"]["database"]
         == "not configured"
     )
 
@@ -310,7 +310,7 @@ def test_missing_sqlite_file_is_not_found(tmp_path: Path, sqlite_url: str) -> No
     project = write(tmp_path, CLEAN)
     result = run(["lint", "--json"], project=project, url=sqlite_url)
     assert result.exit_code == 0, result.output
-    assert json.loads(result.output)["summary"]["database"] == "not found"
+    assert json.loads(result.stdout)["summary"]["database"] == "not found"
     assert not Path(sqlite_url.removeprefix("sqlite:///")).exists()
 
 
@@ -323,7 +323,7 @@ def test_unreachable_database_is_a_warning_with_the_password_masked(
     result = run(["lint", "--json"], project=project, url=url)
     assert result.exit_code == 0, result.output
     assert "s3cret-pw" not in result.output
-    doc = json.loads(result.output)
+    doc = json.loads(result.stdout)
     assert doc["summary"]["database"] == "unavailable"
     (finding,) = doc["findings"]
     assert finding["rule"] == "BO503" and finding["severity"] == "warning"
@@ -341,7 +341,7 @@ def test_edited_after_apply_on_postgres(
     forward = project / "prisma/migrations/20240315000000_add_voucher_system/migration.sql"
     forward.write_text(forward.read_text() + "\n-- edited\n", encoding="utf-8")
     result = run(["lint", "--json"], project=project, url=pg_url)
-    doc = json.loads(result.output)
+    doc = json.loads(result.stdout)
     assert doc["summary"]["database"] == "checked"
     edited = [f for f in doc["findings"] if f["rule"] == "BO502"]
     assert [f["migration"] for f in edited] == ["20240315000000_add_voucher_system"]
@@ -423,11 +423,11 @@ def test_squawk_findings_can_be_suppressed(tmp_path: Path, squawk: str) -> None:
 
 def test_squawk_through_the_cli(tmp_path: Path, squawk: str) -> None:
     result = run(["lint", "--json"], project=write(tmp_path, PG), url=PG_URL)
-    doc = json.loads(result.output)
+    doc = json.loads(result.stdout)
     assert doc["summary"]["squawk"] == "2.70.0"
     assert any(f["rule"].startswith("squawk:") for f in doc["findings"])
     skipped = run(["lint", "--json", "--no-squawk"], project=tmp_path, url=PG_URL)
-    assert json.loads(skipped.output)["summary"]["squawk"] == "disabled"
+    assert json.loads(skipped.stdout)["summary"]["squawk"] == "disabled"
 
 
 def test_squawk_that_fails_is_a_warning(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -462,7 +462,7 @@ def test_relative_paths_from_the_project_folder(tmp_path: Path) -> None:
     project = write(tmp_path / "backend", BROKEN)
     result = run(["lint", "--json", "migrations/002_posts.down.sql"], project=project)
     assert result.exit_code == 1, result.output
-    assert [f["rule"] for f in json.loads(result.output)["findings"]] == ["BO104"]
+    assert [f["rule"] for f in json.loads(result.stdout)["findings"]] == ["BO104"]
 
 
 def test_squawk_findings_come_after_backouts_own_and_are_grouped(

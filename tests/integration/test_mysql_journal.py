@@ -104,7 +104,7 @@ def journal(url: str) -> list[tuple[str, int]]:
 
 def status_doc(project_dir: Path, url: str) -> dict[str, object]:
     result = run(["status", "--json"], project=project_dir, url=url)
-    return json.loads(result.output)  # type: ignore[no-any-return]
+    return json.loads(result.stdout)  # type: ignore[no-any-return]
 
 
 def entry(doc: dict[str, object], migration_id: str) -> dict[str, object]:

@@ -23,7 +23,7 @@ VOUCHERS = "20240315000000_add_voucher_system"
 
 
 def status_doc(project: Path, url: str) -> dict[str, object]:
-    return json.loads(run(["status", "--json"], project=project, url=url).output)  # type: ignore[no-any-return]
+    return json.loads(run(["status", "--json"], project=project, url=url).stdout)  # type: ignore[no-any-return]
 
 
 def states(project: Path, url: str) -> dict[str, str]:
@@ -123,7 +123,7 @@ def test_failed_up_leaves_the_row_prisma_leaves(tmp_path: Path, mysql_url: str) 
 def test_full_rollback_with_scoped_backup_then_restore(vouchers: Path, mysql_url: str) -> None:
     before = db_state(mysql_url)
     plan = run(["plan", "--json"], project=vouchers, url=mysql_url)
-    doc = json.loads(plan.output)
+    doc = json.loads(plan.stdout)
     assert doc["backup"]["mode"] == "scoped"
     result = run(["rollback", "--yes"], project=vouchers, url=mysql_url)
     assert result.exit_code == 0, result.stderr
@@ -136,7 +136,7 @@ def test_full_rollback_with_scoped_backup_then_restore(vouchers: Path, mysql_url
     )
     assert rolled_back  # the row is kept, marked: prisma migrate deploy would re-apply it
     assert balances_consistent(mysql_url)
-    backups = json.loads(run(["backups", "--json"], project=vouchers, url=mysql_url).output)
+    backups = json.loads(run(["backups", "--json"], project=vouchers, url=mysql_url).stdout)
     latest = backups["backups"][-1]
     assert latest["kind"] == "scoped" and latest["dialect"] == "mysql"
     assert "Voucher" in latest["tables"] and "_prisma_migrations" in latest["tables"]
@@ -151,7 +151,7 @@ def test_full_backup_restore_over_and_into(vouchers: Path, mysql_url: str) -> No
     before = db_state(mysql_url)
     result = run(["backup", "--full"], project=vouchers, url=mysql_url)
     assert result.exit_code == 0, result.stderr
-    record = json.loads(run(["backups", "--json"], project=vouchers, url=mysql_url).output)[
+    record = json.loads(run(["backups", "--json"], project=vouchers, url=mysql_url).stdout)[
         "backups"
     ][-1]
     path = vouchers / ".backout" / "backups" / record["file"]
@@ -179,7 +179,7 @@ def test_full_backup_restore_over_and_into(vouchers: Path, mysql_url: str) -> No
 
 def test_restore_refuses_a_damaged_backup(vouchers: Path, mysql_url: str) -> None:
     assert run(["backup", "--full"], project=vouchers, url=mysql_url).exit_code == 0
-    record = json.loads(run(["backups", "--json"], project=vouchers, url=mysql_url).output)[
+    record = json.loads(run(["backups", "--json"], project=vouchers, url=mysql_url).stdout)[
         "backups"
     ][-1]
     path = vouchers / ".backout" / "backups" / record["file"]
@@ -268,7 +268,7 @@ def test_history_lint_and_dry_run(vouchers: Path, mysql_url: str) -> None:
     assert dry.exit_code == 0
     assert "GET_LOCK('prisma_migrate', 0)" in dry.output
     assert "DROP TABLE IF EXISTS `VoucherRedemption`;" in dry.output
-    history = json.loads(run(["history", "--json"], project=vouchers, url=mysql_url).output)
+    history = json.loads(run(["history", "--json"], project=vouchers, url=mysql_url).stdout)
     assert [(e["event"], e["migration"]) for e in history["events"]] == [
         ("apply", INIT),
         ("apply", VOUCHERS),

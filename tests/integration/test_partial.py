@@ -40,7 +40,7 @@ def balances_consistent(url: str) -> bool:
 
 
 def applied(project: Path, url: str) -> list[str]:
-    doc = json.loads(run(["status", "--json"], project=project, url=url).output)
+    doc = json.loads(run(["status", "--json"], project=project, url=url).stdout)
     return [m["id"] for m in doc["migrations"] if m["state"] == "applied"]
 
 
@@ -55,7 +55,7 @@ def test_reverse_tokens_since_a_date(setup: tuple[Path, str]) -> None:
         project=project,
         url=url,
     )
-    doc = json.loads(plan.output)
+    doc = json.loads(plan.stdout)
     (step,) = doc["steps"]
     reversed_rows = next(x["count"] for x in step["impact"]["losses"] if x["kind"] == "rows")
     assert 0 < reversed_rows < all_tx
@@ -73,7 +73,7 @@ def test_reverse_tokens_since_a_date(setup: tuple[Path, str]) -> None:
     total_after = sql(url, 'SELECT sum("balance") FROM "UserTokenBalance"')[0][0]
     assert total_after < total_before
     assert applied(project, url) == ["20240101000000_init", VOUCHERS]
-    events = json.loads(run(["history", "--json"], project=project, url=url).output)["events"]
+    events = json.loads(run(["history", "--json"], project=project, url=url).stdout)["events"]
     last = events[-1]
     assert (last["event"], last["outcome"], last["migration"]) == (
         "partial_rollback",

@@ -76,7 +76,7 @@ def test_reads_rows_prisma_wrote_and_reapplies_rolled_back(tmp_path: Path, pg_ur
         "started_at, applied_steps_count) VALUES (%s, %s, now(), %s, now(), 1)",
         (str(uuid.uuid4()), checksum(init), "20250101000000_init"),
     )
-    doc = json.loads(run(["status", "--json"], project=project, url=pg_url).output)
+    doc = json.loads(run(["status", "--json"], project=project, url=pg_url).stdout)
     assert [m["state"] for m in doc["migrations"]] == ["applied", "pending", "pending"]
     assert doc["migrations"][0]["edited"] is False
 
@@ -90,7 +90,7 @@ def test_reads_rows_prisma_wrote_and_reapplies_rolled_back(tmp_path: Path, pg_ur
         "UPDATE _prisma_migrations SET rolled_back_at = now() WHERE migration_name = %s",
         (last,),
     )
-    doc = json.loads(run(["status", "--json"], project=project, url=pg_url).output)
+    doc = json.loads(run(["status", "--json"], project=project, url=pg_url).stdout)
     assert doc["migrations"][2]["state"] == "rolled_back"
     assert run(["up"], project=project, url=pg_url).exit_code == 0
     rows = sql(
@@ -137,19 +137,19 @@ def test_env_file_url_resolves_relative_to_prisma_folder(tmp_path: Path) -> None
     result = run(["up"], project=project)
     assert result.exit_code == 0, result.stderr
     assert (project / "prisma" / "dev.db").exists()
-    doc = json.loads(run(["status", "--json"], project=project).output)
+    doc = json.loads(run(["status", "--json"], project=project).stdout)
     assert doc["database_source"] == ".env"
     assert all(m["state"] == "applied" for m in doc["migrations"])
     # the environment beats .env, and --url beats both
     env = run(["status", "--json"], project=project, env={"DATABASE_URL": "sqlite:///other.db"})
-    assert json.loads(env.output)["database_source"] == "environment"
+    assert json.loads(env.stdout)["database_source"] == "environment"
     flag = run(
         ["status", "--json"],
         project=project,
         url="sqlite:///third.db",
         env={"DATABASE_URL": "sqlite:///other.db"},
     )
-    assert json.loads(flag.output)["database_source"] == "flag"
+    assert json.loads(flag.stdout)["database_source"] == "flag"
 
 
 def test_provider_mismatch_is_refused(tmp_path: Path, sqlite_url: str) -> None:

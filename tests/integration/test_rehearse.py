@@ -28,7 +28,7 @@ VOUCHERS_ROLLBACK = f"prisma/rollback/{VOUCHERS}_rollback.sql"
 def rehearse(project: Path, url: str, *args: str) -> tuple[int, dict[str, Any]]:
     result = run(["test", "--json", *args], project=project, url=url)
     assert result.output.strip(), result.output
-    return result.exit_code, json.loads(result.output)
+    return result.exit_code, json.loads(result.stdout)
 
 
 def messages(doc: dict[str, Any], migration: str) -> list[str]:

@@ -53,7 +53,7 @@ def url(request: pytest.FixtureRequest) -> str:
 
 
 def applied(project: Path, url: str) -> list[str]:
-    doc = json.loads(run(["status", "--json"], project=project, url=url).output)
+    doc = json.loads(run(["status", "--json"], project=project, url=url).stdout)
     return [m["id"] for m in doc["migrations"] if m["state"] == "applied"]
 
 
@@ -103,7 +103,9 @@ def test_failure_in_second_script_undoes_the_first(tmp_path: Path, url: str) -> 
     )
     assert run(["up"], project=project, url=url).exit_code == 0
     before = db_state(url)
-    result = run(["rollback", "--steps", "2", *NOBACKUP], project=project, url=url)
+    # Past the simulation's refusal (its own test: test_refuse_first.py), to the real failure.
+    args = ["rollback", "--steps", "2", "--ignore-simulation-failure", *NOBACKUP]
+    result = run(args, project=project, url=url)
     assert result.exit_code == 4
     assert "migrations/002_posts.down.sql:2: statement 1 failed" in result.stderr
     after = db_state(url)
@@ -199,7 +201,7 @@ def test_plan_and_dry_run_change_nothing(tmp_path: Path, url: str) -> None:
     before = db_state(url)
     plan = run(["plan", "--json"], project=project, url=url)
     assert plan.exit_code == 0, plan.stderr
-    doc = json.loads(plan.output)
+    doc = json.loads(plan.stdout)
     (step,) = doc["steps"]
     assert step["migration"] == "002_posts"
     assert step["requires"][0]["passes"] is True

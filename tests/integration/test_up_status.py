@@ -52,7 +52,7 @@ def test_status_on_empty_database_lists_everything_pending(tmp_path: Path, url: 
     project = write(tmp_path, PLAIN)
     result = run(["status", "--json"], project=project, url=url)
     assert result.exit_code == 0, result.output
-    doc = json.loads(result.output)
+    doc = json.loads(result.stdout)
     assert doc["format"] == 1
     assert doc["layout"] == "plain"
     assert [m["id"] for m in doc["migrations"]] == ["001_users", "002_posts", "003_tags"]
@@ -69,7 +69,7 @@ def test_up_applies_in_order_and_records_history(tmp_path: Path, url: str) -> No
     assert "Applied 3 migration(s)" in result.output
     assert {"users", "posts", "tags"} <= tables(url)
     assert sql(url, "SELECT email FROM users") == [("a@example.com",)]
-    doc = json.loads(run(["status", "--json"], project=project, url=url).output)
+    doc = json.loads(run(["status", "--json"], project=project, url=url).stdout)
     assert [m["state"] for m in doc["migrations"]] == ["applied"] * 3
     assert all(m["applied_at"] for m in doc["migrations"])
     events = "backout_events" if url.startswith("sqlite") else "backout.events"
@@ -138,7 +138,7 @@ def test_sql_error_mid_migration_undoes_it_and_records_failure(tmp_path: Path, u
     assert after.schema == before.schema
     assert after.data == before.data
     assert "first_ok" not in tables(url)
-    status = json.loads(run(["status", "--json"], project=project, url=url).output)
+    status = json.loads(run(["status", "--json"], project=project, url=url).stdout)
     bad = status["migrations"][3]
     assert bad["state"] == "failed"
     assert "no_such_table" in bad["failure"]
@@ -174,7 +174,7 @@ def test_applied_migration_missing_from_disk(tmp_path: Path, url: str) -> None:
     project = write(tmp_path, PLAIN)
     assert run(["up", "--to", "002"], project=project, url=url).exit_code == 0
     (project / "migrations/002_posts.up.sql").unlink()
-    doc = json.loads(run(["status", "--json"], project=project, url=url).output)
+    doc = json.loads(run(["status", "--json"], project=project, url=url).stdout)
     missing = [m for m in doc["migrations"] if m["missing_from_disk"]]
     assert [m["id"] for m in missing] == ["002_posts"]
     assert doc["summary"]["missing_from_disk"] == 1

@@ -9,7 +9,13 @@ from typing import TYPE_CHECKING
 import click
 
 from backout.cli import main
-from backout.cli.common import build_config, handle_errors, lock_wait_option, project_options
+from backout.cli.common import (
+    ActionDocument,
+    build_config,
+    handle_errors,
+    lock_wait_option,
+    project_options,
+)
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -79,10 +85,13 @@ def _describe(record: BackupRecord) -> str:
     help="Back up every table's rows (default: what a rollback of the latest migration would "
     "back up, falling back to full).",
 )
+@click.option("--json", "as_json", is_flag=True, help="Print the documented JSON (docs/json.md).")
 @project_options
 @lock_wait_option
 @handle_errors
-def backup(full: bool, url: str | None, project: Path | None, config_file: Path | None) -> None:
+def backup(
+    full: bool, as_json: bool, url: str | None, project: Path | None, config_file: Path | None
+) -> None:
     """Take a verified backup now: the one a rollback would take, or everything with --full.
 
     The backup goes into the backup folder (backup_dir, default .backout/backups) and its
@@ -93,11 +102,17 @@ def backup(full: bool, url: str | None, project: Path | None, config_file: Path 
 
     config = build_config(url=url, project=project, config_file=config_file)
     progress = _Progress()
-    try:
-        progress("backing up")
-        record = api.backup(config, full=full, progress=progress)
-    finally:
-        progress.pause()
+    with ActionDocument("backup", as_json) as document:
+        try:
+            progress("backing up")
+            record = api.backup(config, full=full, progress=progress)
+        finally:
+            progress.pause()
+    if as_json:
+        from backout.report_actions import backup_fields
+
+        document.emit("backed_up", backup_fields(record))
+        return
     out = render.console()
     out.print(f"Backup {_describe(record)}", markup=False, highlight=False, soft_wrap=True)
     out.print(f"File: {config.backups / record.file}", markup=False, soft_wrap=True)
@@ -110,7 +125,6 @@ def backup(full: bool, url: str | None, project: Path | None, config_file: Path 
 @handle_errors
 def backups(as_json: bool, url: str | None, project: Path | None, config_file: Path | None) -> None:
     """List the backup catalog, oldest first: id, kind, when, size, tables, sha256, reason."""
-    from rich.table import Table
     from rich.text import Text
 
     from backout import api
@@ -135,21 +149,28 @@ def backups(as_json: bool, url: str | None, project: Path | None, config_file: P
         out.print(f"No backups yet in {config.backups}.", markup=False, soft_wrap=True)
         _warn_strays(strays)
         return
-    table = Table(box=None, pad_edge=False, header_style="bold")
-    for column in ("id", "kind", "created (UTC)", "size", "tables", "sha256"):
-        table.add_column(column, no_wrap=True)
-    table.add_column("reason", overflow="fold")
-    for record in records:
-        table.add_row(
-            Text(record.id),
+    columns = [
+        render.Column("id"),
+        render.Column("kind"),
+        render.Column("created (UTC)"),
+        render.Column("size"),
+        render.Column("tables", wraps=True),
+        render.Column("sha256"),
+        render.Column("reason", wraps=True),
+    ]
+    rows = [
+        [
+            record.id,
             record.kind,
             render.when(record.created_at),
             _size(record.size),
             Text(_tables(record)),
             record.sha256[:12],
             Text(record.reason),
-        )
-    out.print(table)
+        ]
+        for record in records
+    ]
+    render.fitted_table(out, columns, rows)
     out.print(f"{len(records)} backup(s) in {config.backups}.", markup=False, soft_wrap=True)
     _warn_strays(strays)
 
@@ -176,10 +197,10 @@ def _warn_strays(strays: list[Path]) -> None:
     )
 
 
-def _show_plan(plan: RestorePlan) -> None:
+def _show_plan(plan: RestorePlan, *, err: bool = False) -> None:
     from backout.cli import render
 
-    out = render.console()
+    out = render.console(err=err)
     record = plan.backup
     out.print(
         f"Restore backup {record.id} ({record.kind}, taken {render.when(record.created_at)} UTC, "
@@ -207,7 +228,7 @@ def _show_plan(plan: RestorePlan) -> None:
         )
     if plan.schema_changes:
         out.print(
-            f"Undoes {len(plan.schema_changes)} schema change(s) made since:",
+            f"Changes the schema back to the backup's ({len(plan.schema_changes)} change(s)):",
             markup=False,
             soft_wrap=True,
         )
@@ -257,6 +278,7 @@ def _show_result(result: RestoreResult) -> None:
 @click.option(
     "--yes", "-y", is_flag=True, help="Do not ask for confirmation (needed without a terminal)."
 )
+@click.option("--json", "as_json", is_flag=True, help="Print the documented JSON (docs/json.md).")
 @project_options
 @lock_wait_option
 @handle_errors
@@ -265,6 +287,7 @@ def restore(
     resume: bool,
     into: str | None,
     yes: bool,
+    as_json: bool,
     url: str | None,
     project: Path | None,
     config_file: Path | None,
@@ -286,7 +309,7 @@ def restore(
 
     def confirm(plan: RestorePlan) -> bool:
         progress.pause()
-        _show_plan(plan)
+        _show_plan(plan, err=as_json)  # with --json, stdout holds the document only
         if yes:
             return True
         if not sys.stdin.isatty():
@@ -295,15 +318,21 @@ def restore(
 
     if resume == (backup_ref is not None):
         raise click.UsageError("name the BACKUP to restore, or pass --resume (not both)")
-    try:
-        result = api.restore(
-            config,
-            backup_ref,
-            into=into,
-            confirm=None if into is not None else confirm,
-            progress=progress,
-            resume=resume,
-        )
-    finally:
-        progress.pause()
+    with ActionDocument("restore", as_json) as document:
+        try:
+            result = api.restore(
+                config,
+                backup_ref,
+                into=into,
+                confirm=None if into is not None else confirm,
+                progress=progress,
+                resume=resume,
+            )
+        finally:
+            progress.pause()
+    if as_json:
+        from backout.report_actions import restore_fields
+
+        document.emit("restored", restore_fields(result))
+        return
     _show_result(result)

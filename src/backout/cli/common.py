@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import signal
 import sys
 import threading
@@ -149,6 +150,53 @@ def handle_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+class ActionDocument:
+    """``--json`` of a command that acts: one document on stdout, whether it succeeds or fails
+    (docs/json.md). Use as ``with ActionDocument("rollback", as_json) as doc: ...`` and call
+    :meth:`emit` with the result; an error leaves as the document's ``error``, then goes on to
+    :func:`handle_errors` (the stderr line and the exit code)."""
+
+    def __init__(self, command: str, enabled: bool) -> None:
+        import datetime as dt
+
+        self.command = command
+        self.enabled = enabled
+        self.started = dt.datetime.now(dt.UTC)
+
+    def __enter__(self) -> ActionDocument:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any
+    ) -> None:
+        from backout.errors import BackoutError
+
+        if self.enabled and isinstance(exc, BackoutError):
+            from backout.report_actions import envelope
+
+            self._echo(envelope(self.command, "error", self.started, self._now(), exc))
+
+    def emit(self, outcome: str, fields: dict[str, Any]) -> None:
+        """Print the document of a command that finished (when ``--json`` was given)."""
+        if not self.enabled:
+            return
+        from backout.report_actions import envelope
+
+        self._echo({**envelope(self.command, outcome, self.started, self._now()), **fields})
+
+    @staticmethod
+    def _now() -> Any:
+        import datetime as dt
+
+        return dt.datetime.now(dt.UTC)
+
+    @staticmethod
+    def _echo(document: dict[str, Any]) -> None:
+        import json
+
+        click.echo(json.dumps(document, indent=2, sort_keys=True, default=str))
+
+
 #: the order a user meets the commands in (help lists them this way)
 COMMAND_ORDER = (
     "init",
@@ -171,9 +219,36 @@ COMMAND_ORDER = (
 )
 
 
+#: the exit status of a process killed by SIGPIPE (128 + 13), which shells report for
+#: ``yes | head -1``: what a reader closing the pipe early looks like to a Unix tool
+CLOSED_PIPE_EXIT = 141
+
+
+def _closed_pipe() -> None:
+    """The reader of stdout went away (``backout plan | head -3``): stop quietly, as Unix
+    tools do. stdout is pointed at /dev/null so the interpreter's last flush cannot fail."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    sys.exit(CLOSED_PIPE_EXIT)
+
+
 class BackoutGroup(click.Group):
-    """Lists commands in the order a user meets them, not alphabetically."""
+    """Lists commands in the order a user meets them, not alphabetically; stops quietly when
+    stdout's reader closes the pipe."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         known = [name for name in COMMAND_ORDER if name in self.commands]
         return known + sorted(set(self.commands) - set(known))
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the command; a closed stdout ends it quietly (see :func:`_closed_pipe`)."""
+        try:
+            try:
+                return super().invoke(ctx)
+            finally:
+                # Flushed here, not at exit: a closed pipe must surface where it is handled.
+                sys.stdout.flush()
+        except BrokenPipeError:
+            _closed_pipe()
+        return None

@@ -9,7 +9,13 @@ from typing import TYPE_CHECKING
 import click
 
 from backout.cli import main
-from backout.cli.common import build_config, handle_errors, lock_wait_option, project_options
+from backout.cli.common import (
+    ActionDocument,
+    build_config,
+    handle_errors,
+    lock_wait_option,
+    project_options,
+)
 
 if TYPE_CHECKING:
     from backout.api import PlanView
@@ -29,11 +35,18 @@ _MARK = {"ok": "✓", "failed": "✗", "skipped": "–", "dry-run": "·", "pendi
     help="Proceed although a declared risk understates the computed one.",
 )
 @click.option(
+    "--ignore-simulation-failure",
+    "ignore_simulation",
+    is_flag=True,
+    help="Proceed although the rollback failed on a schema-only copy of the database.",
+)
+@click.option(
     "--incidents",
     "incidents_dir",
     type=click.Path(file_okay=False, path_type=Path),
     help="Folder for the incident report (default: incidents/ in the project).",
 )
+@click.option("--json", "as_json", is_flag=True, help="Print the documented JSON (docs/json.md).")
 @project_options
 @lock_wait_option
 @handle_errors
@@ -42,7 +55,9 @@ def emergency(
     dry_run: bool,
     yes: bool,
     accept_data_loss: bool,
+    ignore_simulation: bool,
     incidents_dir: Path | None,
+    as_json: bool,
     url: str | None,
     project: Path | None,
     config_file: Path | None,
@@ -59,7 +74,7 @@ def emergency(
     config = build_config(url=url, project=project, config_file=config_file)
 
     def confirm(view: PlanView) -> bool:
-        render_plan.plan(view)
+        render_plan.plan(view, err=as_json)  # with --json, stdout holds the document only
         if yes:
             return True
         if not sys.stdin.isatty():
@@ -71,24 +86,32 @@ def emergency(
     def progress(step: StepRecord) -> None:
         mark = _MARK.get(step.status, "?")
         click.echo(
-            f"{mark} {step.title}: {step.status}" + (f" — {step.detail}" if step.detail else "")
+            f"{mark} {step.title}: {step.status}" + (f" — {step.detail}" if step.detail else ""),
+            err=as_json,
         )
 
-    result = api.emergency(
-        config,
-        to=target,
-        dry_run=dry_run,
-        accept_data_loss=accept_data_loss,
-        confirm=confirm,
-        progress=progress,
-        incidents_dir=incidents_dir,
-    )
-    if dry_run and result.rollback is not None and result.rollback.transcript:
+    with ActionDocument("emergency", as_json) as document:
+        result = api.emergency(
+            config,
+            to=target,
+            dry_run=dry_run,
+            accept_data_loss=accept_data_loss,
+            confirm=confirm,
+            progress=progress,
+            incidents_dir=incidents_dir,
+            ignore_simulation=ignore_simulation,
+        )
+    if as_json:
+        from backout.report_actions import emergency_fields, emergency_outcome
+
+        document.emit(emergency_outcome(result), emergency_fields(result))
+    elif dry_run and result.rollback is not None and result.rollback.transcript:
         click.echo("\nThe rollback would run:\n" + "\n".join(result.rollback.transcript))
-    click.echo(f"\nWhere things stand: {result.where_things_stand}")
-    for number, step in enumerate(result.next_steps, start=1):
-        click.echo(f"  {number}. {step}")
-    click.echo(f"Incident report: {result.report}")
+    if not as_json:
+        click.echo(f"\nWhere things stand: {result.where_things_stand}")
+        for number, step in enumerate(result.next_steps, start=1):
+            click.echo(f"  {number}. {step}")
+        click.echo(f"Incident report: {result.report}")
     # Like every other command, what went wrong also goes to stderr as one line each.
     for warning in result.warnings:
         click.echo(f"warning: {warning}", err=True)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
 from backout.cli import main
-from backout.cli.common import build_config, handle_errors, project_options
+from backout.cli.common import build_config, fail, handle_errors, project_options
 
 if TYPE_CHECKING:
     from backout.lint import LintReport
@@ -79,7 +78,8 @@ def lint(
     else:
         _render(report, squawk_details=squawk_details)
     if not report.ok:
-        sys.exit(1)
+        first = report.errors[0]
+        fail(f"lint found {len(report.errors)} error(s); the first: {first.message}", None, 1)
 
 
 _SEVERITY_STYLE = {"error": "bold red", "warning": "yellow"}

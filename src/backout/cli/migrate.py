@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
+if TYPE_CHECKING:
+    from backout.api import StatusResult
+
 from backout.cli import main
-from backout.cli.common import build_config, handle_errors, lock_wait_option, project_options
+from backout.cli.common import (
+    ActionDocument,
+    build_config,
+    fail,
+    handle_errors,
+    lock_wait_option,
+    project_options,
+)
 
 
 @main.command()
@@ -63,7 +73,8 @@ def status(as_json: bool, url: str | None, project: Path | None, config_file: Pa
     """Show every migration: applied, pending, failed, rolled back; rollbacks and their risk.
 
     Exits 1 when something needs attention: a failed migration, an applied one edited since,
-    or history whose files are missing.
+    history whose files are missing, or a rollback (or partial) script `rollback` would
+    refuse (a syntax error).
     """
     from backout import api
     from backout.cli import render
@@ -82,12 +93,31 @@ def status(as_json: bool, url: str | None, project: Path | None, config_file: Pa
                 history_table=ws.ledger.name,
                 database_exists=result.database_exists,
                 notes=result.notes,
+                residues=result.residues,
+                broken=result.broken,
             )
         )
     else:
         render.status(result)
-    if result.report.problems():
-        sys.exit(1)
+    if result.problems():
+        fail(_attention(result), None, 1)
+
+
+def _attention(result: StatusResult) -> str:
+    """Why ``status`` exits 1, as one line for stderr."""
+    report = result.report
+    parts = [
+        f"{len(items)} {what}"
+        for items, what in (
+            (report.failed, "failed migration(s)"),
+            (report.interrupted, "migration(s) stopped part-way"),
+            (report.edited, "applied migration(s) edited since"),
+            (report.missing, "applied migration(s) missing from disk"),
+            (list(result.broken), "broken rollback script(s)"),
+        )
+        if items
+    ]
+    return "needs attention: " + ", ".join(parts) + " (see `backout status`)"
 
 
 @main.command()
@@ -96,6 +126,7 @@ def status(as_json: bool, url: str | None, project: Path | None, config_file: Pa
 @click.option("--allow-edited", is_flag=True, help="Continue although an applied script changed.")
 @click.option("--allow-missing", is_flag=True, help="Continue although applied files are gone.")
 @click.option("--lock-timeout", metavar="DURATION", help="Per-attempt lock wait, e.g. 2s.")
+@click.option("--json", "as_json", is_flag=True, help="Print the documented JSON (docs/json.md).")
 @project_options
 @lock_wait_option
 @handle_errors
@@ -105,6 +136,7 @@ def up(
     allow_edited: bool,
     allow_missing: bool,
     lock_timeout: str | None,
+    as_json: bool,
     url: str | None,
     project: Path | None,
     config_file: Path | None,
@@ -124,12 +156,13 @@ def up(
     def progress(event: str, migration: Migration) -> None:
         if dry_run:
             return
+        # with --json, stdout holds the document only: progress goes to stderr
         if event == "start":
             running.append(migration.id)
-            click.echo(f"Applying {migration.id} ...", nl=False)
+            click.echo(f"Applying {migration.id} ...", nl=False, err=as_json)
         else:
             running.clear()
-            click.echo(" ok")
+            click.echo(" ok", err=as_json)
 
     def notice(text: str) -> None:
         # Inside an open "Applying X ..." line (a lock-timeout retry), or a line of its own
@@ -139,20 +172,29 @@ def up(
         else:
             click.echo(f"… {text}", err=True)
 
-    try:
-        result = api.up(
-            config,
-            to=target,
-            dry_run=dry_run,
-            allow_edited=allow_edited,
-            allow_missing=allow_missing,
-            progress=progress,
-            notice=notice,
-        )
-    except BaseException:
-        if running:
-            click.echo(" failed")
-        raise
+    with ActionDocument("up", as_json) as document:
+        try:
+            result = api.up(
+                config,
+                to=target,
+                dry_run=dry_run,
+                allow_edited=allow_edited,
+                allow_missing=allow_missing,
+                progress=progress,
+                notice=notice,
+            )
+        except BaseException:
+            if running:
+                click.echo(" failed", err=as_json)
+            raise
+    if as_json:
+        from backout.report_actions import up_fields, up_outcome
+
+        fields = up_fields(result)
+        if dry_run:
+            fields["sql"] = result.transcript
+        document.emit(up_outcome(result), fields)
+        return
     if dry_run:
         click.echo("\n".join(result.transcript))
         return

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import click
 
 from backout.cli import main
-from backout.cli.common import build_config, handle_errors, project_options
+from backout.cli.common import build_config, fail, handle_errors, project_options
 
 if TYPE_CHECKING:
     from backout.checks import CheckReport
@@ -69,7 +69,12 @@ def check(
     else:
         _render_check(report)
     if not report.ok:
-        sys.exit(1)
+        fail(
+            f"check found {len(report.problems)} problem(s); the first: "
+            f"{report.problems[0].message}",
+            None,
+            1,
+        )
 
 
 def _render_check(report: CheckReport) -> None:
@@ -169,7 +174,8 @@ def test(
     else:
         _render_test(report)
     if not report.ok:
-        sys.exit(1)
+        failed = ", ".join(m.id for m in report.failed) or "the smoke hook"
+        fail(f"rehearsal failed: {failed}", None, 1)
 
 
 @contextmanager
@@ -288,8 +294,13 @@ def generate(
     results = api.generate(config, ids, force=force, write=not to_stdout)
     for result in results:
         _render_generated(result, config.root, to_stdout=to_stdout)
-    if any(r.error or r.residual for r in results):
-        sys.exit(1)
+    incomplete = [r.migration for r in results if r.error or r.residual]
+    if incomplete:
+        fail(
+            f"the draft for {', '.join(incomplete)} does not fully undo the schema change",
+            "complete its TODO lines by hand",
+            1,
+        )
 
 
 def _render_generated(result: GeneratedRollback, root: Path, *, to_stdout: bool) -> None:

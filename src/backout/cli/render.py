@@ -6,6 +6,8 @@ import datetime as dt
 import json
 import os
 import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -15,15 +17,96 @@ if TYPE_CHECKING:
 
     from backout.api import StatusResult
     from backout.recovery import RecoveryPlan, RecoveryResult
+    from backout.residue import Residue
+
+
+#: the width of output that goes to no terminal and no COLUMNS: wide enough never to fold
+UNLIMITED_WIDTH = 10_000
 
 
 def console(*, err: bool = False) -> Console:
-    """A rich console on stdout (or stderr); wide enough not to fold ids when piped."""
+    """A rich console on stdout (or stderr).
+
+    On a terminal, its width, and prose wraps at words. Without one, ``COLUMNS`` (tables fit
+    it, or turn vertical: see :func:`fitted_table`) and text is never wrapped, so no value
+    (an id, a URL, a path) is cut into pieces a script would have to glue back."""
     from rich.console import Console
 
     stream = sys.stderr if err else sys.stdout
-    width = None if stream.isatty() else 160
-    return Console(file=stream, width=width, highlight=False, soft_wrap=False)
+    if stream.isatty():
+        return _quiet_pipe(Console(file=stream, highlight=False, soft_wrap=False))
+    columns = os.environ.get("COLUMNS", "")
+    width = int(columns) if columns.isdigit() and int(columns) > 0 else UNLIMITED_WIDTH
+    return _quiet_pipe(Console(file=stream, width=width, highlight=False, soft_wrap=True))
+
+
+def _quiet_pipe(out: Console) -> Console:
+    """The console with a closed pipe raised to the CLI (see cli.common), not exit 1."""
+    out.on_broken_pipe = _broken_pipe  # type: ignore[method-assign]
+    return out
+
+
+@dataclass(frozen=True)
+class Column:
+    """A column of :func:`fitted_table`."""
+
+    header: str
+    #: False: the value must be read (and typed) whole: an id, a risk, a count. True: it may
+    #: wrap on a terminal (a path, a list of tables, a reason)
+    wraps: bool = False
+
+
+#: a wrapping column is not squeezed below this many characters
+MIN_WRAPPED = 16
+
+
+def fitted_table(out: Console, columns: Sequence[Column], rows: Sequence[Sequence[Any]]) -> None:
+    """A table that never truncates a value.
+
+    It is printed as a table when every value fits the width whole; on a terminal, also when
+    only the wrapping columns (paths, reasons) have to wrap. Otherwise (a narrow terminal, or
+    ``COLUMNS`` too small for the values without a terminal) it turns vertical: one block per
+    row, ``header: value`` per line, so ids, risks and counts are still whole."""
+    from rich.cells import cell_len
+    from rich.table import Table
+    from rich.text import Text
+
+    def text(cell: Any) -> str:
+        return cell.plain if isinstance(cell, Text) else str(cell)
+
+    widths = [
+        max([cell_len(c.header), *(cell_len(text(r[i])) for r in rows)])
+        for i, c in enumerate(columns)
+    ]
+    gaps = 2 * (len(columns) - 1)
+    whole = sum(widths) + gaps
+    squeezed = gaps + sum(
+        min(w, MIN_WRAPPED) if c.wraps else w for c, w in zip(columns, widths, strict=True)
+    )
+    if whole <= out.width or (out.is_terminal and squeezed <= out.width):
+        table = Table(box=None, pad_edge=False, header_style="bold")
+        for column, width in zip(columns, widths, strict=True):
+            if column.wraps:
+                table.add_column(column.header, overflow="fold", min_width=min(width, MIN_WRAPPED))
+            else:
+                table.add_column(column.header, no_wrap=True, min_width=width)
+        for row in rows:
+            table.add_row(*row)
+        out.print(table)
+        return
+    label = max(cell_len(c.header) for c in columns)
+    for row in rows:
+        for column, cell in zip(columns, row, strict=True):
+            out.print(
+                Text.assemble((column.header.rjust(label), "bold"), "  ", cell),
+                soft_wrap=True,
+            )
+        out.print()
+
+
+def _broken_pipe() -> None:
+    """rich would exit 1 on a closed pipe; the CLI ends quietly instead (see cli.common)."""
+    raise BrokenPipeError
 
 
 def echo_json(document: Any) -> None:
@@ -76,6 +159,7 @@ _STATE_STYLE = {
     "pending": "yellow",
     "failed": "bold red",
     "rolled_back": "cyan",
+    "applying": "bold yellow",
 }
 
 
@@ -123,7 +207,11 @@ def status(result: StatusResult) -> None:
             rollback, risk = ("none", "bold red"), ("", "")
         else:
             declared = migration.down.directives.risk
-            rollback = (migration.down.display, "")
+            rollback = (
+                (migration.down.display + " (broken)", "bold red")
+                if migration.down.display in result.broken
+                else (migration.down.display, "")
+            )
             risk = (declared.name, "") if declared is not None else ("undeclared", "bold red")
         partials = ", ".join(name for name, _ in migration.partials) if migration else ""
         rows.append(
@@ -188,11 +276,18 @@ def _status_notes(result: StatusResult) -> None:
                 markup=False,
             )
         else:
-            out.print(
-                "  Its transaction was rolled back: no change of it remains. Fix the script, "
-                f"then `backout resolve {entry.id} --rolled-back` and `backout up`.",
-                markup=False,
-            )
+            for line in _residue_lines(entry.id, result.residues.get(entry.id)):
+                out.print("  " + line, markup=False)
+    for entry in report.applying:
+        out.print(
+            Text.assemble(("being applied: ", "bold yellow"), f"{entry.id}: {entry.applying_by}."),
+            soft_wrap=True,  # the holder is one value: never cut into lines
+        )
+    for error in result.broken.values():
+        out.print(
+            Text.assemble(("broken rollback: ", "bold red"), error, " (`rollback` refuses it)"),
+            soft_wrap=True,
+        )
     for entry in report.edited:
         assert entry.migration is not None
         out.print(
@@ -209,6 +304,47 @@ def _status_notes(result: StatusResult) -> None:
             "[yellow]out of order:[/] some pending migrations are older than applied ones; "
             "`up` applies them in file order."
         )
+
+
+def _residue_lines(migration: str, residue: Residue | None) -> list[str]:
+    """What remains of a failed migration, and the way out, as lines for ``status``."""
+    resolve = f"`backout resolve {migration} --rolled-back` and `backout up`"
+    if residue is not None and residue.rolled_back_by_backout:
+        return [
+            "backout ran it in one transaction and rolled that back: no change of it remains. "
+            f"Fix the script, then {resolve}."
+        ]
+    if residue is None or residue.unknown_reason or not residue.statements:
+        why = f" ({residue.unknown_reason})" if residue and residue.unknown_reason else ""
+        return [
+            "backout did not record this failure, so it cannot know which of its statements "
+            f"remain applied{why}. Compare the database with the migration (`backout check` "
+            f"shows drift); undo what remains, then {resolve}."
+        ]
+    if residue.nothing_remains:
+        return [
+            f"None of the schema changes of {residue.file} is in the database. Fix the "
+            f"script, then {resolve}."
+        ]
+    lines = [
+        f"backout did not record this failure (its writer may leave earlier statements "
+        f"applied); {residue.file} compared with the database now:"
+    ]
+    for statement in residue.statements:
+        seen = "; ".join(
+            [f"{x} present" for x in statement.present] + [f"{x} absent" for x in statement.absent]
+        )
+        verdict = (
+            "cannot tell (it changes nothing backout can look up: check by hand)"
+            if statement.verdict == "unknown"
+            else statement.verdict + (f" ({seen})" if seen else "")
+        )
+        lines.append(f"  line {statement.line}: {statement.excerpt}: {verdict}")
+    lines.append(
+        "Undo what is applied (or finish the rest and `backout resolve "
+        f"{migration} --applied`), then {resolve}."
+    )
+    return lines
 
 
 def _interrupted_note(entry: Any) -> None:

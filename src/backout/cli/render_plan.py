@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from rich.text import Text
 
-from backout.cli.render import console
+from backout.cli.render import Column, console, fitted_table
 from backout.report import loss_summary, loss_text
 from backout.runner import render_literal
 
@@ -14,17 +14,20 @@ if TYPE_CHECKING:
     from backout.api import PlanView, RollbackResult
 
 
+def nothing_to_roll_back(target: str | None) -> str:
+    """The line for an empty plan (exit 0: the database already is where it would go)."""
+    if target is None:
+        return "Nothing to roll back: no migration is applied."
+    return f"Nothing to roll back: {target} is the latest applied migration."
+
+
 def plan(view: PlanView, *, err: bool = False) -> None:
     """The plan: steps, declared properties, require checks, backup, execution settings."""
-    from rich.table import Table
     from rich.text import Text
 
     out = console(err=err)
     if view.plan.empty:
-        out.print(
-            f"Nothing to roll back: {view.plan.target} is the latest applied migration.",
-            markup=False,
-        )
+        out.print(nothing_to_roll_back(view.plan.target), markup=False)
         return
     if view.plan.partial:
         first = view.steps[0].step
@@ -45,29 +48,35 @@ def plan(view: PlanView, *, err: bool = False) -> None:
         out.print(Text.assemble(("Rollback plan", "bold"), " on ", (view.database, "dim")))
         after = view.plan.target or "nothing (every migration rolled back)"
         out.print(f"Afterwards the newest applied migration is {after}.", markup=False)
-    table = Table(box=None, pad_edge=False, header_style="bold")
-    columns = ("#", "migration", "rollback script", "declared", "computed", "data lost")
-    for column in columns:
-        table.add_column(column, no_wrap=True)
+    columns = [
+        Column("#"),
+        Column("migration"),
+        Column("rollback script", wraps=True),
+        Column("declared"),
+        Column("computed"),
+        Column("data lost"),
+    ]
+    rows = []
     impacts = view.impact.scripts
     for number, (step, impact) in enumerate(zip(view.steps, impacts, strict=False), start=1):
         risk = step.step.declared_risk
         computed = Text(impact.assessment.risk.name)
         if impact.understated:
             computed.append(" understated!", style="bold red")
-        lost = loss_summary(impact.losses)
-        table.add_row(
-            str(number),
-            step.step.migration.id,
-            step.step.script.display,
-            Text(
-                risk.name if risk is not None else "undeclared",
-                style="bold red" if risk is None else "",
-            ),
-            computed,
-            lost,
+        rows.append(
+            [
+                str(number),
+                step.step.migration.id,
+                step.step.script.display,
+                Text(
+                    risk.name if risk is not None else "undeclared",
+                    style="bold red" if risk is None else "",
+                ),
+                computed,
+                loss_summary(impact.losses),
+            ]
         )
-    out.print(table)
+    fitted_table(out, columns, rows)
     for step, impact in zip(view.steps, impacts, strict=False):
         d = step.step.script.directives
         lines = [("impact", t) for t in d.impact] + [("data loss", t) for t in d.data_loss]

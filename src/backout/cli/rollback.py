@@ -9,7 +9,15 @@ from typing import TYPE_CHECKING
 import click
 
 from backout.cli import main
-from backout.cli.common import F, build_config, handle_errors, lock_wait_option, project_options
+from backout.cli.common import (
+    ActionDocument,
+    F,
+    build_config,
+    fail,
+    handle_errors,
+    lock_wait_option,
+    project_options,
+)
 
 if TYPE_CHECKING:
     from backout.api import PartialRequest, PlanView
@@ -110,8 +118,9 @@ def plan(
 ) -> None:
     """Show what a rollback would do: scripts, computed impact and risk, checks, backup.
 
-    Changes nothing. Exits 1 when a `require` check does not hold now, or when a script's
-    declared risk understates the computed one.
+    Changes nothing. Exits 1 (saying why on stderr) when a `require` check does not hold now,
+    when a script's declared risk understates the computed one, or when a script fails on the
+    schema-only copy.
     """
     from backout import api
     from backout.cli import render_plan
@@ -139,8 +148,31 @@ def plan(
         click.echo(plan_markdown(view), nl=False)
     else:
         render_plan.plan(view)
-    if view.requires_fail or view.impact.understated:
-        sys.exit(1)
+    reasons = plan_refusals(view)
+    if reasons:
+        # The table may be cut on a narrow terminal, and JSON is for machines: the reason a
+        # plan fails is always one line on stderr.
+        fail("; ".join(reasons), "nothing was changed; read the plan above", 1)
+
+
+def plan_refusals(view: PlanView) -> list[str]:
+    """Why ``plan`` exits 1: what the rollback would refuse, one line each."""
+    from backout.errors import BackoutError
+    from backout.rollback import refuse_failed_simulation, refuse_understated
+
+    reasons = [
+        f"{check.script}:{check.line}: require does not hold now: {check.sql}"
+        for check in view.requires_fail
+    ]
+    try:
+        refuse_understated(view, accept_data_loss=False)
+    except BackoutError as exc:
+        reasons.append(str(exc))
+    try:
+        refuse_failed_simulation(view, ignore=False)
+    except BackoutError as exc:
+        reasons.append(str(exc))
+    return reasons
 
 
 @main.command()
@@ -153,6 +185,14 @@ def plan(
     is_flag=True,
     help="Needed with --backup none, and when a declared risk understates the computed one.",
 )
+@click.option(
+    "--ignore-simulation-failure",
+    "ignore_simulation",
+    is_flag=True,
+    help="Run the rollback although it failed on a schema-only copy of the database "
+    "(a backup is still taken first).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the documented JSON (docs/json.md).")
 @click.option(
     "--resume",
     is_flag=True,
@@ -179,9 +219,11 @@ def rollback(
     yes: bool,
     backup_mode: str,
     accept_data_loss: bool,
+    ignore_simulation: bool,
     exact: bool,
     simulate: bool,
     lock_timeout: str | None,
+    as_json: bool,
     resume: bool,
     undo_partial: bool,
     url: str | None,
@@ -200,11 +242,13 @@ def rollback(
     """
     from backout import api
     from backout.cli import render_plan
-    from backout.errors import Declined
+    from backout.errors import Declined, UsageError
 
     config = build_config(
         url=url, project=project, config_file=config_file, lock_timeout=lock_timeout
     )
+    if (resume or undo_partial) and as_json:
+        raise UsageError("--json does not apply to --resume or --undo-partial")
     if resume or undo_partial:
         _recover(
             config,
@@ -224,7 +268,7 @@ def rollback(
         return
 
     def confirm(view: PlanView) -> bool:
-        render_plan.plan(view, err=False)
+        render_plan.plan(view, err=as_json)  # with --json, stdout holds the document only
         if yes:
             return True
         if not sys.stdin.isatty():
@@ -238,29 +282,44 @@ def rollback(
     def progress(message: str) -> None:
         click.echo(f"… {message}", err=True)
 
-    result = api.rollback(
-        config,
-        to=target,
-        steps=steps,
-        dry_run=dry_run,
-        backup=backup_mode,
-        accept_data_loss=accept_data_loss,
-        confirm=confirm,
-        progress=None if dry_run else progress,
-        exact=exact,
-        simulate=simulate,
-        partial=_partial(migration_id, partial, params),
-    )
-    if result.view.plan.empty:
-        click.echo(f"Nothing to roll back: {result.view.plan.target} is the latest applied.")
+    with ActionDocument("rollback", as_json) as document:
+        result = api.rollback(
+            config,
+            to=target,
+            steps=steps,
+            dry_run=dry_run,
+            backup=backup_mode,
+            accept_data_loss=accept_data_loss,
+            confirm=confirm,
+            progress=None if dry_run else progress,
+            exact=exact,
+            simulate=simulate,
+            partial=_partial(migration_id, partial, params),
+            ignore_simulation=ignore_simulation,
+        )
+    if as_json:
+        from backout.report_actions import rollback_fields, rollback_outcome
+
+        fields = rollback_fields(result)
+        if dry_run:
+            fields["sql"] = result.transcript
+        document.emit(rollback_outcome(result), fields)
+    elif result.view.plan.empty:
+        click.echo(render_plan.nothing_to_roll_back(result.view.plan.target))
         return
-    if dry_run:
+    elif dry_run:
         render_plan.plan(result.view)
         click.echo("\n".join(result.transcript))
         return
-    render_plan.outcome(result)
-    if any(not h.ok for h in result.hooks):
-        sys.exit(1)
+    else:
+        render_plan.outcome(result)
+    failed_hooks = [h for h in result.hooks if not h.ok]
+    if failed_hooks:
+        fail(
+            f"{failed_hooks[0].describe()}; the rollback itself is committed",
+            "run the hook's command by hand",
+            1,
+        )
 
 
 def _recover(config: Config, action: str, *, conflicting: bool, dry_run: bool, yes: bool) -> None:

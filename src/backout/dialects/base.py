@@ -403,6 +403,17 @@ class Dialect(ABC):
         """True when an error means the statement ran longer than ``statement_timeout``."""
         return False
 
+    def hook_environment(self, url: DatabaseURL) -> dict[str, str]:
+        """What a hook is told about the database: ``DATABASE_URL`` in a form the database's
+        own tools accept, ``BACKOUT_SCHEMA`` when the URL names a schema (Prisma's
+        ``?schema=``), and ``BACKOUT_PRISMA_URL``, the URL as configured, for hooks that run
+        Prisma. Default: the URL as configured (no tool of this database reads URLs with
+        parameters it would reject)."""
+        env = {"DATABASE_URL": url.raw, "BACKOUT_PRISMA_URL": url.raw}
+        if url.schema:
+            env["BACKOUT_SCHEMA"] = url.schema
+        return env
+
     def run_lock_description(self, *, prisma_compatible: bool) -> str:
         """How the run lock is taken, for plans and dry runs."""
         return f"{self.display_name} run lock"
@@ -458,6 +469,13 @@ class Dialect(ABC):
     def estimate_rows(self, session: Session, table: TableInfo) -> int | None:
         """A cheap row-count estimate from statistics (None: none; count exactly)."""
         return None
+
+    def per_row_scans(self, session: Session, sql: str, params: Mapping[str, object]) -> list[str]:
+        """Where this database's own plan for ``sql`` (EXPLAIN: nothing runs) repeats a subquery
+        once per row that visits many rows each time (see backout.dialects.explain); one line
+        each. ``sql`` and ``params`` are in the driver's style (see :meth:`bind`). Default:
+        none (no plan to read)."""
+        return []
 
     def estimate_non_null(
         self, session: Session, table: TableInfo, column: str, rows: int

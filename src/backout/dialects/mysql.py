@@ -632,6 +632,12 @@ class MysqlDialect(Dialect):
 
         return mysql_impact.dml_scope(statement, params)
 
+    def per_row_scans(self, session: Session, sql: str, params: Mapping[str, object]) -> list[str]:
+        from backout.dialects import mysql_explain
+
+        columns, rows = session.query_table(f"EXPLAIN {sql}", params, 1000)
+        return [scan.describe("EXPLAIN") for scan in mysql_explain.per_row_scans(columns, rows)]
+
     def estimate_rows(self, session: Session, table: TableInfo) -> int | None:
         from backout.dialects import mysql_impact
 

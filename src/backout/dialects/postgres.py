@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import subprocess
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
-from backout.dialects import scratch_names
+from backout.dialects import pg_explain, scratch_names
 from backout.dialects.base import (
     Actor,
     CommitNeeded,
@@ -420,6 +421,19 @@ class PostgresDialect(Dialect):
             ["RESET lock_timeout", "RESET statement_timeout"],
         )
 
+    def hook_environment(self, url: DatabaseURL) -> dict[str, str]:
+        # libpq (psql, pg_dump) rejects Prisma's ?schema= ("invalid URI query parameter"):
+        # DATABASE_URL carries the schema as libpq's options=-csearch_path= instead.
+        env = super().hook_environment(url)
+        params = dict(url.params)
+        if url.schema:
+            params["options"] = f"-csearch_path={url.schema}"
+        parts = urlsplit(url.raw)
+        env["DATABASE_URL"] = urlunsplit(
+            ("postgresql", parts.netloc, parts.path, urlencode(params), "")
+        )
+        return env
+
     def run_lock_description(self, *, prisma_compatible: bool) -> str:
         keys = f"pg_try_advisory_lock({BACKOUT_LOCK_KEY})"
         if prisma_compatible:
@@ -457,6 +471,30 @@ class PostgresDialect(Dialect):
         from backout.dialects import pg_impact
 
         return pg_impact.dml_scope(statement, params)
+
+    def per_row_scans(self, session: Session, sql: str, params: Mapping[str, object]) -> list[str]:
+        rows = session.query_native(f"EXPLAIN (FORMAT JSON) {sql}", params)
+        document = rows[0][0]
+        if isinstance(document, str):
+            document = json.loads(document)
+
+        def estimate(schema: str | None, name: str) -> int:
+            found = session.query(
+                "SELECT c.reltuples::bigint FROM pg_class c "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE c.relname = %s AND (%s::text IS NULL OR n.nspname = %s)",
+                (name, schema, schema),
+            )
+            rows = int(str(found[0][0])) if found else 0
+            if found and rows < 0:  # never analysed: -1 means unknown, so count
+                where = f"{self.quote(schema)}.{self.quote(name)}" if schema else self.quote(name)
+                rows = int(str(session.query(f"SELECT count(*) FROM {where}")[0][0]))
+            return rows
+
+        return [
+            scan.describe("EXPLAIN")
+            for scan in pg_explain.per_row_scans(document[0]["Plan"], estimate)
+        ]
 
     def estimate_rows(self, session: Session, table: TableInfo) -> int | None:
         from backout.dialects import pg_impact

@@ -27,6 +27,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, NoReturn
 
+from backout.dialects import sqlite_explain
 from backout.dialects.base import (
     Actor,
     ControlStatement,
@@ -287,6 +288,13 @@ class SqliteDialect(Dialect):
         # sqlite3 understands :name natively; only adapt the values it will see.
         names = {name for _, _, name in self.param_spans(sql, values.keys())}
         return sql, {name: self.adapt(values[name]) for name in names}
+
+    def per_row_scans(self, session: Session, sql: str, params: Mapping[str, object]) -> list[str]:
+        plan = session.query_native(f"EXPLAIN QUERY PLAN {sql}", params)
+        return [
+            scan.describe("EXPLAIN QUERY PLAN")
+            for scan in sqlite_explain.per_row_scans(session.query, plan, sql)
+        ]
 
     def adapt(self, value: object) -> object:
         """Dates as ISO text (UTC for aware date-times), decimals and UUIDs as text."""

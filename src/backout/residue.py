@@ -1,0 +1,150 @@
+"""What remains of a failed migration: its changes compared with the database as it is now.
+
+A failed attempt that backout recorded ran in one transaction that was rolled back, so none
+of it remains. Other writers promise no such thing: Prisma records every failure with 0
+applied steps, yet (depending on its engine) the statements before the failing one may stay
+applied; golang-migrate only marks the version dirty. For those, each statement's schema
+changes are looked up in the live schema, and what cannot be looked up (data changes, type
+changes) is said to be unknown, with how to check it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from backout.dialects.base import Session
+from backout.effects import ScriptEffects, analyze
+from backout.errors import BackoutError
+from backout.migration import Migration
+from backout.schema import SchemaSnapshot
+from backout.script import Statement
+from backout.simulate import ObjectKey, describe_object, expected_changes, objects
+from backout.status import MigrationStatus
+from backout.workspace import Workspace
+
+#: the last line of a failure backout recorded (see backout.apply)
+_BACKOUT_MARK = "Recorded by backout."
+_ROLLED_BACK = "The transaction was rolled back"
+
+
+@dataclass(frozen=True)
+class StatementResidue:
+    """One statement of the failed migration, and whether its changes are in the database."""
+
+    line: int
+    excerpt: str
+    #: "applied" (every change it makes is there), "not applied" (none is), "partly",
+    #: or "unknown" (it changes nothing backout can look up: data, a type, a default)
+    verdict: str
+    present: tuple[str, ...] = ()
+    absent: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Residue:
+    """What is known of a failed migration's changes that remain in the database."""
+
+    migration: str
+    file: str
+    #: backout recorded the failure of a transaction it rolled back: nothing of it remains
+    rolled_back_by_backout: bool = False
+    statements: tuple[StatementResidue, ...] = ()
+    #: why the statements could not be compared (the script does not parse...)
+    unknown_reason: str = ""
+
+    @property
+    def applied(self) -> list[StatementResidue]:
+        """Statements whose changes are (at least partly) in the database."""
+        return [s for s in self.statements if s.verdict in ("applied", "partly")]
+
+    @property
+    def unknown(self) -> list[StatementResidue]:
+        """Statements whose effect cannot be looked up."""
+        return [s for s in self.statements if s.verdict == "unknown"]
+
+    @property
+    def nothing_remains(self) -> bool:
+        """Known for certain: no change of the migration is in the database."""
+        if self.rolled_back_by_backout:
+            return True
+        return (
+            not self.unknown_reason
+            and bool(self.statements)
+            and all(s.verdict == "not applied" for s in self.statements)
+        )
+
+
+def recorded_rollback(failure: str | None) -> bool:
+    """Whether backout itself recorded this failure as a transaction it rolled back."""
+    text = failure or ""
+    return _BACKOUT_MARK in text and _ROLLED_BACK in text
+
+
+def failed_residue(ws: Workspace, session: Session, entry: MigrationStatus) -> Residue | None:
+    """What remains of the failed migration ``entry`` (None when its files are gone or a
+    journal already says it: a stopped journaled run)."""
+    migration = entry.migration
+    if migration is None or entry.interrupted is not None or entry.failed_steps:
+        return None
+    file = migration.up.display
+    if recorded_rollback(entry.failure):
+        return Residue(entry.id, file, rolled_back_by_backout=True)
+    try:
+        statements = _split(ws, migration)
+    except BackoutError as exc:
+        return Residue(entry.id, file, unknown_reason=f"{file} cannot be analysed: {exc}")
+    effects = analyze(ws.dialect.name, statements)
+    snapshot = ws.dialect.snapshot(session)
+    return Residue(entry.id, file, statements=_compare(ws, snapshot, statements, effects))
+
+
+def _split(ws: Workspace, migration: Migration) -> list[Statement]:
+    script = migration.up
+    return list(ws.dialect.split(script.text, script.display, first_line=script.first_line))
+
+
+def _compare(
+    ws: Workspace,
+    snapshot: SchemaSnapshot,
+    statements: Sequence[Statement],
+    effects: ScriptEffects,
+) -> tuple[StatementResidue, ...]:
+    """Each statement's verdict, from its schema changes looked up in ``snapshot``."""
+    live = objects(snapshot, case_insensitive=not ws.dialect.has_schemas)
+    found = []
+    for statement in statements:
+        own = ScriptEffects(
+            effects=tuple(e for e in effects.effects if e.statement is statement),
+            unknown=tuple(u for u in effects.unknown if u.statement is statement),
+        )
+        dropped, created = expected_changes(own, snapshot.default_schema)
+        present = [k for k in created if k in live] + [k for k in dropped if k not in live]
+        absent = [k for k in created if k not in live] + [k for k in dropped if k in live]
+        found.append(
+            StatementResidue(
+                line=statement.line,
+                excerpt=statement.excerpt(60),
+                verdict=_verdict(present, absent),
+                present=_described(present, dropped),
+                absent=_described(absent, dropped),
+            )
+        )
+    return tuple(found)
+
+
+def _verdict(present: Sequence[ObjectKey], absent: Sequence[ObjectKey]) -> str:
+    if present and absent:
+        return "partly"
+    if present:
+        return "applied"
+    if absent:
+        return "not applied"
+    return "unknown"
+
+
+def _described(keys: Sequence[ObjectKey], dropped: set[ObjectKey]) -> tuple[str, ...]:
+    """Keys as words: what the statement creates is "present", what it drops is "gone"."""
+    return tuple(
+        ("dropped " if key in dropped else "") + describe_object(key) for key in sorted(keys)
+    )
