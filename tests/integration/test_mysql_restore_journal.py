@@ -122,11 +122,11 @@ def test_a_restore_killed_while_loading_is_reported_and_resumed(
     flat = " ".join(status.output.split())
     assert f"half-restored: the restore of backup {backup_id}" in flat
     assert "backout restore --resume" in flat
-    doc = json.loads(run(["status", "--json"], project=project, url=mysql_url).output)
+    doc = json.loads(run(["status", "--json"], project=project, url=mysql_url).stdout)
     assert [r["backup"] for r in doc["unfinished_restores"]] == [backup_id]
     check = run(["check", "--json"], project=project, url=mysql_url)
     assert check.exit_code == 1
-    assert "half_restored" in {p["kind"] for p in json.loads(check.output)["problems"]}
+    assert "half_restored" in {p["kind"] for p in json.loads(check.stdout)["problems"]}
 
     # Nothing else runs on a half-restored database.
     refused = run(["up"], project=project, url=mysql_url)
@@ -144,7 +144,7 @@ def test_a_restore_killed_while_loading_is_reported_and_resumed(
     assert clean.exit_code == 0, clean.output
     assert "half-restored" not in clean.output
     history = run(["history", "--json"], project=project, url=mysql_url)
-    restores = [e for e in json.loads(history.output)["events"] if e["event"] == "restore"]
+    restores = [e for e in json.loads(history.stdout)["events"] if e["event"] == "restore"]
     assert restores[-1]["outcome"] == "ok"
     assert restores[-1]["details"]["finishes"], "the killed attempt is not in history"
     assert run(["restore", "--resume", "--yes"], project=project, url=mysql_url).exit_code == 2
@@ -184,7 +184,7 @@ def test_undo_partial_killed_during_its_restore_keeps_the_run_known(
     assert resumed.exit_code == 0, resumed.output + resumed.stderr
     after = db_state(mysql_url)
     assert (after.schema, after.data) == (applied.schema, applied.data)
-    doc = json.loads(run(["status", "--json"], project=project, url=mysql_url).output)
+    doc = json.loads(run(["status", "--json"], project=project, url=mysql_url).stdout)
     assert doc["unfinished_restores"] == []
     assert all(m["interrupted"] is None for m in doc["migrations"])
     assert [m["state"] for m in doc["migrations"]] == ["applied", "applied"]
@@ -211,7 +211,7 @@ def test_a_backup_during_a_restore_waits_and_a_half_restored_one_is_labelled(
     # A backup of the half-restored database is labelled as such.
     made = run(["backup", "--full"], project=project, url=mysql_url)
     assert made.exit_code == 0, made.output + made.stderr
-    listed = json.loads(run(["backups", "--json"], project=project, url=mysql_url).output)
+    listed = json.loads(run(["backups", "--json"], project=project, url=mysql_url).stdout)
     assert "half-restored" in listed["backups"][-1]["reason"]
     # A backup started while a restore runs waits for the run lock.
     restore = _spawn(["restore", "--resume", "--yes", "--lock-wait", "60s"], project, mysql_url)
@@ -225,7 +225,7 @@ def test_a_backup_during_a_restore_waits_and_a_half_restored_one_is_labelled(
     assert restore.wait(timeout=300) == 0
     _out, err = waited.communicate(timeout=300)
     assert waited.returncode == 0, err
-    listed = json.loads(run(["backups", "--json"], project=project, url=mysql_url).output)
+    listed = json.loads(run(["backups", "--json"], project=project, url=mysql_url).stdout)
     last = listed["backups"][-1]
     assert "half-restored" not in last["reason"]
     assert last["row_counts"]["items"] == ROWS

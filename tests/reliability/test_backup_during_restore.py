@@ -103,7 +103,7 @@ def test_a_backup_never_catalogues_a_restore_half_way(tmp_path: Path, mysql_url:
             assert rows in (ROWS, ROWS - ROWS // 3), f"round {number}: {rows} rows catalogued"
             if not killed:
                 assert rows == ROWS, f"round {number}: the backup did not wait for the restore"
-        doc = json.loads(run(["status", "--json"], project=project, url=mysql_url).output)
+        doc = json.loads(run(["status", "--json"], project=project, url=mysql_url).stdout)
         assert half == bool(doc["unfinished_restores"]), (
             taken["reason"],
             doc["unfinished_restores"],

@@ -80,7 +80,7 @@ def _same(a: DbState, b: DbState) -> bool:
 
 def _status(project: Path, url: str) -> tuple[int, str, dict[str, Any]]:
     human = run(["status"], project=project, url=url)
-    doc = json.loads(run(["status", "--json"], project=project, url=url).output)
+    doc = json.loads(run(["status", "--json"], project=project, url=url).stdout)
     return human.exit_code, " ".join(human.output.split()), doc
 
 
@@ -127,7 +127,7 @@ def test_kill_9_during_a_mariadb_restore_is_always_told(tmp_path: Path, mysql_ur
             assert again.exit_code == 0, again.output + again.stderr
         assert _same(db_state(mysql_url), wanted), f"trial {trial}: not the backup afterwards"
         assert _status(project, mysql_url)[0] == 0
-        events = json.loads(run(["history", "--json"], project=project, url=mysql_url).output)
+        events = json.loads(run(["history", "--json"], project=project, url=mysql_url).stdout)
         last = [e for e in events["events"] if e["event"] == "restore"][-1]
         assert last["outcome"] == "ok"
         if half:
