@@ -44,6 +44,7 @@ from backout.lint_rules import (
     string_literals,
 )
 from backout.migration import Migration, Project
+from backout.runner import writing_checks
 from backout.script import Script, ScriptKind, Statement, scan_directives
 
 if TYPE_CHECKING:
@@ -520,6 +521,14 @@ class _Linter:
             line = analysed.error.line or _head(script)
             self.emit("BO501", script, line, analysed.error.message, migration)
             return
+        for kind, check, reason in writing_checks(self.dialect, script):
+            self.emit(
+                "BO106",
+                script,
+                check.line,
+                f"{kind} query must only read, but {reason}: a check must never change data",
+                migration,
+            )
         effects = analysed.effects
         assert effects is not None
         if script.directives.transaction:

@@ -124,7 +124,8 @@ def _preview(
     if check is None:
         return None
     query = check.sql.strip().rstrip(";")
-    session.begin_read(lock_timeout=lock_timeout)
+    # read-only where the database has it; rolled back after, like every check query
+    session.begin_check(lock_timeout=lock_timeout)
     try:
         dialect = session.dialect
         count_sql, params = dialect.bind(dialect.count_sql(query, values.keys()), values)
@@ -265,16 +266,13 @@ def _evaluate_requires(
     """Evaluate each ``require`` now, each in a read transaction that is rolled back."""
     results = []
     for check in unit.script.directives.require:
-        session.begin_read(lock_timeout=lock_timeout)
         try:
             sql, params = session.dialect.bind(check.sql, values)
-            rows = session.query_native(sql, params)
+            rows = session.query_undone(sql, params, lock_timeout=lock_timeout)
             passes: bool | None = check_passes(rows)
             error = None
         except BackoutError as exc:
             passes, error = None, str(exc)
-        finally:
-            session.rollback()
         results.append(RequireStatus(unit.script.display, check.line, check.sql, passes, error))
     return tuple(results)
 

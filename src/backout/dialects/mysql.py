@@ -172,6 +172,12 @@ class MysqlSession(Session):
         self.execute("BEGIN")
         self._in_tx = True
 
+    def begin_check(self, *, lock_timeout: float | None = None) -> None:
+        # READ ONLY: InnoDB refuses DML for the check's duration (DDL is refused before it runs:
+        # it would commit implicitly, ending this transaction).
+        self.execute("START TRANSACTION READ ONLY")
+        self._in_tx = True
+
     def commit(self) -> None:
         self.execute("COMMIT")
         self._in_tx = False
@@ -340,6 +346,11 @@ class MysqlDialect(Dialect):
             last = end
         pieces.append(sql[last:].replace("%", "%%"))
         return "".join(pieces), used
+
+    def check_write(self, sql: str, params: Collection[str] = ()) -> str | None:
+        from backout.dialects.sqlglot_check_guard import MYSQL_CHECK_REFUSED, check_write
+
+        return check_write(sql, "mysql", MYSQL_CHECK_REFUSED, params)
 
     def transaction_conflict(self, statement: Statement) -> str | None:
         from backout.dialects.mysql_split import head_words

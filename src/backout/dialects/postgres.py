@@ -125,6 +125,13 @@ class PostgresSession(Session):
             # otherwise make a count wait until that run ends. 0 means "no limit": at least 1 ms.
             self.execute(f"SET LOCAL lock_timeout = '{max(1, int(lock_timeout * 1000))}ms'")
 
+    def begin_check(self, *, lock_timeout: float | None = None) -> None:
+        # READ ONLY: a write (nextval too) fails instead of waiting for the ROLLBACK.
+        self.execute("BEGIN READ ONLY")
+        self._in_tx = True
+        if lock_timeout is not None:
+            self.execute(f"SET LOCAL lock_timeout = '{max(1, int(lock_timeout * 1000))}ms'")
+
     def commit(self) -> None:
         self.execute("COMMIT")
         self._in_tx = False
@@ -254,6 +261,11 @@ class PostgresDialect(Dialect):
             last = end
         pieces.append(sql[last:].replace("%", "%%"))
         return "".join(pieces), used
+
+    def check_write(self, sql: str, params: Collection[str] = ()) -> str | None:
+        from backout.dialects.pg_check_guard import check_write
+
+        return check_write(sql, params)
 
     def transaction_conflict(self, statement: Statement) -> str | None:
         import pglast

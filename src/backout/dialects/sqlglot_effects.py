@@ -64,7 +64,8 @@ class _DropCommandWarning(logging.Filter):
 
 
 @contextmanager
-def _quiet_sqlglot() -> Iterator[None]:
+def quiet_sqlglot() -> Iterator[None]:
+    """sqlglot's "falling back to Command" warning silenced while parsing."""
     logger = logging.getLogger("sqlglot")
     quiet = _DropCommandWarning()
     logger.addFilter(quiet)
@@ -108,7 +109,7 @@ class SqlglotAnalyzer(ABC):
 
     def analyze(self, statements: Sequence[Statement]) -> ScriptEffects:
         """Analyse statements in order, with sqlglot's fallback warnings silenced."""
-        with _quiet_sqlglot():
+        with quiet_sqlglot():
             for statement in statements:
                 self.statement = statement
                 sql = self.leading_noise.sub("", statement.sql, count=1)
