@@ -535,6 +535,14 @@ class _Linter:
             self.lint_transaction(analysed, migration)
         for unknown in effects.unknown:
             self.emit("BO402", script, unknown.line, f"needs review: {unknown.reason}", migration)
+        for outside in effects.server:
+            self.emit(
+                "BO403",
+                script,
+                outside.line,
+                f"{outside.describe()}: no rollback or restore undoes it",
+                migration,
+            )
         self.lint_dml(effects, script, migration)
         for blocked in catalog.check_drops(effects.effects, script.display):
             for fk in blocked.references:
