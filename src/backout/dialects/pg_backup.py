@@ -295,13 +295,18 @@ class PostgresBackupEngine(BackupEngine):
         return f"pg_dump {self._tools(session).version}"
 
     def ledger_tables(self, session: Session, history_schema: str) -> list[str]:
+        from backout.dialects.pg_catalog import url_scope
+
+        # Prisma's ledger lives in the project's schema: another project's is not ours
+        scope = url_scope(session.url)
         rows = session.query(
             "SELECT n.nspname::text, c.relname::text FROM pg_catalog.pg_class c "
             "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
             "WHERE c.relkind IN ('r', 'p') AND ((c.relname = %s "
-            "AND n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\\_%%') "
+            "AND n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\\_%%' "
+            "AND (%s::text[] IS NULL OR n.nspname = ANY(%s::text[]))) "
             "OR (n.nspname = %s AND c.relname = 'migrations')) ORDER BY 1, 2",
-            (PRISMA_TABLE, history_schema),
+            (PRISMA_TABLE, scope, scope, history_schema),
         )
         return [qualified_name(str(schema), str(name)) for schema, name in rows]
 
@@ -333,7 +338,7 @@ class PostgresBackupEngine(BackupEngine):
         history_schema: str,
         progress: Progress,
     ) -> DumpResult:
-        from backout.dialects.pg_catalog import read_postgres_snapshot
+        from backout.dialects.pg_catalog import dump_scope_args
 
         tools = self._tools(session)
         conninfo, env = libpq_target(session.url)
@@ -341,7 +346,8 @@ class PostgresBackupEngine(BackupEngine):
         try:
             session.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             exported = str(session.query("SELECT pg_catalog.pg_export_snapshot()")[0][0])
-            snapshot = read_postgres_snapshot(session.query)
+            # the project's scope (?schema=): a full backup is the whole of it, no more
+            snapshot = session.dialect.snapshot(session)
             ledger = self.ledger_tables(session, history_schema)
             if data_tables is None:
                 chosen = [k for k, t in snapshot.tables.items() if t.kind == "table"]
@@ -362,6 +368,7 @@ class PostgresBackupEngine(BackupEngine):
                 f"--snapshot={exported}",
                 f"--dbname={conninfo}",
             ]
+            args += dump_scope_args(session.url, history_schema)
             args += [f"--exclude-table={dump_pattern(history_schema, t)}" for t in NEVER_TABLES]
             if data_tables is not None:
                 keep = set(chosen)
@@ -571,11 +578,21 @@ class PostgresBackupEngine(BackupEngine):
         finish: Callable[[], None],
         progress: Progress,
     ) -> None:
-        from backout.dialects.pg_catalog import read_postgres_snapshot
+        from backout.dialects.pg_catalog import url_scope
 
         tools = self._tools(session)
         entries = read_toc(tools.restore, request.path, session.url)
         wanted = request.snapshot
+        scope = url_scope(session.url)
+        outside = sorted(set(wanted.schemas) - set(scope)) if scope is not None else []
+        if outside:
+            # a backup of more than this project's schema (taken without ?schema=, or before
+            # backout confined backups to it): restoring it here would reach other schemas
+            raise BackupError(
+                f"the backup holds schema(s) outside this project's scope "
+                f"(?schema={scope[0] if scope else ''}): {', '.join(outside)}; nothing changed",
+                hint="restore it with --into a new database and copy what you need",
+            )
         data = set(request.data_tables)
         ledger = [t for t in request.data_tables if t not in wanted.tables]
         session.begin()
@@ -585,7 +602,9 @@ class PostgresBackupEngine(BackupEngine):
             ):
                 session.execute(statement)
             saved_path = str(session.query("SELECT current_setting('search_path')")[0][0])
-            current = read_postgres_snapshot(session.query)
+            # Only the project's scope (?schema=) is read, so only it is dropped or rebuilt:
+            # a restore never touches an object outside the backup's scope.
+            current = session.dialect.snapshot(session)
             rebuild = set(wanted.tables) if request.full else data & set(wanted.tables)
             progress("dropping what the backup re-creates")
             for statement in _drops(current, wanted, rebuild):
@@ -597,7 +616,7 @@ class PostgresBackupEngine(BackupEngine):
                 else:
                     # The backup was taken before this ledger existed: nothing was applied.
                     session.execute(f"DELETE FROM {_relation(schema, name)}")
-            middle = read_postgres_snapshot(session.query)
+            middle = session.dialect.snapshot(session)
             chosen = _select(entries, wanted, middle, data, ledger, full=request.full)
             chosen |= self._missing_functions(session, entries, wanted, middle)
             progress(f"loading {len(chosen)} archive entries (schema objects and rows)")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import subprocess
 
 from backout.dialects import pg_tools
+from backout.dialects.pg_catalog import dump_scope_args
 from backout.errors import DatabaseError
 from backout.urls import DatabaseURL, scrub
 
@@ -55,6 +56,7 @@ def schema_dump(
     args = [
         tool.path,
         "--schema-only",
+        *dump_scope_args(url, None),
         f"--exclude-schema={history_schema}",
         "--exclude-table=*._prisma_migrations",
         conninfo,

@@ -420,9 +420,11 @@ class PostgresDialect(Dialect):
         return bool(rows[0][0])
 
     def snapshot(self, session: Session) -> SchemaSnapshot:
-        from backout.dialects.pg_catalog import read_postgres_snapshot
+        from backout.dialects.pg_catalog import read_postgres_snapshot, url_scope
 
-        return read_postgres_snapshot(session.query, history_schema=self.history_schema)
+        return read_postgres_snapshot(
+            session.query, schemas=url_scope(session.url), history_schema=self.history_schema
+        )
 
     def table_stats(self, session: Session, snapshot: SchemaSnapshot) -> dict[str, TableStats]:
         from backout.dialects.pg_catalog import read_table_stats
@@ -500,7 +502,12 @@ class PostgresDialect(Dialect):
         restore = pg_tools.find_tool("pg_restore", major)
         source_info, source_env = pg_tools.libpq_target(source)
         target_info, target_env = pg_tools.libpq_target(target)
+        from backout.dialects.pg_catalog import dump_scope_args
+
         args = [dump.path, "--format=custom", "--no-owner", "--no-acl", source_info]
+        # only the project's schema (and backout's ledger): a copy of the whole database
+        # would be slower, and would show the other projects' objects to the rehearsal
+        args[1:1] = dump_scope_args(source, self.history_schema)
         if not data:
             args.insert(1, "--schema-only")
         with subprocess.Popen(
@@ -525,12 +532,17 @@ class PostgresDialect(Dialect):
             )
 
     def user_tables(self, session: Session, history_schema: str) -> list[str]:
+        from backout.dialects.pg_catalog import url_scope
+
+        # only the project's scope: another project's schema does not make this one non-empty
+        scope = url_scope(session.url)
         rows = session.query(
             "SELECT format('%%I.%%I', n.nspname, c.relname) FROM pg_class c "
             "JOIN pg_namespace n ON n.oid = c.relnamespace "
             "WHERE c.relkind IN ('r', 'p') AND n.nspname <> ALL(%s) "
-            "AND n.nspname NOT LIKE 'pg\\_%%' AND c.relname <> '_prisma_migrations' ORDER BY 1",
-            (["information_schema", history_schema],),
+            "AND n.nspname NOT LIKE 'pg\\_%%' AND c.relname <> '_prisma_migrations' "
+            "AND (%s::text[] IS NULL OR n.nspname = ANY(%s::text[])) ORDER BY 1",
+            (["information_schema", history_schema], scope, scope),
         )
         return [str(r[0]) for r in rows]
 

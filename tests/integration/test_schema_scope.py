@@ -1,0 +1,131 @@
+"""`?schema=` scoping (issue 12, item 2): two Prisma projects in one PostgreSQL database.
+
+Each project owns the schema its URL names. Every command of one (up, status, check, plan,
+backup, restore, test) stays inside it: the other project's tables, and tables of no project
+(``public.audit``), keep their rows and their shape whatever it does.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import run, sql, write
+
+NOBACKUP = ["--backup", "none", "--i-accept-data-loss", "--yes"]
+
+
+def prisma_project(root: Path) -> Path:
+    """A two-migration Prisma project (unqualified names: they land in ``?schema=``)."""
+    return write(
+        root,
+        {
+            "prisma/migrations/migration_lock.toml": 'provider = "postgresql"\n',
+            "prisma/migrations/20240101000000_init/migration.sql": (
+                'CREATE TABLE "Order" (id integer PRIMARY KEY, note text);\n'
+            ),
+            "prisma/migrations/20240201000000_items/migration.sql": (
+                'CREATE TABLE "Item" (id integer PRIMARY KEY, '
+                '"orderId" integer REFERENCES "Order" (id));\n'
+            ),
+            "prisma/rollback/20240201000000_items_rollback.sql": (
+                '-- backout:risk HIGH\n-- backout:verify SELECT true\nDROP TABLE "Item";\n'
+            ),
+        },
+    )
+
+
+def state_outside(url: str) -> list[tuple[object, ...]]:
+    """Rows and tables of project b and of public.audit: what project a must never touch."""
+    tables = sql(
+        url,
+        "SELECT table_schema, table_name FROM information_schema.tables "
+        "WHERE table_schema IN ('b', 'public') ORDER BY 1, 2",
+    )
+    rows = sql(url, 'SELECT count(*), sum(id) FROM b."Order"') + sql(
+        url, "SELECT count(*), sum(id) FROM public.audit"
+    )
+    return [*tables, *rows]
+
+
+@pytest.fixture
+def two_projects(pg_url: str, tmp_path: Path) -> tuple[Path, str, Path, str]:
+    """Projects a and b in one database (both migrated, b with rows) and public.audit."""
+    a, b = prisma_project(tmp_path / "a"), prisma_project(tmp_path / "b")
+    url_a, url_b = f"{pg_url}?schema=a", f"{pg_url}?schema=b"
+    sql(pg_url, "CREATE TABLE public.audit (id integer PRIMARY KEY)")
+    sql(pg_url, "INSERT INTO public.audit SELECT generate_series(1, 500)")
+    first = run(["up"], project=a, url=url_a)
+    assert first.exit_code == 0, first.output + first.stderr
+    second = run(["up"], project=b, url=url_b)
+    assert second.exit_code == 0, second.output + second.stderr
+    sql(pg_url, "INSERT INTO b.\"Order\" SELECT g, 'b' FROM generate_series(1, 500) g")
+    sql(pg_url, "INSERT INTO a.\"Order\" SELECT g, 'a' FROM generate_series(1, 20) g")
+    return a, url_a, b, url_b
+
+
+def test_second_project_up_and_status_stay_in_their_schema(
+    two_projects: tuple[Path, str, Path, str],
+) -> None:
+    a, url_a, b, url_b = two_projects
+    for project, url in ((a, url_a), (b, url_b)):
+        doc = json.loads(run(["status", "--json"], project=project, url=url).output)
+        assert [m["state"] for m in doc["migrations"]] == ["applied", "applied"]
+    check = run(["check"], project=a, url=url_a)
+    assert check.exit_code == 0, check.output + check.stderr
+
+
+def test_restore_of_one_projects_full_backup_leaves_the_other_intact(
+    two_projects: tuple[Path, str, Path, str], pg_url: str
+) -> None:
+    a, url_a, _, _ = two_projects
+    before = state_outside(pg_url)
+    taken = run(["backup", "--full"], project=a, url=url_a)
+    assert taken.exit_code == 0, taken.output + taken.stderr
+    (record,) = json.loads(run(["backups", "--json"], project=a, url=url_a).output)["backups"]
+    assert record["tables"] and all(t.startswith(("a.", "backout.")) for t in record["tables"])
+    sql(pg_url, 'DELETE FROM a."Order" WHERE id > 10')
+    restored = run(["restore", "latest", "--yes"], project=a, url=url_a)
+    assert restored.exit_code == 0, restored.output + restored.stderr
+    assert "b." not in restored.output and "public.audit" not in restored.output
+    assert sql(pg_url, 'SELECT count(*) FROM a."Order"') == [(20,)]
+    assert state_outside(pg_url) == before
+
+
+def test_restore_refuses_a_backup_reaching_beyond_the_project(
+    two_projects: tuple[Path, str, Path, str], pg_url: str
+) -> None:
+    """A backup of the whole database restored with ?schema=a would reach b and public."""
+    a, url_a, _, _ = two_projects
+    whole = run(["backup", "--full"], project=a, url=pg_url)
+    assert whole.exit_code == 0, whole.output + whole.stderr
+    before = state_outside(pg_url)
+    restored = run(["restore", "latest", "--yes"], project=a, url=url_a)
+    assert restored.exit_code == 2, restored.output + restored.stderr
+    assert "outside this project's scope" in restored.stderr
+    assert state_outside(pg_url) == before
+    assert sql(pg_url, 'SELECT count(*) FROM a."Order"') == [(20,)]
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["plan"],
+        ["rollback", *NOBACKUP],
+        ["rollback", "--yes"],  # with its scoped backup
+        ["test", "--all"],
+        ["check"],
+    ],
+    ids=["plan", "rollback", "rollback-backup", "test", "check"],
+)
+def test_commands_of_one_project_never_touch_the_other(
+    two_projects: tuple[Path, str, Path, str], pg_url: str, command: list[str]
+) -> None:
+    a, url_a, _, _ = two_projects
+    before = state_outside(pg_url)
+    result = run(command, project=a, url=url_a)
+    assert result.exit_code == 0, result.output + result.stderr
+    assert "b.Order" not in result.output and '"b"' not in result.output
+    assert state_outside(pg_url) == before
