@@ -116,9 +116,11 @@ def test_restore_refuses_a_backup_reaching_beyond_the_project(
         ["rollback", *NOBACKUP],
         ["rollback", "--yes"],  # with its scoped backup
         ["test", "--all"],
+        ["test", "20240201000000_items"],  # on a copy of the database
+        ["plan", "--simulate"],
         ["check"],
     ],
-    ids=["plan", "rollback", "rollback-backup", "test", "check"],
+    ids=["plan", "rollback", "rollback-backup", "test", "test-copy", "plan-simulate", "check"],
 )
 def test_commands_of_one_project_never_touch_the_other(
     two_projects: tuple[Path, str, Path, str], pg_url: str, command: list[str]
