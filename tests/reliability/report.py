@@ -219,11 +219,11 @@ def _data_safety_section(results: dict[str, Any]) -> list[str]:
         "A rollback's `require`/`verify` query that tries to delete every user, run through "
         "every path that runs a check ("
         + ", ".join(f"`{p}`" for p in next((v["paths"] for v in checks.values()), []))
-        + "), with the script in one transaction and `transaction off`. A write the "
-        "text shows (a data-modifying CTE, DML) must be refused before anything runs (exit 2, "
-        "file and line); one it hides (a stored function that deletes) must be undone by the "
-        "savepoint or read-only transaction the check runs in. After every run the table must "
-        "hold all its rows.",
+        + "), with the script in one transaction and (hidden writes) `transaction off`. "
+        "A write the text shows (a data-modifying CTE, DML) must be refused before anything "
+        "runs (exit 2, file and line); one it hides (a stored function that deletes) must be "
+        "undone by the savepoint or read-only transaction the check runs in. After every run "
+        "the table must hold all its rows.",
         "",
     ]
     lines += _table(

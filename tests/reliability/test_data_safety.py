@@ -105,7 +105,7 @@ def test_checks_that_write_never_change_data(
     tmp_path: Path,
     artifacts: Artifacts,
 ) -> None:
-    """Every check path × (visible write, hidden write) × (transaction on, off): rows stay."""
+    """Every check path × visible write, and × hidden write × (transaction on, off): rows stay."""
     kinds = {"visible": VISIBLE[dialect]}
     if dialect in HIDDEN_FUNCTION:
         kinds["hidden"] = "SELECT wipe_users()"
@@ -116,7 +116,8 @@ def test_checks_that_write_never_change_data(
     outcomes: dict[str, int] = {}
     changed: list[str] = []
     for kind, check in kinds.items():
-        for transaction in (True, False):
+        # the refusal reads the text alone: one transaction mode is enough for it
+        for transaction in (True, False) if kind == "hidden" else (True,):
             for name, (args, needs_rolled_back) in PATHS.items():
                 label = f"checks-{dialect}-{kind}-{'tx' if transaction else 'notx'}-{name}"
                 folder = tmp_path / label.replace(" ", "_")
