@@ -104,7 +104,24 @@ def test_restore_refuses_a_backup_reaching_beyond_the_project(
     before = state_outside(pg_url)
     restored = run(["restore", "latest", "--yes"], project=a, url=url_a)
     assert restored.exit_code == 2, restored.output + restored.stderr
-    assert "outside this project's scope" in restored.stderr
+    assert "taken of the whole database" in restored.stderr
+    assert "covers ?schema=a; nothing changed" in restored.stderr
+    assert state_outside(pg_url) == before
+    assert sql(pg_url, 'SELECT count(*) FROM a."Order"') == [(20,)]
+    listed = json.loads(run(["backups", "--json"], project=a, url=url_a).output)["backups"]
+    assert len(listed) == 1  # refused before the pre-restore backup
+
+
+def test_restore_of_a_scoped_backup_without_its_scope_is_refused(
+    two_projects: tuple[Path, str, Path, str], pg_url: str
+) -> None:
+    """Project a's backup restored through a URL without ?schema= would reach b and public."""
+    a, url_a, _, _ = two_projects
+    assert run(["backup", "--full"], project=a, url=url_a).exit_code == 0
+    before = state_outside(pg_url)
+    restored = run(["restore", "latest", "--yes"], project=a, url=pg_url)
+    assert restored.exit_code == 2, restored.output + restored.stderr
+    assert "taken of ?schema=a" in restored.stderr and "nothing changed" in restored.stderr
     assert state_outside(pg_url) == before
     assert sql(pg_url, 'SELECT count(*) FROM a."Order"') == [(20,)]
 

@@ -43,7 +43,7 @@ from backout.dialects.backup_base import BackupEngine, DumpResult, Progress, Res
 from backout.dialects.base import Actor, Session
 from backout.errors import BackupError, DatabaseError, LockError, ToolMissing
 from backout.schema import SchemaSnapshot, qualified_name
-from backout.urls import DatabaseURL, scrub
+from backout.urls import DatabaseURL, parse_url, scrub
 
 if TYPE_CHECKING:
     import psycopg
@@ -570,6 +570,9 @@ class PostgresBackupEngine(BackupEngine):
 
     # --- restoring over the current database -----------------------------------------------
 
+    def refuse_out_of_scope(self, request: RestoreRequest, target: DatabaseURL) -> None:
+        _refuse_out_of_scope(request, target)
+
     def restore_over(
         self,
         session: Session,
@@ -578,21 +581,11 @@ class PostgresBackupEngine(BackupEngine):
         finish: Callable[[], None],
         progress: Progress,
     ) -> None:
-        from backout.dialects.pg_catalog import url_scope
 
         tools = self._tools(session)
         entries = read_toc(tools.restore, request.path, session.url)
         wanted = request.snapshot
-        scope = url_scope(session.url)
-        outside = sorted(set(wanted.schemas) - set(scope)) if scope is not None else []
-        if outside:
-            # a backup of more than this project's schema (taken without ?schema=, or before
-            # backout confined backups to it): restoring it here would reach other schemas
-            raise BackupError(
-                f"the backup holds schema(s) outside this project's scope "
-                f"(?schema={scope[0] if scope else ''}): {', '.join(outside)}; nothing changed",
-                hint="restore it with --into a new database and copy what you need",
-            )
+        self.refuse_out_of_scope(request, session.url)
         data = set(request.data_tables)
         ledger = [t for t in request.data_tables if t not in wanted.tables]
         session.begin()
@@ -721,6 +714,36 @@ class PostgresBackupEngine(BackupEngine):
                     f"pg_restore could not read {path.name}: "
                     f"{_stderr(errors.read_bytes(), session.url)}"
                 )
+
+
+def _refuse_out_of_scope(request: RestoreRequest, target: DatabaseURL) -> None:
+    """BackupError (nothing changed) when the backup's scope is not the project's.
+
+    A restore reads, drops and rebuilds only what is in the project's scope (``?schema=``),
+    so a backup taken with another scope would reach schemas it must not touch (another
+    project's), or miss the ones it should.
+    """
+    from backout.dialects.pg_catalog import url_scope
+
+    scope = url_scope(target)
+    shown = f"?schema={scope[0]}" if scope else "the whole database"
+    if request.source:
+        taken = url_scope(parse_url(request.source))
+        if taken != scope:
+            where = f"?schema={taken[0]}" if taken else "the whole database"
+            raise BackupError(
+                f"the backup was taken of {where}, and this project's URL covers {shown}; "
+                "nothing changed",
+                hint="restore it with the URL it was taken with, or --into a new database",
+            )
+    outside = sorted(set(request.snapshot.schemas) - set(scope)) if scope is not None else []
+    if outside:
+        # taken before backout confined backups to the project's schema
+        raise BackupError(
+            f"the backup holds schema(s) outside this project's scope ({shown}): "
+            f"{', '.join(outside)}; nothing changed",
+            hint="restore it --into a new database and copy what you need",
+        )
 
 
 def _refuse_if_connection_lost(session: Session, failure: BackupError) -> None:
