@@ -168,3 +168,22 @@ def test_query_undone_undoes_a_write_on_every_database(any_url: str) -> None:
             session.query_undone("DELETE FROM users", {})
         assert session.query("SELECT count(*) FROM users") == [(3,)]
         assert not session.in_transaction
+
+
+def test_dblink_in_its_extension_schema_is_refused(pg_url: str, tmp_path: Path) -> None:
+    """dblink lives in the schema its extension was created in (public here): a check calling
+    public.dblink_exec() commits on another connection, which no savepoint undoes."""
+    url = parse_url(pg_url)
+    conninfo = f"host={url.host} port={url.port or 5432} user={url.user} dbname={url.database}"
+    check = f"SELECT public.dblink_exec('{conninfo}', 'DELETE FROM users') IS NOT NULL"
+    proj = project(
+        tmp_path,
+        f"-- backout:risk LOW\n-- backout:verify {check}\n",
+        extra_up="CREATE EXTENSION IF NOT EXISTS dblink SCHEMA public;\n",
+    )
+    assert run(["up"], project=proj, url=pg_url).exit_code == 0
+    result = run(["rollback", *NOBACKUP], project=proj, url=pg_url)
+    assert result.exit_code == 2, result.output + result.stderr
+    assert "002_posts.down.sql:2" in result.stderr and "dblink_exec" in result.stderr
+    assert users(pg_url) == 3
+    assert applied(proj, pg_url) == ["001_users", "002_posts"]

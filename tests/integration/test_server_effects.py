@@ -18,6 +18,8 @@ CASES = {
         ("SELECT pg_read_file('/etc/hostname')", "reads a file on the database server"),
         ("SELECT lo_import('/etc/hostname')", "reads a file on the database server"),
         ("SELECT dblink_exec('dbname=x', 'DROP TABLE t')", "runs SQL on another database"),
+        # dblink lives in the schema its extension was created in
+        ("SELECT public.dblink_exec('dbname=x', 'DROP TABLE t')", "runs SQL on another database"),
         (
             "DO $$ BEGIN PERFORM pg_read_file('/etc/hostname'); END $$",
             "reads a file on the database server (pg_read_file()) (in DO block)",

@@ -41,6 +41,9 @@ WRITES = [
     ("postgresql", "SELECT pg_advisory_unlock_all() IS NULL", "pg_advisory_unlock_all"),
     ("postgresql", "SELECT count(*) > 0 FROM dblink('x', 'DELETE FROM t') AS t(n int)", "dblink"),
     ("postgresql", "SELECT pg_catalog.lo_import('/etc/passwd') > 0", "lo_import"),
+    # an extension's functions live in the schema it was created in
+    ("postgresql", "SELECT public.dblink_exec('x', 'DELETE FROM t') IS NOT NULL", "dblink_exec"),
+    ("postgresql", "SELECT ext.pg_file_write('f', 'x', false) > 0", "pg_file_write"),
     ("postgresql", "DO $$ BEGIN DELETE FROM users; END $$", "not a query"),
     ("postgresql", "EXPLAIN ANALYZE DELETE FROM users", "not a query"),
     ("mysql", "SELECT RELEASE_ALL_LOCKS() >= 0", "release_all_locks"),

@@ -101,6 +101,12 @@ def function_name(call: ast.FuncCall) -> tuple[str | None, str]:
     return (parts[-2] if len(parts) >= 2 else None), (parts[-1] if parts else "")
 
 
+def is_server_function(name: str) -> bool:
+    """A call of a function acting outside the database, in any schema: dblink's and
+    adminpack's live in the schema their extension was created in (``public.dblink_exec``)."""
+    return name.lower() in SERVER_FUNCTIONS
+
+
 def _parse(sql: str, params: Collection[str]) -> list[Any] | None:
     """The parsed statements, with declared ``:name`` placeholders read as NULL; None when
     PostgreSQL would reject the text anyway (the database then reports the error)."""
@@ -131,6 +137,8 @@ def check_write(sql: str, params: Collection[str] = ()) -> str | None:
             return "SELECT … FOR UPDATE/SHARE locks rows"
         if isinstance(node, ast.FuncCall):
             schema, name = function_name(node)
-            if schema in (None, "pg_catalog") and name.lower() in _CHECK_REFUSED:
+            if is_server_function(name) or (
+                schema in (None, "pg_catalog") and name.lower() in _CHECK_REFUSED
+            ):
                 return f"it calls {name}(), which {_CHECK_REFUSED[name.lower()]}"
     return None

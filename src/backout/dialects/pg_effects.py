@@ -33,7 +33,7 @@ from pglast import ast, enums
 from pglast.parser import ParseError
 from pglast.stream import RawStream
 
-from backout.dialects.pg_check_guard import SERVER_FUNCTIONS
+from backout.dialects.pg_check_guard import SERVER_FUNCTIONS, is_server_function
 from backout.effects import (
     Action,
     Effect,
@@ -1409,7 +1409,7 @@ class _Analyzer:
         if defined is not None and schema in (None, self.default_schema):
             self.run_body(defined, f"function {name}() called here")
             return
-        if schema in (None, "pg_catalog") and name in SERVER_FUNCTIONS:
+        if is_server_function(name):
             self.outside(f"{SERVER_FUNCTIONS[name]} ({name}())")
             return
         if schema in (None, "pg_catalog") and name in _SAFE_FUNCTIONS:
