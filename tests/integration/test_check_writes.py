@@ -187,3 +187,16 @@ def test_dblink_in_its_extension_schema_is_refused(pg_url: str, tmp_path: Path) 
     assert "002_posts.down.sql:2" in result.stderr and "dblink_exec" in result.stderr
     assert users(pg_url) == 3
     assert applied(proj, pg_url) == ["001_users", "002_posts"]
+
+
+def test_mysql_executable_comment_in_a_check_is_refused(mysql_url: str, tmp_path: Path) -> None:
+    """MySQL and MariaDB run what /*! … */ holds (here: release every named lock, backout's
+    run lock too); sqlglot reads a comment. Refused like any visible write."""
+    check = "SELECT count(*) = 3 /*!, RELEASE_ALL_LOCKS() */ FROM users"
+    proj = project(tmp_path, f"-- backout:risk LOW\n-- backout:require {check}\n")
+    assert run(["up"], project=proj, url=mysql_url).exit_code == 0
+    result = run(["rollback", *NOBACKUP], project=proj, url=mysql_url)
+    assert result.exit_code == 2, result.output + result.stderr
+    assert "002_posts.down.sql:2" in result.stderr and "executable comment" in result.stderr
+    assert users(mysql_url) == 3
+    assert applied(proj, mysql_url) == ["001_users", "002_posts"]

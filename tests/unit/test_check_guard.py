@@ -22,6 +22,7 @@ READS = [
     "WITH recent AS (SELECT id FROM users WHERE id > 10) SELECT count(*) FROM recent",
     "SELECT count(*) FROM users WHERE created > :since",
     "SELECT 1 UNION ALL SELECT 2",
+    "SELECT count(*) = 0 FROM users WHERE note = '/*! not a comment */' /* a comment */",
 ]
 
 #: (dialects, query, part of the reason)
@@ -48,6 +49,10 @@ WRITES = [
     ("postgresql", "EXPLAIN ANALYZE DELETE FROM users", "not a query"),
     ("mysql", "SELECT RELEASE_ALL_LOCKS() >= 0", "release_all_locks"),
     ("mysql", "SELECT LOAD_FILE('/etc/passwd') IS NULL", "load_file"),
+    # MySQL and MariaDB run what an executable comment holds; sqlglot reads a comment
+    ("mysql", "SELECT count(*) > 0 FROM users /*! INTO OUTFILE '/tmp/x' */", "executable"),
+    ("mysql", "SELECT 1 /*!50000 , RELEASE_ALL_LOCKS() */", "executable"),
+    ("mysql", "SELECT id FROM users /*M!100000 FOR UPDATE */", "executable"),
     ("sqlite", "SELECT load_extension('x')", "load_extension"),
     ("sqlite", "ATTACH DATABASE 'x.db' AS x", "not a query"),
     ("sqlite", "PRAGMA foreign_keys = OFF", "not a query"),
