@@ -148,3 +148,38 @@ def test_commands_of_one_project_never_touch_the_other(
     assert result.exit_code == 0, result.output + result.stderr
     assert "b.Order" not in result.output and '"b"' not in result.output
     assert state_outside(pg_url) == before
+
+
+@pytest.mark.parametrize("command", ["test", "simulate", "restore-into"])
+def test_schema_public_the_prisma_default_copies_and_restores(
+    pg_url: str, tmp_path: Path, command: str
+) -> None:
+    """`?schema=public` (Prisma's default URL): a dump confined to it says CREATE SCHEMA
+    public, which a new database already has. The copy and the restore still succeed."""
+    proj = prisma_project(tmp_path / "p")
+    url = f"{pg_url}?schema=public"
+    assert run(["up"], project=proj, url=url).exit_code == 0
+    sql(pg_url, "INSERT INTO public.\"Order\" SELECT g, 'p' FROM generate_series(1, 30) g")
+    if command == "test":
+        result = run(["test", "20240201000000_items"], project=proj, url=url)
+        assert result.exit_code == 0, result.output + result.stderr
+    elif command == "simulate":
+        result = run(["plan", "--simulate"], project=proj, url=url)
+        assert result.exit_code == 0, result.output + result.stderr
+        assert "simulation skipped" not in result.output + result.stderr
+    else:
+        assert run(["backup", "--full"], project=proj, url=url).exit_code == 0
+        into = pg_url.rsplit("/", 1)[0] + "/" + pg_url.rsplit("/", 1)[1] + "_into"
+        try:
+            result = run(
+                ["restore", "latest", "--into", f"{into}?schema=public", "--yes"],
+                project=proj,
+                url=url,
+            )
+            assert result.exit_code == 0, result.output + result.stderr
+            assert sql(into, 'SELECT count(*) FROM public."Order"') == [(30,)]
+        finally:
+            admin = pg_url.rsplit("/", 1)[0] + "/postgres"
+            name = into.rsplit("/", 1)[1]
+            sql(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    assert sql(pg_url, 'SELECT count(*) FROM public."Order"') == [(30,)]

@@ -252,6 +252,10 @@ class TocEntry:
         return self.rest[len(head) :].rsplit(" ", 1)[0]
 
 
+#: the schemas a database has (a restore --into leaves out the archive's CREATE SCHEMA of these)
+_SCHEMAS_PRESENT = "SELECT nspname::text FROM pg_catalog.pg_namespace"
+
+
 def read_toc(restore: Path, path: Path, url: DatabaseURL) -> list[TocEntry]:
     """The archive's entries in restore order; BackupError when it cannot be read."""
     done = _run(
@@ -443,39 +447,58 @@ class PostgresBackupEngine(BackupEngine):
                     hint="name a database that does not exist yet (backout creates it)",
                 )
             tools = find_tools(server_version(session))
+            existing = {str(r[0]) for r in session.query(_SCHEMAS_PRESENT)}
         except psycopg.Error as exc:
             raise BackupError(f"cannot inspect {target.masked()}: {exc}") from exc
         finally:
             session.close()
         conninfo, env = libpq_target(target)
+        # A backup confined to ?schema=public says CREATE SCHEMA public, which a new database
+        # already has (empty): that entry is left out, the rest restored as is.
+        entries = [
+            e for e in read_toc(tools.restore, path, target) if e.tag("SCHEMA", "-") not in existing
+        ]
         progress(f"pg_restore into {target.masked()}")
-        try:
-            _run(
-                [
-                    tools.restore,
-                    "--no-password",
-                    "--no-owner",
-                    "--no-privileges",
-                    "--exit-on-error",
-                    "--single-transaction",
-                    f"--dbname={conninfo}",
-                    path,
-                ],
-                url=target,
-                env=env,
-                what=f"pg_restore into {target.masked()}",
-                stdout=subprocess.DEVNULL,
-            )
-        except BackupError as exc:
-            if "foreign key" not in exc.message and "is not present in table" not in exc.message:
-                raise
-            # A scoped backup's rows may reference rows it does not hold (the parents of the
-            # tables it scoped). pg_restore's single transaction left the database empty.
-            progress("loading rows whose foreign keys point outside the backup")
-            self._restore_dangling(path, target, actor, tools, exc.message)
+        with tempfile.TemporaryDirectory(prefix="backout-restore-") as scratch:
+            listing = Path(scratch) / "toc.list"
+            listing.write_text("".join(f"{e.id};\n" for e in entries), encoding="ascii")
+            try:
+                _run(
+                    [
+                        tools.restore,
+                        "--no-password",
+                        "--no-owner",
+                        "--no-privileges",
+                        "--exit-on-error",
+                        "--single-transaction",
+                        f"--use-list={listing}",
+                        f"--dbname={conninfo}",
+                        path,
+                    ],
+                    url=target,
+                    env=env,
+                    what=f"pg_restore into {target.masked()}",
+                    stdout=subprocess.DEVNULL,
+                )
+            except BackupError as exc:
+                if (
+                    "foreign key" not in exc.message
+                    and "is not present in table" not in exc.message
+                ):
+                    raise
+                # A scoped backup's rows may reference rows it does not hold (the parents of the
+                # tables it scoped). pg_restore's single transaction left the database empty.
+                progress("loading rows whose foreign keys point outside the backup")
+                self._restore_dangling(path, entries, target, actor, tools, exc.message)
 
     def _restore_dangling(
-        self, path: Path, target: DatabaseURL, actor: Actor, tools: PgTools, why: str
+        self,
+        path: Path,
+        entries: Sequence[TocEntry],
+        target: DatabaseURL,
+        actor: Actor,
+        tools: PgTools,
+        why: str,
     ) -> None:
         """Load a backup whose rows break foreign keys, keeping its schema exact.
 
@@ -486,7 +509,6 @@ class PostgresBackupEngine(BackupEngine):
         """
         from backout.dialects.postgres import PostgresDialect
 
-        entries = read_toc(tools.restore, path, target)
         data = ("TABLE DATA ", "SEQUENCE SET ", "BLOB", "LARGE OBJECT")
         late = ("TRIGGER ", "EVENT TRIGGER ", "MATERIALIZED VIEW DATA ")
         ordered = [

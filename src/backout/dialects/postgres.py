@@ -502,12 +502,19 @@ class PostgresDialect(Dialect):
         restore = pg_tools.find_tool("pg_restore", major)
         source_info, source_env = pg_tools.libpq_target(source)
         target_info, target_env = pg_tools.libpq_target(target)
-        from backout.dialects.pg_catalog import dump_scope_args
+        from backout.dialects.pg_catalog import dump_scope_args, url_scope
 
         args = [dump.path, "--format=custom", "--no-owner", "--no-acl", source_info]
         # only the project's schema (and backout's ledger): a copy of the whole database
         # would be slower, and would show the other projects' objects to the rehearsal
         args[1:1] = dump_scope_args(source, self.history_schema)
+        scope = url_scope(source)
+        if scope:
+            # Such a dump says CREATE SCHEMA for its schemas; the new scratch database already
+            # has an empty public (?schema=public, Prisma's default URL): drop it first.
+            with self.connect(target, actor=actor, create=False) as scratch:
+                for name in scope:
+                    scratch.execute(f"DROP SCHEMA IF EXISTS {self.quote(name)}")
         if not data:
             args.insert(1, "--schema-only")
         with subprocess.Popen(
