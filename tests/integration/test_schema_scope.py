@@ -183,3 +183,39 @@ def test_schema_public_the_prisma_default_copies_and_restores(
             name = into.rsplit("/", 1)[1]
             sql(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     assert sql(pg_url, 'SELECT count(*) FROM public."Order"') == [(30,)]
+
+
+@pytest.mark.parametrize("command", ["test", "simulate"])
+def test_copy_of_a_scope_has_the_extensions_it_uses_from_other_schemas(
+    pg_url: str, tmp_path: Path, command: str
+) -> None:
+    """Supabase's layout: extensions in schema `extensions`, the project in ?schema=public.
+    A dump confined to public holds no CREATE EXTENSION: the copy must have them anyway."""
+    sql(pg_url, "CREATE SCHEMA extensions")
+    sql(pg_url, "CREATE EXTENSION citext SCHEMA extensions")
+    proj = write(
+        tmp_path / "p",
+        {
+            "prisma/migrations/migration_lock.toml": 'provider = "postgresql"\n',
+            "prisma/migrations/20240101000000_init/migration.sql": (
+                'CREATE TABLE "User" (id integer PRIMARY KEY, email extensions.citext);\n'
+            ),
+            "prisma/migrations/20240201000000_items/migration.sql": (
+                'CREATE TABLE "Item" (id integer PRIMARY KEY);\n'
+            ),
+            "prisma/rollback/20240201000000_items_rollback.sql": (
+                '-- backout:risk HIGH\nDROP TABLE "Item";\n'
+            ),
+        },
+    )
+    url = f"{pg_url}?schema=public"
+    assert run(["up"], project=proj, url=url).exit_code == 0
+    sql(pg_url, "INSERT INTO public.\"User\" VALUES (1, 'A@x.org')")
+    if command == "test":
+        result = run(["test", "20240201000000_items"], project=proj, url=url)
+        assert result.exit_code == 0, result.output + result.stderr
+    else:
+        result = run(["plan", "--simulate"], project=proj, url=url)
+        assert result.exit_code == 0, result.output + result.stderr
+        assert "simulation skipped" not in result.output + result.stderr
+    assert sql(pg_url, 'SELECT count(*) FROM public."User"') == [(1,)]

@@ -6,7 +6,7 @@ import datetime as dt
 import subprocess
 import uuid
 from collections.abc import Collection, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
@@ -176,6 +176,14 @@ class AdvisoryLock(RunLock):
             except psycopg.Error:
                 # A dead connection has already released its session locks.
                 continue
+
+
+#: extensions in schemas outside a scope (pg_catalog's are in every database)
+_EXTENSIONS_OUTSIDE = (
+    "SELECT e.extname::text, n.nspname::text FROM pg_catalog.pg_extension e "
+    "JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace "
+    "WHERE n.nspname <> 'pg_catalog' AND NOT n.nspname = ANY(%s::text[]) ORDER BY 1"
+)
 
 
 class PostgresDialect(Dialect):
@@ -495,26 +503,36 @@ class PostgresDialect(Dialect):
         self, source: DatabaseURL, target: DatabaseURL, actor: Actor, *, data: bool
     ) -> None:
         from backout.dialects import pg_tools
+        from backout.dialects.pg_catalog import dump_scope_args, url_scope
 
+        scope = url_scope(source)
         with self.connect(source, actor=actor) as session:
             major = self.server_major(session)
+            # extensions outside the scope that its objects may use (Supabase's `extensions`)
+            outside = [] if scope is None else session.query(_EXTENSIONS_OUTSIDE, (scope,))
         dump = pg_tools.find_tool("pg_dump", major)
         restore = pg_tools.find_tool("pg_restore", major)
         source_info, source_env = pg_tools.libpq_target(source)
         target_info, target_env = pg_tools.libpq_target(target)
-        from backout.dialects.pg_catalog import dump_scope_args, url_scope
-
         args = [dump.path, "--format=custom", "--no-owner", "--no-acl", source_info]
         # only the project's schema (and backout's ledger): a copy of the whole database
         # would be slower, and would show the other projects' objects to the rehearsal
         args[1:1] = dump_scope_args(source, self.history_schema)
-        scope = url_scope(source)
         if scope:
             # Such a dump says CREATE SCHEMA for its schemas; the new scratch database already
-            # has an empty public (?schema=public, Prisma's default URL): drop it first.
+            # has an empty public (?schema=public, Prisma's default URL): drop it first. It
+            # holds no extension: those the scope may use come first, where the source has them.
             with self.connect(target, actor=actor, create=False) as scratch:
                 for name in scope:
                     scratch.execute(f"DROP SCHEMA IF EXISTS {self.quote(name)}")
+                for extension, schema in outside:
+                    # not fatal here: pg_restore names what is missing if the scope needs it
+                    with suppress(DatabaseError):
+                        scratch.execute(f"CREATE SCHEMA IF NOT EXISTS {self.quote(schema)}")
+                        scratch.execute(
+                            f"CREATE EXTENSION IF NOT EXISTS {self.quote(extension)} "
+                            f"WITH SCHEMA {self.quote(schema)}"
+                        )
         if not data:
             args.insert(1, "--schema-only")
         with subprocess.Popen(
