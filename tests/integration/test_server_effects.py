@@ -76,3 +76,32 @@ def test_plan_rates_server_side_effects_high_and_lint_flags_them(
     assert [(Path(f["file"]).name, f["line"]) for f in found] == [("002_flag.down.sql", 2)]
     # plan changed nothing: both migrations still applied, the table still there
     assert sql(url, "SELECT count(*) FROM flags") == [(0,)]
+
+
+@pytest.mark.parametrize(
+    ("db", "statement"),
+    [
+        ("mysql", "INSERT INTO posts VALUES (1) -- exported later with SELECT INTO OUTFILE\n"),
+        ("mysql", "UPDATE posts SET id = 2 WHERE id = 1 /* never load_file(x) here */"),
+        ("mysql", "INSERT INTO notes VALUES ('export it with INTO DUMPFILE or sys_exec(1)')"),
+        ("postgres", "INSERT INTO notes VALUES ('COPY notes TO PROGRAM and pg_read_file()')"),
+        ("sqlite", "INSERT INTO notes VALUES ('ATTACH it, then load_extension(x)')"),
+    ],
+)
+def test_words_in_literals_and_comments_are_no_server_side_effect(
+    request: pytest.FixtureRequest, tmp_path: Path, db: str, statement: str
+) -> None:
+    fixture = {"sqlite": "sqlite_url", "postgres": "pg_url", "mysql": "mysql_url"}[db]
+    url = str(request.getfixturevalue(fixture))
+    proj = project(tmp_path, statement)
+    (proj / "migrations/002_flag.up.sql").write_text(
+        "CREATE TABLE flags (id INTEGER PRIMARY KEY);\nCREATE TABLE notes (body VARCHAR(200));\n"
+    )
+    assert run(["up"], project=proj, url=url).exit_code == 0
+    doc = json.loads(run(["plan", "--json"], project=proj, url=url).output)
+    (step,) = doc["steps"]
+    assert not step["impact"]["side_effects"] or not any(
+        "outside the database" in s for s in step["impact"]["side_effects"]
+    ), step["impact"]
+    lint = json.loads(run(["lint", "--json"], project=proj, url=url).output)
+    assert [f for f in lint["findings"] if f["rule"] == "BO403"] == []

@@ -64,6 +64,12 @@ _LOAD_DATA = re.compile(
 #: a call of a function that acts outside the database (read in the text: SELECTs are not parsed)
 _SERVER_CALL = re.compile(r"\b(" + "|".join(MYSQL_SERVER_FUNCTIONS) + r")\s*\(", re.I)
 _INTO_FILE = re.compile(r"\bINTO\s+(?:OUTFILE|DUMPFILE)\b", re.I)
+#: string literals, quoted names and comments (not executable ones): the server-side effects
+#: above are looked for in the rest, so a word in a string or a comment raises no alarm
+_NOT_CODE = re.compile(
+    r"'(?:[^'\\]|\\.|'')*'|\"(?:[^\"\\]|\\.|\"\")*\"|`(?:[^`]|``)*`"
+    r"|#[^\n]*|--(?:\s[^\n]*)?(?=\n|$)|/\*(?!!|M!)[\s\S]*?\*/"
+)
 _REPLACE_INTO = re.compile(r"^REPLACE\s+(?:LOW_PRIORITY\s+|DELAYED\s+)?(?:INTO\s+)?", re.I)
 _LEADING_NOISE = re.compile(
     r"^(?:\s+|#[^\n]*(?:\n|$)|--(?:\s[^\n]*)?(?:\n|$)|/\*(?!!|M!)(?:.|\n)*?\*/)*"
@@ -162,9 +168,10 @@ class _Analyzer(SqlglotAnalyzer):
             self.outside(f"reads a file on {where} into a table (LOAD DATA INFILE)")
             self.flag("LOAD DATA: the rows it loads are not analysed")
             return
-        if _INTO_FILE.search(sql):
+        code = _NOT_CODE.sub(" ", sql)
+        if _INTO_FILE.search(code):
             self.outside("writes a file on the database server (SELECT … INTO OUTFILE/DUMPFILE)")
-        for call in _SERVER_CALL.finditer(sql):
+        for call in _SERVER_CALL.finditer(code):
             name = call[1].lower()
             self.outside(f"{MYSQL_SERVER_FUNCTIONS[name]} ({name}())")
         if head in _NO_EFFECT_HEADS and not (head == "START" and words[1:2] != ["TRANSACTION"]):
