@@ -166,6 +166,9 @@ class PlanView:
     preview: Preview | None = None
     #: what the view was computed from: the history and the schema (see :func:`_state_of`)
     state: str = ""
+    #: rows outside the project's scope (``?schema=``) that the rollback's writes change through
+    #: a foreign key's ON DELETE: not counted, in no backup of this project
+    outside: tuple[str, ...] = ()
 
     @property
     def requires_fail(self) -> list[RequireStatus]:
@@ -359,6 +362,8 @@ def build_view(
         for s in plan.steps
         if s.edited
     ]
+    outside = _outside_rows(ws, session, per_script) if units else []
+    warnings.extend(outside)
     warnings.extend(_implicit_commit_warnings(ws, units))
     for script_impact in impact.scripts:
         sim = script_impact.simulation
@@ -392,7 +397,23 @@ def build_view(
         params=values,
         preview=preview,
         state=state,
+        outside=tuple(outside),
     )
+
+
+def _outside_rows(
+    ws: Workspace, session: Session, per_script: Mapping[str, tuple[str, ...]]
+) -> list[str]:
+    """What the scripts' writes change outside the project's scope through a foreign key's
+    ON DELETE (another project's rows, in a schema ``?schema=`` leaves out)."""
+    written = {key: display for display, keys in per_script.items() for key in keys}
+    return [
+        f"{written[inside]}: rows of {outside} (outside this project's scope) reference "
+        f"{inside} {action}: what the rollback deletes there is not counted and in no backup "
+        "of this project"
+        for outside, inside, action in ws.dialect.references_from_outside(session)
+        if inside in written
+    ]
 
 
 def _choose_steps(
@@ -602,6 +623,12 @@ def rollback(
     if first.plan.empty:
         return RollbackResult(view=first, dry_run=dry_run)
     refuse_understated(first, accept_data_loss=accept_data_loss or dry_run)
+    if first.outside and not (accept_data_loss or dry_run):
+        raise CheckFailed(
+            first.outside[0],
+            hint="nothing was changed; pass --i-accept-data-loss to roll back anyway, or back "
+            "up and restore the other schema yourself",
+        )
     if first.requires_fail and not dry_run:
         check = first.requires_fail[0]
         raise CheckFailed(

@@ -219,3 +219,39 @@ def test_copy_of_a_scope_has_the_extensions_it_uses_from_other_schemas(
         assert result.exit_code == 0, result.output + result.stderr
         assert "simulation skipped" not in result.output + result.stderr
     assert sql(pg_url, 'SELECT count(*) FROM public."User"') == [(1,)]
+
+
+def test_rows_outside_the_scope_that_a_delete_cascades_to_are_not_lost_silently(
+    pg_url: str, tmp_path: Path
+) -> None:
+    """b.orders references a.users ON DELETE CASCADE. Project a's rollback deletes users: the
+    cascade deletes b's rows, which a's plan cannot count and a's backup does not hold. The
+    rollback names them and refuses without --i-accept-data-loss."""
+    proj = write(
+        tmp_path / "a",
+        {
+            "backout.toml": 'layout = "plain"\n',
+            "migrations/001_users.up.sql": "CREATE TABLE users (id integer PRIMARY KEY);\n",
+            "migrations/001_users.down.sql": "DROP TABLE users;\n",
+            "migrations/002_seed.up.sql": "INSERT INTO users SELECT generate_series(1, 10);\n",
+            "migrations/002_seed.down.sql": (
+                "-- backout:risk HIGH\nDELETE FROM users WHERE id > 5;\n"
+            ),
+        },
+    )
+    url = f"{pg_url}?schema=a"
+    assert run(["up"], project=proj, url=url).exit_code == 0
+    sql(pg_url, "CREATE SCHEMA b")
+    sql(
+        pg_url,
+        "CREATE TABLE b.orders (id integer PRIMARY KEY, "
+        "user_id integer REFERENCES a.users ON DELETE CASCADE)",
+    )
+    sql(pg_url, "INSERT INTO b.orders SELECT g, g FROM generate_series(1, 10) g")
+    plan = run(["plan"], project=proj, url=url)
+    assert "b.orders" in plan.output + plan.stderr, plan.output + plan.stderr
+    result = run(["rollback", "--yes"], project=proj, url=url)
+    assert result.exit_code == 1, result.output + result.stderr
+    assert "b.orders" in result.stderr and "--i-accept-data-loss" in result.stderr
+    assert sql(pg_url, "SELECT count(*) FROM b.orders") == [(10,)]
+    assert sql(pg_url, "SELECT count(*) FROM a.users") == [(10,)]

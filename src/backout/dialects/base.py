@@ -554,6 +554,12 @@ class Dialect(ABC):
         """False when the database is a file that does not exist yet (default: assume it does)."""
         return True
 
+    def references_from_outside(self, session: Session) -> list[tuple[str, str, str]]:
+        """Foreign keys from tables outside the project's scope (PostgreSQL's ``?schema=``)
+        into it whose ``ON DELETE`` changes the outside rows: ``(outside table, table in the
+        scope, action)``. Default: a database is one scope, so none."""
+        return []
+
     @abstractmethod
     def user_tables(self, session: Session, history_schema: str) -> list[str]:
         """Tables of the application: all but system, backout's and ``_prisma_migrations``."""

@@ -186,6 +186,19 @@ _EXTENSIONS_OUTSIDE = (
 )
 
 
+#: foreign keys from outside a scope into it whose ON DELETE changes the outside rows
+_REFERENCES_FROM_OUTSIDE = (
+    "SELECT rn.nspname::text, r.relname::text, fn.nspname::text, f.relname::text, "
+    "c.confdeltype::text FROM pg_catalog.pg_constraint c "
+    "JOIN pg_catalog.pg_class r ON r.oid = c.conrelid "
+    "JOIN pg_catalog.pg_namespace rn ON rn.oid = r.relnamespace "
+    "JOIN pg_catalog.pg_class f ON f.oid = c.confrelid "
+    "JOIN pg_catalog.pg_namespace fn ON fn.oid = f.relnamespace "
+    "WHERE c.contype = 'f' AND c.confdeltype IN ('c', 'n', 'd') "
+    "AND fn.nspname = ANY(%s::text[]) AND NOT rn.nspname = ANY(%s::text[]) ORDER BY 1, 2, 3, 4"
+)
+
+
 class PostgresDialect(Dialect):
     """PostgreSQL 12 or newer."""
 
@@ -555,6 +568,24 @@ class PostgresDialect(Dialect):
                 f"copying {source.masked()} to a scratch database failed: "
                 + scrub(detail.splitlines()[-1] if detail else "unknown error", source.secrets)
             )
+
+    def references_from_outside(self, session: Session) -> list[tuple[str, str, str]]:
+        from backout.dialects.pg_catalog import url_scope
+        from backout.schema import qualified_name
+
+        scope = url_scope(session.url)
+        if scope is None:
+            return []
+        rows = session.query(_REFERENCES_FROM_OUTSIDE, (scope, scope))
+        actions = {
+            "c": "ON DELETE CASCADE",
+            "n": "ON DELETE SET NULL",
+            "d": "ON DELETE SET DEFAULT",
+        }
+        return [
+            (qualified_name(str(rs), str(rn)), qualified_name(str(fs), str(fn)), actions[str(a)])
+            for rs, rn, fs, fn, a in rows
+        ]
 
     def user_tables(self, session: Session, history_schema: str) -> list[str]:
         from backout.dialects.pg_catalog import url_scope
