@@ -255,3 +255,21 @@ def test_rows_outside_the_scope_that_a_delete_cascades_to_are_not_lost_silently(
     assert "b.orders" in result.stderr and "--i-accept-data-loss" in result.stderr
     assert sql(pg_url, "SELECT count(*) FROM b.orders") == [(10,)]
     assert sql(pg_url, "SELECT count(*) FROM a.users") == [(10,)]
+
+
+def test_restore_never_drops_what_other_schemas_build_on_the_projects_tables(
+    two_projects: tuple[Path, str, Path, str], pg_url: str
+) -> None:
+    """A view and a foreign key in schema b build on a."Order": a restore of a that rebuilds
+    a."Order" (DROP … CASCADE) would drop them. Refused, with b as it was."""
+    a, url_a, _, _ = two_projects
+    assert run(["backup", "--full"], project=a, url=url_a).exit_code == 0
+    sql(pg_url, 'CREATE VIEW b.a_orders AS SELECT id FROM a."Order"')
+    sql(pg_url, 'CREATE TABLE b.refs (id integer PRIMARY KEY, o integer REFERENCES a."Order")')
+    sql(pg_url, "INSERT INTO b.refs VALUES (1, 1)")
+    restored = run(["restore", "latest", "--yes"], project=a, url=url_a)
+    assert restored.exit_code != 0, restored.output + restored.stderr
+    assert "outside" in restored.stderr and "nothing changed" in restored.stderr
+    assert sql(pg_url, "SELECT count(*) FROM b.a_orders") == [(20,)]
+    fks = "SELECT count(*) FROM pg_constraint WHERE conrelid = 'b.refs'::regclass AND contype = 'f'"
+    assert sql(pg_url, fks) == [(1,)]

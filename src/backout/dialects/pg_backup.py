@@ -620,6 +620,7 @@ class PostgresBackupEngine(BackupEngine):
             # Only the project's scope (?schema=) is read, so only it is dropped or rebuilt:
             # a restore never touches an object outside the backup's scope.
             current = session.dialect.snapshot(session)
+            around = _outside_fingerprint(session, request.history_schema)
             rebuild = set(wanted.tables) if request.full else data & set(wanted.tables)
             progress("dropping what the backup re-creates")
             for statement in _drops(current, wanted, rebuild):
@@ -637,6 +638,15 @@ class PostgresBackupEngine(BackupEngine):
             progress(f"loading {len(chosen)} archive entries (schema objects and rows)")
             self._run_script(session, tools, request.path, [e for e in entries if e.id in chosen])
             session.execute("SELECT pg_catalog.set_config('search_path', %s, true)", (saved_path,))
+            if _outside_fingerprint(session, request.history_schema) != around:
+                # DROP … CASCADE took a view, a foreign key or a column of another schema
+                # that builds on the project's objects: undone, with everything else.
+                raise BackupError(
+                    "the restore would drop objects outside this project's scope "
+                    f"(?schema={session.url.schema}) that build on its objects (a view, a "
+                    "foreign key, a column of one of its types); nothing changed",
+                    hint="restore it --into a new database, or remove those dependencies first",
+                )
             finish()
             session.commit()
         except DatabaseError as exc:
@@ -736,6 +746,50 @@ class PostgresBackupEngine(BackupEngine):
                     f"pg_restore could not read {path.name}: "
                     f"{_stderr(errors.read_bytes(), session.url)}"
                 )
+
+
+#: a digest of the objects outside a scope (relations, columns, constraints, rules, triggers,
+#: defaults, types, functions), backout's own schema left out: a restore confined to the scope
+#: leaves it unchanged
+_OUTSIDE_SQL = """
+SELECT md5(coalesce(string_agg(x, ',' ORDER BY x), '')) FROM (
+  SELECT 'c' || c.oid::text || c.relkind::text FROM pg_catalog.pg_class c
+    JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE {outside}
+  UNION ALL SELECT concat_ws(':', 'a', a.attrelid, a.attnum, a.atttypid, a.attisdropped)
+    FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
+    JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE a.attnum > 0 AND {outside}
+  UNION ALL SELECT 'k' || k.oid::text FROM pg_catalog.pg_constraint k
+    JOIN pg_catalog.pg_namespace n ON n.oid = k.connamespace WHERE {outside}
+  UNION ALL SELECT 'r' || r.oid::text FROM pg_catalog.pg_rewrite r
+    JOIN pg_catalog.pg_class c ON c.oid = r.ev_class
+    JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE {outside}
+  UNION ALL SELECT 't' || t.oid::text FROM pg_catalog.pg_trigger t
+    JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid
+    JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE {outside}
+  UNION ALL SELECT 'd' || d.oid::text FROM pg_catalog.pg_attrdef d
+    JOIN pg_catalog.pg_class c ON c.oid = d.adrelid
+    JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE {outside}
+  UNION ALL SELECT 'y' || y.oid::text FROM pg_catalog.pg_type y
+    JOIN pg_catalog.pg_namespace n ON n.oid = y.typnamespace WHERE {outside}
+  UNION ALL SELECT 'p' || p.oid::text FROM pg_catalog.pg_proc p
+    JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace WHERE {outside}
+) s(x)
+""".format(
+    outside="NOT n.nspname = ANY(%(scope)s::text[]) AND n.nspname <> %(history)s "
+    "AND n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\\_%%'"
+)
+
+
+def _outside_fingerprint(session: Session, history_schema: str) -> str | None:
+    """A digest of every object outside the project's scope (None: no ``?schema=``, the
+    project owns the whole database)."""
+    from backout.dialects.pg_catalog import url_scope
+
+    scope = url_scope(session.url)
+    if scope is None:
+        return None
+    rows = session.query(_OUTSIDE_SQL, {"scope": scope, "history": history_schema})
+    return str(rows[0][0])
 
 
 def _refuse_out_of_scope(request: RestoreRequest, target: DatabaseURL) -> None:
