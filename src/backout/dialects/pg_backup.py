@@ -788,7 +788,7 @@ def _outside_fingerprint(session: Session, history_schema: str) -> str | None:
     scope = url_scope(session.url)
     if scope is None:
         return None
-    rows = session.query(_OUTSIDE_SQL, {"scope": scope, "history": history_schema})
+    rows = session.query_native(_OUTSIDE_SQL, {"scope": scope, "history": history_schema})
     return str(rows[0][0])
 
 
