@@ -200,3 +200,37 @@ def test_mysql_executable_comment_in_a_check_is_refused(mysql_url: str, tmp_path
     assert "002_posts.down.sql:2" in result.stderr and "executable comment" in result.stderr
     assert users(mysql_url) == 3
     assert applied(proj, mysql_url) == ["001_users", "002_posts"]
+
+
+def test_mysql_check_writing_a_non_transactional_table_stops_the_rollback(
+    mysql_url: str, tmp_path: Path
+) -> None:
+    """Inside the rollback's transaction a check runs under a savepoint, which cannot undo a
+    stored function's write to a MyISAM/Aria table. That write cannot be taken back; the
+    rollback must not go on as if the check had only read: it stops, undone, and says so."""
+    proj = write(
+        tmp_path / "proj",
+        {
+            "backout.toml": 'layout = "plain"\n',
+            "migrations/001_users.up.sql": USERS + "CREATE TABLE posts (id INTEGER PRIMARY KEY);\n",
+            "migrations/001_users.down.sql": "DROP TABLE posts;\nDROP TABLE users;\n",
+            # data only: MySQL runs it in one transaction, its checks under a savepoint
+            "migrations/002_posts.up.sql": "INSERT INTO posts VALUES (1), (2);\n",
+            "migrations/002_posts.down.sql": "-- backout:risk HIGH\n"
+            "-- backout:require SELECT zap() = 1\nDELETE FROM posts WHERE id IN (1, 2);\n",
+        },
+    )
+    assert run(["up"], project=proj, url=mysql_url).exit_code == 0
+    sql(mysql_url, "CREATE TABLE notes (id INTEGER) ENGINE=MyISAM")
+    sql(mysql_url, "INSERT INTO notes VALUES (1), (2)")
+    sql(
+        mysql_url,
+        "CREATE FUNCTION zap() RETURNS INTEGER MODIFIES SQL DATA "
+        "BEGIN DELETE FROM notes; RETURN 1; END",
+    )
+    result = run(["rollback", *NOBACKUP], project=proj, url=mysql_url)
+    assert result.exit_code == 4, result.output + result.stderr
+    assert "non-transactional" in result.stderr
+    assert applied(proj, mysql_url) == ["001_users", "002_posts"]
+    assert sql(mysql_url, "SELECT count(*) FROM posts") == [(2,)]
+    assert users(mysql_url) == 3

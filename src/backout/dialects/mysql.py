@@ -37,7 +37,16 @@ from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from backout.dialects.base import Actor, Dialect, DmlScope, Params, Row, RunLock, Session
+from backout.dialects.base import (
+    CHECK_SAVEPOINT,
+    Actor,
+    Dialect,
+    DmlScope,
+    Params,
+    Row,
+    RunLock,
+    Session,
+)
 from backout.errors import ConfigError, DatabaseError, DatabaseUnavailable, LockError
 from backout.schema import SchemaSnapshot, TableInfo, TableStats
 from backout.script import Statement
@@ -177,6 +186,28 @@ class MysqlSession(Session):
         # it would commit implicitly, ending this transaction).
         self.execute("START TRANSACTION READ ONLY")
         self._in_tx = True
+
+    def query_undone(
+        self, sql: str, params: Mapping[str, object], *, lock_timeout: float | None = None
+    ) -> list[Row]:
+        if not self.in_transaction:
+            return super().query_undone(sql, params, lock_timeout=lock_timeout)
+        # Under a savepoint, which undoes InnoDB's rows but not a write to a non-transactional
+        # table (MyISAM, Aria) by a function the check calls: the server warns (1196) on the
+        # ROLLBACK TO, and the check fails rather than pass as a read.
+        self.execute(f"SAVEPOINT {CHECK_SAVEPOINT}")
+        try:
+            return self.query_native(sql, params)
+        finally:
+            self.execute(f"ROLLBACK TO SAVEPOINT {CHECK_SAVEPOINT}")
+            kept = [w for w in self.query("SHOW WARNINGS") if str(w[1]) == "1196"]
+            self.execute(f"RELEASE SAVEPOINT {CHECK_SAVEPOINT}")
+            if kept:
+                raise DatabaseError(
+                    "the check changed a non-transactional table (MyISAM, Aria), which no "
+                    "rollback undoes: that change stays; keep functions that write out of checks",
+                    sqlstate="1196",
+                )
 
     def commit(self) -> None:
         self.execute("COMMIT")
