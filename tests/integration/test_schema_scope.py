@@ -273,3 +273,47 @@ def test_restore_never_drops_what_other_schemas_build_on_the_projects_tables(
     assert sql(pg_url, "SELECT count(*) FROM b.a_orders") == [(20,)]
     fks = "SELECT count(*) FROM pg_constraint WHERE conrelid = 'b.refs'::regclass AND contype = 'f'"
     assert sql(pg_url, fks) == [(1,)]
+
+
+@pytest.mark.parametrize("command", ["test", "restore-into"])
+def test_extensions_inside_the_scope_are_copied_and_backed_up(
+    pg_url: str, tmp_path: Path, command: str
+) -> None:
+    """pg_dump --schema=X leaves out CREATE EXTENSION even for an extension in X: a project
+    whose migration creates citext in its schema must still copy and restore."""
+    proj = write(
+        tmp_path / "p",
+        {
+            "prisma/migrations/migration_lock.toml": 'provider = "postgresql"\n',
+            "prisma/migrations/20240101000000_init/migration.sql": (
+                "CREATE EXTENSION IF NOT EXISTS citext;\n"
+                'CREATE TABLE "User" (id integer PRIMARY KEY, email citext);\n'
+            ),
+            "prisma/migrations/20240201000000_items/migration.sql": (
+                'CREATE TABLE "Item" (id integer PRIMARY KEY);\n'
+            ),
+            "prisma/rollback/20240201000000_items_rollback.sql": (
+                '-- backout:risk HIGH\nDROP TABLE "Item";\n'
+            ),
+        },
+    )
+    url = f"{pg_url}?schema=app"
+    assert run(["up"], project=proj, url=url).exit_code == 0
+    sql(pg_url, "INSERT INTO app.\"User\" VALUES (1, 'A@x.org')")
+    if command == "test":
+        result = run(["test", "20240201000000_items"], project=proj, url=url)
+        assert result.exit_code == 0, result.output + result.stderr
+        return
+    assert run(["backup", "--full"], project=proj, url=url).exit_code == 0
+    into = pg_url + "_into"
+    try:
+        result = run(
+            ["restore", "latest", "--into", f"{into}?schema=app", "--yes"], project=proj, url=url
+        )
+        assert result.exit_code == 0, result.output + result.stderr
+        assert sql(into, 'SELECT email::text FROM app."User"') == [("A@x.org",)]
+        ext = "SELECT extnamespace::regnamespace::text FROM pg_extension WHERE extname = 'citext'"
+        assert sql(into, ext) == [("app",)]
+    finally:
+        admin = pg_url.rsplit("/", 1)[0] + "/postgres"
+        sql(admin, f'DROP DATABASE IF EXISTS "{into.rsplit("/", 1)[1]}" WITH (FORCE)')

@@ -342,7 +342,7 @@ class PostgresBackupEngine(BackupEngine):
         history_schema: str,
         progress: Progress,
     ) -> DumpResult:
-        from backout.dialects.pg_catalog import dump_scope_args
+        from backout.dialects.pg_catalog import dump_scope_args, scope_extensions
 
         tools = self._tools(session)
         conninfo, env = libpq_target(session.url)
@@ -372,7 +372,9 @@ class PostgresBackupEngine(BackupEngine):
                 f"--snapshot={exported}",
                 f"--dbname={conninfo}",
             ]
-            args += dump_scope_args(session.url, history_schema)
+            args += dump_scope_args(
+                session.url, history_schema, scope_extensions(session.query, session.url)
+            )
             args += [f"--exclude-table={dump_pattern(history_schema, t)}" for t in NEVER_TABLES]
             if data_tables is not None:
                 keep = set(chosen)

@@ -709,14 +709,33 @@ def url_scope(url: DatabaseURL) -> list[str] | None:
     return [url.schema] if url.schema else None
 
 
-def dump_scope_args(url: DatabaseURL, history_schema: str | None) -> list[str]:
+def dump_scope_args(
+    url: DatabaseURL, history_schema: str | None, extensions: Sequence[str] = ()
+) -> list[str]:
     """``pg_dump`` switches confining a dump to the project's scope (none: the whole
-    database), plus backout's own schema when named (a restore brings its ledger back)."""
+    database), plus backout's own schema when named (a restore brings its ledger back), plus
+    the scope's ``extensions`` (see :func:`scope_extensions`)."""
     scope = url_scope(url)
     if scope is None:
         return []
     extra = [history_schema] if history_schema is not None else []
-    return [f"--schema={dump_schema_pattern(name)}" for name in [*scope, *extra]]
+    args = [f"--schema={dump_schema_pattern(name)}" for name in [*scope, *extra]]
+    return args + [f"--extension={dump_schema_pattern(name)}" for name in extensions]
+
+
+def scope_extensions(query: QueryFn, url: DatabaseURL) -> list[str]:
+    """The extensions created in the project's scope: ``pg_dump --schema`` leaves out their
+    CREATE EXTENSION (even in a selected schema), so a dump names them with ``--extension``."""
+    scope = url_scope(url)
+    if scope is None:
+        return []
+    rows = query(
+        "SELECT e.extname::text FROM pg_catalog.pg_extension e "
+        "JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace "
+        "WHERE n.nspname = ANY(%s::text[]) ORDER BY 1",
+        (scope,),
+    )
+    return [str(r[0]) for r in rows]
 
 
 def dump_schema_pattern(name: str) -> str:

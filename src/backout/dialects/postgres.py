@@ -516,13 +516,14 @@ class PostgresDialect(Dialect):
         self, source: DatabaseURL, target: DatabaseURL, actor: Actor, *, data: bool
     ) -> None:
         from backout.dialects import pg_tools
-        from backout.dialects.pg_catalog import dump_scope_args, url_scope
+        from backout.dialects.pg_catalog import dump_scope_args, scope_extensions, url_scope
 
         scope = url_scope(source)
         with self.connect(source, actor=actor) as session:
             major = self.server_major(session)
             # extensions outside the scope that its objects may use (Supabase's `extensions`)
             outside = [] if scope is None else session.query(_EXTENSIONS_OUTSIDE, (scope,))
+            inside = scope_extensions(session.query, source)
         dump = pg_tools.find_tool("pg_dump", major)
         restore = pg_tools.find_tool("pg_restore", major)
         source_info, source_env = pg_tools.libpq_target(source)
@@ -530,7 +531,7 @@ class PostgresDialect(Dialect):
         args = [dump.path, "--format=custom", "--no-owner", "--no-acl", source_info]
         # only the project's schema (and backout's ledger): a copy of the whole database
         # would be slower, and would show the other projects' objects to the rehearsal
-        args[1:1] = dump_scope_args(source, self.history_schema)
+        args[1:1] = dump_scope_args(source, self.history_schema, inside)
         if scope:
             # Such a dump says CREATE SCHEMA for its schemas; the new scratch database already
             # has an empty public (?schema=public, Prisma's default URL): drop it first. It
