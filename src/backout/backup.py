@@ -891,6 +891,8 @@ def restore(
             f"database {ws.url.masked()}",
             hint=f"restore it into a new database with `backout restore {record.id} --into URL`",
         )
+    # before anything is taken or changed: a backup of another scope (?schema=) is refused
+    engine.refuse_out_of_scope(_restore_request(ws, catalog, record, backup_schema), ws.url)
     return _restore_over(ws, engine, catalog, record, backup_schema, confirm, report, undoes)
 
 
@@ -989,6 +991,21 @@ def _restore_into(
         duration_s=time.monotonic() - clock,
         row_counts=counts,
         schema_fingerprint=snapshot.fingerprint(),
+    )
+
+
+def _restore_request(
+    ws: Workspace, catalog: BackupCatalog, record: BackupRecord, backup_schema: SchemaSnapshot
+) -> RestoreRequest:
+    """What the engine must bring back, for a restore over the current database."""
+    return RestoreRequest(
+        path=catalog.path_of(record),
+        snapshot=backup_schema,
+        data_tables=tuple(record.tables),
+        full=record.kind == "full",
+        history_schema=ws.config.history_schema,
+        lock_timeout=ws.config.lock_timeout,
+        source=record.database,
     )
 
 
@@ -1103,14 +1120,7 @@ def _restore_over(
                 if not engine.atomic_restore:
                     session.execute(*journal.write(run, journal_entries.FINISH, 1))
 
-            request = RestoreRequest(
-                path=catalog.path_of(record),
-                snapshot=backup_schema,
-                data_tables=tuple(record.tables),
-                full=record.kind == "full",
-                history_schema=ws.config.history_schema,
-                lock_timeout=ws.config.lock_timeout,
-            )
+            request = _restore_request(ws, catalog, record, backup_schema)
             report(f"restoring {record.id} {engine.restore_manner}")
             try:
                 engine.restore_over(session, request, finish=finish, progress=report)

@@ -32,7 +32,7 @@ from backout.impact import table_key
 from backout.journal import describe_unfinished_restore, finish_restore_hint
 from backout.migration import Migration
 from backout.report import JSON_FORMAT
-from backout.runner import check_passes, prepare
+from backout.runner import check_passes, prepare, refuse_writing_checks
 from backout.schema import SchemaChange, SchemaSnapshot, TableInfo, diff_schemas
 from backout.status import State, StatusReport
 from backout.workspace import Workspace
@@ -366,17 +366,16 @@ def _verify_problems(
         script = entry.migration.down if entry.migration is not None else None
         if script is None:
             continue
+        refuse_writing_checks(ws.dialect, script)
         for check in script.directives.verify:
             count += 1
             where = f"{script.display}:{check.line}"
-            session.begin_read()  # a read: never the write lock (SQLite)
             try:
-                passes = check_passes(session.query(check.sql))
+                sql, params = session.dialect.bind(check.sql, {})
+                passes = check_passes(session.query_undone(sql, params))
                 error = None
             except BackoutError as exc:
                 passes, error = False, str(exc)
-            finally:
-                session.rollback()
             if passes:
                 continue
             reason = f"query failed: {error}" if error else "no longer holds"

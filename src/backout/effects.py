@@ -257,6 +257,28 @@ class Unknown:
         return f"unknown: {self.reason} — needs review"
 
 
+@dataclass(frozen=True)
+class ServerEffect:
+    """A statement that acts outside the database (a program, a file, another server or
+    session): neither a rollback nor a restore can undo it."""
+
+    statement: Statement
+    #: what it does there, in words: "runs a program on the database server (COPY … PROGRAM)"
+    what: str
+    #: where it comes from inside the statement: "DO block", "function f() called here"
+    context: str = ""
+
+    @property
+    def line(self) -> int:
+        """Line of the statement in its file."""
+        return self.statement.line
+
+    def describe(self) -> str:
+        """One line: ``outside the database: reads a file on the database server (in DO block)``."""
+        where = f" (in {self.context})" if self.context else ""
+        return f"outside the database: {self.what}{where}"
+
+
 #: actions that change a table's rows or structure (create and grant/other do not count)
 _WRITES = frozenset(
     {
@@ -280,6 +302,8 @@ class ScriptEffects:
     unknown: tuple[Unknown, ...]
     #: the statements analysed, so statements with no effect can be listed too
     statements: tuple[Statement, ...] = ()
+    #: what statements do outside the database (files, programs, other servers)
+    server: tuple[ServerEffect, ...] = ()
 
     @property
     def needs_review(self) -> bool:
@@ -365,6 +389,10 @@ class ScriptEffects:
         for unknown in self.unknown:
             by_index.setdefault(unknown.statement.index, []).append(
                 f"{unknown.line}: {unknown.describe()}"
+            )
+        for outside in self.server:
+            by_index.setdefault(outside.statement.index, []).append(
+                f"{outside.line}: {outside.describe()}"
             )
         out: list[str] = []
         seen: set[int] = set()

@@ -217,7 +217,8 @@ def _script_impact(counter: _Counter, script: Script, effects: ScriptEffects) ->
     uncounted: list[str] = []
     uncounted_effects: list[Effect] = []
     lock_waits: list[str] = []
-    side: list[str] = []
+    # what acts outside the database is named first: no rollback or restore undoes it
+    side: list[str] = [f"line {x.line}: {x.describe()}" for x in effects.server]
     for effect in effects.effects:
         before = len(uncounted)
         # A failed count (odd SQL, a table the script itself creates) must not spoil the

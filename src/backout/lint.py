@@ -43,6 +43,7 @@ from backout.lint_rules import (
     same_object,
 )
 from backout.migration import Migration, Project
+from backout.runner import writing_checks
 from backout.script import Script, ScriptKind, Statement, scan_directives
 from backout.transactions import UnhonourableTransaction, lay_out, same_block_pairs
 
@@ -551,11 +552,27 @@ class _Linter:
             line = analysed.error.line or _head(script)
             self.emit("BO501", script, line, analysed.error.message, migration)
             return
+        for kind, check, reason in writing_checks(self.dialect, script):
+            self.emit(
+                "BO106",
+                script,
+                check.line,
+                f"{kind} query must only read, but {reason}: a check must never change data",
+                migration,
+            )
         effects = analysed.effects
         assert effects is not None
         self.lint_transaction(analysed, migration)
         for unknown in effects.unknown:
             self.emit("BO402", script, unknown.line, f"needs review: {unknown.reason}", migration)
+        for outside in effects.server:
+            self.emit(
+                "BO403",
+                script,
+                outside.line,
+                f"{outside.describe()}: no rollback or restore undoes it",
+                migration,
+            )
         self.lint_dml(effects, script, migration)
         for blocked in catalog.check_drops(effects.effects, script.display):
             for fk in blocked.references:

@@ -71,6 +71,12 @@ _ALL_RULES = (
         Severity.WARNING,
         "a directive still holds the placeholder text of `backout new`",
     ),
+    Rule(
+        "BO106",
+        "writing-check",
+        Severity.ERROR,
+        "a require/verify/preview query writes, locks or acts outside the database",
+    ),
     # --- forward and rollback in sync -----------------------------------------------------
     Rule(
         "BO201",
@@ -136,6 +142,12 @@ _ALL_RULES = (
         "DELETE or UPDATE without WHERE touches every row",
     ),
     Rule("BO402", "needs-review", Severity.WARNING, "a statement the analysis cannot understand"),
+    Rule(
+        "BO403",
+        "server-side-effect",
+        Severity.ERROR,
+        "a statement acts outside the database (files, programs, other servers)",
+    ),
     # --- files, history and tools ---------------------------------------------------------
     Rule("BO501", "syntax-error", Severity.ERROR, "a script does not parse"),
     Rule(

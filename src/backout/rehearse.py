@@ -33,6 +33,7 @@ from backout.errors import BackoutError, ConfigError, UsageError
 from backout.hooks import HookResult
 from backout.migration import Migration
 from backout.rehearse_compare import Failure
+from backout.runner import refuse_writing_checks
 from backout.urls import DatabaseURL, parse_url
 from backout.workspace import Workspace
 
@@ -139,6 +140,7 @@ def rehearse(
             "(a copy always has the source's data)"
         )
     chosen = [ws.project.find(ref) for ref in ids]
+    _refuse_writing_checks(ws, chosen or ws.project.migrations)
     started = time.monotonic()
     emit = progress or (lambda _event: None)
     if all_:
@@ -153,6 +155,17 @@ def rehearse(
         report = _copy_mode(ws, source, chosen, emit, ignore_column_order, with_smoke)
     report.duration_s = time.monotonic() - started
     return report
+
+
+def _refuse_writing_checks(ws: Workspace, migrations: Sequence[Migration]) -> None:
+    """ProjectError (exit 2, file and line) before any copy is made, when a rollback to be
+    rehearsed has a check that visibly writes: the same refusal as a real rollback's."""
+    for migration in migrations:
+        scripts = [script for _, script in migration.partials]
+        if migration.down is not None:
+            scripts.insert(0, migration.down)
+        for script in scripts:
+            refuse_writing_checks(ws.dialect, script)
 
 
 def _source(ws: Workspace, from_url: str | None) -> DatabaseURL:

@@ -11,7 +11,8 @@ Rules, highest first:
 - **HIGH**: rows are lost (a dropped or truncated table that has rows, a DELETE that matches
   rows, rows removed by ON DELETE CASCADE), or values of a key column are lost (a primary-key,
   unique or foreign-key column), or a statement cannot be analysed (it needs review, and backout
-  does not guess).
+  does not guess), or a statement acts outside the database (runs a program, reads or writes a
+  server file, talks to another server): no rollback or restore undoes that.
 - **MEDIUM**: values are lost, but only from non-key columns (a dropped column with non-null
   values, an UPDATE that matches rows, a type change of a column holding values).
 - **LOW**: the script destroys only objects that hold no data, or empty ones (an index, a
@@ -99,11 +100,17 @@ def _static_level(effect: Effect) -> tuple[Risk, str] | None:
     return None
 
 
+def _beyond_analysis(effects: ScriptEffects) -> list[tuple[Risk, str]]:
+    """HIGH for what backout cannot weigh: statements it cannot analyse, and effects outside
+    the database that no rollback or restore undoes."""
+    found = [(Risk.HIGH, f"line {u.line}: {u.describe()}") for u in effects.unknown]
+    found += [(Risk.HIGH, f"line {s.line}: {s.describe()}") for s in effects.server]
+    return found
+
+
 def assess_static(effects: ScriptEffects) -> RiskAssessment:
     """Worst-case risk of a script from its statements alone (every table assumed non-empty)."""
-    found: list[tuple[Risk, str]] = [
-        (Risk.HIGH, f"line {u.line}: {u.describe()}") for u in effects.unknown
-    ]
+    found = _beyond_analysis(effects)
     for effect in effects.effects:
         level = _static_level(effect)
         if level is not None:
@@ -117,9 +124,7 @@ def assess_live(
     """Risk from what the database holds: counted losses, plus dataless drops (LOW),
     statements that cannot be analysed (HIGH), and, for losses that could not be counted,
     the static worst case (backout does not guess low)."""
-    found: list[tuple[Risk, str]] = [
-        (Risk.HIGH, f"line {u.line}: {u.describe()}") for u in effects.unknown
-    ]
+    found = _beyond_analysis(effects)
     for effect in uncounted:
         level = _static_level(effect)
         if level is not None:

@@ -126,7 +126,8 @@ def _preview(
     if check is None:
         return None
     query = check.sql.strip().rstrip(";")
-    session.begin_read(lock_timeout=lock_timeout)
+    # read-only where the database has it; rolled back after, like every check query
+    session.begin_check(lock_timeout=lock_timeout)
     try:
         dialect = session.dialect
         count_sql, params = dialect.bind(dialect.count_sql(query, values.keys()), values)
@@ -167,6 +168,9 @@ class PlanView:
     preview: Preview | None = None
     #: what the view was computed from: the history and the schema (see :func:`_state_of`)
     state: str = ""
+    #: rows outside the project's scope (``?schema=``) that the rollback's writes change through
+    #: a foreign key's ON DELETE: not counted, in no backup of this project
+    outside: tuple[str, ...] = ()
 
     @property
     def requires_fail(self) -> list[RequireStatus]:
@@ -267,16 +271,13 @@ def _evaluate_requires(
     """Evaluate each ``require`` now, each in a read transaction that is rolled back."""
     results = []
     for check in unit.script.directives.require:
-        session.begin_read(lock_timeout=lock_timeout)
         try:
             sql, params = session.dialect.bind(check.sql, values)
-            rows = session.query_native(sql, params)
+            rows = session.query_undone(sql, params, lock_timeout=lock_timeout)
             passes: bool | None = check_passes(rows)
             error = None
         except BackoutError as exc:
             passes, error = None, str(exc)
-        finally:
-            session.rollback()
         results.append(RequireStatus(unit.script.display, check.line, check.sql, passes, error))
     return tuple(results)
 
@@ -379,6 +380,8 @@ def build_view(
         for s in plan.steps
         if s.edited
     ]
+    outside = _outside_rows(ws, session, per_script) if units else []
+    warnings.extend(outside)
     warnings.extend(_implicit_commit_warnings(ws, units))
     if partial is not None:
         warnings.extend(_per_row_scans(session, units[0], values, ws.config.lock_timeout))
@@ -416,6 +419,7 @@ def build_view(
         params=values,
         preview=preview,
         state=state,
+        outside=tuple(outside),
     )
 
 
@@ -442,6 +446,21 @@ def _per_row_scans(
             session.rollback()
         found.extend(f"{unit.script.display}:{statement.line}: {line}" for line in lines)
     return found
+
+
+def _outside_rows(
+    ws: Workspace, session: Session, per_script: Mapping[str, tuple[str, ...]]
+) -> list[str]:
+    """What the scripts' writes change outside the project's scope through a foreign key's
+    ON DELETE (another project's rows, in a schema ``?schema=`` leaves out)."""
+    written = {key: display for display, keys in per_script.items() for key in keys}
+    return [
+        f"{written[inside]}: rows of {outside} (outside this project's scope) reference "
+        f"{inside} {action}: what the rollback deletes there is not counted and in no backup "
+        "of this project"
+        for outside, inside, action in ws.dialect.references_from_outside(session)
+        if inside in written
+    ]
 
 
 def _choose_steps(
@@ -655,6 +674,14 @@ def refusals(
             )
         )
     collect(lambda: refuse_understated(view, accept_data_loss=accept_data_loss))
+    if view.outside and not accept_data_loss:
+        found.append(
+            CheckFailed(
+                view.outside[0],
+                hint="nothing was changed; pass --i-accept-data-loss to roll back anyway, or "
+                "back up and restore the other schema yourself",
+            )
+        )
     if view.requires_fail:
         check = view.requires_fail[0]
         found.append(

@@ -87,6 +87,12 @@ class Executor:
             return self.session.query_native(driver_sql, driver_params)
         return self.session.query(sql)
 
+    def check(self, sql: str, *, named: Mapping[str, object] | None = None) -> list[Row]:
+        """A check query (always on the database, also in a dry run), bound parameters,
+        with any write it makes undone (see ``Session.query_undone``)."""
+        driver_sql, driver_params = self.session.dialect.bind(sql, named or {})
+        return self.session.query_undone(driver_sql, driver_params)
+
     def comment(self, text: str) -> None:
         """Add a ``-- comment`` line to the transcript."""
         for line in text.splitlines() or [""]:
@@ -188,12 +194,51 @@ def broken_scripts(dialect: Dialect, scripts: Sequence[Script]) -> dict[str, str
     return broken
 
 
+def check_queries(script: Script) -> list[tuple[str, SqlCheck]]:
+    """The script's check queries with their directive: require, verify, then preview."""
+    directives = script.directives
+    found = [("require", c) for c in directives.require]
+    found += [("verify", c) for c in directives.verify]
+    if directives.preview is not None:
+        found.append(("preview", directives.preview))
+    return found
+
+
+def writing_checks(dialect: Dialect, script: Script) -> list[tuple[str, SqlCheck, str]]:
+    """Check queries that visibly do more than read: (directive, check, why), in order."""
+    names = [p.name for p in script.directives.params]
+    found = []
+    for kind, check in check_queries(script):
+        reason = dialect.check_write(check.sql, names)
+        if reason is not None:
+            found.append((kind, check, reason))
+    return found
+
+
+def refuse_writing_checks(dialect: Dialect, script: Script) -> None:
+    """ProjectError (file and line) for the first check query that visibly writes.
+
+    A check is somebody's SQL run in the middle of a rollback: one that writes is refused
+    before anything runs, rather than trusted to the savepoint that undoes it.
+    """
+    for kind, check, reason in writing_checks(dialect, script):
+        flat = " ".join(check.sql.split())
+        raise ProjectError(
+            f"{kind} query must only read, but {reason}: {flat[:80]}",
+            path=script.display,
+            line=check.line,
+            hint="a check must never change data: make it a plain SELECT",
+        )
+
+
 def prepare(dialect: Dialect, script: Script) -> PreparedScript:
     """Split ``script`` and lay it out onto transactions.
 
-    Raises ProjectError (file and line) for syntax errors, and for transaction control that
-    cannot be honoured (:func:`backout.transactions.lay_out`).
+    Raises ProjectError (file and line) for syntax errors, for transaction control that
+    cannot be honoured (:func:`backout.transactions.lay_out`), and for a require/verify/preview
+    query that visibly writes.
     """
+    refuse_writing_checks(dialect, script)
     split = dialect.split(
         script.text,
         script.display,
@@ -315,7 +360,7 @@ class ScriptRunner:
             self.executor.comment(f"  {check.sql}")
             return
         try:
-            rows = self.executor.query(check.sql, named=self.values)
+            rows = self.executor.check(check.sql, named=self.values)
         except DatabaseError as exc:
             raise DatabaseError(
                 f"{script.display}:{check.line}: {kind} query failed: {exc}",

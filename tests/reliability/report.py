@@ -290,6 +290,51 @@ def _states_section(results: dict[str, Any]) -> list[str]:
     return out + _table(["lane", "trials", "held", "notes"], rows)
 
 
+def _data_safety_section(results: dict[str, Any]) -> list[str]:
+    """Checks that write, and ``?schema=`` scoping (tests/reliability/test_data_safety.py)."""
+    checks = results.get("check_writes", {})
+    scope = results.get("schema_scope", {})
+    lines = ["## Data safety: checks that write, and schema scoping", ""]
+    lines += [
+        "A rollback's `require`/`verify` query that tries to delete every user, run through "
+        "every path that runs a check ("
+        + ", ".join(f"`{p}`" for p in next((v["paths"] for v in checks.values()), []))
+        + "), with the script in one transaction and (hidden writes) `transaction off`. "
+        "A write the text shows (a data-modifying CTE, DML) must be refused before anything "
+        "runs (exit 2, file and line); one it hides (a stored function that deletes) must be "
+        "undone by the savepoint or read-only transaction the check runs in. After every run "
+        "the table must hold all its rows.",
+        "",
+    ]
+    lines += _table(
+        ["database", "runs", "refused before running", "exit codes", "runs that changed rows"],
+        [
+            [
+                name,
+                v["runs"],
+                v["refused_before_running"],
+                ", ".join(f"{k}: {n}" for k, n in sorted(v["exit_codes"].items())),
+                v["runs_that_changed_rows"],
+            ]
+            for name, v in sorted(checks.items())
+        ]
+        or [["not run", "", "", "", ""]],
+    )
+    lines += [
+        "",
+        "Two Prisma projects in one PostgreSQL database (`?schema=a`, `?schema=b`) beside a "
+        "table of no project (`public.audit`): project a runs "
+        + ", ".join(f"`{c}`" for c in scope.get("commands", []))
+        + f" ({scope.get('runs', '?')} runs with both `up`s); b's and public's tables, rows "
+        f"({scope.get('rows_outside', '?')}) and content checksums are compared after each. "
+        "Commands that touched another schema: "
+        + (", ".join(scope.get("commands_that_touched_another_schema", [])) or "none")
+        + ".",
+        "",
+    ]
+    return lines
+
+
 def render(results: dict[str, Any], meta: dict[str, Any]) -> str:
     """docs/reliability.md."""
     facts = meta["facts"]
@@ -318,6 +363,8 @@ def render(results: dict[str, Any], meta: dict[str, Any]) -> str:
     bugs = results.get("known_bugs", {})
     regressions = results.get("regressions", {})
     timing = results.get("timing", {})
+    checks = results.get("check_writes", {})
+    scope = results.get("schema_scope", {})
 
     lines = [
         "# Reliability: measured",
@@ -386,6 +433,16 @@ def render(results: dict[str, Any], meta: dict[str, Any]) -> str:
                 "(application rows under load)",
             ],
             [
+                "check paths run with a writing require/verify / runs that changed rows",
+                f"{sum(v['runs'] for v in checks.values())} / "
+                f"{sum(v['runs_that_changed_rows'] for v in checks.values())}",
+            ],
+            [
+                "commands of one ?schema= project / that touched another schema",
+                f"{len(scope.get('commands', []))} / "
+                f"{len(scope.get('commands_that_touched_another_schema', []))}",
+            ],
+            [
                 "known bugs (xfail, strict) still present",
                 sum(1 for b in bugs.values() if "xfailed" in b["outcome"]),
             ],
@@ -435,6 +492,7 @@ def render(results: dict[str, Any], meta: dict[str, Any]) -> str:
     lines += _crash_section("PostgreSQL", cuts[0], cut=True)
     lines += _crash_section("SQLite (volume full)", cuts[1], cut=True)
 
+    lines += _data_safety_section(results)
     lines += ["## Concurrency", ""]
     rows = []
     for name, v in concurrency.items():

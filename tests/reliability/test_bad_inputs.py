@@ -358,6 +358,52 @@ CASES: list[Case] = [
         },
     ),
     Case(
+        "check-writes-sqlite-cte",
+        ROLLBACK_SQLITE,
+        2,
+        "migrations/002_orders.down.sql:2: verify query must only read, but it writes",
+        files={
+            "migrations/002_orders.down.sql": "-- backout:risk HIGH\n-- backout:verify WITH g "
+            "AS (DELETE FROM users RETURNING 1) SELECT true\nDROP TABLE orders;\n"
+        },
+        fixed="a require/verify query that writes was committed with the rollback",
+    ),
+    Case(
+        "check-writes-sqlite-preview",
+        [*PARTIAL_SQLITE, "--param", "since=2024-01-01"],
+        2,
+        "migrations/002_orders.down.clear.sql:3: preview query must only read",
+        files={
+            "migrations/002_orders.down.clear.sql": "-- backout:risk HIGH\n"
+            "-- backout:param since date\n-- backout:preview DELETE FROM users\n"
+            "DELETE FROM orders WHERE created > :since;\n"
+        },
+    ),
+    Case(
+        "check-writes-pg-cte",
+        ROLLBACK_PG,
+        2,
+        "prisma/rollback/20240201000000_orders_rollback.sql:2: verify query must only read",
+        dialect="postgresql",
+        files={
+            "prisma/rollback/20240201000000_orders_rollback.sql": "-- backout:risk HIGH\n"
+            "-- backout:verify WITH gone AS (DELETE FROM users WHERE id > 0 RETURNING 1) "
+            "SELECT true\nDROP TABLE orders;\n"
+        },
+        fixed="a require/verify query that writes was committed with the rollback",
+    ),
+    Case(
+        "check-writes-pg-nextval",
+        ROLLBACK_PG,
+        2,
+        "verify query must only read, but it calls nextval()",
+        dialect="postgresql",
+        files={
+            "prisma/rollback/20240201000000_orders_rollback.sql": "-- backout:risk HIGH\n"
+            "-- backout:verify SELECT nextval('users_id_seq') > 0\nDROP TABLE orders;\n"
+        },
+    ),
+    Case(
         "directive-unknown-name",
         ROLLBACK_SQLITE,
         2,

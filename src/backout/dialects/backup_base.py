@@ -66,6 +66,9 @@ class RestoreRequest:
     history_schema: str
     #: seconds to wait for a lock before giving up (0: no limit)
     lock_timeout: float
+    #: the masked URL the backup was taken from: its parameters say the backup's scope
+    #: (PostgreSQL's ``?schema=``); "" when not known
+    source: str = ""
 
 
 class BackupEngine(ABC):
@@ -140,6 +143,12 @@ class BackupEngine(ABC):
         """Load the backup into ``target``, a new database: it must not exist yet (SQLite), or
         exist and be empty, or not exist and be creatable (PostgreSQL). BackupError otherwise.
         """
+
+    def refuse_out_of_scope(self, request: RestoreRequest, target: DatabaseURL) -> None:
+        """BackupError (nothing changed yet) when the backup's scope is not the one of the
+        project at ``target`` (PostgreSQL's ``?schema=``); called before anything is taken
+        or changed. Default: a database is one scope."""
+        return None
 
     @abstractmethod
     def restore_over(

@@ -34,6 +34,8 @@ if TYPE_CHECKING:
     from backout.effects import Effect
 
 Row = tuple[Any, ...]
+#: the savepoint a check query runs under inside a transaction (see Session.query_undone)
+CHECK_SAVEPOINT = "backout_check"
 Params = Sequence[object] | None
 
 
@@ -169,6 +171,39 @@ class Session(ABC):
         """
         self.begin()
 
+    def begin_check(self, *, lock_timeout: float | None = None) -> None:
+        """Start the transaction a check query runs in alone, rolled back after it.
+
+        Read-only where the database has such a mode, so a write the check attempts fails
+        instead of waiting for the rollback. Default: :meth:`begin_read`.
+        """
+        self.begin_read(lock_timeout=lock_timeout)
+
+    def query_undone(
+        self, sql: str, params: Mapping[str, object], *, lock_timeout: float | None = None
+    ) -> list[Row]:
+        """Run a check query (``require``/``verify``/``preview``) so that any write it makes
+        is undone, whatever happens; ``sql`` and ``params`` in the driver's named style.
+
+        Inside a transaction the query runs under a savepoint rolled back once its rows are
+        read (the surrounding work stays); alone, in its own (read-only where possible)
+        transaction rolled back after. A check is somebody's SQL, and a function it calls
+        may write: nothing it does is ever committed with a rollback.
+        """
+        if self.in_transaction:
+            self.execute(f"SAVEPOINT {CHECK_SAVEPOINT}")
+            try:
+                return self.query_native(sql, params)
+            finally:
+                # Also after an error: PostgreSQL's aborted transaction is usable again.
+                self.execute(f"ROLLBACK TO SAVEPOINT {CHECK_SAVEPOINT}")
+                self.execute(f"RELEASE SAVEPOINT {CHECK_SAVEPOINT}")
+        self.begin_check(lock_timeout=lock_timeout)
+        try:
+            return self.query_native(sql, params)
+        finally:
+            self.rollback()
+
     @abstractmethod
     def commit(self) -> None:
         """Commit the current transaction."""
@@ -285,6 +320,17 @@ class Dialect(ABC):
         ``sql`` holds no declared placeholder the parameters are empty and the SQL is returned
         verbatim (no driver escaping such as ``%%``): the native methods run SQL with empty
         parameters as is, so a query is correct with and without parameters.
+        """
+
+    @abstractmethod
+    def check_write(self, sql: str, params: Collection[str] = ()) -> str | None:
+        """Why a check query (``require``/``verify``/``preview``) visibly does more than read,
+        or None when it is one plain query; ``params`` are the script's declared parameters.
+
+        Read from the text alone, before anything runs: more than one statement, DML or DDL
+        (also inside ``WITH``), ``SELECT … INTO``, ``FOR UPDATE``, calls to functions with
+        effects a rollback does not undo. What the text does not show is undone at run time
+        (:meth:`Session.query_undone`).
         """
 
     @abstractmethod
@@ -593,6 +639,12 @@ class Dialect(ABC):
     def database_exists(self, url: DatabaseURL) -> bool:
         """False when the database is a file that does not exist yet (default: assume it does)."""
         return True
+
+    def references_from_outside(self, session: Session) -> list[tuple[str, str, str]]:
+        """Foreign keys from tables outside the project's scope (PostgreSQL's ``?schema=``)
+        into it whose ``ON DELETE`` changes the outside rows: ``(outside table, table in the
+        scope, action)``. Default: a database is one scope, so none."""
+        return []
 
     @abstractmethod
     def user_tables(self, session: Session, history_schema: str) -> list[str]:

@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from backout.dialects import scratch_names
 from backout.dialects.base import (
+    CHECK_SAVEPOINT,
     Actor,
     ControlStatement,
     Dialect,
@@ -180,6 +181,34 @@ class MysqlSession(Session):
     def begin(self) -> None:
         self.execute("BEGIN")
         self._in_tx = True
+
+    def begin_check(self, *, lock_timeout: float | None = None) -> None:
+        # READ ONLY: InnoDB refuses DML for the check's duration (DDL is refused before it runs:
+        # it would commit implicitly, ending this transaction).
+        self.execute("START TRANSACTION READ ONLY")
+        self._in_tx = True
+
+    def query_undone(
+        self, sql: str, params: Mapping[str, object], *, lock_timeout: float | None = None
+    ) -> list[Row]:
+        if not self.in_transaction:
+            return super().query_undone(sql, params, lock_timeout=lock_timeout)
+        # Under a savepoint, which undoes InnoDB's rows but not a write to a non-transactional
+        # table (MyISAM, Aria) by a function the check calls: the server warns (1196) on the
+        # ROLLBACK TO, and the check fails rather than pass as a read.
+        self.execute(f"SAVEPOINT {CHECK_SAVEPOINT}")
+        try:
+            return self.query_native(sql, params)
+        finally:
+            self.execute(f"ROLLBACK TO SAVEPOINT {CHECK_SAVEPOINT}")
+            kept = [w for w in self.query("SHOW WARNINGS") if str(w[1]) == "1196"]
+            self.execute(f"RELEASE SAVEPOINT {CHECK_SAVEPOINT}")
+            if kept:
+                raise DatabaseError(
+                    "the check changed a non-transactional table (MyISAM, Aria), which no "
+                    "rollback undoes: that change stays; keep functions that write out of checks",
+                    sqlstate="1196",
+                )
 
     def commit(self) -> None:
         self.execute("COMMIT")
@@ -349,6 +378,11 @@ class MysqlDialect(Dialect):
             last = end
         pieces.append(sql[last:].replace("%", "%%"))
         return "".join(pieces), used
+
+    def check_write(self, sql: str, params: Collection[str] = ()) -> str | None:
+        from backout.dialects.sqlglot_check_guard import MYSQL_CHECK_REFUSED, check_write
+
+        return check_write(sql, "mysql", MYSQL_CHECK_REFUSED, params)
 
     def transaction_conflict(self, statement: Statement) -> str | None:
         from backout.dialects.mysql_split import head_words

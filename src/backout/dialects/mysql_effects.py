@@ -34,6 +34,7 @@ from typing import Any, ClassVar
 from sqlglot import exp
 
 from backout.dialects.mysql_split import head_words
+from backout.dialects.sqlglot_check_guard import MYSQL_SERVER_FUNCTIONS
 from backout.dialects.sqlglot_effects import DeclaredIndex, SqlglotAnalyzer
 from backout.effects import Action, ObjectKind, ObjectRef, ScriptEffects
 from backout.script import Statement
@@ -54,6 +55,20 @@ _TRIGGER = re.compile(
 )
 _DROP_TRIGGER = re.compile(
     rf"^DROP\s+TRIGGER\s+(?P<guard>IF\s+EXISTS\s+)?{_QUALIFIED.format(p='t')}\s*$", re.I | re.S
+)
+#: LOAD DATA [LOW_PRIORITY | CONCURRENT] [LOCAL] INFILE
+_LOAD_DATA = re.compile(
+    r"^LOAD\s+(?:DATA|XML)\s+(?:(?:LOW_PRIORITY|CONCURRENT)\s+)?(?P<local>LOCAL\s+)?INFILE\b", re.I
+)
+#: SELECT … INTO OUTFILE / DUMPFILE writes a file on the server
+#: a call of a function that acts outside the database (read in the text: SELECTs are not parsed)
+_SERVER_CALL = re.compile(r"\b(" + "|".join(MYSQL_SERVER_FUNCTIONS) + r")\s*\(", re.I)
+_INTO_FILE = re.compile(r"\bINTO\s+(?:OUTFILE|DUMPFILE)\b", re.I)
+#: string literals, quoted names and comments (not executable ones): the server-side effects
+#: above are looked for in the rest, so a word in a string or a comment raises no alarm
+_NOT_CODE = re.compile(
+    r"'(?:[^'\\]|\\.|'')*'|\"(?:[^\"\\]|\\.|\"\")*\"|`(?:[^`]|``)*`"
+    r"|#[^\n]*|--(?:\s[^\n]*)?(?=\n|$)|/\*(?!!|M!)[\s\S]*?\*/"
 )
 _REPLACE_INTO = re.compile(r"^REPLACE\s+(?:LOW_PRIORITY\s+|DELAYED\s+)?(?:INTO\s+)?", re.I)
 _LEADING_NOISE = re.compile(
@@ -119,6 +134,8 @@ class _Analyzer(SqlglotAnalyzer):
         "CHECK": K.CONSTRAINT,
     }
 
+    server_functions: ClassVar[Mapping[str, str]] = MYSQL_SERVER_FUNCTIONS
+
     def __init__(self) -> None:
         super().__init__()
         #: the statement is a ``REPLACE`` (rewritten to ``INSERT`` for sqlglot)
@@ -130,8 +147,6 @@ class _Analyzer(SqlglotAnalyzer):
         head = words[0] if words else ""
         if not sql or sql.startswith(("/*!", "/*M!")):
             self.flag("an executable comment (/*! ... */): its effect depends on the server")
-            return
-        if head in _NO_EFFECT_HEADS and not (head == "START" and words[1:2] != ["TRANSACTION"]):
             return
         if head == "CALL":
             self.flag("CALL runs a stored procedure: what it does is not analysed")
@@ -147,6 +162,20 @@ class _Analyzer(SqlglotAnalyzer):
             return
         if head in {"LOCK", "UNLOCK"}:
             return  # refused in transactional scripts; no effect on schema or data
+        load = _LOAD_DATA.match(sql)
+        if load is not None:
+            where = "the client machine" if load["local"] else "the database server"
+            self.outside(f"reads a file on {where} into a table (LOAD DATA INFILE)")
+            self.flag("LOAD DATA: the rows it loads are not analysed")
+            return
+        code = _NOT_CODE.sub(" ", sql)
+        if _INTO_FILE.search(code):
+            self.outside("writes a file on the database server (SELECT … INTO OUTFILE/DUMPFILE)")
+        for call in _SERVER_CALL.finditer(code):
+            name = call[1].lower()
+            self.outside(f"{MYSQL_SERVER_FUNCTIONS[name]} ({name}())")
+        if head in _NO_EFFECT_HEADS and not (head == "START" and words[1:2] != ["TRANSACTION"]):
+            return
         self.replace = head == "REPLACE"
         if self.replace:
             sql = _REPLACE_INTO.sub("INSERT INTO ", sql, count=1)

@@ -44,7 +44,7 @@ from backout.dialects.base import Actor, Session
 from backout.dialects.pg_tools import libpq_target
 from backout.errors import BackupError, DatabaseError, LockError, ToolMissing
 from backout.schema import SchemaSnapshot, qualified_name
-from backout.urls import DatabaseURL, scrub
+from backout.urls import DatabaseURL, parse_url, scrub
 
 if TYPE_CHECKING:
     import psycopg
@@ -236,6 +236,10 @@ class TocEntry:
         return self.rest[len(head) :].rsplit(" ", 1)[0]
 
 
+#: the schemas a database has (a restore --into leaves out the archive's CREATE SCHEMA of these)
+_SCHEMAS_PRESENT = "SELECT nspname::text FROM pg_catalog.pg_namespace"
+
+
 def read_toc(restore: Path, path: Path, url: DatabaseURL) -> list[TocEntry]:
     """The archive's entries in restore order; BackupError when it cannot be read."""
     done = _run(
@@ -279,13 +283,18 @@ class PostgresBackupEngine(BackupEngine):
         return f"pg_dump {self._tools(session).version}"
 
     def ledger_tables(self, session: Session, history_schema: str) -> list[str]:
+        from backout.dialects.pg_catalog import url_scope
+
+        # Prisma's ledger lives in the project's schema: another project's is not ours
+        scope = url_scope(session.url)
         rows = session.query(
             "SELECT n.nspname::text, c.relname::text FROM pg_catalog.pg_class c "
             "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
             "WHERE c.relkind IN ('r', 'p') AND ((c.relname = %s "
-            "AND n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\\_%%') "
+            "AND n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\\_%%' "
+            "AND (%s::text[] IS NULL OR n.nspname = ANY(%s::text[]))) "
             "OR (n.nspname = %s AND c.relname = 'migrations')) ORDER BY 1, 2",
-            (PRISMA_TABLE, history_schema),
+            (PRISMA_TABLE, scope, scope, history_schema),
         )
         return [qualified_name(str(schema), str(name)) for schema, name in rows]
 
@@ -317,7 +326,7 @@ class PostgresBackupEngine(BackupEngine):
         history_schema: str,
         progress: Progress,
     ) -> DumpResult:
-        from backout.dialects.pg_catalog import read_postgres_snapshot
+        from backout.dialects.pg_catalog import dump_scope_args, scope_extensions
 
         tools = self._tools(session)
         conninfo, env = libpq_target(session.url)
@@ -325,7 +334,8 @@ class PostgresBackupEngine(BackupEngine):
         try:
             session.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             exported = str(session.query("SELECT pg_catalog.pg_export_snapshot()")[0][0])
-            snapshot = read_postgres_snapshot(session.query)
+            # the project's scope (?schema=): a full backup is the whole of it, no more
+            snapshot = session.dialect.snapshot(session)
             ledger = self.ledger_tables(session, history_schema)
             if data_tables is None:
                 chosen = [k for k, t in snapshot.tables.items() if t.kind == "table"]
@@ -346,6 +356,9 @@ class PostgresBackupEngine(BackupEngine):
                 f"--snapshot={exported}",
                 f"--dbname={conninfo}",
             ]
+            args += dump_scope_args(
+                session.url, history_schema, scope_extensions(session.query, session.url)
+            )
             args += [f"--exclude-table={dump_pattern(history_schema, t)}" for t in NEVER_TABLES]
             if data_tables is not None:
                 keep = set(chosen)
@@ -420,39 +433,58 @@ class PostgresBackupEngine(BackupEngine):
                     hint="name a database that does not exist yet (backout creates it)",
                 )
             tools = find_tools(server_version(session))
+            existing = {str(r[0]) for r in session.query(_SCHEMAS_PRESENT)}
         except psycopg.Error as exc:
             raise BackupError(f"cannot inspect {target.masked()}: {exc}") from exc
         finally:
             session.close()
         conninfo, env = libpq_target(target)
+        # A backup confined to ?schema=public says CREATE SCHEMA public, which a new database
+        # already has (empty): that entry is left out, the rest restored as is.
+        entries = [
+            e for e in read_toc(tools.restore, path, target) if e.tag("SCHEMA", "-") not in existing
+        ]
         progress(f"pg_restore into {target.masked()}")
-        try:
-            _run(
-                [
-                    tools.restore,
-                    "--no-password",
-                    "--no-owner",
-                    "--no-privileges",
-                    "--exit-on-error",
-                    "--single-transaction",
-                    f"--dbname={conninfo}",
-                    path,
-                ],
-                url=target,
-                env=env,
-                what=f"pg_restore into {target.masked()}",
-                stdout=subprocess.DEVNULL,
-            )
-        except BackupError as exc:
-            if "foreign key" not in exc.message and "is not present in table" not in exc.message:
-                raise
-            # A scoped backup's rows may reference rows it does not hold (the parents of the
-            # tables it scoped). pg_restore's single transaction left the database empty.
-            progress("loading rows whose foreign keys point outside the backup")
-            self._restore_dangling(path, target, actor, tools, exc.message)
+        with tempfile.TemporaryDirectory(prefix="backout-restore-") as scratch:
+            listing = Path(scratch) / "toc.list"
+            listing.write_text("".join(f"{e.id};\n" for e in entries), encoding="ascii")
+            try:
+                _run(
+                    [
+                        tools.restore,
+                        "--no-password",
+                        "--no-owner",
+                        "--no-privileges",
+                        "--exit-on-error",
+                        "--single-transaction",
+                        f"--use-list={listing}",
+                        f"--dbname={conninfo}",
+                        path,
+                    ],
+                    url=target,
+                    env=env,
+                    what=f"pg_restore into {target.masked()}",
+                    stdout=subprocess.DEVNULL,
+                )
+            except BackupError as exc:
+                if (
+                    "foreign key" not in exc.message
+                    and "is not present in table" not in exc.message
+                ):
+                    raise
+                # A scoped backup's rows may reference rows it does not hold (the parents of the
+                # tables it scoped). pg_restore's single transaction left the database empty.
+                progress("loading rows whose foreign keys point outside the backup")
+                self._restore_dangling(path, entries, target, actor, tools, exc.message)
 
     def _restore_dangling(
-        self, path: Path, target: DatabaseURL, actor: Actor, tools: PgTools, why: str
+        self,
+        path: Path,
+        entries: Sequence[TocEntry],
+        target: DatabaseURL,
+        actor: Actor,
+        tools: PgTools,
+        why: str,
     ) -> None:
         """Load a backup whose rows break foreign keys, keeping its schema exact.
 
@@ -463,7 +495,6 @@ class PostgresBackupEngine(BackupEngine):
         """
         from backout.dialects.postgres import PostgresDialect
 
-        entries = read_toc(tools.restore, path, target)
         data = ("TABLE DATA ", "SEQUENCE SET ", "BLOB", "LARGE OBJECT")
         late = ("TRIGGER ", "EVENT TRIGGER ", "MATERIALIZED VIEW DATA ")
         ordered = [
@@ -547,6 +578,9 @@ class PostgresBackupEngine(BackupEngine):
 
     # --- restoring over the current database -----------------------------------------------
 
+    def refuse_out_of_scope(self, request: RestoreRequest, target: DatabaseURL) -> None:
+        _refuse_out_of_scope(request, target)
+
     def restore_over(
         self,
         session: Session,
@@ -555,11 +589,11 @@ class PostgresBackupEngine(BackupEngine):
         finish: Callable[[], None],
         progress: Progress,
     ) -> None:
-        from backout.dialects.pg_catalog import read_postgres_snapshot
 
         tools = self._tools(session)
         entries = read_toc(tools.restore, request.path, session.url)
         wanted = request.snapshot
+        self.refuse_out_of_scope(request, session.url)
         data = set(request.data_tables)
         ledger = [t for t in request.data_tables if t not in wanted.tables]
         session.begin()
@@ -569,7 +603,10 @@ class PostgresBackupEngine(BackupEngine):
             ):
                 session.execute(statement)
             saved_path = str(session.query("SELECT current_setting('search_path')")[0][0])
-            current = read_postgres_snapshot(session.query)
+            # Only the project's scope (?schema=) is read, so only it is dropped or rebuilt:
+            # a restore never touches an object outside the backup's scope.
+            current = session.dialect.snapshot(session)
+            around = _outside_fingerprint(session, request.history_schema)
             rebuild = set(wanted.tables) if request.full else data & set(wanted.tables)
             progress("dropping what the backup re-creates")
             for statement in _drops(current, wanted, rebuild):
@@ -581,12 +618,21 @@ class PostgresBackupEngine(BackupEngine):
                 else:
                     # The backup was taken before this ledger existed: nothing was applied.
                     session.execute(f"DELETE FROM {_relation(schema, name)}")
-            middle = read_postgres_snapshot(session.query)
+            middle = session.dialect.snapshot(session)
             chosen = _select(entries, wanted, middle, data, ledger, full=request.full)
             chosen |= self._missing_functions(session, entries, wanted, middle)
             progress(f"loading {len(chosen)} archive entries (schema objects and rows)")
             self._run_script(session, tools, request.path, [e for e in entries if e.id in chosen])
             session.execute("SELECT pg_catalog.set_config('search_path', %s, true)", (saved_path,))
+            if _outside_fingerprint(session, request.history_schema) != around:
+                # DROP … CASCADE took a view, a foreign key or a column of another schema
+                # that builds on the project's objects: undone, with everything else.
+                raise BackupError(
+                    "the restore would drop objects outside this project's scope "
+                    f"(?schema={session.url.schema}) that build on its objects (a view, a "
+                    "foreign key, a column of one of its types); nothing changed",
+                    hint="restore it --into a new database, or remove those dependencies first",
+                )
             finish()
             session.commit()
         except DatabaseError as exc:
@@ -687,6 +733,80 @@ class PostgresBackupEngine(BackupEngine):
                     f"pg_restore could not read {path.name}: "
                     f"{_stderr(errors.read_bytes(), session.url)}"
                 )
+
+
+#: a digest of the objects outside a scope (relations, columns, constraints, rules, triggers,
+#: defaults, types, functions), backout's own schema left out: a restore confined to the scope
+#: leaves it unchanged
+_OUTSIDE_SQL = """
+SELECT md5(coalesce(string_agg(x, ',' ORDER BY x), '')) FROM (
+  SELECT 'c' || c.oid::text || c.relkind::text FROM pg_catalog.pg_class c
+    JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE {outside}
+  UNION ALL SELECT concat_ws(':', 'a', a.attrelid, a.attnum, a.atttypid, a.attisdropped)
+    FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
+    JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE a.attnum > 0 AND {outside}
+  UNION ALL SELECT 'k' || k.oid::text FROM pg_catalog.pg_constraint k
+    JOIN pg_catalog.pg_namespace n ON n.oid = k.connamespace WHERE {outside}
+  UNION ALL SELECT 'r' || r.oid::text FROM pg_catalog.pg_rewrite r
+    JOIN pg_catalog.pg_class c ON c.oid = r.ev_class
+    JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE {outside}
+  UNION ALL SELECT 't' || t.oid::text FROM pg_catalog.pg_trigger t
+    JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid
+    JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE {outside}
+  UNION ALL SELECT 'd' || d.oid::text FROM pg_catalog.pg_attrdef d
+    JOIN pg_catalog.pg_class c ON c.oid = d.adrelid
+    JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE {outside}
+  UNION ALL SELECT 'y' || y.oid::text FROM pg_catalog.pg_type y
+    JOIN pg_catalog.pg_namespace n ON n.oid = y.typnamespace WHERE {outside}
+  UNION ALL SELECT 'p' || p.oid::text FROM pg_catalog.pg_proc p
+    JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace WHERE {outside}
+) s(x)
+""".format(
+    outside="NOT n.nspname = ANY(%(scope)s::text[]) AND n.nspname <> %(history)s "
+    "AND n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\\_%%'"
+)
+
+
+def _outside_fingerprint(session: Session, history_schema: str) -> str | None:
+    """A digest of every object outside the project's scope (None: no ``?schema=``, the
+    project owns the whole database)."""
+    from backout.dialects.pg_catalog import url_scope
+
+    scope = url_scope(session.url)
+    if scope is None:
+        return None
+    rows = session.query_native(_OUTSIDE_SQL, {"scope": scope, "history": history_schema})
+    return str(rows[0][0])
+
+
+def _refuse_out_of_scope(request: RestoreRequest, target: DatabaseURL) -> None:
+    """BackupError (nothing changed) when the backup's scope is not the project's.
+
+    A restore reads, drops and rebuilds only what is in the project's scope (``?schema=``),
+    so a backup taken with another scope would reach schemas it must not touch (another
+    project's), or miss the ones it should.
+    """
+    from backout.dialects.pg_catalog import url_scope
+
+    scope = url_scope(target)
+    shown = f"?schema={scope[0]}" if scope else "the whole database"
+    if request.source:
+        taken = url_scope(parse_url(request.source))
+        if taken != scope:
+            where = f"?schema={taken[0]}" if taken else "the whole database"
+            raise BackupError(
+                f"the backup was taken of {where}, and this project's URL covers {shown}; "
+                "nothing changed",
+                hint="restore it with the URL it was taken with, or --into a new database",
+            )
+    outside = sorted(set(request.snapshot.schemas) - set(scope)) if scope is not None else []
+    if outside:
+        # taken before backout confined backups to the project's schema
+        raise BackupError(
+            f"the backup holds schema(s) outside this project's scope ({shown}): "
+            f"{', '.join(outside)}; nothing changed",
+            hint="restore it --into a new database and copy what you need",
+        )
 
 
 def _refuse_if_connection_lost(session: Session, failure: BackupError) -> None:

@@ -54,6 +54,7 @@ from backout.schema import (
     ViewInfo,
     qualified_name,
 )
+from backout.urls import DatabaseURL
 
 ExcludeFn = Callable[[str, str], bool]
 
@@ -693,6 +694,55 @@ class _CatalogReader:
         for schema, text in self.rows(_SCHEMA_COMMENTS_SQL):
             result.append(CommentInfo("schema", schema, (), text))
         return result
+
+
+def url_scope(url: DatabaseURL) -> list[str] | None:
+    """The schemas a project on ``url`` owns: the one Prisma's ``?schema=`` names, or None
+    (no ``?schema=``: the project owns the whole database).
+
+    Several projects can share a database, each in its own schema. Every catalog read, dump,
+    restore and copy of a project is confined to this scope, so that nothing it does (an
+    emptiness check, drift, a full backup's restore) sees or touches another project's
+    objects. backout's own schema is outside every scope; what of it a backup needs (the
+    ``migrations`` ledger) is added explicitly (see :func:`dump_scope_args`).
+    """
+    return [url.schema] if url.schema else None
+
+
+def dump_scope_args(
+    url: DatabaseURL, history_schema: str | None, extensions: Sequence[str] = ()
+) -> list[str]:
+    """``pg_dump`` switches confining a dump to the project's scope (none: the whole
+    database), plus backout's own schema when named (a restore brings its ledger back), plus
+    the scope's ``extensions`` (see :func:`scope_extensions`)."""
+    scope = url_scope(url)
+    if scope is None:
+        return []
+    extra = [history_schema] if history_schema is not None else []
+    args = [f"--schema={dump_schema_pattern(name)}" for name in [*scope, *extra]]
+    return args + [f"--extension={dump_schema_pattern(name)}" for name in extensions]
+
+
+def scope_extensions(query: QueryFn, url: DatabaseURL) -> list[str]:
+    """The extensions created in the project's scope: ``pg_dump --schema`` leaves out their
+    CREATE EXTENSION (even in a selected schema), so a dump names them with ``--extension``."""
+    scope = url_scope(url)
+    if scope is None:
+        return []
+    rows = query(
+        "SELECT e.extname::text FROM pg_catalog.pg_extension e "
+        "JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace "
+        "WHERE n.nspname = ANY(%s::text[]) ORDER BY 1",
+        (scope,),
+    )
+    return [str(r[0]) for r in rows]
+
+
+def dump_schema_pattern(name: str) -> str:
+    """A pg_dump ``--schema`` pattern matching exactly the schema ``name``."""
+    # pg_dump patterns follow psql's rules: double quotes make the name literal (case, dots,
+    # wildcards); a double quote inside is written twice.
+    return '"' + name.replace('"', '""') + '"'
 
 
 def read_postgres_snapshot(

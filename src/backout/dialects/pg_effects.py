@@ -33,7 +33,16 @@ from pglast import ast, enums
 from pglast.parser import ParseError
 from pglast.stream import RawStream
 
-from backout.effects import Action, Effect, ObjectKind, ObjectRef, ScriptEffects, Unknown
+from backout.dialects.pg_check_guard import SERVER_FUNCTIONS, is_server_function
+from backout.effects import (
+    Action,
+    Effect,
+    ObjectKind,
+    ObjectRef,
+    ScriptEffects,
+    ServerEffect,
+    Unknown,
+)
 from backout.script import Statement
 
 K = ObjectKind
@@ -258,7 +267,12 @@ def analyze_statements(statements: Sequence[Statement]) -> ScriptEffects:
     analyzer = _Analyzer()
     for statement in statements:
         analyzer.run(statement)
-    return ScriptEffects(tuple(analyzer.effects), tuple(analyzer.unknown), tuple(statements))
+    return ScriptEffects(
+        tuple(analyzer.effects),
+        tuple(analyzer.unknown),
+        tuple(statements),
+        server=tuple(analyzer.server),
+    )
 
 
 # --- small helpers ----------------------------------------------------------------------------
@@ -376,6 +390,7 @@ class _Analyzer:
     def __init__(self) -> None:
         self.effects: list[Effect] = []
         self.unknown: list[Unknown] = []
+        self.server: list[ServerEffect] = []
         self.default_schema: str | None = None
         self.functions: dict[str, _Function] = {}
         self.statement = Statement(sql="", line=0, index=0)
@@ -402,6 +417,12 @@ class _Analyzer:
         unknown = Unknown(self.statement, reason + where)
         if unknown not in self.unknown:
             self.unknown.append(unknown)
+
+    def outside(self, what: str) -> None:
+        """Record that the current statement acts outside the database."""
+        found = ServerEffect(self.statement, what, self.context)
+        if found not in self.server:
+            self.server.append(found)
 
     # --- names ----------------------------------------------------------------------------
 
@@ -1292,6 +1313,16 @@ class _Analyzer:
         self.check_calls(node)
 
     def on_CopyStmt(self, node: ast.CopyStmt) -> None:
+        if node.is_program:
+            verb = "FROM" if node.is_from else "TO"
+            self.outside(f"runs a program on the database server (COPY … {verb} PROGRAM)")
+        elif node.filename:
+            if node.is_from:
+                self.outside(f"reads the server file {node.filename!r} (COPY … FROM a file)")
+            else:
+                self.outside(f"writes the server file {node.filename!r} (COPY … TO a file)")
+        if node.query is not None:
+            self.check_calls(node.query)
         if not node.is_from or node.relation is None:
             return
         table = self.relation(node.relation)
@@ -1377,6 +1408,9 @@ class _Analyzer:
         defined = self.functions.get(name)
         if defined is not None and schema in (None, self.default_schema):
             self.run_body(defined, f"function {name}() called here")
+            return
+        if is_server_function(name):
+            self.outside(f"{SERVER_FUNCTIONS[name]} ({name}())")
             return
         if schema in (None, "pg_catalog") and name in _SAFE_FUNCTIONS:
             return

@@ -12,6 +12,7 @@ a rollback writes to them by design. With ``ignore_column_order`` the column lin
 from __future__ import annotations
 
 from backout.dialects import client_programs, pg_tools
+from backout.dialects.pg_catalog import dump_scope_args
 from backout.errors import DatabaseError
 from backout.urls import DatabaseURL, scrub
 
@@ -53,6 +54,7 @@ def schema_dump(
     args = [
         tool.path,
         "--schema-only",
+        *dump_scope_args(url, None),
         f"--exclude-schema={history_schema}",
         "--exclude-table=*._prisma_migrations",
         conninfo,

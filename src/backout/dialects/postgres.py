@@ -6,7 +6,7 @@ import datetime as dt
 import json
 import subprocess
 from collections.abc import Collection, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
@@ -136,6 +136,13 @@ class PostgresSession(Session):
             # otherwise make a count wait until that run ends. 0 means "no limit": at least 1 ms.
             self.execute(f"SET LOCAL lock_timeout = '{max(1, int(lock_timeout * 1000))}ms'")
 
+    def begin_check(self, *, lock_timeout: float | None = None) -> None:
+        # READ ONLY: a write (nextval too) fails instead of waiting for the ROLLBACK.
+        self.execute("BEGIN READ ONLY")
+        self._in_tx = True
+        if lock_timeout is not None:
+            self.execute(f"SET LOCAL lock_timeout = '{max(1, int(lock_timeout * 1000))}ms'")
+
     def commit(self) -> None:
         self.execute("COMMIT")
         self._in_tx = False
@@ -180,6 +187,27 @@ class AdvisoryLock(RunLock):
             except psycopg.Error:
                 # A dead connection has already released its session locks.
                 continue
+
+
+#: extensions in schemas outside a scope (pg_catalog's are in every database)
+_EXTENSIONS_OUTSIDE = (
+    "SELECT e.extname::text, n.nspname::text FROM pg_catalog.pg_extension e "
+    "JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace "
+    "WHERE n.nspname <> 'pg_catalog' AND NOT n.nspname = ANY(%s::text[]) ORDER BY 1"
+)
+
+
+#: foreign keys from outside a scope into it whose ON DELETE changes the outside rows
+_REFERENCES_FROM_OUTSIDE = (
+    "SELECT rn.nspname::text, r.relname::text, fn.nspname::text, f.relname::text, "
+    "c.confdeltype::text FROM pg_catalog.pg_constraint c "
+    "JOIN pg_catalog.pg_class r ON r.oid = c.conrelid "
+    "JOIN pg_catalog.pg_namespace rn ON rn.oid = r.relnamespace "
+    "JOIN pg_catalog.pg_class f ON f.oid = c.confrelid "
+    "JOIN pg_catalog.pg_namespace fn ON fn.oid = f.relnamespace "
+    "WHERE c.contype = 'f' AND c.confdeltype IN ('c', 'n', 'd') "
+    "AND fn.nspname = ANY(%s::text[]) AND NOT rn.nspname = ANY(%s::text[]) ORDER BY 1, 2, 3, 4"
+)
 
 
 class PostgresDialect(Dialect):
@@ -265,6 +293,11 @@ class PostgresDialect(Dialect):
             last = end
         pieces.append(sql[last:].replace("%", "%%"))
         return "".join(pieces), used
+
+    def check_write(self, sql: str, params: Collection[str] = ()) -> str | None:
+        from backout.dialects.pg_check_guard import check_write
+
+        return check_write(sql, params)
 
     def transaction_conflict(self, statement: Statement) -> str | None:
         import pglast
@@ -458,9 +491,11 @@ class PostgresDialect(Dialect):
         return bool(rows[0][0])
 
     def snapshot(self, session: Session) -> SchemaSnapshot:
-        from backout.dialects.pg_catalog import read_postgres_snapshot
+        from backout.dialects.pg_catalog import read_postgres_snapshot, url_scope
 
-        return read_postgres_snapshot(session.query, history_schema=self.history_schema)
+        return read_postgres_snapshot(
+            session.query, schemas=url_scope(session.url), history_schema=self.history_schema
+        )
 
     def table_stats(self, session: Session, snapshot: SchemaSnapshot) -> dict[str, TableStats]:
         from backout.dialects.pg_catalog import read_table_stats
@@ -575,14 +610,37 @@ class PostgresDialect(Dialect):
         self, source: DatabaseURL, target: DatabaseURL, actor: Actor, *, data: bool
     ) -> None:
         from backout.dialects import client_programs, pg_tools
+        from backout.dialects.pg_catalog import dump_scope_args, scope_extensions, url_scope
 
+        scope = url_scope(source)
         with self.connect(source, actor=actor) as session:
             major = self.server_major(session)
+            # extensions outside the scope that its objects may use (Supabase's `extensions`)
+            outside = [] if scope is None else session.query(_EXTENSIONS_OUTSIDE, (scope,))
+            inside = scope_extensions(session.query, source)
         dump = pg_tools.find_tool("pg_dump", major)
         restore = pg_tools.find_tool("pg_restore", major)
         source_info, source_env = pg_tools.libpq_target(source)
         target_info, target_env = pg_tools.libpq_target(target)
         args = [dump.path, "--format=custom", "--no-owner", "--no-acl", source_info]
+        # only the project's schema (and backout's ledger): a copy of the whole database
+        # would be slower, and would show the other projects' objects to the rehearsal
+        args[1:1] = dump_scope_args(source, self.history_schema, inside)
+        if scope:
+            # Such a dump says CREATE SCHEMA for its schemas; the new scratch database already
+            # has an empty public (?schema=public, Prisma's default URL): drop it first. It
+            # holds no extension: those the scope may use come first, where the source has them.
+            with self.connect(target, actor=actor, create=False) as scratch:
+                for name in scope:
+                    scratch.execute(f"DROP SCHEMA IF EXISTS {self.quote(name)}")
+                for extension, schema in outside:
+                    # not fatal here: pg_restore names what is missing if the scope needs it
+                    with suppress(DatabaseError):
+                        scratch.execute(f"CREATE SCHEMA IF NOT EXISTS {self.quote(schema)}")
+                        scratch.execute(
+                            f"CREATE EXTENSION IF NOT EXISTS {self.quote(extension)} "
+                            f"WITH SCHEMA {self.quote(schema)}"
+                        )
         if not data:
             args.insert(1, "--schema-only")
         with client_programs.start(
@@ -610,13 +668,36 @@ class PostgresDialect(Dialect):
                 + scrub(detail.splitlines()[-1] if detail else "unknown error", source.secrets)
             )
 
+    def references_from_outside(self, session: Session) -> list[tuple[str, str, str]]:
+        from backout.dialects.pg_catalog import url_scope
+        from backout.schema import qualified_name
+
+        scope = url_scope(session.url)
+        if scope is None:
+            return []
+        rows = session.query(_REFERENCES_FROM_OUTSIDE, (scope, scope))
+        actions = {
+            "c": "ON DELETE CASCADE",
+            "n": "ON DELETE SET NULL",
+            "d": "ON DELETE SET DEFAULT",
+        }
+        return [
+            (qualified_name(str(rs), str(rn)), qualified_name(str(fs), str(fn)), actions[str(a)])
+            for rs, rn, fs, fn, a in rows
+        ]
+
     def user_tables(self, session: Session, history_schema: str) -> list[str]:
+        from backout.dialects.pg_catalog import url_scope
+
+        # only the project's scope: another project's schema does not make this one non-empty
+        scope = url_scope(session.url)
         rows = session.query(
             "SELECT format('%%I.%%I', n.nspname, c.relname) FROM pg_class c "
             "JOIN pg_namespace n ON n.oid = c.relnamespace "
             "WHERE c.relkind IN ('r', 'p') AND n.nspname <> ALL(%s) "
-            "AND n.nspname NOT LIKE 'pg\\_%%' AND c.relname <> '_prisma_migrations' ORDER BY 1",
-            (["information_schema", history_schema],),
+            "AND n.nspname NOT LIKE 'pg\\_%%' AND c.relname <> '_prisma_migrations' "
+            "AND (%s::text[] IS NULL OR n.nspname = ANY(%s::text[])) ORDER BY 1",
+            (["information_schema", history_schema], scope, scope),
         )
         return [str(r[0]) for r in rows]
 

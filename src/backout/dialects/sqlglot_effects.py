@@ -36,7 +36,15 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ParseError, TokenError
 
-from backout.effects import Action, Effect, ObjectKind, ObjectRef, ScriptEffects, Unknown
+from backout.effects import (
+    Action,
+    Effect,
+    ObjectKind,
+    ObjectRef,
+    ScriptEffects,
+    ServerEffect,
+    Unknown,
+)
 from backout.script import Statement
 
 K = ObjectKind
@@ -64,7 +72,8 @@ class _DropCommandWarning(logging.Filter):
 
 
 @contextmanager
-def _quiet_sqlglot() -> Iterator[None]:
+def quiet_sqlglot() -> Iterator[None]:
+    """sqlglot's "falling back to Command" warning silenced while parsing."""
     logger = logging.getLogger("sqlglot")
     quiet = _DropCommandWarning()
     logger.addFilter(quiet)
@@ -100,20 +109,28 @@ class SqlglotAnalyzer(ABC):
     tuple_assignments: ClassVar[bool] = False
     #: a CTE named ``x`` hides a table ``X`` too
     cte_names_fold_case: ClassVar[bool] = False
+    #: lower-case names of functions that act outside the database → what they do there
+    server_functions: ClassVar[Mapping[str, str]] = {}
 
     def __init__(self) -> None:
         self.effects: list[Effect] = []
         self.unknown: list[Unknown] = []
+        self.server: list[ServerEffect] = []
         self.statement = Statement(sql="", line=0, index=0)
 
     def analyze(self, statements: Sequence[Statement]) -> ScriptEffects:
         """Analyse statements in order, with sqlglot's fallback warnings silenced."""
-        with _quiet_sqlglot():
+        with quiet_sqlglot():
             for statement in statements:
                 self.statement = statement
                 sql = self.leading_noise.sub("", statement.sql, count=1)
                 self.run(sql.strip().rstrip(";").strip())
-        return ScriptEffects(tuple(self.effects), tuple(self.unknown), tuple(statements))
+        return ScriptEffects(
+            tuple(self.effects),
+            tuple(self.unknown),
+            tuple(statements),
+            server=tuple(self.server),
+        )
 
     @abstractmethod
     def run(self, sql: str) -> None:
@@ -128,6 +145,20 @@ class SqlglotAnalyzer(ABC):
     def flag(self, reason: str) -> None:
         """Record that the current statement needs review."""
         self.unknown.append(Unknown(self.statement, reason))
+
+    def outside(self, what: str) -> None:
+        """Record that the current statement acts outside the database."""
+        found = ServerEffect(self.statement, what)
+        if found not in self.server:
+            self.server.append(found)
+
+    def server_calls(self, tree: exp.Expr) -> None:
+        """Calls in ``tree`` of functions that act outside the database."""
+        for node in tree.walk():
+            if isinstance(node, exp.Func):
+                name = (node.name if isinstance(node, exp.Anonymous) else node.sql_name()).lower()
+                if name in self.server_functions:
+                    self.outside(f"{self.server_functions[name]} ({name}())")
 
     # --- names --------------------------------------------------------------------------------
 
@@ -184,6 +215,7 @@ class SqlglotAnalyzer(ABC):
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             self.flag(f"sqlglot cannot parse it: {first}")
             return
+        self.server_calls(tree)
         self.dispatch(tree)
 
     def dispatch(self, tree: exp.Expr) -> None:

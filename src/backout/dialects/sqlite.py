@@ -139,6 +139,16 @@ class SqliteSession(Session):
         # transaction neither delays it nor is delayed by it (IMMEDIATE takes the write lock).
         self.execute("BEGIN DEFERRED")
 
+    def query_undone(
+        self, sql: str, params: Mapping[str, object], *, lock_timeout: float | None = None
+    ) -> list[Row]:
+        # query_only: SQLite refuses any write for the check's duration, in a transaction too.
+        self.execute("PRAGMA query_only = ON")
+        try:
+            return super().query_undone(sql, params, lock_timeout=lock_timeout)
+        finally:
+            self.execute("PRAGMA query_only = OFF")
+
     def commit(self) -> None:
         self.execute("COMMIT")
 
@@ -310,6 +320,11 @@ class SqliteDialect(Dialect):
         if isinstance(value, decimal.Decimal | uuid.UUID):
             return str(value)
         return value
+
+    def check_write(self, sql: str, params: Collection[str] = ()) -> str | None:
+        from backout.dialects.sqlglot_check_guard import SQLITE_CHECK_REFUSED, check_write
+
+        return check_write(sql, "sqlite", SQLITE_CHECK_REFUSED, params)
 
     def transaction_conflict(self, statement: Statement) -> str | None:
         first, _ = _first_words(statement.sql)

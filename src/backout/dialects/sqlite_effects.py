@@ -32,6 +32,7 @@ from typing import Any, ClassVar
 
 from sqlglot import exp
 
+from backout.dialects.sqlglot_check_guard import SQLITE_SERVER_FUNCTIONS
 from backout.dialects.sqlglot_effects import DeclaredIndex, SqlglotAnalyzer
 from backout.effects import Action, ObjectKind, ObjectRef, ScriptEffects
 from backout.script import Statement
@@ -137,6 +138,7 @@ class _Analyzer(SqlglotAnalyzer):
     }
     tuple_assignments = True
     cte_names_fold_case = True
+    server_functions: ClassVar[Mapping[str, str]] = SQLITE_SERVER_FUNCTIONS
 
     def __init__(self, probe: sqlite3.Connection) -> None:
         super().__init__()
@@ -156,6 +158,10 @@ class _Analyzer(SqlglotAnalyzer):
         error = _syntax_error(self.probe, sql)
         if error is not None:
             self.flag(f"SQLite syntax error: {error}")
+            return
+        if head == "ATTACH":
+            # this database's rows are untouched; another file is opened (or created)
+            self.outside("opens another database file (ATTACH)")
             return
         if head in _NO_EFFECT_HEADS:
             return
