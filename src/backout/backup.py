@@ -1115,7 +1115,11 @@ def _restore_details(
     record: BackupRecord, pre: BackupRecord, undoes: RunContext | None
 ) -> dict[str, Any]:
     """The ``start`` entry of a journaled restore: what ``status`` and ``--resume`` need."""
-    details: dict[str, Any] = {"backup": record.id, "pre_restore_backup": pre.id}
+    details: dict[str, Any] = {
+        "backup": record.id,
+        "pre_restore_backup": pre.id,
+        "pre_restore_sha256": pre.sha256,
+    }
     if undoes is not None:
         details["undoes"] = undoes.run_id
         details["undoes_run"] = {k: getattr(undoes, k) for k in _RUN_FIELDS}
@@ -1164,7 +1168,11 @@ def _record_failure(
         actor=ws.actor,
         backup=record.id,
         error=str(error) or "interrupted (Ctrl-C)",
-        details={"kind": record.kind, "pre_restore_backup": pre.id},
+        details={
+            "kind": record.kind,
+            "pre_restore_backup": pre.id,
+            "pre_restore_sha256": pre.sha256,
+        },
     )
     try:
         ws.record_alone(session, event)

@@ -810,6 +810,9 @@ def _run_group(
                 details={
                     "ledger_row": _live_row(ws, session, step.step.migration.key),
                     "backup": backup_id,
+                    # checked by restore (--undo-partial restores it): a run killed part-way
+                    # has no event to hold it
+                    **({"backup_sha256": result.backup.sha256} if result.backup else {}),
                     "plan": view.plan.ids(),
                     "target": view.plan.target,
                     **({"partial": partial, "params": dict(view.params)} if partial else {}),
