@@ -38,6 +38,7 @@ def test_a_new_name_records_this_host_this_process_and_now() -> None:
         ("live pid here", False),
         ("other host", False),
         ("other host, two days old", True),
+        ("other host, two days old, connected", False),
         ("old-style name", False),
         ("another prefix", False),
     ],
@@ -50,7 +51,11 @@ def test_only_certainly_abandoned_ones_are_swept(case: str, abandoned: bool) -> 
         "dead pid here, connected": (f"backout_scratch_{here}_{_dead_pid()}_{now}_abcdef", 1),
         "live pid here": (f"backout_scratch_{here}_{os.getpid()}_{now}_abcdef", 0),
         "other host": (f"backout_scratch_0badc0de_{_dead_pid()}_{now}_abcdef", 0),
-        "other host, two days old": (f"backout_scratch_0badc0de_1_{now - 172800}_abcdef", 3),
+        "other host, two days old": (f"backout_scratch_0badc0de_1_{now - 172800}_abcdef", 0),
+        "other host, two days old, connected": (
+            f"backout_scratch_0badc0de_1_{now - 172800}_abcdef",
+            3,
+        ),
         "old-style name": ("backout_scratch_0123456789ab", 0),
         "another prefix": (f"other_scratch_{here}_{_dead_pid()}_{now}_abcdef", 0),
     }

@@ -9,7 +9,9 @@ are certainly abandoned:
 
 - created on this host by a process that no longer exists, and no session is connected to it
   (the connection check guards against two machines sharing a host name); or
-- older than :data:`MAX_AGE_S` (a day: no rehearsal runs that long), wherever it came from.
+- older than :data:`MAX_AGE_S` (a day: no rehearsal runs that long), wherever it came from,
+  and no session is connected to it (the age is read from the creating host's clock, which
+  may be days behind this one's).
 
 Anything else, including names of other tools and of older backout versions (which held no
 owner), is left alone.
@@ -91,9 +93,11 @@ def abandoned(name: str, connections: int, prefix: str = DEFAULT_PREFIX) -> bool
     owner = owner_of(name, prefix)
     if owner is None:
         return False
+    if connections:
+        return False  # in use, whatever its name says (another host's clock may be behind)
     if time.time() - owner.created > MAX_AGE_S:
         return True
-    return owner.host == _host_tag() and not _alive(owner.pid) and connections == 0
+    return owner.host == _host_tag() and not _alive(owner.pid)
 
 
 def sweep(
