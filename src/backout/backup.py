@@ -486,6 +486,11 @@ def take_backup(
         data_tables = _resolve_tables(ws.dialect.snapshot(session), tables)
     elif kind == "schema":
         data_tables = ()
+    # Whoever takes it (backup, restore's backup of the state before, emergency): a backup of
+    # a half-finished state says so.
+    unsettled = _unsettled_state(ws, session)
+    if unsettled:
+        reason += f"; taken while {unsettled}"
     created = utcnow()
     backup_id = catalog.new_id(kind, _database_label(ws.url), created)
     path = catalog.folder / f"{backup_id}{engine.file_suffix}"
@@ -616,9 +621,6 @@ def backup_now(
         lock = ws.run_lock(session)
         try:
             started = utcnow()
-            unsettled = _unsettled_state(ws, session)
-            if unsettled:
-                reason += f"; taken while {unsettled}"
             record = take_backup(
                 ws, session, kind=kind, tables=tables, reason=reason, progress=progress
             )
