@@ -843,7 +843,7 @@ def restore(
     record = catalog.get(ref)
     report(f"verifying backup {record.id}")
     if _same_database(parse_url(record.database), ws.url):
-        _check_recorded_sha256(ws, record)
+        _check_recorded_sha256(ws, record, report)
     verify_backup(ws, record)
     backup_schema = _load_snapshot(catalog, record)
     engine = ws.dialect.backup_engine()
@@ -859,15 +859,22 @@ def restore(
     return _restore_over(ws, engine, catalog, record, backup_schema, confirm, report, undoes)
 
 
-def _check_recorded_sha256(ws: Workspace, record: BackupRecord) -> None:
+def _check_recorded_sha256(ws: Workspace, record: BackupRecord, report: Progress) -> None:
     """Refuse a backup whose file differs from what the database's own event log recorded
     when it was taken: its bytes were changed, and the catalog's checksum with them. The
-    same check on every database, before anything changes."""
+    same check on every database, before anything changes. A backup the history holds no
+    sha256 for is checked against its catalog only, and ``report`` says so."""
     if not ws.database_exists():
         return
     with ws.session(create=False) as session:
         recorded = ws.events.recorded_sha256(session, record.id)
-    if recorded and record.sha256 not in recorded:
+    if not recorded:
+        report(
+            f"backup {record.id}: this database's history holds no sha256 for it (taken by an "
+            "older backout, or before backout's tables existed): its file is checked against "
+            "its catalog entry only"
+        )
+    elif record.sha256 not in recorded:
         shown = sorted(recorded)[0]
         raise BackupError(
             f"backup {record.id} was changed after it was taken: its file and catalog say "

@@ -177,3 +177,27 @@ def test_undo_partial_refuses_the_rollbacks_backup_when_it_was_tampered(
     after = db_state(mysql_url)
     assert (after.schema, after.data) == (before.schema, before.data)
     assert sql(mysql_url, "SELECT balance FROM accounts WHERE id = 1") != [(999,)]
+
+
+def test_a_backup_the_history_holds_no_sha256_for_is_restored_saying_so(tmp_path: Path) -> None:
+    """A backup an older backout took (no sha256 in the history) cannot be checked against the
+    history: the restore goes on (it may be the only one), and says the check was by its
+    catalog only instead of implying more."""
+    url = f"sqlite:///{tmp_path / 'app.db'}"
+    project = write(tmp_path / "p", FILES)
+    write(project, {"backout.toml": 'layout = "plain"\n'})
+    assert run(["up"], project=project, url=url).exit_code == 0
+    sql(url, "INSERT INTO accounts (id, owner, balance) VALUES (1, 'a', 1)")
+    made = run(["backup", "--full"], project=project, url=url)
+    assert made.exit_code == 0, made.output
+    backup_id = made.output.split("Backup ", 1)[1].split(" ", 1)[0]
+    recorded = run(["restore", backup_id, "--yes"], project=project, url=url)
+    assert recorded.exit_code == 0, recorded.output
+    assert "holds no sha256" not in recorded.stderr
+    # as an older backout left it: no sha256 in the backup event
+    sql(url, f"UPDATE backout_events SET details = '{{}}' WHERE backup = '{backup_id}'")
+    restored = run(["restore", backup_id, "--yes"], project=project, url=url)
+    assert restored.exit_code == 0, restored.output
+    flat = " ".join(restored.stderr.split())
+    assert "history holds no sha256 for it" in flat, restored.stderr
+    assert "checked against its catalog entry only" in flat
