@@ -2,7 +2,8 @@
 
 A scratch database (a rehearsal's copy, ``plan``'s simulation, ``check``'s replay) is named
 ``<prefix><host>_<pid>_<start>_<random>``: the prefix (``scratch_prefix`` in backout.toml,
-default ``backout_scratch_``), 8 hex digits of the sha256 of the host name, the owning process
+default ``backout_scratch_``), 8 hex digits of the sha256 of the host name and the pid
+namespace (containers sharing a host name cannot see each other's processes), the owning process
 id, its creation time (Unix seconds) and 6 random hex digits. A run that is killed cannot drop
 its scratch database; the next run that creates one on the same server first drops those that
 are certainly abandoned:
@@ -47,8 +48,19 @@ def check_prefix(prefix: str, where: str) -> str:
     return prefix
 
 
+def _pid_namespace() -> str:
+    """This process's pid namespace ("" where there is none to read): processes of another
+    one (a container sharing the host name) are invisible here, so they would look dead."""
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return ""
+
+
 def _host_tag() -> str:
-    return hashlib.sha256(socket.gethostname().encode("utf-8")).hexdigest()[:8]
+    """The host name and the pid namespace: where a process id can be checked."""
+    seen_from = f"{socket.gethostname()}\0{_pid_namespace()}"
+    return hashlib.sha256(seen_from.encode("utf-8")).hexdigest()[:8]
 
 
 def new_name(prefix: str = DEFAULT_PREFIX) -> str:
