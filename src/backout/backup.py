@@ -865,6 +865,10 @@ def _check_recorded_sha256(ws: Workspace, record: BackupRecord, report: Progress
     same check on every database, before anything changes. A backup the history holds no
     sha256 for is checked against its catalog only, and ``report`` says so."""
     if not ws.database_exists():
+        report(
+            f"backup {record.id}: the database it was taken of no longer exists, so its history "
+            "cannot vouch for the file: it is checked against its catalog entry only"
+        )
         return
     with ws.session(create=False) as session:
         recorded = ws.events.recorded_sha256(session, record.id)

@@ -201,3 +201,21 @@ def test_a_backup_the_history_holds_no_sha256_for_is_restored_saying_so(tmp_path
     flat = " ".join(restored.stderr.split())
     assert "history holds no sha256 for it" in flat, restored.stderr
     assert "checked against its catalog entry only" in flat
+
+
+def test_a_restore_into_a_new_database_after_the_old_one_is_gone_says_how_it_checked(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'app.db'}"
+    project = write(tmp_path / "p", FILES)
+    write(project, {"backout.toml": 'layout = "plain"\n'})
+    assert run(["up"], project=project, url=url).exit_code == 0
+    made = run(["backup", "--full"], project=project, url=url)
+    assert made.exit_code == 0, made.output
+    backup_id = made.output.split("Backup ", 1)[1].split(" ", 1)[0]
+    (tmp_path / "app.db").unlink()
+    into = f"sqlite:///{tmp_path / 'new.db'}"
+    restored = run(["restore", backup_id, "--into", into], project=project, url=url)
+    assert restored.exit_code == 0, restored.output + restored.stderr
+    flat = " ".join(restored.stderr.split())
+    assert "checked against its catalog entry only" in flat, restored.stderr
