@@ -508,6 +508,11 @@ def take_backup(
         data_tables = _resolve_tables(ws.dialect.snapshot(session), tables)
     elif kind == "schema":
         data_tables = ()
+    # Whoever takes it (backup, restore's backup of the state before, emergency): a backup of
+    # a half-finished state says so.
+    unsettled = _unsettled_state(ws, session)
+    if unsettled:
+        reason += f"; taken while {unsettled}"
     created = utcnow()
     backup_id = catalog.new_id(kind, _database_label(ws.url), created)
     path = catalog.folder / f"{backup_id}{engine.file_suffix}"
@@ -638,9 +643,6 @@ def backup_now(
         lock = ws.run_lock(session)
         try:
             started = utcnow()
-            unsettled = _unsettled_state(ws, session)
-            if unsettled:
-                reason += f"; taken while {unsettled}"
             record = take_backup(
                 ws, session, kind=kind, tables=tables, reason=reason, progress=progress
             )
@@ -878,7 +880,7 @@ def restore(
     record = catalog.get(ref)
     report(f"verifying backup {record.id}")
     if _same_database(parse_url(record.database), ws.url):
-        _check_recorded_sha256(ws, record)
+        _check_recorded_sha256(ws, record, report)
     verify_backup(ws, record)
     backup_schema = _load_snapshot(catalog, record)
     engine = ws.dialect.backup_engine()
@@ -896,15 +898,26 @@ def restore(
     return _restore_over(ws, engine, catalog, record, backup_schema, confirm, report, undoes)
 
 
-def _check_recorded_sha256(ws: Workspace, record: BackupRecord) -> None:
+def _check_recorded_sha256(ws: Workspace, record: BackupRecord, report: Progress) -> None:
     """Refuse a backup whose file differs from what the database's own event log recorded
     when it was taken: its bytes were changed, and the catalog's checksum with them. The
-    same check on every database, before anything changes."""
+    same check on every database, before anything changes. A backup the history holds no
+    sha256 for is checked against its catalog only, and ``report`` says so."""
     if not ws.database_exists():
+        report(
+            f"backup {record.id}: the database it was taken of no longer exists, so its history "
+            "cannot vouch for the file: it is checked against its catalog entry only"
+        )
         return
     with ws.session(create=False) as session:
         recorded = ws.events.recorded_sha256(session, record.id)
-    if recorded and record.sha256 not in recorded:
+    if not recorded:
+        report(
+            f"backup {record.id}: this database's history holds no sha256 for it (taken by an "
+            "older backout, or before backout's tables existed): its file is checked against "
+            "its catalog entry only"
+        )
+    elif record.sha256 not in recorded:
         shown = sorted(recorded)[0]
         raise BackupError(
             f"backup {record.id} was changed after it was taken: its file and catalog say "
@@ -1166,7 +1179,11 @@ def _restore_details(
     record: BackupRecord, pre: BackupRecord, undoes: RunContext | None
 ) -> dict[str, Any]:
     """The ``start`` entry of a journaled restore: what ``status`` and ``--resume`` need."""
-    details: dict[str, Any] = {"backup": record.id, "pre_restore_backup": pre.id}
+    details: dict[str, Any] = {
+        "backup": record.id,
+        "pre_restore_backup": pre.id,
+        "pre_restore_sha256": pre.sha256,
+    }
     if undoes is not None:
         details["undoes"] = undoes.run_id
         details["undoes_run"] = {k: getattr(undoes, k) for k in _RUN_FIELDS}
@@ -1215,7 +1232,11 @@ def _record_failure(
         actor=ws.actor,
         backup=record.id,
         error=str(error) or "interrupted (Ctrl-C)",
-        details={"kind": record.kind, "pre_restore_backup": pre.id},
+        details={
+            "kind": record.kind,
+            "pre_restore_backup": pre.id,
+            "pre_restore_sha256": pre.sha256,
+        },
     )
     try:
         ws.record_alone(session, event)

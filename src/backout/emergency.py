@@ -395,6 +395,8 @@ def _record(ws: Workspace, result: EmergencyResult, started: dt.datetime) -> Non
         details={
             "steps": {s.name: s.status for s in result.steps},
             "report": str(result.report) if result.report else None,
+            # checked by restore: the catalog beside the file could be edited with it
+            **({"backup_sha256": result.backup.sha256} if result.backup else {}),
         },
     )
     try:

@@ -402,18 +402,32 @@ class EventLog:
         return statements
 
     def recorded_sha256(self, session: Session, backup_id: str) -> set[str]:
-        """The sha256 of backup ``backup_id``'s file as recorded in this database's event log
+        """The sha256 of backup ``backup_id``'s file as recorded in this database's history
         when it was taken (empty: not recorded here): ``backup`` events (``sha256``), the
-        rollback that took it (``backup_sha256``), the restore that took it as the state before
-        (``pre_restore_sha256``). The log lives in the database, out of reach of whoever can
-        edit the backup folder (its file and its catalog alike)."""
+        rollback or emergency that took it (``backup_sha256``), the restore that took it as the
+        state before (``pre_restore_sha256``), whatever their outcome (a failed run's backup is
+        the one ``--undo-partial`` restores), and the ``start`` entries of journaled runs (a
+        run killed part-way has no event). The history lives in the database, out of reach of
+        whoever can edit the backup folder (its file and its catalog alike)."""
         if not self.exists(session):
             return set()
-        rows = session.query(
-            f"SELECT backup, details FROM {self.table} WHERE outcome = 'ok' "
-            "AND (backup = %s OR details LIKE %s)",
-            (backup_id, f"%{backup_id}%"),
-        )
+        rows = [
+            (str(backup) if backup is not None else None, raw)
+            for backup, raw in session.query(
+                f"SELECT backup, details FROM {self.table} WHERE backup = %s OR details LIKE %s",
+                (backup_id, f"%{backup_id}%"),
+            )
+        ]
+        journal = self.journal
+        if journal.exists(session):
+            rows += [
+                (None, raw)
+                for (raw,) in session.query(
+                    f"SELECT details FROM {journal.table} WHERE entry = 'start' "
+                    "AND details LIKE %s",
+                    (f"%{backup_id}%",),
+                )
+            ]
         found: set[str] = set()
         for backup, raw in rows:
             try:
@@ -424,6 +438,8 @@ class EventLog:
                 continue
             if backup == backup_id:
                 found.update(str(details[k]) for k in ("sha256", "backup_sha256") if k in details)
+            if details.get("backup") == backup_id and "backup_sha256" in details:
+                found.add(str(details["backup_sha256"]))
             if details.get("pre_restore_backup") == backup_id and "pre_restore_sha256" in details:
                 found.add(str(details["pre_restore_sha256"]))
         return found

@@ -30,9 +30,13 @@ def resolve(ws: Workspace, ref: str, *, applied: bool) -> ResolveResult:
       ``prisma migrate deploy``) applies it again. An applied migration is undone with
       ``backout rollback``, not here.
     """
+    from backout.rollback import refuse_half_restored
+
     migration = ws.project.find(ref)
     with ws.session() as session, ws.run_lock(session):
         report = ws.read_status(session)
+        # The ledger of a half-restored database is the restore's, part-way: nothing to mark.
+        refuse_half_restored(report)
         entry = report.entry(migration.key)
         assert entry is not None
         if applied and entry.state is State.APPLIED:

@@ -550,15 +550,20 @@ def _implicit_commit_warnings(ws: Workspace, units: Sequence[PreparedScript]) ->
     ]
 
 
-def refuse_interrupted(report: StatusReport) -> None:
-    """Refuse a new run while a journaled one stopped part-way (it must be resumed or undone),
-    or while the database is half-restored (the restore must be finished)."""
+def refuse_half_restored(report: StatusReport) -> None:
+    """Refuse while the database is half-restored (the restore must be finished first)."""
     if report.unfinished_restores:
         restore = report.unfinished_restores[-1]
         raise HistoryError(
             f"the database is half-restored: {describe_unfinished_restore(restore)}",
             hint=finish_restore_hint(restore),
         )
+
+
+def refuse_interrupted(report: StatusReport) -> None:
+    """Refuse a new run while a journaled one stopped part-way (it must be resumed or undone),
+    or while the database is half-restored (the restore must be finished)."""
+    refuse_half_restored(report)
     if not report.interrupted:
         return
     entry = report.interrupted[0]
@@ -954,6 +959,9 @@ def _run_group(
                 details={
                     "ledger_row": _live_row(ws, session, step.step.migration.key),
                     "backup": backup_id,
+                    # checked by restore (--undo-partial restores it): a run killed part-way
+                    # has no event to hold it
+                    **({"backup_sha256": result.backup.sha256} if result.backup else {}),
                     "plan": view.plan.ids(),
                     "target": view.plan.target,
                     **({"partial": partial, "params": dict(view.params)} if partial else {}),

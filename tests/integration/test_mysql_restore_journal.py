@@ -239,3 +239,46 @@ def test_the_progress_line_says_what_a_mariadb_restore_does(tmp_path: Path, mysq
     assert result.exit_code == 0, result.output
     assert "in one transaction" not in result.output + result.stderr
     assert "statement by statement, journaled" in result.stderr
+
+
+def test_the_backup_a_restore_takes_of_a_half_restored_database_is_labelled(
+    tmp_path: Path, mysql_url: str
+) -> None:
+    """Running the same restore again (as ``status`` offers) first backs up the current state:
+    that backup holds the half-restored state and must say so, as ``backup`` does."""
+    project, backup_id, backed_up = _prepared(tmp_path, mysql_url)
+    proc = _spawn(["restore", backup_id, "--yes"], project, mysql_url)
+    assert _kill_when(proc, _loading(mysql_url)), "the restore ended before the kill"
+    again = run(["restore", backup_id, "--yes"], project=project, url=mysql_url)
+    assert again.exit_code == 0, again.output + again.stderr
+    after = db_state(mysql_url)
+    assert (after.schema, after.data) == (backed_up.schema, backed_up.data)  # type: ignore[attr-defined]
+    listed = json.loads(run(["backups", "--json"], project=project, url=mysql_url).output)
+    pre = [b for b in listed["backups"] if b["reason"].startswith(f"before restore of {backup_id}")]
+    assert len(pre) == 2, [b["reason"] for b in listed["backups"]]
+    assert "half-restored" not in pre[0]["reason"]
+    assert "half-restored" in pre[1]["reason"], pre[1]["reason"]
+
+
+def test_resolve_refuses_on_a_half_restored_database(tmp_path: Path, mysql_url: str) -> None:
+    project, backup_id, _state = _prepared(tmp_path, mysql_url)
+    proc = _spawn(["restore", backup_id, "--yes"], project, mysql_url)
+    assert _kill_when(proc, _loading(mysql_url)), "the restore ended before the kill"
+    ledger = sql(
+        mysql_url,
+        "SELECT count(*) FROM information_schema.TABLES WHERE "
+        "TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'backout_migrations'",
+    )
+    write(project, {"migrations/003_more.up.sql": "ALTER TABLE tags ADD COLUMN m INT NULL;\n"})
+    refused = run(["resolve", "003", "--applied"], project=project, url=mysql_url)
+    assert refused.exit_code == 2, refused.output + refused.stderr
+    assert "half-restored" in refused.stderr
+    assert (
+        sql(
+            mysql_url,
+            "SELECT count(*) FROM information_schema.TABLES WHERE "
+            "TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'backout_migrations'",
+        )
+        == ledger
+    )
+    assert "resolve" not in {e for e, _o in _events(mysql_url)}

@@ -64,6 +64,9 @@ def _cases(prefix: str) -> dict[str, tuple[str, bool]]:
         "another host, two days old": (_name(prefix, "0badc0de", 4242, now - 172800), True),
         "old-style name": (f"{prefix}{uuid.uuid4().hex[:12]}", False),
         "dead owner, a session connected": (_name(prefix, here, _dead_pid(), now), False),
+        # another host whose clock is two days behind (or a long run): a session says it is
+        # in use, whatever its name says about its age
+        "two days old, a session connected": (_name(prefix, "0badc0de", 4242, now - 172800), False),
     }
     return cases
 
@@ -159,7 +162,10 @@ def test_the_sweep_drops_only_certainly_abandoned_scratch_databases(
     server.create(database)
     for name, _ in cases.values():
         server.create(name)
-    close = server.connect(cases["dead owner, a session connected"][0])
+    closes = [
+        server.connect(cases["dead owner, a session connected"][0]),
+        server.connect(cases["two days old, a session connected"][0]),
+    ]
     try:
         project = _project(tmp_path / "p", prefix)
         proc = _backout(["test", "002"], project, server.url(database))
@@ -172,7 +178,8 @@ def test_the_sweep_drops_only_certainly_abandoned_scratch_databases(
         # the run's own scratch database is gone too
         assert left == {database} | {n for n, swept in cases.values() if not swept}
     finally:
-        close()
+        for close in closes:
+            close()
         for name in server.names(prefix):
             server.drop(name)
     record_result("scratch_sweep", {f"rules_{server.dialect}": sorted(cases)})

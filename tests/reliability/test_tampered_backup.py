@@ -133,3 +133,89 @@ def _into_url(dialect: str, url: str, tmp_path: Path) -> str:
         return f"sqlite:///{tmp_path / 'into.db'}"
     # A name that is never created: the refusal comes before.
     return url.rsplit("/", 1)[0] + f"/backout_into_{uuid.uuid4().hex[:8]}"
+
+
+UNDO_FILES = {
+    "migrations/001_accounts.up.sql": FILES["migrations/001_accounts.up.sql"],
+    "migrations/001_accounts.down.sql": FILES["migrations/001_accounts.down.sql"],
+    "migrations/002_extra.up.sql": "ALTER TABLE accounts ADD COLUMN extra integer NULL;\n",
+    # drops a column holding data (no inverse), then fails: the undo goes by the backup
+    "migrations/002_extra.down.sql": "-- backout:risk HIGH\n"
+    "ALTER TABLE accounts DROP COLUMN extra;\nALTER TABLE nope ADD COLUMN x integer;\n",
+}
+
+
+@pytest.mark.mysql
+def test_undo_partial_refuses_the_rollbacks_backup_when_it_was_tampered(
+    tmp_path: Path, mysql_url: str
+) -> None:
+    """The backup a failed (journaled) rollback took is what ``--undo-partial`` restores: the
+    sha256 the database recorded for it must be checked there too, not only for a rollback
+    that succeeded."""
+    project = write(tmp_path / "p", UNDO_FILES)
+    write(project, {"backout.toml": 'layout = "plain"\n'})
+    assert run(["up"], project=project, url=mysql_url).exit_code == 0
+    values = ", ".join(f"({i}, 'owner {i}', {i * 100}, {i})" for i in range(1, 21))
+    sql(mysql_url, f"INSERT INTO accounts (id, owner, balance, extra) VALUES {values}")
+    failed = run(
+        ["rollback", "--yes", "--no-simulate", "--backup", "full"], project=project, url=mysql_url
+    )
+    assert failed.exit_code == 4, failed.output + failed.stderr
+    before = db_state(mysql_url)
+    folder = project / ".backout" / "backups"
+    records = json.loads((folder / "catalog.json").read_text())["backups"]
+    assert len(records) == 1, records
+    data = (folder / records[0]["file"]).read_bytes()
+    edited = data.replace(b"(1,'owner 1',100,", b"(1,'owner 1',999,", 1)
+    assert edited != data
+    (folder / records[0]["file"]).write_bytes(edited)
+    _recompute(folder, records[0]["id"], None)
+
+    refused = run(["rollback", "--undo-partial", "--yes"], project=project, url=mysql_url)
+    assert refused.exit_code == 2, refused.output + refused.stderr
+    assert "was changed after it was taken" in refused.stderr, refused.stderr
+    after = db_state(mysql_url)
+    assert (after.schema, after.data) == (before.schema, before.data)
+    assert sql(mysql_url, "SELECT balance FROM accounts WHERE id = 1") != [(999,)]
+
+
+def test_a_backup_the_history_holds_no_sha256_for_is_restored_saying_so(tmp_path: Path) -> None:
+    """A backup an older backout took (no sha256 in the history) cannot be checked against the
+    history: the restore goes on (it may be the only one), and says the check was by its
+    catalog only instead of implying more."""
+    url = f"sqlite:///{tmp_path / 'app.db'}"
+    project = write(tmp_path / "p", FILES)
+    write(project, {"backout.toml": 'layout = "plain"\n'})
+    assert run(["up"], project=project, url=url).exit_code == 0
+    sql(url, "INSERT INTO accounts (id, owner, balance) VALUES (1, 'a', 1)")
+    made = run(["backup", "--full"], project=project, url=url)
+    assert made.exit_code == 0, made.output
+    backup_id = made.output.split("Backup ", 1)[1].split(" ", 1)[0]
+    recorded = run(["restore", backup_id, "--yes"], project=project, url=url)
+    assert recorded.exit_code == 0, recorded.output
+    assert "holds no sha256" not in recorded.stderr
+    # as an older backout left it: no sha256 in the backup event
+    sql(url, f"UPDATE backout_events SET details = '{{}}' WHERE backup = '{backup_id}'")
+    restored = run(["restore", backup_id, "--yes"], project=project, url=url)
+    assert restored.exit_code == 0, restored.output
+    flat = " ".join(restored.stderr.split())
+    assert "history holds no sha256 for it" in flat, restored.stderr
+    assert "checked against its catalog entry only" in flat
+
+
+def test_a_restore_into_a_new_database_after_the_old_one_is_gone_says_how_it_checked(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'app.db'}"
+    project = write(tmp_path / "p", FILES)
+    write(project, {"backout.toml": 'layout = "plain"\n'})
+    assert run(["up"], project=project, url=url).exit_code == 0
+    made = run(["backup", "--full"], project=project, url=url)
+    assert made.exit_code == 0, made.output
+    backup_id = made.output.split("Backup ", 1)[1].split(" ", 1)[0]
+    (tmp_path / "app.db").unlink()
+    into = f"sqlite:///{tmp_path / 'new.db'}"
+    restored = run(["restore", backup_id, "--into", into], project=project, url=url)
+    assert restored.exit_code == 0, restored.output + restored.stderr
+    flat = " ".join(restored.stderr.split())
+    assert "checked against its catalog entry only" in flat, restored.stderr

@@ -38,6 +38,7 @@ def test_a_new_name_records_this_host_this_process_and_now() -> None:
         ("live pid here", False),
         ("other host", False),
         ("other host, two days old", True),
+        ("other host, two days old, connected", False),
         ("old-style name", False),
         ("another prefix", False),
     ],
@@ -50,7 +51,11 @@ def test_only_certainly_abandoned_ones_are_swept(case: str, abandoned: bool) -> 
         "dead pid here, connected": (f"backout_scratch_{here}_{_dead_pid()}_{now}_abcdef", 1),
         "live pid here": (f"backout_scratch_{here}_{os.getpid()}_{now}_abcdef", 0),
         "other host": (f"backout_scratch_0badc0de_{_dead_pid()}_{now}_abcdef", 0),
-        "other host, two days old": (f"backout_scratch_0badc0de_1_{now - 172800}_abcdef", 3),
+        "other host, two days old": (f"backout_scratch_0badc0de_1_{now - 172800}_abcdef", 0),
+        "other host, two days old, connected": (
+            f"backout_scratch_0badc0de_1_{now - 172800}_abcdef",
+            3,
+        ),
         "old-style name": ("backout_scratch_0123456789ab", 0),
         "another prefix": (f"other_scratch_{here}_{_dead_pid()}_{now}_abcdef", 0),
     }
@@ -64,3 +69,22 @@ def test_only_certainly_abandoned_ones_are_swept(case: str, abandoned: bool) -> 
 def test_a_bad_prefix_is_refused(prefix: str) -> None:
     with pytest.raises(ConfigError, match="scratch_prefix"):
         scratch_names.check_prefix(prefix, "backout.toml")
+
+
+def test_a_process_in_another_pid_namespace_is_not_taken_for_a_dead_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two containers with the same host name (``--network host``, ``--uts host``) cannot see
+    each other's processes: a scratch database of the other one must not look abandoned here
+    (its owner only looks dead), even with no session connected at that moment."""
+    monkeypatch.setattr(scratch_names, "_pid_namespace", lambda: "pid:[4026530000]")
+    theirs = scratch_names.new_name()
+    monkeypatch.undo()
+    owner = scratch_names.owner_of(theirs)
+    assert owner is not None
+    # their pid, as seen from here: no such process
+    invisible = theirs.replace(f"_{owner.pid}_", f"_{_dead_pid()}_", 1)
+    assert not scratch_names.abandoned(invisible, 0)
+    assert scratch_names.abandoned(
+        scratch_names.new_name().replace(f"_{os.getpid()}_", f"_{_dead_pid()}_", 1), 0
+    )

@@ -2,14 +2,17 @@
 
 A scratch database (a rehearsal's copy, ``plan``'s simulation, ``check``'s replay) is named
 ``<prefix><host>_<pid>_<start>_<random>``: the prefix (``scratch_prefix`` in backout.toml,
-default ``backout_scratch_``), 8 hex digits of the sha256 of the host name, the owning process
+default ``backout_scratch_``), 8 hex digits of the sha256 of the host name and the pid
+namespace (containers sharing a host name cannot see each other's processes), the owning process
 id, its creation time (Unix seconds) and 6 random hex digits. A run that is killed cannot drop
 its scratch database; the next run that creates one on the same server first drops those that
 are certainly abandoned:
 
 - created on this host by a process that no longer exists, and no session is connected to it
   (the connection check guards against two machines sharing a host name); or
-- older than :data:`MAX_AGE_S` (a day: no rehearsal runs that long), wherever it came from.
+- older than :data:`MAX_AGE_S` (a day: no rehearsal runs that long), wherever it came from,
+  and no session is connected to it (the age is read from the creating host's clock, which
+  may be days behind this one's).
 
 Anything else, including names of other tools and of older backout versions (which held no
 owner), is left alone.
@@ -45,8 +48,19 @@ def check_prefix(prefix: str, where: str) -> str:
     return prefix
 
 
+def _pid_namespace() -> str:
+    """This process's pid namespace ("" where there is none to read): processes of another
+    one (a container sharing the host name) are invisible here, so they would look dead."""
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return ""
+
+
 def _host_tag() -> str:
-    return hashlib.sha256(socket.gethostname().encode("utf-8")).hexdigest()[:8]
+    """The host name and the pid namespace: where a process id can be checked."""
+    seen_from = f"{socket.gethostname()}\0{_pid_namespace()}"
+    return hashlib.sha256(seen_from.encode("utf-8")).hexdigest()[:8]
 
 
 def new_name(prefix: str = DEFAULT_PREFIX) -> str:
@@ -91,9 +105,11 @@ def abandoned(name: str, connections: int, prefix: str = DEFAULT_PREFIX) -> bool
     owner = owner_of(name, prefix)
     if owner is None:
         return False
+    if connections:
+        return False  # in use, whatever its name says (another host's clock may be behind)
     if time.time() - owner.created > MAX_AGE_S:
         return True
-    return owner.host == _host_tag() and not _alive(owner.pid) and connections == 0
+    return owner.host == _host_tag() and not _alive(owner.pid)
 
 
 def sweep(
