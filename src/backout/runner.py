@@ -170,10 +170,18 @@ class PreparedScript:
                     else ""
                 )
             )
-        control = self.layout.control_note(self.script.display)
+        control = self.control_note(dialect)
         if control:
             notes.append(control)
         return notes
+
+    def control_note(self, dialect: Dialect) -> str | None:
+        """What is done with the script's own BEGIN/COMMIT (None: it has none)."""
+        in_blocks = any(self.layout.in_block(s.index) for s in self.implicit)
+        implicit = f"{dialect.display_name} commits DDL implicitly" if in_blocks else ""
+        return self.layout.control_note(
+            self.script.display, implicit, atomic=self.transactional
+        )
 
 
 def prepare(dialect: Dialect, script: Script) -> PreparedScript:
@@ -495,7 +503,7 @@ class ScriptRunner:
         self.stats.attempts += 1
         why = self._why_statement_by_statement(unit)
         self.executor.comment(f"{unit.script.display}: {why}, each statement commits on its own")
-        control = unit.layout.control_note(unit.script.display)
+        control = unit.control_note(self.dialect)
         if control:
             self.executor.comment(control)
         if start_at > 1:
