@@ -179,9 +179,7 @@ class PreparedScript:
         """What is done with the script's own BEGIN/COMMIT (None: it has none)."""
         in_blocks = any(self.layout.in_block(s.index) for s in self.implicit)
         implicit = f"{dialect.display_name} commits DDL implicitly" if in_blocks else ""
-        return self.layout.control_note(
-            self.script.display, implicit, atomic=self.transactional
-        )
+        return self.layout.control_note(self.script.display, implicit, atomic=self.transactional)
 
 
 def prepare(dialect: Dialect, script: Script) -> PreparedScript:

@@ -360,3 +360,28 @@ def test_failed_create_index_concurrently_leaves_no_invalid_index(
     )
     assert valid == [(True,)]
     assert run(["status"], project=root, url=pg_url).exit_code == 0
+
+
+@pytest.mark.parametrize(
+    "use",
+    [
+        # a dollar-quoted or Unicode-escaped literal is a string constant like any other
+        "UPDATE \"User\" SET role = $$OWNER$$ WHERE email = 'a@x';\n",
+        "UPDATE \"User\" SET role = U&'OWNER' WHERE email = 'a@x';\n",
+        # a LANGUAGE sql body is checked when the function is created: the cast runs then
+        'CREATE FUNCTION owner_role() RETURNS "Role" LANGUAGE sql\n'
+        "AS $$ SELECT 'OWNER'::\"Role\" $$;\n"
+        "UPDATE \"User\" SET role = owner_role() WHERE email = 'a@x';\n",
+    ],
+)
+def test_new_enum_value_used_in_any_literal_form_runs_journaled(
+    tmp_path: Path, pg_url: str, use: str
+) -> None:
+    root = project(
+        tmp_path,
+        {INIT: INIT_SQL, "20250102000000_owner": "ALTER TYPE \"Role\" ADD VALUE 'OWNER';\n" + use},
+    )
+    result = run(["up"], project=root, url=pg_url)
+    assert result.exit_code == 0, result.stderr
+    assert sql(pg_url, "SELECT role::text FROM \"User\" WHERE email = 'a@x'") == [("OWNER",)]
+    assert all(done for _, _, done, _ in ledger(pg_url))
