@@ -385,3 +385,47 @@ def test_new_enum_value_used_in_any_literal_form_runs_journaled(
     assert result.exit_code == 0, result.stderr
     assert sql(pg_url, "SELECT role::text FROM \"User\" WHERE email = 'a@x'") == [("OWNER",)]
     assert all(done for _, _, done, _ in ledger(pg_url))
+
+
+@pytest.mark.parametrize("undo", [False, True])
+def test_create_index_concurrently_killed_part_way_is_not_taken_as_done(
+    tmp_path: Path, pg_url: str, undo: bool
+) -> None:
+    """A run that dies during CREATE INDEX CONCURRENTLY (the process killed, the server
+    session terminated) leaves the index behind, invalid, and no outcome in the journal. The
+    index is there but not built: resume must build it (at once, not after a failure of its
+    own), and an undo must not leave it behind."""
+    unique = 'CREATE UNIQUE INDEX CONCURRENTLY "User_email_key" ON "User"("email");\n'
+    root = project(
+        tmp_path,
+        {
+            INIT: INIT_SQL + "INSERT INTO \"User\" (email) VALUES ('a@x');\n",
+            "20250102000000_uq": unique,
+        },
+    )
+    assert run(["up"], project=root, url=pg_url).exit_code == 4
+    # as if the run had died during the statement: its 'running' entry and no outcome, and
+    # the index PostgreSQL leaves, invalid
+    sql(pg_url, "DELETE FROM backout.journal WHERE entry = 'failed'")
+    with pytest.raises(Exception, match="could not create unique index"):
+        sql(pg_url, unique)
+    status = run(["status", "--json"], project=root, url=pg_url)
+    assert '"uncertain": 1' in status.stdout, status.stdout
+    invalid = "SELECT count(*) FROM pg_class WHERE relname = 'User_email_key'"
+    if undo:
+        undone = run(["rollback", "--undo-partial", "--yes"], project=root, url=pg_url)
+        assert undone.exit_code == 0, undone.stderr
+        assert sql(pg_url, invalid) == [(0,)]
+        return
+    sql(pg_url, 'DELETE FROM "User" WHERE id = (SELECT max(id) FROM "User" WHERE email = \'a@x\')')
+    resumed = run(["rollback", "--resume", "--yes"], project=root, url=pg_url)
+    assert resumed.exit_code == 0, resumed.stderr
+    valid = sql(
+        pg_url,
+        "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+        "WHERE c.relname = 'User_email_key'",
+    )
+    assert valid == [(True,)]
+    with pytest.raises(Exception, match="duplicate key"):
+        sql(pg_url, "INSERT INTO \"User\" (email) VALUES ('a@x')")
+    assert run(["status"], project=root, url=pg_url).exit_code == 0
