@@ -299,6 +299,8 @@ class ScriptRunner:
         self.on_retry = options.on_retry
         #: the statement a journaled run is on (named in the journal when it fails)
         self._failed: Statement | None = None
+        #: what stood, before the statement running alone, where it could leave something
+        self._before: object = None
 
     # --- checks ----------------------------------------------------------------------------
 
@@ -550,12 +552,15 @@ class ScriptRunner:
             if not group:
                 continue
             self._failed = group[0]
+            self._before = None
             try:
                 if len(group) > 1 or not unit.commits_alone(group[0]):
                     self._transaction_group(unit, group, journal)
                 elif journal is None:
+                    self._before = self._failure_marker(unit, group)
                     self._autocommit_statement(unit, group[0])
                 else:
+                    self._before = self._failure_marker(unit, group)
                     journal.running(group[0])
                     self._autocommit_statement(unit, group[0])
                     journal.done(group[0])
@@ -585,13 +590,19 @@ class ScriptRunner:
                 if on_statement is not None:
                     on_statement(statement)
 
+    def _failure_marker(self, unit: PreparedScript, group: Sequence[Statement]) -> object:
+        """What stands where the statement could leave something on failure (dialect's say)."""
+        if self.executor.dry_run or len(group) != 1 or not unit.commits_alone(group[0]):
+            return None
+        return self.dialect.failure_marker(self.session, group[0])
+
     def _clean_up_after(self, unit: PreparedScript, group: Sequence[Statement]) -> str:
         """Remove what a failed statement that ran outside a transaction left behind (the
         dialect says what: an invalid index), so a resume can run it again; '' if nothing."""
         if self.executor.dry_run or len(group) != 1 or not unit.commits_alone(group[0]):
             return ""
         removed = []
-        for sql in self.dialect.left_by_failure(self.session, group[0]):
+        for sql in self.dialect.left_by_failure(self.session, group[0], self._before):
             try:
                 self.session.execute(sql)
             except DatabaseError as exc:

@@ -429,3 +429,28 @@ def test_create_index_concurrently_killed_part_way_is_not_taken_as_done(
     with pytest.raises(Exception, match="duplicate key"):
         sql(pg_url, "INSERT INTO \"User\" (email) VALUES ('a@x')")
     assert run(["status"], project=root, url=pg_url).exit_code == 0
+
+
+def test_failed_create_index_concurrently_keeps_an_index_it_did_not_create(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """The invalid index of the same name was there before the statement (someone's earlier
+    attempt, or a build still running in another session): the statement fails on the name
+    (42P07) and must leave that index alone, and not claim it left it."""
+    root = project(
+        tmp_path,
+        {
+            INIT: INIT_SQL + "INSERT INTO \"User\" (email) VALUES ('a@x');\n",
+            "20250102000000_idx": 'CREATE INDEX CONCURRENTLY "User_email_key" ON "User"(id);\n',
+        },
+    )
+    assert run(["up", "--to", INIT], project=root, url=pg_url).exit_code == 0
+    with pytest.raises(Exception, match="could not create unique index"):
+        sql(pg_url, 'CREATE UNIQUE INDEX CONCURRENTLY "User_email_key" ON "User"(email)')
+    theirs = "SELECT c.oid FROM pg_class c WHERE c.relname = 'User_email_key'"
+    before = sql(pg_url, theirs)
+    result = run(["up"], project=root, url=pg_url)
+    assert result.exit_code == 4
+    assert "already exists" in result.stderr
+    assert "removed" not in result.stderr, result.stderr
+    assert sql(pg_url, theirs) == before
