@@ -226,7 +226,7 @@ def _journal_reasons(
         alone.add(statement.index)
         reasons.append(f"{reason} (line {statement.line})")
     in_one_block = same_block_pairs(dialect, layout)
-    for pair in dialect.commit_needed(layout.statements):
+    for pair in dialect.commit_needed([*layout.statements, *_checks_after(script, layout)]):
         if pair not in in_one_block:  # in one block it fails under psql too: the database says so
             reasons.append(pair.reason)
     if reasons and nested_outside:
@@ -238,3 +238,13 @@ def _journal_reasons(
             "put it inside a BEGIN … COMMIT block of the script; nothing was changed",
         )
     return dataclasses.replace(layout, alone=frozenset(alone), journal_reasons=tuple(reasons))
+
+
+def _checks_after(script: Script, layout: TransactionLayout) -> list[Statement]:
+    """The script's ``verify`` checks, as statements run after its last one (numbered on): in
+    one transaction with the script they must not use what needs a commit first (55P04)."""
+    after = len(layout.statements)
+    return [
+        Statement(sql=check.sql, line=check.line, index=after + number)
+        for number, check in enumerate(script.directives.verify, start=1)
+    ]

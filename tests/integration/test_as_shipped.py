@@ -454,3 +454,38 @@ def test_failed_create_index_concurrently_keeps_an_index_it_did_not_create(
     assert "already exists" in result.stderr
     assert "removed" not in result.stderr, result.stderr
     assert sql(pg_url, theirs) == before
+
+
+def test_verify_check_naming_a_value_the_script_adds_runs_after_it_commits(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """A ``verify`` check runs after the script's statements; when it names an enum value the
+    script adds, it cannot share their transaction (55P04): the script runs journaled."""
+    root = project(
+        tmp_path, {INIT: INIT_SQL, "20250102000000_n": 'ALTER TABLE "User" ADD COLUMN n int;\n'}
+    )
+    write(
+        root,
+        {
+            "prisma/rollback/20250102000000_n_rollback.sql": (
+                "-- backout:risk LOW\n"
+                "-- backout:verify SELECT NOT EXISTS (SELECT 1 FROM \"User\" WHERE role = 'OWNER')\n"
+                "ALTER TYPE \"Role\" ADD VALUE 'OWNER';\n"
+                'ALTER TABLE "User" DROP COLUMN n;\n'
+            )
+        },
+    )
+    assert run(["up"], project=root, url=pg_url).exit_code == 0
+    plan = run(["plan", "--steps", "1"], project=root, url=pg_url)
+    assert "runs journaled" in plan.stdout and "55P04" in " ".join(plan.stdout.split())
+    result = run(
+        ["rollback", "--steps", "1", "--backup", "none", "--i-accept-data-loss", "--yes"],
+        project=root,
+        url=pg_url,
+    )
+    assert result.exit_code == 0, result.stderr
+    columns = sql(
+        pg_url, "SELECT column_name FROM information_schema.columns WHERE table_name='User'"
+    )
+    assert "n" not in {c[0] for c in columns}
+    assert sql(pg_url, "SELECT count(*) FROM pg_enum WHERE enumlabel = 'OWNER'") == [(1,)]
