@@ -469,7 +469,8 @@ def test_verify_check_naming_a_value_the_script_adds_runs_after_it_commits(
         {
             "prisma/rollback/20250102000000_n_rollback.sql": (
                 "-- backout:risk LOW\n"
-                "-- backout:verify SELECT NOT EXISTS (SELECT 1 FROM \"User\" WHERE role = 'OWNER')\n"
+                "-- backout:verify SELECT NOT EXISTS "
+                "(SELECT 1 FROM \"User\" WHERE role = 'OWNER')\n"
                 "ALTER TYPE \"Role\" ADD VALUE 'OWNER';\n"
                 'ALTER TABLE "User" DROP COLUMN n;\n'
             )
@@ -489,3 +490,44 @@ def test_verify_check_naming_a_value_the_script_adds_runs_after_it_commits(
     )
     assert "n" not in {c[0] for c in columns}
     assert sql(pg_url, "SELECT count(*) FROM pg_enum WHERE enumlabel = 'OWNER'") == [(1,)]
+
+
+def test_require_check_naming_a_value_an_earlier_rollback_adds_starts_a_new_transaction(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """The rollback of 003 adds 'ARCHIVED'; the ``require`` check of 002's rollback, run next,
+    names it: in one shared transaction it fails with 55P04, so the batch commits between."""
+    root = project(
+        tmp_path,
+        {
+            INIT: INIT_SQL + "CREATE TYPE \"State\" AS ENUM ('LIVE');\n",
+            "20250102000000_state": 'ALTER TABLE "User" ADD COLUMN state "State";\n',
+            "20250103000000_n": 'ALTER TABLE "User" ADD COLUMN n int;\n',
+        },
+    )
+    write(
+        root,
+        {
+            "prisma/rollback/20250102000000_state_rollback.sql": (
+                "-- backout:risk HIGH\n-- backout:data-loss state\n"
+                "-- backout:require SELECT NOT EXISTS "
+                "(SELECT 1 FROM \"User\" WHERE state = 'ARCHIVED')\n"
+                'ALTER TABLE "User" DROP COLUMN state;\n'
+            ),
+            "prisma/rollback/20250103000000_n_rollback.sql": (
+                "-- backout:risk NONE\nALTER TYPE \"State\" ADD VALUE 'ARCHIVED';\n"
+                'ALTER TABLE "User" DROP COLUMN n;\n'
+            ),
+        },
+    )
+    assert run(["up"], project=root, url=pg_url).exit_code == 0
+    result = run(
+        ["rollback", "--steps", "2", "--backup", "none", "--i-accept-data-loss", "--yes"],
+        project=root,
+        url=pg_url,
+    )
+    assert result.exit_code == 0, result.stderr
+    columns = sql(
+        pg_url, "SELECT column_name FROM information_schema.columns WHERE table_name='User'"
+    )
+    assert not {"state", "n"} & {c[0] for c in columns}
