@@ -620,10 +620,15 @@ def observe(effects: Sequence[Effect], snapshot: SchemaSnapshot) -> bool | None:
     Used for a statement that was running when a run died: MySQL's DDL is atomic per
     statement, so its objects either all exist as it leaves them or not at all.
     """
-    from backout.simulate import objects
+    from backout.simulate import _fold, objects
 
     folded = any(e.target.case_insensitive for e in effects)
     present = objects(snapshot, case_insensitive=folded)
+    # An index left invalid by a CREATE INDEX CONCURRENTLY cut short is in the catalog but not
+    # built: the statement did not take effect (it is dropped and run again).
+    for index in snapshot.indexes.values():
+        if not index.valid:
+            present.pop(_fold(("index", index.schema, index.name), folded), None)
     verdicts: set[bool] = set()
     for effect in effects:
         keys = _keys(effect, folded)

@@ -531,3 +531,29 @@ def test_require_check_naming_a_value_an_earlier_rollback_adds_starts_a_new_tran
         pg_url, "SELECT column_name FROM information_schema.columns WHERE table_name='User'"
     )
     assert not {"state", "n"} & {c[0] for c in columns}
+
+
+def test_invalid_index_left_by_a_dead_run_is_not_seen_as_the_statement_done(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """Settling a statement that was running when the run died by looking at the schema: an
+    index left invalid by a CREATE INDEX CONCURRENTLY cut short exists, but is not built, so
+    the statement did not take effect (here schema-qualified, which the schema matches): the
+    resume drops it and builds it, instead of recording it done."""
+    build = 'CREATE INDEX CONCURRENTLY "User_calc_idx" ON public."User" ((1 / (id - id)));\n'
+    root = project(tmp_path, {INIT: INIT_SQL, "20250102000000_calc": build})
+    assert run(["up"], project=root, url=pg_url).exit_code == 4  # division by zero
+    sql(pg_url, "DELETE FROM backout.journal WHERE entry = 'failed'")
+    with pytest.raises(Exception, match="division by zero"):
+        sql(pg_url, build)  # the index the dead run left, invalid
+    plan = run(["rollback", "--resume", "--dry-run"], project=root, url=pg_url)
+    assert "did not take effect" in plan.stdout, plan.stdout
+    sql(pg_url, 'DELETE FROM "User"')  # the cause: no row left to divide by zero
+    resumed = run(["rollback", "--resume", "--yes"], project=root, url=pg_url)
+    assert resumed.exit_code == 0, resumed.stderr
+    valid = sql(
+        pg_url,
+        "SELECT i.indisvalid, pg_get_indexdef(i.indexrelid) FROM pg_index i "
+        "JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname = 'User_calc_idx'",
+    )
+    assert len(valid) == 1 and valid[0][0], valid
