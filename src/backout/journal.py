@@ -631,7 +631,7 @@ def observe(effects: Sequence[Effect], snapshot: SchemaSnapshot) -> bool | None:
             present.pop(_fold(("index", index.schema, index.name), folded), None)
     verdicts: set[bool] = set()
     for effect in effects:
-        keys = _keys(effect, folded)
+        keys = _keys(effect, folded, snapshot.default_schema)
         if keys is None:
             return None
         before, after = keys
@@ -652,8 +652,10 @@ def observe(effects: Sequence[Effect], snapshot: SchemaSnapshot) -> bool | None:
 
 
 def _keys(
-    effect: Effect, folded: bool
+    effect: Effect, folded: bool, default_schema: str | None = None
 ) -> tuple[tuple[str, ...] | None, tuple[str, ...] | None] | None:
+    """The object keys (as :func:`backout.simulate.objects` makes them) an effect's target has
+    before and after it; a name without a schema is in ``default_schema`` (the project's)."""
     kinds = {
         "table": "table",
         "column": "column",
@@ -674,7 +676,8 @@ def _keys(
         names: tuple[str, ...] = (name,)
         if kind in ("column", "trigger", "constraint"):
             names = (target.parent or "", name)
-        parts = (kind, target.schema or "", *names)
+        schema = target.schema if target.schema is not None else default_schema
+        parts = (kind, schema or "", *names)
         return tuple(p.casefold() for p in parts) if folded else parts
 
     before = key(target.name)

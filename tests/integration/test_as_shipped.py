@@ -557,3 +557,31 @@ def test_invalid_index_left_by_a_dead_run_is_not_seen_as_the_statement_done(
         "JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname = 'User_calc_idx'",
     )
     assert len(valid) == 1 and valid[0][0], valid
+
+
+def test_unqualified_statement_that_finished_before_the_run_died_is_seen_done(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """A statement with no schema in its names (as Prisma writes them) that completed just
+    before the run died: looking at the schema must find it in the project's schema, so the
+    resume goes on after it instead of running it again (42P07)."""
+    text = (
+        'CREATE INDEX CONCURRENTLY "User_email_idx" ON "User"("email");\n'
+        "CREATE TABLE x (id nope);\n"
+    )
+    root = project(tmp_path, {INIT: INIT_SQL, "20250102000000_two": text})
+    assert run(["up"], project=root, url=pg_url).exit_code == 4  # statement 2: type nope
+    # as if the run had died right after statement 1 completed, before its 'done' entry
+    sql(
+        pg_url,
+        "DELETE FROM backout.journal WHERE (entry = 'done' AND statement_index = 1) "
+        "OR statement_index = 2",
+    )
+    migration = root / "prisma/migrations/20250102000000_two/migration.sql"
+    migration.write_text(text.replace("nope", "int"))
+    plan = run(["rollback", "--resume", "--dry-run"], project=root, url=pg_url)
+    assert "took effect" in plan.stdout and "did not take effect" not in plan.stdout, plan.stdout
+    resumed = run(["rollback", "--resume", "--yes"], project=root, url=pg_url)
+    assert resumed.exit_code == 0, resumed.stderr
+    assert sql(pg_url, "SELECT count(*) FROM pg_tables WHERE tablename = 'x'") == [(1,)]
+    assert run(["status"], project=root, url=pg_url).exit_code == 0
