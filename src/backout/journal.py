@@ -625,10 +625,13 @@ def observe(effects: Sequence[Effect], snapshot: SchemaSnapshot) -> bool | None:
     folded = any(e.target.case_insensitive for e in effects)
     present = objects(snapshot, case_insensitive=folded)
     # An index left invalid by a CREATE INDEX CONCURRENTLY cut short is in the catalog but not
-    # built: the statement did not take effect (it is dropped and run again).
-    for index in snapshot.indexes.values():
-        if not index.valid:
-            present.pop(_fold(("index", index.schema, index.name), folded), None)
+    # built: the statement did not take effect (it is dropped and run again). One left by a
+    # DROP INDEX CONCURRENTLY cut short is still there: that drop did not take effect either.
+    invalid = {
+        _fold(("index", index.schema, index.name), folded)
+        for index in snapshot.indexes.values()
+        if not index.valid
+    }
     verdicts: set[bool] = set()
     for effect in effects:
         keys = _keys(effect, folded, snapshot.default_schema)
@@ -637,7 +640,7 @@ def observe(effects: Sequence[Effect], snapshot: SchemaSnapshot) -> bool | None:
         before, after = keys
         action = effect.action.value
         if action == "create" and after is not None:
-            verdicts.add(after in present)
+            verdicts.add(after in present and after not in invalid)
         elif action == "drop" and before is not None:
             verdicts.add(before not in present)
         elif action == "rename" and before is not None and after is not None:
