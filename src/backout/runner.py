@@ -7,6 +7,7 @@ of the database; reads (history, ``require`` checks) still go to the live databa
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import decimal
 import random
@@ -590,6 +591,12 @@ class ScriptRunner:
                 if on_statement is not None:
                     on_statement(statement)
 
+    def _remove_left(self, unit: PreparedScript, statement: Statement) -> None:
+        """Remove what an attempt of ``statement`` that timed out left; the removal waits for
+        locks too, and a lock timeout in it is one of the statement's (_LockTimeout)."""
+        for sql in self.dialect.left_by_failure(self.session, statement, self._before):
+            self.run_statement(unit.script, dataclasses.replace(statement, sql=sql))
+
     def _failure_marker(self, unit: PreparedScript, group: Sequence[Statement]) -> object:
         """What stands where the statement could leave something on failure (dialect's say)."""
         if self.executor.dry_run or len(group) != 1 or not unit.commits_alone(group[0]):
@@ -657,14 +664,23 @@ class ScriptRunner:
                 raise
 
     def _autocommit_statement(self, unit: PreparedScript, statement: Statement) -> None:
-        """One committed-on-its-own statement; a lock timeout left nothing, so retry it."""
+        """One committed-on-its-own statement, retried after a lock timeout. A lock timeout
+        can leave something behind (CREATE INDEX CONCURRENTLY times out waiting for writers
+        after its invalid index is in the catalog): it is removed before the next attempt."""
         delay = self.options.backoff
+        left = False  # the last attempt timed out: what it left is removed before the next
         for attempt in range(1, self.options.lock_retries + 2):
             try:
+                if left:
+                    self._remove_left(unit, statement)
+                    left = False
                 self.run_statement(unit.script, statement)
                 return
             except _LockTimeout as timeout:
+                left = not self.executor.dry_run
                 if attempt > self.options.lock_retries:
+                    with contextlib.suppress(_LockTimeout):
+                        self._remove_left(unit, statement)
                     raise
                 wait = self.options.pause(delay)
                 if self.on_retry is not None:

@@ -585,3 +585,34 @@ def test_unqualified_statement_that_finished_before_the_run_died_is_seen_done(
     assert resumed.exit_code == 0, resumed.stderr
     assert sql(pg_url, "SELECT count(*) FROM pg_tables WHERE tablename = 'x'") == [(1,)]
     assert run(["status"], project=root, url=pg_url).exit_code == 0
+
+
+def test_create_index_concurrently_retried_after_a_lock_timeout(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """CREATE INDEX CONCURRENTLY waits for writers on the table after it has put its (still
+    invalid) index in the catalog: a lock timeout there leaves the index behind. The retry
+    must remove it first, or it fails on the name (42P07) instead of building the index."""
+    import threading
+
+    import psycopg
+
+    root = project(tmp_path, {INIT: INIT_SQL, "20250102000000_idx": CONCURRENTLY})
+    assert run(["up", "--to", INIT], project=root, url=pg_url).exit_code == 0
+    writer = psycopg.connect(pg_url.split("?", maxsplit=1)[0])
+    writer.execute("INSERT INTO \"User\" (email) VALUES ('w@x')")  # open: holds its lock
+    timer = threading.Timer(2.5, writer.commit)
+    timer.start()
+    try:
+        result = run(["up", "--lock-timeout", "1s"], project=root, url=pg_url)
+    finally:
+        timer.join()
+        writer.close()
+    assert result.exit_code == 0, result.stderr
+    valid = sql(
+        pg_url,
+        "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+        "WHERE c.relname = 'User_email_idx'",
+    )
+    assert valid == [(True,)]
+    assert run(["status"], project=root, url=pg_url).exit_code == 0
