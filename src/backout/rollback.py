@@ -44,7 +44,7 @@ from backout.journal import (
 from backout.plan import PlanStep, RollbackPlan, plan_partial, plan_rollback, resolve_params
 from backout.runner import Executor, PreparedScript, ScriptRunner, check_passes, prepare
 from backout.schema import SchemaSnapshot
-from backout.script import Script
+from backout.script import Script, Statement
 from backout.status import StatusReport
 from backout.workspace import Workspace
 
@@ -303,10 +303,18 @@ def _transactions(dialect: Dialect, units: Sequence[PreparedScript]) -> list[lis
 def _needs_commit_before(
     dialect: Dialect, group: Sequence[PreparedScript], unit: PreparedScript
 ) -> bool:
-    """True when a statement of ``unit`` cannot share a transaction with one of ``group``."""
+    """True when a statement of ``unit``, or one of its ``require``/``verify`` checks (they run
+    in the same transaction), cannot share a transaction with one of ``group``."""
     earlier = [s for g in group for s in g.statements]
-    mine = {id(s) for s in unit.statements}
-    pairs = dialect.commit_needed([*earlier, *unit.statements])
+    checks = [
+        Statement(sql=c.sql, line=c.line, index=len(unit.statements) + n)
+        for n, c in enumerate(
+            (*unit.script.directives.require, *unit.script.directives.verify), start=1
+        )
+    ]
+    later = [*unit.statements, *checks]
+    mine = {id(s) for s in later}
+    pairs = dialect.commit_needed([*earlier, *later])
     return any(id(p.later) in mine and id(p.earlier) not in mine for p in pairs)
 
 

@@ -114,13 +114,30 @@ def test_new_enum_value_used_later_switches_to_journaled() -> None:
         "CREATE TABLE t (v a DEFAULT 'X');\n",
         # not used: only added
         "ALTER TYPE a ADD VALUE 'X';\nCREATE TABLE t (id int);\n",
-        # inside a function body, which does not run when it is defined
+        # inside a PL/pgSQL body, which is neither run nor analysed when it is defined (a
+        # LANGUAGE sql body is analysed at once: see the test after this one)
         "ALTER TYPE a ADD VALUE 'X';\n"
-        "CREATE FUNCTION f() RETURNS text LANGUAGE sql AS $$ SELECT 'X' $$;\n",
+        "CREATE FUNCTION f() RETURNS text LANGUAGE plpgsql AS $$ BEGIN RETURN 'X'; END $$;\n",
     ],
 )
 def test_enum_values_that_can_share_the_transaction(text: str) -> None:
     assert prep(text).transactional
+
+
+@pytest.mark.parametrize(
+    "use",
+    [
+        "UPDATE t SET v = $$X$$;\n",
+        "UPDATE t SET v = $q$X$q$;\n",
+        "UPDATE t SET v = U&'\\0058';\n",
+        "CREATE FUNCTION f() RETURNS a LANGUAGE sql AS $$ SELECT 'X'::a $$;\n",
+        "CREATE PROCEDURE p() LANGUAGE SQL AS $$ UPDATE t SET v = 'X' $$;\n",
+    ],
+)
+def test_new_enum_value_in_any_literal_form_is_seen(use: str) -> None:
+    unit = prep("ALTER TYPE a ADD VALUE 'X';\n" + use)
+    assert not unit.transactional
+    assert "'X' added to a at line 1 is used at line 2" in unit.journal_reason(PG)
 
 
 def test_new_enum_value_used_in_a_do_block_is_seen() -> None:
