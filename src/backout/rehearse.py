@@ -116,7 +116,7 @@ def rehearse(
     ids: Sequence[str] = (),
     all_: bool = False,
     from_url: str | None = None,
-    ignore_column_order: bool = False,
+    ignore_column_order: bool = True,
     with_smoke: bool = True,
     with_data: bool = False,
     progress: Progress | None = None,
