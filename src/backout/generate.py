@@ -168,20 +168,63 @@ def lasting_renames(
     ]
 
 
-def _data_notes(ws: Workspace, migration: Migration) -> list[str]:
+def _data_changes(ws: Workspace, migration: Migration, undone: set[int]) -> list[tuple[str, str]]:
+    """(where, what) of each statement that changes rows of an existing table and that the
+    draft does not undo exactly (``undone``: lines of those it does)."""
     effects = analyze(ws.dialect.name, prepare(ws.dialect, migration.up).statements)
     # Rows copied into a table the script creates (a SQLite redefinition) are not data it
     # changes: only tables that existed before count.
     existing = set(effects.tables_written())
-    notes = []
+    found = []
     for effect in effects.effects:
+        if effect.line in undone:
+            continue
         if effect.action in _DATA and (effect.table or effect.target) in existing:
-            notes.append(
-                f"{migration.up.display}:{effect.line} {effect.action.value}s rows of "
-                f"{effect.target.display}: a schema diff cannot undo that; add statements that "
-                "restore the data, or say why none are needed"
+            found.append(
+                (
+                    f"{migration.up.display}:{effect.line}",
+                    f"{effect.action.value}s rows of {effect.target.display}",
+                )
             )
-    return notes
+    return found
+
+
+def _data_notes(
+    changes: Sequence[tuple[str, str]], *, data_only: bool
+) -> tuple[list[str], list[str]]:
+    """(todo, manual) lines for row changes a schema diff cannot undo. In a data-only draft
+    they are the manual steps the rehearsal reports; otherwise TODOs for the reviewer."""
+    if data_only:
+        manual = [
+            f"Put back the rows that {where} {what} (from a backup taken before the "
+            "migration), or confirm that none need to be"
+            for where, what in changes
+        ]
+        return [], manual
+    todo = [
+        f"{where} {what}: a schema diff cannot undo that; add statements that restore the "
+        "data, or say why none are needed"
+        for where, what in changes
+    ]
+    return todo, []
+
+
+def _undo_inserts(
+    ws: Workspace, migration: Migration, before: SchemaSnapshot, after: SchemaSnapshot
+) -> tuple[list[DraftStep], set[int]]:
+    """Deletes of the rows the migration inserted with literal keys into tables that keep
+    their name and primary key (see :meth:`~backout.dialects.base.Dialect.undo_inserts`)."""
+    statements = prepare(ws.dialect, migration.up).statements
+    kept = SchemaSnapshot(
+        dialect=before.dialect,
+        default_schema=before.default_schema,
+        tables={
+            k: t
+            for k, t in before.tables.items()
+            if k in after.tables and after.tables[k].primary_key == t.primary_key
+        },
+    )
+    return ws.dialect.undo_inserts(statements, kept)
 
 
 def _directive(name: str, text: str) -> list[str]:
@@ -231,12 +274,14 @@ def render(
         *(line for text in dict.fromkeys(manual) for line in _directive("manual", text)),
         *(line for text in dict.fromkeys(draft.requires) for line in _directive("require", text)),
     ]
+    if draft.data_only is not None:
+        header += _directive("data-only", draft.data_only)
     notes = [*(f"TODO: {t}" for t in draft.todo)]
     notes += [f"NOTE: {t} (re-added columns come last)" for t in column_order]
     if notes:
         header.append("--")
         header += [line for note in notes for line in _comment(note)]
-    if not statements:
+    if not statements and draft.data_only is None:
         header += ["--", "-- TODO: the migration changes no schema object: write the statements"]
     return "\n".join(header) + "\n\n" + body
 
@@ -254,20 +299,24 @@ def _draft_on(
     after = dialect.snapshot(session)
     lasting = lasting_renames(renames_of(ws, migration), before, after)
     renames = [(r, dialect.rename_back(r)) for r in lasting]
+    deletes, undone = _undo_inserts(ws, migration, before, after)
     draft = Draft()
     error: str | None = None
     residual: list[str] = []
     order: list[str] = []
     session.begin()
     try:
+        # Rows first, while the tables still have the names and columns the inserts used.
+        for step in deletes:
+            session.execute(step.sql)
         for _, sql in renames:
             if sql is not None:
                 session.execute(sql)
         middle = dialect.snapshot(session)
         draft = dialect.draft_rollback(before, middle, definitions=definitions)
         undo = [DraftStep(sql, "Undo what the migration renamed") for _, sql in renames if sql]
-        draft.steps[:0] = undo
-        for step in draft.steps[len(undo) :]:
+        draft.steps[:0] = [*deletes, *undo]
+        for step in draft.steps[len(deletes) + len(undo) :]:
             session.execute(step.sql)
         diff = diff_schemas(before, dialect.snapshot(session))
         residual = [c.detail for c in diff.changes]
@@ -276,7 +325,16 @@ def _draft_on(
         error = f"the draft fails on a scratch copy of the schema before {migration.id}: {exc}"
     finally:
         session.rollback()
-    draft.todo += _data_notes(ws, migration)
+    changes = _data_changes(ws, migration, undone)
+    if not diff_schemas(before, after).all_changes() and (changes or undone):
+        draft.data_only = (
+            "the migration changes rows only: there is no schema to put back; "
+            + ("its literal inserts are deleted by key; " if undone else "")
+            + ("the other row changes are manual steps" if changes else "nothing else to do")
+        )
+    todo, manual = _data_notes(changes, data_only=draft.data_only is not None)
+    draft.todo += todo
+    draft.manual += manual
     draft.todo += [f"not undone: {line}" for line in residual]
     if error:
         draft.todo.append(error)

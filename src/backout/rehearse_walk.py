@@ -372,7 +372,20 @@ class Walk:
         if rolled != [migration.id]:
             result.fail("rollback", f"the rollback undid {rolled}, not only {migration.id}")
             return False
+        self._data_only_note(migration, result)
         return True
+
+    @staticmethod
+    def _data_only_note(migration: Migration, result: MigrationRehearsal) -> None:
+        """A data-only rollback passes on the schema; what a person must do is reported."""
+        directives = migration.down.directives if migration.down is not None else None
+        if directives is None or directives.data_only is None:
+            return
+        steps = "; ".join(directives.manual) or "none declared"
+        result.notes.append(
+            f"data-only rollback ({directives.data_only}): checked on the schema; "
+            f"manual data steps: {steps}"
+        )
 
     def _compare(
         self,

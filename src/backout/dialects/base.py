@@ -28,7 +28,7 @@ from backout.urls import DatabaseURL
 
 if TYPE_CHECKING:
     from backout.dialects.backup_base import BackupEngine
-    from backout.dialects.ddl_base import Draft, Rename
+    from backout.dialects.ddl_base import Draft, DraftStep, Rename
     from backout.dialects.orphans import OrphanRows
     from backout.effects import Effect
 
@@ -496,6 +496,14 @@ class Dialect(ABC):
         """The statement undoing a rename of the forward migration (None: not possible, the
         schema diff recreates the object instead)."""
         return None
+
+    def undo_inserts(
+        self, statements: Sequence[Statement], before: SchemaSnapshot
+    ) -> tuple[list[DraftStep], set[int]]:
+        """Statements deleting exactly the rows the forward ``statements`` inserted, where the
+        SQL alone says which (literal rows with their primary key), and the lines of the
+        statements they undo. Default: none is undone this way (a person restores the data)."""
+        return [], set()
 
     def stored_definitions(self, session: Session) -> dict[str, str]:
         """The ``CREATE`` text the database keeps for its objects, by ``"kind name"``.

@@ -51,6 +51,8 @@ class Draft:
     requires: list[str] = field(default_factory=list)
     #: differences the renderer could not reverse; written as TODO comments
     todo: list[str] = field(default_factory=list)
+    #: set when the migration changes rows only (the ``data-only`` directive's text)
+    data_only: str | None = None
 
     def add(self, sql: str, comment: str = "") -> None:
         """Append a statement."""

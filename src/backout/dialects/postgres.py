@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import subprocess
 import uuid
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlencode, urlsplit, urlunsplit
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     import psycopg
 
     from backout.dialects.backup_base import BackupEngine
-    from backout.dialects.ddl_base import Draft, Rename
+    from backout.dialects.ddl_base import Draft, DraftStep, Rename
 
 #: backout's own advisory lock key: the bytes of "backout" as a bigint
 BACKOUT_LOCK_KEY = int.from_bytes(b"backout", "big")
@@ -572,6 +572,14 @@ class PostgresDialect(Dialect):
         from backout.dialects.pg_ddl import draft_rollback
 
         return draft_rollback(before, after)
+
+    def undo_inserts(
+        self, statements: Sequence[Statement], before: SchemaSnapshot
+    ) -> tuple[list[DraftStep], set[int]]:
+        """Deletes by primary key of literal ``INSERT ... VALUES`` rows (see pg_data)."""
+        from backout.dialects.pg_data import undo_inserts
+
+        return undo_inserts(statements, before)
 
     def rename_back(self, rename: Rename) -> str | None:
         """``ALTER TABLE/INDEX/TYPE/... RENAME`` back to the old name."""

@@ -1,0 +1,155 @@
+"""``backout generate`` on the constructs real Prisma projects ship (issue 11 §2).
+
+Each test writes a tiny Prisma project: a first migration that builds the schema, rows put in
+by hand, and the migration under test. It applies both, drafts the rollback of the second with
+``backout generate``, runs that draft with ``backout rollback``, and compares the database with
+its state before the migration: the schema exactly, and the rows.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import backout.cli.rehearse  # noqa: F401  (registers check/test/generate)
+from backout.dialects.pg_catalog import read_postgres_snapshot
+from backout.layouts import load_project
+from backout.schema import SchemaSnapshot, diff_schemas
+from tests.helpers import _pg_query, run, sql, write
+
+pytestmark = pytest.mark.postgres
+
+FIRST = "20240101000000_init"
+SECOND = "20240102000000_change"
+
+
+def snapshot(url: str) -> SchemaSnapshot:
+    """The catalog snapshot of the database at ``url``."""
+    conn, query = _pg_query(url)
+    try:
+        return read_postgres_snapshot(query)
+    finally:
+        conn.close()
+
+
+def project(tmp_path: Path, init: str, change: str) -> Path:
+    """A Prisma project with the two migrations and an empty rollback folder."""
+    root = write(
+        tmp_path / "p",
+        {
+            f"prisma/migrations/{FIRST}/migration.sql": init,
+            f"prisma/migrations/{SECOND}/migration.sql": change,
+        },
+    )
+    (root / "prisma/rollback").mkdir()
+    return root
+
+
+def rows(url: str, query: str) -> list[tuple[Any, ...]]:
+    """Rows of a query, sorted (order-insensitive comparison)."""
+    return sorted(sql(url, query), key=repr)
+
+
+def round_trip(
+    tmp_path: Path, url: str, init: str, change: str, seed: str = "", queries: tuple[str, ...] = ()
+) -> tuple[str, dict[str, list[tuple[Any, ...]]]]:
+    """Apply ``init``, seed, apply ``change``, generate its rollback and run it; asserts that
+    the schema is back exactly and returns the draft and the rows of ``queries`` afterwards
+    (the caller compares them with what it seeded)."""
+    root = project(tmp_path, init, change)
+    assert run(["up", "--to", FIRST], project=root, url=url).exit_code == 0
+    if seed:
+        sql(url, seed)
+    before = snapshot(url)
+    seeded = {q: rows(url, q) for q in queries}
+    applied = run(["up"], project=root, url=url)
+    assert applied.exit_code == 0, applied.output
+    generated = run(["generate", SECOND], project=root, url=url)
+    assert generated.exit_code == 0, generated.output
+    draft = (root / f"prisma/rollback/{SECOND}_rollback.sql").read_text()
+    rolled = run(
+        ["rollback", "--yes", "--backup", "none", "--i-accept-data-loss"], project=root, url=url
+    )
+    assert rolled.exit_code == 0, rolled.output + draft
+    diff = diff_schemas(before, snapshot(url))
+    assert diff.lines() == [], draft
+    after = {q: rows(url, q) for q in queries}
+    assert after == seeded, draft
+    return draft, after
+
+
+def rehearse_all(root: Path, url: str) -> dict[str, Any]:
+    """``backout test --all --json`` on the project."""
+    result = run(["test", "--all", "--json"], project=root, url=url)
+    doc: dict[str, Any] = json.loads(result.output)
+    assert result.exit_code == (0 if doc["ok"] else 1)
+    return doc
+
+
+# --- data-only migrations ------------------------------------------------------------------
+
+DATA_INIT = """
+    CREATE TABLE "Plan" ("id" integer PRIMARY KEY, "name" text NOT NULL);
+"""
+DATA_CHANGE = """
+    INSERT INTO "Plan" ("id", "name") VALUES (10, 'pro'), (11, 'team');
+    UPDATE "Plan" SET "name" = 'starter' WHERE "id" = 1;
+"""
+
+
+def test_data_only_migration_deletes_its_literal_rows_and_lists_the_rest(
+    tmp_path: Path, pg_url: str
+) -> None:
+    root = project(tmp_path, DATA_INIT, DATA_CHANGE)
+    assert run(["up", "--to", FIRST], project=root, url=pg_url).exit_code == 0
+    sql(pg_url, """INSERT INTO "Plan" VALUES (1, 'free')""")
+    assert run(["up"], project=root, url=pg_url).exit_code == 0
+    assert run(["generate", SECOND], project=root, url=pg_url).exit_code == 0
+    draft = (root / f"prisma/rollback/{SECOND}_rollback.sql").read_text()
+    assert "-- backout:data-only the migration changes rows only" in draft
+    assert 'DELETE FROM "Plan" WHERE ("id") IN ((10), (11));' in draft
+    down = load_project(root).find(SECOND).down
+    assert down is not None and down.directives.data_only is not None
+    assert (
+        f"Put back the rows that prisma/migrations/{SECOND}/migration.sql:2 updates rows of "
+        'table "Plan" (from a backup taken before the migration), or confirm that none need to be'
+    ) in down.directives.manual
+    assert "changes no schema object" not in draft
+    rolled = run(
+        ["rollback", "--yes", "--backup", "none", "--i-accept-data-loss"], project=root, url=pg_url
+    )
+    assert rolled.exit_code == 0, rolled.output
+    # the inserted rows are gone; the update is the manual step the draft names
+    assert rows(pg_url, 'SELECT "id", "name" FROM "Plan"') == [(1, "starter")]
+
+
+def test_data_only_rollback_passes_test_and_reports_its_manual_steps(
+    tmp_path: Path, pg_url: str
+) -> None:
+    root = project(tmp_path, DATA_INIT, 'UPDATE "Plan" SET "name" = lower("name");\n')
+    assert run(["generate", SECOND], project=root, url=pg_url).exit_code == 0
+    draft = (root / f"prisma/rollback/{SECOND}_rollback.sql").read_text()
+    assert "-- backout:data-only" in draft
+    doc = rehearse_all(root, pg_url)
+    entry = next(m for m in doc["migrations"] if m["id"] == SECOND)
+    assert entry["status"] == "passed", entry
+    [note] = [n for n in entry["notes"] if n.startswith("data-only rollback")]
+    assert "manual data steps: Put back the rows that" in note
+    assert 'updates rows of table "Plan"' in note
+
+
+def test_insert_on_conflict_is_not_deleted_by_key(tmp_path: Path, pg_url: str) -> None:
+    change = """INSERT INTO "Plan" ("id", "name") VALUES (1, 'x') ON CONFLICT DO NOTHING;\n"""
+    draft, after = round_trip(
+        tmp_path,
+        pg_url,
+        DATA_INIT,
+        change,
+        seed="""INSERT INTO "Plan" VALUES (1, 'free')""",
+        queries=('SELECT * FROM "Plan"',),
+    )
+    assert "DELETE" not in draft  # row 1 was there before: deleting it would lose it
+    assert after['SELECT * FROM "Plan"'] == [(1, "free")]
