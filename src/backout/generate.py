@@ -151,20 +151,43 @@ def _exists(snapshot: SchemaSnapshot, kind: str, parent: str | None, name: str) 
     return has(pools.get(kind, ()))
 
 
+def _owner_names(renames: Sequence[Rename]) -> list[tuple[str | None, str | None]]:
+    """For each rename (newest first, as given), the name its owning table (the ``parent`` of a
+    column or constraint) had before the migration and has after it.
+
+    The statement names the table as it is called at that point of the script: renaming
+    ``"Team"`` to ``"Organization"`` and then a constraint of ``"Organization"`` means a
+    constraint of ``"Team"`` before the migration."""
+    forward = list(reversed(renames))
+    names: list[tuple[str | None, str | None]] = []
+    for i, rename in enumerate(forward):
+        first = last = rename.parent
+        if rename.kind != "enum_value" and rename.parent is not None:
+            for earlier in reversed(forward[:i]):
+                if earlier.kind == "table" and earlier.schema == rename.schema:
+                    first = earlier.old if earlier.new == first else first
+            for later in forward[i + 1 :]:
+                if later.kind == "table" and later.schema == rename.schema:
+                    last = later.new if later.old == last else last
+        names.append((first, last))
+    return list(reversed(names))
+
+
 def lasting_renames(
     renames: Sequence[Rename], before: SchemaSnapshot, after: SchemaSnapshot
 ) -> list[Rename]:
     """The renames of an object that existed before the migration under its old name and exists
-    after it under the new one. Renames that are steps of something else are left to the
-    schema diff: a type renamed to ``x_old`` and dropped later, or a rebuilt ``new_T`` renamed
-    to ``T`` after the old ``T`` was dropped."""
+    after it under the new one (its table looked up under the name it has in each). Renames
+    that are steps of something else are left to the schema diff: a type renamed to ``x_old``
+    and dropped later, or a rebuilt ``new_T`` renamed to ``T`` after the old ``T`` was
+    dropped."""
     return [
         r
-        for r in renames
-        if _exists(before, r.kind, r.parent, r.old)
-        and not _exists(before, r.kind, r.parent, r.new)
-        and _exists(after, r.kind, r.parent, r.new)
-        and not _exists(after, r.kind, r.parent, r.old)
+        for r, (first, last) in zip(renames, _owner_names(renames), strict=True)
+        if _exists(before, r.kind, first, r.old)
+        and not _exists(before, r.kind, first, r.new)
+        and _exists(after, r.kind, last, r.new)
+        and not _exists(after, r.kind, last, r.old)
     ]
 
 

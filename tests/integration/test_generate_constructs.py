@@ -153,3 +153,115 @@ def test_insert_on_conflict_is_not_deleted_by_key(tmp_path: Path, pg_url: str) -
     )
     assert "DELETE" not in draft  # row 1 was there before: deleting it would lose it
     assert after['SELECT * FROM "Plan"'] == [(1, "free")]
+
+
+# --- renames -------------------------------------------------------------------------------
+
+TEAM_INIT = """
+    CREATE TABLE "Team" ("id" serial PRIMARY KEY, "slug" text NOT NULL, "title" text);
+    CREATE UNIQUE INDEX "Team_slug_key" ON "Team"("slug");
+    CREATE TABLE "Member" ("id" serial PRIMARY KEY, "teamId" integer NOT NULL);
+    ALTER TABLE "Member" ADD CONSTRAINT "Member_teamId_fkey" FOREIGN KEY ("teamId")
+        REFERENCES "Team"("id") ON DELETE CASCADE;
+"""
+TEAM_RENAME = """
+    ALTER TABLE "Team" RENAME TO "Organization";
+    ALTER TABLE "Organization" RENAME CONSTRAINT "Team_pkey" TO "Organization_pkey";
+    ALTER SEQUENCE "Team_id_seq" RENAME TO "Organization_id_seq";
+    ALTER INDEX "Team_slug_key" RENAME TO "Organization_slug_key";
+    ALTER TABLE "Organization" RENAME COLUMN "title" TO "name";
+    ALTER TABLE "Member" RENAME COLUMN "teamId" TO "organizationId";
+    ALTER TABLE "Member" RENAME CONSTRAINT "Member_teamId_fkey" TO "Member_organizationId_fkey";
+"""
+TEAM_ROWS = """
+    INSERT INTO "Team" ("slug", "title") VALUES ('a', 'Alpha'), ('b', 'Beta');
+    INSERT INTO "Member" ("teamId") VALUES (1), (2), (2);
+"""
+
+
+def test_table_renamed_with_its_constraints_is_renamed_back(tmp_path: Path, pg_url: str) -> None:
+    draft, after = round_trip(
+        tmp_path,
+        pg_url,
+        TEAM_INIT,
+        TEAM_RENAME,
+        seed=TEAM_ROWS,
+        queries=('SELECT * FROM "Team"', 'SELECT * FROM "Member"'),
+    )
+    assert after['SELECT * FROM "Member"'] == [(1, 1), (2, 2), (3, 2)]
+    assert "DROP CONSTRAINT" not in draft and "DROP COLUMN" not in draft, draft
+    assert 'ALTER TABLE "Organization" RENAME TO "Team"' in draft
+    assert 'RENAME COLUMN "name" TO "title"' in draft
+
+
+def test_column_renamed_on_a_renamed_table_keeps_its_rows(tmp_path: Path, pg_url: str) -> None:
+    change = """
+        ALTER TABLE "Team" RENAME TO "Org";
+        ALTER TABLE "Org" RENAME COLUMN "title" TO "label";
+        ALTER TABLE "Org" ALTER COLUMN "label" SET NOT NULL;
+    """
+    draft, after = round_trip(
+        tmp_path,
+        pg_url,
+        TEAM_INIT,
+        change,
+        seed=TEAM_ROWS,
+        queries=('SELECT "id", "title" FROM "Team"',),
+    )
+    assert "DROP COLUMN" not in draft and "ADD COLUMN" not in draft, draft
+    assert after['SELECT "id", "title" FROM "Team"'] == [(1, "Alpha"), (2, "Beta")]
+
+
+# --- type changes --------------------------------------------------------------------------
+
+ENUM_INIT = """
+    CREATE TYPE "Role" AS ENUM ('ADMIN', 'MEMBER');
+    CREATE TABLE "User" ("id" integer PRIMARY KEY, "role" "Role" NOT NULL DEFAULT 'MEMBER');
+"""
+
+
+def test_enum_to_another_enum_is_cast_back_through_text(tmp_path: Path, pg_url: str) -> None:
+    change = """
+        CREATE TYPE "OrgRole" AS ENUM ('ADMIN', 'MEMBER', 'OWNER');
+        ALTER TABLE "User" ALTER COLUMN "role" DROP DEFAULT;
+        ALTER TABLE "User" ALTER COLUMN "role" TYPE "OrgRole" USING ("role"::text::"OrgRole");
+        ALTER TABLE "User" ALTER COLUMN "role" SET DEFAULT 'MEMBER';
+    """
+    draft, after = round_trip(
+        tmp_path,
+        pg_url,
+        ENUM_INIT,
+        change,
+        seed="""INSERT INTO "User" VALUES (1, 'ADMIN'), (2, 'MEMBER')""",
+        queries=('SELECT "id", "role"::text FROM "User"',),
+    )
+    assert '"role"::text::"Role"' in draft, draft
+    assert after['SELECT "id", "role"::text FROM "User"'] == [(1, "ADMIN"), (2, "MEMBER")]
+
+
+def test_key_type_changed_under_foreign_keys(tmp_path: Path, pg_url: str) -> None:
+    init = """
+        CREATE TABLE "Project" ("id" text PRIMARY KEY);
+        CREATE TABLE "Task" ("id" integer PRIMARY KEY, "projectId" text NOT NULL
+            REFERENCES "Project"("id"));
+    """
+    change = """
+        ALTER TABLE "Task" DROP CONSTRAINT "Task_projectId_fkey";
+        ALTER TABLE "Project" ALTER COLUMN "id" TYPE integer USING "id"::integer;
+        ALTER TABLE "Task" ALTER COLUMN "projectId" TYPE integer USING "projectId"::integer;
+        ALTER TABLE "Task" ADD CONSTRAINT "Task_projectId_fkey" FOREIGN KEY ("projectId")
+            REFERENCES "Project"("id");
+    """
+    draft, after = round_trip(
+        tmp_path,
+        pg_url,
+        init,
+        change,
+        seed="""INSERT INTO "Project" VALUES ('1'), ('2');
+                INSERT INTO "Task" VALUES (1, '1'), (2, '2');""",
+        queries=('SELECT * FROM "Project"', 'SELECT * FROM "Task"'),
+    )
+    assert after['SELECT * FROM "Task"'] == [(1, "1"), (2, "2")]
+    drop = draft.index('ALTER TABLE "Task" DROP CONSTRAINT "Task_projectId_fkey"')
+    retype = draft.index('ALTER TABLE "Project" ALTER COLUMN "id" TYPE text')
+    assert drop < retype < draft.index('ADD CONSTRAINT "Task_projectId_fkey"')
