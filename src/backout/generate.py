@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from backout.dialects.base import Session
-from backout.dialects.ddl_base import Draft, DraftStep, Rename
+from backout.dialects.ddl_base import Draft, DraftStep, LiveNames, Rename
 from backout.effects import Action, ObjectKind, analyze
 from backout.errors import BackoutError, UsageError
 from backout.migration import Migration, Project
@@ -191,6 +191,19 @@ def lasting_renames(
     ]
 
 
+def live_names(lasting: Sequence[Rename]) -> LiveNames:
+    """Where the migration renamed tables and columns, the names they have after it (what a
+    ``require`` check sees: checks run before the renames are undone)."""
+    tables: dict[str, str] = {}
+    columns: dict[tuple[str, str], str] = {}
+    for rename, (first, _) in zip(lasting, _owner_names(lasting), strict=True):
+        if rename.kind == "table":
+            tables[rename.old] = rename.new
+        elif rename.kind == "column" and first is not None:
+            columns[(first, rename.old)] = rename.new
+    return LiveNames(tables=tables, columns=columns)
+
+
 def _data_changes(ws: Workspace, migration: Migration, undone: set[int]) -> list[tuple[str, str]]:
     """(where, what) of each statement that changes rows of an existing table and that the
     draft does not undo exactly (``undone``: lines of those it does)."""
@@ -336,7 +349,9 @@ def _draft_on(
             if sql is not None:
                 session.execute(sql)
         middle = dialect.snapshot(session)
-        draft = dialect.draft_rollback(before, middle, definitions=definitions)
+        draft = dialect.draft_rollback(
+            before, middle, definitions=definitions, live=live_names(lasting)
+        )
         undo = [DraftStep(sql, "Undo what the migration renamed") for _, sql in renames if sql]
         draft.steps[:0] = [*deletes, *undo]
         for step in draft.steps[len(deletes) + len(undo) :]:

@@ -265,3 +265,26 @@ def test_key_type_changed_under_foreign_keys(tmp_path: Path, pg_url: str) -> Non
     drop = draft.index('ALTER TABLE "Task" DROP CONSTRAINT "Task_projectId_fkey"')
     retype = draft.index('ALTER TABLE "Project" ALTER COLUMN "id" TYPE text')
     assert drop < retype < draft.index('ADD CONSTRAINT "Task_projectId_fkey"')
+
+
+def test_require_checks_name_the_tables_as_they_are_when_they_run(
+    tmp_path: Path, pg_url: str
+) -> None:
+    change = """
+        ALTER TABLE "Team" RENAME TO "Org";
+        ALTER TABLE "Org" RENAME COLUMN "slug" TO "handle";
+        ALTER TABLE "Org" ALTER COLUMN "handle" DROP NOT NULL;
+    """
+    draft, after = round_trip(
+        tmp_path,
+        pg_url,
+        TEAM_INIT,
+        change,
+        seed=TEAM_ROWS,
+        queries=('SELECT "id", "slug" FROM "Team"',),
+    )
+    # checked before the renames are undone: the names the migration gave
+    assert '-- backout:require SELECT NOT EXISTS (SELECT 1 FROM "Org" WHERE "handle" IS NULL)' in (
+        draft
+    )
+    assert after['SELECT "id", "slug" FROM "Team"'] == [(1, "a"), (2, "b")]

@@ -28,7 +28,7 @@ from backout.urls import DatabaseURL
 
 if TYPE_CHECKING:
     from backout.dialects.backup_base import BackupEngine
-    from backout.dialects.ddl_base import Draft, DraftStep, Rename
+    from backout.dialects.ddl_base import Draft, DraftStep, LiveNames, Rename
     from backout.dialects.orphans import OrphanRows
     from backout.effects import Effect
 
@@ -481,8 +481,11 @@ class Dialect(ABC):
         after: SchemaSnapshot,
         *,
         definitions: Mapping[str, str] | None = None,
+        live: LiveNames | None = None,
     ) -> Draft:
         """SQL that turns a database whose schema is ``after`` back into ``before``.
+
+        ``live``: names renamed objects have when the rollback starts (for its checks).
 
         Renames are undone first, separately (:meth:`rename_back`). ``definitions``: the
         stored ``CREATE`` text of objects in ``before``, where the catalog snapshot cannot

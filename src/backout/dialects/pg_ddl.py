@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from backout.dialects.ddl_base import Draft, Rename, plural
+from backout.dialects.ddl_base import Draft, LiveNames, Rename, plural
 from backout.schema import (
     ColumnInfo,
     CommentInfo,
@@ -91,7 +91,8 @@ def _type_name(type_: str) -> str:
 class _Renderer:
     """Builds the draft for one pair of snapshots."""
 
-    def __init__(self, before: SchemaSnapshot, after: SchemaSnapshot) -> None:
+    def __init__(self, before: SchemaSnapshot, after: SchemaSnapshot, live: LiveNames) -> None:
+        self.live = live
         self.b = before
         self.a = after
         self.default = before.default_schema or after.default_schema
@@ -124,6 +125,17 @@ class _Renderer:
 
     def column(self, key: str, column: str) -> str:
         return f"{self.show(key)}.{q(column)}"
+
+    def check_table(self, key: str) -> str:
+        """The table as a ``require`` check must name it: checks run before any statement,
+        so before the migration's renames are undone."""
+        info = self.b.tables.get(key) or self.a.tables[key]
+        return self.name(info.schema, self.live.tables.get(info.name, info.name))
+
+    def check_column(self, key: str, column: str) -> str:
+        """The column as a ``require`` check must name it (see :meth:`check_table`)."""
+        info = self.b.tables.get(key) or self.a.tables[key]
+        return q(self.live.columns.get((info.name, column), column))
 
     def _retyped_columns(self) -> set[tuple[str, str]]:
         """(table key, column) of every column whose type the draft changes back."""
@@ -315,13 +327,15 @@ class _Renderer:
                 table = self.table(table_key)
                 array = "[]" if column.type.endswith("[]") else ""
                 if extra:
+                    live = self.check_column(table_key, column.name)
                     test = (
-                        f"{q(column.name)}::text[] && ARRAY[{shown}]"
+                        f"{live}::text[] && ARRAY[{shown}]"
                         if array
-                        else f"{q(column.name)}::text IN ({shown})"
+                        else f"{live}::text IN ({shown})"
                     )
                     self.d.requires.append(
-                        f"SELECT NOT EXISTS (SELECT 1 FROM {table} WHERE {test})"
+                        f"SELECT NOT EXISTS (SELECT 1 FROM {self.check_table(table_key)} "
+                        f"WHERE {test})"
                     )
                 current_col = self.a.tables[table_key].column(column.name)
                 if current_col is not None and current_col.default is not None:
@@ -475,7 +489,8 @@ class _Renderer:
             self.d.add(f"{alter} DROP NOT NULL")
         elif not column.nullable and current.nullable:
             self.d.requires.append(
-                f"SELECT NOT EXISTS (SELECT 1 FROM {table} WHERE {q(column.name)} IS NULL)"
+                f"SELECT NOT EXISTS (SELECT 1 FROM {self.check_table(key)} "
+                f"WHERE {self.check_column(key, column.name)} IS NULL)"
             )
             self.d.add(
                 f"{alter} SET NOT NULL",
@@ -718,6 +733,9 @@ class _Renderer:
         return self.d
 
 
-def draft_rollback(before: SchemaSnapshot, after: SchemaSnapshot) -> Draft:
-    """The statements that turn a database at ``after`` back into ``before``."""
-    return _Renderer(before, after).render()
+def draft_rollback(
+    before: SchemaSnapshot, after: SchemaSnapshot, *, live: LiveNames | None = None
+) -> Draft:
+    """The statements that turn a database at ``after`` back into ``before``; ``live``: the
+    names renamed tables and columns have when the rollback starts (for its checks)."""
+    return _Renderer(before, after, live or LiveNames()).render()

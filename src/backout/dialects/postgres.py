@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     import psycopg
 
     from backout.dialects.backup_base import BackupEngine
-    from backout.dialects.ddl_base import Draft, DraftStep, Rename
+    from backout.dialects.ddl_base import Draft, DraftStep, LiveNames, Rename
 
 #: backout's own advisory lock key: the bytes of "backout" as a bigint
 BACKOUT_LOCK_KEY = int.from_bytes(b"backout", "big")
@@ -567,11 +567,12 @@ class PostgresDialect(Dialect):
         after: SchemaSnapshot,
         *,
         definitions: Mapping[str, str] | None = None,
+        live: LiveNames | None = None,
     ) -> Draft:
         """SQL that turns a database at ``after`` back into ``before`` (see pg_ddl)."""
         from backout.dialects.pg_ddl import draft_rollback
 
-        return draft_rollback(before, after)
+        return draft_rollback(before, after, live=live)
 
     def undo_inserts(
         self, statements: Sequence[Statement], before: SchemaSnapshot
