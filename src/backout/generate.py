@@ -204,6 +204,27 @@ def live_names(lasting: Sequence[Rename]) -> LiveNames:
     return LiveNames(tables=tables, columns=columns)
 
 
+def _recreated_tables(ws: Workspace, migration: Migration, before: SchemaSnapshot) -> list[str]:
+    """Tables that existed before the migration and that it drops and creates again: their
+    schema may come back unchanged, their rows do not."""
+    effects = analyze(ws.dialect.name, prepare(ws.dialect, migration.up).statements).effects
+    dropped: set[str] = set()
+    found: list[str] = []
+    for effect in effects:
+        target = effect.target
+        if target.kind is not ObjectKind.TABLE:
+            continue
+        if effect.action is Action.DROP:
+            dropped.add(target.name)
+        elif (
+            effect.action is Action.CREATE
+            and target.name in dropped
+            and _exists(before, "table", None, target.name)
+        ):
+            found.append(target.display)
+    return list(dict.fromkeys(found))
+
+
 def _data_changes(ws: Workspace, migration: Migration, undone: set[int]) -> list[tuple[str, str]]:
     """(where, what) of each statement that changes rows of an existing table and that the
     draft does not undo exactly (``undone``: lines of those it does)."""
@@ -364,9 +385,20 @@ def _draft_on(
     finally:
         session.rollback()
     changes = _data_changes(ws, migration, undone)
-    if not diff_schemas(before, after).all_changes() and (changes or undone):
+    recreated = _recreated_tables(ws, migration, before)
+    for table in recreated:
+        draft.data_loss.append(
+            f"Every row {table} held before the migration: the migration dropped and re-created it"
+        )
+        draft.manual.append(f"Restore the rows of {table} from a backup taken before the migration")
+    if not diff_schemas(before, after).all_changes() and (changes or undone or recreated):
         draft.data_only = (
             "the migration changes rows only: there is no schema to put back; "
+            + (
+                f"it dropped and re-created {', '.join(recreated)}, whose rows are lost; "
+                if recreated
+                else ""
+            )
             + ("its literal inserts are deleted by key; " if undone else "")
             + ("the other row changes are manual steps" if changes else "nothing else to do")
         )

@@ -288,3 +288,24 @@ def test_require_checks_name_the_tables_as_they_are_when_they_run(
         draft
     )
     assert after['SELECT "id", "slug" FROM "Team"'] == [(1, "a"), (2, "b")]
+
+
+def test_table_dropped_and_recreated_says_its_rows_are_lost(tmp_path: Path, pg_url: str) -> None:
+    change = """
+        DROP TABLE "Plan";
+        CREATE TABLE "Plan" ("id" integer PRIMARY KEY, "name" text NOT NULL);
+    """
+    root = project(tmp_path, DATA_INIT, change)
+    assert run(["generate", SECOND], project=root, url=pg_url).exit_code == 0
+    draft = (root / f"prisma/rollback/{SECOND}_rollback.sql").read_text()
+    assert "changes no schema object" not in draft
+    down = load_project(root).find(SECOND).down
+    assert down is not None and down.directives.data_only is not None
+    assert any(
+        '"Plan"' in text and "dropped and re-created" in text
+        for text in (down.directives.data_loss)
+    ), draft
+    assert any("Restore the rows of" in text for text in down.directives.manual), draft
+    doc = rehearse_all(root, pg_url)
+    entry = next(m for m in doc["migrations"] if m["id"] == SECOND)
+    assert entry["status"] == "passed", entry
