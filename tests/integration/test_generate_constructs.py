@@ -309,3 +309,34 @@ def test_table_dropped_and_recreated_says_its_rows_are_lost(tmp_path: Path, pg_u
     doc = rehearse_all(root, pg_url)
     entry = next(m for m in doc["migrations"] if m["id"] == SECOND)
     assert entry["status"] == "passed", entry
+
+
+def test_plan_neither_warns_about_nor_overstates_an_enum_rebuild_draft(
+    tmp_path: Path, pg_url: str
+) -> None:
+    init = """
+        CREATE TYPE "Role" AS ENUM ('ADMIN', 'MEMBER', 'GUEST', 'OWNER', 'BOT');
+        CREATE TABLE "User" ("id" integer PRIMARY KEY, "role" "Role" NOT NULL DEFAULT 'MEMBER');
+    """
+    root = project(tmp_path, init, """ALTER TYPE "Role" ADD VALUE 'AUDITOR';\n""")
+    assert run(["up"], project=root, url=pg_url).exit_code == 0
+    sql(pg_url, """INSERT INTO "User" VALUES (1, 'ADMIN'), (2, 'BOT'), (3, 'GUEST')""")
+    assert run(["generate", SECOND], project=root, url=pg_url).exit_code == 0
+    planned = run(["plan", "--json"], project=root, url=pg_url)
+    assert planned.exit_code == 0, planned.output
+    doc = json.loads(planned.output)
+    impact = doc["steps"][0]["impact"]
+    assert doc["warnings"] == [] and impact["simulation"]["disagreements"] == [], doc
+    assert impact["losses"] == [], impact  # every label comes back: no value is lost
+    rolled = run(
+        ["rollback", "--yes", "--backup", "none", "--i-accept-data-loss"], project=root, url=pg_url
+    )
+    assert rolled.exit_code == 0, rolled.output
+    assert rows(pg_url, 'SELECT "id", "role"::text FROM "User"') == [
+        (1, "ADMIN"),
+        (2, "BOT"),
+        (3, "GUEST"),
+    ]
+    assert rows(pg_url, 'SELECT unnest(enum_range(NULL::"Role"))::text') == sorted(
+        [("ADMIN",), ("MEMBER",), ("GUEST",), ("OWNER",), ("BOT",)]
+    )
