@@ -340,3 +340,40 @@ def test_plan_neither_warns_about_nor_overstates_an_enum_rebuild_draft(
     assert rows(pg_url, 'SELECT unnest(enum_range(NULL::"Role"))::text') == sorted(
         [("ADMIN",), ("MEMBER",), ("GUEST",), ("OWNER",), ("BOT",)]
     )
+
+
+# --- rehearsal with data (issue 11 §3) -----------------------------------------------------
+
+
+def test_with_data_reports_a_migration_that_fails_on_rows_and_goes_on(
+    tmp_path: Path, pg_url: str
+) -> None:
+    root = write(
+        tmp_path / "p",
+        {
+            f"prisma/migrations/{FIRST}/migration.sql": DATA_INIT,
+            f"prisma/migrations/{SECOND}/migration.sql": (
+                'ALTER TABLE "Plan" ADD COLUMN "price" integer NOT NULL;\n'
+            ),
+            "prisma/migrations/20240103000000_later/migration.sql": (
+                'CREATE TABLE "Seat" ("id" integer PRIMARY KEY, "planId" integer NOT NULL '
+                'REFERENCES "Plan"("id"));\n'
+            ),
+        },
+    )
+    (root / "prisma/rollback").mkdir()
+    ids = [FIRST, SECOND, "20240103000000_later"]
+    assert run(["generate", *ids], project=root, url=pg_url).exit_code == 0
+    result = run(["test", "--all", "--with-data", "--json"], project=root, url=pg_url)
+    doc = json.loads(result.output)
+    by_id = {m["id"]: m for m in doc["migrations"]}
+    [finding] = by_id[SECOND]["findings"]
+    assert finding.startswith("this migration fails on a non-empty table: ")
+    assert 'column "price" of relation "Plan" contains null values' in finding
+    assert 'emptied "Plan", applied it again, and went on' in finding
+    assert [by_id[i]["status"] for i in ids] == ["passed", "passed", "passed"], doc
+    assert result.exit_code == 0 and doc["ok"] is True
+    shown = run(["test", "--all", "--with-data"], project=root, url=pg_url)
+    assert f"finding ({SECOND}): this migration fails on a non-empty table" in shown.output
+    # the configured database is not where the rehearsal ran
+    assert sql(pg_url, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'") == [(0,)]

@@ -231,7 +231,8 @@ def _render_test(report: RehearsalReport) -> None:
     rows: list[list[render.Cell]] = []
     for m in report.migrations:
         seconds = m.duration_s
-        first = m.failures[0].message if m.failures else (m.notes[0] if m.notes else "")
+        messages = [f.message for f in m.failures] or [f"finding: {f}" for f in m.findings]
+        first = messages[0] if messages else (m.notes[0] if m.notes else "")
         more = f" (+{len(m.failures) - 1} more)" if len(m.failures) > 1 else ""
         rows.append(
             [
@@ -249,6 +250,8 @@ def _render_test(report: RehearsalReport) -> None:
             click.echo(f"\n{m.id}:")
             for failure in m.failures:
                 click.echo(f"  - {failure.message}")
+        for finding in m.findings:
+            click.echo(f"\nfinding ({m.id}): {finding}")
         if m.smoke is not None and not m.smoke.ok and m.smoke.output.strip():
             click.echo(f"\nsmoke hook output ({m.id}):\n{m.smoke.output.rstrip()}")
     if report.smoke is not None:

@@ -417,6 +417,12 @@ class Dialect(ABC):
         """
         return None
 
+    def empty_tables(self, session: Session, tables: Sequence[TableInfo]) -> None:
+        """Delete every row of ``tables`` (a rehearsal copy only), and of the rows referencing
+        them. Default: ``DELETE FROM`` each, children first as given by the caller."""
+        for table in tables:
+            session.execute(f"DELETE FROM {self.table_sql(table)}")
+
     def table_sql(self, table: TableInfo) -> str:
         """A table of a snapshot as a quoted, qualified SQL name."""
         if table.schema:

@@ -574,6 +574,12 @@ class PostgresDialect(Dialect):
 
         return draft_rollback(before, after, live=live)
 
+    def empty_tables(self, session: Session, tables: Sequence[TableInfo]) -> None:
+        """``TRUNCATE ... CASCADE``: the rows referencing them go too, as a copy needs."""
+        if tables:
+            names = ", ".join(self.table_sql(t) for t in tables)
+            session.execute(f"TRUNCATE {names} CASCADE")
+
     def undo_inserts(
         self, statements: Sequence[Statement], before: SchemaSnapshot
     ) -> tuple[list[DraftStep], set[int]]:
