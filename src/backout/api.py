@@ -14,8 +14,9 @@ from backout import resolve as _resolve
 from backout import rollback as _rollback
 from backout import scaffold
 from backout.config import Config
-from backout.errors import UsageError
+from backout.errors import ProjectError, UsageError
 from backout.history import Event
+from backout.runner import prepare
 from backout.status import StatusReport, compute_status
 from backout.workspace import Workspace
 
@@ -42,6 +43,9 @@ class StatusResult:
     workspace: Workspace
     report: StatusReport
     database_exists: bool
+    #: how pending migrations will run, where not plainly in one transaction (journaled, the
+    #: script's own BEGIN/COMMIT), and scripts ``up`` will refuse
+    notes: tuple[str, ...] = ()
 
 
 def init(config: Config, *, layout: str | None = None, force: bool = False) -> InitResult:
@@ -62,7 +66,21 @@ def status(config: Config) -> StatusResult:
         return StatusResult(workspace=ws, report=report, database_exists=False)
     with ws.session(create=False) as session:
         report = ws.read_status(session)
-    return StatusResult(workspace=ws, report=report, database_exists=True)
+    return StatusResult(
+        workspace=ws, report=report, database_exists=True, notes=_pending_notes(ws, report)
+    )
+
+
+def _pending_notes(ws: Workspace, report: StatusReport) -> tuple[str, ...]:
+    """How ``up`` will run each pending migration, where it is not one plain transaction."""
+    notes: list[str] = []
+    for entry in report.pending:
+        assert entry.migration is not None
+        try:
+            notes.extend(prepare(ws.dialect, entry.migration.up).notes(ws.dialect))
+        except ProjectError as exc:
+            notes.append(f"{entry.id}: `up` will refuse it: {exc}")
+    return tuple(notes)
 
 
 def up(

@@ -32,6 +32,8 @@ class AppliedMigration:
     duration_ms: int
     attempts: int
     transactional: bool
+    #: why it ran journaled, statement by statement ('' when it ran in one transaction)
+    journaled: str = ""
 
 
 @dataclass
@@ -196,6 +198,7 @@ def _apply_one(
         duration_ms=int((time.monotonic() - clock) * 1000),
         attempts=runner.stats.attempts,
         transactional=unit.transactional,
+        journaled=unit.journal_reason(ws.dialect),
     )
 
 
@@ -288,7 +291,7 @@ def _record_failure(
     """
     session.rollback()
     script_failed = isinstance(exc, DatabaseError) and exc.line is not None
-    logs = _prisma_logs(exc, unit, runner.stats.statements)
+    logs = _prisma_logs(exc, unit, runner.stats.statements, unit.journal_reason(ws.dialect))
     try:
         if unit.transactional and script_failed:
             _, write = ws.ledger.insert(
@@ -327,16 +330,12 @@ def _write_alone(session: Session, sql: str, params: tuple[object, ...]) -> None
         raise
 
 
-def _prisma_logs(exc: BackoutError, unit: PreparedScript, applied: int) -> str:
-    """Failure text for the ledger's ``logs`` column, shaped like Prisma's."""
+def _prisma_logs(exc: BackoutError, unit: PreparedScript, applied: int, why: str) -> str:
+    """Failure text for the ledger's ``logs`` column, shaped like Prisma's; ``why``: why a
+    journaled script runs statement by statement."""
     code = getattr(exc, "sqlstate", None) or "unknown"
     statement = getattr(exc, "statement", None) or ""
     line = getattr(exc, "line", None)
-    why = (
-        "transaction off"
-        if not unit.script.directives.transaction
-        else "DDL commits implicitly (MySQL/MariaDB)"
-    )
     mode = (
         "The transaction was rolled back: no statement of this migration remains applied."
         if unit.transactional

@@ -45,6 +45,7 @@ from backout.lint_rules import (
 )
 from backout.migration import Migration, Project
 from backout.script import Script, ScriptKind, Statement, scan_directives
+from backout.transactions import UnhonourableTransaction, lay_out, same_block_pairs
 
 if TYPE_CHECKING:
     from backout.config import Config
@@ -227,16 +228,19 @@ class _Analysed:
     statements: tuple[Statement, ...]
     effects: ScriptEffects | None
     error: _SyntaxProblem | None
-    #: (statement, why it cannot run in a transaction), for transactional scripts
-    conflicts: tuple[tuple[Statement, str], ...]
+    #: (rule, line, message) of transaction control that cannot be honoured
+    conflicts: tuple[tuple[str, int, str], ...]
     suppressions: _Suppressions
+    #: the script can run as one transaction (see :mod:`backout.transactions`)
+    atomic: bool = True
 
 
 _Result = tuple[
     tuple[Statement, ...],
     ScriptEffects | None,
     _SyntaxProblem | None,
-    tuple[tuple[int, str], ...],
+    tuple[tuple[str, int, str], ...],
+    bool,
 ]
 
 
@@ -256,14 +260,27 @@ def _analyse(dialect: Dialect, script: Script) -> _Result:
         text = exc.message
         if line is not None:
             text = text.removeprefix(f"{script.display}:{line}: ")
-        return (), None, _SyntaxProblem(line, text), ()
-    conflicts: list[tuple[int, str]] = []
-    if script.directives.transaction:
-        for position, statement in enumerate(statements):
-            reason = dialect.transaction_conflict(statement)
-            if reason is not None:
-                conflicts.append((position, reason))
-    return statements, analyze(dialect.name, statements), None, tuple(conflicts)
+        return (), None, _SyntaxProblem(line, text), (), True
+    conflicts, atomic = _transaction_findings(dialect, script, statements)
+    return statements, analyze(dialect.name, statements), None, conflicts, atomic
+
+
+def _transaction_findings(
+    dialect: Dialect, script: Script, statements: Sequence[Statement]
+) -> tuple[tuple[tuple[str, int, str], ...], bool]:
+    """BO303/BO304/BO305 from the script's transaction layout, exactly as ``up`` would lay it
+    out (a script that runs journaled is no finding: ``up`` runs it as shipped); and whether
+    the script can be one transaction."""
+    try:
+        layout = lay_out(dialect, script, statements)
+    except UnhonourableTransaction as exc:
+        rule = "BO304" if exc.placement else "BO303"
+        return ((rule, exc.statement.line, f"{exc.statement.excerpt(40)}: {exc.reason}"),), False
+    found = [
+        ("BO305", pair.later.line, pair.reason + ", inside one BEGIN … COMMIT block of the script")
+        for pair in same_block_pairs(dialect, layout)
+    ]
+    return tuple(found), layout.atomic
 
 
 #: what forked workers analyse (inherited through fork, so nothing is pickled on the way in)
@@ -312,14 +329,9 @@ class _Analyses:
         return found
 
     def _store(self, script: Script, result: _Result) -> _Analysed:
-        statements, effects, error, conflicts = result
+        statements, effects, error, conflicts, atomic = result
         analysed = _Analysed(
-            script,
-            statements,
-            effects,
-            error,
-            tuple((statements[i], reason) for i, reason in conflicts),
-            _suppressions(script, statements),
+            script, statements, effects, error, conflicts, _suppressions(script, statements), atomic
         )
         self._done[id(script)] = analysed
         return analysed
@@ -522,8 +534,7 @@ class _Linter:
             return
         effects = analysed.effects
         assert effects is not None
-        if script.directives.transaction:
-            self.lint_transaction(analysed, migration)
+        self.lint_transaction(analysed, migration)
         for unknown in effects.unknown:
             self.emit("BO402", script, unknown.line, f"needs review: {unknown.reason}", migration)
         self.lint_dml(effects, script, migration)
@@ -553,38 +564,11 @@ class _Linter:
                     )
 
     def lint_transaction(self, analysed: _Analysed, migration: Migration) -> None:
-        """BEGIN/COMMIT and non-transactional statements; new enum values used too early."""
-        script = analysed.script
-        for statement, reason in analysed.conflicts:
-            if reason.startswith("transaction control"):
-                self.emit(
-                    "BO303",
-                    script,
-                    statement.line,
-                    f"{statement.excerpt(40)}: {reason}; backout already runs the script in "
-                    "one transaction (remove it, or add `-- backout:transaction off`)",
-                    migration,
-                )
-            else:
-                self.emit(
-                    "BO304",
-                    script,
-                    statement.line,
-                    f"{reason}: add `-- backout:transaction off`, or move the statement to a "
-                    "migration of its own",
-                    migration,
-                )
-        effects = analysed.effects
-        assert effects is not None
-        added: dict[str, str] = {}
-        for statement in analysed.statements:
-            if added:
-                self._check_enum_use(statement, added, script, migration)
-            for effect in effects.for_statement(statement):
-                if effect.action is Action.CREATE and effect.target.kind is ObjectKind.ENUM_VALUE:
-                    owner = effect.target.owner
-                    enum_name = owner.qualified_name if owner else "its enum"
-                    added[effect.target.name] = f"added to {enum_name} at line {effect.line}"
+        """Transaction control that cannot be honoured (BO303), a statement that cannot run in
+        the script's own block (BO304), a new enum value used in the block that adds it
+        (BO305). A script that runs journaled is no finding: ``up`` runs it as shipped."""
+        for rule, line, message in analysed.conflicts:
+            self.emit(rule, analysed.script, line, message, migration)
 
     def _check_enum_use(
         self, statement: Statement, added: dict[str, str], script: Script, migration: Migration
@@ -742,7 +726,7 @@ class _Linter:
         added: dict[str, str] = {}
         for migration in reversed(self.project.migrations):
             script = migration.down
-            if script is None or not script.directives.transaction:
+            if script is None or not self.analyses.get(script).atomic:
                 added = {}
                 continue
             has_values = _ADD_VALUE.search(script.text) is not None
@@ -961,7 +945,8 @@ def _squawk(linter: _Linter, config: Config) -> str:
             owners.setdefault(script.path.resolve(), []).append((script, migration))
     groups: dict[bool, list[Path]] = {True: [], False: []}
     for path, scripts in owners.items():
-        groups[all(s.directives.transaction for s, _ in scripts)].append(path)
+        # a script that runs journaled is not one transaction: squawk must not assume one
+        groups[all(linter.analyses.get(s).atomic for s, _ in scripts)].append(path)
     for in_transaction, files in groups.items():
         for start in range(0, len(files), 500):
             chunk = files[start : start + 500]

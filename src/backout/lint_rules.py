@@ -114,19 +114,19 @@ _ALL_RULES = (
         "BO303",
         "transaction-control",
         Severity.ERROR,
-        "BEGIN/COMMIT/ROLLBACK inside a transactional script",
+        "transaction control backout cannot honour (ROLLBACK, unbalanced BEGIN/COMMIT)",
     ),
     Rule(
         "BO304",
         "non-transactional-statement",
         Severity.ERROR,
-        "a statement that cannot run inside a transaction, in a transactional script",
+        "a statement that cannot run in a transaction block, inside the script's own block",
     ),
     Rule(
         "BO305",
         "new-enum-value-used",
         Severity.ERROR,
-        "an enum value added and used in the same transaction (PostgreSQL 55P04)",
+        "an enum value added and used in one transaction (PostgreSQL 55P04)",
     ),
     # --- data and review ------------------------------------------------------------------
     Rule(

@@ -86,10 +86,12 @@ def status_json(
     database_source: str,
     history_table: str,
     database_exists: bool,
+    notes: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The ``status --json`` document."""
     entries = report.entries
     return {
+        "notes": list(notes),
         "format": JSON_FORMAT,
         "layout": layout,
         "database": database,

@@ -375,10 +375,12 @@ def build_view(
             warnings.append(f"{script_impact.script.display}: {disagreement}")
     if impact.simulation_note:
         warnings.append(impact.simulation_note)
+    for unit in units:
+        warnings.extend(unit.notes(ws.dialect))
     groups = _transactions(units)
-    if len(groups) > 1 and any(not u.script.directives.transaction for u in units):
+    if len(groups) > 1 and any(u.layout.journal_reasons for u in units):
         warnings.append(
-            f"a script runs with transaction off, so the rollback runs as {len(groups)} "
+            f"a script runs journaled, so the rollback runs as {len(groups)} "
             "separate transactions: a failure undoes only the one it happens in"
         )
     options = ws.run_options()
@@ -473,7 +475,7 @@ def _transaction_count(groups: Sequence[Sequence[PreparedScript]]) -> int:
 
 def _implicit_commit_warnings(ws: Workspace, units: Sequence[PreparedScript]) -> list[str]:
     """Which statements no transaction can undo, named before confirmation."""
-    implicit = [(u, s) for u in units if u.script.directives.transaction for s in u.implicit]
+    implicit = [(u, s) for u in units if u.layout.atomic for s in u.implicit]
     if not implicit:
         return []
     shown = [f"{u.script.display}:{s.line} {s.excerpt(50)}" for u, s in implicit[:8]]
@@ -819,11 +821,7 @@ def _live_row(ws: Workspace, session: Session, key: str) -> str | None:
 
 def _journaled_hint(ws: Workspace, step: StepView, result: RollbackResult) -> str:
     script = step.step.script.display
-    why = (
-        "transaction off"
-        if not step.unit.script.directives.transaction
-        else f"{ws.dialect.display_name} commits DDL implicitly"
-    )
+    why = step.unit.journal_reason(ws.dialect)
     backup = f"; the backup taken before it is {result.backup.id}" if result.backup else ""
     return (
         f"the statements of {script} that completed stay applied ({why}); each is recorded in "

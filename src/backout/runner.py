@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from backout.dialects.base import Dialect, Params, Row, ScriptShape, Session
-from backout.errors import CheckFailed, DatabaseError, LockError, ProjectError
+from backout.errors import CheckFailed, DatabaseError, LockError
 from backout.script import Script, SqlCheck, Statement
+from backout.transactions import TransactionLayout, lay_out
 
 
 def render_literal(value: object) -> str:
@@ -111,53 +112,91 @@ class Executor:
 
 @dataclass(frozen=True)
 class PreparedScript:
-    """A script split into statements and checked for what cannot run in a transaction."""
+    """A script split into statements, laid out onto transactions (:mod:`backout.transactions`)."""
 
     script: Script
+    #: the statements that run (the script's own BEGIN/COMMIT left out), numbered 1..n
     statements: tuple[Statement, ...]
     shape: ScriptShape
+    #: the script's own blocks, what cannot run in a transaction, why it runs journaled
+    layout: TransactionLayout = field(default_factory=lambda: TransactionLayout(statements=()))
     #: statements the database commits on its own (MySQL's DDL): the script cannot be one
     #: transaction, and runs statement by statement with a journal
     implicit: tuple[Statement, ...] = ()
 
     @property
     def transactional(self) -> bool:
-        """False when the script says ``-- backout:transaction off``, or holds a statement the
-        database commits implicitly (see :attr:`implicit`)."""
-        return self.script.directives.transaction and not self.implicit
+        """False when the script runs journaled: ``-- backout:transaction off``, a statement the
+        database commits implicitly (see :attr:`implicit`), a statement that cannot run in a
+        transaction block, or statements that cannot share one."""
+        return self.layout.atomic and not self.implicit
+
+    def journal_reason(self, dialect: Dialect) -> str:
+        """Why the script runs statement by statement (for messages), '' when it does not."""
+        if self.layout.journal_reasons:
+            return self.layout.journal_reasons[0]
+        if self.implicit:
+            return f"{dialect.display_name} commits DDL implicitly"
+        return ""
+
+    def commits_alone(self, statement: Statement) -> bool:
+        """True when ``statement`` runs outside any transaction, committing on its own."""
+        if statement.index in self.layout.alone or statement in self.implicit:
+            return True
+        # ``transaction off``: outside the script's own blocks, nothing is wrapped
+        return not self.script.directives.transaction and not self.layout.in_block(statement.index)
+
+    def groups(self) -> list[tuple[Statement, ...]]:
+        """The statements in run order; a block of the script's own that can be one
+        transaction is one group (its statements commit together)."""
+        groups: list[tuple[Statement, ...]] = []
+        for group in self.layout.groups():
+            if len(group) > 1 and any(self.commits_alone(s) for s in group):
+                groups.extend((s,) for s in group)  # MySQL DDL commits the block anyway
+            else:
+                groups.append(group)
+        return groups
+
+    def notes(self, dialect: Dialect) -> list[str]:
+        """What backout does with the script's transactions, when it is not the plain case."""
+        notes = []
+        if self.script.directives.transaction and self.layout.journal_reasons:
+            notes.append(
+                f"{self.script.display}: runs journaled, statement by statement, because "
+                f"{self.layout.journal_reasons[0]}"
+                + (
+                    f" (and {len(self.layout.journal_reasons) - 1} more)"
+                    if len(self.layout.journal_reasons) > 1
+                    else ""
+                )
+            )
+        control = self.layout.control_note(self.script.display)
+        if control:
+            notes.append(control)
+        return notes
 
 
 def prepare(dialect: Dialect, script: Script) -> PreparedScript:
-    """Split ``script`` and refuse statements that would break its transaction.
+    """Split ``script`` and lay it out onto transactions.
 
-    Raises ProjectError (file and line) for syntax errors, and for transaction control or
-    non-transactional statements in a script that does not say ``-- backout:transaction off``.
+    Raises ProjectError (file and line) for syntax errors, and for transaction control that
+    cannot be honoured (:func:`backout.transactions.lay_out`).
     """
-    statements = dialect.split(
+    split = dialect.split(
         script.text,
         script.display,
         first_line=script.first_line,
         params=[p.name for p in script.directives.params],
     )
-    if script.directives.transaction:
-        for statement in statements:
-            reason = dialect.transaction_conflict(statement)
-            if reason is not None:
-                raise ProjectError(
-                    f"{reason}: {statement.excerpt(60)}",
-                    path=script.display,
-                    line=statement.line,
-                    hint="remove it, or declare '-- backout:transaction off' to run the script "
-                    "statement by statement without a transaction",
-                )
+    layout = lay_out(dialect, script, split)
+    statements = layout.statements
+    implicit = tuple(s for s in statements if dialect.commits_implicitly(s))
+    if layout.atomic and not implicit:
         shape = dialect.shape(statements)
     else:
         shape = ScriptShape(before=(), inside=tuple(statements), after=())
-    implicit = tuple(s for s in statements if dialect.commits_implicitly(s))
-    if implicit:
-        shape = ScriptShape(before=(), inside=tuple(statements), after=())
     return PreparedScript(
-        script=script, statements=tuple(statements), shape=shape, implicit=implicit
+        script=script, statements=statements, shape=shape, implicit=implicit, layout=layout
     )
 
 
@@ -252,6 +291,8 @@ class ScriptRunner:
         self.stats = RunStats()
         #: told about each lock wait before backing off: (where, attempt, wait seconds)
         self.on_retry = options.on_retry
+        #: the statement a journaled run is on (named in the journal when it fails)
+        self._failed: Statement | None = None
 
     # --- checks ----------------------------------------------------------------------------
 
@@ -396,6 +437,8 @@ class ScriptRunner:
             self.executor.execute(sql)
         for unit in units:
             self.executor.comment(f"{unit.script.kind.value}: {unit.script.display}")
+            for note in unit.notes(self.dialect):
+                self.executor.comment(note)
             for check in unit.script.directives.require:
                 self.evaluate(unit.script, check, "require")
             self._run_body(unit, unit.shape.inside)
@@ -452,6 +495,9 @@ class ScriptRunner:
         self.stats.attempts += 1
         why = self._why_statement_by_statement(unit)
         self.executor.comment(f"{unit.script.display}: {why}, each statement commits on its own")
+        control = unit.layout.control_note(unit.script.display)
+        if control:
+            self.executor.comment(control)
         if start_at > 1:
             self.executor.comment(f"resuming at statement {start_at} of {len(unit.statements)}")
         else:
@@ -478,9 +524,7 @@ class ScriptRunner:
         return self.stats
 
     def _why_statement_by_statement(self, unit: PreparedScript) -> str:
-        if not unit.script.directives.transaction:
-            return "transaction off"
-        return f"{self.dialect.display_name} commits DDL implicitly"
+        return unit.journal_reason(self.dialect) or "transaction off"
 
     def _autocommit_body(
         self,
@@ -495,66 +539,72 @@ class ScriptRunner:
         total = len(unit.statements)
         why = self._why_statement_by_statement(unit)
         done = start_at - 1
-        for statement in unit.statements:
-            if statement.index < start_at:
+        for whole in unit.groups():
+            group = tuple(s for s in whole if s.index >= start_at)
+            if not group:
                 continue
+            self._failed = group[0]
             try:
-                if journal is None:
-                    self._autocommit_statement(unit, statement)
+                if len(group) > 1 or not unit.commits_alone(group[0]):
+                    self._transaction_group(unit, group, journal)
+                elif journal is None:
+                    self._autocommit_statement(unit, group[0])
                 else:
-                    self._journaled_statement(unit, statement, journal)
+                    journal.running(group[0])
+                    self._autocommit_statement(unit, group[0])
+                    journal.done(group[0])
             except _LockTimeout as timeout:
                 error = LockError(
                     f"{timeout.where}: could not get a lock within {self.options.lock_timeout:g}s "
                     f"after {self.options.lock_retries + 1} attempts ({done} of {total} "
                     f"statements were applied and remain, {why})"
                 )
-                self._journal_failure(journal, statement, error.message)
+                self._journal_failure(journal, self._failed, error.message)
                 raise error from timeout.error
             except (DatabaseError, LockError) as exc:
                 cause = exc.__cause__
                 short = exc.message
                 if isinstance(cause, DatabaseError):
                     short = cause.message + (f" [{cause.sqlstate}]" if cause.sqlstate else "")
-                self._journal_failure(journal, statement, short)
+                self._journal_failure(journal, self._failed, short)
                 exc.message = (
                     f"{exc.message} ({done} of {total} statements were applied and remain: {why})"
                 )
                 exc.args = (exc.message,)
                 raise
-            done += 1
-            if on_statement is not None:
-                on_statement(statement)
+            for statement in group:
+                done += 1
+                if on_statement is not None:
+                    on_statement(statement)
 
     def _journal_failure(
-        self, journal: StatementJournal | None, statement: Statement, message: str
+        self, journal: StatementJournal | None, statement: Statement | None, message: str
     ) -> None:
         """Record that a statement failed (it took no effect); never masks the failure."""
-        if journal is None or self.executor.dry_run:
+        if journal is None or statement is None or self.executor.dry_run:
             return
         self.session.rollback()
         with contextlib.suppress(DatabaseError):
             journal.failed(statement, message)
 
-    def _journaled_statement(
-        self, unit: PreparedScript, statement: Statement, journal: StatementJournal
+    def _transaction_group(
+        self,
+        unit: PreparedScript,
+        group: Sequence[Statement],
+        journal: StatementJournal | None,
     ) -> None:
-        """One statement and its journal entry; retried on lock timeouts (they leave nothing)."""
-        implicit = not unit.script.directives.transaction or self.dialect.commits_implicitly(
-            statement
-        )
-        if implicit:
-            journal.running(statement)
-            self._autocommit_statement(unit, statement)
-            journal.done(statement)
-            return
+        """Statements that commit together (one statement, or a block of the script's own),
+        with their journal entries; retried on lock timeouts (they leave nothing)."""
         delay = self.options.backoff
         for attempt in range(1, self.options.lock_retries + 2):
             try:
-                # The statement and its journal entry commit together: the entry is exact.
+                # The statements and their journal entries commit together: the entries are exact.
                 self.executor.begin()
-                self.run_statement(unit.script, statement)
-                journal.done(statement)
+                for statement in group:
+                    self._failed = statement
+                    self.run_statement(unit.script, statement)
+                    if journal is not None:
+                        journal.done(statement)
                 self.executor.commit()
                 return
             except _LockTimeout as timeout:

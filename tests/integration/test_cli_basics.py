@@ -115,7 +115,9 @@ def test_dbmate_with_concurrent_index_on_postgres(tmp_path: Path, pg_url: str) -
 
 
 @pytest.mark.postgres
-def test_concurrent_index_without_transaction_off_is_refused(tmp_path: Path, pg_url: str) -> None:
+def test_concurrent_index_runs_journaled_without_transaction_off(
+    tmp_path: Path, pg_url: str
+) -> None:
     project = write(
         tmp_path,
         {
@@ -126,7 +128,16 @@ def test_concurrent_index_without_transaction_off_is_refused(tmp_path: Path, pg_
             """,
         },
     )
+    status = " ".join(run(["status"], project=project, url=pg_url).stdout.split())
+    assert "db/migrations/20240102000000_idx.sql: runs journaled" in status
+    assert "CREATE INDEX CONCURRENTLY cannot run inside a transaction block (line 2)" in status
     result = run(["up"], project=project, url=pg_url)
-    assert result.exit_code == 2
-    assert "db/migrations/20240102000000_idx.sql:2: CREATE INDEX CONCURRENTLY" in result.stderr
-    assert sql(pg_url, "SELECT to_regclass('users')") == [(None,)]
+    assert result.exit_code == 0, result.stderr
+    assert "1 migration(s) ran journaled" in result.stdout
+    valid = sql(
+        pg_url,
+        "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+        "WHERE c.relname = 'users_id'",
+    )
+    assert valid == [(True,)]
+    assert run(["status"], project=project, url=pg_url).exit_code == 0

@@ -367,7 +367,7 @@ def test_bad_scripts_are_refused_before_anything_runs(tmp_path: Path, mysql_url:
         {
             "migrations/001_t.up.sql": "CREATE TABLE t (id INT PRIMARY KEY);\n",
             "migrations/002_bad.up.sql": "INSERT INTO t VALUES (1);\nSELECT 'unterminated;\n",
-            "migrations/003_tx.up.sql": "START TRANSACTION;\nCREATE TABLE u (id INT);\nCOMMIT;\n",
+            "migrations/003_tx.up.sql": "CREATE TABLE u (id INT);\nSTART TRANSACTION;\n",
             "backout.toml": 'layout = "plain"\n',
         },
     )
@@ -380,7 +380,7 @@ def test_bad_scripts_are_refused_before_anything_runs(tmp_path: Path, mysql_url:
     (project / "migrations" / "002_bad.up.sql").write_text("INSERT INTO t VALUES (1);\n")
     result = run(["up"], project=project, url=mysql_url)
     assert result.exit_code == 2
-    assert "migrations/003_tx.up.sql:1: transaction control" in result.stderr
+    assert "migrations/003_tx.up.sql:2: START TRANSACTION is never committed" in result.stderr
 
 
 def test_mariadb_url_scheme_and_password_never_shown(tmp_path: Path, mysql_url: str) -> None:

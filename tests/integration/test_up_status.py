@@ -198,7 +198,7 @@ def test_history_of_a_deleted_migration_and_of_a_typo(tmp_path: Path, url: str) 
     assert "002_psots" in typo.stderr and "no history event names" in typo.stderr
 
 
-def test_transaction_control_is_refused_unless_transaction_off(tmp_path: Path, url: str) -> None:
+def test_commit_without_begin_is_refused(tmp_path: Path, url: str) -> None:
     project = write(
         tmp_path,
         {
@@ -212,8 +212,8 @@ def test_transaction_control_is_refused_unless_transaction_off(tmp_path: Path, u
     before = db_state(url)
     result = run(["up"], project=project, url=url)
     assert result.exit_code == 2
-    assert "migrations/001_a.up.sql:2: transaction control" in result.stderr
-    assert "backout:transaction off" in result.stderr
+    assert "migrations/001_a.up.sql:2: COMMIT without a BEGIN" in result.stderr
+    assert "nothing was changed" in result.stderr
     assert db_state(url) == before
 
 

@@ -308,18 +308,26 @@ CASES: list[Case] = [
         files={"migrations/003_bad.up.sql": "INSERT INTO users (email) VALUES ('oops);\n"},
     ),
     Case(
-        "sql-transaction-control-in-script",
+        "sql-rollback-in-script",
         ["up"],
         2,
-        "migrations/003_bad.up.sql:1: transaction control",
-        files={"migrations/003_bad.up.sql": "BEGIN;\nCREATE TABLE c (id INTEGER);\nCOMMIT;\n"},
+        "migrations/003_bad.up.sql:3: ROLLBACK discards the script's own work",
+        files={"migrations/003_bad.up.sql": "BEGIN;\nCREATE TABLE c (id INTEGER);\nROLLBACK;\n"},
     ),
     Case(
-        "sql-vacuum-in-transactional-script",
+        "sql-unbalanced-begin",
         ["up"],
         2,
-        "migrations/003_bad.up.sql:2: VACUUM cannot run inside a transaction",
-        files={"migrations/003_bad.up.sql": "CREATE TABLE c (id INTEGER);\nVACUUM;\n"},
+        "migrations/003_bad.up.sql:2: BEGIN is never committed",
+        files={"migrations/003_bad.up.sql": "CREATE TABLE c (id INTEGER);\nBEGIN;\n"},
+    ),
+    Case(
+        "sql-vacuum-inside-the-scripts-own-block",
+        ["up"],
+        2,
+        "migrations/003_bad.up.sql:2: VACUUM cannot run inside a transaction, and the script's "
+        "own BEGIN puts it in one",
+        files={"migrations/003_bad.up.sql": "BEGIN;\nVACUUM;\nCOMMIT;\n"},
     ),
     Case(
         "pg-sql-syntax-error",
@@ -338,12 +346,16 @@ CASES: list[Case] = [
         files={PG_FORWARD: "CREATE TABLE a (id int);\nDO $$ BEGIN PERFORM 1; END;\n"},
     ),
     Case(
-        "pg-create-index-concurrently-in-transaction",
+        "pg-create-index-concurrently-in-the-scripts-own-block",
         ["up"],
         2,
-        "CREATE INDEX CONCURRENTLY cannot run inside a transaction block",
+        "CREATE INDEX CONCURRENTLY cannot run inside a transaction block, and the script's own "
+        "BEGIN puts it in one",
         dialect="postgresql",
-        files={PG_FORWARD: "CREATE INDEX CONCURRENTLY users_email_idx ON users (email);\n"},
+        files={
+            PG_FORWARD: "BEGIN;\nCREATE INDEX CONCURRENTLY users_email_idx ON users (email);\n"
+            "COMMIT;\n"
+        },
     ),
     Case(
         "directive-unknown-name",

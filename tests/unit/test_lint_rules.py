@@ -433,37 +433,50 @@ def test_bo302_drop_cascade(tmp_path: Path) -> None:
 
 
 @BOTH
-def test_bo303_transaction_control(tmp_path: Path, dialect: str) -> None:
-    up = "BEGIN;\nCREATE TABLE a (id int);\nCOMMIT;\n"
+def test_bo303_transaction_control_that_cannot_be_honoured(tmp_path: Path, dialect: str) -> None:
+    up = "BEGIN;\nCREATE TABLE a (id int);\nROLLBACK;\n"
     root = plain(tmp_path, ("a", up, HIGH + "DROP TABLE a;"))
     report = run(root, dialect)
-    assert found(report) == [("BO303", "001_a.up.sql", 1), ("BO303", "001_a.up.sql", 3)]
+    assert found(report) == [("BO303", "001_a.up.sql", 3)]
+    assert "discards the script's own work" in report.findings[0].message
 
 
 @BOTH
-def test_bo303_passes_with_transaction_off(tmp_path: Path, dialect: str) -> None:
-    up = "-- backout:transaction off\nBEGIN;\nCREATE TABLE a (id int);\nCOMMIT;\n"
-    root = plain(tmp_path, ("a", up, HIGH + "DROP TABLE a;"))
-    assert found(run(root, dialect)) == []
+def test_bo303_passes_on_balanced_blocks(tmp_path: Path, dialect: str) -> None:
+    # Prisma's enum template: `up` runs it as shipped, so it is no finding
+    for up in (
+        "BEGIN;\nCREATE TABLE a (id int);\nCOMMIT;\n",
+        "-- backout:transaction off\nBEGIN;\nCREATE TABLE a (id int);\nCOMMIT;\n",
+    ):
+        root = plain(tmp_path / str(len(up)), ("a", up, HIGH + "DROP TABLE a;"))
+        assert found(run(root, dialect)) == []
 
 
-def test_bo304_concurrently(tmp_path: Path) -> None:
-    up = "CREATE INDEX CONCURRENTLY t_name_idx ON t (name);"
+def test_bo304_concurrently_inside_the_scripts_own_block(tmp_path: Path) -> None:
+    up = "BEGIN;\nCREATE INDEX CONCURRENTLY t_name_idx ON t (name);\nCOMMIT;\n"
     root = plain(tmp_path, INIT, ("idx", up, "-- backout:risk LOW\nDROP INDEX t_name_idx;"))
     report = run(root, "postgresql")
-    assert found(report) == [("BO304", "002_idx.up.sql", 1)]
+    assert found(report) == [("BO304", "002_idx.up.sql", 2)]
     assert "CONCURRENTLY" in report.findings[0].message
 
 
-def test_bo304_passes_with_transaction_off(tmp_path: Path) -> None:
-    up = "-- backout:transaction off\nCREATE INDEX CONCURRENTLY t_name_idx ON t (name);"
-    root = plain(tmp_path, INIT, ("idx", up, "-- backout:risk LOW\nDROP INDEX t_name_idx;"))
-    assert found(run(root, "postgresql")) == []
+def test_bo304_passes_where_up_runs_it_journaled(tmp_path: Path) -> None:
+    for up in (
+        "CREATE INDEX CONCURRENTLY t_name_idx ON t (name);",
+        "-- backout:transaction off\nCREATE INDEX CONCURRENTLY t_name_idx ON t (name);",
+    ):
+        idx = ("idx", up, "-- backout:risk LOW\nDROP INDEX t_name_idx;")
+        root = plain(tmp_path / str(len(up)), INIT, idx)
+        assert found(run(root, "postgresql")) == []
 
 
 def test_bo304_sqlite_vacuum(tmp_path: Path) -> None:
-    root = plain(tmp_path, INIT, ("vac", "VACUUM;", "-- backout:risk NONE\nSELECT 1;"))
-    assert found(run(root, "sqlite")) == [("BO304", "002_vac.up.sql", 1)]
+    vac = ("vac", "VACUUM;", "-- backout:risk NONE\nSELECT 1;")
+    assert found(run(plain(tmp_path / "a", INIT, vac), "sqlite")) == []
+    vac = ("vac", "BEGIN;\nVACUUM;\nCOMMIT;", "-- backout:risk NONE\nSELECT 1;")
+    assert found(run(plain(tmp_path / "b", INIT, vac), "sqlite")) == [
+        ("BO304", "002_vac.up.sql", 2)
+    ]
 
 
 ENUM_INIT = (
@@ -473,12 +486,18 @@ ENUM_INIT = (
 )
 
 
-def test_bo305_new_enum_value_used_in_the_same_script(tmp_path: Path) -> None:
-    up = "ALTER TYPE status ADD VALUE 'C';\nUPDATE t SET s = 'C' WHERE s = 'B';\n"
+def test_bo305_new_enum_value_used_in_the_same_block(tmp_path: Path) -> None:
+    up = "BEGIN;\nALTER TYPE status ADD VALUE 'C';\nUPDATE t SET s = 'C' WHERE s = 'B';\nCOMMIT;\n"
     root = plain(tmp_path, ENUM_INIT, ("c", up, "-- backout:risk NONE\nSELECT 1;"))
     report = run(root, "postgresql")
-    assert found(report) == [("BO305", "002_c.up.sql", 2)]
+    assert found(report) == [("BO305", "002_c.up.sql", 3)]
     assert "55P04" in report.findings[0].message
+
+
+def test_bo305_passes_in_one_script_that_up_runs_journaled(tmp_path: Path) -> None:
+    up = "ALTER TYPE status ADD VALUE 'C';\nUPDATE t SET s = 'C' WHERE s = 'B';\n"
+    root = plain(tmp_path, ENUM_INIT, ("c", up, "-- backout:risk NONE\nSELECT 1;"))
+    assert found(run(root, "postgresql")) == []
 
 
 def test_bo305_passes_in_separate_migrations_or_outside_a_transaction(tmp_path: Path) -> None:

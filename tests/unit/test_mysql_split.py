@@ -115,10 +115,10 @@ def test_bind_turns_placeholders_into_pyformat_and_escapes_percent() -> None:
         ("REPLACE INTO t VALUES (1)", False, False),
         ("SET FOREIGN_KEY_CHECKS = 0", False, False),
         ("/* x */ select 1", False, False),
-        ("BEGIN", True, True),
-        ("START TRANSACTION", True, True),
-        ("COMMIT", True, True),
-        ("ROLLBACK", True, True),
+        ("BEGIN", True, False),
+        ("START TRANSACTION", True, False),
+        ("COMMIT", True, False),
+        ("ROLLBACK", True, False),
         ("LOCK TABLES t WRITE", True, True),
         ("SET autocommit = 0", False, True),
     ],
@@ -130,6 +130,30 @@ def test_statement_classes(sql: str, implicit: bool, conflict: bool) -> None:
     statement = Statement(sql=sql, line=1, index=1)
     assert dialect.commits_implicitly(statement) is implicit
     assert (dialect.transaction_conflict(statement) is not None) is conflict
+
+
+@pytest.mark.parametrize(
+    ("sql", "kind"),
+    [
+        ("BEGIN", "begin"),
+        ("BEGIN WORK", "begin"),
+        ("START TRANSACTION", "begin"),
+        ("START TRANSACTION READ ONLY", "other"),
+        ("COMMIT", "commit"),
+        ("COMMIT WORK", "commit"),
+        ("COMMIT AND CHAIN", "other"),
+        ("ROLLBACK", "rollback"),
+        ("ROLLBACK TO SAVEPOINT a", "nested"),
+        ("SAVEPOINT a", "nested"),
+        ("XA START 'x'", "other"),
+        ("BEGIN NOT ATOMIC SELECT 1; END", None),
+    ],
+)
+def test_transaction_control(sql: str, kind: str | None) -> None:
+    from backout.script import Statement
+
+    found = MysqlDialect().transaction_control(Statement(sql=sql, line=1, index=1))
+    assert (found.kind.value if found else None) == kind
 
 
 def test_head_words_skip_comments() -> None:

@@ -81,6 +81,7 @@ def status(as_json: bool, url: str | None, project: Path | None, config_file: Pa
                 database_source=config.url_source,
                 history_table=ws.ledger.name,
                 database_exists=result.database_exists,
+                notes=result.notes,
             )
         )
     else:
@@ -155,6 +156,14 @@ def up(
         f"Applied {len(result.applied)} migration(s), {statements} statement(s), "
         f"in {elapsed:.2f} s."
     )
+    journaled = [m for m in result.applied if m.journaled]
+    if journaled:
+        shown = "; ".join(f"{m.id} ({m.journaled})" for m in journaled[:3])
+        more = f"; and {len(journaled) - 3} more" if len(journaled) > 3 else ""
+        click.echo(
+            f"note: {len(journaled)} migration(s) ran journaled, statement by statement: "
+            f"{shown}{more}."
+        )
     for migration_id in result.out_of_order:
         click.echo(f"note: {migration_id} was applied out of order (older than applied ones).")
 

@@ -160,6 +160,8 @@ def _status_notes(result: StatusResult) -> None:
     out.print(", ".join(counts) + ".")
     for entry in report.interrupted:
         _interrupted_note(entry)
+    for note in result.notes:
+        out.print(Text.assemble(("note: ", "bold"), note))
     for entry in report.failed:
         if entry.interrupted is not None:
             continue  # said above, with the journal's details

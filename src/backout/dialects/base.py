@@ -12,6 +12,7 @@ code asks "does this database do X?" and never "is this PostgreSQL?".
 from __future__ import annotations
 
 import datetime as dt
+import enum
 import getpass
 import os
 import socket
@@ -84,6 +85,42 @@ class ScriptShape:
     inside: tuple[Statement, ...]
     #: run after COMMIT (e.g. SQLite's ``PRAGMA foreign_keys=ON``)
     after: tuple[Statement, ...]
+
+
+class TxControl(enum.Enum):
+    """What a script's transaction-control statement does (:meth:`Dialect.transaction_control`)."""
+
+    #: opens a block that the script itself commits (BEGIN, START TRANSACTION)
+    BEGIN = "begin"
+    #: closes the open block, keeping its work (COMMIT, END)
+    COMMIT = "commit"
+    #: closes the open block, discarding its work: cannot be honoured by a journal
+    ROLLBACK = "rollback"
+    #: SAVEPOINT, RELEASE, ROLLBACK TO: works only inside an open transaction
+    NESTED = "nested"
+    #: anything else (PREPARE TRANSACTION, BEGIN with options, COMMIT AND CHAIN, XA): refused
+    OTHER = "other"
+
+
+@dataclass(frozen=True)
+class ControlStatement:
+    """A script's own transaction-control statement, as its dialect reads it."""
+
+    kind: TxControl
+    #: the statement's verb for messages: ``BEGIN``, ``COMMIT``, ``ROLLBACK``, ``SAVEPOINT``
+    verb: str
+    #: for :attr:`TxControl.OTHER`: why backout cannot honour it
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class CommitNeeded:
+    """Two statements of one script that cannot share a transaction (``earlier`` must commit
+    before ``later`` runs), e.g. a new enum value and its first use (PostgreSQL's 55P04)."""
+
+    earlier: Statement
+    later: Statement
+    reason: str
 
 
 class Session(ABC):
@@ -252,7 +289,25 @@ class Dialect(ABC):
 
     @abstractmethod
     def transaction_conflict(self, statement: Statement) -> str | None:
-        """Why ``statement`` cannot run inside backout's transaction, or None when it can."""
+        """Why ``statement`` cannot run inside a transaction block, or None when it can.
+
+        Transaction control (BEGIN/COMMIT…) is not a conflict: see :meth:`transaction_control`.
+        A script holding such a statement runs journaled, each statement committing on its own.
+        """
+
+    def transaction_control(self, statement: Statement) -> ControlStatement | None:
+        """``statement`` read as transaction control (BEGIN, COMMIT, ROLLBACK, SAVEPOINT…), or
+        None when it is not one. A script's own BEGIN/COMMIT are the boundaries of the blocks
+        it wants atomic; :func:`backout.transactions.lay_out` decides how to honour them.
+        Default: no statement is transaction control."""
+        return None
+
+    def commit_needed(self, statements: Sequence[Statement]) -> list[CommitNeeded]:
+        """Pairs of statements that fail in one transaction although each is transactional
+        (PostgreSQL: a new enum value used before its ``ADD VALUE`` commits, 55P04). A script
+        holding one runs journaled, its statements (or its own blocks) each committing.
+        Default: none."""
+        return []
 
     def commits_implicitly(self, statement: Statement) -> bool:
         """True when the database commits on its own around ``statement`` (MySQL's DDL).

@@ -37,7 +37,17 @@ from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from backout.dialects.base import Actor, Dialect, DmlScope, Params, Row, RunLock, Session
+from backout.dialects.base import (
+    Actor,
+    ControlStatement,
+    Dialect,
+    DmlScope,
+    Params,
+    Row,
+    RunLock,
+    Session,
+    TxControl,
+)
 from backout.errors import ConfigError, DatabaseError, DatabaseUnavailable, LockError
 from backout.schema import SchemaSnapshot, TableInfo, TableStats
 from backout.script import Statement
@@ -66,8 +76,6 @@ _FAILURE_ERRORS = frozenset(
     {"3", "1021", "1030", "1037", "1041", "1053", "1114", "1927", "2006", "2013"}
 )
 
-#: statements that end a transaction or change how the session commits
-_TRANSACTION_CONTROL = frozenset({"BEGIN", "COMMIT", "ROLLBACK", "XA"})
 #: first keywords of statements that do not commit implicitly (DML, reads, session SETs)
 _NO_IMPLICIT_COMMIT = frozenset(
     {
@@ -347,14 +355,41 @@ class MysqlDialect(Dialect):
         words = head_words(statement.sql, 3)
         first = words[0] if words else ""
         second = words[1] if len(words) > 1 else ""
-        if first in _TRANSACTION_CONTROL or (first, second) == ("START", "TRANSACTION"):
-            if first == "ROLLBACK" and second in {"TO", "WORK"} and "TO" in words:
-                return None  # ROLLBACK [WORK] TO SAVEPOINT nests like SAVEPOINT itself
-            return "transaction control (BEGIN/COMMIT/ROLLBACK) would break the journal"
         if first in {"LOCK", "UNLOCK"}:
             return f"{first} TABLES commits implicitly and holds locks beyond the statement"
         if first == "SET" and second in {"AUTOCOMMIT", "TRANSACTION"}:
             return f"SET {second.lower()} changes how backout's statements commit"
+        return None
+
+    def transaction_control(self, statement: Statement) -> ControlStatement | None:
+        from backout.dialects.mysql_split import head_words
+
+        words = head_words(statement.sql, 4)
+        first = words[0] if words else ""
+        rest = [w for w in words[1:] if w != "WORK"]
+        if first == "XA":
+            return ControlStatement(TxControl.OTHER, "XA", "XA (two-phase) transactions")
+        if first in {"SAVEPOINT", "RELEASE"} or (first == "ROLLBACK" and "TO" in rest):
+            return ControlStatement(TxControl.NESTED, first)
+        if (first, rest[:1]) == ("START", ["TRANSACTION"]):
+            if len(rest) > 1:
+                return ControlStatement(
+                    TxControl.OTHER,
+                    "START TRANSACTION",
+                    "START TRANSACTION with options (READ ONLY, CONSISTENT SNAPSHOT): backout "
+                    "cannot honour them",
+                )
+            return ControlStatement(TxControl.BEGIN, "START TRANSACTION")
+        if first == "BEGIN":
+            # MariaDB's BEGIN NOT ATOMIC … END is a compound statement, not a transaction
+            return None if rest else ControlStatement(TxControl.BEGIN, first)
+        if first in {"COMMIT", "ROLLBACK"}:
+            if rest:  # AND [NO] CHAIN, [NO] RELEASE
+                return ControlStatement(
+                    TxControl.OTHER, first, f"{first} {' '.join(rest)} changes the session"
+                )
+            kind = TxControl.COMMIT if first == "COMMIT" else TxControl.ROLLBACK
+            return ControlStatement(kind, first)
         return None
 
     def commits_implicitly(self, statement: Statement) -> bool:

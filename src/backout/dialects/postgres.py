@@ -10,7 +10,17 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
-from backout.dialects.base import Actor, Dialect, DmlScope, Params, Row, RunLock, Session
+from backout.dialects.base import (
+    Actor,
+    CommitNeeded,
+    ControlStatement,
+    Dialect,
+    DmlScope,
+    Params,
+    Row,
+    RunLock,
+    Session,
+)
 from backout.errors import DatabaseError, DatabaseUnavailable, LockError, ProjectError
 from backout.schema import SchemaSnapshot, TableInfo, TableStats
 from backout.script import Statement
@@ -267,7 +277,7 @@ class PostgresDialect(Dialect):
             return None
         node = raw.stmt
         if isinstance(node, ast.TransactionStmt):
-            return "transaction control (BEGIN/COMMIT/ROLLBACK/SAVEPOINT) would break atomicity"
+            return None  # not a conflict: see transaction_control()
         if isinstance(node, ast.IndexStmt) and node.concurrent:
             return "CREATE INDEX CONCURRENTLY cannot run inside a transaction block"
         if isinstance(node, ast.DropStmt) and node.concurrent:
@@ -305,6 +315,16 @@ class PostgresDialect(Dialect):
             if isinstance(node, kind):
                 return f"{label} cannot run inside a transaction block"
         return None
+
+    def transaction_control(self, statement: Statement) -> ControlStatement | None:
+        from backout.dialects import pg_transactions
+
+        return pg_transactions.transaction_control(statement)
+
+    def commit_needed(self, statements: Sequence[Statement]) -> list[CommitNeeded]:
+        from backout.dialects import pg_transactions
+
+        return pg_transactions.commit_needed(statements)
 
     # --- locks and timeouts --------------------------------------------------------------------
 

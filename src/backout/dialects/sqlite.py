@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, ClassVar, NoReturn
 
 from backout.dialects.base import (
     Actor,
+    ControlStatement,
     Dialect,
     DmlScope,
     Params,
@@ -36,6 +37,7 @@ from backout.dialects.base import (
     RunLock,
     ScriptShape,
     Session,
+    TxControl,
 )
 from backout.errors import DatabaseError, DatabaseUnavailable, LockError, ProjectError
 from backout.schema import SchemaSnapshot, TableStats
@@ -303,14 +305,26 @@ class SqliteDialect(Dialect):
 
     def transaction_conflict(self, statement: Statement) -> str | None:
         first, _ = _first_words(statement.sql)
-        # ROLLBACK [TRANSACTION] TO [SAVEPOINT] x only undoes work back to a savepoint, which
-        # nests inside backout's transaction like SAVEPOINT and RELEASE do.
-        body = _LEADING_NOISE.sub("", statement.sql, count=1)
-        to_savepoint = re.match(r"ROLLBACK(?:\s+TRANSACTION)?\s+TO\b", body, re.I) is not None
-        if first in {"BEGIN", "COMMIT", "END"} or (first == "ROLLBACK" and not to_savepoint):
-            return "transaction control (BEGIN/COMMIT/ROLLBACK) would break atomicity"
         if first == "VACUUM":
             return "VACUUM cannot run inside a transaction"
+        return None
+
+    def transaction_control(self, statement: Statement) -> ControlStatement | None:
+        first, _ = _first_words(statement.sql)
+        if first in {"SAVEPOINT", "RELEASE"}:
+            return ControlStatement(TxControl.NESTED, first)
+        if first == "BEGIN":
+            # DEFERRED/IMMEDIATE/EXCLUSIVE only say when the write lock is taken; backout's
+            # own BEGIN IMMEDIATE takes it at once.
+            return ControlStatement(TxControl.BEGIN, first)
+        if first in {"COMMIT", "END"}:
+            return ControlStatement(TxControl.COMMIT, first)
+        if first == "ROLLBACK":
+            # ROLLBACK [TRANSACTION] TO [SAVEPOINT] x only undoes work back to a savepoint, which
+            # nests inside a transaction like SAVEPOINT and RELEASE do.
+            body = _LEADING_NOISE.sub("", statement.sql, count=1)
+            to_savepoint = re.match(r"ROLLBACK(?:\s+TRANSACTION)?\s+TO\b", body, re.I)
+            return ControlStatement(TxControl.NESTED if to_savepoint else TxControl.ROLLBACK, first)
         return None
 
     def shape(self, statements: Sequence[Statement]) -> ScriptShape:
