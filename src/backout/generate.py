@@ -18,9 +18,11 @@ from __future__ import annotations
 import re
 import textwrap
 from collections.abc import Iterable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from backout import replay_cache
 from backout.dialects.base import Session
 from backout.dialects.ddl_base import Draft, DraftStep, LiveNames, Rename
 from backout.effects import Action, ObjectKind, analyze
@@ -446,6 +448,30 @@ def _write(ws: Workspace, migration: Migration, result: GeneratedRollback) -> No
     result.written = True
 
 
+def _scratch_at(
+    ws: Workspace, stack: ExitStack, keys: Sequence[str], first: int
+) -> tuple[Workspace, int]:
+    """A scratch workspace holding the longest saved replay of ``migrations[:first]`` (see
+    backout.replay_cache), and how many migrations it already holds (0: an empty one)."""
+    while True:
+        start = replay_cache.longest_saved(ws, keys, first)
+        attempt = ExitStack()
+        scratch = attempt.enter_context(scratch_workspace(ws))
+        if start == 0:
+            stack.enter_context(attempt)
+            return scratch, 0
+        expected = replay_cache.restore(scratch, keys[start])
+        if expected is not None:
+            with scratch.session() as session:
+                restored = scratch.dialect.snapshot(session).fingerprint()
+            if restored == expected:
+                stack.enter_context(attempt)
+                return scratch, start
+        # Not faithful: forget it, and start again on a fresh (empty) scratch database.
+        attempt.close()
+        replay_cache.forget(ws, keys[start])
+
+
 def generate(
     ws: Workspace, refs: Sequence[str], *, force: bool = False, write: bool = True
 ) -> list[GeneratedRollback]:
@@ -471,15 +497,23 @@ def generate(
                 hint="pass --force to overwrite it (or --stdout to only print the draft)",
             )
     wanted = {m.key for m in chosen}
-    last = project.index_of(chosen[-1])
+    migrations = project.migrations[: project.index_of(chosen[-1]) + 1]
+    first = project.index_of(chosen[0])
+    keys = replay_cache.prefix_keys(ws, migrations[:first])
     results: list[GeneratedRollback] = []
-    with scratch_workspace(ws) as scratch, scratch.session() as session:
+    with ExitStack() as stack:
+        scratch, start = _scratch_at(ws, stack, keys, first)
+        session = stack.enter_context(scratch.session())
         ensure_url_schema(scratch, session)
-        for migration in project.migrations[: last + 1]:
+        for index, migration in enumerate(migrations):
+            if index < start:
+                continue  # restored from the saved replay
             if migration.key not in wanted:
                 apply_unrecorded(scratch, session, migration)
                 continue
             before = scratch.dialect.snapshot(session)
+            if index == first and start < first and first >= replay_cache.MIN_PREFIX:
+                replay_cache.save(scratch, keys[first], before)
             definitions = scratch.dialect.stored_definitions(session)
             apply_unrecorded(scratch, session, migration)
             results.append(_draft_on(scratch, session, migration, before, definitions))

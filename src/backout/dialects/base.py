@@ -20,6 +20,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Collection, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from backout import __version__
@@ -471,6 +472,17 @@ class Dialect(ABC):
         ``from_where`` and ``params`` come from :meth:`bind`: the estimate uses the values.
         """
         return None
+
+    #: :meth:`save_state`/:meth:`load_state` work (``generate`` may cache replayed states)
+    caches_states: ClassVar[bool] = False
+
+    def save_state(self, url: DatabaseURL, actor: Actor, path: Path) -> None:
+        """Write the whole state of the (scratch) database at ``url`` to ``path``."""
+        raise NotImplementedError(f"{self.name}: no saved states")
+
+    def load_state(self, url: DatabaseURL, actor: Actor, path: Path) -> None:
+        """Restore a :meth:`save_state` file into the empty (scratch) database at ``url``."""
+        raise NotImplementedError(f"{self.name}: no saved states")
 
     def empty_tables(self, session: Session, tables: Sequence[TableInfo]) -> None:
         """Delete every row of ``tables`` (a rehearsal copy only), and of the rows referencing

@@ -7,6 +7,7 @@ import subprocess
 import uuid
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
@@ -593,6 +594,24 @@ class PostgresDialect(Dialect):
         from backout.dialects.pg_ddl import draft_rollback
 
         return draft_rollback(before, after, live=live)
+
+    caches_states: ClassVar[bool] = True
+
+    def save_state(self, url: DatabaseURL, actor: Actor, path: Path) -> None:
+        """``pg_dump --format=custom`` of the database into ``path`` (see pg_state)."""
+        from backout.dialects.pg_state import save_state
+
+        with self.connect(url, actor=actor) as session:
+            major = self.server_major(session)
+        save_state(url, major, path)
+
+    def load_state(self, url: DatabaseURL, actor: Actor, path: Path) -> None:
+        """``pg_restore`` of a :meth:`save_state` file (see pg_state)."""
+        from backout.dialects.pg_state import load_state
+
+        with self.connect(url, actor=actor) as session:
+            major = self.server_major(session)
+        load_state(url, major, path)
 
     def empty_tables(self, session: Session, tables: Sequence[TableInfo]) -> None:
         """``TRUNCATE ... CASCADE``: the rows referencing them go too, as a copy needs."""
