@@ -108,8 +108,10 @@ def measure(name: str, migrations: Path, limit: int | None, with_data: bool) -> 
             for m in report.migrations:
                 if not m.ok:
                     first = m.failures[0] if m.failures else None
-                    print(f"  [{name}] test {m.id}: {first.kind if first else m.status}: "
-                          f"{(first.message if first else '').splitlines()[0:1]}")
+                    print(
+                        f"  [{name}] test {m.id}: {first.kind if first else m.status}: "
+                        f"{(first.message if first else '').splitlines()[0:1]}"
+                    )
             rates["test --all"] = _pct(passed, total)
             print(f"  [{name}] test --all {time.perf_counter() - started:.1f} s")
             if with_data:
@@ -119,8 +121,10 @@ def measure(name: str, migrations: Path, limit: int | None, with_data: bool) -> 
                 for m in report.migrations:
                     if not m.ok and m.status != "not_run":
                         first = m.failures[0] if m.failures else None
-                        print(f"  [{name}] with-data {m.id}: {first.kind if first else m.status}: "
-                              f"{(first.message if first else '').splitlines()[0:1]}")
+                        print(
+                            f"  [{name}] with-data {m.id}: {first.kind if first else m.status}: "
+                            f"{(first.message if first else '').splitlines()[0:1]}"
+                        )
                 rates["test --all --with-data reached"] = _pct(reached, total)
                 rates["test --all --with-data passed"] = _pct(
                     sum(1 for m in report.migrations if m.ok), total

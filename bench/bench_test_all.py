@@ -33,7 +33,8 @@ from bench_corpora import corpora_root, corpus_project
 from backout import api
 from backout.config import load_config
 from backout.dialects.pg_schema_dump import normalise_dump
-from backout.layouts import load_project
+from backout.migration import Project
+from backout.workspace import Workspace
 
 
 def _psql(url: str, path: Path, *, single: bool) -> None:
@@ -50,11 +51,15 @@ def _dump(url: str) -> str:
     return normalise_dump(done.stdout.decode())
 
 
+def _project(root: Path, url: str) -> Project:
+    return Workspace.open(load_config(root, url=url)).project
+
+
 def by_hand(root: Path) -> tuple[float, int]:
     """Seconds for the plain walk, and how many rollbacks left a different schema dump."""
-    project = load_project(root)
     differ = 0
     with pg_database() as url:
+        project = _project(root, url)
         started = time.perf_counter()
         before = _dump(url)
         for migration in project.migrations:
@@ -76,7 +81,17 @@ def with_backout(root: Path) -> tuple[float, int]:
     with pg_database() as url:
         started = time.perf_counter()
         done = subprocess.run(
-            [*backout_cmd(), "test", "--all", "--no-smoke", "--json", "-C", str(root), "--url", url],
+            [
+                *backout_cmd(),
+                "test",
+                "--all",
+                "--no-smoke",
+                "--json",
+                "-C",
+                str(root),
+                "--url",
+                url,
+            ],
             capture_output=True,
             env={**os.environ, "DATABASE_URL": ""},
             check=False,
@@ -98,7 +113,7 @@ def main() -> int:
     print(machine_facts())
     with corpus_project(migrations, args.limit) as root, pg_database() as url:
         config = load_config(root, url=url)
-        ids = [m.id for m in load_project(root).migrations]
+        ids = [m.id for m in _project(root, url).migrations]
         started = time.perf_counter()
         api.generate(config, ids, force=True)
         print(f"{len(ids)} migrations; drafts generated in {time.perf_counter() - started:.1f} s")
@@ -108,10 +123,20 @@ def main() -> int:
         f"test --all over {len(ids)} migrations",
         ("arm", "seconds", "per migration", "vs by hand", "outcome"),
         [
-            ("backout test --all", f"{ours:.1f}", f"{ours / len(ids):.3f}", f"{ours / theirs:.2f}x",
-             f"{passed} passed"),
-            ("by hand (psql + pg_dump -s + diff)", f"{theirs:.1f}", f"{theirs / len(ids):.3f}",
-             "1.00x", f"{differ} dumps differ"),
+            (
+                "backout test --all",
+                f"{ours:.1f}",
+                f"{ours / len(ids):.3f}",
+                f"{ours / theirs:.2f}x",
+                f"{passed} passed",
+            ),
+            (
+                "by hand (psql + pg_dump -s + diff)",
+                f"{theirs:.1f}",
+                f"{theirs / len(ids):.3f}",
+                "1.00x",
+                f"{differ} dumps differ",
+            ),
         ],
     )
     return 0
