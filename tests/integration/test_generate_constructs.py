@@ -139,6 +139,9 @@ def test_data_only_rollback_passes_test_and_reports_its_manual_steps(
     [note] = [n for n in entry["notes"] if n.startswith("data-only rollback")]
     assert "manual data steps: Put back the rows that" in note
     assert 'updates rows of table "Plan"' in note
+    linted = run(["lint", "--json", "--no-squawk"], project=root, url=pg_url)
+    rules = {f["rule"] for f in json.loads(linted.output)["findings"]}
+    assert "BO102" not in rules, linted.output  # data-only: no statement is not a mistake
 
 
 def test_insert_on_conflict_is_not_deleted_by_key(tmp_path: Path, pg_url: str) -> None:
