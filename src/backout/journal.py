@@ -620,19 +620,27 @@ def observe(effects: Sequence[Effect], snapshot: SchemaSnapshot) -> bool | None:
     Used for a statement that was running when a run died: MySQL's DDL is atomic per
     statement, so its objects either all exist as it leaves them or not at all.
     """
-    from backout.simulate import objects
+    from backout.simulate import _fold, objects
 
     folded = any(e.target.case_insensitive for e in effects)
     present = objects(snapshot, case_insensitive=folded)
+    # An index left invalid by a CREATE INDEX CONCURRENTLY cut short is in the catalog but not
+    # built: the statement did not take effect (it is dropped and run again). One left by a
+    # DROP INDEX CONCURRENTLY cut short is still there: that drop did not take effect either.
+    invalid = {
+        _fold(("index", index.schema, index.name), folded)
+        for index in snapshot.indexes.values()
+        if not index.valid
+    }
     verdicts: set[bool] = set()
     for effect in effects:
-        keys = _keys(effect, folded)
+        keys = _keys(effect, folded, snapshot.default_schema)
         if keys is None:
             return None
         before, after = keys
         action = effect.action.value
         if action == "create" and after is not None:
-            verdicts.add(after in present)
+            verdicts.add(after in present and after not in invalid)
         elif action == "drop" and before is not None:
             verdicts.add(before not in present)
         elif action == "rename" and before is not None and after is not None:
@@ -647,8 +655,10 @@ def observe(effects: Sequence[Effect], snapshot: SchemaSnapshot) -> bool | None:
 
 
 def _keys(
-    effect: Effect, folded: bool
+    effect: Effect, folded: bool, default_schema: str | None = None
 ) -> tuple[tuple[str, ...] | None, tuple[str, ...] | None] | None:
+    """The object keys (as :func:`backout.simulate.objects` makes them) an effect's target has
+    before and after it; a name without a schema is in ``default_schema`` (the project's)."""
     kinds = {
         "table": "table",
         "column": "column",
@@ -669,7 +679,8 @@ def _keys(
         names: tuple[str, ...] = (name,)
         if kind in ("column", "trigger", "constraint"):
             names = (target.parent or "", name)
-        parts = (kind, target.schema or "", *names)
+        schema = target.schema if target.schema is not None else default_schema
+        parts = (kind, schema or "", *names)
         return tuple(p.casefold() for p in parts) if folded else parts
 
     before = key(target.name)

@@ -41,7 +41,6 @@ from backout.lint_rules import (
     Severity,
     SyncTracker,
     same_object,
-    string_literals,
 )
 from backout.migration import Migration, Project
 from backout.script import Script, ScriptKind, Statement, scan_directives
@@ -60,8 +59,10 @@ SQUAWK_VERSION = "2.70.0"
 #: transaction it runs (``--lock-timeout``, ``statement_timeout`` in backout.toml)
 SQUAWK_EXCLUDED = ("require-lock-timeout", "require-statement-timeout")
 #: squawk findings left out: BO501 reports syntax errors, from PostgreSQL's own parser (and
-#: squawk does not know partial rollbacks' ``:name`` parameters)
-SQUAWK_IGNORED = frozenset({"syntax-error"})
+#: squawk does not know partial rollbacks' ``:name`` parameters); a script's own BEGIN/COMMIT
+#: are never sent inside backout's transaction (backout.transactions lays them out, and BO303
+#: reports what it cannot honour), so squawk's transaction-nesting does not apply
+SQUAWK_IGNORED = frozenset({"syntax-error", "transaction-nesting"})
 #: squawk rules kept for forward migrations only: dropping is what a rollback is for, and its
 #: ``risk``/``data-loss`` directives (BO103, BO104, BO203, BO204) already account for it
 SQUAWK_FORWARD_ONLY = frozenset(
@@ -113,6 +114,23 @@ class LintReport:
         """No errors (warnings do not fail lint)."""
         return not self.errors
 
+    @property
+    def own(self) -> tuple[Finding, ...]:
+        """backout's own findings (rules ``BO…``), first in :attr:`findings`."""
+        return tuple(f for f in self.findings if not f.rule.startswith(SQUAWK_PREFIX))
+
+    @property
+    def from_squawk(self) -> tuple[Finding, ...]:
+        """squawk's findings (rules ``squawk:…``), after backout's own."""
+        return tuple(f for f in self.findings if f.rule.startswith(SQUAWK_PREFIX))
+
+    def squawk_by_rule(self) -> dict[str, int]:
+        """How many findings each squawk rule made, most first (then by name)."""
+        counts: dict[str, int] = {}
+        for finding in self.from_squawk:
+            counts[finding.rule] = counts.get(finding.rule, 0) + 1
+        return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
+
     def summary(self) -> dict[str, Any]:
         """Counts and context, as in ``lint --json``."""
         return {
@@ -124,6 +142,9 @@ class LintReport:
             "dialect": self.dialect,
             "database": self.database,
             "squawk": self.squawk,
+            "own_findings": len(self.own),
+            "squawk_findings": len(self.from_squawk),
+            "squawk_by_rule": self.squawk_by_rule(),
         }
 
 
@@ -376,7 +397,6 @@ def _placeholders() -> dict[str, str]:
     return {d.name: d.value.lower() for d in found if d.name != "risk"}
 
 
-_ADD_VALUE = re.compile(r"add\s+value", re.IGNORECASE)
 #: a forward script without these words cannot create, move or drop a foreign key
 _FK_WORDS = ("references", "drop", "rename", "schema")
 
@@ -484,7 +504,6 @@ class _Linter:
                 forward = self.analyses.get(migration.up)
                 if forward.effects is not None:
                     catalog.apply(forward.effects.effects, migration.up.display)
-        self.lint_rollback_batches()
 
     def _has_guarded_create(self, migration: Migration) -> bool:
         forward = self.analyses.get(migration.up)
@@ -569,20 +588,6 @@ class _Linter:
         (BO305). A script that runs journaled is no finding: ``up`` runs it as shipped."""
         for rule, line, message in analysed.conflicts:
             self.emit(rule, analysed.script, line, message, migration)
-
-    def _check_enum_use(
-        self, statement: Statement, added: dict[str, str], script: Script, migration: Migration
-    ) -> None:
-        for value in sorted(string_literals(statement.sql) & set(added)):
-            literal = "'" + value.replace("'", "''") + "'"
-            self.emit(
-                "BO305",
-                script,
-                statement.line,
-                f"uses {literal}, {added[value]}, in the same transaction: PostgreSQL "
-                "refuses it (55P04 unsafe use of new value) until the ALTER TYPE commits",
-                migration,
-            )
 
     def lint_dml(self, effects: ScriptEffects, script: Script, migration: Migration) -> None:
         """DELETE/UPDATE without WHERE, unless the script drops the table afterwards."""
@@ -719,34 +724,6 @@ class _Linter:
                     text + "; say so in a `-- backout:data-loss` directive",
                     migration,
                 )
-
-    def lint_rollback_batches(self) -> None:
-        """BO305 across scripts: a rollback run rolls back migrations newest first, and runs
-        consecutive transactional rollbacks in one transaction."""
-        added: dict[str, str] = {}
-        for migration in reversed(self.project.migrations):
-            script = migration.down
-            if script is None or not self.analyses.get(script).atomic:
-                added = {}
-                continue
-            has_values = _ADD_VALUE.search(script.text) is not None
-            if not added and not has_values:
-                continue
-            analysed = self.analyses.get(script)
-            if analysed.effects is None:
-                added = {}
-                continue
-            if added and self.is_selected(migration):
-                for statement in analysed.statements:
-                    self._check_enum_use(statement, added, script, migration)
-            for effect in analysed.effects.effects:
-                if effect.action is Action.CREATE and effect.target.kind is ObjectKind.ENUM_VALUE:
-                    owner = effect.target.owner
-                    enum_name = owner.qualified_name if owner else "its enum"
-                    added[effect.target.name] = (
-                        f"added to {enum_name} by the rollback of a later migration "
-                        f"({script.display}:{effect.line})"
-                    )
 
     # --- history --------------------------------------------------------------------------------
 
@@ -1062,9 +1039,12 @@ def lint(
 
     linted = [m for m in project.migrations if linter.is_selected(m)]
     order = {m.id: i for i, m in enumerate(project.migrations)}
+    # backout's own findings first, squawk's after them: on Prisma-generated SQL squawk reports
+    # hundreds of style and lock-safety notes that would bury a rollback that loses data
     findings = sorted(
         linter.findings,
         key=lambda f: (
+            f.rule.startswith(SQUAWK_PREFIX),
             f.file is None,
             order.get(f.migration or "", -1),
             f.file or "",

@@ -219,6 +219,8 @@ SYNC_KINDS = frozenset(
 #: kinds whose ``IF NOT EXISTS`` create usually meets an object that was there before the
 #: migrations (``CREATE EXTENSION IF NOT EXISTS pgcrypto``): not required to be dropped
 _SHARED_KINDS = frozenset({K.SCHEMA, K.EXTENSION})
+#: functions and procedures (``CREATE OR REPLACE`` creates them; see SyncTracker._create)
+_ROUTINES = frozenset({K.FUNCTION, K.PROCEDURE})
 #: kinds whose drop loses data that a rollback cannot bring back
 DATA_KINDS = frozenset({K.TABLE, K.COLUMN, K.TYPE, K.MATERIALIZED_VIEW})
 
@@ -599,6 +601,9 @@ class TrackedObject:
     #: a column first seen being dropped, of a table the forward migration created or rebuilt
     #: (the column came with the table's definition)
     from_definition: bool = False
+    #: a routine the forward migration's CREATE OR REPLACE met under an existing name: whether
+    #: it replaced a body or added an overload cannot be told, so leaving it is no finding
+    existed_before: bool = False
 
     def is_gone(self) -> bool:
         """Dropped, directly or with what it belongs to."""
@@ -704,10 +709,15 @@ class SyncTracker:
             self._add(obj)
             self._restore(obj)
             return
-        if _guarded(effect) and (
-            existing is not None or (self._catalog is not None and self._catalog.exists(target))
-        ):
-            return  # it was there before: replaced or kept, not created
+        existed = existing is not None or (
+            self._catalog is not None and self._catalog.exists(target)
+        )
+        if existed and effect.if_exists:
+            return  # IF NOT EXISTS: it was there before, kept, not created
+        if existed and _guarded(effect) and kind_of(target) not in _ROUTINES:
+            return  # OR REPLACE: it was there before, replaced, not created
+        # CREATE OR REPLACE FUNCTION creates the function its rollback drops: routines are
+        # known by name only here, so a new overload and a replaced body look alike
         obj = TrackedObject(
             kind_of(target),
             target,
@@ -715,6 +725,7 @@ class SyncTracker:
             created=effect,
             owner=owner,
             columns=depends_on_columns(effect),
+            existed_before=existed,
         )
         if target.kind is K.FOREIGN_KEY and effect.references:
             table = self._table(effect.references[0])
@@ -787,7 +798,8 @@ class SyncTracker:
                 other.gone = effect
         if self._in_rollback:
             self._rollback_drops.append((effect, obj))
-        elif obj.created is None:
+        elif obj.created is None and not obj.from_definition:
+            # a column of a table this migration created is gone with it: nothing to restore
             self._forward_drops.append((effect, obj))
 
     def _rename(self, effect: Effect) -> None:
@@ -820,7 +832,7 @@ class SyncTracker:
                 continue
             created = obj.created
             if created is not None:
-                if obj.replaced_in_rollback:
+                if obj.replaced_in_rollback or obj.existed_before:
                     continue
                 if created.if_exists and obj.kind in _SHARED_KINDS:
                     continue

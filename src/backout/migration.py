@@ -46,8 +46,11 @@ class Project:
     migrations: tuple[Migration, ...]
     #: where applied state lives: "prisma" (_prisma_migrations) or "backout" (own tables)
     ledger: str
-    #: provider declared by Prisma's migration_lock.toml ("postgresql", "sqlite", "mysql")
+    #: provider declared by Prisma's migration_lock.toml ("postgresql", "sqlite", "mysql"), or
+    #: else by the datasource of its schema.prisma
     provider: str | None = None
+    #: the file that declared :attr:`provider` (shown in messages)
+    provider_source: str = "prisma/migrations/migration_lock.toml"
 
     def rel(self, path: Path) -> str:
         """A path as shown to users: relative to the project root when inside it."""

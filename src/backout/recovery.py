@@ -67,6 +67,9 @@ class RecoveryPlan:
     path: str = ""
     #: a statement whose outcome the journal did not record, and what the schema shows
     observed: tuple[int, bool] | None = None
+    #: SQL removing what that statement left when it did not finish (PostgreSQL: the invalid
+    #: index of a CREATE INDEX CONCURRENTLY cut short), run first
+    cleanup: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
 
     @property
@@ -174,6 +177,24 @@ def _observe_uncertain(
     return verdict
 
 
+def _left_unfinished(
+    ws: Workspace, session: Session, unit: PreparedScript, observed: tuple[int, bool] | None
+) -> tuple[tuple[str, ...], list[str]]:
+    """SQL removing what a statement that was running when the run died, and did not take
+    effect, left behind (the dialect says what: an invalid index), with a note; else nothing."""
+    if observed is None or observed[1]:
+        return (), []
+    statement = unit.statements[observed[0] - 1]
+    if not unit.commits_alone(statement):
+        return (), []  # its transaction was rolled back: nothing is left
+    cleanup = tuple(ws.dialect.left_by_failure(session, statement))
+    if not cleanup:
+        return (), []
+    return cleanup, [
+        f"statement {observed[0]} left what it had begun ({'; '.join(cleanup)} removes it first)"
+    ]
+
+
 def _values(script: Script, run: InterruptedRun) -> dict[str, object]:
     raw = run.details.get("params") or {}
     if not isinstance(raw, dict) or not script.directives.params:
@@ -243,6 +264,8 @@ def _plan_resume(
             f"statement {observed[0]} was running when the run stopped; the schema shows it "
             f"{verdict}"
         )
+    cleanup, left = _left_unfinished(ws, session, unit, observed)
+    notes.extend(left)
     remaining = run.details.get("plan") or []
     later = [m for m in remaining if isinstance(m, str) and m != run.migration]
     if run.direction == "rollback" and later:
@@ -254,6 +277,7 @@ def _plan_resume(
         action="resume",
         statements=tuple(s for s in unit.statements if s.index >= start_at),
         observed=observed,
+        cleanup=cleanup,
         notes=tuple(notes),
         **common,  # type: ignore[arg-type]
     )
@@ -278,6 +302,8 @@ def _plan_undo(
             applied.append(run.uncertain)
         verdict = "took effect: it is undone too" if took else "did not take effect"
         notes.append(f"statement {run.uncertain} was running when the run stopped; it {verdict}")
+    cleanup, left = _left_unfinished(ws, session, unit, observed)
+    notes.extend(left)
     if run.reversing is not None:
         still = _observe_uncertain(ws, session, unit, run.reversing, run.hashes.get(run.reversing))
         if not still:
@@ -331,6 +357,7 @@ def _plan_undo(
         inverses=tuple(inverses),
         path=path,
         observed=observed,
+        cleanup=cleanup,
         notes=tuple(notes),
         **common,  # type: ignore[arg-type]
     )
@@ -464,6 +491,8 @@ def _run_resume(
     executor.comment(
         f"backout rollback --resume: run {run.run_id} ({run.direction} of {run.migration})"
     )
+    for sql in plan.cleanup:
+        executor.execute(sql)
     if plan.observed is not None and plan.observed[1]:
         statement = unit.statements[plan.observed[0] - 1]
         executor.execute(
@@ -540,6 +569,8 @@ def _run_undo(
     )
     try:
         for sql in setters:
+            executor.execute(sql)
+        for sql in plan.cleanup:
             executor.execute(sql)
         if plan.observed is not None and plan.observed[1]:
             statement = unit.statements[plan.observed[0] - 1]

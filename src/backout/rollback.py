@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from backout import journal as journal_entries
-from backout.dialects.base import Session, utcnow
+from backout.dialects.base import Dialect, Session, utcnow
 from backout.errors import (
     BackoutError,
     CheckFailed,
@@ -42,7 +42,7 @@ from backout.journal import (
 from backout.plan import PlanStep, RollbackPlan, plan_partial, plan_rollback, resolve_params
 from backout.runner import Executor, PreparedScript, ScriptRunner, check_passes, prepare
 from backout.schema import SchemaSnapshot
-from backout.script import Script
+from backout.script import Script, Statement
 from backout.status import StatusReport
 from backout.workspace import Workspace
 
@@ -279,16 +279,40 @@ def _evaluate_requires(
     return tuple(results)
 
 
-def _transactions(units: Sequence[PreparedScript]) -> list[list[PreparedScript]]:
-    """Consecutive transactional scripts share one transaction; a ``transaction off`` script
-    runs on its own."""
+def _transactions(dialect: Dialect, units: Sequence[PreparedScript]) -> list[list[PreparedScript]]:
+    """Consecutive transactional scripts share one transaction; a journaled script runs on its
+    own. A script that needs an earlier one of the group committed first (PostgreSQL: it uses
+    an enum value the earlier one adds, 55P04) starts a new transaction."""
     groups: list[list[PreparedScript]] = []
     for unit in units:
-        if unit.transactional and groups and groups[-1][0].transactional:
+        if (
+            unit.transactional
+            and groups
+            and groups[-1][0].transactional
+            and not _needs_commit_before(dialect, groups[-1], unit)
+        ):
             groups[-1].append(unit)
         else:
             groups.append([unit])
     return groups
+
+
+def _needs_commit_before(
+    dialect: Dialect, group: Sequence[PreparedScript], unit: PreparedScript
+) -> bool:
+    """True when a statement of ``unit``, or one of its ``require``/``verify`` checks (they run
+    in the same transaction), cannot share a transaction with one of ``group``."""
+    earlier = [s for g in group for s in g.statements]
+    checks = [
+        Statement(sql=c.sql, line=c.line, index=len(unit.statements) + n)
+        for n, c in enumerate(
+            (*unit.script.directives.require, *unit.script.directives.verify), start=1
+        )
+    ]
+    later = [*unit.statements, *checks]
+    mine = {id(s) for s in later}
+    pairs = dialect.commit_needed([*earlier, *later])
+    return any(id(p.later) in mine and id(p.earlier) not in mine for p in pairs)
 
 
 def build_view(
@@ -377,7 +401,7 @@ def build_view(
         warnings.append(impact.simulation_note)
     for unit in units:
         warnings.extend(unit.notes(ws.dialect))
-    groups = _transactions(units)
+    groups = _transactions(ws.dialect, units)
     if len(groups) > 1 and any(u.layout.journal_reasons for u in units):
         warnings.append(
             f"a script runs journaled, so the rollback runs as {len(groups)} "
@@ -693,7 +717,7 @@ def _execute(
     backup_id = result.backup.id if result.backup else None
     clock = time.monotonic()
     by_unit = {id(s.unit): s for s in view.steps}
-    for group in _transactions([s.unit for s in view.steps]):
+    for group in _transactions(ws.dialect, [s.unit for s in view.steps]):
         steps = [by_unit[id(u)] for u in group]
         if progress:
             progress("rolling back " + ", ".join(s.step.migration.id for s in steps))

@@ -7,6 +7,7 @@ of the database; reads (history, ``require`` checks) still go to the live databa
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import decimal
 import random
@@ -170,10 +171,16 @@ class PreparedScript:
                     else ""
                 )
             )
-        control = self.layout.control_note(self.script.display)
+        control = self.control_note(dialect)
         if control:
             notes.append(control)
         return notes
+
+    def control_note(self, dialect: Dialect) -> str | None:
+        """What is done with the script's own BEGIN/COMMIT (None: it has none)."""
+        in_blocks = any(self.layout.in_block(s.index) for s in self.implicit)
+        implicit = f"{dialect.display_name} commits DDL implicitly" if in_blocks else ""
+        return self.layout.control_note(self.script.display, implicit, atomic=self.transactional)
 
 
 def prepare(dialect: Dialect, script: Script) -> PreparedScript:
@@ -293,6 +300,8 @@ class ScriptRunner:
         self.on_retry = options.on_retry
         #: the statement a journaled run is on (named in the journal when it fails)
         self._failed: Statement | None = None
+        #: what stood, before the statement running alone, where it could leave something
+        self._before: object = None
 
     # --- checks ----------------------------------------------------------------------------
 
@@ -495,7 +504,7 @@ class ScriptRunner:
         self.stats.attempts += 1
         why = self._why_statement_by_statement(unit)
         self.executor.comment(f"{unit.script.display}: {why}, each statement commits on its own")
-        control = unit.layout.control_note(unit.script.display)
+        control = unit.control_note(self.dialect)
         if control:
             self.executor.comment(control)
         if start_at > 1:
@@ -544,12 +553,15 @@ class ScriptRunner:
             if not group:
                 continue
             self._failed = group[0]
+            self._before = None
             try:
                 if len(group) > 1 or not unit.commits_alone(group[0]):
                     self._transaction_group(unit, group, journal)
                 elif journal is None:
+                    self._before = self._failure_marker(unit, group)
                     self._autocommit_statement(unit, group[0])
                 else:
+                    self._before = self._failure_marker(unit, group)
                     journal.running(group[0])
                     self._autocommit_statement(unit, group[0])
                     journal.done(group[0])
@@ -567,8 +579,10 @@ class ScriptRunner:
                 if isinstance(cause, DatabaseError):
                     short = cause.message + (f" [{cause.sqlstate}]" if cause.sqlstate else "")
                 self._journal_failure(journal, self._failed, short)
+                cleaned = self._clean_up_after(unit, group)
                 exc.message = (
                     f"{exc.message} ({done} of {total} statements were applied and remain: {why})"
+                    + (f"; {cleaned}" if cleaned else "")
                 )
                 exc.args = (exc.message,)
                 raise
@@ -576,6 +590,35 @@ class ScriptRunner:
                 done += 1
                 if on_statement is not None:
                     on_statement(statement)
+
+    def _remove_left(self, unit: PreparedScript, statement: Statement) -> None:
+        """Remove what an attempt of ``statement`` that timed out left; the removal waits for
+        locks too, and a lock timeout in it is one of the statement's (_LockTimeout)."""
+        for sql in self.dialect.left_by_failure(self.session, statement, self._before):
+            self.run_statement(unit.script, dataclasses.replace(statement, sql=sql))
+
+    def _failure_marker(self, unit: PreparedScript, group: Sequence[Statement]) -> object:
+        """What stands where the statement could leave something on failure (dialect's say)."""
+        if self.executor.dry_run or len(group) != 1 or not unit.commits_alone(group[0]):
+            return None
+        return self.dialect.failure_marker(self.session, group[0])
+
+    def _clean_up_after(self, unit: PreparedScript, group: Sequence[Statement]) -> str:
+        """Remove what a failed statement that ran outside a transaction left behind (the
+        dialect says what: an invalid index), so a resume can run it again; '' if nothing."""
+        if self.executor.dry_run or len(group) != 1 or not unit.commits_alone(group[0]):
+            return ""
+        removed = []
+        for sql in self.dialect.left_by_failure(self.session, group[0], self._before):
+            try:
+                self.session.execute(sql)
+            except DatabaseError as exc:
+                # the failure itself is what must be reported; say what is still left
+                return f"what the failed statement left is still there ({sql} failed: {exc})"
+            removed.append(sql)
+        return (
+            f"what the failed statement left was removed ({'; '.join(removed)})" if removed else ""
+        )
 
     def _journal_failure(
         self, journal: StatementJournal | None, statement: Statement | None, message: str
@@ -621,14 +664,23 @@ class ScriptRunner:
                 raise
 
     def _autocommit_statement(self, unit: PreparedScript, statement: Statement) -> None:
-        """One committed-on-its-own statement; a lock timeout left nothing, so retry it."""
+        """One committed-on-its-own statement, retried after a lock timeout. A lock timeout
+        can leave something behind (CREATE INDEX CONCURRENTLY times out waiting for writers
+        after its invalid index is in the catalog): it is removed before the next attempt."""
         delay = self.options.backoff
+        left = False  # the last attempt timed out: what it left is removed before the next
         for attempt in range(1, self.options.lock_retries + 2):
             try:
+                if left:
+                    self._remove_left(unit, statement)
+                    left = False
                 self.run_statement(unit.script, statement)
                 return
             except _LockTimeout as timeout:
+                left = not self.executor.dry_run
                 if attempt > self.options.lock_retries:
+                    with contextlib.suppress(_LockTimeout):
+                        self._remove_left(unit, statement)
                     raise
                 wait = self.options.pause(delay)
                 if self.on_retry is not None:

@@ -70,12 +70,23 @@ class TransactionLayout:
         """True when statement ``index`` sits inside one of the script's own blocks."""
         return any(first <= index <= last for first, last in self.blocks)
 
-    def control_note(self, display: str) -> str | None:
-        """What is done with the script's own BEGIN/COMMIT, for dry runs, plans and status."""
+    def control_note(
+        self, display: str, implicit: str = "", *, atomic: bool | None = None
+    ) -> str | None:
+        """What is done with the script's own BEGIN/COMMIT, for dry runs, plans and status.
+        ``implicit``: why the database commits inside the script's blocks on its own (MySQL's
+        DDL), '' when it does not; such a block cannot be atomic, and the note says so.
+        ``atomic``: whether the script runs in one transaction (default: :attr:`atomic`)."""
         if not self.control:
             return None
         lines = ", ".join(f"{s.excerpt(12).rstrip(';')} (line {s.line})" for s in self.control)
-        if self.atomic:
+        if implicit:
+            return (
+                f"{display}: its own {lines} are not sent; {implicit}, so a block holding such a "
+                "statement is not atomic (each of its statements commits on its own, journaled), "
+                "and any other block runs as one journaled transaction"
+            )
+        if self.atomic if atomic is None else atomic:
             return (
                 f"{display}: its own {lines} are not sent: the whole script runs atomically in "
                 "backout's transaction, which holds its block(s)"
@@ -215,7 +226,7 @@ def _journal_reasons(
         alone.add(statement.index)
         reasons.append(f"{reason} (line {statement.line})")
     in_one_block = same_block_pairs(dialect, layout)
-    for pair in dialect.commit_needed(layout.statements):
+    for pair in dialect.commit_needed([*layout.statements, *_checks_after(script, layout)]):
         if pair not in in_one_block:  # in one block it fails under psql too: the database says so
             reasons.append(pair.reason)
     if reasons and nested_outside:
@@ -227,3 +238,13 @@ def _journal_reasons(
             "put it inside a BEGIN … COMMIT block of the script; nothing was changed",
         )
     return dataclasses.replace(layout, alone=frozenset(alone), journal_reasons=tuple(reasons))
+
+
+def _checks_after(script: Script, layout: TransactionLayout) -> list[Statement]:
+    """The script's ``verify`` checks, as statements run after its last one (numbered on): in
+    one transaction with the script they must not use what needs a commit first (55P04)."""
+    after = len(layout.statements)
+    return [
+        Statement(sql=check.sql, line=check.line, index=after + number)
+        for number, check in enumerate(script.directives.verify, start=1)
+    ]

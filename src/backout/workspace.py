@@ -53,7 +53,7 @@ class Workspace:
         expected = _PRISMA_PROVIDERS.get(project.provider or "")
         if expected is not None and expected != url.dialect:
             raise ConfigError(
-                f"prisma/migrations/migration_lock.toml says provider '{project.provider}', "
+                f"{project.provider_source} says provider '{project.provider}', "
                 f"but the database URL ({url.masked()}, from {config.url_source}) is {url.dialect}"
             )
         dialect = dialect_for(url)

@@ -160,6 +160,9 @@ def test_json_document(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         "dialect": "sqlite",
         "database": "not configured",
         "squawk": "not applicable (sqlite)",
+        "own_findings": 1,
+        "squawk_findings": 0,
+        "squawk_by_rule": {},
     }
 
 
@@ -460,3 +463,42 @@ def test_relative_paths_from_the_project_folder(tmp_path: Path) -> None:
     result = run(["lint", "--json", "migrations/002_posts.down.sql"], project=project)
     assert result.exit_code == 1, result.output
     assert [f["rule"] for f in json.loads(result.output)["findings"]] == ["BO104"]
+
+
+def test_squawk_findings_come_after_backouts_own_and_are_grouped(
+    tmp_path: Path, squawk: str
+) -> None:
+    files = {**PG, "migrations/003_more.up.sql": "CREATE INDEX t_id_idx ON t (id);\n"}
+    root = write(tmp_path, files)
+    report = lint(load_config(root, environ={}, url=PG_URL), check_database=False)
+    rules = [f.rule for f in report.findings]
+    # ranked: backout's BO101 (migration 003) before squawk's notes on 002 and 003
+    assert rules[0] == "BO101" and all(r.startswith("squawk:") for r in rules[1:])
+    assert report.squawk_by_rule()["squawk:require-concurrent-index-creation"] == 2
+    assert report.summary()["own_findings"] == 1
+
+    grouped = run(["lint", "--offline"], project=root, url=PG_URL)
+    text = " ".join(grouped.stdout.split())
+    assert "squawk: 3 finding(s) in 3 script(s), by rule" in text
+    assert "squawk:require-concurrent-index-creation warning 2" in text
+    assert "1 from backout's rules, 3 from squawk's" in text
+    # one line per squawk rule, not one per finding: the message itself is not repeated
+    index_message = next(f.message for f in report.from_squawk)
+    assert " ".join(index_message.split())[:40] not in text
+    detailed = run(["lint", "--offline", "--squawk-details"], project=root, url=PG_URL)
+    assert " ".join(index_message.split())[:40] in " ".join(detailed.stdout.split())
+
+
+def test_squawk_transaction_nesting_is_left_to_backout(tmp_path: Path, squawk: str) -> None:
+    files = {
+        **PG,
+        "migrations/003_enum.up.sql": (
+            "CREATE TYPE r AS ENUM ('A');\nBEGIN;\nCREATE TYPE r_new AS ENUM ('A', 'B');\n"
+            "ALTER TYPE r RENAME TO r_old;\nALTER TYPE r_new RENAME TO r;\nDROP TYPE r_old;\n"
+            "COMMIT;\n"
+        ),
+        "migrations/003_enum.down.sql": "-- backout:risk LOW\nDROP TYPE r;\n",
+    }
+    report = lint(load_config(write(tmp_path, files), environ={}, url=PG_URL), check_database=False)
+    assert "squawk:transaction-nesting" not in {f.rule for f in report.findings}
+    assert not [f for f in report.own if f.file == "migrations/003_enum.up.sql"]

@@ -529,3 +529,22 @@ def test_transaction_off_scripts_are_journaled_on_sqlite_too(
     after = db_state(sqlite_url)
     assert (after.schema, after.data) == (base.schema, base.data)
     assert entry(status_doc(project_dir, sqlite_url), "002_idx")["state"] == "pending"
+
+
+def test_own_block_holding_ddl_is_not_told_atomic(tmp_path: Path, mysql_url: str) -> None:
+    """MySQL commits DDL implicitly, inside a script's own START TRANSACTION too: the block
+    cannot be atomic, and status and the dry run must not say it is."""
+    block = (
+        "START TRANSACTION;\nINSERT INTO users VALUES (3, 'z@x');\n"
+        "ALTER TABLE users ADD COLUMN nick2 VARCHAR(20) NULL;\nCOMMIT;\n"
+    )
+    files = {"migrations/002_block.up.sql": block, "migrations/002_block.down.sql": "SELECT 1;\n"}
+    project_dir = write(tmp_path, {**BASE, **files})
+    assert run(["up", "--to", "001"], project=project_dir, url=mysql_url).exit_code == 0
+    for command in (["status"], ["up", "--dry-run"]):
+        told = run(command, project=project_dir, url=mysql_url)
+        text = " ".join((told.stdout + told.stderr).split())
+        assert "runs atomically" not in text, text
+        assert "commits DDL implicitly" in text, text
+    assert run(["up"], project=project_dir, url=mysql_url).exit_code == 0
+    assert sql(mysql_url, "SELECT count(*) FROM users WHERE email = 'z@x'")[0][0] == 1

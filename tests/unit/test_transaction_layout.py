@@ -10,6 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from backout.dialects.base import Dialect
 from backout.dialects.mysql import MysqlDialect
@@ -112,13 +114,38 @@ def test_new_enum_value_used_later_switches_to_journaled() -> None:
         "CREATE TABLE t (v a DEFAULT 'X');\n",
         # not used: only added
         "ALTER TYPE a ADD VALUE 'X';\nCREATE TABLE t (id int);\n",
-        # inside a function body, which does not run when it is defined
+        # inside a PL/pgSQL body, which is neither run nor analysed when it is defined (a
+        # LANGUAGE sql body is analysed at once: see the test after this one)
         "ALTER TYPE a ADD VALUE 'X';\n"
-        "CREATE FUNCTION f() RETURNS text LANGUAGE sql AS $$ SELECT 'X' $$;\n",
+        "CREATE FUNCTION f() RETURNS text LANGUAGE plpgsql AS $$ BEGIN RETURN 'X'; END $$;\n",
     ],
 )
 def test_enum_values_that_can_share_the_transaction(text: str) -> None:
     assert prep(text).transactional
+
+
+@pytest.mark.parametrize(
+    "use",
+    [
+        "UPDATE t SET v = $$X$$;\n",
+        "UPDATE t SET v = $q$X$q$;\n",
+        "UPDATE t SET v = U&'\\0058';\n",
+        "CREATE FUNCTION f() RETURNS a LANGUAGE sql AS $$ SELECT 'X'::a $$;\n",
+        "CREATE PROCEDURE p() LANGUAGE SQL AS $$ UPDATE t SET v = 'X' $$;\n",
+    ],
+)
+def test_new_enum_value_in_any_literal_form_is_seen(use: str) -> None:
+    unit = prep("ALTER TYPE a ADD VALUE 'X';\n" + use)
+    assert not unit.transactional
+    assert "'X' added to a at line 1 is used at line 2" in unit.journal_reason(PG)
+
+
+def test_new_enum_value_used_in_a_do_block_is_seen() -> None:
+    unit = prep(
+        "ALTER TYPE s ADD VALUE 'X';\nDO $$ BEGIN UPDATE t SET v = 'X' WHERE v IS NULL; END $$;\n"
+    )
+    assert not unit.transactional
+    assert "'X' added to s at line 1 is used at line 2" in unit.journal_reason(PG)
 
 
 def test_value_added_in_a_block_and_used_after_its_commit_is_journaled() -> None:
@@ -193,3 +220,57 @@ def test_mysql_block_with_ddl_runs_statement_by_statement() -> None:
     # DDL commits the block implicitly anyway: each statement commits (journaled) on its own
     assert [len(g) for g in ddl.groups()] == [1, 1]
     assert "never committed" in str(refused("START TRANSACTION;\nINSERT INTO t VALUES (1);\n", my))
+
+
+# --- property: the layout agrees with a model of what psql would do -------------------------------
+
+PIECES = [
+    "BEGIN;",
+    "COMMIT;",
+    "ROLLBACK;",
+    "CREATE TABLE t{n} (id int);",
+    "CREATE INDEX CONCURRENTLY i{n} ON t (id);",
+]
+
+
+def _model(pieces: list[str]) -> tuple[bool, bool]:
+    """(accepted, atomic) as the rules say: balanced blocks, no ROLLBACK, nothing
+    non-transactional inside a block; atomic when nothing non-transactional at all."""
+    depth = 0
+    concurrent = False
+    for piece in pieces:
+        if piece == "ROLLBACK;":
+            return False, False
+        if piece == "BEGIN;":
+            if depth:
+                return False, False
+            depth = 1
+        elif piece == "COMMIT;":
+            if not depth:
+                return False, False
+            depth = 0
+        elif "CONCURRENTLY" in piece:
+            if depth:
+                return False, False
+            concurrent = True
+    return depth == 0, not concurrent
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.sampled_from(PIECES), max_size=10))
+def test_layout_matches_the_model(choice: list[str]) -> None:
+    pieces = [p.format(n=i) for i, p in enumerate(choice)]
+    text = "".join(p + "\n" for p in pieces)
+    accepted, atomic = _model(pieces)
+    if not accepted:
+        with pytest.raises(ProjectError) as caught:
+            prep(text)
+        assert caught.value.line is not None
+        return
+    unit = prep(text)
+    kept = [(i + 1, p) for i, p in enumerate(pieces) if p not in ("BEGIN;", "COMMIT;")]
+    assert [(s.line, s.sql + ";") for s in unit.statements] == kept
+    assert [s.index for s in unit.statements] == list(range(1, len(kept) + 1))
+    assert unit.transactional is atomic
+    # every statement runs exactly once, in order, whatever the grouping
+    assert [s for g in unit.groups() for s in g] == list(unit.statements)

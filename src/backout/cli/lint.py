@@ -32,6 +32,11 @@ if TYPE_CHECKING:
     help="Skip a rule everywhere, or for one migration (repeatable): BO101:20240101_init.",
 )
 @click.option("--no-squawk", is_flag=True, help="Do not run squawk even when it is installed.")
+@click.option(
+    "--squawk-details",
+    is_flag=True,
+    help="List every squawk finding (default: one line per squawk rule, after backout's own).",
+)
 @project_options
 @handle_errors
 def lint(
@@ -41,6 +46,7 @@ def lint(
     check_database: bool,
     ignore: tuple[str, ...],
     no_squawk: bool,
+    squawk_details: bool,
     url: str | None,
     project: Path | None,
     config_file: Path | None,
@@ -71,7 +77,7 @@ def lint(
 
         render.echo_json(lint_json(report))
     else:
-        _render(report)
+        _render(report, squawk_details=squawk_details)
     if not report.ok:
         sys.exit(1)
 
@@ -79,10 +85,13 @@ def lint(
 _SEVERITY_STYLE = {"error": "bold red", "warning": "yellow"}
 
 
-def _render(report: LintReport) -> None:
+def _render(report: LintReport, *, squawk_details: bool = False) -> None:
+    """backout's own findings in full, then squawk's: in full with ``--squawk-details``, else
+    one line per squawk rule (count, first place), so they do not bury backout's own."""
     from backout.cli import render
 
-    if report.findings:
+    shown = report.findings if squawk_details else report.own
+    if shown:
         rows: list[list[render.Cell]] = [
             [
                 (finding.location or "(project)", ""),
@@ -95,14 +104,20 @@ def _render(report: LintReport) -> None:
                 ),
                 (finding.message, ""),
             ]
-            for finding in report.findings
+            for finding in shown
         ]
         render.grid(["location", "severity", "rule", "message"], rows)
         click.echo("")
+    if report.from_squawk and not squawk_details:
+        _render_squawk_summary(report)
     errors, warnings = len(report.errors), len(report.warnings)
     scope = f"{report.migrations} migration(s), {report.scripts} script(s)"
     if report.findings:
         counts = f"{errors} error(s), {warnings} warning(s) in {scope}"
+        if report.from_squawk:
+            counts += (
+                f"; {len(report.own)} from backout's rules, {len(report.from_squawk)} from squawk's"
+            )
     else:
         counts = f"No problems in {scope}"
     notes = [f"{report.suppressed} suppressed"] if report.suppressed else []
@@ -111,3 +126,30 @@ def _render(report: LintReport) -> None:
     click.echo(f"{counts} ({'; '.join(notes)}).")
     if report.findings:
         click.echo("Each rule is explained in docs/lint/<ID>.md (squawk's at squawkhq.com/docs).")
+
+
+def _render_squawk_summary(report: LintReport) -> None:
+    """One row per squawk rule: its severity, how many findings, where the first one is."""
+    from backout.cli import render
+
+    first: dict[str, tuple[str, str]] = {}
+    for finding in report.from_squawk:
+        first.setdefault(finding.rule, (finding.location or "(project)", finding.severity.value))
+    rows: list[list[render.Cell]] = []
+    for rule, count in report.squawk_by_rule().items():
+        location, severity = first[rule]
+        rows.append(
+            [
+                (rule, ""),
+                (severity, _SEVERITY_STYLE[severity]),
+                (str(count), ""),
+                (location + (f" (+{count - 1} more)" if count > 1 else ""), ""),
+            ]
+        )
+    scripts = len({f.file for f in report.from_squawk})
+    click.echo(
+        f"squawk: {len(report.from_squawk)} finding(s) in {scripts} script(s), by rule "
+        "(--squawk-details lists each):"
+    )
+    render.grid(["squawk rule", "severity", "count", "first at"], rows)
+    click.echo("")

@@ -426,6 +426,21 @@ class Dialect(ABC):
         """
         return sqlstate is None
 
+    def left_by_failure(
+        self, session: Session, statement: Statement, before: object = None
+    ) -> list[str]:
+        """SQL removing what ``statement``, which ran outside a transaction and failed, left
+        behind (PostgreSQL: the invalid index of a failed ``CREATE INDEX CONCURRENTLY``), so
+        that running it again (``rollback --resume``) can work. ``before``: what
+        :meth:`failure_marker` saw before the statement ran; what stood there then is not the
+        statement's to remove. Default: nothing."""
+        return []
+
+    def failure_marker(self, session: Session, statement: Statement) -> object:
+        """What stands, before ``statement`` runs, where it could leave something behind on
+        failure (see :meth:`left_by_failure`); None when nothing does. Default: None."""
+        return None
+
     def after_script(self, session: Session) -> None:  # noqa: B027 - optional hook
         """Restore session settings a script may have changed outside its transaction."""
 

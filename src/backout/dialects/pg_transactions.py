@@ -83,24 +83,61 @@ def transaction_control(statement: Statement) -> ControlStatement | None:
 
 
 def _string_literals(sql: str) -> set[str]:
-    """The single-quoted string constants of a statement (dollar-quoted bodies are skipped: a
-    function body does not run when it is defined)."""
+    """The string constants of a statement: single-quoted, ``E'…'``, ``U&'…'`` and dollar-quoted
+    ones. The constants inside a dollar-quoted body count too where the body is analysed at once:
+    a ``DO`` block's (it runs) and a ``LANGUAGE sql`` function's (PostgreSQL checks it when the
+    function is created); other function bodies do not run when they are defined."""
     from pglast.parser import ParseError, scan
 
     try:
         tokens = scan(sql)
     except ParseError:
         return set()
+    runs_body = _first_word(sql) == "DO" or _sql_function(sql)
     found = set()
     for token in tokens:
-        if token.name != "SCONST":
+        if token.name not in ("SCONST", "USCONST"):
             continue
         text = sql[token.start : token.end + 1]
         if text.startswith("'") and text.endswith("'"):
             found.add(text[1:-1].replace("''", "'"))
         elif text[:2] in ("E'", "e'") and text.endswith("'"):
             found.add(text[2:-1].replace("''", "'").replace("\\'", "'"))
+        elif text[:3] in ("U&'", "u&'") and text.endswith("'"):
+            found.add(_unicode_escapes(text[3:-1].replace("''", "'")))
+        elif text.startswith("$"):
+            tag = text[: text.index("$", 1) + 1]
+            body = text[len(tag) : -len(tag)]
+            found.add(body)  # $$X$$ used as a value
+            if runs_body:
+                found |= _string_literals(body)
     return found
+
+
+def _unicode_escapes(text: str) -> str:
+    """``U&'…'`` text with its ``\\XXXX`` and ``\\+XXXXXX`` escapes decoded (default escape)."""
+
+    def decode(match: re.Match[str]) -> str:
+        if match[0] == "\\\\":
+            return "\\"
+        return chr(int(match[0].lstrip("\\+"), 16))
+
+    return re.sub(r"\\\\|\\\+[0-9A-Fa-f]{6}|\\[0-9A-Fa-f]{4}", decode, text)
+
+
+def _sql_function(sql: str) -> bool:
+    """True for ``CREATE FUNCTION``/``PROCEDURE`` … ``LANGUAGE sql`` (its body is checked)."""
+    if _first_word(sql) != "CREATE" or not re.search(r"\bSQL\b", sql, re.I):
+        return False
+    from pglast import ast
+
+    node = _parse_one(sql)
+    if not isinstance(node, ast.CreateFunctionStmt):
+        return False
+    for option in node.options or ():
+        if option.defname == "language":
+            return str(getattr(option.arg, "sval", "")).lower() == "sql"
+    return False
 
 
 def _added_values(statement: Statement) -> tuple[str, str] | None:
@@ -161,3 +198,22 @@ def commit_needed(statements: Sequence[Statement]) -> list[CommitNeeded]:
                 )
             )
     return found
+
+
+def concurrent_index_name(statement: Statement) -> str | None:
+    """The quoted (schema-qualified when written so) name of the index a ``CREATE INDEX
+    CONCURRENTLY`` creates; None for any other statement, or an index left unnamed."""
+    from pglast import ast
+
+    if "CONCURRENTLY" not in statement.sql.upper():
+        return None
+    node = _parse_one(statement.sql)
+    if not isinstance(node, ast.IndexStmt) or not node.concurrent or not node.idxname:
+        return None
+    schema = node.relation.schemaname if node.relation is not None else None
+    quoted = _quote(node.idxname)
+    return f"{_quote(schema)}.{quoted}" if schema else quoted
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'

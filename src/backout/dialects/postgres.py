@@ -327,6 +327,37 @@ class PostgresDialect(Dialect):
 
         return pg_transactions.commit_needed(statements)
 
+    def left_by_failure(
+        self, session: Session, statement: Statement, before: object = None
+    ) -> list[str]:
+        """A failed ``CREATE INDEX CONCURRENTLY`` leaves its index behind, marked invalid
+        (PostgreSQL's documentation says to drop it and try again): drop it, unless the index
+        of that name is the one that stood there before (``before``: its oid), which is not
+        the statement's (someone's earlier attempt, or a build running in another session)."""
+        from backout.dialects import pg_transactions
+
+        name = pg_transactions.concurrent_index_name(statement)
+        if name is None:
+            return []
+        rows = session.query(
+            "SELECT NOT i.indisvalid, i.indexrelid::bigint FROM pg_index i "
+            "WHERE i.indexrelid = to_regclass(%s)",
+            (name,),
+        )
+        if not rows or not rows[0][0] or (before is not None and rows[0][1] == before):
+            return []
+        return [f"DROP INDEX CONCURRENTLY IF EXISTS {name}"]
+
+    def failure_marker(self, session: Session, statement: Statement) -> object:
+        """The oid of the index a ``CREATE INDEX CONCURRENTLY`` names, when one stands."""
+        from backout.dialects import pg_transactions
+
+        name = pg_transactions.concurrent_index_name(statement)
+        if name is None:
+            return None
+        rows = session.query("SELECT to_regclass(%s)::oid::bigint", (name,))
+        return rows[0][0] if rows else None
+
     # --- locks and timeouts --------------------------------------------------------------------
 
     def acquire_run_lock(

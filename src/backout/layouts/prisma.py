@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 
 from backout.errors import ProjectError
@@ -82,6 +83,10 @@ def load(root: Path, folder: Path, rollback_dir: Path | None) -> Project:
     elif rollback_dir is not None:
         raise ProjectError("rollback folder does not exist", path=rel(rollback_dir))
 
+    lock = folder / "migration_lock.toml"
+    provider, source = _provider(lock, rel(lock)), rel(lock)
+    if provider is None:
+        provider, source = _schema_provider(folder.parent, rel)
     return Project(
         root=root,
         layout="prisma",
@@ -89,8 +94,36 @@ def load(root: Path, folder: Path, rollback_dir: Path | None) -> Project:
         rollback_dir=rollbacks,
         migrations=tuple(index.attach(migrations)),
         ledger="prisma",
-        provider=_provider(folder / "migration_lock.toml", rel(folder / "migration_lock.toml")),
+        provider=provider,
+        provider_source=source,
     )
+
+
+#: ``datasource db { provider = "postgresql" … }`` in a Prisma schema (comments removed first)
+_DATASOURCE_PROVIDER = re.compile(
+    r"\bdatasource\s+\w+\s*\{[^}]*?\bprovider\s*=\s*\"(?P<provider>[^\"]+)\"", re.S
+)
+
+
+def _schema_provider(prisma_dir: Path, rel: Callable[[Path], str]) -> tuple[str | None, str]:
+    """The datasource provider of ``prisma/schema.prisma`` (or of the ``prisma/schema/``
+    folder of a multi-file schema), when migration_lock.toml names none."""
+    candidates = [prisma_dir / "schema.prisma"]
+    folder = prisma_dir / "schema"
+    if folder.is_dir():
+        candidates.extend(sorted(folder.glob("*.prisma")))
+    for path in candidates:
+        if not path.is_file():
+            continue
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            continue  # an unreadable schema is not ours to report: the migrations are
+        text = re.sub(r"//[^\n]*", "", text)
+        match = _DATASOURCE_PROVIDER.search(text)
+        if match:
+            return match["provider"], rel(path)
+    return None, ""
 
 
 def _provider(lock_file: Path, display: str) -> str | None:
