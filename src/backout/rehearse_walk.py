@@ -354,7 +354,7 @@ class Walk:
             self._step(migration, "comparing")
             after = self.capture(session, declared)
             self._compare(migration, result, before, after)
-            self._reapply(migration, result, session, applied)
+            self._reapply(migration, result, session, applied, rolled_back=after.snapshot)
 
     def _clear_for(self, migration: Migration, session: Session, snapshot: SchemaSnapshot) -> str:
         """With sample rows, a migration that fails is a finding, not the end of the walk:
@@ -474,15 +474,35 @@ class Walk:
         result: MigrationRehearsal,
         session: Session,
         applied: SchemaSnapshot | None,
+        *,
+        rolled_back: SchemaSnapshot | None = None,
     ) -> None:
+        """Apply the migration again after its rollback. With sample rows, one that fails on
+        the rows the rollback left (a data-only rollback keeps the rows a seed inserted) is a
+        finding, as in :meth:`_forward`: ``rolled_back`` is the schema it must start from."""
         self._step(migration, f"re-applying {migration.id}")
         self.current = self.early_dump = None
         try:
             self._timed(result, "reapply", lambda: self._up(migration))
         except BackoutError as exc:
-            result.fail("reapply", f"re-applying {migration.id} after its rollback failed: {exc}")
-            self.stopped = f"{migration.id} could not be re-applied after its rollback"
-            return
+            cleared = ""
+            if self.with_data and rolled_back is not None:
+                cleared = self._clear_for(migration, session, rolled_back)
+            try:
+                if not cleared:
+                    raise exc
+                self.current = self.early_dump = None
+                self._timed(result, "reapply", lambda: self._up(migration))
+            except BackoutError as final:
+                result.fail(
+                    "reapply", f"re-applying {migration.id} after its rollback failed: {final}"
+                )
+                self.stopped = f"{migration.id} could not be re-applied after its rollback"
+                return
+            result.findings.append(
+                f"re-applying this migration after its rollback fails on the rows left in the "
+                f"table: {exc}. The rehearsal emptied {cleared}, applied it again, and went on"
+            )
         if self.report.mode == "all":
             # The next migration's "before" is this state: dump it while the walk goes on.
             self.early_dump = self._dump()

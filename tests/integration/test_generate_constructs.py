@@ -380,3 +380,39 @@ def test_with_data_reports_a_migration_that_fails_on_rows_and_goes_on(
     assert f"finding ({SECOND}): this migration fails on a non-empty table" in shown.output
     # the configured database is not where the rehearsal ran
     assert sql(pg_url, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'") == [(0,)]
+
+
+def test_with_data_a_seed_that_cannot_run_twice_is_a_finding_not_the_end(
+    tmp_path: Path, pg_url: str
+) -> None:
+    root = write(
+        tmp_path / "p",
+        {
+            f"prisma/migrations/{FIRST}/migration.sql": """
+                CREATE TABLE "Run" ("id" integer PRIMARY KEY, "jobId" text NOT NULL);
+                CREATE TABLE "Counter" ("jobId" text PRIMARY KEY, "last" integer NOT NULL);
+            """,
+            f"prisma/migrations/{SECOND}/migration.sql": """
+                INSERT INTO "Counter" ("jobId", "last")
+                SELECT "jobId", max("id") FROM "Run" GROUP BY "jobId";
+            """,
+            "prisma/migrations/20240103000000_later/migration.sql": (
+                'ALTER TABLE "Run" ADD COLUMN "note" text;\n'
+            ),
+        },
+    )
+    (root / "prisma/rollback").mkdir()
+    ids = [FIRST, SECOND, "20240103000000_later"]
+    assert run(["generate", *ids], project=root, url=pg_url).exit_code == 0
+    result = run(["test", "--all", "--with-data", "--json"], project=root, url=pg_url)
+    doc = json.loads(result.output)
+    by_id = {m["id"]: m for m in doc["migrations"]}
+    # the sample rows may already collide on the first apply; the re-apply always does (the
+    # data-only rollback keeps the rows the seed inserted)
+    [finding] = [
+        f
+        for f in by_id[SECOND]["findings"]
+        if f.startswith("re-applying this migration after its rollback fails on the rows")
+    ]
+    assert 'duplicate key value violates unique constraint "Counter_pkey"' in finding
+    assert [by_id[i]["status"] for i in ids] == ["passed", "passed", "passed"], doc
