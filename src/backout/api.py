@@ -363,7 +363,7 @@ def test(
     *,
     all_: bool = False,
     from_url: str | None = None,
-    ignore_column_order: bool = False,
+    ignore_column_order: bool = True,
     with_smoke: bool = True,
     with_data: bool = False,
     progress: RehearsalProgress | None = None,

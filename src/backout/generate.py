@@ -18,11 +18,13 @@ from __future__ import annotations
 import re
 import textwrap
 from collections.abc import Iterable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from backout import replay_cache
 from backout.dialects.base import Session
-from backout.dialects.ddl_base import Draft, DraftStep, Rename
+from backout.dialects.ddl_base import Draft, DraftStep, LiveNames, Rename
 from backout.effects import Action, ObjectKind, analyze
 from backout.errors import BackoutError, UsageError
 from backout.migration import Migration, Project
@@ -151,37 +153,137 @@ def _exists(snapshot: SchemaSnapshot, kind: str, parent: str | None, name: str) 
     return has(pools.get(kind, ()))
 
 
+def _owner_names(renames: Sequence[Rename]) -> list[tuple[str | None, str | None]]:
+    """For each rename (newest first, as given), the name its owning table (the ``parent`` of a
+    column or constraint) had before the migration and has after it.
+
+    The statement names the table as it is called at that point of the script: renaming
+    ``"Team"`` to ``"Organization"`` and then a constraint of ``"Organization"`` means a
+    constraint of ``"Team"`` before the migration."""
+    forward = list(reversed(renames))
+    names: list[tuple[str | None, str | None]] = []
+    for i, rename in enumerate(forward):
+        first = last = rename.parent
+        if rename.kind != "enum_value" and rename.parent is not None:
+            for earlier in reversed(forward[:i]):
+                if earlier.kind == "table" and earlier.schema == rename.schema:
+                    first = earlier.old if earlier.new == first else first
+            for later in forward[i + 1 :]:
+                if later.kind == "table" and later.schema == rename.schema:
+                    last = later.new if later.old == last else last
+        names.append((first, last))
+    return list(reversed(names))
+
+
 def lasting_renames(
     renames: Sequence[Rename], before: SchemaSnapshot, after: SchemaSnapshot
 ) -> list[Rename]:
     """The renames of an object that existed before the migration under its old name and exists
-    after it under the new one. Renames that are steps of something else are left to the
-    schema diff: a type renamed to ``x_old`` and dropped later, or a rebuilt ``new_T`` renamed
-    to ``T`` after the old ``T`` was dropped."""
+    after it under the new one (its table looked up under the name it has in each). Renames
+    that are steps of something else are left to the schema diff: a type renamed to ``x_old``
+    and dropped later, or a rebuilt ``new_T`` renamed to ``T`` after the old ``T`` was
+    dropped."""
     return [
         r
-        for r in renames
-        if _exists(before, r.kind, r.parent, r.old)
-        and not _exists(before, r.kind, r.parent, r.new)
-        and _exists(after, r.kind, r.parent, r.new)
-        and not _exists(after, r.kind, r.parent, r.old)
+        for r, (first, last) in zip(renames, _owner_names(renames), strict=True)
+        if _exists(before, r.kind, first, r.old)
+        and not _exists(before, r.kind, first, r.new)
+        and _exists(after, r.kind, last, r.new)
+        and not _exists(after, r.kind, last, r.old)
     ]
 
 
-def _data_notes(ws: Workspace, migration: Migration) -> list[str]:
+def live_names(lasting: Sequence[Rename]) -> LiveNames:
+    """Where the migration renamed tables and columns, the names they have after it (what a
+    ``require`` check sees: checks run before the renames are undone)."""
+    tables: dict[str, str] = {}
+    columns: dict[tuple[str, str], str] = {}
+    for rename, (first, _) in zip(lasting, _owner_names(lasting), strict=True):
+        if rename.kind == "table":
+            tables[rename.old] = rename.new
+        elif rename.kind == "column" and first is not None:
+            columns[(first, rename.old)] = rename.new
+    return LiveNames(tables=tables, columns=columns)
+
+
+def _recreated_tables(ws: Workspace, migration: Migration, before: SchemaSnapshot) -> list[str]:
+    """Tables that existed before the migration and that it drops and creates again: their
+    schema may come back unchanged, their rows do not."""
+    effects = analyze(ws.dialect.name, prepare(ws.dialect, migration.up).statements).effects
+    dropped: set[str] = set()
+    found: list[str] = []
+    for effect in effects:
+        target = effect.target
+        if target.kind is not ObjectKind.TABLE:
+            continue
+        if effect.action is Action.DROP:
+            dropped.add(target.name)
+        elif (
+            effect.action is Action.CREATE
+            and target.name in dropped
+            and _exists(before, "table", None, target.name)
+        ):
+            found.append(target.display)
+    return list(dict.fromkeys(found))
+
+
+def _data_changes(ws: Workspace, migration: Migration, undone: set[int]) -> list[tuple[str, str]]:
+    """(where, what) of each statement that changes rows of an existing table and that the
+    draft does not undo exactly (``undone``: lines of those it does)."""
     effects = analyze(ws.dialect.name, prepare(ws.dialect, migration.up).statements)
     # Rows copied into a table the script creates (a SQLite redefinition) are not data it
     # changes: only tables that existed before count.
     existing = set(effects.tables_written())
-    notes = []
+    found = []
     for effect in effects.effects:
+        if effect.line in undone:
+            continue
         if effect.action in _DATA and (effect.table or effect.target) in existing:
-            notes.append(
-                f"{migration.up.display}:{effect.line} {effect.action.value}s rows of "
-                f"{effect.target.display}: a schema diff cannot undo that; add statements that "
-                "restore the data, or say why none are needed"
+            found.append(
+                (
+                    f"{migration.up.display}:{effect.line}",
+                    f"{effect.action.value}s rows of {effect.target.display}",
+                )
             )
-    return notes
+    return found
+
+
+def _data_notes(
+    changes: Sequence[tuple[str, str]], *, data_only: bool
+) -> tuple[list[str], list[str]]:
+    """(todo, manual) lines for row changes a schema diff cannot undo. In a data-only draft
+    they are the manual steps the rehearsal reports; otherwise TODOs for the reviewer."""
+    if data_only:
+        manual = [
+            f"Put back the rows that {where} {what} (from a backup taken before the "
+            "migration), or confirm that none need to be"
+            for where, what in changes
+        ]
+        return [], manual
+    todo = [
+        f"{where} {what}: a schema diff cannot undo that; add statements that restore the "
+        "data, or say why none are needed"
+        for where, what in changes
+    ]
+    return todo, []
+
+
+def _undo_inserts(
+    ws: Workspace, migration: Migration, before: SchemaSnapshot, after: SchemaSnapshot
+) -> tuple[list[DraftStep], set[int]]:
+    """Deletes of the rows the migration inserted with literal keys into tables that keep
+    their name and primary key (see :meth:`~backout.dialects.base.Dialect.undo_inserts`)."""
+    statements = prepare(ws.dialect, migration.up).statements
+    kept = SchemaSnapshot(
+        dialect=before.dialect,
+        default_schema=before.default_schema,
+        tables={
+            k: t
+            for k, t in before.tables.items()
+            if k in after.tables and after.tables[k].primary_key == t.primary_key
+        },
+    )
+    return ws.dialect.undo_inserts(statements, kept)
 
 
 def _directive(name: str, text: str) -> list[str]:
@@ -231,12 +333,14 @@ def render(
         *(line for text in dict.fromkeys(manual) for line in _directive("manual", text)),
         *(line for text in dict.fromkeys(draft.requires) for line in _directive("require", text)),
     ]
+    if draft.data_only is not None:
+        header += _directive("data-only", draft.data_only)
     notes = [*(f"TODO: {t}" for t in draft.todo)]
     notes += [f"NOTE: {t} (re-added columns come last)" for t in column_order]
     if notes:
         header.append("--")
         header += [line for note in notes for line in _comment(note)]
-    if not statements:
+    if not statements and draft.data_only is None:
         header += ["--", "-- TODO: the migration changes no schema object: write the statements"]
     return "\n".join(header) + "\n\n" + body
 
@@ -254,20 +358,26 @@ def _draft_on(
     after = dialect.snapshot(session)
     lasting = lasting_renames(renames_of(ws, migration), before, after)
     renames = [(r, dialect.rename_back(r)) for r in lasting]
+    deletes, undone = _undo_inserts(ws, migration, before, after)
     draft = Draft()
     error: str | None = None
     residual: list[str] = []
     order: list[str] = []
     session.begin()
     try:
+        # Rows first, while the tables still have the names and columns the inserts used.
+        for step in deletes:
+            session.execute(step.sql)
         for _, sql in renames:
             if sql is not None:
                 session.execute(sql)
         middle = dialect.snapshot(session)
-        draft = dialect.draft_rollback(before, middle, definitions=definitions)
+        draft = dialect.draft_rollback(
+            before, middle, definitions=definitions, live=live_names(lasting)
+        )
         undo = [DraftStep(sql, "Undo what the migration renamed") for _, sql in renames if sql]
-        draft.steps[:0] = undo
-        for step in draft.steps[len(undo) :]:
+        draft.steps[:0] = [*deletes, *undo]
+        for step in draft.steps[len(deletes) + len(undo) :]:
             session.execute(step.sql)
         diff = diff_schemas(before, dialect.snapshot(session))
         residual = [c.detail for c in diff.changes]
@@ -276,7 +386,27 @@ def _draft_on(
         error = f"the draft fails on a scratch copy of the schema before {migration.id}: {exc}"
     finally:
         session.rollback()
-    draft.todo += _data_notes(ws, migration)
+    changes = _data_changes(ws, migration, undone)
+    recreated = _recreated_tables(ws, migration, before)
+    for table in recreated:
+        draft.data_loss.append(
+            f"Every row {table} held before the migration: the migration dropped and re-created it"
+        )
+        draft.manual.append(f"Restore the rows of {table} from a backup taken before the migration")
+    if not diff_schemas(before, after).all_changes() and (changes or undone or recreated):
+        draft.data_only = (
+            "the migration changes rows only: there is no schema to put back; "
+            + (
+                f"it dropped and re-created {', '.join(recreated)}, whose rows are lost; "
+                if recreated
+                else ""
+            )
+            + ("its literal inserts are deleted by key; " if undone else "")
+            + ("the other row changes are manual steps" if changes else "nothing else to do")
+        )
+    todo, manual = _data_notes(changes, data_only=draft.data_only is not None)
+    draft.todo += todo
+    draft.manual += manual
     draft.todo += [f"not undone: {line}" for line in residual]
     if error:
         draft.todo.append(error)
@@ -318,6 +448,30 @@ def _write(ws: Workspace, migration: Migration, result: GeneratedRollback) -> No
     result.written = True
 
 
+def _scratch_at(
+    ws: Workspace, stack: ExitStack, keys: Sequence[str], first: int
+) -> tuple[Workspace, int]:
+    """A scratch workspace holding the longest saved replay of ``migrations[:first]`` (see
+    backout.replay_cache), and how many migrations it already holds (0: an empty one)."""
+    while True:
+        start = replay_cache.longest_saved(ws, keys, first)
+        attempt = ExitStack()
+        scratch = attempt.enter_context(scratch_workspace(ws))
+        if start == 0:
+            stack.enter_context(attempt)
+            return scratch, 0
+        expected = replay_cache.restore(scratch, keys[start])
+        if expected is not None:
+            with scratch.session() as session:
+                restored = scratch.dialect.snapshot(session).fingerprint()
+            if restored == expected:
+                stack.enter_context(attempt)
+                return scratch, start
+        # Not faithful: forget it, and start again on a fresh (empty) scratch database.
+        attempt.close()
+        replay_cache.forget(ws, keys[start])
+
+
 def generate(
     ws: Workspace, refs: Sequence[str], *, force: bool = False, write: bool = True
 ) -> list[GeneratedRollback]:
@@ -343,15 +497,23 @@ def generate(
                 hint="pass --force to overwrite it (or --stdout to only print the draft)",
             )
     wanted = {m.key for m in chosen}
-    last = project.index_of(chosen[-1])
+    migrations = project.migrations[: project.index_of(chosen[-1]) + 1]
+    first = project.index_of(chosen[0])
+    keys = replay_cache.prefix_keys(ws, migrations[:first])
     results: list[GeneratedRollback] = []
-    with scratch_workspace(ws) as scratch, scratch.session() as session:
+    with ExitStack() as stack:
+        scratch, start = _scratch_at(ws, stack, keys, first)
+        session = stack.enter_context(scratch.session())
         ensure_url_schema(scratch, session)
-        for migration in project.migrations[: last + 1]:
+        for index, migration in enumerate(migrations):
+            if index < start:
+                continue  # restored from the saved replay
             if migration.key not in wanted:
                 apply_unrecorded(scratch, session, migration)
                 continue
             before = scratch.dialect.snapshot(session)
+            if index == first and start < first and first >= replay_cache.MIN_PREFIX:
+                replay_cache.save(scratch, keys[first], before)
             definitions = scratch.dialect.stored_definitions(session)
             apply_unrecorded(scratch, session, migration)
             results.append(_draft_on(scratch, session, migration, before, definitions))

@@ -212,6 +212,27 @@ def _children(
     return found
 
 
+def _enum_types(snapshot: SchemaSnapshot, effects: ScriptEffects) -> set[str]:
+    """Names of the named enum types a script's column type changes may target: those of the
+    database and those the script creates."""
+    names = {e.name for e in snapshot.enums.values()}
+    names |= {
+        e.target.name
+        for e in effects.effects
+        if e.action is Action.CREATE and e.target.kind is ObjectKind.ENUM
+    }
+    return names
+
+
+def _retyped_to_enum(effect: Effect, enums: set[str]) -> bool:
+    """A column type change to a named enum type. It loses no value: each row keeps its label
+    or, when the enum lacks it, the statement fails and the whole run is undone."""
+    if not effect.detail.startswith("type → "):
+        return False
+    type_ = effect.detail.removeprefix("type → ").split(" USING ", 1)[0].removesuffix("[]")
+    return type_.rsplit(".", 1)[-1].strip('"') in enums
+
+
 def _script_impact(counter: _Counter, script: Script, effects: ScriptEffects) -> ScriptImpact:
     losses: list[Loss] = []
     uncounted: list[str] = []
@@ -219,7 +240,10 @@ def _script_impact(counter: _Counter, script: Script, effects: ScriptEffects) ->
     lock_waits: list[str] = []
     # what acts outside the database is named first: no rollback or restore undoes it
     side: list[str] = [f"line {x.line}: {x.describe()}" for x in effects.server]
+    enums = _enum_types(counter.snapshot, effects)
     for effect in effects.effects:
+        if _retyped_to_enum(effect, enums):
+            continue
         before = len(uncounted)
         # A failed count (odd SQL, a table the script itself creates) must not spoil the
         # others: each runs under a savepoint.

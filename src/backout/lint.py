@@ -654,14 +654,15 @@ class _Linter:
         if analysed.effects is None:
             return
         if not analysed.statements:
-            self.emit(
-                "BO102",
-                script,
-                _head(script),
-                f"the {kind} has no statements: running it would change nothing and still "
-                "record the migration as rolled back",
-                migration,
-            )
+            if script.directives.data_only is None:  # data-only: its steps are manual
+                self.emit(
+                    "BO102",
+                    script,
+                    _head(script),
+                    f"the {kind} has no statements: running it would change nothing and still "
+                    "record the migration as rolled back",
+                    migration,
+                )
             return
         assessment = assess_static(analysed.effects)
         declared = script.directives.risk

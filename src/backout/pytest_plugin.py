@@ -72,7 +72,7 @@ def run_rehearsal(
     *,
     all_: bool | None = None,
     from_url: str | None = None,
-    ignore_column_order: bool = False,
+    ignore_column_order: bool = True,
     with_smoke: bool = True,
 ) -> RehearsalReport:
     """Rehearse with the plugin's options (arguments given here win)."""
@@ -113,7 +113,7 @@ class Rehearse(Protocol):
         *ids: str,
         all_: bool | None = None,
         from_url: str | None = None,
-        ignore_column_order: bool = False,
+        ignore_column_order: bool = True,
         with_smoke: bool = True,
         check: bool = True,
     ) -> RehearsalReport: ...
@@ -128,7 +128,7 @@ def backout_rehearsal(request: pytest.FixtureRequest) -> Rehearse:
         *ids: str,
         all_: bool | None = None,
         from_url: str | None = None,
-        ignore_column_order: bool = False,
+        ignore_column_order: bool = True,
         with_smoke: bool = True,
         check: bool = True,
     ) -> RehearsalReport:

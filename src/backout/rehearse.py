@@ -53,6 +53,9 @@ class MigrationRehearsal:
     status: str = PASSED
     failures: list[Failure] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: hazards found on the way that do not fail the rollback's rehearsal: "this migration
+    #: fails on a non-empty table" (``--with-data``), after which the walk went on
+    findings: list[str] = field(default_factory=list)
     #: seconds per step: apply, rollback, reapply, compare, smoke
     timings: dict[str, float] = field(default_factory=dict)
     smoke: HookResult | None = None
@@ -117,7 +120,7 @@ def rehearse(
     ids: Sequence[str] = (),
     all_: bool = False,
     from_url: str | None = None,
-    ignore_column_order: bool = False,
+    ignore_column_order: bool = True,
     with_smoke: bool = True,
     with_data: bool = False,
     progress: Progress | None = None,
@@ -242,6 +245,7 @@ def rehearsal_json(report: RehearsalReport) -> dict[str, Any]:
                 "ok": m.ok,
                 "failures": [{"kind": f.kind, "message": f.message} for f in m.failures],
                 "notes": list(m.notes),
+                "findings": list(m.findings),
                 "duration_s": round(m.duration_s, 3),
                 "timings_s": {k: round(v, 3) for k, v in m.timings.items()},
                 "smoke": hook(m.smoke),

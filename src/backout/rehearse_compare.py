@@ -84,7 +84,10 @@ def schema_failures(
             continue
         text = f"{change.detail} after the rollback"
         if ignore_column_order:
-            notes.append(text + " (ignored: --ignore-column-order)")
+            notes.append(
+                text + " (a note: a re-added column comes last on PostgreSQL, and nothing that "
+                "names columns depends on their order; --strict-column-order fails on it)"
+            )
         else:
             failures.append(Failure("column_order", text))
     return failures, notes

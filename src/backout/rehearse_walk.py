@@ -10,7 +10,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from backout.checks import CheckProblem, run_checks
+from backout.checks import CheckProblem, run_checks, show_table
 from backout.dialects.base import Session
 from backout.effects import analyze
 from backout.errors import BackoutError
@@ -35,7 +35,7 @@ from backout.rehearse_compare import (
 )
 from backout.runner import prepare
 from backout.schema import SchemaDiff, SchemaSnapshot, TableStats, diff_schemas
-from backout.status import StatusReport
+from backout.status import State, StatusReport
 from backout.workspace import Workspace
 
 
@@ -318,9 +318,25 @@ class Walk:
             try:
                 self._timed(result, "apply", lambda: self._up(migration))
             except BackoutError as exc:
-                result.fail("apply", f"applying {migration.id} failed: {exc}")
-                self.stopped = f"{migration.id} could not be applied"
-                return
+                cleared = self.with_data and self._clear_for(migration, session, snapshot)
+                if not cleared:
+                    result.fail("apply", f"applying {migration.id} failed: {exc}")
+                    self.stopped = f"{migration.id} could not be applied"
+                    return
+                if rollback:
+                    before = self.capture(session, declared, snapshot=snapshot)
+                self.current = self.early_dump = None
+                try:
+                    self._timed(result, "apply", lambda: self._up(migration))
+                except BackoutError as again:
+                    result.fail("apply", f"applying {migration.id} failed: {again}")
+                    self.stopped = f"{migration.id} could not be applied"
+                    return
+                result.findings.append(
+                    f"this migration fails on a non-empty table: {exc}. A database with rows "
+                    f"there fails the same way unless its data differs from the sample rows; "
+                    f"the rehearsal emptied {cleared}, applied it again, and went on"
+                )
             if before is None:
                 self._no_rollback(migration, result, explicit)
                 return
@@ -338,7 +354,44 @@ class Walk:
             self._step(migration, "comparing")
             after = self.capture(session, declared)
             self._compare(migration, result, before, after)
-            self._reapply(migration, result, session, applied)
+            self._reapply(migration, result, session, applied, rolled_back=after.snapshot)
+
+    def _clear_for(self, migration: Migration, session: Session, snapshot: SchemaSnapshot) -> str:
+        """With sample rows, a migration that fails is a finding, not the end of the walk:
+        empty the tables it writes (and the rows referencing them) so it can be applied again.
+
+        Only when the failure left the schema as it was (the migration ran in one
+        transaction); the failed attempt the history records is resolved as rolled back, as a
+        person would. Returns the tables emptied, "" when not."""
+        from backout.resolve import resolve
+
+        self.current = self.early_dump = None
+        if self.snapshot(session) != snapshot:
+            return ""
+        failed = [e for e in self.ws.read_status(session).entries if e.state is State.FAILED]
+        if any(e.key != migration.key for e in failed):
+            return ""
+        try:
+            if failed:
+                resolve(self.ws, migration.id, applied=False)
+        except BackoutError:
+            return ""
+        effects = analyze(self.ws.dialect.name, prepare(self.ws.dialect, migration.up).statements)
+        keys = {table_key(ref, snapshot) for ref in effects.tables_written()}
+        tables = [snapshot.tables[k] for k in sorted(k for k in keys if k is not None)]
+        if not tables:
+            return ""
+        shown = ", ".join(show_table(t.key, snapshot) for t in tables)
+        self._step(migration, f"emptying {shown} and applying {migration.id} again")
+        session.begin()
+        try:
+            self.ws.dialect.empty_tables(session, tables)
+            session.commit()
+        except BackoutError:
+            return ""
+        finally:
+            session.rollback()
+        return shown
 
     def _no_rollback(
         self, migration: Migration, result: MigrationRehearsal, explicit: bool
@@ -372,7 +425,20 @@ class Walk:
         if rolled != [migration.id]:
             result.fail("rollback", f"the rollback undid {rolled}, not only {migration.id}")
             return False
+        self._data_only_note(migration, result)
         return True
+
+    @staticmethod
+    def _data_only_note(migration: Migration, result: MigrationRehearsal) -> None:
+        """A data-only rollback passes on the schema; what a person must do is reported."""
+        directives = migration.down.directives if migration.down is not None else None
+        if directives is None or directives.data_only is None:
+            return
+        steps = "; ".join(directives.manual) or "none declared"
+        result.notes.append(
+            f"data-only rollback ({directives.data_only}): checked on the schema; "
+            f"manual data steps: {steps}"
+        )
 
     def _compare(
         self,
@@ -408,15 +474,35 @@ class Walk:
         result: MigrationRehearsal,
         session: Session,
         applied: SchemaSnapshot | None,
+        *,
+        rolled_back: SchemaSnapshot | None = None,
     ) -> None:
+        """Apply the migration again after its rollback. With sample rows, one that fails on
+        the rows the rollback left (a data-only rollback keeps the rows a seed inserted) is a
+        finding, as in :meth:`_forward`: ``rolled_back`` is the schema it must start from."""
         self._step(migration, f"re-applying {migration.id}")
         self.current = self.early_dump = None
         try:
             self._timed(result, "reapply", lambda: self._up(migration))
         except BackoutError as exc:
-            result.fail("reapply", f"re-applying {migration.id} after its rollback failed: {exc}")
-            self.stopped = f"{migration.id} could not be re-applied after its rollback"
-            return
+            cleared = ""
+            if self.with_data and rolled_back is not None:
+                cleared = self._clear_for(migration, session, rolled_back)
+            try:
+                if not cleared:
+                    raise exc
+                self.current = self.early_dump = None
+                self._timed(result, "reapply", lambda: self._up(migration))
+            except BackoutError as final:
+                result.fail(
+                    "reapply", f"re-applying {migration.id} after its rollback failed: {final}"
+                )
+                self.stopped = f"{migration.id} could not be re-applied after its rollback"
+                return
+            result.findings.append(
+                f"re-applying this migration after its rollback fails on the rows left in the "
+                f"table: {exc}. The rehearsal emptied {cleared}, applied it again, and went on"
+            )
         if self.report.mode == "all":
             # The next migration's "before" is this state: dump it while the walk goes on.
             self.early_dump = self._dump()

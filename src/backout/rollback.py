@@ -344,7 +344,12 @@ def build_view(
         values = resolve_params(plan.steps[0].script, partial.params)
         simulate = False  # data only: nothing for a schema-only copy to show
     units = [prepare(ws.dialect, step.script) for step in plan.steps]
-    empty = [u.script.display for u in units if not u.statements]
+    # A data-only rollback may rightly have no statement: its data steps are manual.
+    empty = [
+        u.script.display
+        for u in units
+        if not u.statements and u.script.directives.data_only is None
+    ]
     if empty:
         raise ProjectError(
             f"rollback script has no statements: {', '.join(empty)}",

@@ -147,6 +147,9 @@ class Directives:
     params: tuple[ParamSpec, ...] = ()
     preview: SqlCheck | None = None
     transaction: bool = True
+    #: ``data-only``: the migration changes rows only, so the rollback has no schema to put
+    #: back and may have no statement at all (the why, as written)
+    data_only: str | None = None
 
 
 @dataclass(frozen=True)
@@ -253,9 +256,10 @@ _ALLOWED: dict[str, frozenset[ScriptKind]] = {
     "param": frozenset({ScriptKind.PARTIAL}),
     "preview": frozenset({ScriptKind.PARTIAL}),
     "transaction": frozenset(ScriptKind),
+    "data-only": frozenset({ScriptKind.ROLLBACK}),
 }
 DIRECTIVE_NAMES: tuple[str, ...] = tuple(_ALLOWED)
-_ONCE = frozenset({"risk", "preview", "transaction"})
+_ONCE = frozenset({"risk", "preview", "transaction", "data-only"})
 
 
 @dataclass(frozen=True)
@@ -341,6 +345,7 @@ def parse_directives(
     params: list[ParamSpec] = []
     preview: SqlCheck | None = None
     transaction = True
+    data_only: str | None = None
     seen: set[str] = set()
 
     for raw in scan_directives(text, display, first_line=first_line):
@@ -376,6 +381,8 @@ def parse_directives(
             if raw.value.lower() not in {"on", "off"}:
                 raise fail(f"transaction must be 'on' or 'off' (got {raw.value!r})")
             transaction = raw.value.lower() == "on"
+        elif raw.name == "data-only":
+            data_only = raw.value
         elif raw.name == "param":
             spec = _parse_param(raw, display)
             if any(p.name == spec.name for p in params):
@@ -392,6 +399,7 @@ def parse_directives(
         params=tuple(params),
         preview=preview,
         transaction=transaction,
+        data_only=data_only,
     )
 
 

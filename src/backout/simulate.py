@@ -101,14 +101,21 @@ def _static(
         if kind in ("column", "trigger", "constraint"):
             names = (target.parent or "", target.name)
         key = _fold((kind, schema, *names), target.case_insensitive)
+        # Net effect, in script order: an object renamed away and created again under its name
+        # (an enum rebuild) is still there afterwards, and one created then dropped is not.
         if effect.action is Action.DROP:
             dropped.add(key)
+            created.discard(key)
         elif effect.action is Action.CREATE:
             created.add(key)
+            dropped.discard(key)
         elif effect.renamed_to is not None:
             dropped.add(key)
+            created.discard(key)
             new = effect.renamed_to
-            created.add(_fold((kind, schema, *names[:-1], new.name), target.case_insensitive))
+            renamed = _fold((kind, schema, *names[:-1], new.name), target.case_insensitive)
+            created.add(renamed)
+            dropped.discard(renamed)
     return dropped, created
 
 

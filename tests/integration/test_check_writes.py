@@ -55,7 +55,7 @@ def users(url: str) -> int:
 
 
 def applied(proj: Path, url: str) -> list[str]:
-    doc = json.loads(run(["status", "--json"], project=proj, url=url).output)
+    doc = json.loads(run(["status", "--json"], project=proj, url=url).stdout)
     return [m["id"] for m in doc["migrations"] if m["state"] == "applied"]
 
 
@@ -104,7 +104,7 @@ def test_lint_flags_a_writing_check(sqlite_url: str, tmp_path: Path) -> None:
     proj = project(tmp_path, f"-- backout:risk LOW\n-- backout:require {DELETE_CTE}\n")
     result = run(["lint", "--json"], project=proj, url=sqlite_url)
     assert result.exit_code == 1
-    found = [f for f in json.loads(result.output)["findings"] if f["rule"] == "BO106"]
+    found = [f for f in json.loads(result.stdout)["findings"] if f["rule"] == "BO106"]
     assert [(f["file"].endswith("002_posts.down.sql"), f["line"]) for f in found] == [(True, 2)]
 
 

@@ -253,7 +253,7 @@ def test_the_backup_a_restore_takes_of_a_half_restored_database_is_labelled(
     assert again.exit_code == 0, again.output + again.stderr
     after = db_state(mysql_url)
     assert (after.schema, after.data) == (backed_up.schema, backed_up.data)  # type: ignore[attr-defined]
-    listed = json.loads(run(["backups", "--json"], project=project, url=mysql_url).output)
+    listed = json.loads(run(["backups", "--json"], project=project, url=mysql_url).stdout)
     pre = [b for b in listed["backups"] if b["reason"].startswith(f"before restore of {backup_id}")]
     assert len(pre) == 2, [b["reason"] for b in listed["backups"]]
     assert "half-restored" not in pre[0]["reason"]

@@ -259,7 +259,7 @@ def test_sqlite_rollback_leaving_orphans_is_undone(tmp_path: Path, sqlite_url: s
 # --- options ------------------------------------------------------------------------------------
 
 
-def test_column_order_is_separate_and_can_be_relaxed(vouchers_pg: Path, pg_url: str) -> None:
+def test_column_order_is_a_note_unless_strict(vouchers_pg: Path, pg_url: str) -> None:
     write(
         vouchers_pg,
         {
@@ -270,7 +270,7 @@ def test_column_order_is_separate_and_can_be_relaxed(vouchers_pg: Path, pg_url: 
             """,
         },
     )
-    code, doc = rehearse(vouchers_pg, pg_url)
+    code, doc = rehearse(vouchers_pg, pg_url, "--strict-column-order")
     assert code == 1
     [message] = messages(doc, "20240402000000_drop_description")
     assert message == (
@@ -279,9 +279,11 @@ def test_column_order_is_separate_and_can_be_relaxed(vouchers_pg: Path, pg_url: 
         "the rollback"
     )
     assert doc["migrations"][0]["failures"][0]["kind"] == "column_order"
-    code, doc = rehearse(vouchers_pg, pg_url, "--ignore-column-order")
+    code, doc = rehearse(vouchers_pg, pg_url)
     assert code == 0, doc
-    assert "ignored: --ignore-column-order" in doc["migrations"][0]["notes"][0]
+    assert doc["migrations"][0]["status"] == "passed"
+    assert doc["migrations"][0]["notes"][0].startswith(message + " (a note: ")
+    assert "--strict-column-order fails on it" in doc["migrations"][0]["notes"][0]
 
 
 def test_pg_dump_sees_what_the_catalog_snapshot_does_not(vouchers_pg: Path, pg_url: str) -> None:

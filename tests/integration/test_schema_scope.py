@@ -71,7 +71,7 @@ def test_second_project_up_and_status_stay_in_their_schema(
 ) -> None:
     a, url_a, b, url_b = two_projects
     for project, url in ((a, url_a), (b, url_b)):
-        doc = json.loads(run(["status", "--json"], project=project, url=url).output)
+        doc = json.loads(run(["status", "--json"], project=project, url=url).stdout)
         assert [m["state"] for m in doc["migrations"]] == ["applied", "applied"]
     check = run(["check"], project=a, url=url_a)
     assert check.exit_code == 0, check.output + check.stderr
@@ -84,7 +84,7 @@ def test_restore_of_one_projects_full_backup_leaves_the_other_intact(
     before = state_outside(pg_url)
     taken = run(["backup", "--full"], project=a, url=url_a)
     assert taken.exit_code == 0, taken.output + taken.stderr
-    (record,) = json.loads(run(["backups", "--json"], project=a, url=url_a).output)["backups"]
+    (record,) = json.loads(run(["backups", "--json"], project=a, url=url_a).stdout)["backups"]
     assert record["tables"] and all(t.startswith(("a.", "backout.")) for t in record["tables"])
     sql(pg_url, 'DELETE FROM a."Order" WHERE id > 10')
     restored = run(["restore", "latest", "--yes"], project=a, url=url_a)
@@ -108,7 +108,7 @@ def test_restore_refuses_a_backup_reaching_beyond_the_project(
     assert "covers ?schema=a; nothing changed" in restored.stderr
     assert state_outside(pg_url) == before
     assert sql(pg_url, 'SELECT count(*) FROM a."Order"') == [(20,)]
-    listed = json.loads(run(["backups", "--json"], project=a, url=url_a).output)["backups"]
+    listed = json.loads(run(["backups", "--json"], project=a, url=url_a).stdout)["backups"]
     assert len(listed) == 1  # refused before the pre-restore backup
 
 

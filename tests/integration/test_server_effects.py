@@ -62,7 +62,7 @@ def test_plan_rates_server_side_effects_high_and_lint_flags_them(
     proj = project(tmp_path, statement)
     assert run(["up"], project=proj, url=url).exit_code == 0
     plan = run(["plan", "--json"], project=proj, url=url)
-    doc = json.loads(plan.output)
+    doc = json.loads(plan.stdout)
     (step,) = doc["steps"]
     impact = step["impact"]
     assert impact["computed_risk"] == "HIGH", impact
@@ -72,7 +72,7 @@ def test_plan_rates_server_side_effects_high_and_lint_flags_them(
     assert "outside the database" in human.output and what in human.output
     lint = run(["lint", "--json"], project=proj, url=url)
     assert lint.exit_code == 1
-    found = [f for f in json.loads(lint.output)["findings"] if f["rule"] == "BO403"]
+    found = [f for f in json.loads(lint.stdout)["findings"] if f["rule"] == "BO403"]
     assert [(Path(f["file"]).name, f["line"]) for f in found] == [("002_flag.down.sql", 2)]
     # plan changed nothing: both migrations still applied, the table still there
     assert sql(url, "SELECT count(*) FROM flags") == [(0,)]
@@ -98,10 +98,10 @@ def test_words_in_literals_and_comments_are_no_server_side_effect(
         "CREATE TABLE flags (id INTEGER PRIMARY KEY);\nCREATE TABLE notes (body VARCHAR(200));\n"
     )
     assert run(["up"], project=proj, url=url).exit_code == 0
-    doc = json.loads(run(["plan", "--json"], project=proj, url=url).output)
+    doc = json.loads(run(["plan", "--json"], project=proj, url=url).stdout)
     (step,) = doc["steps"]
     assert not step["impact"]["side_effects"] or not any(
         "outside the database" in s for s in step["impact"]["side_effects"]
     ), step["impact"]
-    lint = json.loads(run(["lint", "--json"], project=proj, url=url).output)
+    lint = json.loads(run(["lint", "--json"], project=proj, url=url).stdout)
     assert [f for f in lint["findings"] if f["rule"] == "BO403"] == []

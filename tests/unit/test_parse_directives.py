@@ -204,7 +204,21 @@ def test_directive_names_are_the_documented_ones() -> None:
         "param",
         "preview",
         "transaction",
+        "data-only",
     }
+
+
+def test_data_only_is_a_rollback_directive_given_once() -> None:
+    text = "-- backout:data-only rows only \\\n--   (a backfill)\n"
+    parsed = parse_directives(text, "r.sql", ScriptKind.ROLLBACK)
+    assert parsed.data_only == "rows only (a backfill)"
+    assert parse_directives("SELECT 1;\n", "r.sql", ScriptKind.ROLLBACK).data_only is None
+    with pytest.raises(ProjectError, match=r"r\.sql:2: directive 'data-only' given twice"):
+        parse_directives(
+            text.replace("\\\n--   (a backfill)", "") * 2, "r.sql", ScriptKind.ROLLBACK
+        )
+    with pytest.raises(ProjectError, match="'data-only' is not allowed in a forward script"):
+        parse_directives(text, "m.sql", ScriptKind.FORWARD)
 
 
 # --- continuation lines -------------------------------------------------------------------------
@@ -280,14 +294,14 @@ def test_unknown_directive_names_the_line_and_suggests_the_closest(
     message = error(f"SELECT 1;\n\n-- backout:{name} HIGH\n", ROLLBACK)
     assert message == (
         f"f.sql:3: unknown directive '{name}' (did you mean '{suggestion}'? known: risk, impact, "
-        "data-loss, manual, require, verify, param, preview, transaction)"
+        "data-loss, manual, require, verify, param, preview, transaction, data-only)"
     )
 
 
 def test_unknown_directive_without_a_close_match_lists_the_known_ones() -> None:
     assert error("-- backout:zzzzzz 1", ROLLBACK) == (
         "f.sql:1: unknown directive 'zzzzzz' (known: risk, impact, data-loss, manual, require, "
-        "verify, param, preview, transaction)"
+        "verify, param, preview, transaction, data-only)"
     )
 
 
@@ -307,7 +321,8 @@ def test_a_directive_line_without_a_name_is_malformed(line: str) -> None:
 
 @pytest.mark.parametrize("name", DIRECTIVE_NAMES)
 def test_every_directive_needs_a_value(name: str) -> None:
-    assert error(f"SELECT 1;\n-- backout:{name}   \n", PARTIAL) == (
+    kind = PARTIAL if PARTIAL in ALLOWED[name] else ROLLBACK
+    assert error(f"SELECT 1;\n-- backout:{name}   \n", kind) == (
         f"f.sql:2: directive '{name}' needs a value"
     )
 
@@ -346,6 +361,7 @@ ALLOWED = {
     "param": {PARTIAL},
     "preview": {PARTIAL},
     "transaction": {FORWARD, ROLLBACK, PARTIAL},
+    "data-only": {ROLLBACK},
 }
 VALID_VALUE = {
     "risk": "LOW",
@@ -357,6 +373,7 @@ VALID_VALUE = {
     "param": "n int",
     "preview": "SELECT 1",
     "transaction": "off",
+    "data-only": "rows only",
 }
 
 

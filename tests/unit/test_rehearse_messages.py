@@ -69,7 +69,7 @@ def test_column_order_is_its_own_failure_or_a_note() -> None:
         )
     ]
     failures, notes = schema_failures(before, snap(tables=[moved]), ignore_column_order=True)
-    assert failures == [] and notes[0].endswith("(ignored: --ignore-column-order)")
+    assert failures == [] and notes[0].endswith("--strict-column-order fails on it)")
 
 
 def test_known_drift_is_not_blamed_on_the_migration() -> None:

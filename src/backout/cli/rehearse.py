@@ -125,9 +125,15 @@ def _render_check(report: CheckReport) -> None:
     help="With --all: fill each empty table with synthetic rows, so data checks see rows.",
 )
 @click.option(
+    "--strict-column-order",
+    is_flag=True,
+    help="Fail when columns only come back in another order (by default that is a note).",
+)
+@click.option(
     "--ignore-column-order",
     is_flag=True,
-    help="Columns that only come back in another order do not fail the rehearsal.",
+    hidden=True,
+    help="The default now: kept so existing scripts still run.",
 )
 @click.option("--no-smoke", is_flag=True, help="Do not run the smoke hook on the copy.")
 @click.option("--json", "as_json", is_flag=True, help="Print the documented JSON.")
@@ -138,6 +144,7 @@ def test(
     all_: bool,
     from_url: str | None,
     with_data: bool,
+    strict_column_order: bool,
     ignore_column_order: bool,
     no_smoke: bool,
     as_json: bool,
@@ -161,7 +168,9 @@ def test(
             ids,
             all_=all_,
             from_url=from_url,
-            ignore_column_order=ignore_column_order,
+            # PostgreSQL cannot put a re-added column back in place, and neither Prisma nor
+            # SQL by name depends on the order: a note unless asked to be strict.
+            ignore_column_order=ignore_column_order or not strict_column_order,
             with_smoke=not no_smoke,
             with_data=with_data,
             progress=progress,
@@ -228,7 +237,8 @@ def _render_test(report: RehearsalReport) -> None:
     rows: list[list[render.Cell]] = []
     for m in report.migrations:
         seconds = m.duration_s
-        first = m.failures[0].message if m.failures else (m.notes[0] if m.notes else "")
+        messages = [f.message for f in m.failures] or [f"finding: {f}" for f in m.findings]
+        first = messages[0] if messages else (m.notes[0] if m.notes else "")
         more = f" (+{len(m.failures) - 1} more)" if len(m.failures) > 1 else ""
         rows.append(
             [
@@ -246,6 +256,8 @@ def _render_test(report: RehearsalReport) -> None:
             click.echo(f"\n{m.id}:")
             for failure in m.failures:
                 click.echo(f"  - {failure.message}")
+        for finding in m.findings:
+            click.echo(f"\nfinding ({m.id}): {finding}")
         if m.smoke is not None and not m.smoke.ok and m.smoke.output.strip():
             click.echo(f"\nsmoke hook output ({m.id}):\n{m.smoke.output.rstrip()}")
     if report.smoke is not None:

@@ -20,6 +20,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Collection, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from backout import __version__
@@ -29,7 +30,7 @@ from backout.urls import DatabaseURL
 
 if TYPE_CHECKING:
     from backout.dialects.backup_base import BackupEngine
-    from backout.dialects.ddl_base import Draft, Rename
+    from backout.dialects.ddl_base import Draft, DraftStep, LiveNames, Rename
     from backout.dialects.orphans import OrphanRows
     from backout.effects import Effect
 
@@ -551,6 +552,23 @@ class Dialect(ABC):
         """
         return None
 
+    #: :meth:`save_state`/:meth:`load_state` work (``generate`` may cache replayed states)
+    caches_states: ClassVar[bool] = False
+
+    def save_state(self, url: DatabaseURL, actor: Actor, path: Path) -> None:
+        """Write the whole state of the (scratch) database at ``url`` to ``path``."""
+        raise NotImplementedError(f"{self.name}: no saved states")
+
+    def load_state(self, url: DatabaseURL, actor: Actor, path: Path) -> None:
+        """Restore a :meth:`save_state` file into the empty (scratch) database at ``url``."""
+        raise NotImplementedError(f"{self.name}: no saved states")
+
+    def empty_tables(self, session: Session, tables: Sequence[TableInfo]) -> None:
+        """Delete every row of ``tables`` (a rehearsal copy only), and of the rows referencing
+        them. Default: ``DELETE FROM`` each, children first as given by the caller."""
+        for table in tables:
+            session.execute(f"DELETE FROM {self.table_sql(table)}")
+
     def table_sql(self, table: TableInfo) -> str:
         """A table of a snapshot as a quoted, qualified SQL name."""
         if table.schema:
@@ -622,8 +640,11 @@ class Dialect(ABC):
         after: SchemaSnapshot,
         *,
         definitions: Mapping[str, str] | None = None,
+        live: LiveNames | None = None,
     ) -> Draft:
         """SQL that turns a database whose schema is ``after`` back into ``before``.
+
+        ``live``: names renamed objects have when the rollback starts (for its checks).
 
         Renames are undone first, separately (:meth:`rename_back`). ``definitions``: the
         stored ``CREATE`` text of objects in ``before``, where the catalog snapshot cannot
@@ -637,6 +658,14 @@ class Dialect(ABC):
         """The statement undoing a rename of the forward migration (None: not possible, the
         schema diff recreates the object instead)."""
         return None
+
+    def undo_inserts(
+        self, statements: Sequence[Statement], before: SchemaSnapshot
+    ) -> tuple[list[DraftStep], set[int]]:
+        """Statements deleting exactly the rows the forward ``statements`` inserted, where the
+        SQL alone says which (literal rows with their primary key), and the lines of the
+        statements they undo. Default: none is undone this way (a person restores the data)."""
+        return [], set()
 
     def stored_definitions(self, session: Session) -> dict[str, str]:
         """The ``CREATE`` text the database keeps for its objects, by ``"kind name"``.

@@ -9,6 +9,7 @@ know: data that cannot come back (``data-loss`` and ``manual`` directives), prec
 from __future__ import annotations
 
 import textwrap
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 #: comment lines are wrapped to this width
@@ -26,6 +27,18 @@ class Rename:
     parent: str | None
     old: str
     new: str
+
+
+@dataclass(frozen=True)
+class LiveNames:
+    """The names tables and columns have when a rollback starts, where the forward migration
+    renamed them: its ``require`` checks run before any statement, so before the renames are
+    undone, and must name what exists then."""
+
+    #: table name before the migration → its name after it
+    tables: Mapping[str, str] = field(default_factory=dict)
+    #: (table name before, column name before) → the column's name after the migration
+    columns: Mapping[tuple[str, str], str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -51,6 +64,8 @@ class Draft:
     requires: list[str] = field(default_factory=list)
     #: differences the renderer could not reverse; written as TODO comments
     todo: list[str] = field(default_factory=list)
+    #: set when the migration changes rows only (the ``data-only`` directive's text)
+    data_only: str | None = None
 
     def add(self, sql: str, comment: str = "") -> None:
         """Append a statement."""

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from backout.dialects.ddl_base import Draft, Rename, plural
+from backout.dialects.ddl_base import Draft, LiveNames, Rename, plural
 from backout.schema import (
     ColumnInfo,
     CommentInfo,
@@ -91,7 +91,8 @@ def _type_name(type_: str) -> str:
 class _Renderer:
     """Builds the draft for one pair of snapshots."""
 
-    def __init__(self, before: SchemaSnapshot, after: SchemaSnapshot) -> None:
+    def __init__(self, before: SchemaSnapshot, after: SchemaSnapshot, live: LiveNames) -> None:
+        self.live = live
         self.b = before
         self.a = after
         self.default = before.default_schema or after.default_schema
@@ -105,6 +106,8 @@ class _Renderer:
         self.rebuilt: set[str] = set()
         #: columns the migration added and the draft drops (table key, column)
         self.dropped_columns: set[tuple[str, str]] = set()
+        #: foreign keys (table key, key) dropped around a column type change and re-added
+        self.fks_around_retype: set[tuple[str, str]] = self._fks_on_retyped_columns()
 
     # --- names --------------------------------------------------------------------------
 
@@ -123,6 +126,54 @@ class _Renderer:
     def column(self, key: str, column: str) -> str:
         return f"{self.show(key)}.{q(column)}"
 
+    def check_table(self, key: str) -> str:
+        """The table as a ``require`` check must name it: checks run before any statement,
+        so before the migration's renames are undone."""
+        info = self.b.tables.get(key) or self.a.tables[key]
+        return self.name(info.schema, self.live.tables.get(info.name, info.name))
+
+    def check_column(self, key: str, column: str) -> str:
+        """The column as a ``require`` check must name it (see :meth:`check_table`)."""
+        info = self.b.tables.get(key) or self.a.tables[key]
+        return q(self.live.columns.get((info.name, column), column))
+
+    def _retyped_columns(self) -> set[tuple[str, str]]:
+        """(table key, column) of every column whose type the draft changes back."""
+        found = set()
+        for key in self.common:
+            new = self.a.tables[key]
+            for column in self.b.tables[key].columns:
+                current = new.column(column.name)
+                if current is not None and current.type != column.type:
+                    found.add((key, column.name))
+        return found
+
+    def _fks_on_retyped_columns(self) -> set[tuple[str, str]]:
+        """Foreign keys (in the schema after the migration) on either side of a column whose
+        type goes back: PostgreSQL refuses to change a key's type under them (it re-checks
+        the pair and finds them incompatible), so they are dropped first and re-added after."""
+        retyped = self._retyped_columns()
+        found = set()
+        for key in self.common:
+            for fk in self.a.tables[key].foreign_keys:
+                own = any((key, c) in retyped for c in fk.columns)
+                far = any((fk.referenced_table, c) in retyped for c in fk.referenced_columns)
+                if fk.name and (own or far):
+                    found.add((key, fk.key))
+        return found
+
+    def _is_enum(self, type_: str) -> bool:
+        name = _type_name(type_)
+        return any(e.name == name for e in (*self.b.enums.values(), *self.a.enums.values()))
+
+    def _cast(self, column: str, from_type: str, to_type: str) -> str:
+        """``USING`` expression: through text where an enum is involved, since PostgreSQL has
+        no cast between two enum types (42846) and enum labels are what both share."""
+        if not (self._is_enum(from_type) or self._is_enum(to_type)):
+            return f"{q(column)}::{to_type}"
+        text = "text[]" if to_type.endswith("[]") else "text"
+        return f"{q(column)}::{text}::{to_type}"
+
     # --- phase 1: what depends on what changes ---------------------------------------------
 
     def phase1(self) -> None:
@@ -138,8 +189,12 @@ class _Renderer:
         for key in self.common:
             before_fks = {fk.key: fk for fk in self.b.tables[key].foreign_keys}
             for fk in self.a.tables[key].foreign_keys:
-                if before_fks.get(fk.key) != fk and fk.name:
-                    self.d.add(f"ALTER TABLE {self.table(key)} DROP CONSTRAINT {q(fk.name)}")
+                around = (key, fk.key) in self.fks_around_retype
+                if (before_fks.get(fk.key) != fk or around) and fk.name:
+                    self.d.add(
+                        f"ALTER TABLE {self.table(key)} DROP CONSTRAINT {q(fk.name)}",
+                        comment="Re-added once the key types are back" if around else "",
+                    )
             before_cons = {c.key: c for c in self.b.tables[key].constraints}
             for con in self.a.tables[key].constraints:
                 if before_cons.get(con.key) != con and con.name:
@@ -272,13 +327,15 @@ class _Renderer:
                 table = self.table(table_key)
                 array = "[]" if column.type.endswith("[]") else ""
                 if extra:
+                    live = self.check_column(table_key, column.name)
                     test = (
-                        f"{q(column.name)}::text[] && ARRAY[{shown}]"
+                        f"{live}::text[] && ARRAY[{shown}]"
                         if array
-                        else f"{q(column.name)}::text IN ({shown})"
+                        else f"{live}::text IN ({shown})"
                     )
                     self.d.requires.append(
-                        f"SELECT NOT EXISTS (SELECT 1 FROM {table} WHERE {test})"
+                        f"SELECT NOT EXISTS (SELECT 1 FROM {self.check_table(table_key)} "
+                        f"WHERE {test})"
                     )
                 current_col = self.a.tables[table_key].column(column.name)
                 if current_col is not None and current_col.default is not None:
@@ -415,7 +472,7 @@ class _Renderer:
             (k for k in self.rebuilt if self.b.enums[k].name == _type_name(column.type)), None
         )
         if column.type != current.type and enum_key is None:
-            using = f"{q(column.name)}::{column.type}"
+            using = self._cast(column.name, current.type, column.type)
             collate = f" COLLATE {q(column.collation)}" if column.collation else ""
             self.d.add(
                 f"{alter} TYPE {column.type}{collate} USING {using}",
@@ -432,7 +489,8 @@ class _Renderer:
             self.d.add(f"{alter} DROP NOT NULL")
         elif not column.nullable and current.nullable:
             self.d.requires.append(
-                f"SELECT NOT EXISTS (SELECT 1 FROM {table} WHERE {q(column.name)} IS NULL)"
+                f"SELECT NOT EXISTS (SELECT 1 FROM {self.check_table(key)} "
+                f"WHERE {self.check_column(key, column.name)} IS NULL)"
             )
             self.d.add(
                 f"{alter} SET NOT NULL",
@@ -546,7 +604,8 @@ class _Renderer:
             new = self.a.tables.get(key)
             current_fks = {fk.key: fk for fk in new.foreign_keys} if new else {}
             for fk in old.foreign_keys:
-                if fk.name and current_fks.get(fk.key) != fk:
+                around = (key, fk.key) in self.fks_around_retype
+                if fk.name and (current_fks.get(fk.key) != fk or around):
                     self.d.add(
                         f"ALTER TABLE {self.table(key)} ADD CONSTRAINT {q(fk.name)} {fk.definition}"
                     )
@@ -674,6 +733,9 @@ class _Renderer:
         return self.d
 
 
-def draft_rollback(before: SchemaSnapshot, after: SchemaSnapshot) -> Draft:
-    """The statements that turn a database at ``after`` back into ``before``."""
-    return _Renderer(before, after).render()
+def draft_rollback(
+    before: SchemaSnapshot, after: SchemaSnapshot, *, live: LiveNames | None = None
+) -> Draft:
+    """The statements that turn a database at ``after`` back into ``before``; ``live``: the
+    names renamed tables and columns have when the rollback starts (for its checks)."""
+    return _Renderer(before, after, live or LiveNames()).render()

@@ -7,6 +7,7 @@ import json
 import subprocess
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
     import psycopg
 
     from backout.dialects.backup_base import BackupEngine
-    from backout.dialects.ddl_base import Draft, Rename
+    from backout.dialects.ddl_base import Draft, DraftStep, LiveNames, Rename
 
 #: backout's own advisory lock key: the bytes of "backout" as a bigint
 BACKOUT_LOCK_KEY = int.from_bytes(b"backout", "big")
@@ -763,11 +764,44 @@ class PostgresDialect(Dialect):
         after: SchemaSnapshot,
         *,
         definitions: Mapping[str, str] | None = None,
+        live: LiveNames | None = None,
     ) -> Draft:
         """SQL that turns a database at ``after`` back into ``before`` (see pg_ddl)."""
         from backout.dialects.pg_ddl import draft_rollback
 
-        return draft_rollback(before, after)
+        return draft_rollback(before, after, live=live)
+
+    caches_states: ClassVar[bool] = True
+
+    def save_state(self, url: DatabaseURL, actor: Actor, path: Path) -> None:
+        """``pg_dump --format=custom`` of the database into ``path`` (see pg_state)."""
+        from backout.dialects.pg_state import save_state
+
+        with self.connect(url, actor=actor) as session:
+            major = self.server_major(session)
+        save_state(url, major, path)
+
+    def load_state(self, url: DatabaseURL, actor: Actor, path: Path) -> None:
+        """``pg_restore`` of a :meth:`save_state` file (see pg_state)."""
+        from backout.dialects.pg_state import load_state
+
+        with self.connect(url, actor=actor) as session:
+            major = self.server_major(session)
+        load_state(url, major, path)
+
+    def empty_tables(self, session: Session, tables: Sequence[TableInfo]) -> None:
+        """``TRUNCATE ... CASCADE``: the rows referencing them go too, as a copy needs."""
+        if tables:
+            names = ", ".join(self.table_sql(t) for t in tables)
+            session.execute(f"TRUNCATE {names} CASCADE")
+
+    def undo_inserts(
+        self, statements: Sequence[Statement], before: SchemaSnapshot
+    ) -> tuple[list[DraftStep], set[int]]:
+        """Deletes by primary key of literal ``INSERT ... VALUES`` rows (see pg_data)."""
+        from backout.dialects.pg_data import undo_inserts
+
+        return undo_inserts(statements, before)
 
     def rename_back(self, rename: Rename) -> str | None:
         """``ALTER TABLE/INDEX/TYPE/... RENAME`` back to the old name."""

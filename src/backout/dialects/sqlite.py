@@ -47,7 +47,7 @@ from backout.urls import DatabaseURL
 
 if TYPE_CHECKING:
     from backout.dialects.backup_base import BackupEngine
-    from backout.dialects.ddl_base import Draft, Rename
+    from backout.dialects.ddl_base import Draft, LiveNames, Rename
     from backout.dialects.orphans import OrphanRows
 
 _LEADING_NOISE = re.compile(r"^(?:\s+|--[^\n]*\n?|/\*.*?\*/)*", re.S)
@@ -560,8 +560,10 @@ class SqliteDialect(Dialect):
         after: SchemaSnapshot,
         *,
         definitions: Mapping[str, str] | None = None,
+        live: LiveNames | None = None,
     ) -> Draft:
-        """SQL that turns a database at ``after`` back into ``before`` (see sqlite_ddl)."""
+        """SQL that turns a database at ``after`` back into ``before`` (see sqlite_ddl; its
+        drafts carry no checks, so ``live`` names are not needed)."""
         from backout.dialects.sqlite_ddl import draft_rollback
 
         return draft_rollback(before, after, definitions=definitions or {})

@@ -1,0 +1,146 @@
+"""``backout test --all`` on the 820-migration trigger.dev corpus vs the same work by hand.
+
+Setup (not timed): ``backout generate`` drafts every rollback into a temporary folder; the
+corpus itself is read in place (``<repo>/../shared/corpora``, ``BACKOUT_CORPORA`` overrides).
+
+Arms, each on a fresh database, in the same run:
+
+- ``backout``: ``backout test --all --no-smoke --json`` (apply, roll back, compare the catalog
+  snapshot and ``pg_dump -s``, rows and orphans, apply again; for every migration);
+- ``by hand``: the plain walk a careful person would script: for every migration,
+  ``psql -f`` the migration, ``psql -1 -f`` its rollback, ``pg_dump -s`` and ``diff`` with
+  the dump taken before it, ``psql -f`` the migration again, ``pg_dump -s`` (the next "before").
+
+Target: backout ≤ 1.0× the walk by hand. ``--limit N`` walks the first N migrations only
+(the whole corpus takes tens of minutes per arm on a busy 2-core machine)::
+
+    python bench/bench_test_all.py [--limit 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from _common import backout_cmd, machine_facts, pg_database, pg_tool, psql_cmd, table
+from bench_corpora import corpora_root, corpus_project
+
+from backout import api
+from backout.config import load_config
+from backout.dialects.pg_schema_dump import normalise_dump
+from backout.migration import Project
+from backout.workspace import Workspace
+
+
+def _psql(url: str, path: Path, *, single: bool) -> None:
+    args = [*psql_cmd(url), *(["-1"] if single else []), "-f", str(path)]
+    subprocess.run(args, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def _dump(url: str) -> str:
+    done = subprocess.run(
+        [pg_tool("pg_dump"), "--schema-only", "--no-owner", "--no-acl", "-d", url],
+        check=True,
+        capture_output=True,
+    )
+    return normalise_dump(done.stdout.decode())
+
+
+def _project(root: Path, url: str) -> Project:
+    return Workspace.open(load_config(root, url=url)).project
+
+
+def by_hand(root: Path) -> tuple[float, int]:
+    """Seconds for the plain walk, and how many rollbacks left a different schema dump."""
+    differ = 0
+    with pg_database() as url:
+        project = _project(root, url)
+        started = time.perf_counter()
+        before = _dump(url)
+        for migration in project.migrations:
+            assert migration.down is not None
+            _psql(url, migration.up.path, single=False)
+            _psql(url, migration.down.path, single=True)
+            after = _dump(url)
+            if list(difflib.unified_diff(before.splitlines(), after.splitlines(), n=0)):
+                differ += 1
+            _psql(url, migration.up.path, single=False)
+            before = _dump(url)
+        return time.perf_counter() - started, differ
+
+
+def with_backout(root: Path) -> tuple[float, int]:
+    """Seconds for ``backout test --all``, and how many migrations it passed."""
+    import json
+
+    with pg_database() as url:
+        started = time.perf_counter()
+        done = subprocess.run(
+            [
+                *backout_cmd(),
+                "test",
+                "--all",
+                "--no-smoke",
+                "--json",
+                "-C",
+                str(root),
+                "--url",
+                url,
+            ],
+            capture_output=True,
+            env={**os.environ, "DATABASE_URL": ""},
+            check=False,
+        )
+        seconds = time.perf_counter() - started
+    doc = json.loads(done.stdout)
+    return seconds, sum(1 for m in doc["migrations"] if m["status"] == "passed")
+
+
+def main() -> int:
+    """Draft the rollbacks, run both arms, print times and the ratio."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--limit", type=int, default=None, help="first N migrations only")
+    args = parser.parse_args()
+    migrations = corpora_root() / "trigger.dev" / "prisma" / "migrations"
+    if not migrations.is_dir():
+        print(f"no corpus at {migrations}", file=sys.stderr)
+        return 2
+    print(machine_facts())
+    with corpus_project(migrations, args.limit) as root, pg_database() as url:
+        config = load_config(root, url=url)
+        ids = [m.id for m in _project(root, url).migrations]
+        started = time.perf_counter()
+        api.generate(config, ids, force=True)
+        print(f"{len(ids)} migrations; drafts generated in {time.perf_counter() - started:.1f} s")
+        ours, passed = with_backout(root)
+        theirs, differ = by_hand(root)
+    table(
+        f"test --all over {len(ids)} migrations",
+        ("arm", "seconds", "per migration", "vs by hand", "outcome"),
+        [
+            (
+                "backout test --all",
+                f"{ours:.1f}",
+                f"{ours / len(ids):.3f}",
+                f"{ours / theirs:.2f}x",
+                f"{passed} passed",
+            ),
+            (
+                "by hand (psql + pg_dump -s + diff)",
+                f"{theirs:.1f}",
+                f"{theirs / len(ids):.3f}",
+                "1.00x",
+                f"{differ} dumps differ",
+            ),
+        ],
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
