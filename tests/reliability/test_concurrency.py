@@ -96,7 +96,8 @@ def _race(
     """Start RUNS rollbacks at once; returns their outcomes (and what while_running saw)."""
     children = [
         spawn(
-            ["rollback", "--to", base, "--yes", "--no-simulate"],
+            # at the first try: this race checks the refusal itself (waiting: tests/locks)
+            ["rollback", "--to", base, "--yes", "--no-simulate", "--lock-wait", "0"],
             project=project,
             url=url,
             artifacts=artifacts,
