@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import click
 
 from backout.cli import main
-from backout.cli.common import ActionDocument, build_config, handle_errors, project_options
+from backout.cli.common import ActionDocument, ask, build_config, handle_errors, project_options
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -297,7 +297,7 @@ def restore(
             return True
         if not sys.stdin.isatty():
             raise Declined("restore replaces data: pass --yes to confirm when not on a terminal")
-        return click.confirm("Restore it?", default=False)
+        return ask("Restore it?", err=as_json)
 
     with ActionDocument("restore", as_json) as document:
         try:

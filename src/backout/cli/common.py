@@ -86,10 +86,25 @@ def handle_errors(func: F) -> F:
         except BackoutError as exc:
             fail(str(exc), exc.hint, exc.exit_code)
         except KeyboardInterrupt:
-            fail("interrupted: the open transaction was rolled back", None, 130)
+            fail(INTERRUPTED, None, 130)
         return None
 
     return wrapper  # type: ignore[return-value]
+
+
+#: what Ctrl-C leaves: the open transaction is rolled back (see :func:`handle_errors`)
+INTERRUPTED = "interrupted: the open transaction was rolled back"
+
+
+def ask(question: str, *, err: bool) -> bool:
+    """A yes/no question on the terminal, default no. With ``--json`` (``err``) it is asked on
+    stderr: stdout holds the document only, and may be a file the user cannot see. Ctrl-C or
+    the end of input at the prompt is a no (the caller's ``Declined``: nothing was changed)."""
+    try:
+        return click.confirm(question, default=False, err=err)
+    except click.Abort:
+        click.echo("", err=True)
+        return False
 
 
 class ActionDocument:
@@ -113,10 +128,21 @@ class ActionDocument:
     ) -> None:
         from backout.errors import BackoutError
 
-        if self.enabled and isinstance(exc, BackoutError):
-            from backout.report_actions import envelope
+        if not self.enabled:
+            return
+        from backout.report_actions import envelope
 
+        if isinstance(exc, BackoutError):
             self._echo(envelope(self.command, "error", self.started, self._now(), exc))
+        elif isinstance(exc, KeyboardInterrupt):
+            document = envelope(self.command, "error", self.started, self._now())
+            document["error"] = {
+                "message": INTERRUPTED,
+                "hint": None,
+                "exit_code": 130,
+                "kind": "KeyboardInterrupt",
+            }
+            self._echo(document)
 
     def emit(self, outcome: str, fields: dict[str, Any]) -> None:
         """Print the document of a command that finished (when ``--json`` was given)."""

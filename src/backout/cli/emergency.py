@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import click
 
 from backout.cli import main
-from backout.cli.common import ActionDocument, build_config, handle_errors, project_options
+from backout.cli.common import ActionDocument, ask, build_config, handle_errors, project_options
 
 if TYPE_CHECKING:
     from backout.api import PlanView
@@ -74,7 +74,7 @@ def emergency(
             raise Declined(
                 "emergency changes the database: pass --yes to confirm when not on a terminal"
             )
-        return click.confirm("Run the emergency procedure?", default=False)
+        return ask("Run the emergency procedure?", err=as_json)
 
     def progress(step: StepRecord) -> None:
         mark = _MARK.get(step.status, "?")
