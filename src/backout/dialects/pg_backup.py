@@ -37,7 +37,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, ClassVar, Final
-from urllib.parse import urlencode, urlsplit, urlunsplit
+from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
 from backout.dialects.backup_base import BackupEngine, DumpResult, Progress, RestoreRequest
 from backout.dialects.base import Actor, Session
@@ -190,7 +190,9 @@ def libpq_target(url: DatabaseURL) -> tuple[str, dict[str, str]]:
     from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
     parts = urlsplit(url.raw)
-    base = urlunsplit(("postgresql", parts.netloc, parts.path, urlencode(url.params), ""))
+    base = urlunsplit(
+        ("postgresql", parts.netloc, parts.path, urlencode(url.params, quote_via=quote), "")
+    )
     params = conninfo_to_dict(base)
     password = params.pop("password", None)
     env = dict(os.environ)

@@ -14,7 +14,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlencode, urlsplit, urlunsplit
+from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
 from backout.errors import ToolMissing
 from backout.urls import DatabaseURL
@@ -91,10 +91,10 @@ def libpq_target(url: DatabaseURL) -> tuple[str, dict[str, str]]:
     if parts.port:
         netloc += f":{parts.port}"
     if url.user:
-        from urllib.parse import quote
-
         netloc = f"{quote(url.user, safe='')}@{netloc}"
-    conninfo = urlunsplit(("postgresql", netloc, parts.path, urlencode(url.params), ""))
+    conninfo = urlunsplit(
+        ("postgresql", netloc, parts.path, urlencode(url.params, quote_via=quote), "")
+    )
     env = dict(os.environ)
     if url.password:
         env["PGPASSWORD"] = url.password
