@@ -166,3 +166,20 @@ def test_ctrl_c_leaves_one_document(tmp_path: Path, sqlite_url: str, monkeypatch
     document = json.loads(result.stdout)
     assert document["outcome"] == "error" and document["error"]["exit_code"] == 130
     assert "error: interrupted" in result.stderr
+
+
+def test_a_usage_error_leaves_one_document(tmp_path: Path, sqlite_url: str) -> None:
+    """A script reading ``backout rollback --json --steps "$N"`` gets a document even when
+    click refuses the arguments (exit 2, its usage message on stderr)."""
+    root = write(tmp_path / "p", PROJECT)
+    assert run(["up"], project=root, url=sqlite_url).exit_code == 0
+    result = run(["rollback", "--json", "--steps", "abc"], project=root, url=sqlite_url)
+    assert result.exit_code == 2
+    document = json.loads(result.stdout)
+    assert document["command"] == "rollback" and document["outcome"] == "error"
+    assert document["error"]["exit_code"] == 2 and "--steps" in document["error"]["message"]
+    assert "Invalid value for '--steps'" in result.stderr
+    assert sql(sqlite_url, "SELECT count(*) FROM posts") == [(2,)]
+    # a read-only command prints nothing on stdout (docs/json.md)
+    result = run(["status", "--json", "--bogus"], project=root, url=sqlite_url)
+    assert result.exit_code == 2 and result.stdout == ""

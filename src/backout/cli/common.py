@@ -201,6 +201,28 @@ def _closed_pipe() -> None:
     sys.exit(CLOSED_PIPE_EXIT)
 
 
+#: the commands whose ``--json`` prints a document on every error too (ActionDocument)
+ACTION_COMMANDS = ("rollback", "up", "backup", "restore", "emergency")
+
+
+def _usage_document(command: str, exc: click.UsageError) -> None:
+    """The ``--json`` document of a command click refused before it ran."""
+    import datetime as dt
+    import json
+
+    from backout.report_actions import envelope
+
+    now = dt.datetime.now(dt.UTC)
+    document = envelope(command, "error", now, now)
+    document["error"] = {
+        "message": exc.format_message(),
+        "hint": f"backout {command} --help",
+        "exit_code": exc.exit_code,
+        "kind": "UsageError",
+    }
+    click.echo(json.dumps(document, indent=2, sort_keys=True, default=str))
+
+
 class BackoutGroup(click.Group):
     """Lists commands in the order a user meets them, not alphabetically; stops quietly when
     stdout's reader closes the pipe."""
@@ -210,10 +232,17 @@ class BackoutGroup(click.Group):
         return known + sorted(set(self.commands) - set(known))
 
     def invoke(self, ctx: click.Context) -> Any:
-        """Run the command; a closed stdout ends it quietly (see :func:`_closed_pipe`)."""
+        """Run the command; a closed stdout ends it quietly (see :func:`_closed_pipe`); with
+        ``--json``, a command that acts refused by click (bad usage) still prints its
+        document (docs/json.md)."""
+        argv = [*getattr(ctx, "_protected_args", ()), *ctx.args]
         try:
             try:
                 return super().invoke(ctx)
+            except click.UsageError as exc:
+                if argv and argv[0] in ACTION_COMMANDS and "--json" in argv[1:]:
+                    _usage_document(argv[0], exc)
+                raise
             finally:
                 # Flushed here, not at exit: a closed pipe must surface where it is handled.
                 sys.stdout.flush()
