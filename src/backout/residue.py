@@ -114,17 +114,28 @@ def _compare(
     """Each statement's verdict, from its schema changes looked up in ``snapshot``."""
     live = objects(snapshot, case_insensitive=not ws.dialect.has_schemas)
     changes = []
+    guarded = []
     for statement in statements:
         own = ScriptEffects(
             effects=tuple(e for e in effects.effects if e.statement is statement),
             unknown=tuple(u for u in effects.unknown if u.statement is statement),
         )
         changes.append(expected_changes(own, snapshot.default_schema))
+        # IF [NOT] EXISTS, OR REPLACE: the object may have been so before the statement ran
+        loose = ScriptEffects(
+            effects=tuple(e for e in own.effects if e.if_exists or e.detail == "OR REPLACE"),
+            unknown=(),
+        )
+        guarded.append(set().union(*expected_changes(loose, snapshot.default_schema)))
     applied_at = _evidence(changes, live)
     found = []
     for index, statement in enumerate(statements):
         dropped, created = changes[index]
-        judged = [(k, applied_at[k][index]) for k in sorted(dropped | created)]
+        judged = [
+            (k, None if seen and k in guarded[index] else seen)
+            for k in sorted(dropped | created)
+            for seen in (applied_at[k][index],)
+        ]
         present = [k for k, seen in judged if seen is True]
         absent = [k for k, seen in judged if seen is False]
         found.append(

@@ -154,3 +154,23 @@ def test_a_statement_undoing_another_is_not_judged_by_the_shared_object(
         ": cannot tell (the schema now does not show whether it ran: check by hand)"
     )
     assert "not applied" in lines[4] and "partly" not in lines[4]
+
+
+def test_a_guarded_create_of_an_object_that_is_there_cannot_tell(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    # "User" was there before: IF NOT EXISTS proves nothing by it being there.
+    root = prisma_failure(
+        tmp_path,
+        sqlite_url,
+        'CREATE TABLE IF NOT EXISTS "User" ("id" INTEGER PRIMARY KEY, "name" TEXT);\n'
+        'CREATE TABLE IF NOT EXISTS "Post" ("id" INTEGER PRIMARY KEY);\n'
+        'CREATE INDEX "User_name_idx" ON "User" ("nope");\n',
+    )
+    result = run(["status"], project=root, url=sqlite_url)
+    assert result.exit_code == 1
+    text = " ".join(result.output.split())
+    line1 = text.split("line 1:")[1].split(" line 2:")[0]
+    assert "cannot tell" in line1 and "applied" not in line1
+    line2 = text.split("line 2:")[1].split(" line 3:")[0]
+    assert line2.endswith('not applied (table "post" absent)')
