@@ -171,6 +171,13 @@ def _run(
             record.status = "failed"
             record.detail = "interrupted (Ctrl-C)"
             record.exit_code = 130
+        except BaseException as exc:
+            # Not a step's failure but the run's end: the report must not read as a success.
+            record.status = "failed"
+            record.detail = f"stopped by {type(exc).__name__}: {exc}"
+            record.exit_code = 1
+            record.finished = utcnow()
+            raise
         record.finished = utcnow()
         if progress:
             progress(record)
