@@ -171,6 +171,13 @@ def _run(
             record.status = "failed"
             record.detail = str(exc) or "interrupted (Ctrl-C)"
             record.exit_code = int(getattr(exc, "exit_code", 130))
+        except BaseException as exc:
+            # Not a step's failure but the run's end: the report must not read as a success.
+            record.status = "failed"
+            record.detail = f"stopped by {type(exc).__name__}: {exc}"
+            record.exit_code = 1
+            record.finished = utcnow()
+            raise
         record.finished = utcnow()
         if progress:
             progress(record)
@@ -307,12 +314,15 @@ def _conclude(ws: Workspace, result: EmergencyResult, steps: dict[str, StepRecor
         result.where_things_stand = "Dry run: nothing was changed. The procedure can run."
         result.next_steps = [f"run `backout emergency --to {result.target}` for real"]
         return
+    deployed, undeployed = _deployment(steps)
     if failed is None:
+        smoke = "" if steps["smoke"].status == "ok" else " (no smoke test ran)"
         result.where_things_stand = (
-            f"The database is rolled back to {result.target}; the previous version is deployed "
-            "and the checks passed."
+            f"The database is rolled back to {result.target}; {deployed} and the checks "
+            f"passed{smoke}."
         )
         result.next_steps = [
+            *undeployed,
             "monitor the application closely",
             *(
                 f"manual step: {text}"
@@ -365,10 +375,28 @@ def _conclude(ws: Workspace, result: EmergencyResult, steps: dict[str, StepRecor
         ]
     else:
         result.where_things_stand = (
-            f"The database is rolled back to {result.target} and the previous version is "
-            f"deployed, but {name} found problems."
+            f"The database is rolled back to {result.target} and {deployed}, but {name} found "
+            "problems."
         )
-        result.next_steps = [f"investigate: {failed.detail}", f"if needed, {restore}"]
+        result.next_steps = [*undeployed, f"investigate: {failed.detail}", f"if needed, {restore}"]
+
+
+def _deployment(steps: dict[str, StepRecord]) -> tuple[str, list[str]]:
+    """(what is true of the application after the rollback, what is left to do by hand):
+    without a deploy_previous hook nothing deployed the previous version, and an application
+    stop_app stopped is still stopped."""
+    if steps["deploy_previous"].status == "ok":
+        return "the previous version is deployed", []
+    if steps["stop_app"].status == "ok":
+        return (
+            "no deploy_previous hook is configured: the application is still stopped "
+            "(stop_app ran)",
+            ["deploy the previous version and start the application: it is still stopped"],
+        )
+    return (
+        "no deploy_previous hook is configured: nothing deployed the previous version",
+        ["deploy the previous version: the running code may not match the schema"],
+    )
 
 
 def _touched_database(result: EmergencyResult) -> bool:

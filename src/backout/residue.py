@@ -10,7 +10,7 @@ changes) is said to be unknown, with how to check it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 from dataclasses import dataclass
 
 from backout.dialects.base import Session
@@ -35,7 +35,8 @@ class StatementResidue:
     line: int
     excerpt: str
     #: "applied" (every change it makes is there), "not applied" (none is), "partly",
-    #: or "unknown" (it changes nothing backout can look up: data, a type, a default)
+    #: or "unknown" (it changes nothing backout can look up: data, a type, a default; or
+    #: what it changes, other statements change too, and the schema now does not tell which ran)
     verdict: str
     present: tuple[str, ...] = ()
     absent: tuple[str, ...] = ()
@@ -112,15 +113,31 @@ def _compare(
 ) -> tuple[StatementResidue, ...]:
     """Each statement's verdict, from its schema changes looked up in ``snapshot``."""
     live = objects(snapshot, case_insensitive=not ws.dialect.has_schemas)
-    found = []
+    changes = []
+    guarded = []
     for statement in statements:
         own = ScriptEffects(
             effects=tuple(e for e in effects.effects if e.statement is statement),
             unknown=tuple(u for u in effects.unknown if u.statement is statement),
         )
-        dropped, created = expected_changes(own, snapshot.default_schema)
-        present = [k for k in created if k in live] + [k for k in dropped if k not in live]
-        absent = [k for k in created if k not in live] + [k for k in dropped if k in live]
+        changes.append(expected_changes(own, snapshot.default_schema))
+        # IF [NOT] EXISTS, OR REPLACE: the object may have been so before the statement ran
+        loose = ScriptEffects(
+            effects=tuple(e for e in own.effects if e.if_exists or e.detail == "OR REPLACE"),
+            unknown=(),
+        )
+        guarded.append(set().union(*expected_changes(loose, snapshot.default_schema)))
+    applied_at = _evidence(changes, live)
+    found = []
+    for index, statement in enumerate(statements):
+        dropped, created = changes[index]
+        judged = [
+            (k, None if seen and k in guarded[index] else seen)
+            for k in sorted(dropped | created)
+            for seen in (applied_at[k][index],)
+        ]
+        present = [k for k, seen in judged if seen is True]
+        absent = [k for k, seen in judged if seen is False]
         found.append(
             StatementResidue(
                 line=statement.line,
@@ -131,6 +148,41 @@ def _compare(
             )
         )
     return tuple(found)
+
+
+def _evidence(
+    changes: Sequence[tuple[set[ObjectKey], set[ObjectKey]]], live: Container[ObjectKey]
+) -> dict[ObjectKey, dict[int, bool | None]]:
+    """For each object and each statement that creates or drops it: whether the object as it
+    is now proves that statement's change applied (True), not applied (False), or neither
+    (None).
+
+    An object several statements touch (created, then renamed away; dropped, then created
+    again by a rename) proves something only when its present state is reached after exactly
+    one prefix of the script: a table that is there now may be the one from before.
+    """
+    touches: dict[ObjectKey, list[tuple[int, bool]]] = {}
+    unclear: set[ObjectKey] = set()
+    for index, (dropped, created) in enumerate(changes):
+        for key in dropped | created:
+            if key in dropped and key in created:
+                unclear.add(key)  # dropped and created again by one statement
+            touches.setdefault(key, []).append((index, key in created))
+    evidence: dict[ObjectKey, dict[int, bool | None]] = {}
+    for key, seq in touches.items():
+        # states[j]: whether the object exists after the first j touches
+        states = [not seq[0][1]] + [exists for _, exists in seq]
+        now = key in live
+        matches = [j for j, state in enumerate(states) if state == now]
+        verdicts: dict[int, bool | None] = {}
+        for position, (index, _) in enumerate(seq, start=1):
+            if len(matches) != 1 or key in unclear:
+                verdicts[index] = None
+            else:
+                seen = position <= matches[0]
+                verdicts[index] = seen if verdicts.get(index, seen) == seen else None
+        evidence[key] = verdicts
+    return evidence
 
 
 def _verdict(present: Sequence[ObjectKey], absent: Sequence[ObjectKey]) -> str:

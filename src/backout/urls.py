@@ -187,4 +187,6 @@ def with_params(url: DatabaseURL, **params: str) -> str:
     parts = urlsplit(url.raw)
     query = dict(parse_qsl(parts.query, keep_blank_values=True))
     query.update(params)
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), ""))
+    return urlunsplit(
+        (parts.scheme, parts.netloc, parts.path, urlencode(query, quote_via=quote), "")
+    )

@@ -157,3 +157,29 @@ def test_without_terminal_and_yes_it_refuses(tmp_path: Path, url: str) -> None:
     assert result.exit_code == 1
     assert "pass --yes" in result.output
     assert db_state(url) == before and not log.exists()
+
+
+def test_without_deploy_previous_it_does_not_say_it_deployed(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    """stop_app ran, no deploy_previous hook: the application is still stopped, and the
+    summary must say so, not "the previous version is deployed and the checks passed"."""
+    log = tmp_path / "hooks.log"
+    project = write(
+        tmp_path / "p",
+        {
+            **PROJECT,
+            "backout.toml": f'layout = "plain"\n[hooks]\nstop_app = "echo stop >> {log}"\n',
+        },
+    )
+    assert run(["up", "--to", "002"], project=project, url=sqlite_url).exit_code == 0
+    result = run(["emergency", "--to", "001_users", "--yes"], project=project, url=sqlite_url)
+    assert result.exit_code == 0, result.output + result.stderr
+    assert log.read_text() == "stop\n"
+    stands = " ".join(result.output.split("Where things stand:")[1].split())
+    assert "previous version is deployed" not in stands
+    assert "checks passed" not in stands or "smoke" in stands
+    assert "no deploy_previous hook" in stands and "still stopped" in stands
+    assert "previous version is deployed" not in report_of(project)
+    status = json.loads(run(["status", "--json"], project=project, url=sqlite_url).stdout)
+    assert [m["state"] for m in status["migrations"]] == ["applied", "rolled_back", "pending"]

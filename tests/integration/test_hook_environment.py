@@ -70,3 +70,53 @@ def test_into_url_is_shown_as_given(tmp_path: Path, pg_url: str, pg_admin_url: s
         assert sql(copy, "SELECT count(*) FROM app.users") == [(2,)]
     finally:
         sql(pg_admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.mark.parametrize(
+    ("schema", "query"),
+    [("App", "App"), ("my app", "my%20app"), ("a,b", "a%2Cb")],
+)
+def test_psql_lands_in_a_schema_with_odd_characters(
+    tmp_path: Path, pg_url: str, schema: str, query: str
+) -> None:
+    """search_path takes identifiers: unquoted, "App" would be app, "my app" a syntax error
+    and "a,b" two schemas; in libpq's options a space separates two options."""
+    if shutil.which("psql") is None:
+        pytest.skip("psql is not installed")
+    log = tmp_path / "hook.log"
+    hook = (
+        f'psql \\"$DATABASE_URL\\" -XAtc \\"SELECT current_schema(), count(*) FROM users\\" '
+        f">> {log} 2>&1"
+    )
+    root = write(
+        tmp_path / "p",
+        {**PROJECT, "backout.toml": f'layout = "plain"\n[hooks]\nbefore_rollback = "{hook}"\n'},
+    )
+    quoted = '"' + schema + '"'
+    sql(pg_url, f"CREATE SCHEMA {quoted}")
+    url = pg_url + "?schema=" + query
+    assert run(["up"], project=root, url=url).exit_code == 0
+    result = run(["rollback", "--yes"], project=root, url=url)
+    assert result.exit_code == 0, result.output
+    assert log.read_text().splitlines() == [f"{schema}|2"]
+    assert sql(pg_url, f"SELECT to_regclass('{quoted}.posts') IS NULL") == [(True,)]
+
+
+def test_the_urls_own_libpq_options_are_kept(tmp_path: Path, pg_url: str) -> None:
+    if shutil.which("psql") is None:
+        pytest.skip("psql is not installed")
+    log = tmp_path / "hook.log"
+    hook = (
+        f'psql \\"$DATABASE_URL\\" -XAtc \\"SELECT current_schema(), '
+        f"current_setting('statement_timeout')\\\" >> {log} 2>&1"
+    )
+    root = write(
+        tmp_path / "p",
+        {**PROJECT, "backout.toml": f'layout = "plain"\n[hooks]\nbefore_rollback = "{hook}"\n'},
+    )
+    sql(pg_url, "CREATE SCHEMA app")
+    url = pg_url + "?schema=app&options=-c%20statement_timeout%3D7s"
+    assert run(["up"], project=root, url=url).exit_code == 0
+    result = run(["rollback", "--yes"], project=root, url=url)
+    assert result.exit_code == 0, result.output
+    assert log.read_text().splitlines() == ["app|7s"]

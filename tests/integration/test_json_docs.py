@@ -106,3 +106,80 @@ def test_a_refused_emergency_document(tmp_path: Path, sqlite_url: str) -> None:
     assert document["error"]["exit_code"] == 1
     assert "declares risk LOW" in document["refusals"][0]
     assert [s["status"] for s in document["steps"]][:2] == ["failed", "pending"]
+
+
+class _Terminal:
+    """``sys`` as the CLI sees it on a terminal (CliRunner's stdin is not one)."""
+
+    def __init__(self, real: Any) -> None:
+        self._real = real
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+    @property
+    def stdin(self) -> Any:
+        stdin = self._real.stdin
+
+        class Tty:
+            def isatty(self) -> bool:
+                return True
+
+            def __getattr__(self, name: str) -> Any:
+                return getattr(stdin, name)
+
+        return Tty()
+
+
+def test_a_declined_prompt_keeps_stdout_one_document(
+    tmp_path: Path, sqlite_url: str, monkeypatch: Any
+) -> None:
+    """``backout rollback --json > out.json`` on a terminal: the question is asked where the
+    user sees it (stderr), and out.json holds the document only."""
+    import sys
+
+    import backout.cli.rollback
+
+    root = write(tmp_path / "p", PROJECT)
+    assert run(["up"], project=root, url=sqlite_url).exit_code == 0
+    monkeypatch.setattr(backout.cli.rollback, "sys", _Terminal(sys))
+    result = run(["rollback", "--json"], project=root, url=sqlite_url, input="n\n")
+    assert result.exit_code == 1
+    document = json.loads(result.stdout)
+    assert document["outcome"] == "error" and document["error"]["kind"] == "Declined"
+    assert "Roll back 1 migration(s)?" in result.stderr
+    assert sql(sqlite_url, "SELECT count(*) FROM posts") == [(2,)]
+
+
+def test_ctrl_c_leaves_one_document(tmp_path: Path, sqlite_url: str, monkeypatch: Any) -> None:
+    import backout.backup
+
+    root = write(tmp_path / "p", PROJECT)
+    assert run(["up"], project=root, url=sqlite_url).exit_code == 0
+
+    def interrupted(*args: Any, **kwargs: Any) -> Any:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(backout.backup, "take_backup", interrupted)
+    result = run(["backup", "--json"], project=root, url=sqlite_url)
+    assert result.exit_code == 130
+    document = json.loads(result.stdout)
+    assert document["outcome"] == "error" and document["error"]["exit_code"] == 130
+    assert "error: interrupted" in result.stderr
+
+
+def test_a_usage_error_leaves_one_document(tmp_path: Path, sqlite_url: str) -> None:
+    """A script reading ``backout rollback --json --steps "$N"`` gets a document even when
+    click refuses the arguments (exit 2, its usage message on stderr)."""
+    root = write(tmp_path / "p", PROJECT)
+    assert run(["up"], project=root, url=sqlite_url).exit_code == 0
+    result = run(["rollback", "--json", "--steps", "abc"], project=root, url=sqlite_url)
+    assert result.exit_code == 2
+    document = json.loads(result.stdout)
+    assert document["command"] == "rollback" and document["outcome"] == "error"
+    assert document["error"]["exit_code"] == 2 and "--steps" in document["error"]["message"]
+    assert "Invalid value for '--steps'" in result.stderr
+    assert sql(sqlite_url, "SELECT count(*) FROM posts") == [(2,)]
+    # a read-only command prints nothing on stdout (docs/json.md)
+    result = run(["status", "--json", "--bogus"], project=root, url=sqlite_url)
+    assert result.exit_code == 2 and result.stdout == ""

@@ -126,3 +126,51 @@ def test_when_backout_cannot_know_it_says_so(tmp_path: Path, sqlite_url: str) ->
     assert "no change of it remains" not in text
     assert "it cannot know which of its statements remain applied" in text
     assert "`backout check` shows drift" in text
+
+
+def test_a_statement_undoing_another_is_not_judged_by_the_shared_object(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    # Prisma's SQLite "redefine table", failed at the copy: the new table exists, "User"
+    # was neither dropped nor replaced. The rename must not read as (partly) applied
+    # because a "User" table is there: it was there before the migration.
+    root = prisma_failure(
+        tmp_path,
+        sqlite_url,
+        'CREATE TABLE "new_User" ("id" INTEGER PRIMARY KEY, "name" TEXT NOT NULL);\n'
+        'INSERT INTO "new_User" ("id", "name") SELECT "id", "name" FROM "User";\n'
+        'DROP TABLE "User";\n'
+        'ALTER TABLE "new_User" RENAME TO "User";\n',
+    )
+    sql(sqlite_url, 'CREATE TABLE "new_User" ("id" INTEGER PRIMARY KEY, "name" TEXT NOT NULL)')
+    result = run(["status"], project=root, url=sqlite_url)
+    assert result.exit_code == 1
+    text = " ".join(result.output.split())
+    assert "line 4: ALTER TABLE" in text
+    lines = {n: text.split(f"line {n}:")[1].split(" line ")[0].split(" Undo")[0] for n in (1, 3, 4)}
+    assert lines[1].endswith(': applied (table "new_user" present)')
+    # "User" is there: before the migration, or recreated by the rename; nobody can tell
+    assert lines[3].endswith(
+        ": cannot tell (the schema now does not show whether it ran: check by hand)"
+    )
+    assert "not applied" in lines[4] and "partly" not in lines[4]
+
+
+def test_a_guarded_create_of_an_object_that_is_there_cannot_tell(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    # "User" was there before: IF NOT EXISTS proves nothing by it being there.
+    root = prisma_failure(
+        tmp_path,
+        sqlite_url,
+        'CREATE TABLE IF NOT EXISTS "User" ("id" INTEGER PRIMARY KEY, "name" TEXT);\n'
+        'CREATE TABLE IF NOT EXISTS "Post" ("id" INTEGER PRIMARY KEY);\n'
+        'CREATE INDEX "User_name_idx" ON "User" ("nope");\n',
+    )
+    result = run(["status"], project=root, url=sqlite_url)
+    assert result.exit_code == 1
+    text = " ".join(result.output.split())
+    line1 = text.split("line 1:")[1].split(" line 2:")[0]
+    assert "cannot tell" in line1 and "applied" not in line1
+    line2 = text.split("line 2:")[1].split(" line 3:")[0]
+    assert line2.endswith('not applied (table "post" absent)')

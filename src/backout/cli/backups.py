@@ -11,6 +11,7 @@ import click
 from backout.cli import main
 from backout.cli.common import (
     ActionDocument,
+    ask,
     build_config,
     handle_errors,
     lock_wait_option,
@@ -314,7 +315,7 @@ def restore(
             return True
         if not sys.stdin.isatty():
             raise Declined("restore replaces data: pass --yes to confirm when not on a terminal")
-        return click.confirm("Restore it?", default=False)
+        return ask("Restore it?", err=as_json)
 
     if resume == (backup_ref is not None):
         raise click.UsageError("name the BACKUP to restore, or pass --resume (not both)")

@@ -144,10 +144,25 @@ def handle_errors(func: F) -> F:
                 Terminated.exit_code,
             )
         except KeyboardInterrupt:
-            fail("interrupted: the open transaction was rolled back", None, 130)
+            fail(INTERRUPTED, None, 130)
         return None
 
     return wrapper  # type: ignore[return-value]
+
+
+#: what Ctrl-C leaves: the open transaction is rolled back (see :func:`handle_errors`)
+INTERRUPTED = "interrupted: the open transaction was rolled back"
+
+
+def ask(question: str, *, err: bool) -> bool:
+    """A yes/no question on the terminal, default no. With ``--json`` (``err``) it is asked on
+    stderr: stdout holds the document only, and may be a file the user cannot see. Ctrl-C or
+    the end of input at the prompt is a no (the caller's ``Declined``: nothing was changed)."""
+    try:
+        return click.confirm(question, default=False, err=err)
+    except click.Abort:
+        click.echo("", err=True)
+        return False
 
 
 class ActionDocument:
@@ -171,10 +186,21 @@ class ActionDocument:
     ) -> None:
         from backout.errors import BackoutError
 
-        if self.enabled and isinstance(exc, BackoutError):
-            from backout.report_actions import envelope
+        if not self.enabled:
+            return
+        from backout.report_actions import envelope
 
+        if isinstance(exc, BackoutError):
             self._echo(envelope(self.command, "error", self.started, self._now(), exc))
+        elif isinstance(exc, KeyboardInterrupt):
+            document = envelope(self.command, "error", self.started, self._now())
+            document["error"] = {
+                "message": INTERRUPTED,
+                "hint": None,
+                "exit_code": 130,
+                "kind": "KeyboardInterrupt",
+            }
+            self._echo(document)
 
     def emit(self, outcome: str, fields: dict[str, Any]) -> None:
         """Print the document of a command that finished (when ``--json`` was given)."""
@@ -233,6 +259,28 @@ def _closed_pipe() -> None:
     sys.exit(CLOSED_PIPE_EXIT)
 
 
+#: the commands whose ``--json`` prints a document on every error too (ActionDocument)
+ACTION_COMMANDS = ("rollback", "up", "backup", "restore", "emergency")
+
+
+def _usage_document(command: str, exc: click.UsageError) -> None:
+    """The ``--json`` document of a command click refused before it ran."""
+    import datetime as dt
+    import json
+
+    from backout.report_actions import envelope
+
+    now = dt.datetime.now(dt.UTC)
+    document = envelope(command, "error", now, now)
+    document["error"] = {
+        "message": exc.format_message(),
+        "hint": f"backout {command} --help",
+        "exit_code": exc.exit_code,
+        "kind": "UsageError",
+    }
+    click.echo(json.dumps(document, indent=2, sort_keys=True, default=str))
+
+
 class BackoutGroup(click.Group):
     """Lists commands in the order a user meets them, not alphabetically; stops quietly when
     stdout's reader closes the pipe."""
@@ -242,10 +290,17 @@ class BackoutGroup(click.Group):
         return known + sorted(set(self.commands) - set(known))
 
     def invoke(self, ctx: click.Context) -> Any:
-        """Run the command; a closed stdout ends it quietly (see :func:`_closed_pipe`)."""
+        """Run the command; a closed stdout ends it quietly (see :func:`_closed_pipe`); with
+        ``--json``, a command that acts refused by click (bad usage) still prints its
+        document (docs/json.md)."""
+        argv = [*getattr(ctx, "_protected_args", ()), *ctx.args]
         try:
             try:
                 return super().invoke(ctx)
+            except click.UsageError as exc:
+                if argv and argv[0] in ACTION_COMMANDS and "--json" in argv[1:]:
+                    _usage_document(argv[0], exc)
+                raise
             finally:
                 # Flushed here, not at exit: a closed pipe must surface where it is handled.
                 sys.stdout.flush()

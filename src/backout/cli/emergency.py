@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -10,7 +12,9 @@ import click
 
 from backout.cli import main
 from backout.cli.common import (
+    CLOSED_PIPE_EXIT,
     ActionDocument,
+    ask,
     build_config,
     handle_errors,
     lock_wait_option,
@@ -72,23 +76,39 @@ def emergency(
     from backout.errors import Declined
 
     config = build_config(url=url, project=project, config_file=config_file)
+    # Once under way, the procedure must not stop half-way (the application stopped, the
+    # database not rolled back) because nobody reads stdout any more (`| head`, a dead tee):
+    # it goes on; the incident report and stderr say what happened; the exit status is 141.
+    closed = False
+
+    def shown(write: Callable[[], None]) -> None:
+        nonlocal closed
+        if closed:
+            return
+        try:
+            write()
+            sys.stdout.flush()
+        except BrokenPipeError:
+            closed = True
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
 
     def confirm(view: PlanView) -> bool:
-        render_plan.plan(view, err=as_json)  # with --json, stdout holds the document only
+        # with --json, stdout holds the document only
+        shown(lambda: render_plan.plan(view, err=as_json))
         if yes:
             return True
         if not sys.stdin.isatty():
             raise Declined(
                 "emergency changes the database: pass --yes to confirm when not on a terminal"
             )
-        return click.confirm("Run the emergency procedure?", default=False)
+        return ask("Run the emergency procedure?", err=as_json)
 
     def progress(step: StepRecord) -> None:
         mark = _MARK.get(step.status, "?")
-        click.echo(
-            f"{mark} {step.title}: {step.status}" + (f" — {step.detail}" if step.detail else ""),
-            err=as_json,
-        )
+        line = f"{mark} {step.title}: {step.status}" + (f" — {step.detail}" if step.detail else "")
+        shown(lambda: click.echo(line, err=as_json))
 
     with ActionDocument("emergency", as_json) as document:
         result = api.emergency(
@@ -101,22 +121,31 @@ def emergency(
             incidents_dir=incidents_dir,
             ignore_simulation=ignore_simulation,
         )
-    if as_json:
-        from backout.report_actions import emergency_fields, emergency_outcome
 
-        document.emit(emergency_outcome(result), emergency_fields(result))
-    elif dry_run and result.rollback is not None and result.rollback.transcript:
-        click.echo("\nThe rollback would run:\n" + "\n".join(result.rollback.transcript))
-    if not as_json:
+    def summary() -> None:
+        if as_json:
+            from backout.report_actions import emergency_fields, emergency_outcome
+
+            document.emit(emergency_outcome(result), emergency_fields(result))
+            return
+        if dry_run and result.rollback is not None and result.rollback.transcript:
+            click.echo("\nThe rollback would run:\n" + "\n".join(result.rollback.transcript))
         click.echo(f"\nWhere things stand: {result.where_things_stand}")
         for number, step in enumerate(result.next_steps, start=1):
             click.echo(f"  {number}. {step}")
         click.echo(f"Incident report: {result.report}")
+
+    shown(summary)
+    if closed:
+        click.echo(
+            f"warning: stdout was closed; the procedure went on. Incident report: {result.report}",
+            err=True,
+        )
     # Like every other command, what went wrong also goes to stderr as one line each.
     for warning in result.warnings:
         click.echo(f"warning: {warning}", err=True)
     failed = result.failed
     if failed is not None:
         click.echo(f"error: {failed.title}: {failed.detail or 'failed'}", err=True)
-    if result.exit_code:
-        sys.exit(result.exit_code)
+    if result.exit_code or closed:
+        sys.exit(result.exit_code or CLOSED_PIPE_EXIT)

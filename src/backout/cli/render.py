@@ -335,7 +335,7 @@ def _residue_lines(migration: str, residue: Residue | None) -> list[str]:
             [f"{x} present" for x in statement.present] + [f"{x} absent" for x in statement.absent]
         )
         verdict = (
-            "cannot tell (it changes nothing backout can look up: check by hand)"
+            "cannot tell (the schema now does not show whether it ran: check by hand)"
             if statement.verdict == "unknown"
             else statement.verdict + (f" ({seen})" if seen else "")
         )

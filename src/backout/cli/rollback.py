@@ -12,6 +12,7 @@ from backout.cli import main
 from backout.cli.common import (
     ActionDocument,
     F,
+    ask,
     build_config,
     fail,
     handle_errors,
@@ -276,8 +277,8 @@ def rollback(
                 "rollback changes the database: pass --yes to confirm when not on a terminal"
             )
         if view.plan.partial:
-            return click.confirm(f"Run partial rollback {view.plan.partial}?", default=False)
-        return click.confirm(f"Roll back {len(view.plan.steps)} migration(s)?", default=False)
+            return ask(f"Run partial rollback {view.plan.partial}?", err=as_json)
+        return ask(f"Roll back {len(view.plan.steps)} migration(s)?", err=as_json)
 
     def progress(message: str) -> None:
         click.echo(f"… {message}", err=True)
@@ -343,7 +344,7 @@ def _recover(config: Config, action: str, *, conflicting: bool, dry_run: bool, y
                 "this changes the database: pass --yes to confirm when not on a terminal"
             )
         verb = "Resume" if plan.action == "resume" else "Undo"
-        return click.confirm(f"{verb} the {plan.direction} of {plan.migration}?", default=False)
+        return ask(f"{verb} the {plan.direction} of {plan.migration}?", err=False)
 
     def progress(message: str) -> None:
         click.echo(f"… {message}", err=True)

@@ -15,7 +15,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlencode, urlsplit, urlunsplit
+from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
 from backout.errors import ToolMissing
 from backout.urls import DatabaseURL
@@ -92,7 +92,9 @@ def libpq_target(url: DatabaseURL) -> tuple[str, dict[str, str]]:
     from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
     parts = urlsplit(url.raw)
-    base = urlunsplit(("postgresql", parts.netloc, parts.path, urlencode(url.params), ""))
+    base = urlunsplit(
+        ("postgresql", parts.netloc, parts.path, urlencode(url.params, quote_via=quote), "")
+    )
     params = conninfo_to_dict(base)
     password = params.pop("password", None)
     env = dict(os.environ)

@@ -9,7 +9,7 @@ from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
-from urllib.parse import urlencode, urlsplit, urlunsplit
+from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
 from backout.dialects import pg_explain, scratch_names
 from backout.dialects.base import (
@@ -55,10 +55,13 @@ WHERE l.locktype = 'advisory' AND l.granted AND l.database = (
 
 
 def _conninfo(url: DatabaseURL) -> str:
-    """The URL without Prisma-only query parameters, which libpq would reject."""
+    """The URL without Prisma-only query parameters, which libpq would reject (a space is
+    %20: libpq reads "+" as itself)."""
     parts = urlsplit(url.raw)
     scheme = "postgresql"
-    return urlunsplit((scheme, parts.netloc, parts.path, urlencode(url.params), ""))
+    return urlunsplit(
+        (scheme, parts.netloc, parts.path, urlencode(url.params, quote_via=quote), "")
+    )
 
 
 def translate(exc: Exception, url: DatabaseURL) -> DatabaseError:
@@ -478,10 +481,15 @@ class PostgresDialect(Dialect):
         env = super().hook_environment(url)
         params = dict(url.params)
         if url.schema:
-            params["options"] = f"-csearch_path={url.schema}"
+            # search_path takes identifiers ("App" is not app, "a,b" not two schemas), and in
+            # libpq's options a space separates two options unless escaped with a backslash.
+            # The URL's own options (-c statement_timeout=...) stay.
+            value = self.quote(url.schema).replace("\\", "\\\\").replace(" ", "\\ ")
+            own = params.get("options", "").strip()
+            params["options"] = (own + " " if own else "") + f"-csearch_path={value}"
         parts = urlsplit(url.raw)
         env["DATABASE_URL"] = urlunsplit(
-            ("postgresql", parts.netloc, parts.path, urlencode(params), "")
+            ("postgresql", parts.netloc, parts.path, urlencode(params, quote_via=quote), "")
         )
         return env
 
