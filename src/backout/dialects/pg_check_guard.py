@@ -84,15 +84,15 @@ _NAMED_PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 _WRITES = (ast.InsertStmt, ast.UpdateStmt, ast.DeleteStmt, ast.MergeStmt)
 
 
-def _walk(node: Any) -> Iterator[ast.Node]:
+def walk_nodes(node: Any) -> Iterator[ast.Node]:
     """Every node under ``node`` (included), depth first."""
     if isinstance(node, ast.Node):
         yield node
         for attr in node:
-            yield from _walk(getattr(node, attr))
+            yield from walk_nodes(getattr(node, attr))
     elif isinstance(node, tuple | list):
         for item in node:
-            yield from _walk(item)
+            yield from walk_nodes(item)
 
 
 def function_name(call: ast.FuncCall) -> tuple[str | None, str]:
@@ -127,7 +127,7 @@ def check_write(sql: str, params: Collection[str] = ()) -> str | None:
     (statement,) = statements
     if not isinstance(statement, ast.SelectStmt):
         return f"it is {type(statement).__name__.removesuffix('Stmt').upper()}, not a query"
-    for node in _walk(statement):
+    for node in walk_nodes(statement):
         if isinstance(node, _WRITES):
             verb = type(node).__name__.removesuffix("Stmt").upper()
             return f"it writes ({verb} inside the query)"

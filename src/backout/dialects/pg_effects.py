@@ -24,7 +24,7 @@ What it knows beyond a statement-by-statement reading:
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,7 +33,7 @@ from pglast import ast, enums
 from pglast.parser import ParseError
 from pglast.stream import RawStream
 
-from backout.dialects.pg_check_guard import SERVER_FUNCTIONS, is_server_function
+from backout.dialects.pg_check_guard import SERVER_FUNCTIONS, is_server_function, walk_nodes
 from backout.effects import (
     Action,
     Effect,
@@ -290,17 +290,6 @@ def _strings(items: Sequence[Any] | None) -> list[str]:
 
 def _quoted_list(names: Sequence[str]) -> str:
     return ", ".join('"' + n.replace('"', '""') + '"' for n in names)
-
-
-def _walk(node: Any) -> Iterator[ast.Node]:
-    """Every node under ``node`` (included), depth first."""
-    if isinstance(node, ast.Node):
-        yield node
-        for attr in node:
-            yield from _walk(getattr(node, attr))
-    elif isinstance(node, tuple | list):
-        for item in node:
-            yield from _walk(item)
 
 
 def _clip(text: str, limit: int) -> str:
@@ -772,7 +761,7 @@ class _Analyzer:
             default = _object_name(table.name, _name_addition(keys), "key")
             detail = f"UNIQUE ({_quoted_list(keys)})"
         elif contype == enums.ConstrType.CONSTR_CHECK:
-            refs = [n for n in _walk(constraint.raw_expr) if isinstance(n, ast.ColumnRef)]
+            refs = [n for n in walk_nodes(constraint.raw_expr) if isinstance(n, ast.ColumnRef)]
             column = _strings(refs[0].fields)[-1:] if len(refs) == 1 else []
             default = _object_name(table.name, column[0] if column else None, "check")
             detail = "CHECK " + (
@@ -1357,13 +1346,15 @@ class _Analyzer:
     def reads(self, node: Any, skip: ast.RangeVar | None = None) -> tuple[ObjectRef, ...]:
         """Tables a statement reads: every relation but its target, CTE names and nested
         DML targets."""
-        ctes = {n.ctename for n in _walk(node) if isinstance(n, ast.CommonTableExpr) and n.ctename}
+        ctes = {
+            n.ctename for n in walk_nodes(node) if isinstance(n, ast.CommonTableExpr) and n.ctename
+        }
         excluded = {id(skip)} if skip is not None else set()
-        for inner in _walk(node):
+        for inner in walk_nodes(node):
             if isinstance(inner, ast.InsertStmt | ast.UpdateStmt | ast.DeleteStmt | ast.MergeStmt):
                 excluded.add(id(inner.relation))
         found: dict[ObjectRef, None] = {}
-        for inner in _walk(node):
+        for inner in walk_nodes(node):
             if not isinstance(inner, ast.RangeVar) or id(inner) in excluded:
                 continue
             if inner.schemaname is None and inner.relname in ctes:
@@ -1384,7 +1375,7 @@ class _Analyzer:
 
     def check_calls(self, node: Any) -> None:
         """Function calls executed by a statement: sequences, script-defined bodies, or review."""
-        for inner in _walk(node):
+        for inner in walk_nodes(node):
             if isinstance(inner, ast.FuncCall):
                 self.call(inner)
 
@@ -1472,13 +1463,13 @@ class _Analyzer:
         except ParseError as exc:
             self.flag(f"cannot parse the {what}: {exc.args[0]}")
             return
-        self.plpgsql_walk(tree)
+        self.plpgsqlwalk_nodes(tree)
 
-    def plpgsql_walk(self, node: Any) -> None:
+    def plpgsqlwalk_nodes(self, node: Any) -> None:
         """Walk plpgsql's JSON tree, analysing embedded SQL; dynamic SQL is an Unknown."""
         if isinstance(node, list):
             for item in node:
-                self.plpgsql_walk(item)
+                self.plpgsqlwalk_nodes(item)
             return
         if not isinstance(node, dict):
             return
@@ -1491,18 +1482,18 @@ class _Analyzer:
                 if "dynquery" in value:
                     self.flag("dynamic EXECUTE")
                 else:
-                    self.plpgsql_walk(value)
+                    self.plpgsqlwalk_nodes(value)
             elif key == "PLpgSQL_stmt_execsql":
                 self.embedded_sql(value.get("sqlstmt"))
             elif key in ("PLpgSQL_stmt_perform", "PLpgSQL_stmt_call"):
                 self.embedded_sql(value.get("expr"))
             elif key in ("PLpgSQL_stmt_fors", "PLpgSQL_stmt_forc"):
                 self.embedded_sql(value.get("query"))
-                self.plpgsql_walk(value.get("body"))
+                self.plpgsqlwalk_nodes(value.get("body"))
             elif key == "datums":
                 continue
             else:
-                self.plpgsql_walk(value)
+                self.plpgsqlwalk_nodes(value)
 
     def embedded_sql(self, expr: Any) -> None:
         """The SQL text of a PLpgSQL_expr, analysed like a statement."""
