@@ -71,23 +71,42 @@ def _kill_when(proc: subprocess.Popen[bytes], ready: Callable[[], bool]) -> bool
 
 
 def _loading(url: str) -> Callable[[], bool]:
-    """A probe (one connection, closed at exit): a journaled restore has started and has
-    dropped what it re-creates."""
+    """A probe (one connection, closed at exit): a journaled restore has started and is
+    changing ``items`` (dropped, or re-created as the backup has it and not yet full)."""
     import atexit
+
+    import pymysql
 
     from tests.helpers import _mysql_query
 
     conn, query = _mysql_query(url)
     atexit.register(conn.close)
+    # never wait behind the restore's own table locks: a lock held is itself "loading"
+    query("SET SESSION lock_wait_timeout = 1")
 
     def probe() -> bool:
         rows = query(
             "SELECT (SELECT count(*) FROM backout_journal j WHERE j.direction = 'restore' "
             "AND j.entry = 'start' AND j.run_id NOT IN (SELECT run_id FROM backout_journal "
             "WHERE entry = 'finish')), (SELECT count(*) FROM information_schema.TABLES "
-            "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN ('backout_migrations', 'items'))"
+            "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN ('backout_migrations', 'items')), "
+            "(SELECT count(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() "
+            "AND TABLE_NAME = 'items' AND COLUMN_NAME = 'extra')"
         )
-        return bool(rows[0][0]) and int(rows[0][1]) < 2
+        started, present, extra = (int(v) for v in rows[0])
+        if not started:
+            return False
+        if present < 2:
+            return True  # between a DROP and its CREATE
+        if extra:
+            return False  # items is still the table from before the restore
+        # Re-created as the backup has it (no `extra`) and still loading. This window lasts the
+        # whole load; the one above lasts a DROP, which an idle machine can pass between polls.
+        try:
+            loaded = int(query("SELECT count(*) FROM items")[0][0])
+        except pymysql.MySQLError:
+            return True  # locked for the load (LOCK TABLES ... WRITE), or dropped again
+        return loaded < ROWS
 
     return probe
 
