@@ -1129,7 +1129,7 @@ def _restore_over(
                         )
                     )
                 for other in earlier:
-                    session.execute(*journal.write(_context_of(other), journal_entries.FINISH, 1))
+                    session.execute(*journal.write(other.context(), journal_entries.FINISH, 1))
                 if not engine.atomic_restore:
                     session.execute(*journal.write(run, journal_entries.FINISH, 1))
 
@@ -1188,19 +1188,6 @@ def _restore_details(
         details["undoes"] = undoes.run_id
         details["undoes_run"] = {k: getattr(undoes, k) for k in _RUN_FIELDS}
     return details
-
-
-def _context_of(run: InterruptedRun) -> RunContext:
-    """The context to write more entries of a journaled run."""
-    return RunContext(
-        run_id=run.run_id,
-        direction=run.direction,
-        migration=run.migration,
-        migration_key=run.migration_key,
-        script=run.script,
-        script_checksum=run.script_checksum,
-        total=run.total,
-    )
 
 
 def _journal_alone(session: Session, write: tuple[str, tuple[object, ...]]) -> None:

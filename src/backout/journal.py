@@ -162,6 +162,18 @@ class InterruptedRun:
     #: an undo was reversing this statement when it stopped (whether it did is unknown)
     reversing: int | None = None
 
+    def context(self) -> RunContext:
+        """The context to write more entries of this run (resume, undo, finish)."""
+        return RunContext(
+            run_id=self.run_id,
+            direction=self.direction,
+            migration=self.migration,
+            migration_key=self.migration_key,
+            script=self.script,
+            script_checksum=self.script_checksum,
+            total=self.total,
+        )
+
     @property
     def last_done(self) -> int:
         """The highest statement index that took effect (0: none)."""

@@ -12,7 +12,7 @@ import contextlib
 import datetime as dt
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from backout import journal as journal_entries
@@ -451,15 +451,9 @@ def _refuse_half_restored(ws: Workspace, session: Session) -> None:
 
 
 def _context(plan: RecoveryPlan, unit: PreparedScript) -> RunContext:
-    run = plan.run
-    return RunContext(
-        run_id=run.run_id,
-        direction=run.direction,
-        migration=run.migration,
-        migration_key=run.migration_key,
-        script=run.script,
-        script_checksum=plan.script.checksum,
-        total=len(unit.statements),
+    """The interrupted run's context, for the script as it is now on disk."""
+    return replace(
+        plan.run.context(), script_checksum=plan.script.checksum, total=len(unit.statements)
     )
 
 
