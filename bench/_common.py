@@ -334,10 +334,10 @@ def startup_seconds(modules: tuple[str, ...] = (), repeat: int = 5) -> float:
     wanted = modules or (
         "backout.cli",
         "backout.api",
-        "backout.rollback",
-        "backout.impact",
-        "backout.runner",
-        "backout.dialects.postgres",
+        "backout.rollback.rollback",
+        "backout.analysis.impact",
+        "backout.run.runner",
+        "backout.dialects.postgres.dialect",
         "psycopg",
         "pglast",
         "rich.console",
@@ -349,21 +349,21 @@ def startup_seconds(modules: tuple[str, ...] = (), repeat: int = 5) -> float:
 def watch_rollback_phases(watch: Stopwatch) -> None:
     """Time the phases of ``plan``/``rollback``: planning (and inside it: preview, impact
     counts, require checks, simulation), backup, statements, in-transaction checks."""
-    import backout.backup
-    import backout.impact
-    import backout.rollback
-    import backout.runner
-    import backout.simulate
+    import backout.analysis.impact
+    import backout.analysis.simulate
+    import backout.backup.backup
+    import backout.rollback.rollback
+    import backout.run.runner
 
-    watch.watch(backout.rollback, "build_view", "plan (build_view), incl. the 4 below")
-    watch.watch(backout.rollback, "_preview", "  preview query (count + first rows)")
-    watch.watch(backout.impact, "compute_impact", "  impact counts (compute_impact)")
-    watch.watch(backout.rollback, "_evaluate_requires", "  require checks while planning")
-    watch.watch(backout.simulate, "simulate", "  simulation on a schema-only copy")
-    watch.watch(backout.backup, "take_backup", "backup")
-    watch.watch(backout.rollback, "_execute", "execution (_execute), incl. the 2 below")
-    watch.watch(backout.runner.ScriptRunner, "run_statement", "  the scripts' statements")
-    watch.watch(backout.runner.ScriptRunner, "evaluate", "  require/verify in the transaction")
+    watch.watch(backout.rollback.rollback, "build_view", "plan (build_view), incl. the 4 below")
+    watch.watch(backout.rollback.rollback, "_preview", "  preview query (count + first rows)")
+    watch.watch(backout.analysis.impact, "compute_impact", "  impact counts (compute_impact)")
+    watch.watch(backout.rollback.rollback, "_evaluate_requires", "  require checks while planning")
+    watch.watch(backout.analysis.simulate, "simulate", "  simulation on a schema-only copy")
+    watch.watch(backout.backup.backup, "take_backup", "backup")
+    watch.watch(backout.rollback.rollback, "_execute", "execution (_execute), incl. the 2 below")
+    watch.watch(backout.run.runner.ScriptRunner, "run_statement", "  the scripts' statements")
+    watch.watch(backout.run.runner.ScriptRunner, "evaluate", "  require/verify in the transaction")
 
 
 PROFILED = Path(__file__).resolve().parent / "_profiled.py"

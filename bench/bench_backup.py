@@ -4,7 +4,7 @@
     python bench/bench_backup.py --quick    # ~130 MB, 3 rounds
 
 The database: the vouchers example (examples/vouchers) migrated and filled with
-`backout.sampledata.fill` (20,000 users: Voucher and VoucherRedemption, the tables the latest
+`backout.demo.sampledata.fill` (20,000 users: Voucher and VoucherRedemption, the tables the latest
 migration's rollback deletes and drops, are small), plus a big table the rollback never touches,
 `"AppEventLog"`, created with plain SQL and filled with `generate_series` (7 million rows, about
 1 GB). Nothing changes the database between the commands, so all of them run on it in turn,
@@ -71,7 +71,7 @@ FROM generate_series(%s::bigint, %s::bigint) AS g
 
 def _build(project: Path, users: int, events: int):
     def build(url: str) -> None:
-        from backout.sampledata import fill
+        from backout.demo.sampledata import fill
 
         run([*backout_cmd(), "up", "-C", str(project), "--url", url])
         rows = fill("vouchers", url, scale=users, seed=1)
@@ -106,18 +106,18 @@ def _mb(size: float) -> str:
 
 def _breakdown(project: Path, url: str, *, full: bool) -> list[tuple[object, ...]]:
     """One in-process `backout backup [--full]` with its phases timed."""
-    import backout.backup
-    from backout.dialects import pg_backup
+    import backout.backup.backup
+    from backout.dialects.postgres import backup as pg_backup
 
     watch = Stopwatch()
-    watch.watch(backout.backup, "_scope_of_next_rollback", "scope: plan the latest rollback")
+    watch.watch(backout.backup.backup, "_scope_of_next_rollback", "scope: plan the latest rollback")
     watch.watch(pg_backup, "find_tools", "find pg_dump/pg_restore (--version)")
     watch.watch(pg_backup.PostgresBackupEngine, "row_counts", "count(*) of the tables in it")
     watch.watch(pg_backup, "_run", "pg_dump, then pg_restore --list (processes)")
-    watch.watch(backout.backup, "file_sha256", "sha256 of the file")
-    watch.watch(backout.backup, "write_new_file", "small files written + fsync")
+    watch.watch(backout.backup.backup, "file_sha256", "sha256 of the file")
+    watch.watch(backout.backup.backup, "write_new_file", "small files written + fsync")
     watch.watch(pg_backup, "read_toc", "verify: pg_restore --list")
-    watch.watch(backout.backup, "take_backup", "take_backup, incl. the above but scope")
+    watch.watch(backout.backup.backup, "take_backup", "take_backup, incl. the above but scope")
     started = time.perf_counter()
     code = run_cli_in_process(
         ["backup", "-C", str(project), "--url", url, *(["--full"] if full else [])]

@@ -35,10 +35,10 @@ from pathlib import Path
 from _common import pg_database
 
 from backout import api
-from backout.config import load_config
-from backout.errors import BackoutError
-from backout.status import State
-from backout.workspace import Workspace
+from backout.model.errors import BackoutError
+from backout.project.config import load_config
+from backout.run.status import State
+from backout.run.workspace import Workspace
 
 REPO = Path(__file__).resolve().parent.parent
 

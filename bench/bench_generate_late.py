@@ -3,7 +3,7 @@
 The project is the trigger.dev corpus (``<repo>/../shared/corpora``, ``BACKOUT_CORPORA``
 overrides), read in place. The draft needs the database as it is just before the migration:
 every earlier migration replayed. backout saves that replay (keyed by the chained checksums of
-the files before it, see backout.replay_cache) and restores it next time.
+the files before it, see backout.generate.replay_cache) and restores it next time.
 
 Arms, interleaved, same run:
 

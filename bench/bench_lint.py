@@ -46,15 +46,15 @@ def _run(argv: list[str]) -> None:
 
 def _dialect(name: str) -> Dialect:
     from backout.dialects import dialect_for
-    from backout.urls import DatabaseURL
+    from backout.model.urls import DatabaseURL
 
     return dialect_for(DatabaseURL(raw="", dialect=name))
 
 
 def _split_and_analyse(root: Path, dialect: Dialect) -> Callable[[], None]:
     """What lint cannot avoid: load the project, split and analyse every script."""
-    from backout.effects import analyze
-    from backout.layouts import load_project
+    from backout.model.effects import analyze
+    from backout.project.layouts import load_project
 
     def work() -> None:
         for migration in load_project(root).migrations:
@@ -72,9 +72,9 @@ def main() -> None:
     args = parser.parse_args()
     repeat = 3 if args.quick else 5
 
-    from backout.config import load_config
-    from backout.layouts import load_project
-    from backout.lint import lint
+    from backout.lint.linter import lint
+    from backout.project.config import load_config
+    from backout.project.layouts import load_project
 
     urls = {"sqlite": "sqlite:///bench.db", "postgresql": "postgresql://bench@127.0.0.1:1/db"}
     with tempfile.TemporaryDirectory() as tmp:

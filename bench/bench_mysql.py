@@ -5,7 +5,7 @@ on MariaDB, on about a million rows.
     python bench/bench_mysql.py --quick    # ~100,000 rows, 3 rounds
 
 The vouchers-mysql example (examples/vouchers-mysql), migrated and filled with
-`backout.sampledata.fill`, is kept as a template database; every timed command gets its own
+`backout.demo.sampledata.fill`, is kept as a template database; every timed command gets its own
 fresh copy of it (`SHOW CREATE TABLE` + `INSERT ... SELECT`, server-side), so all arms start
 from the identical state. Two scripts:
 
@@ -52,7 +52,7 @@ CLEAR = "prisma/rollback/20240315000000_add_voucher_system_rollback.clear-data.s
 def _connect(database: str | None = None):  # type: ignore[no-untyped-def]
     import pymysql
 
-    from backout.urls import parse_url
+    from backout.model.urls import parse_url
 
     url = parse_url(ADMIN)
     return pymysql.connect(
@@ -87,7 +87,7 @@ def _backout() -> list[str]:
 
 def make_template(scale: int, project: Path) -> tuple[str, dict[str, int]]:
     """A migrated, filled, analysed copy of the example; returns (database, rows per table)."""
-    from backout.sampledata import fill
+    from backout.demo.sampledata import fill
 
     name = f"bench_tpl_{uuid.uuid4().hex[:8]}"
     _exec(None, f"CREATE DATABASE `{name}`")
@@ -151,7 +151,7 @@ def timed(args: list[str], *, env: dict[str, str], stdin: Path | None = None) ->
 
 
 def client_args(database: str) -> list[str]:
-    from backout.urls import parse_url
+    from backout.model.urls import parse_url
 
     url = parse_url(ADMIN)
     tool = shutil.which("mariadb") or shutil.which("mysql")
@@ -166,7 +166,7 @@ def client_args(database: str) -> list[str]:
 def with_checks(project: Path, script: str) -> Path:
     """The script with its own ``require`` queries before it and ``verify`` queries after it,
     as someone following the runbook carefully would run them by hand."""
-    from backout.script import ScriptKind, load_script
+    from backout.model.script import ScriptKind, load_script
 
     kind = ScriptKind.PARTIAL if script.count(".") > 1 else ScriptKind.ROLLBACK
     loaded = load_script(project / script, script, kind)
@@ -203,7 +203,7 @@ def bench(
             try:
                 command, client_input = arms(project, script, partial)[arm]
                 env = {**os.environ, "DATABASE_URL": _url(database), "NO_COLOR": "1"}
-                from backout.urls import parse_url
+                from backout.model.urls import parse_url
 
                 password = parse_url(ADMIN).password
                 if password:

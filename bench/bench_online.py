@@ -66,7 +66,7 @@ _ATTEMPTS = re.compile(r"(\d+) attempt\(s\)")
 
 def _build(project: Path, scale: int):
     def build(url: str) -> None:
-        from backout.sampledata import fill
+        from backout.demo.sampledata import fill
 
         run([*backout_cmd(), "up", "-C", str(project), "--url", url])
         rows = fill("giftregistry", url, scale=scale, seed=1)

@@ -3,7 +3,7 @@
     python bench/bench_partial.py            # ~1,000,000 transactions reversed, 5 rounds
     python bench/bench_partial.py --quick    # ~100,000, 3 rounds
 
-The vouchers example (examples/vouchers) migrated and filled with `backout.sampledata.fill`
+The vouchers example (examples/vouchers) migrated and filled with `backout.demo.sampledata.fill`
 (1,480,000 users: about 1 million `'voucher_redemption'` TokenTransaction rows, all created
 after the seed's cut-off 2024-01-01, among about 6.5 million transactions), ANALYZEd, is kept
 as a template; every arm runs on its own fresh copy.
@@ -81,7 +81,7 @@ SELECT (SELECT md5(string_agg("userId" || ':' || "balance", ',' ORDER BY "userId
 
 def _build(project: Path, users: int):
     def build(url: str) -> None:
-        from backout.sampledata import fill
+        from backout.demo.sampledata import fill
 
         run([*backout_cmd(), "up", "-C", str(project), "--url", url])
         started = time.perf_counter()
@@ -95,7 +95,7 @@ def _build(project: Path, users: int):
 
 
 def _partial_script(project: Path):
-    from backout.layouts import load_project
+    from backout.project.layouts import load_project
 
     for migration in load_project(project).migrations:
         script = migration.partial(PARTIAL)

@@ -3,7 +3,7 @@
     python bench/bench_partial_sqlite.py            # 10,000 users, 3 rounds
     python bench/bench_partial_sqlite.py --users N
 
-examples/vouchers-sqlite migrated and filled with ``backout.sampledata.fill`` is kept as a
+examples/vouchers-sqlite migrated and filled with ``backout.demo.sampledata.fill`` is kept as a
 template; each arm runs ``backout rollback --partial reverse-tokens --param since=2024-01-01
 --backup none --i-accept-data-loss --yes`` on its own copy:
 
@@ -85,7 +85,7 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=10_000)
     parser.add_argument("--rounds", type=int, default=3)
     options = parser.parse_args()
-    from backout.sampledata import fill
+    from backout.demo.sampledata import fill
 
     with tempfile.TemporaryDirectory() as tmp:
         root = copy_example("vouchers-sqlite", Path(tmp))

@@ -128,17 +128,17 @@ def _losses(plan_json: str) -> tuple[int, int, bool]:
 
 
 def _breakdown(project: Path, url: str) -> tuple[list[tuple[object, ...]], float]:
-    import backout.impact
-    import backout.rollback
-    import backout.simulate
-    from backout.dialects.postgres import PostgresDialect
+    import backout.analysis.impact
+    import backout.analysis.simulate
+    import backout.rollback.rollback
+    from backout.dialects.postgres.dialect import PostgresDialect
 
     watch = Stopwatch()
-    watch.watch(backout.rollback, "build_view", "plan (build_view), incl. all below")
+    watch.watch(backout.rollback.rollback, "build_view", "plan (build_view), incl. all below")
     watch.watch(PostgresDialect, "snapshot", "  schema snapshots (catalog reads)")
-    watch.watch(backout.impact, "compute_impact", "  impact counts (compute_impact)")
-    watch.watch(backout.simulate, "simulate", "  simulation on a schema-only copy")
-    watch.watch(backout.rollback, "_evaluate_requires", "  require checks")
+    watch.watch(backout.analysis.impact, "compute_impact", "  impact counts (compute_impact)")
+    watch.watch(backout.analysis.simulate, "simulate", "  simulation on a schema-only copy")
+    watch.watch(backout.rollback.rollback, "_evaluate_requires", "  require checks")
     started = time.perf_counter()
     code = run_cli_in_process(["plan", "-C", str(project), "--url", url])
     total = time.perf_counter() - started

@@ -4,7 +4,7 @@
     python bench/bench_rollback.py --quick    # ~100,000 rows, 3 per arm
 
 The giftregistry example (examples/giftregistry), migrated and filled with
-`backout.sampledata.fill` (scale 54,000 registries: about a million rows), then ANALYZEd, is
+`backout.demo.sampledata.fill` (scale 54,000 registries: about a million rows), then ANALYZEd, is
 kept as a template; every timed command gets its own fresh copy of it (`CREATE DATABASE ...
 TEMPLATE`), so all arms start from the identical state, statistics included. The rollback
 undoes the last two migrations (`--to 20250101000000_init`).
@@ -57,7 +57,7 @@ SCRIPTS = (
 
 def _build(project: Path, scale: int):
     def build(url: str) -> None:
-        from backout.sampledata import fill
+        from backout.demo.sampledata import fill
 
         run([*backout_cmd(), "up", "-C", str(project), "--url", url])
         rows = fill("giftregistry", url, scale=scale, seed=1)
@@ -68,7 +68,7 @@ def _build(project: Path, scale: int):
 
 
 def _load_script(project: Path, relative: str):
-    from backout.layouts import load_project
+    from backout.project.layouts import load_project
 
     for migration in load_project(project).migrations:
         if migration.down is not None and migration.down.display == relative:

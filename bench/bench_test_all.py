@@ -31,10 +31,10 @@ from _common import backout_cmd, machine_facts, pg_database, pg_tool, psql_cmd, 
 from bench_corpora import corpora_root, corpus_project
 
 from backout import api
-from backout.config import load_config
-from backout.dialects.pg_schema_dump import normalise_dump
-from backout.migration import Project
-from backout.workspace import Workspace
+from backout.dialects.postgres.schema_dump import normalise_dump
+from backout.project.config import load_config
+from backout.project.migration import Project
+from backout.run.workspace import Workspace
 
 
 def _psql(url: str, path: Path, *, single: bool) -> None:

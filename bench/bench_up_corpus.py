@@ -46,7 +46,7 @@ def corpus(name: str) -> Path:
 
 def libpq_env(url: str) -> dict[str, str]:
     """The environment that points psql at ``url`` (the password, if any, stays off argv)."""
-    from backout.urls import parse_url
+    from backout.model.urls import parse_url
 
     parsed = parse_url(url)
     env = {**os.environ, "PGHOST": parsed.host or "127.0.0.1", "PGPORT": str(parsed.port or 5432)}

@@ -13,7 +13,7 @@ from typing import Any
 from click.testing import CliRunner, Result
 
 from backout.cli import main
-from backout.urls import parse_url
+from backout.model.urls import parse_url
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples"
@@ -160,7 +160,7 @@ def db_state(url: str) -> DbState:
     """Schema fingerprint, per-table row counts/checksums, and every history row."""
     parsed = parse_url(url)
     if parsed.dialect == "sqlite":
-        from backout.dialects.sqlite_catalog import read_sqlite_snapshot, read_table_stats
+        from backout.dialects.sqlite.catalog import read_sqlite_snapshot, read_table_stats
 
         assert parsed.path is not None
         if not parsed.path.exists():
@@ -169,15 +169,15 @@ def db_state(url: str) -> DbState:
         snapshot = read_sqlite_snapshot(query)
         stats = read_table_stats(query, snapshot)
     elif parsed.dialect == "mysql":
-        from backout.dialects.mysql_catalog import read_mysql_snapshot
-        from backout.dialects.mysql_catalog import read_table_stats as mysql_stats
+        from backout.dialects.mysql.catalog import read_mysql_snapshot
+        from backout.dialects.mysql.catalog import read_table_stats as mysql_stats
 
         conn, query = _mysql_query(url)
         snapshot = read_mysql_snapshot(query)
         stats = mysql_stats(query, snapshot)
     else:
-        from backout.dialects.pg_catalog import read_postgres_snapshot
-        from backout.dialects.pg_catalog import read_table_stats as pg_stats
+        from backout.dialects.postgres.catalog import read_postgres_snapshot
+        from backout.dialects.postgres.catalog import read_table_stats as pg_stats
 
         conn, query = _pg_query(url)
         snapshot = read_postgres_snapshot(query)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from backout.script import Risk
+from backout.model.script import Risk
 from tests.helpers import EXAMPLES
 
 RISKS = {r.name for r in Risk}

@@ -1,4 +1,4 @@
-"""backout.sampledata: realistic rows for the example projects, checked on real databases."""
+"""backout.demo.sampledata: realistic rows for the example projects, checked on real databases."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from backout.errors import ConfigError, DatabaseError, UsageError
-from backout.sampledata import fill
+from backout.demo.sampledata import fill
+from backout.model.errors import ConfigError, DatabaseError, UsageError
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
@@ -241,7 +241,7 @@ def test_command_line_prints_counts(tmp_path: Path) -> None:
     db = tmp_path / "dev.db"
     url = migrated_sqlite(db)
     done = subprocess.run(
-        [sys.executable, "-m", "backout.sampledata", "vouchers-sqlite", url, "--scale", "25"],
+        [sys.executable, "-m", "backout.demo.sampledata", "vouchers-sqlite", url, "--scale", "25"],
         capture_output=True,
         text=True,
         check=False,
@@ -251,7 +251,7 @@ def test_command_line_prints_counts(tmp_path: Path) -> None:
     assert sqlite_counts(db, ["User"]) == {"User": 25}
 
     again = subprocess.run(
-        [sys.executable, "-m", "backout.sampledata", "vouchers-sqlite", url],
+        [sys.executable, "-m", "backout.demo.sampledata", "vouchers-sqlite", url],
         capture_output=True,
         text=True,
         check=False,

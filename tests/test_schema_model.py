@@ -13,7 +13,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from backout.schema import (
+from backout.model.schema import (
     ColumnInfo,
     CommentInfo,
     ConstraintInfo,

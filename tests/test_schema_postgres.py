@@ -9,8 +9,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from backout.dialects.pg_catalog import read_postgres_snapshot, read_table_stats
-from backout.schema import QueryFn, SchemaSnapshot, diff_schemas
+from backout.dialects.postgres.catalog import read_postgres_snapshot, read_table_stats
+from backout.model.schema import QueryFn, SchemaSnapshot, diff_schemas
 
 pytestmark = pytest.mark.postgres
 

@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
-from backout.dialects.sqlite_catalog import (
+from backout.dialects.sqlite.catalog import (
     normalise_sql,
     read_sqlite_snapshot,
     read_table_stats,
 )
-from backout.schema import QueryFn, SchemaSnapshot, diff_schemas
+from backout.model.schema import QueryFn, SchemaSnapshot, diff_schemas
 
 RICH_SCHEMA = """
 CREATE TABLE "Voucher" (

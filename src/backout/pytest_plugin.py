@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import pytest
 
 if TYPE_CHECKING:
-    from backout.rehearse import RehearsalReport
+    from backout.rehearsal.rehearse import RehearsalReport
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -77,7 +77,7 @@ def run_rehearsal(
 ) -> RehearsalReport:
     """Rehearse with the plugin's options (arguments given here win)."""
     from backout import api
-    from backout.config import load_config
+    from backout.project.config import load_config
 
     walk_all = config.getoption("--backout-all") if all_ is None else all_
     source = from_url or (None if walk_all else config.getoption("--backout-from"))

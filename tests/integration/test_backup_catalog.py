@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from backout.backup import BackupCatalog, BackupRecord
-from backout.errors import BackupError, UsageError
+from backout.backup.backup import BackupCatalog, BackupRecord
+from backout.model.errors import BackupError, UsageError
 
 WHEN = dt.datetime(2026, 11, 22, 4, 54, 33, tzinfo=dt.UTC)
 

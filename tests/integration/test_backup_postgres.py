@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 import backout.cli.backups  # noqa: F401 - registers backup/backups/restore on the CLI
-from backout.backup import BackupCatalog, take_backup
-from backout.config import load_config
-from backout.dialects import pg_backup
-from backout.workspace import Workspace
+from backout.backup.backup import BackupCatalog, take_backup
+from backout.dialects.postgres import backup as pg_backup
+from backout.project.config import load_config
+from backout.run.workspace import Workspace
 from tests.helpers import copy_example, db_state, run, sql, write
 
 ODD = """

@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 
 import backout.cli.backups  # noqa: F401 - registers backup/backups/restore on the CLI
-from backout.backup import BackupCatalog, BackupRecord
+from backout.backup.backup import BackupCatalog, BackupRecord
+from backout.demo.sampledata import fill
 from backout.dialects.base import Actor
-from backout.sampledata import fill
 from tests.helpers import DbState, copy_example, db_state, run, sql
 
 SCOPED = ["Voucher", "VoucherRedemption"]
@@ -265,9 +265,9 @@ def test_scoped_restore_brings_back_deleted_rows_and_keeps_other_tables(
     tmp_path: Path, url: str
 ) -> None:
     project = migrated(tmp_path, url)
-    from backout.backup import take_backup
-    from backout.config import load_config
-    from backout.workspace import Workspace
+    from backout.backup.backup import take_backup
+    from backout.project.config import load_config
+    from backout.run.workspace import Workspace
 
     ws = Workspace.open(load_config(project, url=url))
     with ws.session() as session:

@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 
 import backout.cli.rehearse  # noqa: F401  (registers check/test/generate)
-from backout import api, sampledata
-from backout.checks import run_checks
-from backout.config import load_config
-from backout.workspace import Workspace
+from backout import api
+from backout.analysis.checks import run_checks
+from backout.demo import sampledata
+from backout.project.config import load_config
+from backout.run.workspace import Workspace
 from tests.helpers import copy_example, db_state, run, sql, write
 
 

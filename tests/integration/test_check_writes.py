@@ -15,8 +15,8 @@ import pytest
 
 from backout.dialects import dialect_for
 from backout.dialects.base import Actor
-from backout.errors import DatabaseError
-from backout.urls import parse_url
+from backout.model.errors import DatabaseError
+from backout.model.urls import parse_url
 from tests.helpers import run, sql, write
 
 NOBACKUP = ["--backup", "none", "--i-accept-data-loss", "--yes"]

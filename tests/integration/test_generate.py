@@ -12,9 +12,9 @@ import pytest
 
 import backout.cli.rehearse  # noqa: F401  (registers check/test/generate)
 from backout import api
-from backout.config import load_config
-from backout.layouts import load_project
-from backout.script import Risk
+from backout.model.script import Risk
+from backout.project.config import load_config
+from backout.project.layouts import load_project
 from tests.helpers import REPO, copy_example, run, write
 
 CORPUS = REPO / "tests" / "corpus" / "migrations"

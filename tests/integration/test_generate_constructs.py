@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 
 import backout.cli.rehearse  # noqa: F401  (registers check/test/generate)
-from backout.dialects.pg_catalog import read_postgres_snapshot
-from backout.layouts import load_project
-from backout.schema import SchemaSnapshot, diff_schemas
+from backout.dialects.postgres.catalog import read_postgres_snapshot
+from backout.model.schema import SchemaSnapshot, diff_schemas
+from backout.project.layouts import load_project
 from tests.helpers import _pg_query, run, sql, write
 
 pytestmark = pytest.mark.postgres

@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 
 import backout.cli.lint  # noqa: F401 - registers the command until cli/__init__ imports it
-from backout import lint as lint_module
-from backout.config import load_config
-from backout.lint import LintReport, find_squawk, lint
+from backout.lint import linter as lint_module
+from backout.lint.linter import LintReport, find_squawk, lint
+from backout.project.config import load_config
 from tests.helpers import EXAMPLES, REPO, copy_example, run, write
 
 GOLDEN = REPO / "tests" / "golden" / "lint"

@@ -12,7 +12,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from backout.dialects.postgres import BACKOUT_LOCK_KEY, PRISMA_LOCK_KEY
+from backout.dialects.postgres.dialect import BACKOUT_LOCK_KEY, PRISMA_LOCK_KEY
 from tests.helpers import copy_example, db_state, run, sql, write
 
 PROJECT = {

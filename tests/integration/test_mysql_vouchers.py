@@ -13,7 +13,7 @@ from pathlib import Path
 import pymysql
 import pytest
 
-from backout.sampledata import fill
+from backout.demo.sampledata import fill
 from tests.helpers import copy_example, db_state, run, sql, write
 
 pytestmark = pytest.mark.mysql

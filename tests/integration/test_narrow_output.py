@@ -11,7 +11,7 @@ import pytest
 from rich.console import Console
 
 from backout.cli.render import Column, fitted_table
-from backout.sampledata import fill
+from backout.demo.sampledata import fill
 from tests.helpers import copy_example, run
 
 MIGRATION = "20240315000000_add_voucher_system"

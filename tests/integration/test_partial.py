@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from backout.sampledata import fill
+from backout.demo.sampledata import fill
 from tests.helpers import copy_example, db_state, run, sql
 
 VOUCHERS = "20240315000000_add_voucher_system"

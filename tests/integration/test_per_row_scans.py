@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from backout.sampledata import fill
+from backout.demo.sampledata import fill
 from tests.helpers import copy_example, db_state, run, sql, write
 
 PARTIAL = ["--partial", "reverse-tokens", "--param", "since=2024-06-01"]

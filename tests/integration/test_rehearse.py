@@ -13,12 +13,13 @@ from typing import Any
 import pytest
 
 import backout.cli.rehearse  # noqa: F401  (registers check/test/generate)
-from backout import api, sampledata
-from backout.config import load_config
+from backout import api
+from backout.demo import sampledata
 from backout.dialects.base import Actor
-from backout.dialects.postgres import PostgresDialect
-from backout.rehearse import RehearsalEvent
-from backout.urls import DatabaseURL
+from backout.dialects.postgres.dialect import PostgresDialect
+from backout.model.urls import DatabaseURL
+from backout.project.config import load_config
+from backout.rehearsal.rehearse import RehearsalEvent
 from tests.helpers import copy_example, db_state, run, sql, write
 
 VOUCHERS = "20240315000000_add_voucher_system"
@@ -387,8 +388,8 @@ def test_sqlite_all_with_synthetic_data(tmp_path: Path, sqlite_url: str) -> None
 def test_missing_pg_dump_skips_only_the_dump_comparison(
     vouchers_pg: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from backout.dialects import pg_tools
-    from backout.errors import ToolMissing
+    from backout.dialects.postgres import tools as pg_tools
+    from backout.model.errors import ToolMissing
 
     def missing(name: str, server_major: int) -> pg_tools.PgTool:
         raise ToolMissing(f"{name} {server_major} or newer is needed")

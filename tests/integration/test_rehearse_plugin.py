@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from backout import sampledata
+from backout.demo import sampledata
 from tests.helpers import EXAMPLES, REPO, run
 
 pytest_plugins = ["pytester"]

@@ -267,7 +267,7 @@ def test_failing_before_rollback_hook_stops_everything(tmp_path: Path, url: str)
 @pytest.mark.postgres
 def test_seed_rollbacks_restore_the_previous_schema(tmp_path: Path, pg_url: str) -> None:
     """Both seeds' giftregistry rollbacks, on data, return exactly to the prior schema."""
-    from backout.sampledata import fill
+    from backout.demo.sampledata import fill
 
     project = copy_example("giftregistry", tmp_path)
     assert run(["up", "--to", "20250101000000_init"], project=project, url=pg_url).exit_code == 0
@@ -369,11 +369,11 @@ def test_a_database_that_moved_while_planning_is_refused(
     request_args: list[str],
     meanwhile: str,
 ) -> None:
-    import backout.rollback
+    import backout.rollback.rollback
 
     project = write(tmp_path, RACE_FILES)
     assert run(["up", "--to", "001_parent"], project=project, url=sqlite_url).exit_code == 0
-    plan_once = backout.rollback.build_view
+    plan_once = backout.rollback.rollback.build_view
     moved: list[bool] = []
 
     def build_view(*args: object, **kwargs: object) -> object:
@@ -388,7 +388,7 @@ def test_a_database_that_moved_while_planning_is_refused(
         return view
 
     moved_to: list[object] = []
-    monkeypatch.setattr(backout.rollback, "build_view", build_view)
+    monkeypatch.setattr(backout.rollback.rollback, "build_view", build_view)
     result = run(["rollback", *request_args, "--yes"], project=project, url=sqlite_url)
     assert result.exit_code == 2, result.output + result.stderr
     assert "changed while planning" in result.stderr

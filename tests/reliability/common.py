@@ -147,7 +147,7 @@ class Outcome:
 
     def describe(self) -> str:
         """For assertion messages (the URL's password masked: these reach the report)."""
-        from backout.urls import mask_url
+        from backout.model.urls import mask_url
 
         return mask_url(
             f"backout {' '.join(self.args)} -> exit {self.exit_code} "
@@ -378,7 +378,7 @@ def observe(url: str, *, prisma: bool, history_schema: str = "backout", conn: An
 
     ``conn``: an open psycopg connection to reuse (PostgreSQL), else one is opened.
     """
-    from backout.urls import parse_url
+    from backout.model.urls import parse_url
 
     parsed = parse_url(url)
     if parsed.dialect == "sqlite":
@@ -390,7 +390,7 @@ def observe(url: str, *, prisma: bool, history_schema: str = "backout", conn: An
 
 
 def _observe_sqlite(path: Path | None, *, prisma: bool) -> State:
-    from backout.dialects.sqlite_catalog import read_sqlite_snapshot, read_table_stats
+    from backout.dialects.sqlite.catalog import read_sqlite_snapshot, read_table_stats
 
     assert path is not None
     if not path.exists():
@@ -437,7 +437,7 @@ def pg_connect(url: str, **kwargs: Any) -> Any:
 
 
 def _observe_postgres(conn: Any, *, prisma: bool, history_schema: str) -> State:
-    from backout.dialects.pg_catalog import read_postgres_snapshot, read_table_stats
+    from backout.dialects.postgres.catalog import read_postgres_snapshot, read_table_stats
 
     def query(sql: str, params: Sequence[object] | None = None) -> list[tuple[Any, ...]]:
         with conn.cursor() as cur:
@@ -598,8 +598,8 @@ def check_backup_folder(folder: Path) -> CatalogCheck:
         if path.name not in named:
             check.stray_files.append(path.name)
     # `backout backups` must name exactly these (hidden temporary files aside).
-    from backout.backup import BackupCatalog
-    from backout.errors import BackupError
+    from backout.backup.backup import BackupCatalog
+    from backout.model.errors import BackupError
 
     try:
         shown = {p.name for p in BackupCatalog(folder).uncatalogued()}

@@ -415,7 +415,7 @@ class Lane:
 
     def result(self, started: float) -> LaneResult:
         """The lane's record."""
-        from backout.urls import mask_url
+        from backout.model.urls import mask_url
 
         return LaneResult(
             spec={**asdict(self.spec), "url": mask_url(self.spec.url)},

@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 
-from backout.dialects.postgres import BACKOUT_LOCK_KEY, PRISMA_LOCK_KEY
+from backout.dialects.postgres.dialect import BACKOUT_LOCK_KEY, PRISMA_LOCK_KEY
 from tests.helpers import db_state
 from tests.reliability.common import (
     PASSWORD,

@@ -352,7 +352,7 @@ def _holds(path: Path, password: str) -> bool:
 def test_option_files_earlier_versions_left_are_swept(tmp_path: Path) -> None:
     """Earlier versions' ``backout-mysql-*/client.cnf`` (a kill -9 left them): removed when
     certainly stale (this user's, over a minute old, nothing else inside); others kept."""
-    from backout.dialects.mysql_tools import sweep_legacy_option_files
+    from backout.dialects.mysql.tools import sweep_legacy_option_files
 
     def folder(name: str, *, age: float, extra: bool = False) -> Path:
         path = tmp_path / name

@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from backout.dialects.postgres import PRISMA_LOCK_KEY
+from backout.dialects.postgres.dialect import PRISMA_LOCK_KEY
 from tests.reliability.common import (
     Artifacts,
     Outcome,

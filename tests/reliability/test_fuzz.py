@@ -31,10 +31,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from backout.dialects.postgres import PostgresDialect
-from backout.dialects.sqlite import SqliteDialect
-from backout.errors import ProjectError
-from backout.script import ScriptKind, parse_directives
+from backout.dialects.postgres.dialect import PostgresDialect
+from backout.dialects.sqlite.dialect import SqliteDialect
+from backout.model.errors import ProjectError
+from backout.model.script import ScriptKind, parse_directives
 from tests.reliability.common import fuzz_examples, pg_connect, record_result
 
 PG = PostgresDialect()

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from backout.dialects.postgres import BACKOUT_LOCK_KEY
+from backout.dialects.postgres.dialect import BACKOUT_LOCK_KEY
 from tests.reliability.common import Artifacts, cli, observe, spawn
 from tests.reliability.test_concurrency import PG_FILES, SQLITE_FILES, _project
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from backout.runner import RunOptions
+from backout.run.runner import RunOptions
 
 
 def test_the_pause_is_never_shorter_than_the_lock_timeout() -> None:
@@ -21,7 +21,7 @@ def test_a_short_lock_timeout_keeps_the_exponential_jittered_backoff() -> None:
 
 
 def test_a_database_that_rounds_the_lock_timeout_pauses_as_long_as_it_really_waits() -> None:
-    from backout.dialects.mysql import MysqlDialect
+    from backout.dialects.mysql.dialect import MysqlDialect
 
     # MySQL waits whole seconds: 0.5 s means an attempt can hold the application for 1 s.
     wait = MysqlDialect().lock_wait(0.5)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from backout.dialects.base import Dialect
-from backout.dialects.mysql import MysqlDialect
-from backout.dialects.postgres import PostgresDialect
-from backout.dialects.sqlite import SqliteDialect
+from backout.dialects.mysql.dialect import MysqlDialect
+from backout.dialects.postgres.dialect import PostgresDialect
+from backout.dialects.sqlite.dialect import SqliteDialect
 
 DIALECTS: dict[str, Dialect] = {
     "postgresql": PostgresDialect(),

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from backout.config import DEFAULT_URL, Config, load_config, parse_duration
-from backout.errors import ConfigError
+from backout.model.errors import ConfigError
+from backout.project.config import DEFAULT_URL, Config, load_config, parse_duration
 
 TOML_URL = "postgresql://toml@h/db"
 DOTENV_URL = "postgresql://dotenv@h/db"
@@ -405,7 +405,7 @@ def test_property_duration_units(n: int, unit: str) -> None:
 
 def test_lock_wait_and_scratch_prefix_from_backout_toml(tmp_path: Path) -> None:
     """Issue 12: ``lock_wait`` (a duration) and ``scratch_prefix`` (a safe name start)."""
-    from backout.config import load_config
+    from backout.project.config import load_config
 
     (tmp_path / "backout.toml").write_text('lock_wait = "750ms"\nscratch_prefix = "team_a_"\n')
     config = load_config(tmp_path)

@@ -1,4 +1,4 @@
-"""Static effects analysis of PostgreSQL scripts (backout.effects + dialects/pg_effects).
+"""Static effects analysis of PostgreSQL scripts (backout.model.effects + dialects/pg_effects).
 
 Golden files: every PostgreSQL example script and every script of the hand-written corpus in
 ``tests/golden/effects/postgresql`` has its analysis written next to it (examples' goldens live
@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from backout.dialects.postgres import PostgresDialect
-from backout.effects import (
+from backout.dialects.postgres.dialect import PostgresDialect
+from backout.model.effects import (
     Action,
     ObjectKind,
     ObjectRef,
@@ -26,8 +26,8 @@ from backout.effects import (
     Unknown,
     analyze,
 )
-from backout.errors import ProjectError
-from backout.script import Statement
+from backout.model.errors import ProjectError
+from backout.model.script import Statement
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"

@@ -1,4 +1,4 @@
-"""Static effects analysis of SQLite scripts (backout.effects + dialects/sqlite_effects).
+"""Static effects analysis of SQLite scripts (backout.model.effects + dialects/sqlite_effects).
 
 Golden files: every SQLite example script and every script of the hand-written corpus in
 ``tests/golden/effects/sqlite`` has its analysis written next to it (examples' goldens live
@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from backout.dialects.sqlite import SqliteDialect
-from backout.effects import Action, ObjectKind, ObjectRef, ScriptEffects, analyze
-from backout.script import Statement
+from backout.dialects.sqlite.dialect import SqliteDialect
+from backout.model.effects import Action, ObjectKind, ObjectRef, ScriptEffects, analyze
+from backout.model.script import Statement
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"

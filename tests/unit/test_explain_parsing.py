@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from backout.dialects import mysql_explain, pg_explain
+from backout.dialects.mysql import explain as mysql_explain
+from backout.dialects.postgres import explain as pg_explain
 
 MYSQL_COLUMNS = ["id", "select_type", "table", "type", "possible_keys", "key", "rows", "Extra"]
 

@@ -6,12 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 from backout.dialects.ddl_base import Draft, Rename
-from backout.dialects.pg_ddl import draft_rollback as pg_draft
-from backout.dialects.pg_ddl import rename_back as pg_rename
-from backout.dialects.sqlite_ddl import draft_rollback as sqlite_draft
-from backout.dialects.sqlite_ddl import rename_back as sqlite_rename
-from backout.generate import _directive, lasting_renames
-from backout.schema import (
+from backout.dialects.postgres.ddl import draft_rollback as pg_draft
+from backout.dialects.postgres.ddl import rename_back as pg_rename
+from backout.dialects.sqlite.ddl import draft_rollback as sqlite_draft
+from backout.dialects.sqlite.ddl import rename_back as sqlite_rename
+from backout.generate.draft import _directive, lasting_renames
+from backout.model.schema import (
     ColumnInfo,
     ConstraintInfo,
     EnumInfo,
@@ -20,7 +20,7 @@ from backout.schema import (
     SchemaSnapshot,
     TableInfo,
 )
-from backout.script import scan_directives
+from backout.model.script import scan_directives
 
 
 def col(name: str, position: int, type_: str = "integer", **kw: Any) -> ColumnInfo:

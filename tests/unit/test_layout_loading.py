@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from backout.errors import ProjectError, UsageError
-from backout.layouts import detect, load_project
-from backout.migration import Project
-from backout.script import Risk, ScriptKind, SqlCheck
+from backout.model.errors import ProjectError, UsageError
+from backout.model.script import Risk, ScriptKind, SqlCheck
+from backout.project.layouts import detect, load_project
+from backout.project.migration import Project
 
 
 def make(root: Path, files: Mapping[str, str | bytes]) -> Path:

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from tests.helpers import write
 
-from backout import lint as lint_module
-from backout.config import load_config
-from backout.lint import LintReport, lint
-from backout.lint_rules import RULES, Severity, string_literals
-from backout.scaffold import ROLLBACK_HEADER
+from backout.lint import linter as lint_module
+from backout.lint.linter import LintReport, lint
+from backout.lint.rules import RULES, Severity, string_literals
+from backout.project.config import load_config
+from backout.project.scaffold import ROLLBACK_HEADER
 
 URLS = {"postgresql": "postgresql://u@localhost/db", "sqlite": "sqlite:///lint.db"}
 BOTH = pytest.mark.parametrize("dialect", ["postgresql", "sqlite"])
@@ -108,7 +108,7 @@ def test_bo101_ignored_for_one_migration(tmp_path: Path) -> None:
 
 
 def test_ignore_names_an_unknown_rule(tmp_path: Path) -> None:
-    from backout.errors import UsageError
+    from backout.model.errors import UsageError
 
     root = plain(tmp_path, ("a", "CREATE TABLE a (id int);", None))
     with pytest.raises(UsageError, match="unknown rule"):

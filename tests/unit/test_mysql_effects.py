@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from backout.dialects.mysql import MysqlDialect
-from backout.effects import analyze
-from backout.journal import inverse_of, observe
-from backout.schema import ColumnInfo, IndexInfo, SchemaSnapshot, TableInfo
-from backout.script import Statement
+from backout.dialects.mysql.dialect import MysqlDialect
+from backout.model.effects import analyze
+from backout.model.schema import ColumnInfo, IndexInfo, SchemaSnapshot, TableInfo
+from backout.model.script import Statement
+from backout.run.journal import inverse_of, observe
 
 DIALECT = MysqlDialect()
 

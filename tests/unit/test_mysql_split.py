@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from backout.dialects.mysql import MysqlDialect
-from backout.dialects.mysql_split import head_words, param_spans, split
-from backout.errors import ProjectError
+from backout.dialects.mysql.dialect import MysqlDialect
+from backout.dialects.mysql.split import head_words, param_spans, split
+from backout.model.errors import ProjectError
 
 
 def sqls(text: str) -> list[str]:
@@ -124,7 +124,7 @@ def test_bind_turns_placeholders_into_pyformat_and_escapes_percent() -> None:
     ],
 )
 def test_statement_classes(sql: str, implicit: bool, conflict: bool) -> None:
-    from backout.script import Statement
+    from backout.model.script import Statement
 
     dialect = MysqlDialect()
     statement = Statement(sql=sql, line=1, index=1)
@@ -150,7 +150,7 @@ def test_statement_classes(sql: str, implicit: bool, conflict: bool) -> None:
     ],
 )
 def test_transaction_control(sql: str, kind: str | None) -> None:
-    from backout.script import Statement
+    from backout.model.script import Statement
 
     found = MysqlDialect().transaction_control(Statement(sql=sql, line=1, index=1))
     assert (found.kind.value if found else None) == kind

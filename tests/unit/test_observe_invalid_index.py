@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from backout.effects import analyze
-from backout.journal import observe
-from backout.schema import IndexInfo, SchemaSnapshot
-from backout.script import Statement
+from backout.model.effects import analyze
+from backout.model.schema import IndexInfo, SchemaSnapshot
+from backout.model.script import Statement
+from backout.run.journal import observe
 
 
 def snapshot(valid: bool) -> SchemaSnapshot:

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from backout.script import PARAM_TYPES, convert_param
+from backout.model.script import PARAM_TYPES, convert_param
 
 UTC = dt.UTC
 

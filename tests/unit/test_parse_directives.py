@@ -12,8 +12,8 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from backout.errors import ProjectError
-from backout.script import (
+from backout.model.errors import ProjectError
+from backout.model.script import (
     DIRECTIVE_NAMES,
     PARAM_TYPES,
     Directives,

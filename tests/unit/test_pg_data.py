@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from backout.dialects.pg_data import undo_inserts
-from backout.schema import ColumnInfo, ConstraintInfo, SchemaSnapshot, TableInfo
-from backout.script import Statement
+from backout.dialects.postgres.data import undo_inserts
+from backout.model.schema import ColumnInfo, ConstraintInfo, SchemaSnapshot, TableInfo
+from backout.model.script import Statement
 
 
 def snapshot() -> SchemaSnapshot:

@@ -5,20 +5,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from backout.checks import CheckProblem, drift_problems
-from backout.rehearse_compare import (
-    check_failures,
-    data_failures,
-    dump_failures,
-    schema_failures,
-)
-from backout.schema import (
+from backout.analysis.checks import CheckProblem, drift_problems
+from backout.model.schema import (
     ColumnInfo,
     EnumInfo,
     IndexInfo,
     SchemaSnapshot,
     TableInfo,
     TableStats,
+)
+from backout.rehearsal.compare import (
+    check_failures,
+    data_failures,
+    dump_failures,
+    schema_failures,
 )
 
 
@@ -75,7 +75,7 @@ def test_column_order_is_its_own_failure_or_a_note() -> None:
 def test_known_drift_is_not_blamed_on_the_migration() -> None:
     expected = snap(tables=[users()])
     live = snap(tables=[users()], indexes=[INDEX])  # an index someone added by hand
-    from backout.schema import diff_schemas
+    from backout.model.schema import diff_schemas
 
     known = diff_schemas(expected, live)
     failures, _ = schema_failures(expected, live, ignore_column_order=False, known=known)

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from backout.dialects import scratch_names
-from backout.errors import ConfigError
+from backout.model.errors import ConfigError
 
 
 def _dead_pid() -> int:

@@ -8,9 +8,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pglast.stream import RawStream
 
-from backout.dialects.postgres import PostgresDialect
-from backout.errors import ProjectError
-from backout.script import Statement
+from backout.dialects.postgres.dialect import PostgresDialect
+from backout.model.errors import ProjectError
+from backout.model.script import Statement
 
 PG = PostgresDialect()
 

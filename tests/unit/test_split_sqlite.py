@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from backout.dialects.sqlite import SqliteDialect
-from backout.errors import ProjectError
-from backout.script import Statement
+from backout.dialects.sqlite.dialect import SqliteDialect
+from backout.model.errors import ProjectError
+from backout.model.script import Statement
 
 LITE = SqliteDialect()
 
@@ -385,7 +385,7 @@ def test_property_split_matches_sqlite(
 
 
 def test_a_bracket_quoted_identifier_is_not_a_placeholder() -> None:
-    from backout.dialects.sqlite import SqliteDialect
+    from backout.dialects.sqlite.dialect import SqliteDialect
 
     spans = SqliteDialect().param_spans("SELECT [:above] FROM t WHERE x = :above", ["above"])
     assert spans == [(33, 39, "above")]

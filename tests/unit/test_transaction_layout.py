@@ -1,4 +1,4 @@
-"""How scripts map onto transactions (backout.transactions): no database needed.
+"""How scripts map onto transactions (backout.run.transactions): no database needed.
 
 Atomic where the script's own BEGIN/COMMIT blocks fit in one transaction, journaled where a
 statement cannot run in a transaction block or two statements cannot share one, and refused
@@ -14,12 +14,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from backout.dialects.base import Dialect
-from backout.dialects.mysql import MysqlDialect
-from backout.dialects.postgres import PostgresDialect
-from backout.dialects.sqlite import SqliteDialect
-from backout.errors import ProjectError
-from backout.runner import PreparedScript, prepare
-from backout.script import ScriptKind, make_script, sha256_hex
+from backout.dialects.mysql.dialect import MysqlDialect
+from backout.dialects.postgres.dialect import PostgresDialect
+from backout.dialects.sqlite.dialect import SqliteDialect
+from backout.model.errors import ProjectError
+from backout.model.script import ScriptKind, make_script, sha256_hex
+from backout.run.runner import PreparedScript, prepare
 
 PG = PostgresDialect()
 

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from backout.errors import ConfigError
-from backout.urls import DatabaseURL, mask_url, parse_url, scrub, with_params
+from backout.model.errors import ConfigError
+from backout.model.urls import DatabaseURL, mask_url, parse_url, scrub, with_params
 
 BASE = Path("/project")
 

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from rich.console import Console
     from rich.status import Status
 
-    from backout.backup import BackupRecord, RestorePlan, RestoreResult
+    from backout.backup.backup import BackupRecord, RestorePlan, RestoreResult
 
 
 class _Progress:
@@ -110,7 +110,7 @@ def backup(
         finally:
             progress.pause()
     if as_json:
-        from backout.report_actions import backup_fields
+        from backout.api.action_documents import backup_fields
 
         document.emit("backed_up", backup_fields(record))
         return
@@ -129,8 +129,8 @@ def backups(as_json: bool, url: str | None, project: Path | None, config_file: P
     from rich.text import Text
 
     from backout import api
+    from backout.api.documents import iso
     from backout.cli import render
-    from backout.report import iso
 
     config = build_config(url=url, project=project, config_file=config_file)
     records = api.backups(config)
@@ -303,7 +303,7 @@ def restore(
     the current one is not touched.
     """
     from backout import api
-    from backout.errors import Declined
+    from backout.model.errors import Declined
 
     config = build_config(url=url, project=project, config_file=config_file)
     progress = _Progress()
@@ -332,7 +332,7 @@ def restore(
         finally:
             progress.pause()
     if as_json:
-        from backout.report_actions import restore_fields
+        from backout.api.action_documents import restore_fields
 
         document.emit("restored", restore_fields(result))
         return

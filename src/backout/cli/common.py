@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 if TYPE_CHECKING:
-    from backout.config import Config
+    from backout.project.config import Config
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -70,7 +70,7 @@ def build_config(
 
     Options given before the command (``backout -C app status``) count too; after it wins.
     """
-    from backout.config import load_config
+    from backout.project.config import load_config
 
     context = click.get_current_context(silent=True)
     if context is not None:
@@ -83,7 +83,7 @@ def build_config(
 
     root = project.resolve() if project else None
     if root is not None and not root.is_dir():
-        from backout.errors import UsageError
+        from backout.model.errors import UsageError
 
         raise UsageError(f"project folder {project} does not exist")
     return load_config(root, config_file=config_file, url=url, **flags)
@@ -91,7 +91,7 @@ def build_config(
 
 def fail(message: str, hint: str | None, code: int) -> None:
     """Print a one-line error (and an optional hint) to stderr and exit with ``code``."""
-    from backout.urls import mask_url
+    from backout.model.urls import mask_url
 
     click.echo(f"error: {mask_url(message)}", err=True)
     if hint:
@@ -101,10 +101,10 @@ def fail(message: str, hint: str | None, code: int) -> None:
 
 @contextlib.contextmanager
 def _sigterm_as_interrupt() -> Iterator[None]:
-    """While a command runs, SIGTERM raises :class:`~backout.errors.Terminated` (a
+    """While a command runs, SIGTERM raises :class:`~backout.model.errors.Terminated` (a
     KeyboardInterrupt) once: what is in flight is undone and recorded as on Ctrl-C. Later
     SIGTERMs are ignored so that this clean-up can finish (a SIGKILL still ends it)."""
-    from backout.errors import Terminated
+    from backout.model.errors import Terminated
 
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -129,7 +129,7 @@ def handle_errors(func: F) -> F:
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from backout.errors import BackoutError, Terminated
+        from backout.model.errors import BackoutError, Terminated
 
         try:
             with _sigterm_as_interrupt():
@@ -184,11 +184,11 @@ class ActionDocument:
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any
     ) -> None:
-        from backout.errors import BackoutError
+        from backout.model.errors import BackoutError
 
         if not self.enabled:
             return
-        from backout.report_actions import envelope
+        from backout.api.action_documents import envelope
 
         if isinstance(exc, BackoutError):
             self._echo(envelope(self.command, "error", self.started, self._now(), exc))
@@ -206,7 +206,7 @@ class ActionDocument:
         """Print the document of a command that finished (when ``--json`` was given)."""
         if not self.enabled:
             return
-        from backout.report_actions import envelope
+        from backout.api.action_documents import envelope
 
         self._echo({**envelope(self.command, outcome, self.started, self._now()), **fields})
 
@@ -268,7 +268,7 @@ def _usage_document(command: str, exc: click.UsageError) -> None:
     import datetime as dt
     import json
 
-    from backout.report_actions import envelope
+    from backout.api.action_documents import envelope
 
     now = dt.datetime.now(dt.UTC)
     document = envelope(command, "error", now, now)

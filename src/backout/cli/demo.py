@@ -27,7 +27,7 @@ def example_folder(name: str) -> Path:
     source = Path(__file__).resolve().parents[3] / "examples" / name
     if source.is_dir():
         return source
-    from backout.errors import ConfigError
+    from backout.model.errors import ConfigError
 
     raise ConfigError(f"the {name} example is not installed with this copy of backout")
 
@@ -56,12 +56,12 @@ def _step(title: str, args: list[str], *, expect: int = 0) -> None:
 @handle_errors
 def demo(folder: Path | None, keep: bool, scale: int) -> None:
     """A guided tour on SQLite: up, status, plan, rollback with backup, history, restore."""
-    from backout.sampledata import fill
+    from backout.demo.sampledata import fill
 
     base = folder or Path(tempfile.mkdtemp(prefix="backout-demo-"))
     project = base / EXAMPLE
     if project.exists():
-        from backout.errors import UsageError
+        from backout.model.errors import UsageError
 
         raise UsageError(f"{project} already exists: choose another --dir")
     shutil.copytree(example_folder(EXAMPLE), project)
@@ -77,7 +77,8 @@ def demo(folder: Path | None, keep: bool, scale: int) -> None:
         click.echo()
         click.secho("# Fill the database with sample data", fg="cyan", bold=True)
         click.secho(
-            f"$ python -m backout.sampledata {EXAMPLE} sqlite:///{db} --scale {scale}", bold=True
+            f"$ python -m backout.demo.sampledata {EXAMPLE} sqlite:///{db} --scale {scale}",
+            bold=True,
         )
         click.echo(", ".join(f"{table}: {rows}" for table, rows in counts.items()))
         _step("What would rolling back the voucher system do? (changes nothing)", ["plan", *c])

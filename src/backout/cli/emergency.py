@@ -23,7 +23,7 @@ from backout.cli.common import (
 
 if TYPE_CHECKING:
     from backout.api import PlanView
-    from backout.emergency import StepRecord
+    from backout.emergency.procedure import StepRecord
 
 _MARK = {"ok": "✓", "failed": "✗", "skipped": "–", "dry-run": "·", "pending": " "}
 
@@ -73,7 +73,7 @@ def emergency(
     """
     from backout import api
     from backout.cli import render_plan
-    from backout.errors import Declined
+    from backout.model.errors import Declined
 
     config = build_config(url=url, project=project, config_file=config_file)
     # Once under way, the procedure must not stop half-way (the application stopped, the
@@ -124,7 +124,7 @@ def emergency(
 
     def summary() -> None:
         if as_json:
-            from backout.report_actions import emergency_fields, emergency_outcome
+            from backout.api.action_documents import emergency_fields, emergency_outcome
 
             document.emit(emergency_outcome(result), emergency_fields(result))
             return

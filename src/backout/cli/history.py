@@ -12,7 +12,7 @@ from backout.cli.common import build_config, handle_errors, project_options
 
 
 def _since(value: str | None) -> dt.datetime | None:
-    from backout.errors import UsageError
+    from backout.model.errors import UsageError
 
     if value is None:
         return None
@@ -46,7 +46,7 @@ def history(
     config = build_config(url=url, project=project, config_file=config_file)
     result = api.history(config, since=_since(since), migration=migration)
     if as_json:
-        from backout.report import history_json
+        from backout.api.documents import history_json
 
         render.echo_json(history_json(result.events))
         return

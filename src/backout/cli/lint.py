@@ -11,7 +11,7 @@ from backout.cli import main
 from backout.cli.common import build_config, fail, handle_errors, project_options
 
 if TYPE_CHECKING:
-    from backout.lint import LintReport
+    from backout.lint.linter import LintReport
 
 
 @main.command()
@@ -58,7 +58,7 @@ def lint(
     found, 0 otherwise (warnings included). Rules: docs/lint/<ID>.md.
     """
     from backout import api
-    from backout.errors import UsageError
+    from backout.model.errors import UsageError
 
     if offline and check_database:
         raise UsageError("--offline and --check-database contradict each other")
@@ -72,7 +72,7 @@ def lint(
     )
     if as_json:
         from backout.cli import render
-        from backout.lint import lint_json
+        from backout.lint.linter import lint_json
 
         render.echo_json(lint_json(report))
     else:

@@ -77,8 +77,8 @@ def status(as_json: bool, url: str | None, project: Path | None, config_file: Pa
     refuse (a syntax error).
     """
     from backout import api
+    from backout.api.documents import status_json
     from backout.cli import render
-    from backout.report import status_json
 
     config = build_config(url=url, project=project, config_file=config_file)
     result = api.status(config)
@@ -145,7 +145,7 @@ def up(
     import time
 
     from backout import api
-    from backout.migration import Migration
+    from backout.project.migration import Migration
 
     config = build_config(
         url=url, project=project, config_file=config_file, lock_timeout=lock_timeout
@@ -188,7 +188,7 @@ def up(
                 click.echo(" failed", err=as_json)
             raise
     if as_json:
-        from backout.report_actions import up_fields, up_outcome
+        from backout.api.action_documents import up_fields, up_outcome
 
         fields = up_fields(result)
         if dry_run:
@@ -238,7 +238,7 @@ def resolve(
 ) -> None:
     """Fix the bookkeeping of a migration, as `prisma migrate resolve` does."""
     from backout import api
-    from backout.errors import UsageError
+    from backout.model.errors import UsageError
 
     if applied == rolled_back:
         raise UsageError("say either --applied or --rolled-back (one of them)")

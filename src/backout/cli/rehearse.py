@@ -15,9 +15,9 @@ from backout.cli import main
 from backout.cli.common import build_config, fail, handle_errors, project_options
 
 if TYPE_CHECKING:
-    from backout.checks import CheckReport
-    from backout.generate import GeneratedRollback
-    from backout.rehearse import Progress, RehearsalReport
+    from backout.analysis.checks import CheckReport
+    from backout.generate.draft import GeneratedRollback
+    from backout.rehearsal.rehearse import Progress, RehearsalReport
 
 
 _KIND_STYLE = {
@@ -62,7 +62,7 @@ def check(
     config = build_config(url=url, project=project, config_file=config_file)
     report = api.check(config, drift=not no_drift, ignore_column_order=ignore_column_order)
     if as_json:
-        from backout.checks import check_json
+        from backout.analysis.checks import check_json
         from backout.cli import render
 
         render.echo_json(check_json(report))
@@ -177,7 +177,7 @@ def test(
         )
     if as_json:
         from backout.cli import render
-        from backout.rehearse import rehearsal_json
+        from backout.rehearsal.rehearse import rehearsal_json
 
         render.echo_json(rehearsal_json(report))
     else:
@@ -196,7 +196,7 @@ def _progress(*, enabled: bool) -> Iterator[Progress | None]:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from backout.cli import render
-    from backout.rehearse import RehearsalEvent
+    from backout.rehearsal.rehearse import RehearsalEvent
 
     bar = Progress(
         TextColumn("[bold]rehearsing[/]"),

@@ -16,8 +16,8 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from backout.api import StatusResult
-    from backout.recovery import RecoveryPlan, RecoveryResult
-    from backout.residue import Residue
+    from backout.migrate.residue import Residue
+    from backout.rollback.recovery import RecoveryPlan, RecoveryResult
 
 
 #: the width of output that goes to no terminal and no COLUMNS: wide enough never to fold
@@ -232,7 +232,7 @@ def status(result: StatusResult) -> None:
 def _status_notes(result: StatusResult) -> None:
     from rich.text import Text
 
-    from backout.journal import describe_unfinished_restore, finish_restore_hint
+    from backout.run.journal import describe_unfinished_restore, finish_restore_hint
 
     report = result.report
     out = console()

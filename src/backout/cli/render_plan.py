@@ -6,9 +6,9 @@ from typing import TYPE_CHECKING
 
 from rich.text import Text
 
+from backout.api.documents import loss_summary, loss_text
 from backout.cli.render import Column, console, fitted_table
-from backout.report import loss_summary, loss_text
-from backout.runner import render_literal
+from backout.run.runner import render_literal
 
 if TYPE_CHECKING:
     from backout.api import PlanView, RollbackResult

@@ -22,8 +22,8 @@ from backout.cli.common import (
 
 if TYPE_CHECKING:
     from backout.api import PartialRequest, PlanView
-    from backout.config import Config
-    from backout.recovery import RecoveryPlan
+    from backout.project.config import Config
+    from backout.rollback.recovery import RecoveryPlan
 
 #: options shared by plan and rollback
 shared_options = [
@@ -66,7 +66,7 @@ def _partial(
 ) -> PartialRequest | None:
     """The PartialRequest the options describe (None for a full rollback)."""
     from backout.api import PartialRequest
-    from backout.errors import UsageError
+    from backout.model.errors import UsageError
 
     if partial is None:
         if migration_id is not None or params:
@@ -139,12 +139,12 @@ def plan(
         partial=_partial(migration_id, partial, params),
     )
     if as_json or fmt == "json":
+        from backout.api.documents import plan_json
         from backout.cli.render import echo_json
-        from backout.report import plan_json
 
         echo_json(plan_json(view))
     elif fmt == "markdown":
-        from backout.report import plan_markdown
+        from backout.api.documents import plan_markdown
 
         click.echo(plan_markdown(view), nl=False)
     else:
@@ -158,8 +158,8 @@ def plan(
 
 def plan_refusals(view: PlanView) -> list[str]:
     """Why ``plan`` exits 1: what the rollback would refuse, one line each."""
-    from backout.errors import BackoutError
-    from backout.rollback import refuse_failed_simulation, refuse_understated
+    from backout.model.errors import BackoutError
+    from backout.rollback.rollback import refuse_failed_simulation, refuse_understated
 
     reasons = [
         f"{check.script}:{check.line}: require does not hold now: {check.sql}"
@@ -243,7 +243,7 @@ def rollback(
     """
     from backout import api
     from backout.cli import render_plan
-    from backout.errors import Declined, UsageError
+    from backout.model.errors import Declined, UsageError
 
     config = build_config(
         url=url, project=project, config_file=config_file, lock_timeout=lock_timeout
@@ -299,7 +299,7 @@ def rollback(
             ignore_simulation=ignore_simulation,
         )
     if as_json:
-        from backout.report_actions import rollback_fields, rollback_outcome
+        from backout.api.action_documents import rollback_fields, rollback_outcome
 
         fields = rollback_fields(result)
         if dry_run:
@@ -327,7 +327,7 @@ def _recover(config: Config, action: str, *, conflicting: bool, dry_run: bool, y
     """``rollback --resume`` / ``--undo-partial``: plan, confirm, run, report."""
     from backout import api
     from backout.cli import render
-    from backout.errors import Declined, UsageError
+    from backout.model.errors import Declined, UsageError
 
     if conflicting:
         raise UsageError(

@@ -5,14 +5,14 @@ from __future__ import annotations
 import importlib
 
 from backout.dialects.base import Dialect
-from backout.errors import ConfigError
-from backout.urls import DatabaseURL
+from backout.model.errors import ConfigError
+from backout.model.urls import DatabaseURL
 
 #: dialect name → (module, class); modules are imported on first use
 _DIALECTS: dict[str, tuple[str, str]] = {
-    "postgresql": ("backout.dialects.postgres", "PostgresDialect"),
-    "sqlite": ("backout.dialects.sqlite", "SqliteDialect"),
-    "mysql": ("backout.dialects.mysql", "MysqlDialect"),
+    "postgresql": ("backout.dialects.postgres.dialect", "PostgresDialect"),
+    "sqlite": ("backout.dialects.sqlite.dialect", "SqliteDialect"),
+    "mysql": ("backout.dialects.mysql.dialect", "MysqlDialect"),
 }
 
 

@@ -1,14 +1,15 @@
 """What a dialect provides for backups: dump, verify, and restore (into a new database or over
 the current one).
 
-:mod:`backout.backup` owns the catalog, file names, permissions, checksums and the checks that
+:mod:`backout.backup.backup` owns the catalog, file names, permissions, checksums and the checks
+that
 decide whether a restore succeeded; a :class:`BackupEngine` only moves bytes between a database
 and a backup file, with the database's own tools (``pg_dump``/``pg_restore``, the ``sqlite3``
 backup API).
 
-Vocabulary shared with :mod:`backout.backup`:
+Vocabulary shared with :mod:`backout.backup.backup`:
 
-- tables are named by their :class:`~backout.schema.SchemaSnapshot` key (``public.Voucher`` on
+- tables are named by their :class:`~backout.model.schema.SchemaSnapshot` key (``public.Voucher`` on
   PostgreSQL, ``Voucher`` on SQLite);
 - the **ledger tables** (``_prisma_migrations``, backout's ``migrations``) are not part of any
   snapshot, but their data is in every backup, so that the applied state always matches the
@@ -26,8 +27,8 @@ from pathlib import Path
 from typing import ClassVar
 
 from backout.dialects.base import Actor, Session
-from backout.schema import SchemaSnapshot
-from backout.urls import DatabaseURL
+from backout.model.schema import SchemaSnapshot
+from backout.model.urls import DatabaseURL
 
 Progress = Callable[[str], None]
 
@@ -83,7 +84,7 @@ class BackupEngine(ABC):
     constraints_in_place: ClassVar[bool]
     #: :meth:`restore_over` is one transaction: a failure or a kill changes nothing. Where it
     #: is not (MySQL/MariaDB commit DDL at once), backout journals the restore so that a
-    #: half-restored database is reported and can be finished (see :mod:`backout.journal`)
+    #: half-restored database is reported and can be finished (see :mod:`backout.run.journal`)
     atomic_restore: ClassVar[bool] = True
     #: how :meth:`restore_over` runs, as the progress line says it
     restore_manner: ClassVar[str] = "in one transaction"

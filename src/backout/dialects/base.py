@@ -3,7 +3,7 @@
 A :class:`Dialect` is stateless: it knows how to connect, split scripts, recognise statements
 that cannot run in a transaction, name backout's own tables and take the run lock. A
 :class:`Session` is one open connection with explicit transaction control whose errors are
-already translated into :mod:`backout.errors`.
+already translated into :mod:`backout.model.errors`.
 
 Capability flags are class attributes, documented where they are declared, so the rest of the
 code asks "does this database do X?" and never "is this PostgreSQL?".
@@ -24,15 +24,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from backout import __version__
-from backout.schema import SchemaSnapshot, TableInfo, TableStats
-from backout.script import Statement
-from backout.urls import DatabaseURL
+from backout.model.schema import SchemaSnapshot, TableInfo, TableStats
+from backout.model.script import Statement
+from backout.model.urls import DatabaseURL
 
 if TYPE_CHECKING:
     from backout.dialects.backup_base import BackupEngine
     from backout.dialects.ddl_base import Draft, DraftStep, LiveNames, Rename
     from backout.dialects.orphans import OrphanRows
-    from backout.effects import Effect
+    from backout.model.effects import Effect
 
 Row = tuple[Any, ...]
 #: the savepoint a check query runs under inside a transaction (see Session.query_undone)
@@ -265,7 +265,7 @@ class Dialect(ABC):
     #: appended to ``CREATE TABLE`` of backout's own tables (MySQL: engine and character set)
     table_options: ClassVar[str] = ""
     #: ``CREATE TABLE _prisma_migrations`` exactly as Prisma's schema engine writes it, where it
-    #: differs from the PostgreSQL/SQLite definitions in :mod:`backout.history` (None: those)
+    #: differs from the PostgreSQL/SQLite definitions in :mod:`backout.run.history` (None: those)
     prisma_ledger_ddl: ClassVar[str | None] = None
 
     @abstractmethod
@@ -345,7 +345,7 @@ class Dialect(ABC):
     def transaction_control(self, statement: Statement) -> ControlStatement | None:
         """``statement`` read as transaction control (BEGIN, COMMIT, ROLLBACK, SAVEPOINT…), or
         None when it is not one. A script's own BEGIN/COMMIT are the boundaries of the blocks
-        it wants atomic; :func:`backout.transactions.lay_out` decides how to honour them.
+        it wants atomic; :func:`backout.run.transactions.lay_out` decides how to honour them.
         Default: no statement is transaction control."""
         return None
 
@@ -360,7 +360,7 @@ class Dialect(ABC):
         """True when the database commits on its own around ``statement`` (MySQL's DDL).
 
         A script holding such a statement cannot run in one transaction: it runs statement by
-        statement, each recorded in the journal as it completes (see :mod:`backout.journal`).
+        statement, each recorded in the journal as it completes (see :mod:`backout.run.journal`).
         Default: never (transactional DDL).
         """
         return False
@@ -371,13 +371,13 @@ class Dialect(ABC):
 
     def inverse_sql(self, effect: Effect, snapshot: SchemaSnapshot) -> list[str] | None:
         """SQL that undoes one effect of a statement that took effect, or None when the
-        statement alone does not say how (see :func:`backout.journal.inverse_of`).
+        statement alone does not say how (see :func:`backout.run.journal.inverse_of`).
 
         Default (PostgreSQL/SQLite syntax): a created table, index, column or view is dropped;
         a renamed table or column is renamed back. Constraints, triggers and routines differ
         too much between databases: None.
         """
-        from backout.effects import Action, ObjectKind
+        from backout.model.effects import Action, ObjectKind
 
         target = effect.target
         table = effect.table
@@ -650,7 +650,7 @@ class Dialect(ABC):
         stored ``CREATE`` text of objects in ``before``, where the catalog snapshot cannot
         rebuild them exactly (see :meth:`stored_definitions`).
         """
-        from backout.errors import UsageError
+        from backout.model.errors import UsageError
 
         raise UsageError(f"`generate` does not support {self.display_name} yet")
 
@@ -702,7 +702,7 @@ class Dialect(ABC):
 
     def backup_engine(self) -> BackupEngine:
         """The engine that dumps, verifies and restores this kind of database."""
-        from backout.errors import BackupError
+        from backout.model.errors import BackupError
 
         raise BackupError(f"backups of {self.display_name} databases are not supported yet")
 

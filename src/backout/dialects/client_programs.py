@@ -16,7 +16,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from backout.errors import BackoutError
+from backout.model.errors import BackoutError
 
 
 class SecretOnCommandLine(BackoutError):

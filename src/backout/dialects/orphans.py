@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from backout.dialects.base import Dialect, Session
-from backout.schema import ForeignKeyInfo, SchemaSnapshot, TableInfo
+from backout.model.schema import ForeignKeyInfo, SchemaSnapshot, TableInfo
 
 
 @dataclass(frozen=True)

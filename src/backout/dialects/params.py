@@ -125,6 +125,6 @@ def mask_as_dollar_params(sql: str, spans: list[Span], *, numbered: bool) -> str
 
 def render(sql: str, spans: list[Span], values: Mapping[str, object]) -> str:
     """Placeholders replaced by literals: for dry-run transcripts only (never executed)."""
-    from backout.runner import render_literal
+    from backout.run.runner import render_literal
 
     return substitute(sql, spans, lambda name: render_literal(values[name]))

@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Final
 
-from backout.errors import ConfigError
+from backout.model.errors import ConfigError
 
 DEFAULT_PREFIX: Final = "backout_scratch_"
 #: a scratch database older than this is abandoned whoever created it

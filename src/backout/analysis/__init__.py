@@ -1,0 +1,1 @@
+"""What a script would do, before it runs: risk, impact on the live data, simulation, checks."""

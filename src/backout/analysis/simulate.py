@@ -1,0 +1,240 @@
+"""Simulated impact: run the rollback scripts on a schema-only scratch copy, never on the live
+database (so no production lock is taken), and compare what changed with what the parser saw.
+
+The two sources are independent: the parser reads the SQL; the simulation asks the database.
+Where they disagree (dynamic SQL, CASCADE side effects, IF EXISTS on something absent, a
+parser gap) the disagreement is reported, never silently resolved.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+
+from backout.analysis.impact import Simulation
+from backout.dialects.base import Session
+from backout.model.effects import Action, ObjectKind, ScriptEffects
+from backout.model.errors import BackoutError
+from backout.model.schema import SchemaSnapshot
+from backout.run.runner import Executor, PreparedScript, ScriptRunner
+from backout.run.workspace import Workspace
+
+#: normalised identity of a schema object: (kind, schema, name...) → owning table (or None)
+ObjectKey = tuple[str, ...]
+
+_KINDS = {
+    ObjectKind.TABLE: "table",
+    ObjectKind.COLUMN: "column",
+    ObjectKind.INDEX: "index",
+    ObjectKind.ENUM: "type",
+    ObjectKind.TYPE: "type",
+    ObjectKind.VIEW: "view",
+    ObjectKind.MATERIALIZED_VIEW: "view",
+    ObjectKind.SEQUENCE: "sequence",
+    ObjectKind.FUNCTION: "function",
+    ObjectKind.PROCEDURE: "function",
+    ObjectKind.TRIGGER: "trigger",
+    ObjectKind.CONSTRAINT: "constraint",
+    ObjectKind.FOREIGN_KEY: "constraint",
+}
+
+
+def _fold(parts: Sequence[str | None], case_insensitive: bool) -> ObjectKey:
+    return tuple((p or "").casefold() if case_insensitive else (p or "") for p in parts)
+
+
+def objects(
+    snapshot: SchemaSnapshot, *, case_insensitive: bool
+) -> dict[ObjectKey, ObjectKey | None]:
+    """Every object of a snapshot → the key of the table it belongs to (None: standalone)."""
+    found: dict[ObjectKey, ObjectKey | None] = {}
+
+    def key(*parts: str | None) -> ObjectKey:
+        return _fold(parts, case_insensitive)
+
+    for table in snapshot.tables.values():
+        table_key = key("table", table.schema, table.name)
+        found[table_key] = None
+        for column in table.columns:
+            found[key("column", table.schema, table.name, column.name)] = table_key
+        for fk in table.foreign_keys:
+            if fk.name:
+                found[key("constraint", table.schema, table.name, fk.name)] = table_key
+        for constraint in table.constraints:
+            if constraint.name:
+                found[key("constraint", table.schema, table.name, constraint.name)] = table_key
+    for index in snapshot.indexes.values():
+        found[key("index", index.schema, index.name)] = key("table", index.schema, index.table)
+    for kind, items in (
+        ("type", snapshot.enums),
+        ("type", snapshot.types),
+        ("view", snapshot.views),
+    ):
+        for item in items.values():
+            found[key(kind, item.schema, item.name)] = None
+    for sequence in snapshot.sequences.values():
+        owner = sequence.owned_by_table
+        found[key("sequence", sequence.schema, sequence.name)] = (
+            key("table", sequence.schema, owner.split(".")[-1]) if owner else None
+        )
+    for function in snapshot.functions.values():
+        found[key("function", function.schema, function.name)] = None
+    for trigger in snapshot.triggers.values():
+        found[key("trigger", trigger.schema, trigger.table, trigger.name)] = key(
+            "table", trigger.schema, trigger.table
+        )
+    return found
+
+
+def _static(
+    effects: ScriptEffects, default_schema: str | None
+) -> tuple[set[ObjectKey], set[ObjectKey]]:
+    dropped: set[ObjectKey] = set()
+    created: set[ObjectKey] = set()
+    for effect in effects.effects:
+        kind = _KINDS.get(effect.target.kind)
+        if kind is None or effect.action not in (Action.DROP, Action.CREATE, Action.RENAME):
+            continue
+        target = effect.target
+        schema = target.schema if target.schema is not None else default_schema
+        names: tuple[str, ...] = (target.name,)
+        if kind in ("column", "trigger", "constraint"):
+            names = (target.parent or "", target.name)
+        key = _fold((kind, schema, *names), target.case_insensitive)
+        # Net effect, in script order: an object renamed away and created again under its name
+        # (an enum rebuild) is still there afterwards, and one created then dropped is not.
+        if effect.action is Action.DROP:
+            dropped.add(key)
+            created.discard(key)
+        elif effect.action is Action.CREATE:
+            created.add(key)
+            dropped.discard(key)
+        elif effect.renamed_to is not None:
+            dropped.add(key)
+            created.discard(key)
+            new = effect.renamed_to
+            renamed = _fold((kind, schema, *names[:-1], new.name), target.case_insensitive)
+            created.add(renamed)
+            dropped.discard(renamed)
+    return dropped, created
+
+
+def _describe(key: ObjectKey) -> str:
+    kind, schema, *names = key
+    shown = ".".join(f'"{n}"' for n in names)
+    return f"{kind} {shown}" + (f" (schema {schema})" if schema and schema != "public" else "")
+
+
+def expected_changes(
+    effects: ScriptEffects, default_schema: str | None
+) -> tuple[set[ObjectKey], set[ObjectKey]]:
+    """(objects the statements drop, objects they create), as keys of :func:`objects`."""
+    return _static(effects, default_schema)
+
+
+def describe_object(key: ObjectKey) -> str:
+    """An object key for people: ``column "User"."nickname"``."""
+    return _describe(key)
+
+
+def compare(
+    before: SchemaSnapshot,
+    after: SchemaSnapshot,
+    effects: ScriptEffects,
+    *,
+    case_insensitive: bool,
+) -> tuple[list[str], list[str]]:
+    """(changes seen by the simulation, disagreements with the static analysis)."""
+    old = objects(before, case_insensitive=case_insensitive)
+    new = objects(after, case_insensitive=case_insensitive)
+    removed = {k for k in old if k not in new}
+    added = {k for k in new if k not in old}
+    dropped, created = _static(effects, before.default_schema)
+    changes = [f"removed {_describe(k)}" for k in sorted(removed)]
+    changes += [f"added {_describe(k)}" for k in sorted(added)]
+    disagreements: list[str] = []
+    for k in sorted(removed):
+        owner = old[k]
+        if k in dropped or (owner is not None and owner in removed):
+            continue
+        disagreements.append(
+            f"the simulation drops {_describe(k)}, which the parser did not see "
+            "(dynamic SQL or a CASCADE side effect)"
+        )
+    for k in sorted(dropped):
+        if k in old and k not in removed:
+            disagreements.append(
+                f"the parser expects {_describe(k)} to be dropped, but after the simulation "
+                "it is still there"
+            )
+    for k in sorted(added):
+        owner = new[k]
+        if k in created or (owner is not None and owner in added):
+            continue
+        disagreements.append(f"the simulation creates {_describe(k)}, which the parser did not see")
+    return changes, disagreements
+
+
+def _without_checks(unit: PreparedScript) -> PreparedScript:
+    """Checks read data; a schema-only copy has none, so they are not part of the simulation."""
+    directives = replace(unit.script.directives, require=(), verify=())
+    return replace(unit, script=replace(unit.script, directives=directives))
+
+
+def simulate(
+    ws: Workspace, analysed: Sequence[tuple[PreparedScript, ScriptEffects]]
+) -> tuple[list[Simulation], str]:
+    """Run the scripts in order on a schema-only scratch copy; one Simulation per script.
+
+    Returns ([], reason) when no scratch copy can be made (e.g. no permission to create a
+    database): the simulation is then skipped and the reason reported.
+    """
+    results: list[Simulation] = []
+    try:
+        with ws.dialect.scratch(
+            ws.url, ws.config.shadow, ws.actor, prefix=ws.config.scratch_prefix
+        ) as scratch_url:
+            ws.dialect.copy_database(ws.url, scratch_url, ws.actor, data=False)
+            session = ws.dialect.connect(scratch_url, actor=ws.actor)
+            try:
+                _run(ws, session, analysed, results)
+            finally:
+                session.close()
+    except BackoutError as exc:
+        if not results:
+            return [], f"simulation skipped: {exc}"
+        raise
+    return results, ""
+
+
+def _run(
+    ws: Workspace,
+    session: Session,
+    analysed: Sequence[tuple[PreparedScript, ScriptEffects]],
+    results: list[Simulation],
+) -> None:
+    insensitive = not ws.dialect.has_schemas
+    before = ws.dialect.snapshot(session)
+    failed = False
+    for unit, effects in analysed:
+        if failed:
+            results.append(Simulation(ran=False, error="not run: an earlier script failed"))
+            continue
+        runner = ScriptRunner(session, Executor(session, dry_run=False), ws.run_options())
+        try:
+            if unit.transactional:
+                runner.run_in_transaction([_without_checks(unit)], before_commit=lambda: None)
+            else:
+                runner.run_without_transaction(_without_checks(unit))
+        except BackoutError as exc:
+            failed = True
+            results.append(
+                Simulation(ran=True, error=f"fails on a schema-only copy of the database: {exc}")
+            )
+            continue
+        after = ws.dialect.snapshot(session)
+        changes, disagreements = compare(before, after, effects, case_insensitive=insensitive)
+        results.append(
+            Simulation(ran=True, changes=tuple(changes), disagreements=tuple(disagreements))
+        )
+        before = after

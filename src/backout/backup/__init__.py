@@ -1,0 +1,1 @@
+"""Backups: taking, verifying, cataloguing and restoring them."""

@@ -1,0 +1,1 @@
+"""The example projects' sample data, for ``backout demo``."""

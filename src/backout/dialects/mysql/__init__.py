@@ -1,0 +1,1 @@
+"""MySQL and MariaDB: PyMySQL sessions, the client's splitting, mariadb-dump."""

@@ -1,0 +1,1 @@
+"""PostgreSQL: psycopg sessions, pglast parsing, pg_dump/pg_restore."""

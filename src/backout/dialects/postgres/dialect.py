@@ -1,0 +1,821 @@
+"""PostgreSQL: psycopg 3 sessions, pglast splitting, advisory run lock, ``SET LOCAL`` timeouts."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+from urllib.parse import quote, urlencode, urlsplit, urlunsplit
+
+from backout.dialects import scratch_names
+from backout.dialects.base import (
+    Actor,
+    CommitNeeded,
+    ControlStatement,
+    Dialect,
+    DmlScope,
+    Params,
+    Row,
+    RunLock,
+    Session,
+)
+from backout.dialects.postgres import explain as pg_explain
+from backout.model.errors import DatabaseError, DatabaseUnavailable, LockHeld, ProjectError
+from backout.model.schema import SchemaSnapshot, TableInfo, TableStats
+from backout.model.script import Statement
+from backout.model.urls import DatabaseURL, scrub
+
+if TYPE_CHECKING:
+    import psycopg
+
+    from backout.dialects.backup_base import BackupEngine
+    from backout.dialects.ddl_base import Draft, DraftStep, LiveNames, Rename
+
+#: backout's own advisory lock key: the bytes of "backout" as a bigint
+BACKOUT_LOCK_KEY = int.from_bytes(b"backout", "big")
+#: the key ``prisma migrate deploy`` takes with pg_advisory_lock
+PRISMA_LOCK_KEY = 72707369
+
+_LOCK_TIMEOUT_STATES = {"55P03"}  # lock_not_available (lock_timeout, NOWAIT)
+#: SQLSTATE classes of a failing server rather than a refused statement: connection exception,
+#: insufficient resources (disk full), operator intervention (pg_terminate_backend), system
+#: error (I/O), internal error
+_FAILURE_CLASSES = frozenset({"08", "53", "57", "58", "XX"})
+_HOLDER_SQL = """
+SELECT a.pid, coalesce(nullif(a.application_name, ''), 'unknown application'), a.usename,
+       coalesce(host(a.client_addr), 'local socket'), a.backend_start
+FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+WHERE l.locktype = 'advisory' AND l.granted AND l.database = (
+        SELECT oid FROM pg_database WHERE datname = current_database())
+  AND l.classid = %s AND l.objid = %s AND l.objsubid = 1
+"""
+
+
+def _conninfo(url: DatabaseURL) -> str:
+    """The URL without Prisma-only query parameters, which libpq would reject (a space is
+    %20: libpq reads "+" as itself)."""
+    parts = urlsplit(url.raw)
+    scheme = "postgresql"
+    return urlunsplit(
+        (scheme, parts.netloc, parts.path, urlencode(url.params, quote_via=quote), "")
+    )
+
+
+def translate(exc: Exception, url: DatabaseURL) -> DatabaseError:
+    """A psycopg error as a DatabaseError with SQLSTATE and a scrubbed one-line message."""
+    sqlstate = getattr(exc, "sqlstate", None)
+    diag = getattr(exc, "diag", None)
+    primary = getattr(diag, "message_primary", None) if diag is not None else None
+    message = (
+        primary or str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    )
+    detail = getattr(diag, "message_detail", None) if diag is not None else None
+    if detail:
+        message = f"{message} ({detail})"
+    return DatabaseError(scrub(message, url.secrets), sqlstate=sqlstate)
+
+
+class PostgresSession(Session):
+    """A psycopg connection in autocommit mode; backout issues BEGIN/COMMIT itself."""
+
+    def __init__(self, dialect: PostgresDialect, url: DatabaseURL, conn: psycopg.Connection[Any]):
+        self.dialect = dialect
+        self.url = url
+        self.conn = conn
+        self._in_tx = False
+
+    def query(self, sql: str, params: Params = None) -> list[Row]:
+        try:
+            with self.conn.cursor() as cur:
+                cur.execute(sql.encode() if params is None else sql, params)
+                return list(cur.fetchall()) if cur.description is not None else []
+        except Exception as exc:
+            raise self._translate(exc) from exc
+
+    def execute(self, sql: str, params: Params = None) -> int:
+        try:
+            with self.conn.cursor() as cur:
+                # bytes: psycopg does no %-placeholder processing on user SQL without params
+                cur.execute(sql.encode() if params is None else sql, params)
+                return cur.rowcount
+        except Exception as exc:
+            raise self._translate(exc) from exc
+
+    def _translate(self, exc: Exception) -> DatabaseError:
+        import psycopg
+
+        if not isinstance(exc, psycopg.Error):
+            raise exc
+        return translate(exc, self.url)
+
+    def query_native(self, sql: str, params: Mapping[str, object]) -> list[Row]:
+        # Empty params: bind() left the SQL verbatim, so it must run without %-processing.
+        return self.query(sql, dict(params) or None)  # type: ignore[arg-type]
+
+    def execute_native(self, sql: str, params: Mapping[str, object]) -> int:
+        return self.execute(sql, dict(params) or None)  # type: ignore[arg-type]
+
+    def query_table(
+        self, sql: str, params: Mapping[str, object], limit: int
+    ) -> tuple[list[str], list[Row]]:
+        try:
+            with self.conn.cursor() as cur:
+                cur.execute(sql.encode() if not params else sql, params or None)
+                names = [c.name for c in cur.description or ()]
+                return names, list(cur.fetchmany(limit)) if cur.description else []
+        except Exception as exc:
+            raise self._translate(exc) from exc
+
+    def begin(self) -> None:
+        self.execute("BEGIN")
+        self._in_tx = True
+
+    def begin_read(self, *, lock_timeout: float | None = None) -> None:
+        self.begin()
+        if lock_timeout is not None:
+            # A table another run holds in ACCESS EXCLUSIVE mode (a rollback dropping it) would
+            # otherwise make a count wait until that run ends. 0 means "no limit": at least 1 ms.
+            self.execute(f"SET LOCAL lock_timeout = '{max(1, int(lock_timeout * 1000))}ms'")
+
+    def begin_check(self, *, lock_timeout: float | None = None) -> None:
+        # READ ONLY: a write (nextval too) fails instead of waiting for the ROLLBACK.
+        self.execute("BEGIN READ ONLY")
+        self._in_tx = True
+        if lock_timeout is not None:
+            self.execute(f"SET LOCAL lock_timeout = '{max(1, int(lock_timeout * 1000))}ms'")
+
+    def commit(self) -> None:
+        self.execute("COMMIT")
+        self._in_tx = False
+
+    def rollback(self) -> None:
+        import psycopg
+
+        self._in_tx = False
+        if self.conn.closed:
+            return
+        try:
+            self.conn.execute(b"ROLLBACK")
+        except psycopg.Error:
+            # The connection is gone; the server rolls back on its own.
+            return
+
+    @property
+    def in_transaction(self) -> bool:
+        return self._in_tx
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+class AdvisoryLock(RunLock):
+    """Session-level advisory locks, released on release() or when the connection ends."""
+
+    def __init__(self, session: PostgresSession, keys: list[int], description: str):
+        self.session = session
+        self.keys = keys
+        self.description = description
+
+    def release(self) -> None:
+        import psycopg
+
+        while self.keys:
+            key = self.keys.pop()
+            if self.session.conn.closed:
+                continue
+            try:
+                self.session.conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
+            except psycopg.Error:
+                # A dead connection has already released its session locks.
+                continue
+
+
+#: extensions in schemas outside a scope (pg_catalog's are in every database)
+_EXTENSIONS_OUTSIDE = (
+    "SELECT e.extname::text, n.nspname::text FROM pg_catalog.pg_extension e "
+    "JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace "
+    "WHERE n.nspname <> 'pg_catalog' AND NOT n.nspname = ANY(%s::text[]) ORDER BY 1"
+)
+
+
+#: foreign keys from outside a scope into it whose ON DELETE changes the outside rows
+_REFERENCES_FROM_OUTSIDE = (
+    "SELECT rn.nspname::text, r.relname::text, fn.nspname::text, f.relname::text, "
+    "c.confdeltype::text FROM pg_catalog.pg_constraint c "
+    "JOIN pg_catalog.pg_class r ON r.oid = c.conrelid "
+    "JOIN pg_catalog.pg_namespace rn ON rn.oid = r.relnamespace "
+    "JOIN pg_catalog.pg_class f ON f.oid = c.confrelid "
+    "JOIN pg_catalog.pg_namespace fn ON fn.oid = f.relnamespace "
+    "WHERE c.contype = 'f' AND c.confdeltype IN ('c', 'n', 'd') "
+    "AND fn.nspname = ANY(%s::text[]) AND NOT rn.nspname = ANY(%s::text[]) ORDER BY 1, 2, 3, 4"
+)
+
+
+class PostgresDialect(Dialect):
+    """PostgreSQL 12 or newer."""
+
+    name: ClassVar[str] = "postgresql"
+    display_name: ClassVar[str] = "PostgreSQL"
+    transactional_ddl: ClassVar[bool] = True
+    has_schemas: ClassVar[bool] = True
+    timestamp_type: ClassVar[str] = "timestamptz"
+    serial_primary_key: ClassVar[str] = "bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY"
+
+    def connect(
+        self,
+        url: DatabaseURL,
+        *,
+        actor: Actor,
+        connect_timeout: float = 10.0,
+        create: bool = True,
+    ) -> Session:
+        import psycopg
+
+        try:
+            conn = psycopg.connect(
+                _conninfo(url),
+                autocommit=True,
+                connect_timeout=max(1, int(connect_timeout)),
+                application_name=actor.label()[:63],
+            )
+        except psycopg.Error as exc:
+            lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+            reason = scrub("; ".join(lines[-2:]) if lines else type(exc).__name__, url.secrets)
+            raise DatabaseUnavailable(f"cannot connect to {url.masked()}: {reason}") from exc
+        session = PostgresSession(self, url, conn)
+        if url.schema:
+            session.execute(f"SET search_path TO {self.quote(url.schema)}")
+        return session
+
+    # --- scripts -----------------------------------------------------------------------------
+
+    dollar_quotes: ClassVar[bool] = True
+
+    def split(
+        self, text: str, display: str, *, first_line: int = 1, params: Collection[str] = ()
+    ) -> list[Statement]:
+        import pglast
+        from pglast.parser import ParseError
+
+        from backout.dialects.params import mask_as_dollar_params
+
+        # pglast does not know :name placeholders: parse a copy where each is a $n of the same
+        # length (so offsets still match), and cut the statements out of the original text.
+        spans = self.param_spans(text, params)
+        parsed = mask_as_dollar_params(text, spans, numbered=False)
+        try:
+            slices = pglast.split(parsed, with_parser=True, only_slices=True)
+        except ParseError as exc:
+            message = exc.args[0]
+            location = exc.args[1] if len(exc.args) > 1 else None
+            # An error at the end of input (an unclosed bracket) carries no location.
+            end = len(parsed) if location is None else max(0, location)
+            line = first_line + text.count("\n", 0, end)
+            raise ProjectError(f"syntax error: {message}", path=display, line=line) from exc
+        statements = []
+        for index, part in enumerate(slices, start=1):
+            start = part.start or 0
+            line = first_line + text.count("\n", 0, start)
+            statements.append(Statement(sql=text[part].strip(), line=line, index=index))
+        return statements
+
+    def bind(self, sql: str, values: Mapping[str, object]) -> tuple[str, dict[str, object]]:
+        spans = self.param_spans(sql, values.keys())
+        if not spans:
+            # No placeholder: the SQL runs verbatim (no %-processing), so "%" stays "%".
+            return sql, {}
+        pieces: list[str] = []
+        last = 0
+        used: dict[str, object] = {}
+        for start, end, name in spans:
+            pieces.append(sql[last:start].replace("%", "%%"))
+            pieces.append(f"%({name})s")
+            used[name] = self.adapt(values[name])
+            last = end
+        pieces.append(sql[last:].replace("%", "%%"))
+        return "".join(pieces), used
+
+    def check_write(self, sql: str, params: Collection[str] = ()) -> str | None:
+        from backout.dialects.postgres.check_guard import check_write
+
+        return check_write(sql, params)
+
+    def transaction_conflict(self, statement: Statement) -> str | None:
+        import pglast
+        from pglast import ast, enums
+        from pglast.parser import ParseError
+
+        try:
+            (raw,) = pglast.parse_sql(statement.sql)
+        except (ParseError, ValueError):
+            # Not one parseable statement: split() reports syntax errors, with their line.
+            return None
+        node = raw.stmt
+        if isinstance(node, ast.TransactionStmt):
+            return None  # not a conflict: see transaction_control()
+        if isinstance(node, ast.IndexStmt) and node.concurrent:
+            return "CREATE INDEX CONCURRENTLY cannot run inside a transaction block"
+        if isinstance(node, ast.DropStmt) and node.concurrent:
+            return "DROP INDEX CONCURRENTLY cannot run inside a transaction block"
+        if isinstance(node, ast.ReindexStmt) and any(
+            getattr(p, "defname", "") == "concurrently" for p in (node.params or ())
+        ):
+            return "REINDEX CONCURRENTLY cannot run inside a transaction block"
+        if isinstance(node, ast.ReindexStmt) and node.kind in (
+            enums.ReindexObjectType.REINDEX_OBJECT_SCHEMA,
+            enums.ReindexObjectType.REINDEX_OBJECT_SYSTEM,
+            enums.ReindexObjectType.REINDEX_OBJECT_DATABASE,
+        ):
+            return "REINDEX SCHEMA/SYSTEM/DATABASE cannot run inside a transaction block"
+        if isinstance(node, ast.VacuumStmt) and not node.is_vacuumcmd:
+            return None  # ANALYZE (same node as VACUUM) runs in a transaction
+        if isinstance(node, ast.ClusterStmt) and node.relation is None:
+            return "CLUSTER without a table cannot run inside a transaction block"
+        if isinstance(node, ast.DiscardStmt) and node.target == enums.DiscardMode.DISCARD_ALL:
+            return "DISCARD ALL cannot run inside a transaction block"
+        if isinstance(node, ast.AlterTableStmt):
+            for cmd in node.cmds or ():
+                definition = getattr(cmd, "def_", None)
+                if isinstance(definition, ast.PartitionCmd) and definition.concurrent:
+                    return "DETACH PARTITION CONCURRENTLY cannot run inside a transaction block"
+        forbidden = {
+            ast.VacuumStmt: "VACUUM",
+            ast.CreatedbStmt: "CREATE DATABASE",
+            ast.DropdbStmt: "DROP DATABASE",
+            ast.AlterSystemStmt: "ALTER SYSTEM",
+            ast.CreateTableSpaceStmt: "CREATE TABLESPACE",
+            ast.DropTableSpaceStmt: "DROP TABLESPACE",
+        }
+        for kind, label in forbidden.items():
+            if isinstance(node, kind):
+                return f"{label} cannot run inside a transaction block"
+        return None
+
+    def transaction_control(self, statement: Statement) -> ControlStatement | None:
+        from backout.dialects.postgres import transactions as pg_transactions
+
+        return pg_transactions.transaction_control(statement)
+
+    def commit_needed(self, statements: Sequence[Statement]) -> list[CommitNeeded]:
+        from backout.dialects.postgres import transactions as pg_transactions
+
+        return pg_transactions.commit_needed(statements)
+
+    def left_by_failure(
+        self, session: Session, statement: Statement, before: object = None
+    ) -> list[str]:
+        """A failed ``CREATE INDEX CONCURRENTLY`` leaves its index behind, marked invalid
+        (PostgreSQL's documentation says to drop it and try again): drop it, unless the index
+        of that name is the one that stood there before (``before``: its oid), which is not
+        the statement's (someone's earlier attempt, or a build running in another session)."""
+        from backout.dialects.postgres import transactions as pg_transactions
+
+        name = pg_transactions.concurrent_index_name(statement)
+        if name is None:
+            return []
+        rows = session.query(
+            "SELECT NOT i.indisvalid, i.indexrelid::bigint FROM pg_index i "
+            "WHERE i.indexrelid = to_regclass(%s)",
+            (name,),
+        )
+        if not rows or not rows[0][0] or (before is not None and rows[0][1] == before):
+            return []
+        return [f"DROP INDEX CONCURRENTLY IF EXISTS {name}"]
+
+    def failure_marker(self, session: Session, statement: Statement) -> object:
+        """The oid of the index a ``CREATE INDEX CONCURRENTLY`` names, when one stands."""
+        from backout.dialects.postgres import transactions as pg_transactions
+
+        name = pg_transactions.concurrent_index_name(statement)
+        if name is None:
+            return None
+        rows = session.query("SELECT to_regclass(%s)::oid::bigint", (name,))
+        return rows[0][0] if rows else None
+
+    # --- locks and timeouts --------------------------------------------------------------------
+
+    def acquire_run_lock(
+        self, session: Session, actor: Actor, *, prisma_compatible: bool = False
+    ) -> RunLock:
+        assert isinstance(session, PostgresSession)
+        keys = [(BACKOUT_LOCK_KEY, "backout")]
+        if prisma_compatible:
+            keys.append((PRISMA_LOCK_KEY, "Prisma Migrate"))
+        lock = AdvisoryLock(session, [], f"pg_try_advisory_lock({BACKOUT_LOCK_KEY})")
+        for key, owner in keys:
+            (got,) = session.query("SELECT pg_try_advisory_lock(%s)", (key,))[0]
+            if not got:
+                holder = self._holder(session, key)
+                lock.release()
+                raise LockHeld(
+                    f"the {owner} run lock (advisory lock {key}) on {session.url.masked()} "
+                    f"is held by {holder}",
+                    hint="wait for that run to finish, or wait longer with --lock-wait DURATION; "
+                    "backout never breaks a lock",
+                )
+            lock.keys.append(key)
+        if prisma_compatible:
+            lock.description += f" and pg_try_advisory_lock({PRISMA_LOCK_KEY})"
+        return lock
+
+    def check_run_lock(
+        self, session: Session, actor: Actor, *, prisma_compatible: bool = False
+    ) -> None:
+        # Read pg_locks rather than try the lock: a try would make a run starting at this very
+        # moment find it taken (by this check).
+        keys = [(BACKOUT_LOCK_KEY, "backout")]
+        if prisma_compatible:
+            keys.append((PRISMA_LOCK_KEY, "Prisma Migrate"))
+        for key, owner in keys:
+            if session.query(_HOLDER_SQL, ((key >> 32) & 0xFFFFFFFF, key & 0xFFFFFFFF)):
+                raise LockHeld(
+                    f"the {owner} run lock (advisory lock {key}) on {session.url.masked()} "
+                    f"is held by {self._holder(session, key)}",
+                    hint="wait for that run to finish, or wait longer with --lock-wait DURATION; "
+                    "backout never breaks a lock",
+                )
+
+    def _holder(self, session: Session, key: int) -> str:
+        rows = session.query(_HOLDER_SQL, ((key >> 32) & 0xFFFFFFFF, key & 0xFFFFFFFF))
+        if not rows:
+            return "another session (it has just released it; try again)"
+        pid, app, user, client, started = rows[0]
+        since = started.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if started else "?"
+        return f"pid {pid} ({app}, user {user}, from {client}, connected since {since})"
+
+    def timeout_statements(self, *, lock_timeout: float, statement_timeout: float) -> list[str]:
+        return [
+            f"SET LOCAL lock_timeout = '{int(lock_timeout * 1000)}ms'",
+            f"SET LOCAL statement_timeout = '{int(statement_timeout * 1000)}ms'",
+        ]
+
+    def is_lock_timeout(self, sqlstate: str | None, message: str) -> bool:
+        return sqlstate in _LOCK_TIMEOUT_STATES
+
+    def is_database_failure(self, sqlstate: str | None, message: str) -> bool:
+        # No SQLSTATE: libpq lost the connection ("server closed the connection unexpectedly").
+        return sqlstate is None or sqlstate[:2] in _FAILURE_CLASSES
+
+    supports_statement_timeout: ClassVar[bool] = True
+
+    def is_statement_timeout(self, sqlstate: str | None, message: str) -> bool:
+        return sqlstate == "57014" and "statement timeout" in message
+
+    def session_timeout_statements(
+        self, *, lock_timeout: float, statement_timeout: float
+    ) -> tuple[list[str], list[str]]:
+        return (
+            [
+                f"SET lock_timeout = '{int(lock_timeout * 1000)}ms'",
+                f"SET statement_timeout = '{int(statement_timeout * 1000)}ms'",
+            ],
+            ["RESET lock_timeout", "RESET statement_timeout"],
+        )
+
+    def hook_environment(self, url: DatabaseURL) -> dict[str, str]:
+        # libpq (psql, pg_dump) rejects Prisma's ?schema= ("invalid URI query parameter"):
+        # DATABASE_URL carries the schema as libpq's options=-csearch_path= instead.
+        env = super().hook_environment(url)
+        params = dict(url.params)
+        if url.schema:
+            # search_path takes identifiers ("App" is not app, "a,b" not two schemas), and in
+            # libpq's options a space separates two options unless escaped with a backslash.
+            # The URL's own options (-c statement_timeout=...) stay.
+            value = self.quote(url.schema).replace("\\", "\\\\").replace(" ", "\\ ")
+            own = params.get("options", "").strip()
+            params["options"] = (own + " " if own else "") + f"-csearch_path={value}"
+        parts = urlsplit(url.raw)
+        env["DATABASE_URL"] = urlunsplit(
+            ("postgresql", parts.netloc, parts.path, urlencode(params, quote_via=quote), "")
+        )
+        return env
+
+    def run_lock_description(self, *, prisma_compatible: bool) -> str:
+        keys = f"pg_try_advisory_lock({BACKOUT_LOCK_KEY})"
+        if prisma_compatible:
+            keys += f" and Prisma Migrate's pg_try_advisory_lock({PRISMA_LOCK_KEY})"
+        return f"PostgreSQL advisory lock: {keys}"
+
+    # --- names ---------------------------------------------------------------------------------
+
+    def quote(self, identifier: str) -> str:
+        return '"' + identifier.replace('"', '""') + '"'
+
+    def history_table(self, logical: str, schema: str) -> str:
+        return f"{self.quote(schema)}.{self.quote(logical)}"
+
+    def table_exists(self, session: Session, table: str, schema: str | None) -> bool:
+        if schema is None:
+            rows = session.query("SELECT to_regclass(%s) IS NOT NULL", (self.quote(table),))
+        else:
+            rows = session.query(
+                "SELECT to_regclass(%s) IS NOT NULL", (f"{self.quote(schema)}.{self.quote(table)}",)
+            )
+        return bool(rows[0][0])
+
+    def snapshot(self, session: Session) -> SchemaSnapshot:
+        from backout.dialects.postgres.catalog import read_postgres_snapshot, url_scope
+
+        return read_postgres_snapshot(
+            session.query, schemas=url_scope(session.url), history_schema=self.history_schema
+        )
+
+    def table_stats(self, session: Session, snapshot: SchemaSnapshot) -> dict[str, TableStats]:
+        from backout.dialects.postgres.catalog import read_table_stats
+
+        return read_table_stats(session.query, snapshot)
+
+    def dml_scope(self, statement: Statement, params: Collection[str] = ()) -> DmlScope | None:
+        from backout.dialects.postgres import impact as pg_impact
+
+        return pg_impact.dml_scope(statement, params)
+
+    def per_row_scans(self, session: Session, sql: str, params: Mapping[str, object]) -> list[str]:
+        rows = session.query_native(f"EXPLAIN (FORMAT JSON) {sql}", params)
+        document = rows[0][0]
+        if isinstance(document, str):
+            document = json.loads(document)
+
+        def estimate(schema: str | None, name: str) -> int:
+            found = session.query(
+                "SELECT c.reltuples::bigint FROM pg_class c "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE c.relname = %s AND (%s::text IS NULL OR n.nspname = %s)",
+                (name, schema, schema),
+            )
+            rows = int(str(found[0][0])) if found else 0
+            if found and rows < 0:  # never analysed: -1 means unknown, so count
+                where = f"{self.quote(schema)}.{self.quote(name)}" if schema else self.quote(name)
+                rows = int(str(session.query(f"SELECT count(*) FROM {where}")[0][0]))
+            return rows
+
+        return [
+            scan.describe("EXPLAIN")
+            for scan in pg_explain.per_row_scans(document[0]["Plan"], estimate)
+        ]
+
+    def estimate_rows(self, session: Session, table: TableInfo) -> int | None:
+        from backout.dialects.postgres import impact as pg_impact
+
+        return pg_impact.estimate_rows(session, self.table_sql(table))
+
+    def estimate_non_null(
+        self, session: Session, table: TableInfo, column: str, rows: int
+    ) -> int | None:
+        from backout.dialects.postgres import impact as pg_impact
+
+        return pg_impact.estimate_non_null(session, table, column, rows)
+
+    def count_sql(self, query: str, params: Collection[str]) -> str:
+        from backout.dialects.postgres import impact as pg_impact
+
+        return pg_impact.count_sql(query, self.param_spans(query, params))
+
+    def explain_rows(
+        self, session: Session, from_where: str, params: Mapping[str, object]
+    ) -> int | None:
+        from backout.dialects.postgres import impact as pg_impact
+
+        return pg_impact.explain_rows(session, from_where, params)
+
+    def server_major(self, session: Session) -> int:
+        """The server's major version (15 for 15.4)."""
+        return int(session.query("SHOW server_version_num")[0][0]) // 10000
+
+    @contextmanager
+    def scratch(
+        self,
+        url: DatabaseURL,
+        shadow: DatabaseURL | None,
+        actor: Actor,
+        *,
+        prefix: str = scratch_names.DEFAULT_PREFIX,
+    ) -> Iterator[DatabaseURL]:
+        server = shadow or url
+        name = scratch_names.new_name(prefix)
+        admin = self.connect(server, actor=actor)
+        try:
+            self._sweep_scratch(admin, prefix)
+            admin.execute(f"CREATE DATABASE {self.quote(name)}")
+        except DatabaseError as exc:
+            raise DatabaseError(
+                f"cannot create a scratch database on {server.masked()}: {exc.message}",
+                sqlstate=exc.sqlstate,
+                hint="set shadow_url in backout.toml to a server where backout may create "
+                "throwaway databases",
+            ) from exc
+        finally:
+            admin.close()
+        try:
+            yield server.with_database(name)
+        finally:
+            admin = self.connect(server, actor=actor)
+            try:
+                admin.execute(f"DROP DATABASE IF EXISTS {self.quote(name)} WITH (FORCE)")
+            finally:
+                admin.close()
+
+    def _sweep_scratch(self, admin: Session, prefix: str) -> None:
+        """Drop the scratch databases killed runs left (see :mod:`scratch_names`)."""
+        pattern = prefix.replace("_", "\\_") + "%"
+        rows = admin.query(
+            "SELECT d.datname, (SELECT count(*) FROM pg_stat_activity a "
+            "WHERE a.datname = d.datname) FROM pg_database d WHERE d.datname LIKE %s",
+            (pattern,),
+        )
+        scratch_names.sweep(
+            ((str(name), int(count)) for name, count in rows),
+            lambda name: admin.execute(f"DROP DATABASE IF EXISTS {self.quote(name)} WITH (FORCE)"),
+            prefix,
+        )
+
+    def copy_database(
+        self, source: DatabaseURL, target: DatabaseURL, actor: Actor, *, data: bool
+    ) -> None:
+        from backout.dialects import client_programs
+        from backout.dialects.postgres import tools as pg_tools
+        from backout.dialects.postgres.catalog import dump_scope_args, scope_extensions, url_scope
+
+        scope = url_scope(source)
+        with self.connect(source, actor=actor) as session:
+            major = self.server_major(session)
+            # extensions outside the scope that its objects may use (Supabase's `extensions`)
+            outside = [] if scope is None else session.query(_EXTENSIONS_OUTSIDE, (scope,))
+            inside = scope_extensions(session.query, source)
+        dump = pg_tools.find_tool("pg_dump", major)
+        restore = pg_tools.find_tool("pg_restore", major)
+        source_info, source_env = pg_tools.libpq_target(source)
+        target_info, target_env = pg_tools.libpq_target(target)
+        args = [dump.path, "--format=custom", "--no-owner", "--no-acl", source_info]
+        # only the project's schema (and backout's ledger): a copy of the whole database
+        # would be slower, and would show the other projects' objects to the rehearsal
+        args[1:1] = dump_scope_args(source, self.history_schema, inside)
+        if scope:
+            # Such a dump says CREATE SCHEMA for its schemas; the new scratch database already
+            # has an empty public (?schema=public, Prisma's default URL): drop it first. It
+            # holds no extension: those the scope may use come first, where the source has them.
+            with self.connect(target, actor=actor, create=False) as scratch:
+                for name in scope:
+                    scratch.execute(f"DROP SCHEMA IF EXISTS {self.quote(name)}")
+                for extension, schema in outside:
+                    # not fatal here: pg_restore names what is missing if the scope needs it
+                    with suppress(DatabaseError):
+                        scratch.execute(f"CREATE SCHEMA IF NOT EXISTS {self.quote(schema)}")
+                        scratch.execute(
+                            f"CREATE EXTENSION IF NOT EXISTS {self.quote(extension)} "
+                            f"WITH SCHEMA {self.quote(schema)}"
+                        )
+        if not data:
+            args.insert(1, "--schema-only")
+        with client_programs.start(
+            args,
+            secrets=source.secrets,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=source_env,
+        ) as dumper:
+            assert dumper.stdout is not None
+            restored = client_programs.run(
+                [restore.path, "--no-owner", "--no-acl", "--exit-on-error", "-d", target_info],
+                secrets=target.secrets,
+                stdin=dumper.stdout,
+                capture_output=True,
+                env=target_env,
+            )
+            dumper.stdout.close()
+            dump_err = dumper.stderr.read() if dumper.stderr else b""
+            dumper.wait()
+        if dumper.returncode != 0 or restored.returncode != 0:
+            detail = (dump_err or restored.stderr).decode("utf-8", "replace").strip()
+            raise DatabaseError(
+                f"copying {source.masked()} to a scratch database failed: "
+                + scrub(detail.splitlines()[-1] if detail else "unknown error", source.secrets)
+            )
+
+    def references_from_outside(self, session: Session) -> list[tuple[str, str, str]]:
+        from backout.dialects.postgres.catalog import url_scope
+        from backout.model.schema import qualified_name
+
+        scope = url_scope(session.url)
+        if scope is None:
+            return []
+        rows = session.query(_REFERENCES_FROM_OUTSIDE, (scope, scope))
+        actions = {
+            "c": "ON DELETE CASCADE",
+            "n": "ON DELETE SET NULL",
+            "d": "ON DELETE SET DEFAULT",
+        }
+        return [
+            (qualified_name(str(rs), str(rn)), qualified_name(str(fs), str(fn)), actions[str(a)])
+            for rs, rn, fs, fn, a in rows
+        ]
+
+    def user_tables(self, session: Session, history_schema: str) -> list[str]:
+        from backout.dialects.postgres.catalog import url_scope
+
+        # only the project's scope: another project's schema does not make this one non-empty
+        scope = url_scope(session.url)
+        rows = session.query(
+            "SELECT format('%%I.%%I', n.nspname, c.relname) FROM pg_class c "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE c.relkind IN ('r', 'p') AND n.nspname <> ALL(%s) "
+            "AND n.nspname NOT LIKE 'pg\\_%%' AND c.relname <> '_prisma_migrations' "
+            "AND (%s::text[] IS NULL OR n.nspname = ANY(%s::text[])) ORDER BY 1",
+            (["information_schema", history_schema], scope, scope),
+        )
+        return [str(r[0]) for r in rows]
+
+    def ensure_url_schema(self, url: DatabaseURL) -> list[str]:
+        # Prisma's migrate deploy creates the ?schema= schema too.
+        return [f"CREATE SCHEMA IF NOT EXISTS {self.quote(url.schema)}"] if url.schema else []
+
+    def ensure_history_schema(self, schema: str) -> list[str]:
+        return [f"CREATE SCHEMA IF NOT EXISTS {self.quote(schema)}"]
+
+    def backup_engine(self) -> BackupEngine:
+        from backout.dialects.postgres.backup import PostgresBackupEngine
+
+        return PostgresBackupEngine()
+
+    # --- rehearsals and drafts -----------------------------------------------------------------
+
+    def schema_dump(
+        self, url: DatabaseURL, actor: Actor, *, ignore_column_order: bool = False
+    ) -> str | None:
+        """``pg_dump --schema-only``, normalised (see
+        :mod:`backout.dialects.postgres.schema_dump`)."""
+        from backout.dialects.postgres.schema_dump import schema_dump
+
+        with self.connect(url, actor=actor) as session:
+            major = self.server_major(session)
+        return schema_dump(
+            url,
+            major,
+            history_schema=self.history_schema,
+            ignore_column_order=ignore_column_order,
+        )
+
+    def tune_scratch(self, url: DatabaseURL, actor: Actor) -> None:
+        """``synchronous_commit = off`` for every later session: no WAL flush per COMMIT."""
+        with self.connect(url, actor=actor) as session:
+            name = self.quote(url.database or "")
+            session.execute(f"ALTER DATABASE {name} SET synchronous_commit = off")
+
+    def typed_placeholder(self, type_: str) -> str:
+        """``CAST(%s AS type)``: text parameters become enums, timestamps, json..."""
+        return f"CAST(%s AS {type_})"
+
+    def draft_rollback(
+        self,
+        before: SchemaSnapshot,
+        after: SchemaSnapshot,
+        *,
+        definitions: Mapping[str, str] | None = None,
+        live: LiveNames | None = None,
+    ) -> Draft:
+        """SQL that turns a database at ``after`` back into ``before`` (see pg_ddl)."""
+        from backout.dialects.postgres.ddl import draft_rollback
+
+        return draft_rollback(before, after, live=live)
+
+    caches_states: ClassVar[bool] = True
+
+    def save_state(self, url: DatabaseURL, actor: Actor, path: Path) -> None:
+        """``pg_dump --format=custom`` of the database into ``path`` (see pg_state)."""
+        from backout.dialects.postgres.state import save_state
+
+        with self.connect(url, actor=actor) as session:
+            major = self.server_major(session)
+        save_state(url, major, path)
+
+    def load_state(self, url: DatabaseURL, actor: Actor, path: Path) -> None:
+        """``pg_restore`` of a :meth:`save_state` file (see pg_state)."""
+        from backout.dialects.postgres.state import load_state
+
+        with self.connect(url, actor=actor) as session:
+            major = self.server_major(session)
+        load_state(url, major, path)
+
+    def empty_tables(self, session: Session, tables: Sequence[TableInfo]) -> None:
+        """``TRUNCATE ... CASCADE``: the rows referencing them go too, as a copy needs."""
+        if tables:
+            names = ", ".join(self.table_sql(t) for t in tables)
+            session.execute(f"TRUNCATE {names} CASCADE")
+
+    def undo_inserts(
+        self, statements: Sequence[Statement], before: SchemaSnapshot
+    ) -> tuple[list[DraftStep], set[int]]:
+        """Deletes by primary key of literal ``INSERT ... VALUES`` rows (see pg_data)."""
+        from backout.dialects.postgres.data import undo_inserts
+
+        return undo_inserts(statements, before)
+
+    def rename_back(self, rename: Rename) -> str | None:
+        """``ALTER TABLE/INDEX/TYPE/... RENAME`` back to the old name."""
+        from backout.dialects.postgres.ddl import rename_back
+
+        return rename_back(rename)

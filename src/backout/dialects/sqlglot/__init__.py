@@ -1,0 +1,1 @@
+"""What SQLite and MySQL/MariaDB share: sqlglot's parse tree, read for effects and check guards."""

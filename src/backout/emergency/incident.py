@@ -1,0 +1,114 @@
+"""The incident report of ``backout emergency``, in Markdown ("document the incident")."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING
+
+from backout.api.documents import loss_text
+
+if TYPE_CHECKING:
+    from backout.emergency.procedure import EmergencyResult
+    from backout.run.workspace import Workspace
+
+_OUTPUT_LINES = 40
+
+
+def _when(value: dt.datetime | None) -> str:
+    return value.astimezone(dt.UTC).strftime("%H:%M:%S") if value else ""
+
+
+def _fence(text: str) -> list[str]:
+    lines = text.strip().splitlines()
+    if len(lines) > _OUTPUT_LINES:
+        lines = [*lines[:_OUTPUT_LINES], f"... ({len(lines) - _OUTPUT_LINES} more lines)"]
+    return ["```", *lines, "```"]
+
+
+def render_incident(ws: Workspace, result: EmergencyResult, started: dt.datetime) -> str:
+    """The whole report; passwords never appear (URLs are masked, hook output scrubbed)."""
+    outcome = "FAILED at " + result.failed.name if result.failed else "completed"
+    if result.dry_run:
+        outcome = "dry run (nothing was changed): " + outcome
+    lines = [
+        f"# Incident: emergency rollback to `{result.target}`",
+        "",
+        f"- **Date**: {started.astimezone(dt.UTC):%Y-%m-%d %H:%M:%S} UTC",
+        f"- **Operator**: {ws.actor.user}@{ws.actor.host} (backout {ws.actor.tool_version})",
+        f"- **Database**: {ws.url.masked()}",
+        f"- **Outcome**: {outcome}",
+        "",
+        "## Where things stand",
+        "",
+        result.where_things_stand,
+        "",
+        "## Next steps",
+        "",
+        *(f"1. {step}" for step in result.next_steps),
+        "",
+        "## Timeline (UTC)",
+        "",
+        "| step | started | finished | seconds | status | detail |",
+        "|---|---|---|---|---|---|",
+    ]
+    for step in result.steps:
+        detail = step.detail.replace("|", "\\|").replace("\n", " ")
+        lines.append(
+            f"| {step.title} | {_when(step.started)} | {_when(step.finished)} | "
+            f"{step.seconds:.1f} | {step.status} | {detail} |"
+        )
+    lines += ["", "## Rollback", ""]
+    view = result.view
+    if view is None:
+        lines.append("No plan could be made.")
+    else:
+        lines.append(f"Migrations rolled back, newest first: {', '.join(view.plan.ids())}.")
+        lines.append("")
+        lines += ["| migration | declared risk | computed risk |", "|---|---|---|"]
+        for step_view, impact in zip(view.steps, view.impact.scripts, strict=False):
+            declared = impact.declared.name if impact.declared else "undeclared"
+            lines.append(
+                f"| `{step_view.step.migration.id}` | {declared} | {impact.assessment.risk.name} |"
+            )
+        lines += ["", "### Data lost (counted before the rollback)", ""]
+        losses = [x for impact in view.impact.scripts for x in impact.losses if x.count]
+        lines += [f"- {loss_text(x)}" for x in losses] or ["- nothing"]
+        manual = [t for s in view.steps for t in s.step.script.directives.manual]
+        if manual:
+            lines += ["", "### Manual steps declared by the scripts", ""]
+            lines += [f"- [ ] {text}" for text in manual]
+    lines += ["", "## Backup", ""]
+    if result.backup is not None:
+        from backout.backup.backup import BackupCatalog
+
+        catalog = BackupCatalog(ws.config.backups)
+        lines += [
+            f"- **id**: `{result.backup.id}`",
+            f"- **path**: `{catalog.path_of(result.backup)}`",
+            f"- **sha256**: `{result.backup.sha256}`",
+            f"- **restore**: `backout restore {result.backup.id}`",
+        ]
+    else:
+        lines.append("No backup was taken.")
+    lines += ["", "## Checks", ""]
+    if result.checks is None:
+        lines.append("Not run.")
+    elif result.checks.ok:
+        lines.append("No orphans, leftovers or failing verify queries.")
+    else:
+        lines += [f"- {p.message}" for p in result.checks.problems]
+    lines += ["", "## Commands and outputs", ""]
+    for step in result.steps:
+        if step.output.strip():
+            lines += [f"### {step.title}", "", *_fence(step.output), ""]
+    lines += [
+        "## Root cause",
+        "",
+        "_To be written._",
+        "",
+        "## Follow-ups",
+        "",
+        "- [ ] _To be written._",
+        "",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,1 @@
+"""``generate``: drafting a migration's rollback from the schema diff, with saved replays."""

@@ -1,0 +1,102 @@
+"""Saved replays for ``generate``: the state after the first N migrations, reused next time.
+
+Drafting the rollback of a late migration needs the database as it is just before it: every
+earlier migration replayed from empty, hundreds on a real project. That state depends only on
+those migrations' files, so it is saved once (where the dialect can: PostgreSQL's
+``pg_dump``) under a key that chains the checksums of the migrations before it, and restored on
+the next run. Editing, adding, removing or reordering any earlier file changes the key, and a
+missing key falls back to the longest saved prefix, then to a replay. A restored state is
+only used when its schema fingerprint is the one recorded when it was saved.
+
+Files live in ``<project>/.backout/cache/replay/`` (``<key>.dump`` and ``<key>.json``); the
+newest :data:`KEEP` are kept.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+from backout import __version__
+from backout.model.errors import BackoutError
+from backout.model.schema import SchemaSnapshot
+from backout.project.migration import Migration
+from backout.run.workspace import Workspace
+
+#: saved states kept per project (the newest ones)
+KEEP = 4
+#: prefixes shorter than this are replayed: saving them costs more than it saves
+MIN_PREFIX = 10
+
+
+def cache_dir(ws: Workspace) -> Path:
+    """Where the saved replays of this project live."""
+    return ws.config.root / ".backout" / "cache" / "replay"
+
+
+def prefix_keys(ws: Workspace, migrations: Sequence[Migration]) -> list[str]:
+    """``keys[k]``: the key of the state after ``migrations[:k]`` (chained checksums, with the
+    dialect, backout's version and the URL's schema, which all shape the state)."""
+    digest = hashlib.sha256(f"{ws.dialect.name}\0{__version__}\0{ws.url.schema or ''}".encode())
+    keys = [digest.hexdigest()]
+    for migration in migrations:
+        digest.update(b"\0" + migration.up.checksum.encode())
+        keys.append(digest.copy().hexdigest())
+    return keys
+
+
+def enabled(ws: Workspace) -> bool:
+    """Whether states can be saved for this workspace's database."""
+    return ws.dialect.caches_states
+
+
+def longest_saved(ws: Workspace, keys: Sequence[str], limit: int) -> int:
+    """The longest prefix length ``k <= limit`` with a saved state (0: none)."""
+    if not enabled(ws):
+        return 0
+    folder = cache_dir(ws)
+    for k in range(limit, MIN_PREFIX - 1, -1):
+        if (folder / f"{keys[k]}.dump").is_file() and (folder / f"{keys[k]}.json").is_file():
+            return k
+    return 0
+
+
+def restore(ws: Workspace, key: str) -> str | None:
+    """Load the saved state ``key`` into the workspace's (empty, scratch) database; the
+    fingerprint it must show afterwards, or None when it could not be loaded."""
+    folder = cache_dir(ws)
+    try:
+        recorded = json.loads((folder / f"{key}.json").read_text(encoding="utf-8"))
+        ws.dialect.load_state(ws.url, ws.actor, folder / f"{key}.dump")
+    except (OSError, ValueError, BackoutError):
+        return None
+    fingerprint = recorded.get("fingerprint") if isinstance(recorded, dict) else None
+    return fingerprint if isinstance(fingerprint, str) else None
+
+
+def forget(ws: Workspace, key: str) -> None:
+    """Remove a saved state that did not restore faithfully."""
+    for suffix in (".dump", ".json"):
+        (cache_dir(ws) / f"{key}{suffix}").unlink(missing_ok=True)
+
+
+def save(ws: Workspace, key: str, snapshot: SchemaSnapshot) -> None:
+    """Save the workspace's database state under ``key``; keep only the newest :data:`KEEP`.
+
+    A cache that cannot be written (read-only folder, missing pg_dump) is not an error: the
+    next run replays again."""
+    folder = cache_dir(ws)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        ws.dialect.save_state(ws.url, ws.actor, folder / f"{key}.dump")
+        (folder / f"{key}.json").write_text(
+            json.dumps({"fingerprint": snapshot.fingerprint()}), encoding="utf-8"
+        )
+    except (OSError, BackoutError):
+        forget(ws, key)
+        return
+    dumps = sorted(folder.glob("*.dump"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in dumps[KEEP:]:
+        forget(ws, old.stem)

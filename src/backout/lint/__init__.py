@@ -1,0 +1,1 @@
+"""``lint``: static checks over the migration folder."""

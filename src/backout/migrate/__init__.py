@@ -1,0 +1,1 @@
+"""Going forward: ``up``, ``resolve``, and what a failed migration left behind."""

@@ -1,0 +1,2 @@
+"""A project on disk: configuration, migration layouts (plain, dbmate, Prisma), migrations,
+scaffolding."""

@@ -1,0 +1,283 @@
+"""Configuration: one frozen :class:`Config`, built with a fixed precedence.
+
+Lowest to highest: defaults; ``backout.toml`` (or ``[tool.backout]`` in ``pyproject.toml``);
+``DATABASE_URL`` from ``.env`` then from the environment (Prisma's convention); command-line flags.
+With no URL at all the database is ``sqlite:///backout.db`` in the project folder.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from backout.dialects.scratch_names import check_prefix
+from backout.model.errors import ConfigError
+from backout.model.urls import DatabaseURL, parse_url
+
+DEFAULT_URL = "sqlite:///backout.db"
+LAYOUT_NAMES = ("prisma", "plain", "dbmate")
+HOOK_NAMES = ("stop_app", "before_rollback", "after_rollback", "deploy_previous", "smoke")
+CONFIG_FILE = "backout.toml"
+
+_DURATION = re.compile(r"^\s*(?P<num>\d+(?:\.\d+)?)\s*(?P<unit>ms|s|m|min|h)?\s*$")
+_UNITS = {None: 1.0, "s": 1.0, "ms": 0.001, "m": 60.0, "min": 60.0, "h": 3600.0}
+
+
+def parse_duration(value: object, what: str) -> float:
+    """``"2s"``, ``"500ms"``, ``"1m"`` or a number of seconds → seconds (0 means no limit)."""
+    if isinstance(value, bool):
+        raise ConfigError(f"{what}: expected a duration such as '2s' or '500ms', got {value!r}")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    else:
+        match = _DURATION.match(str(value))
+        if match is None:
+            raise ConfigError(f"{what}: expected a duration such as '2s' or '500ms', got {value!r}")
+        seconds = float(match["num"]) * _UNITS[match["unit"]]
+    if not math.isfinite(seconds):
+        raise ConfigError(f"{what}: expected a duration such as '2s' or '500ms', got {value!r}")
+    if seconds < 0:
+        raise ConfigError(f"{what}: must not be negative")
+    return seconds
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything a command needs to know about the project and the database."""
+
+    root: Path
+    database_url: str = DEFAULT_URL
+    #: where the URL came from: default, backout.toml, pyproject.toml, .env, environment, flag
+    url_source: str = "default"
+    config_file: Path | None = None
+    layout: str | None = None
+    migrations_dir: Path | None = None
+    rollback_dir: Path | None = None
+    shadow_url: str | None = None
+    backup_dir: Path | None = None
+    lock_timeout: float = 2.0
+    lock_retries: int = 5
+    #: how long to wait for the run lock another run holds before giving up (exit 3)
+    lock_wait: float = 5.0
+    #: names of scratch databases start with this (teams sharing a server can tell theirs)
+    scratch_prefix: str = "backout_scratch_"
+    statement_timeout: float = 0.0
+    hooks: Mapping[str, str] = field(default_factory=dict)
+    hook_timeout: float = 300.0
+    #: schema holding backout's own tables where the database has schemas (PostgreSQL)
+    history_schema: str = "backout"
+
+    @property
+    def url(self) -> DatabaseURL:
+        """The parsed database URL (SQLite paths resolved against the project)."""
+        return parse_url(self.database_url, base_dir=self._sqlite_base(self.database_url))
+
+    @property
+    def shadow(self) -> DatabaseURL | None:
+        """The parsed shadow URL, if configured."""
+        if not self.shadow_url:
+            return None
+        return parse_url(self.shadow_url, base_dir=self._sqlite_base(self.shadow_url))
+
+    @property
+    def backups(self) -> Path:
+        """Folder for backups and their catalog."""
+        return self.backup_dir or self.root / ".backout" / "backups"
+
+    def _sqlite_base(self, raw: str) -> Path:
+        # Prisma resolves file: URLs against the folder holding schema.prisma.
+        if raw.startswith("file:") and (self.root / "prisma" / "schema.prisma").is_file():
+            return self.root / "prisma"
+        return self.root
+
+    def with_overrides(self, **changes: Any) -> Config:
+        """A copy with some fields changed (flags are applied this way)."""
+        return replace(self, **changes)
+
+
+_KEYS = {
+    "layout",
+    "migrations_dir",
+    "rollback_dir",
+    "database_url",
+    "shadow_url",
+    "backup_dir",
+    "lock_timeout",
+    "lock_retries",
+    "lock_wait",
+    "scratch_prefix",
+    "statement_timeout",
+    "history_schema",
+    "hooks",
+}
+_HOOK_KEYS = {*HOOK_NAMES, "timeout"}
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not valid UTF-8") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
+
+
+def _file_settings(root: Path, explicit: Path | None) -> tuple[dict[str, Any], Path | None, str]:
+    if explicit is not None:
+        if not explicit.is_file():
+            raise ConfigError(f"{explicit}: configuration file not found")
+        data = _read_toml(explicit)
+        if explicit.name == "pyproject.toml":
+            return _tool_section(explicit, data) or {}, explicit, "pyproject.toml"
+        return data, explicit, explicit.name
+    own = root / CONFIG_FILE
+    if own.is_file():
+        return _read_toml(own), own, CONFIG_FILE
+    pyproject = root / "pyproject.toml"
+    if pyproject.is_file():
+        section = _tool_section(pyproject, _read_toml(pyproject))
+        if section is not None:
+            return section, pyproject, "pyproject.toml"
+    return {}, None, ""
+
+
+def _tool_section(path: Path, data: dict[str, Any]) -> dict[str, Any] | None:
+    """``[tool.backout]`` of a pyproject.toml, None when absent; an error when not a table."""
+    tool = data.get("tool", {})
+    section = tool.get("backout") if isinstance(tool, dict) else None
+    if section is None:
+        return None
+    if not isinstance(section, dict):
+        raise ConfigError(f"{path}: [tool.backout] must be a table")
+    return dict(section)
+
+
+def _dotenv_url(root: Path) -> tuple[str | None, str]:
+    from dotenv import dotenv_values
+
+    for candidate in (root / ".env", root / "prisma" / ".env"):
+        if candidate.is_file():
+            value = dotenv_values(candidate).get("DATABASE_URL")
+            if value:
+                return value, str(candidate.relative_to(root))
+    return None, ""
+
+
+def load_config(
+    root: Path | None = None,
+    *,
+    config_file: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    url: str | None = None,
+    validate_url: bool = True,
+    **flags: Any,
+) -> Config:
+    """Build the Config for the project at ``root`` (default: the current folder).
+
+    ``url`` and ``flags`` are command-line values; ``None`` means "not given".
+    ``validate_url=False`` is for commands that never connect (init, new).
+    """
+    root = (root or Path.cwd()).resolve()
+    env = os.environ if environ is None else environ
+    data, path, source_name = _file_settings(root, config_file)
+    where = str(path) if path else CONFIG_FILE
+    unknown = set(data) - _KEYS
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown setting(s): {', '.join(sorted(unknown))} "
+            f"(known: {', '.join(sorted(_KEYS))})"
+        )
+    values: dict[str, Any] = {"root": root, "config_file": path}
+
+    def folder(key: str) -> None:
+        if key in data:
+            if not isinstance(data[key], str) or not data[key]:
+                raise ConfigError(f"{where}: {key} must be a non-empty string")
+            values[key] = (root / data[key]).resolve()
+
+    for key in ("migrations_dir", "rollback_dir", "backup_dir"):
+        folder(key)
+    for key in ("layout", "shadow_url", "history_schema", "database_url"):
+        if key in data and not isinstance(data[key], str):
+            raise ConfigError(f"{where}: {key} must be a string")
+    for key in ("layout", "shadow_url", "history_schema"):
+        if key in data:
+            values[key] = data[key]
+    if "scratch_prefix" in data:
+        if not isinstance(data["scratch_prefix"], str):
+            raise ConfigError(f"{where}: scratch_prefix must be a string")
+        values["scratch_prefix"] = check_prefix(data["scratch_prefix"], where)
+    if "layout" in data and data["layout"] not in LAYOUT_NAMES:
+        raise ConfigError(
+            f"{where}: unknown layout {data['layout']!r} (known: {', '.join(LAYOUT_NAMES)})"
+        )
+    for key in ("lock_timeout", "statement_timeout", "lock_wait"):
+        if key in data:
+            values[key] = parse_duration(data[key], f"{where}: {key}")
+    if "lock_retries" in data:
+        retries = data["lock_retries"]
+        if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
+            raise ConfigError(f"{where}: lock_retries must be a non-negative integer")
+        values["lock_retries"] = retries
+    hooks = data.get("hooks", {})
+    if not isinstance(hooks, dict):
+        raise ConfigError(f"{where}: [hooks] must be a table")
+    bad_hooks = set(hooks) - _HOOK_KEYS
+    if bad_hooks:
+        raise ConfigError(
+            f"{where}: unknown hook(s): {', '.join(sorted(bad_hooks))} "
+            f"(known: {', '.join(HOOK_NAMES)})"
+        )
+    if "timeout" in hooks:
+        values["hook_timeout"] = parse_duration(hooks["timeout"], f"{where}: hooks.timeout")
+    for name, command in hooks.items():
+        if name != "timeout" and not isinstance(command, str):
+            raise ConfigError(f"{where}: hooks.{name} must be a shell command (a string)")
+    values["hooks"] = {k: v for k, v in hooks.items() if k != "timeout"}
+
+    database_url, url_source, url_origin = DEFAULT_URL, "default", "the default"
+    if data.get("database_url"):
+        database_url, url_source, url_origin = data["database_url"], source_name, where
+    dotenv_url, dotenv_name = _dotenv_url(root)
+    if dotenv_url:
+        database_url, url_source = dotenv_url, dotenv_name
+        url_origin = f"DATABASE_URL in {root / dotenv_name}"
+    if env.get("DATABASE_URL"):
+        database_url, url_source = env["DATABASE_URL"], "environment"
+        url_origin = "the DATABASE_URL environment variable"
+    if url:
+        database_url, url_source, url_origin = url, "flag", "--url"
+    values["database_url"] = database_url
+    values["url_source"] = url_source
+
+    for key, value in flags.items():
+        if value is None:
+            continue
+        if key not in Config.__dataclass_fields__:
+            raise ConfigError(f"unknown setting {key!r}")
+        if key in ("lock_timeout", "statement_timeout", "lock_wait"):
+            values[key] = parse_duration(value, f"--{key.replace('_', '-')}")
+        else:
+            values[key] = value
+    config = Config(**values)
+    if not validate_url:
+        return config
+    try:
+        config.url  # noqa: B018 - validate the URL now, with a clear message
+    except ConfigError as exc:
+        raise ConfigError(f"{exc.message} (from {url_origin})", hint=exc.hint) from None
+    if config.shadow_url:
+        try:
+            config.shadow  # noqa: B018
+        except ConfigError as exc:
+            origin = "--shadow-url" if flags.get("shadow_url") else f"shadow_url in {where}"
+            raise ConfigError(f"{exc.message} (from {origin})", hint=exc.hint) from None
+    return config

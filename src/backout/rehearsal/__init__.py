@@ -1,0 +1,1 @@
+"""``test``: rehearsing rollbacks on a throwaway copy, with or without data."""

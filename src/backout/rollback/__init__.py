@@ -1,0 +1,2 @@
+"""``plan`` and ``rollback``: planning, running (whole or partial), resuming and undoing
+interrupted runs."""

@@ -1,0 +1,2 @@
+"""Running scripts against a database: workspace, runner, transactions, locks, history, journal,
+hooks, replays, status."""

@@ -1,0 +1,259 @@
+"""A project, its database and its history, opened together for one command."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from typing import TypeVar
+
+from backout.dialects import dialect_for
+from backout.dialects.base import Actor, Dialect, RunLock, Session, utcnow
+from backout.model.errors import ConfigError, HistoryError, LockError, LockHeld
+from backout.model.urls import DatabaseURL
+from backout.project.config import Config
+from backout.project.layouts import load_project
+from backout.project.migration import Project
+from backout.run.history import Event, EventLog, Ledger
+from backout.run.runner import Executor, RunOptions
+from backout.run.status import StatusReport, being_applied, compute_status
+
+T = TypeVar("T")
+
+#: Prisma's migration_lock.toml provider → backout dialect name
+_PRISMA_PROVIDERS = {
+    "postgresql": "postgresql",
+    "postgres": "postgresql",
+    "sqlite": "sqlite",
+    "mysql": "mysql",
+}
+
+
+@dataclass
+class Workspace:
+    """Everything one command needs; open with :meth:`open`."""
+
+    config: Config
+    project: Project
+    url: DatabaseURL
+    dialect: Dialect
+    actor: Actor
+    ledger: Ledger
+    events: EventLog
+    #: where human notices go while a command runs (lock waits...); None: nowhere
+    notice: Callable[[str], None] | None = None
+
+    @classmethod
+    def open(cls, config: Config) -> Workspace:
+        """Load the project and pick the dialect; no database access yet."""
+        project = load_project(
+            config.root,
+            layout=config.layout,
+            migrations_dir=config.migrations_dir,
+            rollback_dir=config.rollback_dir,
+        )
+        url = config.url
+        expected = _PRISMA_PROVIDERS.get(project.provider or "")
+        if expected is not None and expected != url.dialect:
+            raise ConfigError(
+                f"{project.provider_source} says provider '{project.provider}', "
+                f"but the database URL ({url.masked()}, from {config.url_source}) is {url.dialect}"
+            )
+        dialect = dialect_for(url)
+        dialect.history_schema = config.history_schema
+        return cls(
+            config=config,
+            project=project,
+            url=url,
+            dialect=dialect,
+            actor=Actor.current(),
+            ledger=Ledger(
+                dialect, prisma=project.ledger == "prisma", history_schema=config.history_schema
+            ),
+            events=EventLog(dialect, config.history_schema),
+        )
+
+    def connect(self, *, create: bool = True) -> Session:
+        """Open a session on the configured database (``create=False``: never create a file)."""
+        return self.dialect.connect(self.url, actor=self.actor, create=create)
+
+    @contextmanager
+    def session(self, *, create: bool = True) -> Iterator[Session]:
+        """A session closed on exit."""
+        session = self.connect(create=create)
+        try:
+            yield session
+        finally:
+            session.close()
+
+    def database_exists(self) -> bool:
+        """False when the database is a file that does not exist yet (read-only commands)."""
+        return self.dialect.database_exists(self.url)
+
+    def run_lock(self, session: Session) -> RunLock:
+        """Take the run lock (also Prisma's, in the Prisma layout), waiting up to
+        ``lock_wait`` while another run holds it; LockError after that."""
+        prisma = self.project.ledger == "prisma"
+        return self._waiting(
+            lambda: self.dialect.acquire_run_lock(session, self.actor, prisma_compatible=prisma)
+        )
+
+    def check_run_lock(self, session: Session) -> None:
+        """LockError naming the holder when another run holds the run lock (takes nothing),
+        after waiting up to ``lock_wait`` for it to be released."""
+        prisma = self.project.ledger == "prisma"
+        self._waiting(
+            lambda: self.dialect.check_run_lock(session, self.actor, prisma_compatible=prisma)
+        )
+
+    def _waiting(self, attempt: Callable[[], T]) -> T:
+        """``attempt()`` again while the run lock is held elsewhere, until ``lock_wait`` ends.
+
+        The dialects only ever try (never block inside the database), so waiting is this loop
+        the same everywhere, and the holder is named when the wait is over.
+        """
+        wait = self.config.lock_wait
+        deadline = time.monotonic() + wait
+        pause = 0.05
+        told = False
+        while True:
+            try:
+                return attempt()
+            except LockHeld as exc:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    if wait > 0:
+                        exc.message += f" (waited {wait:g}s, --lock-wait)"
+                        exc.args = (exc.message,)
+                    raise
+                if not told and self.notice is not None:
+                    self.notice(f"{exc.message}; waiting up to {wait:g}s (--lock-wait)")
+                    told = True
+                time.sleep(min(pause, left))
+                pause = min(pause * 2, 0.5)
+
+    def run_options(self) -> RunOptions:
+        """Timeouts and retries from the configuration (lock waits reported to ``notice``)."""
+        notice = self.notice
+
+        def on_retry(where: str, attempt: int, wait: float) -> None:
+            if notice is not None:
+                notice(
+                    f"{where}: lock not granted within {self.config.lock_timeout:g}s "
+                    f"(attempt {attempt} of {self.config.lock_retries + 1}); retrying in "
+                    f"{wait:.1f}s"
+                )
+
+        return RunOptions(
+            lock_timeout=self.config.lock_timeout,
+            lock_wait=self.dialect.lock_wait(self.config.lock_timeout),
+            lock_retries=self.config.lock_retries,
+            statement_timeout=self.config.statement_timeout,
+            on_retry=on_retry,
+        )
+
+    def read_status(self, session: Session) -> StatusReport:
+        """The state of every migration, checking the history tables' version first."""
+        self.events.check_version(session)
+        exists = self.ledger.exists(session)
+        rows = self.ledger.rows(session) if exists else []
+        report = compute_status(self.project, rows, ledger_exists=exists)
+        if report.unfinished:
+            holder = self.run_lock_holder(session)
+            if holder is not None:
+                report = being_applied(report, holder)
+        # A half-restored database may have lost its ledger: the journal still knows.
+        restores = tuple(self.events.journal.unfinished_restores(session))
+        return replace(report, unfinished_restores=restores) if restores else report
+
+    def run_lock_holder(self, session: Session) -> str | None:
+        """Who holds the run lock now (backout's, or Prisma Migrate's in the Prisma layout),
+        as the sentence LockError gives; None when it is free. Takes nothing."""
+        prisma = self.project.ledger == "prisma"
+        try:
+            # asked once, never waited for: status reports, it does not queue
+            self.dialect.check_run_lock(session, self.actor, prisma_compatible=prisma)
+        except LockError as exc:
+            return exc.message
+        return None
+
+    def refuse_being_applied(self, report: StatusReport) -> None:
+        """LockError naming the holder when another run is applying a migration now."""
+        if report.applying:
+            entry = report.applying[0]
+            raise LockError(
+                f"migration {entry.id} is being applied: {entry.applying_by}",
+                hint="wait for that run to finish, then look at `backout status`",
+            )
+
+    def ensure_history(self, session: Session, executor: Executor) -> None:
+        """Create backout's tables (and the ledger) if missing, in their own transaction.
+
+        On a first run this also creates the schema the URL names (Prisma's ``?schema=``),
+        as ``prisma migrate deploy`` does.
+        """
+        missing: list[tuple[str, tuple[object, ...]]] = []
+        if not self.events.exists(session):
+            missing.extend(self.events.create_sql(self.actor, utcnow()))
+        if not self.ledger.exists(session):
+            missing.extend((sql, ()) for sql in self.ledger.create_sql())
+        if not missing:
+            return
+        statements = [(sql, ()) for sql in self.dialect.ensure_url_schema(self.url)] + missing
+        executor.comment("backout: create history tables")
+        executor.begin()
+        try:
+            for sql, params in statements:
+                executor.execute(sql, params or None)
+            executor.commit()
+        except BaseException:
+            executor.rollback()
+            raise
+
+    def record(self, executor: Executor, event: Event) -> None:
+        """Append an event through the executor (in whatever transaction is open)."""
+        sql, params = self.events.append(event)
+        executor.execute(sql, params)
+
+    def record_alone(self, session: Session, event: Event) -> None:
+        """Append an event in a transaction of its own (after a failure was rolled back)."""
+        if not self.events.exists(session):
+            executor = Executor(session, dry_run=False)
+            self.ensure_history(session, executor)
+        sql, params = self.events.append(event)
+        session.begin()
+        try:
+            session.execute(sql, params)
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+
+    def refuse_untrusted(
+        self, report: StatusReport, *, allow_edited: bool, allow_missing: bool
+    ) -> None:
+        """Refuse to continue past history that cannot be trusted, unless told to."""
+        self.refuse_being_applied(report)
+        if report.failed:
+            entry = report.failed[0]
+            others = f" (and {len(report.failed) - 1} more)" if len(report.failed) > 1 else ""
+            raise HistoryError(
+                f"migration {entry.id} failed{others} and is not resolved",
+                hint=f"see `backout status`; fix the cause, then `backout resolve {entry.id} "
+                "--rolled-back` (or --applied if its changes are in place)",
+            )
+        if report.missing and not allow_missing:
+            ids = ", ".join(e.id for e in report.missing[:5])
+            raise HistoryError(
+                f"applied migration(s) missing from disk: {ids}",
+                hint="restore the files (e.g. git checkout), or pass --allow-missing",
+            )
+        if report.edited and not allow_edited:
+            entry = report.edited[0]
+            assert entry.migration is not None
+            raise HistoryError(
+                f"{entry.migration.up.display} was edited after it was applied "
+                f"({len(report.edited)} edited migration(s))",
+                hint="restore the applied version (e.g. git checkout), or pass --allow-edited",
+            )
