@@ -1,12 +1,13 @@
-"""Issues 13 (item 13) and 14: every example of docs/json.md against the real document.
+"""Issues 13 (item 13) and 14: every JSON example of the docs against the real document.
 
-Each example is produced here by the real command on a real project (SQLite): the session the
-documentation describes, command by command. Each real document must have exactly the
+The examples are those of docs/json.md and of the command pages (docs/commands/*.md). Each is
+produced here by the real command on a real project (SQLite): the session the documentation
+describes, command by command. Each real document must have exactly the
 example's keys, recursively (nested objects and list items too), with the same JSON types;
 values that vary (ids, times, paths, counts) need not match, but enumerated values (states,
 kinds, outcomes) must be the real ones, and times follow the page's convention. Then the
-database state backs the documents up. :data:`EXAMPLES` counts the examples, so a new one
-cannot go unchecked.
+database state backs the documents up. :data:`EXAMPLES` and :data:`PAGE_EXAMPLES` count the
+examples, so a new one cannot go unchecked.
 """
 
 from __future__ import annotations
@@ -49,6 +50,9 @@ EXAMPLES = {
     "emergency": 1,
 }
 
+#: the JSON examples of the command pages (docs/commands/<command>.md), checked the same way
+PAGE_EXAMPLES = {"backups": 1, "check": 1, "lint": 1, "test": 1}
+
 #: keys whose values come from a closed set (states, kinds, outcomes): an example's value must
 #: be the one the real document has, so it is one the code produces
 ENUMERATED = {
@@ -86,6 +90,16 @@ def documented() -> dict[str, list[Any]]:
     for match in re.finditer(r"^##+ `(\w+) --json`\n(.*?)(?=^##|\Z)", text, re.S | re.M):
         blocks = re.findall(r"```json\n(.*?)```", match.group(2), re.S)
         found.setdefault(match.group(1), []).extend(json.loads(b) for b in blocks)
+    return found
+
+
+def page_examples() -> dict[str, list[Any]]:
+    """Every ```json block of each command's page, per command, in order."""
+    found: dict[str, list[Any]] = {}
+    for page in sorted((REPO / "docs" / "commands").glob("*.md")):
+        blocks = re.findall(r"^```json\n(.*?)^```", page.read_text(encoding="utf-8"), re.S | re.M)
+        if blocks:
+            found[page.stem] = [json.loads(b) for b in blocks]
     return found
 
 
@@ -141,7 +155,9 @@ def assert_documented(doc: Any, real: Any) -> None:
 def test_every_example_is_checked() -> None:
     docs = documented()
     assert {command: len(blocks) for command, blocks in docs.items()} == EXAMPLES
-    for when in timestamps(docs):
+    pages = page_examples()
+    assert {command: len(blocks) for command, blocks in pages.items()} == PAGE_EXAMPLES
+    for when in timestamps(docs) + timestamps(pages):
         assert isinstance(when, str) and TIMESTAMP.fullmatch(when), f"docs/json.md: {when}"
 
 
@@ -315,6 +331,7 @@ def test_the_read_only_documents_match_real_ones(tmp_path: Path, sqlite_url: str
     )
     check = read(root, sqlite_url, "check", code=1)
     assert_documented(docs["check"][0], check)
+    assert_documented(page_examples()["check"][0], check)
     sql(sqlite_url, 'DELETE FROM "VoucherRedemption" WHERE "id" = \'r-orphan\'')
 
     assert run(["rollback", "--yes"], project=root, url=sqlite_url).exit_code == 0
@@ -324,6 +341,7 @@ def test_the_read_only_documents_match_real_ones(tmp_path: Path, sqlite_url: str
     assert_documented(docs["history"][0], {**history, "events": history["events"][-2:]})
     backups = read(root, sqlite_url, "backups")
     assert_documented(docs["backups"][0], backups)
+    assert_documented(page_examples()["backups"][0], backups)
     assert [b["kind"] for b in backups["backups"]] == ["scoped", "full"]
 
 
@@ -396,3 +414,21 @@ def test_the_lint_document(tmp_path: Path) -> None:
     findings = [f for f in document["findings"] if f["rule"] != "BO101"]
     assert len(findings) < len(document["findings"])
     assert_documented(documented()["lint"][0], {**document, "findings": findings})
+    assert_documented(page_examples()["lint"][0], {**document, "findings": findings})
+
+
+def test_a_failed_rehearsal(tmp_path: Path, sqlite_url: str) -> None:
+    """docs/commands/test.md's example: a rollback that leaves a table behind."""
+    root = write(
+        tmp_path / "p",
+        {
+            "backout.toml": 'layout = "plain"\n',
+            "migrations/001_users.up.sql": "CREATE TABLE users (id INTEGER PRIMARY KEY);\n",
+            "migrations/002_more.up.sql": "CREATE TABLE a (id INTEGER);\nCREATE TABLE b (x INT);\n",
+            "migrations/002_more.down.sql": "-- backout:risk HIGH\nDROP TABLE a;\n",
+        },
+    )
+    assert run(["up"], project=root, url=sqlite_url).exit_code == 0
+    document = read(root, sqlite_url, "test", code=1)
+    assert_documented(page_examples()["test"][0], document)
+    assert document["migrations"][0]["failures"][0]["kind"] == "schema"
