@@ -161,6 +161,30 @@ def test_every_example_is_checked() -> None:
         assert isinstance(when, str) and TIMESTAMP.fullmatch(when), f"docs/json.md: {when}"
 
 
+def keys(document: Any) -> set[str]:
+    """Every key of ``document``, at any depth."""
+    if isinstance(document, dict):
+        return set(document) | {k for value in document.values() for k in keys(value)}
+    if isinstance(document, list):
+        return {k for value in document for k in keys(value)}
+    return set()
+
+
+def test_the_tables_name_only_real_fields() -> None:
+    """A field the tables of docs/json.md describe is a field of its examples (which are real:
+    the tests below), so a renamed or removed field cannot stay described."""
+    text = (REPO / "docs" / "json.md").read_text(encoding="utf-8")
+    real = keys(list(documented().values()))
+    described = {
+        name
+        for line in text.splitlines()
+        if line.startswith("| `")
+        for name in re.findall(r"`(\w+)`", line.split("|")[1])
+    }
+    assert described, "no field table found"
+    assert described <= real, f"described, in no example: {sorted(described - real)}"
+
+
 def act(root: Path, url: str, *args: str, code: int = 0) -> dict[str, Any]:
     result = run([*args, "--json"], project=root, url=url)
     assert result.exit_code == code, result.output
