@@ -12,8 +12,9 @@ loaded group works as well as an eager one). Its page, ``docs/commands/<command>
   option there that it does not have.
 
 docs/commands/README.md must index every command, in the order ``backout --help`` lists them,
-and describe the options every command accepts. The ``--json`` documents are checked against
-real output in tests/integration/test_json_docs.py.
+and describe the options every command accepts. Anywhere in the docs, a command line
+(``backout X --flag``, or ```X --flag``` in prose) names only flags X has. The ``--json``
+documents are checked against real output in tests/integration/test_json_docs.py.
 """
 
 from __future__ import annotations
@@ -183,3 +184,35 @@ def test_the_options_every_command_accepts() -> None:
     for entry in COMMANDS:
         if entry.name != "demo":  # builds its own project (README says so)
             assert common <= entry.flags(), entry.name
+
+
+#: docs that name a command with flags it does not have on purpose: the record of the bad
+#: inputs the reliability suite feeds the command line (``rollback --frobnicate``)
+BAD_INPUTS = {REPO / "docs" / "reliability.md"}
+
+
+def mentions(text: str) -> Iterator[tuple[str, str]]:
+    """(command, flag) of each command line in ``text``: ``backout X --flag`` (in code, after a
+    backtick or ``$ ``) and ``\\`X --flag\\``` (prose naming another command's flag)."""
+    names = "|".join(re.escape(e.name) for e in sorted(COMMANDS, key=lambda e: -len(e.name)))
+    lines = re.compile(rf"(?:`|^\$ |^)backout ({names})\b([^`\n]*)", re.M)
+    quoted = re.compile(rf"`({names}) (--?[^`\n]*)`")
+    for match in [*lines.finditer(text), *quoted.finditer(text)]:
+        # a shell pipeline or list continues with another program
+        words = re.split(r"\||;|&&", match.group(2))[0]
+        for flag in FLAG.findall(words):
+            yield match.group(1), flag
+
+
+def test_every_command_line_in_the_docs_names_real_flags() -> None:
+    """README, docs/ and the examples' READMEs: a flag named with a command is one it has."""
+    known = {e.name: e.flags() for e in COMMANDS}
+    files = [REPO / "README.md", *(REPO / "docs").rglob("*.md"), *REPO.glob("examples/*/*.md")]
+    wrong = [
+        f"{path.relative_to(REPO)}: {command} {flag}"
+        for path in files
+        if path not in BAD_INPUTS
+        for command, flag in mentions(path.read_text(encoding="utf-8"))
+        if flag not in known[command]
+    ]
+    assert not wrong, wrong
