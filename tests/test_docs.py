@@ -220,3 +220,15 @@ def test_every_command_line_in_the_docs_names_real_flags() -> None:
         if flag not in known[command]
     ]
     assert not wrong, wrong
+
+
+def test_the_commands_with_json_output() -> None:
+    """docs/json.md's two tables and docs/commands/README.md name the commands that have
+    ``--json``, all of them."""
+    with_json = {e.name for e in COMMANDS if "--json" in e.flags()}
+    text = (REPO / "docs" / "json.md").read_text(encoding="utf-8")
+    tables = text.split("## Stability", 1)[0]
+    assert set(re.findall(r"^\| \[`(\w+) --json`\]", tables, re.M)) == with_json
+    readme = (COMMANDS_DIR / "README.md").read_text(encoding="utf-8")
+    bullet = readme.split("- **`--json`**", 1)[1].split("\n- ", 1)[0]
+    assert set(re.findall(r"`(\w+)`", bullet.split(")", 1)[0])) == with_json
