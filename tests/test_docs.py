@@ -5,8 +5,8 @@ loaded group works as well as an eager one). Its page, ``docs/commands/<command>
 
 - show it in the synopsis (the code block before the first ``##`` heading: the lines starting
   with ``backout <command>``, and their indented continuation lines), naming every argument and
-  every option the command has (each long flag, ``--no-x`` forms included), and no option it
-  does not have;
+  every option the command has (by one of its flags; ``--no-x`` forms too; a choice with its
+  values, ``--backup scoped|full|none``), and no option it does not have;
 - describe each of its own options (all but ``--url``, ``-C/--project`` and ``--config``, which
   docs/commands/README.md describes once) in a row of its ``## Flags`` table, and name no
   option there that it does not have.
@@ -151,6 +151,11 @@ def test_the_synopsis_names_every_option_and_argument(entry: Documented) -> None
     assert not unknown, f"{entry.page.name}: the synopsis names {sorted(unknown)}, not options"
     for argument in entry.arguments():
         assert re.search(rf"\b{argument}\b", shown), f"{entry.page.name}: no {argument}"
+    for param in entry.command.params:
+        if isinstance(param, click.Option) and isinstance(param.type, click.Choice):
+            # the values a choice takes: `--backup scoped|full|none`
+            values = "|".join(str(c) for c in param.type.choices)
+            assert f"{param.opts[-1]} {values}" in shown, f"{entry.page.name}: not {values}"
 
 
 @pytest.mark.parametrize("entry", COMMANDS, ids=ids(COMMANDS))
