@@ -26,8 +26,8 @@ from typing import Any
 
 from backout.analysis.impact import table_key
 from backout.api.documents import JSON_FORMAT
-from backout.dialects.base import Session
-from backout.dialects.orphans import OrphanRows, Reference, count_orphans
+from backout.dialects.base import OrphanRows, Session
+from backout.dialects.orphans import Reference, count_orphans
 from backout.model.effects import Action, Effect, ObjectKind, ObjectRef, analyze
 from backout.model.errors import BackoutError
 from backout.model.schema import SchemaChange, SchemaSnapshot, TableInfo, diff_schemas

@@ -25,7 +25,7 @@ the current state, and then restores in one transaction that is committed only i
 fingerprint and the restored row counts match the backup's record.
 
 Every difference between databases lives in :mod:`backout.dialects` (see
-:class:`~backout.dialects.backup_base.BackupEngine`); this module never prints.
+:class:`~backout.dialects.base.BackupEngine`); this module never prints.
 """
 
 from __future__ import annotations
@@ -48,8 +48,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final
 
-from backout.dialects.backup_base import Progress, RestoreRequest, no_progress
-from backout.dialects.base import Session, utcnow
+from backout.dialects.base import Progress, RestoreRequest, Session, no_progress, utcnow
 from backout.model.errors import (
     BackoutError,
     BackupError,
@@ -66,7 +65,7 @@ from backout.run.history import Event
 from backout.run.journal import InterruptedRun, RunContext
 
 if TYPE_CHECKING:
-    from backout.dialects.backup_base import BackupEngine
+    from backout.dialects.base import BackupEngine
     from backout.run.workspace import Workspace
 
 __all__ = [

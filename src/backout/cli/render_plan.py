@@ -8,7 +8,7 @@ from rich.text import Text
 
 from backout.api.documents import loss_summary, loss_text
 from backout.cli.render import Column, console, fitted_table
-from backout.run.runner import render_literal
+from backout.dialects.params import render_literal
 
 if TYPE_CHECKING:
     from backout.api import PlanView, RollbackResult

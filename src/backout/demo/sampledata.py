@@ -1119,7 +1119,7 @@ def _write_mysql(url: DatabaseURL, tables: Sequence[_Table]) -> dict[str, int]:
     as mysqldump does; the rows are consistent by construction)."""
     import pymysql
 
-    from backout.dialects.mysql.dialect import translate
+    from backout.dialects.mysql.session import translate
 
     counts: dict[str, int] = {}
     try:

@@ -37,8 +37,16 @@ from pathlib import Path
 from typing import IO, ClassVar, Final
 
 from backout.dialects import client_programs
-from backout.dialects.backup_base import BackupEngine, DumpResult, Progress, RestoreRequest
-from backout.dialects.base import Actor, Session
+from backout.dialects.base import (
+    Actor,
+    BackupEngine,
+    Dialect,
+    DumpResult,
+    Progress,
+    RestoreRequest,
+    Session,
+)
+from backout.dialects.mysql.session import MysqlSession, translate
 from backout.model.errors import BackupError, DatabaseError, DatabaseUnavailable
 from backout.model.schema import SchemaSnapshot
 from backout.model.urls import DatabaseURL, scrub
@@ -154,6 +162,10 @@ class MysqlBackupEngine(BackupEngine):
     restore_manner: ClassVar[str] = (
         "statement by statement, journaled (MySQL/MariaDB commit DDL at once)"
     )
+
+    def __init__(self, dialect: Dialect) -> None:
+        #: the dialect whose sessions restores open (passed in: the dialect module imports this)
+        self.dialect = dialect
 
     @staticmethod
     def _mariadb(session: Session) -> bool:
@@ -283,12 +295,11 @@ class MysqlBackupEngine(BackupEngine):
         actor: Actor,
         progress: Progress,
     ) -> None:
-        from backout.dialects.mysql.dialect import MysqlDialect, MysqlSession
         from backout.dialects.mysql.tools import client_options, find_tool
 
         if not target.database:
             raise BackupError(f"--into needs a database name ({target.masked()})")
-        dialect = MysqlDialect()
+        dialect = self.dialect
         try:
             session = dialect.connect(target, actor=actor, create=False)
         except DatabaseUnavailable as exc:
@@ -327,8 +338,6 @@ class MysqlBackupEngine(BackupEngine):
     @staticmethod
     def _create_database(target: DatabaseURL, actor: Actor) -> None:
         import pymysql
-
-        from backout.dialects.mysql.dialect import translate
 
         params = dict(target.params)
         kwargs: dict[str, object] = {

@@ -8,31 +8,30 @@ import subprocess
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
 from backout.dialects import scratch_names
 from backout.dialects.base import (
     Actor,
+    BackupEngine,
     CommitNeeded,
     ControlStatement,
     Dialect,
     DmlScope,
-    Params,
-    Row,
+    OrphanRows,
     RunLock,
     Session,
 )
+from backout.dialects.orphans import unvalidated_orphans
 from backout.dialects.postgres import explain as pg_explain
+from backout.dialects.postgres.session import PostgresSession
 from backout.model.errors import DatabaseError, DatabaseUnavailable, LockHeld, ProjectError
 from backout.model.schema import SchemaSnapshot, TableInfo, TableStats
 from backout.model.script import Statement
 from backout.model.urls import DatabaseURL, scrub
 
 if TYPE_CHECKING:
-    import psycopg
-
-    from backout.dialects.backup_base import BackupEngine
     from backout.dialects.ddl_base import Draft, DraftStep, LiveNames, Rename
 
 #: backout's own advisory lock key: the bytes of "backout" as a bigint
@@ -63,113 +62,6 @@ def _conninfo(url: DatabaseURL) -> str:
     return urlunsplit(
         (scheme, parts.netloc, parts.path, urlencode(url.params, quote_via=quote), "")
     )
-
-
-def translate(exc: Exception, url: DatabaseURL) -> DatabaseError:
-    """A psycopg error as a DatabaseError with SQLSTATE and a scrubbed one-line message."""
-    sqlstate = getattr(exc, "sqlstate", None)
-    diag = getattr(exc, "diag", None)
-    primary = getattr(diag, "message_primary", None) if diag is not None else None
-    message = (
-        primary or str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    )
-    detail = getattr(diag, "message_detail", None) if diag is not None else None
-    if detail:
-        message = f"{message} ({detail})"
-    return DatabaseError(scrub(message, url.secrets), sqlstate=sqlstate)
-
-
-class PostgresSession(Session):
-    """A psycopg connection in autocommit mode; backout issues BEGIN/COMMIT itself."""
-
-    def __init__(self, dialect: PostgresDialect, url: DatabaseURL, conn: psycopg.Connection[Any]):
-        self.dialect = dialect
-        self.url = url
-        self.conn = conn
-        self._in_tx = False
-
-    def query(self, sql: str, params: Params = None) -> list[Row]:
-        try:
-            with self.conn.cursor() as cur:
-                cur.execute(sql.encode() if params is None else sql, params)
-                return list(cur.fetchall()) if cur.description is not None else []
-        except Exception as exc:
-            raise self._translate(exc) from exc
-
-    def execute(self, sql: str, params: Params = None) -> int:
-        try:
-            with self.conn.cursor() as cur:
-                # bytes: psycopg does no %-placeholder processing on user SQL without params
-                cur.execute(sql.encode() if params is None else sql, params)
-                return cur.rowcount
-        except Exception as exc:
-            raise self._translate(exc) from exc
-
-    def _translate(self, exc: Exception) -> DatabaseError:
-        import psycopg
-
-        if not isinstance(exc, psycopg.Error):
-            raise exc
-        return translate(exc, self.url)
-
-    def query_native(self, sql: str, params: Mapping[str, object]) -> list[Row]:
-        # Empty params: bind() left the SQL verbatim, so it must run without %-processing.
-        return self.query(sql, dict(params) or None)  # type: ignore[arg-type]
-
-    def execute_native(self, sql: str, params: Mapping[str, object]) -> int:
-        return self.execute(sql, dict(params) or None)  # type: ignore[arg-type]
-
-    def query_table(
-        self, sql: str, params: Mapping[str, object], limit: int
-    ) -> tuple[list[str], list[Row]]:
-        try:
-            with self.conn.cursor() as cur:
-                cur.execute(sql.encode() if not params else sql, params or None)
-                names = [c.name for c in cur.description or ()]
-                return names, list(cur.fetchmany(limit)) if cur.description else []
-        except Exception as exc:
-            raise self._translate(exc) from exc
-
-    def begin(self) -> None:
-        self.execute("BEGIN")
-        self._in_tx = True
-
-    def begin_read(self, *, lock_timeout: float | None = None) -> None:
-        self.begin()
-        if lock_timeout is not None:
-            # A table another run holds in ACCESS EXCLUSIVE mode (a rollback dropping it) would
-            # otherwise make a count wait until that run ends. 0 means "no limit": at least 1 ms.
-            self.execute(f"SET LOCAL lock_timeout = '{max(1, int(lock_timeout * 1000))}ms'")
-
-    def begin_check(self, *, lock_timeout: float | None = None) -> None:
-        # READ ONLY: a write (nextval too) fails instead of waiting for the ROLLBACK.
-        self.execute("BEGIN READ ONLY")
-        self._in_tx = True
-        if lock_timeout is not None:
-            self.execute(f"SET LOCAL lock_timeout = '{max(1, int(lock_timeout * 1000))}ms'")
-
-    def commit(self) -> None:
-        self.execute("COMMIT")
-        self._in_tx = False
-
-    def rollback(self) -> None:
-        import psycopg
-
-        self._in_tx = False
-        if self.conn.closed:
-            return
-        try:
-            self.conn.execute(b"ROLLBACK")
-        except psycopg.Error:
-            # The connection is gone; the server rolls back on its own.
-            return
-
-    @property
-    def in_transaction(self) -> bool:
-        return self._in_tx
-
-    def close(self) -> None:
-        self.conn.close()
 
 
 class AdvisoryLock(RunLock):
@@ -739,9 +631,20 @@ class PostgresDialect(Dialect):
     def backup_engine(self) -> BackupEngine:
         from backout.dialects.postgres.backup import PostgresBackupEngine
 
-        return PostgresBackupEngine()
+        return PostgresBackupEngine(self)
 
     # --- rehearsals and drafts -----------------------------------------------------------------
+
+    def find_orphans(self, session: Session, snapshot: SchemaSnapshot) -> list[OrphanRows]:
+        """Foreign keys added ``NOT VALID`` and not validated since (a validated key is
+        enforced by the server, so it cannot have orphans)."""
+        keys = [
+            (table, fk)
+            for table in snapshot.tables.values()
+            for fk in table.foreign_keys
+            if not fk.validated
+        ]
+        return unvalidated_orphans(session, snapshot, keys)
 
     def schema_dump(
         self, url: DatabaseURL, actor: Actor, *, ignore_column_order: bool = False

@@ -24,8 +24,7 @@ from pathlib import Path
 from typing import ClassVar, Final
 from urllib.parse import quote
 
-from backout.dialects.backup_base import BackupEngine, DumpResult, Progress, RestoreRequest
-from backout.dialects.base import Actor, Session
+from backout.dialects.base import Actor, BackupEngine, DumpResult, Progress, RestoreRequest, Session
 from backout.model.errors import BackupError, DatabaseError, LockError
 from backout.model.schema import SchemaSnapshot
 from backout.model.urls import DatabaseURL

@@ -29,9 +29,11 @@ from typing import TYPE_CHECKING, ClassVar, NoReturn
 
 from backout.dialects.base import (
     Actor,
+    BackupEngine,
     ControlStatement,
     Dialect,
     DmlScope,
+    OrphanRows,
     Params,
     Row,
     RunLock,
@@ -52,9 +54,7 @@ from backout.model.script import Statement
 from backout.model.urls import DatabaseURL
 
 if TYPE_CHECKING:
-    from backout.dialects.backup_base import BackupEngine
     from backout.dialects.ddl_base import Draft, LiveNames, Rename
-    from backout.dialects.orphans import OrphanRows
 
 _LEADING_NOISE = re.compile(r"^(?:\s+|--[^\n]*\n?|/\*.*?\*/)*", re.S)
 _FIRST_WORDS = re.compile(r"^([A-Za-z]+)(?:\s+([A-Za-z_]+))?")
