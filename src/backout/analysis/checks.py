@@ -24,11 +24,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from backout.analysis.impact import table_key
-from backout.api.documents import JSON_FORMAT
 from backout.dialects.base import OrphanRows, Session
 from backout.dialects.orphans import Reference, count_orphans
-from backout.model.effects import Action, Effect, ObjectKind, ObjectRef, analyze
+from backout.model.documents import JSON_FORMAT
+from backout.model.effects import Action, Effect, ObjectKind, ObjectRef, analyze, table_key
 from backout.model.errors import BackoutError
 from backout.model.schema import SchemaChange, SchemaSnapshot, TableInfo, diff_schemas
 from backout.project.migration import Migration

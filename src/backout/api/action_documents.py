@@ -12,7 +12,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
-from backout.api.documents import JSON_FORMAT, iso
+from backout.api.documents import iso
+from backout.model.documents import JSON_FORMAT
 from backout.model.errors import BackoutError
 
 if TYPE_CHECKING:

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from rich.text import Text
 
-from backout.api.documents import loss_summary, loss_text
+from backout.analysis.risk import loss_summary, loss_text
 from backout.cli.render import Column, console, fitted_table
 from backout.dialects.params import render_literal
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING
 
-from backout.api.documents import loss_text
+from backout.analysis.risk import loss_text
 
 if TYPE_CHECKING:
     from backout.emergency.procedure import EmergencyResult

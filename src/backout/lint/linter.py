@@ -151,7 +151,7 @@ class LintReport:
 
 def lint_json(report: LintReport) -> dict[str, Any]:
     """The ``lint --json`` document (``"format": 1``; docs/commands/lint.md)."""
-    from backout.api.documents import JSON_FORMAT
+    from backout.model.documents import JSON_FORMAT
 
     return {
         "format": JSON_FORMAT,

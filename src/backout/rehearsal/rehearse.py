@@ -216,7 +216,7 @@ def _copy_mode(
 
 def rehearsal_json(report: RehearsalReport) -> dict[str, Any]:
     """The ``test --json`` document (docs/json.md)."""
-    from backout.api.documents import JSON_FORMAT
+    from backout.model.documents import JSON_FORMAT
 
     def hook(result: HookResult | None) -> dict[str, Any] | None:
         if result is None:

@@ -12,9 +12,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from backout.analysis.checks import CheckProblem, run_checks, show_table
-from backout.analysis.impact import table_key
 from backout.dialects.base import Session
-from backout.model.effects import analyze
+from backout.model.effects import analyze, table_key
 from backout.model.errors import BackoutError
 from backout.model.schema import SchemaDiff, SchemaSnapshot, TableStats, diff_schemas
 from backout.project.migration import Migration

@@ -369,8 +369,7 @@ def _created_table_rows(
     ws: Workspace, session: Session, snapshot: SchemaSnapshot, effects: ScriptEffects
 ) -> dict[str, int]:
     """Rows now in the tables the script creates (an inverse would drop them)."""
-    from backout.analysis.impact import table_key
-    from backout.model.effects import Action, ObjectKind
+    from backout.model.effects import Action, ObjectKind, table_key
 
     counts: dict[str, int] = {}
     for effect in effects.effects:

@@ -230,7 +230,7 @@ def _backup_intent(
     mode: str,
 ) -> tuple[BackupIntent, dict[str, tuple[str, ...]]]:
     """Decide what a scoped backup holds; fall back to full when a script cannot be analysed."""
-    from backout.analysis.impact import table_key
+    from backout.model.effects import table_key
 
     per_script: dict[str, tuple[str, ...]] = {}
     touched: set[str] = set()
