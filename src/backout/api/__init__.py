@@ -207,7 +207,8 @@ def backup(
     """Take a verified backup now: full, or scoped to the next rollback (full when none)."""
     from backout.backup import backup as _backup
 
-    return _backup.backup_now(Workspace.open(config), full=full, progress=progress)
+    scope = None if full else _rollback.next_backup_scope
+    return _backup.backup_now(Workspace.open(config), scope=scope, progress=progress)
 
 
 def backups(config: Config) -> list[BackupRecord]:
