@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import pytest
 
 if TYPE_CHECKING:
-    from backout.rehearsal.rehearse import RehearsalReport
+    from backout.rehearsal.report import RehearsalReport
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

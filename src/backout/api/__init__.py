@@ -23,7 +23,7 @@ from backout.run.workspace import Workspace
 
 if TYPE_CHECKING:
     from backout.backup.backup import BackupRecord, RestorePlan, RestoreResult
-    from backout.emergency.procedure import EmergencyResult, StepRecord
+    from backout.emergency.incident import EmergencyResult, StepRecord
     from backout.lint.linter import LintReport
     from backout.rollback.recovery import RecoveryPlan, RecoveryResult
 
@@ -347,8 +347,8 @@ def recover(
 if TYPE_CHECKING:
     from backout.analysis.checks import CheckReport
     from backout.generate.draft import GeneratedRollback
-    from backout.rehearsal.rehearse import Progress as RehearsalProgress
-    from backout.rehearsal.rehearse import RehearsalReport
+    from backout.rehearsal.report import Progress as RehearsalProgress
+    from backout.rehearsal.report import RehearsalReport
 
 
 def check(config: Config, *, drift: bool = True, ignore_column_order: bool = False) -> CheckReport:

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from backout.analysis.risk import loss_text
-from backout.model.documents import JSON_FORMAT
+from backout.model.documents import JSON_FORMAT, iso
 from backout.model.script import Script
 from backout.project.migration import Migration
 from backout.run.history import Event
@@ -18,13 +18,6 @@ if TYPE_CHECKING:
     from backout.analysis.impact import ScriptImpact
     from backout.migrate.residue import Residue
     from backout.rollback.rollback import PlanView
-
-
-def iso(value: dt.datetime | None) -> str | None:
-    """UTC ISO 8601 with milliseconds, or None."""
-    if value is None:
-        return None
-    return value.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def script_json(script: Script) -> dict[str, Any]:

@@ -129,8 +129,8 @@ def backups(as_json: bool, url: str | None, project: Path | None, config_file: P
     from rich.text import Text
 
     from backout import api
-    from backout.api.documents import iso
     from backout.cli import render
+    from backout.model.documents import iso
 
     config = build_config(url=url, project=project, config_file=config_file)
     records = api.backups(config)

@@ -188,7 +188,7 @@ class ActionDocument:
 
         if not self.enabled:
             return
-        from backout.api.action_documents import envelope
+        from backout.model.documents import envelope
 
         if isinstance(exc, BackoutError):
             self._echo(envelope(self.command, "error", self.started, self._now(), exc))
@@ -206,7 +206,7 @@ class ActionDocument:
         """Print the document of a command that finished (when ``--json`` was given)."""
         if not self.enabled:
             return
-        from backout.api.action_documents import envelope
+        from backout.model.documents import envelope
 
         self._echo({**envelope(self.command, outcome, self.started, self._now()), **fields})
 
@@ -268,7 +268,7 @@ def _usage_document(command: str, exc: click.UsageError) -> None:
     import datetime as dt
     import json
 
-    from backout.api.action_documents import envelope
+    from backout.model.documents import envelope
 
     now = dt.datetime.now(dt.UTC)
     document = envelope(command, "error", now, now)

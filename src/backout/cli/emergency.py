@@ -23,7 +23,7 @@ from backout.cli.common import (
 
 if TYPE_CHECKING:
     from backout.api import PlanView
-    from backout.emergency.procedure import StepRecord
+    from backout.emergency.incident import StepRecord
 
 _MARK = {"ok": "✓", "failed": "✗", "skipped": "–", "dry-run": "·", "pending": " "}
 

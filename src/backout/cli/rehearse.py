@@ -17,7 +17,7 @@ from backout.cli.common import build_config, fail, handle_errors, project_option
 if TYPE_CHECKING:
     from backout.analysis.checks import CheckReport
     from backout.generate.draft import GeneratedRollback
-    from backout.rehearsal.rehearse import Progress, RehearsalReport
+    from backout.rehearsal.report import Progress, RehearsalReport
 
 
 _KIND_STYLE = {
@@ -177,7 +177,7 @@ def test(
         )
     if as_json:
         from backout.cli import render
-        from backout.rehearsal.rehearse import rehearsal_json
+        from backout.rehearsal.report import rehearsal_json
 
         render.echo_json(rehearsal_json(report))
     else:
@@ -196,7 +196,7 @@ def _progress(*, enabled: bool) -> Iterator[Progress | None]:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from backout.cli import render
-    from backout.rehearsal.rehearse import RehearsalEvent
+    from backout.rehearsal.report import RehearsalEvent
 
     bar = Progress(
         TextColumn("[bold]rehearsing[/]"),
