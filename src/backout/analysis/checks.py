@@ -32,6 +32,7 @@ from backout.model.errors import BackoutError
 from backout.model.schema import SchemaChange, SchemaSnapshot, TableInfo, diff_schemas
 from backout.project.migration import Migration
 from backout.run.journal import describe_unfinished_restore, finish_restore_hint
+from backout.run.replay import replay, scratch_workspace
 from backout.run.runner import check_passes, prepare, refuse_writing_checks
 from backout.run.status import State, StatusReport
 from backout.run.workspace import Workspace
@@ -443,8 +444,6 @@ def _drift(
     report: CheckReport,
     ignore_column_order: bool,
 ) -> list[CheckProblem]:
-    from backout.run.replay import replay, scratch_workspace
-
     missing = [e.id for e in status.applied if e.migration is None]
     if missing:
         report.notes.append(

@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from backout import __version__
 from backout.dialects import params as sql_params
+from backout.model.effects import Action, ObjectKind
+from backout.model.errors import BackupError, UsageError
 from backout.model.schema import SchemaSnapshot, TableInfo, TableStats
 from backout.model.script import Statement
 from backout.model.urls import DatabaseURL
@@ -551,8 +553,6 @@ class Dialect(ABC):
         a renamed table or column is renamed back. Constraints, triggers and routines differ
         too much between databases: None.
         """
-        from backout.model.effects import Action, ObjectKind
-
         target = effect.target
         table = effect.table
         if effect.action is Action.CREATE and "OR REPLACE" not in effect.detail:
@@ -813,8 +813,6 @@ class Dialect(ABC):
         stored ``CREATE`` text of objects in ``before``, where the catalog snapshot cannot
         rebuild them exactly (see :meth:`stored_definitions`).
         """
-        from backout.model.errors import UsageError
-
         raise UsageError(f"`generate` does not support {self.display_name} yet")
 
     def rename_back(self, rename: Rename) -> str | None:
@@ -865,8 +863,6 @@ class Dialect(ABC):
 
     def backup_engine(self) -> BackupEngine:
         """The engine that dumps, verifies and restores this kind of database."""
-        from backout.model.errors import BackupError
-
         raise BackupError(f"backups of {self.display_name} databases are not supported yet")
 
     def ensure_url_schema(self, url: DatabaseURL) -> list[str]:

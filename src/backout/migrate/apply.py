@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from backout.dialects.base import Session, utcnow
 from backout.model.errors import BackoutError, CheckFailed, DatabaseError, HistoryError, LockError
 from backout.project.migration import Migration
+from backout.rollback.rollback import refuse_interrupted
 from backout.run.history import Event
 from backout.run.journal import FINISH, START, UP, JournalHooks, RunContext
 from backout.run.runner import Executor, PreparedScript, ScriptRunner, prepare
@@ -137,8 +138,6 @@ def up(
 
 
 def _refuse_interrupted(report: StatusReport) -> None:
-    from backout.rollback.rollback import refuse_interrupted
-
     refuse_interrupted(report)
 
 

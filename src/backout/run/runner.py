@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from backout.dialects.base import Dialect, Params, Row, ScriptShape, Session
-from backout.dialects.params import render_literal
+from backout.dialects.params import render, render_literal
 from backout.model.errors import CheckFailed, DatabaseError, LockError, ProjectError
 from backout.model.script import Script, SqlCheck, Statement
 from backout.run.transactions import TransactionLayout, lay_out
@@ -50,8 +50,6 @@ class Executor:
         placeholders (never pasted into the SQL; the transcript shows them as literals).
         """
         if named:
-            from backout.dialects.params import render
-
             dialect = self.session.dialect
             shown = render(sql, dialect.param_spans(sql, named.keys()), named)
             self.transcript.append(shown.rstrip().rstrip(";") + ";")

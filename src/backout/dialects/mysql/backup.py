@@ -46,7 +46,9 @@ from backout.dialects.base import (
     RestoreRequest,
     Session,
 )
+from backout.dialects.mysql.catalog import read_mysql_snapshot
 from backout.dialects.mysql.session import MysqlSession, translate
+from backout.dialects.mysql.tools import client_options, find_tool
 from backout.model.errors import BackupError, DatabaseError, DatabaseUnavailable
 from backout.model.schema import SchemaSnapshot
 from backout.model.urls import DatabaseURL, scrub
@@ -172,8 +174,6 @@ class MysqlBackupEngine(BackupEngine):
         return bool(getattr(session, "mariadb", True))
 
     def check_tools(self, session: Session) -> str:
-        from backout.dialects.mysql.tools import find_tool
-
         tool = find_tool("dump", server_is_mariadb=self._mariadb(session))
         return f"{Path(tool.path).name} {tool.version}"
 
@@ -198,9 +198,6 @@ class MysqlBackupEngine(BackupEngine):
         history_schema: str,
         progress: Progress,
     ) -> DumpResult:
-        from backout.dialects.mysql.catalog import read_mysql_snapshot
-        from backout.dialects.mysql.tools import client_options, find_tool
-
         url = session.url
         database = str(url.database)
         tool = find_tool("dump", server_is_mariadb=self._mariadb(session))
@@ -295,8 +292,6 @@ class MysqlBackupEngine(BackupEngine):
         actor: Actor,
         progress: Progress,
     ) -> None:
-        from backout.dialects.mysql.tools import client_options, find_tool
-
         if not target.database:
             raise BackupError(f"--into needs a database name ({target.masked()})")
         dialect = self.dialect
@@ -378,8 +373,6 @@ class MysqlBackupEngine(BackupEngine):
         finish: Callable[[], None],
         progress: Progress,
     ) -> None:
-        from backout.dialects.mysql.catalog import read_mysql_snapshot
-
         wanted = request.snapshot
         data = set(request.data_tables)
         current = read_mysql_snapshot(session.query)

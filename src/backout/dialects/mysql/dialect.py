@@ -37,7 +37,7 @@ from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from backout.dialects import scratch_names
+from backout.dialects import client_programs, scratch_names
 from backout.dialects.base import (
     Actor,
     BackupEngine,
@@ -49,7 +49,16 @@ from backout.dialects.base import (
     Session,
     TxControl,
 )
+from backout.dialects.mysql import explain as mysql_explain
+from backout.dialects.mysql import impact as mysql_impact
+from backout.dialects.mysql import split as mysql_split
+from backout.dialects.mysql import tools as mysql_tools
+from backout.dialects.mysql.backup import MysqlBackupEngine
+from backout.dialects.mysql.catalog import read_mysql_snapshot, read_table_stats
 from backout.dialects.mysql.session import MysqlSession, translate
+from backout.dialects.mysql.split import head_words
+from backout.dialects.orphans import unvalidated_orphans
+from backout.model.effects import Action, ObjectKind
 from backout.model.errors import ConfigError, DatabaseError, DatabaseUnavailable, LockHeld
 from backout.model.schema import SchemaSnapshot, TableInfo, TableStats
 from backout.model.script import Statement
@@ -214,13 +223,9 @@ class MysqlDialect(Dialect):
     def split(
         self, text: str, display: str, *, first_line: int = 1, params: Collection[str] = ()
     ) -> list[Statement]:
-        from backout.dialects.mysql import split as mysql_split
-
         return mysql_split.split(text, display, first_line=first_line)
 
     def param_spans(self, sql: str, names: Collection[str]) -> list[tuple[int, int, str]]:
-        from backout.dialects.mysql import split as mysql_split
-
         return mysql_split.param_spans(sql, names)
 
     def adapt(self, value: object) -> object:
@@ -247,13 +252,12 @@ class MysqlDialect(Dialect):
         return "".join(pieces), used
 
     def check_write(self, sql: str, params: Collection[str] = ()) -> str | None:
+        # lazy: check_guard imports sqlglot at import time, which only check queries need
         from backout.dialects.sqlglot.check_guard import MYSQL_CHECK_REFUSED, check_write
 
         return check_write(sql, "mysql", MYSQL_CHECK_REFUSED, params)
 
     def transaction_conflict(self, statement: Statement) -> str | None:
-        from backout.dialects.mysql.split import head_words
-
         words = head_words(statement.sql, 3)
         first = words[0] if words else ""
         second = words[1] if len(words) > 1 else ""
@@ -264,8 +268,6 @@ class MysqlDialect(Dialect):
         return None
 
     def transaction_control(self, statement: Statement) -> ControlStatement | None:
-        from backout.dialects.mysql.split import head_words
-
         words = head_words(statement.sql, 4)
         first = words[0] if words else ""
         rest = [w for w in words[1:] if w != "WORK"]
@@ -298,8 +300,6 @@ class MysqlDialect(Dialect):
         """DDL and the other statements MySQL commits on its own (conservative: anything that
         is not plain DML, a read or a session ``SET`` counts; ``CALL`` too, since a procedure
         may run DDL). ``CREATE/DROP TEMPORARY TABLE`` do not commit."""
-        from backout.dialects.mysql.split import head_words
-
         words = head_words(statement.sql, 2)
         if not words:
             return False
@@ -311,8 +311,6 @@ class MysqlDialect(Dialect):
         """MySQL's syntax for the inverses (see :meth:`Dialect.inverse_sql`), plus foreign
         keys (and the index InnoDB created for one), CHECK constraints, primary keys,
         triggers and routines."""
-        from backout.model.effects import Action, ObjectKind
-
         target = effect.target
         table = effect.table
         q = self.quote
@@ -519,43 +517,29 @@ class MysqlDialect(Dialect):
     # --- catalog and impact --------------------------------------------------------------------
 
     def snapshot(self, session: Session) -> SchemaSnapshot:
-        from backout.dialects.mysql.catalog import read_mysql_snapshot
-
         return read_mysql_snapshot(session.query)
 
     def table_stats(self, session: Session, snapshot: SchemaSnapshot) -> dict[str, TableStats]:
-        from backout.dialects.mysql.catalog import read_table_stats
-
         return read_table_stats(session.query, snapshot)
 
     def dml_scope(self, statement: Statement, params: Collection[str] = ()) -> DmlScope | None:
-        from backout.dialects.mysql import impact as mysql_impact
-
         return mysql_impact.dml_scope(statement, params)
 
     def per_row_scans(self, session: Session, sql: str, params: Mapping[str, object]) -> list[str]:
-        from backout.dialects.mysql import explain as mysql_explain
-
         columns, rows = session.query_table(f"EXPLAIN {sql}", params, 1000)
         return [scan.describe("EXPLAIN") for scan in mysql_explain.per_row_scans(columns, rows)]
 
     def estimate_rows(self, session: Session, table: TableInfo) -> int | None:
-        from backout.dialects.mysql import impact as mysql_impact
-
         return mysql_impact.estimate_rows(session, table.name)
 
     def explain_rows(
         self, session: Session, from_where: str, params: Mapping[str, object]
     ) -> int | None:
-        from backout.dialects.mysql import impact as mysql_impact
-
         return mysql_impact.explain_rows(session, from_where, params)
 
     def find_orphans(self, session: Session, snapshot: SchemaSnapshot) -> list[OrphanRows]:
         """Every foreign key is checked: ``FOREIGN_KEY_CHECKS = 0`` (mysqldump's loads, bulk
         imports) lets rows in that point nowhere, and InnoDB never re-checks them."""
-        from backout.dialects.orphans import unvalidated_orphans
-
         keys = [(table, fk) for table in snapshot.tables.values() for fk in table.foreign_keys]
         return unvalidated_orphans(session, snapshot, keys)
 
@@ -616,9 +600,6 @@ class MysqlDialect(Dialect):
         self, source: DatabaseURL, target: DatabaseURL, actor: Actor, *, data: bool
     ) -> None:
         """``mariadb-dump --single-transaction`` of ``source`` piped into ``mariadb``."""
-        from backout.dialects import client_programs
-        from backout.dialects.mysql import tools as mysql_tools
-
         with self.connect(source, actor=actor) as session:
             assert isinstance(session, MysqlSession)
             mariadb = session.mariadb
@@ -667,6 +648,4 @@ class MysqlDialect(Dialect):
             )
 
     def backup_engine(self) -> BackupEngine:
-        from backout.dialects.mysql.backup import MysqlBackupEngine
-
         return MysqlBackupEngine(self)

@@ -48,6 +48,7 @@ from backout.dialects.base import (
     RestoreRequest,
     Session,
 )
+from backout.dialects.postgres.catalog import dump_scope_args, scope_extensions, url_scope
 from backout.dialects.postgres.session import translate
 from backout.dialects.postgres.tools import libpq_target
 from backout.model.errors import BackupError, DatabaseError, LockError, ToolMissing
@@ -295,8 +296,6 @@ class PostgresBackupEngine(BackupEngine):
         return f"pg_dump {self._tools(session).version}"
 
     def ledger_tables(self, session: Session, history_schema: str) -> list[str]:
-        from backout.dialects.postgres.catalog import url_scope
-
         # Prisma's ledger lives in the project's schema: another project's is not ours
         scope = url_scope(session.url)
         rows = session.query(
@@ -338,8 +337,6 @@ class PostgresBackupEngine(BackupEngine):
         history_schema: str,
         progress: Progress,
     ) -> DumpResult:
-        from backout.dialects.postgres.catalog import dump_scope_args, scope_extensions
-
         tools = self._tools(session)
         conninfo, env = libpq_target(session.url)
         session.begin()
@@ -775,8 +772,6 @@ SELECT md5(coalesce(string_agg(x, ',' ORDER BY x), '')) FROM (
 def _outside_fingerprint(session: Session, history_schema: str) -> str | None:
     """A digest of every object outside the project's scope (None: no ``?schema=``, the
     project owns the whole database)."""
-    from backout.dialects.postgres.catalog import url_scope
-
     scope = url_scope(session.url)
     if scope is None:
         return None
@@ -791,8 +786,6 @@ def _refuse_out_of_scope(request: RestoreRequest, target: DatabaseURL) -> None:
     so a backup taken with another scope would reach schemas it must not touch (another
     project's), or miss the ones it should.
     """
-    from backout.dialects.postgres.catalog import url_scope
-
     scope = url_scope(target)
     shown = f"?schema={scope[0]}" if scope else "the whole database"
     if request.source:
