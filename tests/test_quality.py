@@ -75,6 +75,24 @@ FUNCTION_IMPORTS_ALLOWED: dict[tuple[str, str], str] = {
     ("backout.dialects.sqlite.dialect", "backout.dialects.sqlglot.check_guard"): "sqlglot",
 }
 
+#: import edges left out of the loop check, each with why. Keep it empty but for this: the
+#: command modules register themselves on ``main`` (``from backout.cli import main``) while
+#: cli/__init__.py imports them; once the group loads its commands by name, these edges go and
+#: so must this list (test_allowlists_are_still_needed says when).
+LOOP_EDGES_ALLOWED: dict[tuple[str, str], str] = {
+    (f"backout.cli.{name}", "backout.cli"): "registers its commands on main"
+    for name in (
+        "backups",
+        "demo",
+        "emergency",
+        "history",
+        "lint",
+        "migrate",
+        "rehearse",
+        "rollback",
+    )
+}
+
 
 def _module_name(path: Path) -> str:
     parts = list(path.relative_to(SRC.parent).with_suffix("").parts)
@@ -196,6 +214,8 @@ def _layering_problems(modules: dict[str, Path]) -> list[str]:
     modules_graph: dict[str, set[str]] = {}
     packages_graph: dict[str, set[str]] = {}
     for i in imports:
+        if (i.source, i.target) in LOOP_EDGES_ALLOWED:
+            continue
         if i.source != i.target:
             modules_graph.setdefault(i.source, set()).add(i.target)
         if _package(i.source) != _package(i.target):
@@ -206,7 +226,6 @@ def _layering_problems(modules: dict[str, Path]) -> list[str]:
     return problems
 
 
-@pytest.mark.xfail(strict=True, reason="issue #14: loops and function-level imports being removed")
 def test_layering() -> None:
     """Imports go down the layers (cli > api > capabilities > analysis > run > project >
     dialects > model), form no loop between modules or between packages, and sit at module
@@ -215,10 +234,12 @@ def test_layering() -> None:
     assert not problems, "\n".join(problems)
 
 
-def test_function_imports_allowed_are_still_needed() -> None:
-    """Every allowlisted function-level import still exists (the list only shrinks)."""
-    present = {(i.source, i.target) for i in _imports(_modules()) if i.where == "function"}
-    assert not set(FUNCTION_IMPORTS_ALLOWED) - present
+def test_allowlists_are_still_needed() -> None:
+    """Every allowlisted import still exists (the lists only shrink)."""
+    imports = _imports(_modules())
+    in_functions = {(i.source, i.target) for i in imports if i.where == "function"}
+    assert not set(FUNCTION_IMPORTS_ALLOWED) - in_functions
+    assert not set(LOOP_EDGES_ALLOWED) - {(i.source, i.target) for i in imports}
 
 
 def test_layering_catches_a_planted_loop_and_upward_import(tmp_path: Path) -> None:
