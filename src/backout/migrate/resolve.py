@@ -6,10 +6,9 @@ from dataclasses import dataclass
 
 from backout.dialects.base import utcnow
 from backout.model.errors import UsageError
-from backout.rollback.rollback import refuse_half_restored
 from backout.run.history import Event
 from backout.run.runner import Executor
-from backout.run.status import State
+from backout.run.status import State, refuse_half_restored
 from backout.run.workspace import Workspace
 
 

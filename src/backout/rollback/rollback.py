@@ -28,7 +28,6 @@ from backout.model.errors import (
     CheckFailed,
     DatabaseError,
     Declined,
-    HistoryError,
     LockError,
     ProjectError,
     UsageError,
@@ -50,11 +49,9 @@ from backout.run.journal import (
     ROLLBACK,
     JournalHooks,
     RunContext,
-    describe_unfinished_restore,
-    finish_restore_hint,
 )
 from backout.run.runner import Executor, PreparedScript, ScriptRunner, check_passes, prepare
-from backout.run.status import StatusReport
+from backout.run.status import StatusReport, refuse_interrupted
 from backout.run.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -563,33 +560,6 @@ def _implicit_commit_warnings(ws: Workspace, units: Sequence[PreparedScript]) ->
         + "; ".join(shown)
         + more
     ]
-
-
-def refuse_half_restored(report: StatusReport) -> None:
-    """Refuse while the database is half-restored (the restore must be finished first)."""
-    if report.unfinished_restores:
-        restore = report.unfinished_restores[-1]
-        raise HistoryError(
-            f"the database is half-restored: {describe_unfinished_restore(restore)}",
-            hint=finish_restore_hint(restore),
-        )
-
-
-def refuse_interrupted(report: StatusReport) -> None:
-    """Refuse a new run while a journaled one stopped part-way (it must be resumed or undone),
-    or while the database is half-restored (the restore must be finished)."""
-    refuse_half_restored(report)
-    if not report.interrupted:
-        return
-    entry = report.interrupted[0]
-    run = entry.interrupted
-    assert run is not None
-    raise HistoryError(
-        f"the {'apply' if run.direction == 'up' else 'rollback'} of {entry.id} stopped part-way: "
-        f"{run.describe()}",
-        hint="fix the cause, then `backout rollback --resume` to continue it, or "
-        "`backout rollback --undo-partial` to undo what it did (see `backout status`)",
-    )
 
 
 def lock_description(ws: Workspace) -> str:
