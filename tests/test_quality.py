@@ -1,4 +1,5 @@
-"""The code stays ruff- and mypy-clean: checked by the test command, so CI enforces it."""
+"""The code stays ruff- and mypy-clean and keeps its layering: checked by the test command, so CI
+enforces it."""
 
 from __future__ import annotations
 
