@@ -725,7 +725,7 @@ def observe(effects: Sequence[Effect], snapshot: SchemaSnapshot) -> bool | None:
 def _keys(
     effect: Effect, folded: bool, default_schema: str | None = None
 ) -> tuple[tuple[str, ...] | None, tuple[str, ...] | None] | None:
-    """The object keys (as :func:`backout.analysis.simulate.objects` makes them) an effect's
+    """The object keys (as :func:`backout.model.schema.objects` makes them) an effect's
     target has
     before and after it; a name without a schema is in ``default_schema`` (the project's)."""
     kinds = {
