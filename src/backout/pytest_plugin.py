@@ -25,8 +25,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import pytest
 
+from backout import api
+from backout.project.config import load_config
+
 if TYPE_CHECKING:
-    from backout.rehearsal.rehearse import RehearsalReport
+    from backout.rehearsal.report import RehearsalReport
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -76,9 +79,6 @@ def run_rehearsal(
     with_smoke: bool = True,
 ) -> RehearsalReport:
     """Rehearse with the plugin's options (arguments given here win)."""
-    from backout import api
-    from backout.project.config import load_config
-
     walk_all = config.getoption("--backout-all") if all_ is None else all_
     source = from_url or (None if walk_all else config.getoption("--backout-from"))
     backout_config = load_config(_project(config))

@@ -19,7 +19,7 @@ from backout.dialects.base import Actor
 from backout.dialects.postgres.dialect import PostgresDialect
 from backout.model.urls import DatabaseURL
 from backout.project.config import load_config
-from backout.rehearsal.rehearse import RehearsalEvent
+from backout.rehearsal.report import RehearsalEvent
 from tests.helpers import copy_example, db_state, run, sql, write
 
 VOUCHERS = "20240315000000_add_voucher_system"

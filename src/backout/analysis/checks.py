@@ -24,15 +24,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from backout.analysis.impact import table_key
-from backout.api.documents import JSON_FORMAT
-from backout.dialects.base import Session
-from backout.dialects.orphans import OrphanRows, Reference, count_orphans
-from backout.model.effects import Action, Effect, ObjectKind, ObjectRef, analyze
+from backout.dialects.base import OrphanRows, Session
+from backout.dialects.orphans import Reference, count_orphans
+from backout.model.documents import JSON_FORMAT
+from backout.model.effects import Action, Effect, ObjectKind, ObjectRef, analyze, table_key
 from backout.model.errors import BackoutError
 from backout.model.schema import SchemaChange, SchemaSnapshot, TableInfo, diff_schemas
 from backout.project.migration import Migration
 from backout.run.journal import describe_unfinished_restore, finish_restore_hint
+from backout.run.replay import replay, scratch_workspace
 from backout.run.runner import check_passes, prepare, refuse_writing_checks
 from backout.run.status import State, StatusReport
 from backout.run.workspace import Workspace
@@ -444,8 +444,6 @@ def _drift(
     report: CheckReport,
     ignore_column_order: bool,
 ) -> list[CheckProblem]:
-    from backout.run.replay import replay, scratch_workspace
-
     missing = [e.id for e in status.applied if e.migration is None]
     if missing:
         report.notes.append(

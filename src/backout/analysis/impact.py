@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 
 from backout.analysis.risk import Loss, RiskAssessment, assess_live
 from backout.dialects.base import Dialect, Session
-from backout.model.effects import Action, Effect, ObjectKind, ObjectRef, ScriptEffects
+from backout.model.effects import Action, Effect, ObjectKind, ObjectRef, ScriptEffects, table_key
 from backout.model.errors import BackoutError, DatabaseError
-from backout.model.schema import ForeignKeyInfo, SchemaSnapshot, TableInfo, qualified_name
+from backout.model.schema import ForeignKeyInfo, SchemaSnapshot, TableInfo
 from backout.model.script import Risk, Script
 
 #: tables with fewer rows (by estimate) are always counted exactly
@@ -176,18 +176,6 @@ def _has_param(sql: str) -> bool:
     import re
 
     return re.search(r"(?<![:\w]):[A-Za-z_]\w*", sql) is not None
-
-
-def table_key(ref: ObjectRef, snapshot: SchemaSnapshot) -> str | None:
-    """The snapshot key of a table a script names, or None when it does not exist now."""
-    schema = ref.schema if ref.schema is not None else snapshot.default_schema
-    key = qualified_name(schema, ref.name)
-    if key in snapshot.tables:
-        return key
-    if ref.case_insensitive:
-        folded = key.casefold()
-        return next((k for k in snapshot.tables if k.casefold() == folded), None)
-    return None
 
 
 def _key_columns(table: TableInfo) -> set[str]:

@@ -155,3 +155,26 @@ def _combine(found: list[tuple[Risk, str]]) -> RiskAssessment:
     found.sort(key=lambda item: -item[0])
     top = found[0][0]
     return RiskAssessment(top, tuple(reason for risk, reason in found if risk == top))
+
+
+def loss_text(loss: Loss) -> str:
+    """``1234 rows of public.Voucher`` / ``about 17 values of column "User"."flag"``."""
+    about = "about " if loss.estimated else ""
+    if loss.kind == "rows":
+        where = loss.cascade_table or loss.effect.target.display
+        extra = " (ON DELETE CASCADE)" if loss.cascade_table else ""
+        return f"{about}{loss.count:,} rows of {where}{extra}"
+    what = "key values" if loss.key else "values"
+    return f"{about}{loss.count:,} {what} of {loss.effect.target.display}"
+
+
+def loss_summary(losses: Sequence[Loss]) -> str:
+    """``1,234 rows, 17 values (estimated)`` or ``nothing``."""
+    rows = sum(x.count for x in losses if x.kind == "rows")
+    values = sum(x.count for x in losses if x.kind == "values")
+    parts = [f"{rows:,} rows"] if rows else []
+    if values:
+        parts.append(f"{values:,} values")
+    if not parts:
+        return "nothing"
+    return ", ".join(parts) + (" (estimated)" if any(x.estimated for x in losses) else "")

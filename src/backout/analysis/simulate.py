@@ -15,12 +15,9 @@ from backout.analysis.impact import Simulation
 from backout.dialects.base import Session
 from backout.model.effects import Action, ObjectKind, ScriptEffects
 from backout.model.errors import BackoutError
-from backout.model.schema import SchemaSnapshot
+from backout.model.schema import ObjectKey, SchemaSnapshot, fold_key, objects
 from backout.run.runner import Executor, PreparedScript, ScriptRunner
 from backout.run.workspace import Workspace
-
-#: normalised identity of a schema object: (kind, schema, name...) → owning table (or None)
-ObjectKey = tuple[str, ...]
 
 _KINDS = {
     ObjectKind.TABLE: "table",
@@ -39,53 +36,6 @@ _KINDS = {
 }
 
 
-def _fold(parts: Sequence[str | None], case_insensitive: bool) -> ObjectKey:
-    return tuple((p or "").casefold() if case_insensitive else (p or "") for p in parts)
-
-
-def objects(
-    snapshot: SchemaSnapshot, *, case_insensitive: bool
-) -> dict[ObjectKey, ObjectKey | None]:
-    """Every object of a snapshot → the key of the table it belongs to (None: standalone)."""
-    found: dict[ObjectKey, ObjectKey | None] = {}
-
-    def key(*parts: str | None) -> ObjectKey:
-        return _fold(parts, case_insensitive)
-
-    for table in snapshot.tables.values():
-        table_key = key("table", table.schema, table.name)
-        found[table_key] = None
-        for column in table.columns:
-            found[key("column", table.schema, table.name, column.name)] = table_key
-        for fk in table.foreign_keys:
-            if fk.name:
-                found[key("constraint", table.schema, table.name, fk.name)] = table_key
-        for constraint in table.constraints:
-            if constraint.name:
-                found[key("constraint", table.schema, table.name, constraint.name)] = table_key
-    for index in snapshot.indexes.values():
-        found[key("index", index.schema, index.name)] = key("table", index.schema, index.table)
-    for kind, items in (
-        ("type", snapshot.enums),
-        ("type", snapshot.types),
-        ("view", snapshot.views),
-    ):
-        for item in items.values():
-            found[key(kind, item.schema, item.name)] = None
-    for sequence in snapshot.sequences.values():
-        owner = sequence.owned_by_table
-        found[key("sequence", sequence.schema, sequence.name)] = (
-            key("table", sequence.schema, owner.split(".")[-1]) if owner else None
-        )
-    for function in snapshot.functions.values():
-        found[key("function", function.schema, function.name)] = None
-    for trigger in snapshot.triggers.values():
-        found[key("trigger", trigger.schema, trigger.table, trigger.name)] = key(
-            "table", trigger.schema, trigger.table
-        )
-    return found
-
-
 def _static(
     effects: ScriptEffects, default_schema: str | None
 ) -> tuple[set[ObjectKey], set[ObjectKey]]:
@@ -100,7 +50,7 @@ def _static(
         names: tuple[str, ...] = (target.name,)
         if kind in ("column", "trigger", "constraint"):
             names = (target.parent or "", target.name)
-        key = _fold((kind, schema, *names), target.case_insensitive)
+        key = fold_key((kind, schema, *names), target.case_insensitive)
         # Net effect, in script order: an object renamed away and created again under its name
         # (an enum rebuild) is still there afterwards, and one created then dropped is not.
         if effect.action is Action.DROP:
@@ -113,7 +63,7 @@ def _static(
             dropped.add(key)
             created.discard(key)
             new = effect.renamed_to
-            renamed = _fold((kind, schema, *names[:-1], new.name), target.case_insensitive)
+            renamed = fold_key((kind, schema, *names[:-1], new.name), target.case_insensitive)
             created.add(renamed)
             dropped.discard(renamed)
     return dropped, created

@@ -9,13 +9,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from backout.analysis.checks import run_checks
+from backout.backup import backup as _backup
+from backout.backup.backup import BackupCatalog
+from backout.emergency import procedure as _emergency
+from backout.generate.draft import generate as _generate
+from backout.lint import linter as _lint
 from backout.migrate import apply as _apply
 from backout.migrate import resolve as _resolve
 from backout.migrate.residue import Residue, failed_residue
 from backout.model.errors import ProjectError, UsageError
 from backout.project import scaffold
 from backout.project.config import Config
+from backout.rehearsal.rehearse import rehearse
 from backout.rollback import rollback as _rollback
+from backout.rollback.recovery import recover as _recover
 from backout.run.history import Event
 from backout.run.runner import broken_scripts, prepare
 from backout.run.status import StatusReport, compute_status
@@ -23,7 +31,7 @@ from backout.run.workspace import Workspace
 
 if TYPE_CHECKING:
     from backout.backup.backup import BackupRecord, RestorePlan, RestoreResult
-    from backout.emergency.procedure import EmergencyResult, StepRecord
+    from backout.emergency.incident import EmergencyResult, StepRecord
     from backout.lint.linter import LintReport
     from backout.rollback.recovery import RecoveryPlan, RecoveryResult
 
@@ -205,23 +213,18 @@ def backup(
     config: Config, *, full: bool = False, progress: Callable[[str], None] | None = None
 ) -> BackupRecord:
     """Take a verified backup now: full, or scoped to the next rollback (full when none)."""
-    from backout.backup import backup as _backup
-
-    return _backup.backup_now(Workspace.open(config), full=full, progress=progress)
+    scope = None if full else _rollback.next_backup_scope
+    return _backup.backup_now(Workspace.open(config), scope=scope, progress=progress)
 
 
 def backups(config: Config) -> list[BackupRecord]:
     """The backup catalog, oldest first."""
-    from backout.backup import backup as _backup
-
     return _backup.list_backups(Workspace.open(config))
 
 
 def uncatalogued_backup_files(config: Config) -> list[Path]:
     """Files in the backup folder that no catalogued backup owns: the partial file of a
     backup that was interrupted (or is being written now). Never verified; never restored."""
-    from backout.backup.backup import BackupCatalog
-
     return BackupCatalog(config.backups).uncatalogued()  # the folder only: no project to load
 
 
@@ -236,8 +239,6 @@ def restore(
 ) -> RestoreResult:
     """Restore a catalogued backup into a new database, or over the current one; ``resume``:
     finish the restore that stopped part-way (``ref`` None)."""
-    from backout.backup import backup as _backup
-
     return _backup.restore(
         Workspace.open(config),
         ref,
@@ -294,8 +295,6 @@ def lint(
     squawk: bool = True,
 ) -> LintReport:
     """Static checks over the migration folder; every problem is a finding (docs/lint/)."""
-    from backout.lint import linter as _lint
-
     return _lint.lint(config, paths, check_database=check_database, ignore=ignore, squawk=squawk)
 
 
@@ -311,8 +310,6 @@ def emergency(
     ignore_simulation: bool = False,
 ) -> EmergencyResult:
     """The emergency procedure: stop_app, full backup, rollback, deploy_previous, checks."""
-    from backout.emergency import procedure as _emergency
-
     ws = Workspace.open(config)
     return _emergency.emergency(
         ws,
@@ -338,7 +335,6 @@ def recover(
     part-way, from its statement journal (MySQL/MariaDB DDL, ``transaction off`` scripts)."""
     ws = Workspace.open(config)
     ws.notice = progress
-    from backout.rollback.recovery import recover as _recover
 
     return _recover(ws, action, dry_run=dry_run, confirm=confirm, progress=progress)
 
@@ -346,14 +342,12 @@ def recover(
 if TYPE_CHECKING:
     from backout.analysis.checks import CheckReport
     from backout.generate.draft import GeneratedRollback
-    from backout.rehearsal.rehearse import Progress as RehearsalProgress
-    from backout.rehearsal.rehearse import RehearsalReport
+    from backout.rehearsal.report import Progress as RehearsalProgress
+    from backout.rehearsal.report import RehearsalReport
 
 
 def check(config: Config, *, drift: bool = True, ignore_column_order: bool = False) -> CheckReport:
     """Orphaned rows, leftovers and drift, and the verify queries of rollbacks; read-only."""
-    from backout.analysis.checks import run_checks
-
     return run_checks(Workspace.open(config), drift=drift, ignore_column_order=ignore_column_order)
 
 
@@ -369,8 +363,6 @@ def test(
     progress: RehearsalProgress | None = None,
 ) -> RehearsalReport:
     """Rehearse rollbacks on a throwaway copy (or, with ``all_``, an empty database)."""
-    from backout.rehearsal.rehearse import rehearse
-
     return rehearse(
         Workspace.open(config),
         ids=ids,
@@ -390,6 +382,4 @@ def generate(
     config: Config, ids: Sequence[str], *, force: bool = False, write: bool = True
 ) -> list[GeneratedRollback]:
     """Draft the rollback of each migration from the schema diff before and after it."""
-    from backout.generate.draft import generate as _generate
-
     return _generate(Workspace.open(config), ids, force=force, write=write)

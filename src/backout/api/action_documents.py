@@ -9,47 +9,16 @@ and the error (message, hint, exit code), so a script reads one document either 
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import TYPE_CHECKING, Any
 
-from backout.api.documents import JSON_FORMAT, iso
-from backout.model.errors import BackoutError
+from backout.model.documents import iso
 
 if TYPE_CHECKING:
     from backout.backup.backup import BackupRecord, RestoreResult
-    from backout.emergency.procedure import EmergencyResult
+    from backout.emergency.incident import EmergencyResult
     from backout.migrate.apply import UpResult
     from backout.rollback.rollback import RollbackResult
     from backout.run.hooks import HookResult
-
-
-def envelope(
-    command: str,
-    outcome: str,
-    started: dt.datetime,
-    finished: dt.datetime,
-    error: BackoutError | None = None,
-) -> dict[str, Any]:
-    """The fields every action document has."""
-    return {
-        "format": JSON_FORMAT,
-        "command": command,
-        "outcome": outcome,
-        "started_at": iso(started),
-        "finished_at": iso(finished),
-        "duration_s": round((finished - started).total_seconds(), 3),
-        "error": error_json(error) if error is not None else None,
-    }
-
-
-def error_json(error: BackoutError) -> dict[str, Any]:
-    """An error as the CLI reports it: message, hint, exit code and kind."""
-    return {
-        "message": str(error),
-        "hint": error.hint,
-        "exit_code": error.exit_code,
-        "kind": type(error).__name__,
-    }
 
 
 def backup_ref_json(record: BackupRecord | None) -> dict[str, Any] | None:

@@ -7,6 +7,8 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from backout.analysis.risk import loss_text
+from backout.model.documents import JSON_FORMAT, iso
 from backout.model.script import Script
 from backout.project.migration import Migration
 from backout.run.history import Event
@@ -14,18 +16,8 @@ from backout.run.status import MigrationStatus, State, StatusReport
 
 if TYPE_CHECKING:
     from backout.analysis.impact import ScriptImpact
-    from backout.analysis.risk import Loss
     from backout.migrate.residue import Residue
     from backout.rollback.rollback import PlanView
-
-JSON_FORMAT = 1
-
-
-def iso(value: dt.datetime | None) -> str | None:
-    """UTC ISO 8601 with milliseconds, or None."""
-    if value is None:
-        return None
-    return value.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def script_json(script: Script) -> dict[str, Any]:
@@ -255,29 +247,6 @@ def history_json(events: list[Event]) -> dict[str, Any]:
             for e in events
         ],
     }
-
-
-def loss_text(loss: Loss) -> str:
-    """``1234 rows of public.Voucher`` / ``about 17 values of column "User"."flag"``."""
-    about = "about " if loss.estimated else ""
-    if loss.kind == "rows":
-        where = loss.cascade_table or loss.effect.target.display
-        extra = " (ON DELETE CASCADE)" if loss.cascade_table else ""
-        return f"{about}{loss.count:,} rows of {where}{extra}"
-    what = "key values" if loss.key else "values"
-    return f"{about}{loss.count:,} {what} of {loss.effect.target.display}"
-
-
-def loss_summary(losses: Sequence[Loss]) -> str:
-    """``1,234 rows, 17 values (estimated)`` or ``nothing``."""
-    rows = sum(x.count for x in losses if x.kind == "rows")
-    values = sum(x.count for x in losses if x.kind == "values")
-    parts = [f"{rows:,} rows"] if rows else []
-    if values:
-        parts.append(f"{values:,} values")
-    if not parts:
-        return "nothing"
-    return ", ".join(parts) + (" (estimated)" if any(x.estimated for x in losses) else "")
 
 
 def impact_json(impact: ScriptImpact) -> dict[str, Any]:

@@ -25,7 +25,7 @@ the current state, and then restores in one transaction that is committed only i
 fingerprint and the restored row counts match the backup's record.
 
 Every difference between databases lives in :mod:`backout.dialects` (see
-:class:`~backout.dialects.backup_base.BackupEngine`); this module never prints.
+:class:`~backout.dialects.base.BackupEngine`); this module never prints.
 """
 
 from __future__ import annotations
@@ -48,8 +48,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final
 
-from backout.dialects.backup_base import Progress, RestoreRequest, no_progress
-from backout.dialects.base import Session, utcnow
+from backout.dialects.base import Progress, RestoreRequest, Session, no_progress, utcnow
 from backout.model.errors import (
     BackoutError,
     BackupError,
@@ -64,9 +63,10 @@ from backout.model.urls import DatabaseURL, mask_url, parse_url, with_params
 from backout.run import journal as journal_entries
 from backout.run.history import Event
 from backout.run.journal import InterruptedRun, RunContext
+from backout.run.runner import Executor
 
 if TYPE_CHECKING:
-    from backout.dialects.backup_base import BackupEngine
+    from backout.dialects.base import BackupEngine
     from backout.run.workspace import Workspace
 
 __all__ = [
@@ -620,23 +620,29 @@ def list_backups(ws: Workspace) -> list[BackupRecord]:
     return BackupCatalog(ws.config.backups).records()
 
 
+#: what a backup holds and why: (kind "full" or "scoped", the tables a scoped one holds, reason)
+BackupScope = tuple[str, tuple[str, ...], str]
+
+
 def backup_now(
-    ws: Workspace, *, full: bool, progress: Callable[[str], None] | None = None
+    ws: Workspace,
+    *,
+    scope: Callable[[Workspace], BackupScope] | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> BackupRecord:
     """Take a verified backup on demand.
 
-    ``full``: every table's rows. Otherwise the backup ``backout rollback`` would take now:
-    scoped to the tables the latest applied migration's rollback touches (plus the full schema
-    and the migration ledger), or full when that scope cannot be determined (nothing applied,
-    no rollback script, SQL that cannot be analysed). Records a ``backup`` event when the
-    event log exists.
+    ``scope`` None: every table's rows. Otherwise ``scope`` says what to hold, once the
+    database is known to exist (the API passes
+    :func:`backout.rollback.rollback.next_backup_scope`: the backup ``backout rollback`` would
+    take now). Records a ``backup`` event when the event log exists.
     """
     if not ws.database_exists():
         raise BackupError(f"the database {ws.url.masked()} does not exist: nothing to back up")
     kind, reason = "full", "on demand (full)"
     tables: tuple[str, ...] = ()
-    if not full:
-        kind, tables, reason = _scope_of_next_rollback(ws)
+    if scope is not None:
+        kind, tables, reason = scope(ws)
     with ws.session(create=False) as session:
         # Under the run lock: never while a restore or a journaled run changes the database
         # (it would catalogue a state half-way between two as a verified backup).
@@ -679,20 +685,6 @@ def _unsettled_state(ws: Workspace, session: Session) -> str:
         assert entry.interrupted is not None
         return f"{entry.id} was partly {entry.interrupted.verb} (run stopped part-way)"
     return ""
-
-
-def _scope_of_next_rollback(ws: Workspace) -> tuple[str, tuple[str, ...], str]:
-    """(kind, tables, reason) of the backup a rollback of the latest migration would take."""
-    from backout.rollback.rollback import plan as plan_rollback
-
-    try:
-        view = plan_rollback(ws, to=None, steps=1, backup_mode="scoped", simulate=False)
-    except BackoutError as exc:
-        return "full", (), f"on demand (full: no rollback to scope it by: {exc})"
-    if view.plan.empty or view.backup.mode != "scoped":
-        return "full", (), "on demand (full: the rollback's scope is unknown)"
-    latest = view.plan.ids()[0]
-    return "scoped", view.backup.tables, f"on demand (scoped to the rollback of {latest})"
 
 
 # --------------------------------------------------------------------------------------------
@@ -1032,8 +1024,6 @@ def _restore_over(
     report: Progress,
     undoes: RunContext | None = None,
 ) -> RestoreResult:
-    from backout.run.runner import Executor
-
     with ws.session() as session:
         lock = ws.run_lock(session)
         try:

@@ -8,7 +8,9 @@ from typing import TYPE_CHECKING
 
 import click
 
-from backout.cli import main
+from backout import api
+from backout.api.action_documents import backup_fields, restore_fields
+from backout.cli import main, render
 from backout.cli.common import (
     ActionDocument,
     ask,
@@ -17,6 +19,9 @@ from backout.cli.common import (
     lock_wait_option,
     project_options,
 )
+from backout.cli.render import when
+from backout.model.documents import iso
+from backout.model.errors import Declined
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -29,8 +34,6 @@ class _Progress:
     """Progress of a backup or restore: a spinner on a terminal, ``… step`` lines otherwise."""
 
     def __init__(self) -> None:
-        from backout.cli import render
-
         self.console: Console = render.console(err=True)
         self.status: Status | None = None
 
@@ -70,8 +73,6 @@ def _tables(record: BackupRecord, *, limit: int = 3) -> str:
 
 
 def _describe(record: BackupRecord) -> str:
-    from backout.cli.render import when
-
     return (
         f"{record.id} ({record.kind}, {_size(record.size)}, {record.total_rows} rows in "
         f"{len(record.tables)} table(s), taken {when(record.created_at)} UTC, {record.tool}, "
@@ -98,9 +99,6 @@ def backup(
     The backup goes into the backup folder (backup_dir, default .backout/backups) and its
     catalog; `backout backups` lists them and `backout restore` brings one back.
     """
-    from backout import api
-    from backout.cli import render
-
     config = build_config(url=url, project=project, config_file=config_file)
     progress = _Progress()
     with ActionDocument("backup", as_json) as document:
@@ -110,8 +108,6 @@ def backup(
         finally:
             progress.pause()
     if as_json:
-        from backout.api.action_documents import backup_fields
-
         document.emit("backed_up", backup_fields(record))
         return
     out = render.console()
@@ -127,10 +123,6 @@ def backup(
 def backups(as_json: bool, url: str | None, project: Path | None, config_file: Path | None) -> None:
     """List the backup catalog, oldest first: id, kind, when, size, tables, sha256, reason."""
     from rich.text import Text
-
-    from backout import api
-    from backout.api.documents import iso
-    from backout.cli import render
 
     config = build_config(url=url, project=project, config_file=config_file)
     records = api.backups(config)
@@ -199,8 +191,6 @@ def _warn_strays(strays: list[Path]) -> None:
 
 
 def _show_plan(plan: RestorePlan, *, err: bool = False) -> None:
-    from backout.cli import render
-
     out = render.console(err=err)
     record = plan.backup
     out.print(
@@ -244,8 +234,6 @@ def _show_plan(plan: RestorePlan, *, err: bool = False) -> None:
 
 
 def _show_result(result: RestoreResult) -> None:
-    from backout.cli import render
-
     out = render.console()
     rows = sum(result.row_counts.values())
     out.print(
@@ -302,9 +290,6 @@ def restore(
     `backout restore --resume`). With --into, the backup goes into a new database instead and
     the current one is not touched.
     """
-    from backout import api
-    from backout.model.errors import Declined
-
     config = build_config(url=url, project=project, config_file=config_file)
     progress = _Progress()
 
@@ -332,8 +317,6 @@ def restore(
         finally:
             progress.pause()
     if as_json:
-        from backout.api.action_documents import restore_fields
-
         document.emit("restored", restore_fields(result))
         return
     _show_result(result)

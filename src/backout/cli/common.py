@@ -14,6 +14,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from backout.model.documents import envelope
+from backout.model.errors import BackoutError, Terminated, UsageError
+from backout.model.urls import mask_url
+from backout.project.config import load_config
+
 if TYPE_CHECKING:
     from backout.project.config import Config
 
@@ -70,8 +75,6 @@ def build_config(
 
     Options given before the command (``backout -C app status``) count too; after it wins.
     """
-    from backout.project.config import load_config
-
     context = click.get_current_context(silent=True)
     if context is not None:
         early = context.find_root().params
@@ -83,16 +86,12 @@ def build_config(
 
     root = project.resolve() if project else None
     if root is not None and not root.is_dir():
-        from backout.model.errors import UsageError
-
         raise UsageError(f"project folder {project} does not exist")
     return load_config(root, config_file=config_file, url=url, **flags)
 
 
 def fail(message: str, hint: str | None, code: int) -> None:
     """Print a one-line error (and an optional hint) to stderr and exit with ``code``."""
-    from backout.model.urls import mask_url
-
     click.echo(f"error: {mask_url(message)}", err=True)
     if hint:
         click.echo(f"hint: {mask_url(hint)}", err=True)
@@ -104,8 +103,6 @@ def _sigterm_as_interrupt() -> Iterator[None]:
     """While a command runs, SIGTERM raises :class:`~backout.model.errors.Terminated` (a
     KeyboardInterrupt) once: what is in flight is undone and recorded as on Ctrl-C. Later
     SIGTERMs are ignored so that this clean-up can finish (a SIGKILL still ends it)."""
-    from backout.model.errors import Terminated
-
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -129,8 +126,6 @@ def handle_errors(func: F) -> F:
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from backout.model.errors import BackoutError, Terminated
-
         try:
             with _sigterm_as_interrupt():
                 return func(*args, **kwargs)
@@ -184,11 +179,8 @@ class ActionDocument:
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any
     ) -> None:
-        from backout.model.errors import BackoutError
-
         if not self.enabled:
             return
-        from backout.api.action_documents import envelope
 
         if isinstance(exc, BackoutError):
             self._echo(envelope(self.command, "error", self.started, self._now(), exc))
@@ -206,7 +198,6 @@ class ActionDocument:
         """Print the document of a command that finished (when ``--json`` was given)."""
         if not self.enabled:
             return
-        from backout.api.action_documents import envelope
 
         self._echo({**envelope(self.command, outcome, self.started, self._now()), **fields})
 
@@ -267,8 +258,6 @@ def _usage_document(command: str, exc: click.UsageError) -> None:
     """The ``--json`` document of a command click refused before it ran."""
     import datetime as dt
     import json
-
-    from backout.api.action_documents import envelope
 
     now = dt.datetime.now(dt.UTC)
     document = envelope(command, "error", now, now)

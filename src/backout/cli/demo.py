@@ -14,6 +14,8 @@ import click
 
 from backout.cli import main
 from backout.cli.common import handle_errors
+from backout.demo.sampledata import fill
+from backout.model.errors import ConfigError, UsageError
 
 EXAMPLE = "vouchers-sqlite"
 ROLLED_BACK = "20240315000000_add_voucher_system"
@@ -27,7 +29,6 @@ def example_folder(name: str) -> Path:
     source = Path(__file__).resolve().parents[3] / "examples" / name
     if source.is_dir():
         return source
-    from backout.model.errors import ConfigError
 
     raise ConfigError(f"the {name} example is not installed with this copy of backout")
 
@@ -56,13 +57,9 @@ def _step(title: str, args: list[str], *, expect: int = 0) -> None:
 @handle_errors
 def demo(folder: Path | None, keep: bool, scale: int) -> None:
     """A guided tour on SQLite: up, status, plan, rollback with backup, history, restore."""
-    from backout.demo.sampledata import fill
-
     base = folder or Path(tempfile.mkdtemp(prefix="backout-demo-"))
     project = base / EXAMPLE
     if project.exists():
-        from backout.model.errors import UsageError
-
         raise UsageError(f"{project} already exists: choose another --dir")
     shutil.copytree(example_folder(EXAMPLE), project)
     db = project / "prisma" / "dev.db"

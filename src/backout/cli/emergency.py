@@ -10,7 +10,9 @@ from typing import TYPE_CHECKING
 
 import click
 
-from backout.cli import main
+from backout import api
+from backout.api.action_documents import emergency_fields, emergency_outcome
+from backout.cli import main, render_plan
 from backout.cli.common import (
     CLOSED_PIPE_EXIT,
     ActionDocument,
@@ -20,10 +22,11 @@ from backout.cli.common import (
     lock_wait_option,
     project_options,
 )
+from backout.model.errors import Declined
 
 if TYPE_CHECKING:
     from backout.api import PlanView
-    from backout.emergency.procedure import StepRecord
+    from backout.emergency.incident import StepRecord
 
 _MARK = {"ok": "✓", "failed": "✗", "skipped": "–", "dry-run": "·", "pending": " "}
 
@@ -71,10 +74,6 @@ def emergency(
     Stops at the first failure and says where things stand and what to do next. Always
     writes an incident report (incidents/<timestamp>_<target>.md).
     """
-    from backout import api
-    from backout.cli import render_plan
-    from backout.model.errors import Declined
-
     config = build_config(url=url, project=project, config_file=config_file)
     # Once under way, the procedure must not stop half-way (the application stopped, the
     # database not rolled back) because nobody reads stdout any more (`| head`, a dead tee):
@@ -124,8 +123,6 @@ def emergency(
 
     def summary() -> None:
         if as_json:
-            from backout.api.action_documents import emergency_fields, emergency_outcome
-
             document.emit(emergency_outcome(result), emergency_fields(result))
             return
         if dry_run and result.rollback is not None and result.rollback.transcript:

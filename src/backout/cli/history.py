@@ -7,13 +7,14 @@ from pathlib import Path
 
 import click
 
-from backout.cli import main
+from backout import api
+from backout.api.documents import history_json
+from backout.cli import main, render
 from backout.cli.common import build_config, handle_errors, project_options
+from backout.model.errors import UsageError
 
 
 def _since(value: str | None) -> dt.datetime | None:
-    from backout.model.errors import UsageError
-
     if value is None:
         return None
     try:
@@ -40,14 +41,9 @@ def history(
     config_file: Path | None,
 ) -> None:
     """Show the append-only audit log: applies, rollbacks, restores, resolves, backups."""
-    from backout import api
-    from backout.cli import render
-
     config = build_config(url=url, project=project, config_file=config_file)
     result = api.history(config, since=_since(since), migration=migration)
     if as_json:
-        from backout.api.documents import history_json
-
         render.echo_json(history_json(result.events))
         return
     render.history(result.events)

@@ -7,8 +7,11 @@ from typing import TYPE_CHECKING
 
 import click
 
-from backout.cli import main
+from backout import api
+from backout.cli import main, render
 from backout.cli.common import build_config, fail, handle_errors, project_options
+from backout.lint.linter import lint_json
+from backout.model.errors import UsageError
 
 if TYPE_CHECKING:
     from backout.lint.linter import LintReport
@@ -57,9 +60,6 @@ def lint(
     statement, or in the script's header for the whole script. Exits 1 when an error is
     found, 0 otherwise (warnings included). Rules: docs/lint/<ID>.md.
     """
-    from backout import api
-    from backout.model.errors import UsageError
-
     if offline and check_database:
         raise UsageError("--offline and --check-database contradict each other")
     config = build_config(url=url, project=project, config_file=config_file)
@@ -71,9 +71,6 @@ def lint(
         squawk=not no_squawk,
     )
     if as_json:
-        from backout.cli import render
-        from backout.lint.linter import lint_json
-
         render.echo_json(lint_json(report))
     else:
         _render(report, squawk_details=squawk_details)
@@ -88,8 +85,6 @@ _SEVERITY_STYLE = {"error": "bold red", "warning": "yellow"}
 def _render(report: LintReport, *, squawk_details: bool = False) -> None:
     """backout's own findings in full, then squawk's: in full with ``--squawk-details``, else
     one line per squawk rule (count, first place), so they do not bury backout's own."""
-    from backout.cli import render
-
     shown = report.findings if squawk_details else report.own
     if shown:
         rows: list[list[render.Cell]] = [
@@ -130,8 +125,6 @@ def _render(report: LintReport, *, squawk_details: bool = False) -> None:
 
 def _render_squawk_summary(report: LintReport) -> None:
     """One row per squawk rule: its severity, how many findings, where the first one is."""
-    from backout.cli import render
-
     first: dict[str, tuple[str, str]] = {}
     for finding in report.from_squawk:
         first.setdefault(finding.rule, (finding.location or "(project)", finding.severity.value))

@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING
 
 import click
 
-if TYPE_CHECKING:
-    from backout.api import StatusResult
-
-from backout.cli import main
+from backout import api
+from backout.api.action_documents import up_fields, up_outcome
+from backout.api.documents import status_json
+from backout.cli import main, render
 from backout.cli.common import (
     ActionDocument,
     build_config,
@@ -19,6 +19,11 @@ from backout.cli.common import (
     lock_wait_option,
     project_options,
 )
+from backout.model.errors import UsageError
+from backout.project.migration import Migration
+
+if TYPE_CHECKING:
+    from backout.api import StatusResult
 
 
 @main.command()
@@ -34,8 +39,6 @@ def init(
     layout: str | None, force: bool, url: str | None, project: Path | None, config_file: Path | None
 ) -> None:
     """Write backout.toml for this project (detects the layout)."""
-    from backout import api
-
     config = build_config(url=url, project=project, config_file=config_file, validate_url=False)
     result = api.init(config, layout=layout, force=force)
     click.echo(
@@ -57,8 +60,6 @@ def new(name: str, url: str | None, project: Path | None, config_file: Path | No
 
     Given the id of an existing migration that has no rollback, scaffold only its rollback.
     """
-    from backout import api
-
     config = build_config(url=url, project=project, config_file=config_file, validate_url=False)
     result = api.new(config, name)
     for path in result.created:
@@ -76,10 +77,6 @@ def status(as_json: bool, url: str | None, project: Path | None, config_file: Pa
     history whose files are missing, or a rollback (or partial) script `rollback` would
     refuse (a syntax error).
     """
-    from backout import api
-    from backout.api.documents import status_json
-    from backout.cli import render
-
     config = build_config(url=url, project=project, config_file=config_file)
     result = api.status(config)
     ws = result.workspace
@@ -144,9 +141,6 @@ def up(
     """Apply pending migrations in order, each in one transaction, under the run lock."""
     import time
 
-    from backout import api
-    from backout.project.migration import Migration
-
     config = build_config(
         url=url, project=project, config_file=config_file, lock_timeout=lock_timeout
     )
@@ -188,8 +182,6 @@ def up(
                 click.echo(" failed", err=as_json)
             raise
     if as_json:
-        from backout.api.action_documents import up_fields, up_outcome
-
         fields = up_fields(result)
         if dry_run:
             fields["sql"] = result.transcript
@@ -237,9 +229,6 @@ def resolve(
     config_file: Path | None,
 ) -> None:
     """Fix the bookkeeping of a migration, as `prisma migrate resolve` does."""
-    from backout import api
-    from backout.model.errors import UsageError
-
     if applied == rolled_back:
         raise UsageError("say either --applied or --rolled-back (one of them)")
     config = build_config(url=url, project=project, config_file=config_file)

@@ -11,13 +11,16 @@ from typing import TYPE_CHECKING
 
 import click
 
-from backout.cli import main
+from backout import api
+from backout.analysis.checks import check_json
+from backout.cli import main, render
 from backout.cli.common import build_config, fail, handle_errors, project_options
+from backout.rehearsal.report import RehearsalEvent, rehearsal_json
 
 if TYPE_CHECKING:
     from backout.analysis.checks import CheckReport
     from backout.generate.draft import GeneratedRollback
-    from backout.rehearsal.rehearse import Progress, RehearsalReport
+    from backout.rehearsal.report import Progress, RehearsalReport
 
 
 _KIND_STYLE = {
@@ -57,14 +60,9 @@ def check(
     give on a scratch database. Verify: the verify queries of the rollbacks that were run.
     Read-only. Exits 1 when something is found.
     """
-    from backout import api
-
     config = build_config(url=url, project=project, config_file=config_file)
     report = api.check(config, drift=not no_drift, ignore_column_order=ignore_column_order)
     if as_json:
-        from backout.analysis.checks import check_json
-        from backout.cli import render
-
         render.echo_json(check_json(report))
     else:
         _render_check(report)
@@ -78,8 +76,6 @@ def check(
 
 
 def _render_check(report: CheckReport) -> None:
-    from backout.cli import render
-
     click.echo(f"backout check  {report.database}")
     if report.problems:
         rows: list[list[render.Cell]] = []
@@ -159,8 +155,6 @@ def test(
     apply it again, run the smoke hook against the copy. Without ID: the pending migrations,
     or else the newest applied one. The copy is always dropped. Exits 1 when a rehearsal fails.
     """
-    from backout import api
-
     config = build_config(url=url, project=project, config_file=config_file)
     with _progress(enabled=not as_json and sys.stderr.isatty()) as progress:
         report = api.test(
@@ -176,9 +170,6 @@ def test(
             progress=progress,
         )
     if as_json:
-        from backout.cli import render
-        from backout.rehearsal.rehearse import rehearsal_json
-
         render.echo_json(rehearsal_json(report))
     else:
         _render_test(report)
@@ -194,9 +185,6 @@ def _progress(*, enabled: bool) -> Iterator[Progress | None]:
         yield None
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
-    from backout.cli import render
-    from backout.rehearsal.rehearse import RehearsalEvent
 
     bar = Progress(
         TextColumn("[bold]rehearsing[/]"),
@@ -230,8 +218,6 @@ _STATUS_STYLE = {
 
 
 def _render_test(report: RehearsalReport) -> None:
-    from backout.cli import render
-
     source = "an empty database" if report.mode == "all" else f"a copy of {report.source}"
     click.echo(f"backout test  on {source} (dropped)")
     rows: list[list[render.Cell]] = []
@@ -300,8 +286,6 @@ def generate(
     as TODO lines. Never overwrites an existing rollback without --force. Exits 1 when a draft
     does not undo the schema change.
     """
-    from backout import api
-
     config = build_config(url=url, project=project, config_file=config_file)
     results = api.generate(config, ids, force=force, write=not to_stdout)
     for result in results:

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from backout.run.journal import describe_unfinished_restore, finish_restore_hint
+
 if TYPE_CHECKING:
     from rich.console import Console
 
@@ -231,8 +233,6 @@ def status(result: StatusResult) -> None:
 
 def _status_notes(result: StatusResult) -> None:
     from rich.text import Text
-
-    from backout.run.journal import describe_unfinished_restore, finish_restore_hint
 
     report = result.report
     out = console()

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from rich.text import Text
-
-from backout.api.documents import loss_summary, loss_text
+from backout.analysis.risk import loss_summary, loss_text
 from backout.cli.render import Column, console, fitted_table
-from backout.run.runner import render_literal
+from backout.dialects.params import render_literal
 
 if TYPE_CHECKING:
     from backout.api import PlanView, RollbackResult
@@ -147,6 +145,8 @@ def _preview(view: PlanView) -> None:
 
 def outcome(result: RollbackResult) -> None:
     """After a rollback: what was done, the backup, hooks, and manual steps to do now."""
+    from rich.text import Text  # rich is heavy: loaded when a command renders
+
     out = console()
     ids = ", ".join(result.rolled_back)
     if result.view.plan.partial:

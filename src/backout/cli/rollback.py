@@ -8,7 +8,11 @@ from typing import TYPE_CHECKING
 
 import click
 
-from backout.cli import main
+from backout import api
+from backout.api import PartialRequest
+from backout.api.action_documents import rollback_fields, rollback_outcome
+from backout.api.documents import plan_json, plan_markdown
+from backout.cli import main, render, render_plan
 from backout.cli.common import (
     ActionDocument,
     F,
@@ -19,6 +23,9 @@ from backout.cli.common import (
     lock_wait_option,
     project_options,
 )
+from backout.cli.render import echo_json
+from backout.model.errors import BackoutError, Declined, UsageError
+from backout.rollback.rollback import refuse_failed_simulation, refuse_understated
 
 if TYPE_CHECKING:
     from backout.api import PartialRequest, PlanView
@@ -65,9 +72,6 @@ def _partial(
     migration_id: str | None, partial: str | None, params: tuple[str, ...]
 ) -> PartialRequest | None:
     """The PartialRequest the options describe (None for a full rollback)."""
-    from backout.api import PartialRequest
-    from backout.model.errors import UsageError
-
     if partial is None:
         if migration_id is not None or params:
             raise UsageError(
@@ -123,9 +127,6 @@ def plan(
     when a script's declared risk understates the computed one, or when a script fails on the
     schema-only copy.
     """
-    from backout import api
-    from backout.cli import render_plan
-
     config = build_config(
         url=url, project=project, config_file=config_file, lock_timeout=lock_timeout
     )
@@ -139,13 +140,8 @@ def plan(
         partial=_partial(migration_id, partial, params),
     )
     if as_json or fmt == "json":
-        from backout.api.documents import plan_json
-        from backout.cli.render import echo_json
-
         echo_json(plan_json(view))
     elif fmt == "markdown":
-        from backout.api.documents import plan_markdown
-
         click.echo(plan_markdown(view), nl=False)
     else:
         render_plan.plan(view)
@@ -158,9 +154,6 @@ def plan(
 
 def plan_refusals(view: PlanView) -> list[str]:
     """Why ``plan`` exits 1: what the rollback would refuse, one line each."""
-    from backout.model.errors import BackoutError
-    from backout.rollback.rollback import refuse_failed_simulation, refuse_understated
-
     reasons = [
         f"{check.script}:{check.line}: require does not hold now: {check.sql}"
         for check in view.requires_fail
@@ -241,10 +234,6 @@ def rollback(
     statement is journaled: when such an apply or rollback stops part-way, --resume
     continues it and --undo-partial undoes what it did.
     """
-    from backout import api
-    from backout.cli import render_plan
-    from backout.model.errors import Declined, UsageError
-
     config = build_config(
         url=url, project=project, config_file=config_file, lock_timeout=lock_timeout
     )
@@ -299,8 +288,6 @@ def rollback(
             ignore_simulation=ignore_simulation,
         )
     if as_json:
-        from backout.api.action_documents import rollback_fields, rollback_outcome
-
         fields = rollback_fields(result)
         if dry_run:
             fields["sql"] = result.transcript
@@ -325,10 +312,6 @@ def rollback(
 
 def _recover(config: Config, action: str, *, conflicting: bool, dry_run: bool, yes: bool) -> None:
     """``rollback --resume`` / ``--undo-partial``: plan, confirm, run, report."""
-    from backout import api
-    from backout.cli import render
-    from backout.model.errors import Declined, UsageError
-
     if conflicting:
         raise UsageError(
             "--resume and --undo-partial work on the run that stopped part-way: give one of "

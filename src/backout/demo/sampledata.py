@@ -49,6 +49,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
+from backout.dialects.mysql.session import translate
 from backout.model.errors import ConfigError, DatabaseError, UsageError
 from backout.model.urls import DatabaseURL, parse_url, scrub
 
@@ -1118,8 +1119,6 @@ def _write_mysql(url: DatabaseURL, tables: Sequence[_Table]) -> dict[str, int]:
     """Fill with multi-row INSERTs in one transaction (foreign key checks off while loading,
     as mysqldump does; the rows are consistent by construction)."""
     import pymysql
-
-    from backout.dialects.mysql.dialect import translate
 
     counts: dict[str, int] = {}
     try:

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING
 
-from backout.dialects.base import Dialect
 from backout.model.errors import ConfigError
 from backout.model.urls import DatabaseURL
+
+if TYPE_CHECKING:
+    # type-only: importing a light dialects module (scratch_names) must not load base
+    from backout.dialects.base import Dialect
 
 #: dialect name → (module, class); modules are imported on first use
 _DIALECTS: dict[str, tuple[str, str]] = {

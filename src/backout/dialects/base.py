@@ -17,21 +17,22 @@ import getpass
 import os
 import socket
 from abc import ABC, abstractmethod
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from backout import __version__
+from backout.dialects import params as sql_params
+from backout.model.effects import Action, ObjectKind
+from backout.model.errors import BackupError, UsageError
 from backout.model.schema import SchemaSnapshot, TableInfo, TableStats
 from backout.model.script import Statement
 from backout.model.urls import DatabaseURL
 
 if TYPE_CHECKING:
-    from backout.dialects.backup_base import BackupEngine
     from backout.dialects.ddl_base import Draft, DraftStep, LiveNames, Rename
-    from backout.dialects.orphans import OrphanRows
     from backout.model.effects import Effect
 
 Row = tuple[Any, ...]
@@ -245,6 +246,183 @@ class RunLock(ABC):
         self.release()
 
 
+@dataclass(frozen=True)
+class OrphanRows:
+    """Rows of ``table`` whose ``columns`` match no row of ``referenced_table``."""
+
+    #: key of the referencing table
+    table: str
+    columns: tuple[str, ...]
+    #: key of the referenced table
+    referenced_table: str
+    referenced_columns: tuple[str, ...]
+    #: the foreign key's name (None: anonymous, or no constraint at all)
+    constraint: str | None
+    count: int
+    #: a few referencing values, ``"registryItemId"='abc'``
+    samples: tuple[str, ...] = ()
+
+
+# --- backups ------------------------------------------------------------------------------------
+#
+# What a dialect provides for backups: dump, verify, and restore (into a new database or over the
+# current one). :mod:`backout.backup.backup` owns the catalog, file names, permissions, checksums
+# and the checks that decide whether a restore succeeded; a :class:`BackupEngine` only moves bytes
+# between a database and a backup file, with the database's own tools (``pg_dump``/``pg_restore``,
+# the ``sqlite3`` backup API). The interface lives here, next to :class:`Dialect`, because each
+# names the other (``Dialect.backup_engine``, the engine's sessions).
+#
+# Vocabulary shared with :mod:`backout.backup.backup`:
+#
+# - tables are named by their :class:`~backout.model.schema.SchemaSnapshot` key
+#   (``public.Voucher`` on PostgreSQL, ``Voucher`` on SQLite);
+# - the **ledger tables** (``_prisma_migrations``, backout's ``migrations``) are not part of any
+#   snapshot, but their data is in every backup, so that the applied state always matches the
+#   restored schema;
+# - backout's event log and ``schema_version`` tables are never dumped and never restored: the
+#   audit trail survives restores untouched.
+
+Progress = Callable[[str], None]
+
+
+def no_progress(message: str) -> None:
+    """A progress callback that ignores what it is told."""
+
+
+@dataclass(frozen=True)
+class DumpResult:
+    """What a dump holds, read in the same database snapshot as the dump itself."""
+
+    #: keys of the tables whose rows are in the file (ledger tables included)
+    tables: tuple[str, ...]
+    #: rows per table of :attr:`tables`
+    row_counts: Mapping[str, int]
+    #: the schema when the dump was taken (the ledger and backout's tables left out)
+    snapshot: SchemaSnapshot
+    #: the tool and its version, e.g. ``pg_dump 15.20``
+    tool: str
+
+
+@dataclass(frozen=True)
+class RestoreRequest:
+    """What :meth:`BackupEngine.restore_over` must bring back."""
+
+    #: the backup file
+    path: Path
+    #: the schema recorded with the backup: what the database must look like afterwards
+    snapshot: SchemaSnapshot
+    #: keys of the tables whose rows the backup holds (ledger tables included)
+    data_tables: tuple[str, ...]
+    #: a full backup: every table is replaced, and tables not in the backup are dropped
+    full: bool
+    #: schema (PostgreSQL) holding backout's own tables
+    history_schema: str
+    #: seconds to wait for a lock before giving up (0: no limit)
+    lock_timeout: float
+    #: the masked URL the backup was taken from: its parameters say the backup's scope
+    #: (PostgreSQL's ``?schema=``); "" when not known
+    source: str = ""
+
+
+class BackupEngine(ABC):
+    """Dump, verify and restore one kind of database. Stateless; obtained from
+    :meth:`backout.dialects.base.Dialect.backup_engine`."""
+
+    #: file name suffix of a backup file (``.dump``, ``.sqlite3``)
+    file_suffix: ClassVar[str]
+    #: constraints and foreign keys can be dropped and re-created without rebuilding their
+    #: table (PostgreSQL); where they cannot (SQLite), a scoped restore can only fix them by
+    #: rebuilding the table, which needs its rows
+    constraints_in_place: ClassVar[bool]
+    #: :meth:`restore_over` is one transaction: a failure or a kill changes nothing. Where it
+    #: is not (MySQL/MariaDB commit DDL at once), backout journals the restore so that a
+    #: half-restored database is reported and can be finished (see :mod:`backout.run.journal`)
+    atomic_restore: ClassVar[bool] = True
+    #: how :meth:`restore_over` runs, as the progress line says it
+    restore_manner: ClassVar[str] = "in one transaction"
+
+    @abstractmethod
+    def check_tools(self, session: Session) -> str:
+        """The dump tool and its version; ToolMissing (writing nothing) when it is missing or
+        older than the server."""
+
+    @abstractmethod
+    def ledger_tables(self, session: Session, history_schema: str) -> list[str]:
+        """Keys of the migration-ledger tables that exist (``_prisma_migrations``,
+        backout's ``migrations``)."""
+
+    @abstractmethod
+    def dump(
+        self,
+        session: Session,
+        path: Path,
+        *,
+        data_tables: Sequence[str] | None,
+        history_schema: str,
+        progress: Progress,
+    ) -> DumpResult:
+        """Write a backup into ``path`` (an empty file, already created with mode 0600).
+
+        The whole schema is always in it. ``data_tables`` lists the tables whose rows go in as
+        well (None: every table); the ledger tables' rows always go in; backout's event log and
+        ``schema_version`` never do. Raises BackupError when the tool fails.
+        """
+
+    @abstractmethod
+    def verify(
+        self,
+        path: Path,
+        *,
+        snapshot: SchemaSnapshot,
+        tables: Sequence[str],
+        row_counts: Mapping[str, int],
+    ) -> None:
+        """Check the file's structure: it can be read back and holds the rows of ``tables``
+        (and, where the file itself can be counted, ``row_counts``). BackupError otherwise."""
+
+    @abstractmethod
+    def row_counts(self, session: Session, tables: Sequence[str]) -> dict[str, int]:
+        """Exact rows per table (tables given by key; ledger tables allowed)."""
+
+    @abstractmethod
+    def restore_into(
+        self,
+        path: Path,
+        *,
+        target: DatabaseURL,
+        actor: Actor,
+        progress: Progress,
+    ) -> None:
+        """Load the backup into ``target``, a new database: it must not exist yet (SQLite), or
+        exist and be empty, or not exist and be creatable (PostgreSQL). BackupError otherwise.
+        """
+
+    def refuse_out_of_scope(self, request: RestoreRequest, target: DatabaseURL) -> None:
+        """BackupError (nothing changed yet) when the backup's scope is not the one of the
+        project at ``target`` (PostgreSQL's ``?schema=``); called before anything is taken
+        or changed. Default: a database is one scope."""
+        return None
+
+    @abstractmethod
+    def restore_over(
+        self,
+        session: Session,
+        request: RestoreRequest,
+        *,
+        finish: Callable[[], None],
+        progress: Progress,
+    ) -> None:
+        """Make the database match the backup, in ONE transaction (where
+        :attr:`atomic_restore`; otherwise statement by statement, journaled by the caller).
+
+        Drops what the backup re-creates (and, for a full backup, what it does not hold), loads
+        the schema objects that are missing or different and the rows of
+        :attr:`RestoreRequest.data_tables`, then calls ``finish`` inside the transaction (it
+        checks the result and records the event) and commits. Any error, in the restore or in
+        ``finish``, rolls everything back and propagates. Never touches backout's event log.
+        """
+
+
 class Dialect(ABC):
     """A database backend. Subclasses fill in the documented capability flags."""
 
@@ -303,9 +481,7 @@ class Dialect(ABC):
 
     def param_spans(self, sql: str, names: Collection[str]) -> list[tuple[int, int, str]]:
         """Where the ``:name`` placeholders of declared parameters are in ``sql``."""
-        from backout.dialects.params import param_spans
-
-        return param_spans(
+        return sql_params.param_spans(
             sql, names, dollar_quotes=self.dollar_quotes, brackets=self.bracket_quotes
         )
 
@@ -377,8 +553,6 @@ class Dialect(ABC):
         a renamed table or column is renamed back. Constraints, triggers and routines differ
         too much between databases: None.
         """
-        from backout.model.effects import Action, ObjectKind
-
         target = effect.target
         table = effect.table
         if effect.action is Action.CREATE and "OR REPLACE" not in effect.detail:
@@ -601,21 +775,10 @@ class Dialect(ABC):
 
     # --- checks and rehearsals ----------------------------------------------------------------
 
+    @abstractmethod
     def find_orphans(self, session: Session, snapshot: SchemaSnapshot) -> list[OrphanRows]:
-        """Rows whose foreign key points nowhere, for the keys the database does not guarantee.
-
-        Default: foreign keys added ``NOT VALID`` and not validated since (a validated key is
-        enforced by the server, so it cannot have orphans).
-        """
-        from backout.dialects.orphans import unvalidated_orphans
-
-        keys = [
-            (table, fk)
-            for table in snapshot.tables.values()
-            for fk in table.foreign_keys
-            if not fk.validated
-        ]
-        return unvalidated_orphans(session, snapshot, keys)
+        """Rows whose foreign key points nowhere, for the keys the database does not guarantee
+        (:mod:`backout.dialects.orphans` counts them)."""
 
     def schema_dump(
         self, url: DatabaseURL, actor: Actor, *, ignore_column_order: bool = False
@@ -650,8 +813,6 @@ class Dialect(ABC):
         stored ``CREATE`` text of objects in ``before``, where the catalog snapshot cannot
         rebuild them exactly (see :meth:`stored_definitions`).
         """
-        from backout.model.errors import UsageError
-
         raise UsageError(f"`generate` does not support {self.display_name} yet")
 
     def rename_back(self, rename: Rename) -> str | None:
@@ -702,8 +863,6 @@ class Dialect(ABC):
 
     def backup_engine(self) -> BackupEngine:
         """The engine that dumps, verifies and restores this kind of database."""
-        from backout.model.errors import BackupError
-
         raise BackupError(f"backups of {self.display_name} databases are not supported yet")
 
     def ensure_url_schema(self, url: DatabaseURL) -> list[str]:

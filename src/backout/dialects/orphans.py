@@ -10,25 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from backout.dialects.base import Dialect, Session
+from backout.dialects.base import Dialect, OrphanRows, Session
 from backout.model.schema import ForeignKeyInfo, SchemaSnapshot, TableInfo
-
-
-@dataclass(frozen=True)
-class OrphanRows:
-    """Rows of ``table`` whose ``columns`` match no row of ``referenced_table``."""
-
-    #: key of the referencing table
-    table: str
-    columns: tuple[str, ...]
-    #: key of the referenced table
-    referenced_table: str
-    referenced_columns: tuple[str, ...]
-    #: the foreign key's name (None: anonymous, or no constraint at all)
-    constraint: str | None
-    count: int
-    #: a few referencing values, ``"registryItemId"='abc'``
-    samples: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

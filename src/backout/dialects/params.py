@@ -3,12 +3,16 @@ identifiers, dollar-quoted bodies or PostgreSQL ``::`` casts.
 
 Only declared names are placeholders, so ``'10:30'`` or ``x::text`` are never mistaken for one.
 Values are always sent to the database as bound parameters; nothing here pastes a value into SQL
-(except :func:`render`, which writes dry-run transcripts that are shown, never executed).
+(except :func:`render` and :func:`render_literal`, which write dry-run transcripts that are
+shown, never executed).
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import decimal
 import re
+import uuid
 from collections.abc import Callable, Collection, Mapping
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -123,8 +127,21 @@ def mask_as_dollar_params(sql: str, spans: list[Span], *, numbered: bool) -> str
     return substitute(sql, spans, fill)
 
 
+def render_literal(value: object) -> str:
+    """A parameter value as a SQL literal, for dry-run transcripts only (never executed)."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, int | float | decimal.Decimal):
+        return str(value)
+    if isinstance(value, dt.datetime | dt.date):
+        return "'" + value.isoformat() + "'"
+    if isinstance(value, uuid.UUID):
+        return f"'{value}'"
+    return "'" + str(value).replace("'", "''") + "'"
+
+
 def render(sql: str, spans: list[Span], values: Mapping[str, object]) -> str:
     """Placeholders replaced by literals: for dry-run transcripts only (never executed)."""
-    from backout.run.runner import render_literal
-
     return substitute(sql, spans, lambda name: render_literal(values[name]))

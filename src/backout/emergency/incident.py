@@ -1,17 +1,80 @@
-"""The incident report of ``backout emergency``, in Markdown ("document the incident")."""
+"""What ``backout emergency`` did (:class:`EmergencyResult`, one :class:`StepRecord` per step)
+and its incident report in Markdown ("document the incident")."""
 
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from backout.api.documents import loss_text
+from backout.analysis.risk import loss_text
+from backout.backup.backup import BackupCatalog
 
 if TYPE_CHECKING:
-    from backout.emergency.procedure import EmergencyResult
+    from backout.analysis.checks import CheckReport
+    from backout.backup.backup import BackupRecord
+    from backout.rollback.rollback import PlanView, RollbackResult
+    from backout.run.hooks import HookResult
     from backout.run.workspace import Workspace
 
 _OUTPUT_LINES = 40
+
+
+@dataclass
+class StepRecord:
+    """One step of the timeline."""
+
+    name: str
+    title: str
+    status: str = "pending"  # ok | failed | skipped | dry-run | pending
+    started: dt.datetime | None = None
+    finished: dt.datetime | None = None
+    detail: str = ""
+    output: str = ""
+    exit_code: int | None = None
+
+    @property
+    def seconds(self) -> float:
+        """Duration of the step."""
+        if self.started is None or self.finished is None:
+            return 0.0
+        return (self.finished - self.started).total_seconds()
+
+
+@dataclass
+class EmergencyResult:
+    """What the emergency procedure did, and where things stand."""
+
+    target: str
+    dry_run: bool
+    steps: list[StepRecord]
+    report: Path | None = None
+    view: PlanView | None = None
+    backup: BackupRecord | None = None
+    rollback: RollbackResult | None = None
+    checks: CheckReport | None = None
+    hooks: list[HookResult] = field(default_factory=list)
+    #: what went wrong without stopping the procedure (a failed after_rollback hook)
+    warnings: list[str] = field(default_factory=list)
+    #: every reason the rollback would be refused, found before the first side effect
+    refusals: list[str] = field(default_factory=list)
+    where_things_stand: str = ""
+    next_steps: list[str] = field(default_factory=list)
+
+    @property
+    def failed(self) -> StepRecord | None:
+        """The step that failed, if any."""
+        return next((s for s in self.steps if s.status == "failed"), None)
+
+    @property
+    def exit_code(self) -> int:
+        """0 when every step passed (or was skipped) with no warning; 1 after a warning; else
+        the failing step's code."""
+        failed = self.failed
+        if failed is None:
+            return 1 if self.warnings else 0
+        return failed.exit_code or 1
 
 
 def _when(value: dt.datetime | None) -> str:
@@ -79,8 +142,6 @@ def render_incident(ws: Workspace, result: EmergencyResult, started: dt.datetime
             lines += [f"- [ ] {text}" for text in manual]
     lines += ["", "## Backup", ""]
     if result.backup is not None:
-        from backout.backup.backup import BackupCatalog
-
         catalog = BackupCatalog(ws.config.backups)
         lines += [
             f"- **id**: `{result.backup.id}`",

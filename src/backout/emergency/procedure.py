@@ -17,80 +17,25 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from backout.analysis.checks import run_checks
+from backout.backup.backup import take_backup
 from backout.dialects.base import utcnow
+from backout.emergency.incident import EmergencyResult, StepRecord, render_incident
 from backout.model.errors import BackoutError, CheckFailed, Declined
-from backout.rollback.rollback import PlanView, RollbackResult, build_view, refusals, rollback
+from backout.rollback.rollback import PlanView, build_view, refusals, rollback
 from backout.run.history import Event
-from backout.run.hooks import HookResult, missing_hook_program, run_hook
+from backout.run.hooks import missing_hook_program, run_hook
 from backout.run.workspace import Workspace
 
 if TYPE_CHECKING:
-    from backout.analysis.checks import CheckReport
-    from backout.backup.backup import BackupRecord
+    pass
 
 STEPS = ("plan", "stop_app", "backup", "rollback", "deploy_previous", "check", "smoke")
 #: the hooks the procedure runs (their programs are looked for before stop_app)
 _HOOKS = ("stop_app", "before_rollback", "after_rollback", "deploy_previous", "smoke")
-
-
-@dataclass
-class StepRecord:
-    """One step of the timeline."""
-
-    name: str
-    title: str
-    status: str = "pending"  # ok | failed | skipped | dry-run | pending
-    started: dt.datetime | None = None
-    finished: dt.datetime | None = None
-    detail: str = ""
-    output: str = ""
-    exit_code: int | None = None
-
-    @property
-    def seconds(self) -> float:
-        """Duration of the step."""
-        if self.started is None or self.finished is None:
-            return 0.0
-        return (self.finished - self.started).total_seconds()
-
-
-@dataclass
-class EmergencyResult:
-    """What the emergency procedure did, and where things stand."""
-
-    target: str
-    dry_run: bool
-    steps: list[StepRecord]
-    report: Path | None = None
-    view: PlanView | None = None
-    backup: BackupRecord | None = None
-    rollback: RollbackResult | None = None
-    checks: CheckReport | None = None
-    hooks: list[HookResult] = field(default_factory=list)
-    #: what went wrong without stopping the procedure (a failed after_rollback hook)
-    warnings: list[str] = field(default_factory=list)
-    #: every reason the rollback would be refused, found before the first side effect
-    refusals: list[str] = field(default_factory=list)
-    where_things_stand: str = ""
-    next_steps: list[str] = field(default_factory=list)
-
-    @property
-    def failed(self) -> StepRecord | None:
-        """The step that failed, if any."""
-        return next((s for s in self.steps if s.status == "failed"), None)
-
-    @property
-    def exit_code(self) -> int:
-        """0 when every step passed (or was skipped) with no warning; 1 after a warning; else
-        the failing step's code."""
-        failed = self.failed
-        if failed is None:
-            return 1 if self.warnings else 0
-        return failed.exit_code or 1
 
 
 _TITLES = {
@@ -244,7 +189,6 @@ def _run(
         if dry_run:
             record.detail = "would take a full backup of the current state"
             return
-        from backout.backup.backup import take_backup
 
         with ws.session() as session:
             result.backup = take_backup(
@@ -281,8 +225,6 @@ def _run(
                 result.warnings.append(f"{hook.describe()}: the rollback stands; run it by hand")
 
     def do_check(record: StepRecord) -> None:
-        from backout.analysis.checks import run_checks
-
         report = run_checks(ws)
         result.checks = report
         record.detail = "no problem found" if report.ok else f"{len(report.problems)} problem(s)"
@@ -437,8 +379,6 @@ def _record(ws: Workspace, result: EmergencyResult, started: dt.datetime) -> Non
 def _write_report(
     ws: Workspace, result: EmergencyResult, started: dt.datetime, folder: Path | None
 ) -> Path:
-    from backout.emergency.incident import render_incident
-
     folder = folder or ws.config.root / "incidents"
     folder.mkdir(parents=True, exist_ok=True)
     stamp = started.strftime("%Y%m%dT%H%M%SZ")

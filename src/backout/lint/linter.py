@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from backout.analysis.risk import assess_static
+from backout.dialects import dialect_for
 from backout.lint.rules import (
     RULES,
     SQUAWK_DOCS,
@@ -40,12 +42,17 @@ from backout.lint.rules import (
     SyncTracker,
     same_object,
 )
+from backout.model.documents import JSON_FORMAT
 from backout.model.effects import Action, ObjectKind, ScriptEffects, analyze, quote_name
 from backout.model.errors import BackoutError, ProjectError, UsageError
 from backout.model.script import Script, ScriptKind, Statement, scan_directives
+from backout.model.urls import DatabaseURL, scrub
+from backout.project.layouts import load_project
 from backout.project.migration import Migration, Project
+from backout.project.scaffold import ROLLBACK_HEADER
 from backout.run.runner import writing_checks
 from backout.run.transactions import UnhonourableTransaction, lay_out, same_block_pairs
+from backout.run.workspace import Workspace
 
 if TYPE_CHECKING:
     from backout.dialects.base import Dialect
@@ -151,8 +158,6 @@ class LintReport:
 
 def lint_json(report: LintReport) -> dict[str, Any]:
     """The ``lint --json`` document (``"format": 1``; docs/commands/lint.md)."""
-    from backout.api.documents import JSON_FORMAT
-
     return {
         "format": JSON_FORMAT,
         "findings": [
@@ -392,8 +397,6 @@ def _head(script: Script) -> int:
 
 def _placeholders() -> dict[str, str]:
     """Directive values ``backout new`` writes for the author to replace, lower-cased."""
-    from backout.project.scaffold import ROLLBACK_HEADER
-
     found = scan_directives(ROLLBACK_HEADER.format(id="x"), "scaffold")
     return {d.name: d.value.lower() for d in found if d.name != "risk"}
 
@@ -632,8 +635,6 @@ class _Linter:
     def lint_rollback_header(self, analysed: _Analysed, migration: Migration) -> None:
         """Rollback and partial scripts: statements present, risk declared and not understated,
         no scaffold placeholders left."""
-        from backout.analysis.risk import assess_static
-
         script = analysed.script
         kind = "rollback" if script.kind is ScriptKind.ROLLBACK else "partial rollback"
         raw = scan_directives(script.text, script.display, first_line=script.first_line)
@@ -828,9 +829,6 @@ def _parse_ignore(values: Iterable[str]) -> set[tuple[str, str | None]]:
 
 def _dialect_for(config: Config, project: Project) -> Dialect:
     """The dialect the scripts are written for: Prisma's provider, else the URL's."""
-    from backout.dialects import dialect_for
-    from backout.model.urls import DatabaseURL
-
     name = _PROVIDER_DIALECTS.get((project.provider or "").lower()) or config.url.dialect
     return dialect_for(DatabaseURL(raw="", dialect=name))
 
@@ -844,9 +842,6 @@ class _DatabaseState:
 
 def _read_status(config: Config) -> _DatabaseState:
     """The applied state, or why it could not be read (never raises for the database)."""
-    from backout.model.urls import scrub
-    from backout.run.workspace import Workspace
-
     try:
         ws = Workspace.open(config)
     except ProjectError:
@@ -1016,8 +1011,6 @@ def lint(
     True always; False never (``--offline``). ``ignore`` holds rule ids (``BO101``) or
     rule ids for one migration (``BO101:<migration id>``). ``squawk=False`` skips squawk.
     """
-    from backout.project.layouts import load_project
-
     ignored = _parse_ignore(ignore)
     project = load_project(
         config.root,

@@ -19,7 +19,7 @@ from backout.project.migration import Migration
 from backout.run.history import Event
 from backout.run.journal import FINISH, START, UP, JournalHooks, RunContext
 from backout.run.runner import Executor, PreparedScript, ScriptRunner, prepare
-from backout.run.status import StatusReport
+from backout.run.status import StatusReport, refuse_interrupted
 from backout.run.workspace import Workspace
 
 
@@ -95,7 +95,7 @@ def up(
     # untrusted history is refused before the database is touched.
     with ws.session(create=False) as reader:
         report = ws.read_status(reader)
-        _refuse_interrupted(report)
+        refuse_interrupted(report)
         ws.refuse_untrusted(report, allow_edited=allow_edited, allow_missing=allow_missing)
         selected = select_pending(ws, report, to)
         if selected:
@@ -109,7 +109,7 @@ def up(
         try:
             # Under the lock, history may have moved on (another run finished meanwhile).
             report = ws.read_status(session)
-            _refuse_interrupted(report)
+            refuse_interrupted(report)
             ws.refuse_untrusted(report, allow_edited=allow_edited, allow_missing=allow_missing)
             selected = select_pending(ws, report, to)
             prepared = [(m, units.get(m.key) or prepare(ws.dialect, m.up)) for m in selected]
@@ -134,12 +134,6 @@ def up(
             if lock is not None:
                 lock.release()
     return result
-
-
-def _refuse_interrupted(report: StatusReport) -> None:
-    from backout.rollback.rollback import refuse_interrupted
-
-    refuse_interrupted(report)
 
 
 def _lock_text(ws: Workspace) -> str:

@@ -13,11 +13,11 @@ from __future__ import annotations
 from collections.abc import Container, Sequence
 from dataclasses import dataclass
 
-from backout.analysis.simulate import ObjectKey, describe_object, expected_changes, objects
+from backout.analysis.simulate import describe_object, expected_changes
 from backout.dialects.base import Session
 from backout.model.effects import ScriptEffects, analyze
 from backout.model.errors import BackoutError
-from backout.model.schema import SchemaSnapshot
+from backout.model.schema import ObjectKey, SchemaSnapshot, objects
 from backout.model.script import Statement
 from backout.project.migration import Migration
 from backout.run.status import MigrationStatus

@@ -8,7 +8,7 @@ from backout.dialects.base import utcnow
 from backout.model.errors import UsageError
 from backout.run.history import Event
 from backout.run.runner import Executor
-from backout.run.status import State
+from backout.run.status import State, refuse_half_restored
 from backout.run.workspace import Workspace
 
 
@@ -30,8 +30,6 @@ def resolve(ws: Workspace, ref: str, *, applied: bool) -> ResolveResult:
       ``prisma migrate deploy``) applies it again. An applied migration is undone with
       ``backout rollback``, not here.
     """
-    from backout.rollback.rollback import refuse_half_restored
-
     migration = ws.project.find(ref)
     with ws.session() as session, ws.run_lock(session):
         report = ws.read_status(session)

@@ -25,6 +25,7 @@ import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
+from backout.model.schema import SchemaSnapshot, qualified_name
 from backout.model.script import Statement
 
 
@@ -436,3 +437,15 @@ def analyze(dialect_name: str, statements: Sequence[Statement]) -> ScriptEffects
     module = importlib.import_module(module_name)
     analyzer: Callable[[Sequence[Statement]], ScriptEffects] = module.analyze_statements
     return analyzer(statements)
+
+
+def table_key(ref: ObjectRef, snapshot: SchemaSnapshot) -> str | None:
+    """The snapshot key of a table a script names, or None when it does not exist now."""
+    schema = ref.schema if ref.schema is not None else snapshot.default_schema
+    key = qualified_name(schema, ref.name)
+    if key in snapshot.tables:
+        return key
+    if ref.case_insensitive:
+        folded = key.casefold()
+        return next((k for k in snapshot.tables if k.casefold() == folded), None)
+    return None

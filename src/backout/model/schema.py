@@ -1422,3 +1422,57 @@ def diff_schemas(before: SchemaSnapshot, after: SchemaSnapshot) -> SchemaDiff:
         changes=tuple(sorted(d.changes, key=SchemaChange.sort_key)),
         column_order=tuple(sorted(d.column_order, key=SchemaChange.sort_key)),
     )
+
+
+# --- object identities (what a script's effects name, as a snapshot holds them) ---------
+
+#: normalised identity of a schema object: (kind, schema, name...) → owning table (or None)
+ObjectKey = tuple[str, ...]
+
+
+def fold_key(parts: Sequence[str | None], case_insensitive: bool) -> ObjectKey:
+    """An object key's parts, casefolded where the database folds names."""
+    return tuple((p or "").casefold() if case_insensitive else (p or "") for p in parts)
+
+
+def objects(
+    snapshot: SchemaSnapshot, *, case_insensitive: bool
+) -> dict[ObjectKey, ObjectKey | None]:
+    """Every object of a snapshot → the key of the table it belongs to (None: standalone)."""
+    found: dict[ObjectKey, ObjectKey | None] = {}
+
+    def key(*parts: str | None) -> ObjectKey:
+        return fold_key(parts, case_insensitive)
+
+    for table in snapshot.tables.values():
+        table_key = key("table", table.schema, table.name)
+        found[table_key] = None
+        for column in table.columns:
+            found[key("column", table.schema, table.name, column.name)] = table_key
+        for fk in table.foreign_keys:
+            if fk.name:
+                found[key("constraint", table.schema, table.name, fk.name)] = table_key
+        for constraint in table.constraints:
+            if constraint.name:
+                found[key("constraint", table.schema, table.name, constraint.name)] = table_key
+    for index in snapshot.indexes.values():
+        found[key("index", index.schema, index.name)] = key("table", index.schema, index.table)
+    for kind, items in (
+        ("type", snapshot.enums),
+        ("type", snapshot.types),
+        ("view", snapshot.views),
+    ):
+        for item in items.values():
+            found[key(kind, item.schema, item.name)] = None
+    for sequence in snapshot.sequences.values():
+        owner = sequence.owned_by_table
+        found[key("sequence", sequence.schema, sequence.name)] = (
+            key("table", sequence.schema, owner.split(".")[-1]) if owner else None
+        )
+    for function in snapshot.functions.values():
+        found[key("function", function.schema, function.name)] = None
+    for trigger in snapshot.triggers.values():
+        found[key("trigger", trigger.schema, trigger.table, trigger.name)] = key(
+            "table", trigger.schema, trigger.table
+        )
+    return found

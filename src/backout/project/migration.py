@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,8 +55,6 @@ class Project:
 
     def rel(self, path: Path) -> str:
         """A path as shown to users: relative to the project root when inside it."""
-        from backout.project.layouts.common import display_path
-
         return display_path(self.root, path)
 
     def by_key(self) -> dict[str, Migration]:
@@ -90,3 +89,19 @@ class Project:
     def index_of(self, migration: Migration) -> int:
         """Position of ``migration`` in order."""
         return next(i for i, m in enumerate(self.migrations) if m.key == migration.key)
+
+
+@functools.lru_cache(maxsize=256)
+def _resolved(folder: Path) -> Path:
+    return folder.resolve()
+
+
+def display_path(root: Path, path: Path) -> str:
+    """``path`` relative to ``root`` for messages; a symlinked file keeps its own name.
+
+    Folders are resolved once each (cached): a project has thousands of files in few folders.
+    """
+    try:
+        return str((_resolved(path.parent) / path.name).relative_to(_resolved(root)))
+    except ValueError:
+        return str(path)

@@ -25,93 +25,20 @@ The copy is always dropped, also on Ctrl-C.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Sequence
 
 from backout.model.errors import BackoutError, ConfigError, UsageError
 from backout.model.urls import DatabaseURL, parse_url
 from backout.project.migration import Migration
-from backout.rehearsal.compare import Failure
-from backout.run.hooks import HookResult
+from backout.rehearsal.report import (
+    Progress,
+    RehearsalEvent,
+    RehearsalReport,
+)
+from backout.rehearsal.walk import Walk
+from backout.run.replay import scratch_workspace
 from backout.run.runner import refuse_writing_checks
 from backout.run.workspace import Workspace
-
-PASSED = "passed"
-FAILED = "failed"
-NO_ROLLBACK = "no_rollback"
-NOT_RUN = "not_run"
-
-
-@dataclass
-class MigrationRehearsal:
-    """The rehearsal of one migration."""
-
-    id: str
-    #: forward (pending on the copy: up → rollback → up) or backward (applied: rollback → up)
-    mode: str
-    status: str = PASSED
-    failures: list[Failure] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    #: hazards found on the way that do not fail the rollback's rehearsal: "this migration
-    #: fails on a non-empty table" (``--with-data``), after which the walk went on
-    findings: list[str] = field(default_factory=list)
-    #: seconds per step: apply, rollback, reapply, compare, smoke
-    timings: dict[str, float] = field(default_factory=dict)
-    smoke: HookResult | None = None
-    #: wall-clock seconds for the whole rehearsal of this migration
-    duration_s: float = 0.0
-
-    @property
-    def ok(self) -> bool:
-        """Passed, or had nothing to rehearse that was asked for."""
-        return self.status in (PASSED, NO_ROLLBACK)
-
-    def fail(self, kind: str, message: str) -> None:
-        """Record a failure."""
-        self.failures.append(Failure(kind, message))
-        self.status = FAILED
-
-
-@dataclass
-class RehearsalReport:
-    """Everything a rehearsal did and found."""
-
-    #: where the data came from (masked URL), or "empty database" with --all
-    source: str
-    #: the throwaway database (masked URL); gone by the time the report is read
-    copy: str
-    mode: str
-    migrations: list[MigrationRehearsal] = field(default_factory=list)
-    #: the smoke hook's run at the end of an --all rehearsal
-    smoke: HookResult | None = None
-    notes: list[str] = field(default_factory=list)
-    duration_s: float = 0.0
-
-    @property
-    def ok(self) -> bool:
-        """Every rehearsed migration passed (and the final smoke hook, if it ran)."""
-        smoke_ok = self.smoke is None or self.smoke.ok
-        return smoke_ok and all(m.ok for m in self.migrations)
-
-    @property
-    def failed(self) -> list[MigrationRehearsal]:
-        """Rehearsals that failed or could not run."""
-        return [m for m in self.migrations if not m.ok]
-
-
-@dataclass(frozen=True)
-class RehearsalEvent:
-    """Progress: ``plan`` (total known), ``start``/``done`` per migration, ``step`` text."""
-
-    kind: str
-    total: int = 0
-    migration: str | None = None
-    text: str = ""
-    result: MigrationRehearsal | None = None
-
-
-Progress = Callable[[RehearsalEvent], None]
 
 
 def rehearse(
@@ -131,8 +58,6 @@ def rehearse(
     ``with_data`` (``--all`` only): fill every table with synthetic rows as the walk goes, so
     the data comparisons have rows to compare.
     """
-    from backout.rehearsal.walk import Walk
-
     if all_ and (ids or from_url):
         raise UsageError(
             "--all rehearses every migration on an empty database: give no ID or --from"
@@ -147,8 +72,6 @@ def rehearse(
     started = time.monotonic()
     emit = progress or (lambda _event: None)
     if all_:
-        from backout.run.replay import scratch_workspace
-
         with scratch_workspace(ws) as copy:
             report = RehearsalReport(source="empty database", copy=copy.url.masked(), mode="all")
             walk = Walk(copy, report, emit, ignore_column_order, with_smoke, with_data)
@@ -198,9 +121,6 @@ def _copy_mode(
     ignore_column_order: bool,
     with_smoke: bool,
 ) -> RehearsalReport:
-    from backout.rehearsal.walk import Walk
-    from backout.run.replay import scratch_workspace
-
     emit(RehearsalEvent("step", text=f"copying {source.masked()} (schema and data)"))
     with scratch_workspace(ws, copy_from=source, data=True) as copy:
         report = RehearsalReport(source=source.masked(), copy=copy.url.masked(), mode="copy")
@@ -212,50 +132,3 @@ def _copy_mode(
             if not report.migrations:
                 raise
     return report
-
-
-def rehearsal_json(report: RehearsalReport) -> dict[str, Any]:
-    """The ``test --json`` document (docs/json.md)."""
-    from backout.api.documents import JSON_FORMAT
-
-    def hook(result: HookResult | None) -> dict[str, Any] | None:
-        if result is None:
-            return None
-        return {
-            "command": result.command,
-            "exit_code": result.exit_code,
-            "ok": result.ok,
-            "timed_out": result.timed_out,
-            "duration_s": round(result.duration_s, 3),
-            "output": result.output,
-        }
-
-    return {
-        "format": JSON_FORMAT,
-        "mode": report.mode,
-        "source": report.source,
-        "copy": report.copy,
-        "ok": report.ok,
-        "duration_s": round(report.duration_s, 3),
-        "migrations": [
-            {
-                "id": m.id,
-                "mode": m.mode,
-                "status": m.status,
-                "ok": m.ok,
-                "failures": [{"kind": f.kind, "message": f.message} for f in m.failures],
-                "notes": list(m.notes),
-                "findings": list(m.findings),
-                "duration_s": round(m.duration_s, 3),
-                "timings_s": {k: round(v, 3) for k, v in m.timings.items()},
-                "smoke": hook(m.smoke),
-            }
-            for m in report.migrations
-        ],
-        "smoke": hook(report.smoke),
-        "notes": list(report.notes),
-        "summary": {
-            status: sum(1 for m in report.migrations if m.status == status)
-            for status in (PASSED, FAILED, NO_ROLLBACK, NOT_RUN)
-        },
-    }

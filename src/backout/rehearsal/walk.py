@@ -12,9 +12,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from backout.analysis.checks import CheckProblem, run_checks, show_table
-from backout.analysis.impact import table_key
 from backout.dialects.base import Session
-from backout.model.effects import analyze
+from backout.migrate.apply import up
+from backout.migrate.resolve import resolve
+from backout.model.effects import analyze, table_key
 from backout.model.errors import BackoutError
 from backout.model.schema import SchemaDiff, SchemaSnapshot, TableStats, diff_schemas
 from backout.project.migration import Migration
@@ -25,7 +26,8 @@ from backout.rehearsal.compare import (
     reapply_failures,
     schema_failures,
 )
-from backout.rehearsal.rehearse import (
+from backout.rehearsal.data import fill_tables
+from backout.rehearsal.report import (
     FAILED,
     NO_ROLLBACK,
     NOT_RUN,
@@ -34,7 +36,9 @@ from backout.rehearsal.rehearse import (
     RehearsalEvent,
     RehearsalReport,
 )
+from backout.rollback.rollback import rollback
 from backout.run.hooks import HookResult, run_hook
+from backout.run.replay import apply_unrecorded, replay, scratch_workspace
 from backout.run.runner import prepare
 from backout.run.status import State, StatusReport
 from backout.run.workspace import Workspace
@@ -104,13 +108,9 @@ class Walk:
             result.timings[name] = result.timings.get(name, 0.0) + time.monotonic() - clock
 
     def _up(self, migration: Migration) -> None:
-        from backout.migrate.apply import up
-
         up(self.ws, to=migration.id)
 
     def _rollback_one(self, migration: Migration) -> list[str]:
-        from backout.rollback.rollback import rollback
-
         result = rollback(
             self.ws, steps=1, backup_mode="none", accept_data_loss=True, simulate=False
         )
@@ -202,7 +202,6 @@ class Walk:
     def _fill(self, session: Session, tables: Sequence[str] | None) -> None:
         if not self.with_data:
             return
-        from backout.rehearsal.data import fill_tables
 
         for note in fill_tables(session, self.snapshot(session), tables):
             if note not in self.report.notes:
@@ -364,8 +363,6 @@ class Walk:
         Only when the failure left the schema as it was (the migration ran in one
         transaction); the failed attempt the history records is resolved as rolled back, as a
         person would. Returns the tables emptied, "" when not."""
-        from backout.migrate.resolve import resolve
-
         self.current = self.early_dump = None
         if self.snapshot(session) != snapshot:
             return ""
@@ -536,7 +533,6 @@ class Walk:
         ]
         if newer:
             self._step(migration, f"rolling back {len(newer)} newer migration(s) first")
-            from backout.rollback.rollback import rollback
 
             try:
                 rollback(
@@ -586,8 +582,6 @@ class Walk:
         self, migration: Migration, earlier: list[Migration], result: MigrationRehearsal
     ) -> tuple[SchemaSnapshot, SchemaSnapshot] | None:
         """The schema before and after ``migration``, replayed on an empty scratch database."""
-        from backout.run.replay import apply_unrecorded, replay, scratch_workspace
-
         self._step(migration, "replaying the migrations before it on an empty database")
         try:
             with scratch_workspace(self.ws) as scratch, scratch.session() as session:

@@ -15,7 +15,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
+from backout.backup.backup import restore
 from backout.dialects.base import Session, utcnow
+from backout.model.effects import Action, ObjectKind, analyze, table_key
 from backout.model.errors import (
     BackoutError,
     CheckFailed,
@@ -154,8 +156,6 @@ def _observe_uncertain(
 ) -> bool:
     """Whether a statement that was running when the run died took effect, from the schema;
     stops and explains when that cannot be told."""
-    from backout.model.effects import analyze
-
     statement = unit.statements[index - 1] if index <= len(unit.statements) else None
     if statement is None or (sha is not None and statement_sha256(statement.sql) != sha):
         raise HistoryError(
@@ -292,8 +292,6 @@ def _plan_undo(
     run: InterruptedRun,
     common: Mapping[str, object],
 ) -> RecoveryPlan:
-    from backout.model.effects import analyze
-
     applied = list(run.applied)
     observed = None
     notes: list[str] = []
@@ -369,9 +367,6 @@ def _created_table_rows(
     ws: Workspace, session: Session, snapshot: SchemaSnapshot, effects: ScriptEffects
 ) -> dict[str, int]:
     """Rows now in the tables the script creates (an inverse would drop them)."""
-    from backout.analysis.impact import table_key
-    from backout.model.effects import Action, ObjectKind
-
     counts: dict[str, int] = {}
     for effect in effects.effects:
         if effect.action is Action.CREATE and effect.target.kind is ObjectKind.TABLE:
@@ -674,8 +669,6 @@ def _undo_by_backup(
 ) -> RecoveryResult:
     """Restore the backup taken before the run (restore verifies it and backs up the current
     state first), then close the run."""
-    from backout.backup.backup import restore
-
     plan = result.plan
     run = plan.run
     assert run.backup is not None

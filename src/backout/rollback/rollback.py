@@ -18,14 +18,16 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from backout.analysis.impact import ImpactReport
+from backout.analysis.impact import ImpactReport, compute_impact
+from backout.analysis.simulate import simulate
+from backout.backup.backup import BackupCatalog, BackupRecord, BackupScope, take_backup
 from backout.dialects.base import Dialect, Session, utcnow
+from backout.model.effects import analyze, table_key
 from backout.model.errors import (
     BackoutError,
     CheckFailed,
     DatabaseError,
     Declined,
-    HistoryError,
     LockError,
     ProjectError,
     UsageError,
@@ -47,15 +49,12 @@ from backout.run.journal import (
     ROLLBACK,
     JournalHooks,
     RunContext,
-    describe_unfinished_restore,
-    finish_restore_hint,
 )
 from backout.run.runner import Executor, PreparedScript, ScriptRunner, check_passes, prepare
-from backout.run.status import StatusReport
+from backout.run.status import StatusReport, refuse_interrupted
 from backout.run.workspace import Workspace
 
 if TYPE_CHECKING:
-    from backout.backup.backup import BackupRecord
     from backout.model.effects import ScriptEffects
 
 BACKUP_MODES = ("scoped", "full", "none")
@@ -230,8 +229,6 @@ def _backup_intent(
     mode: str,
 ) -> tuple[BackupIntent, dict[str, tuple[str, ...]]]:
     """Decide what a scoped backup holds; fall back to full when a script cannot be analysed."""
-    from backout.analysis.impact import table_key
-
     per_script: dict[str, tuple[str, ...]] = {}
     touched: set[str] = set()
     unknown: list[str] = []
@@ -259,8 +256,6 @@ def _with_simulation(
     impact: ImpactReport,
     analysed: Sequence[tuple[PreparedScript, ScriptEffects]],
 ) -> ImpactReport:
-    from backout.analysis.simulate import simulate
-
     simulations, note = simulate(ws, analysed)
     if not simulations:
         return dataclasses.replace(impact, simulation_note=note)
@@ -341,9 +336,6 @@ def build_view(
     backout.analysis.simulate).
     ``partial`` plans a named data-only rollback instead of a full one.
     """
-    from backout.analysis.impact import compute_impact
-    from backout.model.effects import analyze
-
     plan, report = _choose_steps(ws, session, to=to, steps=steps, partial=partial)
     values: dict[str, object] = {}
     preview = None
@@ -570,33 +562,6 @@ def _implicit_commit_warnings(ws: Workspace, units: Sequence[PreparedScript]) ->
     ]
 
 
-def refuse_half_restored(report: StatusReport) -> None:
-    """Refuse while the database is half-restored (the restore must be finished first)."""
-    if report.unfinished_restores:
-        restore = report.unfinished_restores[-1]
-        raise HistoryError(
-            f"the database is half-restored: {describe_unfinished_restore(restore)}",
-            hint=finish_restore_hint(restore),
-        )
-
-
-def refuse_interrupted(report: StatusReport) -> None:
-    """Refuse a new run while a journaled one stopped part-way (it must be resumed or undone),
-    or while the database is half-restored (the restore must be finished)."""
-    refuse_half_restored(report)
-    if not report.interrupted:
-        return
-    entry = report.interrupted[0]
-    run = entry.interrupted
-    assert run is not None
-    raise HistoryError(
-        f"the {'apply' if run.direction == 'up' else 'rollback'} of {entry.id} stopped part-way: "
-        f"{run.describe()}",
-        hint="fix the cause, then `backout rollback --resume` to continue it, or "
-        "`backout rollback --undo-partial` to undo what it did (see `backout status`)",
-    )
-
-
 def lock_description(ws: Workspace) -> str:
     return ws.dialect.run_lock_description(prisma_compatible=ws.project.ledger == "prisma")
 
@@ -679,8 +644,6 @@ def refusals(
     what lets a caller (``emergency``) refuse before its first side effect, and a dry run
     report exactly what the real run would refuse. Changes nothing.
     """
-    from backout.backup.backup import BackupCatalog
-
     found: list[BackoutError] = []
 
     def collect(check: Callable[[], None]) -> None:
@@ -801,8 +764,6 @@ def rollback(
             if existing_backup is not None:
                 result.backup = existing_backup
             elif view.backup.mode != "none":
-                from backout.backup.backup import take_backup
-
                 if progress:
                     progress(f"backing up ({view.backup.mode})")
                 try:
@@ -1056,3 +1017,17 @@ def _record_failure(
             exc.hint = (exc.hint + "; " if exc.hint else "") + (
                 f"the failure could not be recorded in history: {record_error}"
             )
+
+
+def next_backup_scope(ws: Workspace) -> BackupScope:
+    """What the backup a rollback of the latest migration would take holds: scoped to the
+    tables its rollback touches (plus the full schema and the ledger), or full when that scope
+    cannot be determined (nothing applied, no rollback script, SQL that cannot be analysed)."""
+    try:
+        view = plan(ws, to=None, steps=1, backup_mode="scoped", simulate=False)
+    except BackoutError as exc:
+        return "full", (), f"on demand (full: no rollback to scope it by: {exc})"
+    if view.plan.empty or view.backup.mode != "scoped":
+        return "full", (), "on demand (full: the rollback's scope is unknown)"
+    latest = view.plan.ids()[0]
+    return "scoped", view.backup.tables, f"on demand (scoped to the rollback of {latest})"

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from backout.model.errors import HistoryError, LockError, ProjectError, UsageError
-from backout.model.script import Risk, Script
+from backout.model.script import Risk, Script, convert_param
 from backout.project.migration import Migration, Project
 from backout.run.status import State, StatusReport
 
@@ -177,8 +177,6 @@ def resolve_params(script: Script, given: Mapping[str, str]) -> dict[str, object
     Unknown names, missing values (without a default) and values of the wrong type are
     UsageErrors raised before anything runs.
     """
-    from backout.model.script import convert_param
-
     declared = {p.name: p for p in script.directives.params}
     problems: list[str] = []
     unknown = sorted(set(given) - set(declared))

@@ -60,7 +60,10 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from backout import __version__
 from backout.dialects.base import Dialect, Session, utcnow
+from backout.model.effects import table_key
+from backout.model.schema import fold_key, objects
 from backout.model.script import Statement
 
 if TYPE_CHECKING:
@@ -548,8 +551,6 @@ def backup_time(backup_id: str) -> dt.datetime | None:
 
 
 def _tool_version() -> str:
-    from backout import __version__
-
     return __version__
 
 
@@ -662,8 +663,6 @@ def inverse_of(
 
 
 def _rows_of(target: Any, snapshot: SchemaSnapshot, row_counts: Mapping[str, int]) -> int:
-    from backout.analysis.impact import table_key
-
     key = table_key(target, snapshot)
     return int(row_counts.get(key, 0)) if key else 0
 
@@ -691,15 +690,13 @@ def observe(effects: Sequence[Effect], snapshot: SchemaSnapshot) -> bool | None:
     Used for a statement that was running when a run died: MySQL's DDL is atomic per
     statement, so its objects either all exist as it leaves them or not at all.
     """
-    from backout.analysis.simulate import _fold, objects
-
     folded = any(e.target.case_insensitive for e in effects)
     present = objects(snapshot, case_insensitive=folded)
     # An index left invalid by a CREATE INDEX CONCURRENTLY cut short is in the catalog but not
     # built: the statement did not take effect (it is dropped and run again). One left by a
     # DROP INDEX CONCURRENTLY cut short is still there: that drop did not take effect either.
     invalid = {
-        _fold(("index", index.schema, index.name), folded)
+        fold_key(("index", index.schema, index.name), folded)
         for index in snapshot.indexes.values()
         if not index.valid
     }
@@ -728,7 +725,7 @@ def observe(effects: Sequence[Effect], snapshot: SchemaSnapshot) -> bool | None:
 def _keys(
     effect: Effect, folded: bool, default_schema: str | None = None
 ) -> tuple[tuple[str, ...] | None, tuple[str, ...] | None] | None:
-    """The object keys (as :func:`backout.analysis.simulate.objects` makes them) an effect's
+    """The object keys (as :func:`backout.model.schema.objects` makes them) an effect's
     target has
     before and after it; a name without a schema is in ``default_schema`` (the project's)."""
     kinds = {

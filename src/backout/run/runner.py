@@ -8,34 +8,17 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import datetime as dt
-import decimal
 import random
 import time
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from backout.dialects.base import Dialect, Params, Row, ScriptShape, Session
+from backout.dialects.params import render, render_literal
 from backout.model.errors import CheckFailed, DatabaseError, LockError, ProjectError
 from backout.model.script import Script, SqlCheck, Statement
 from backout.run.transactions import TransactionLayout, lay_out
-
-
-def render_literal(value: object) -> str:
-    """A parameter value as a SQL literal, for dry-run transcripts only (never executed)."""
-    if value is None:
-        return "NULL"
-    if isinstance(value, bool):
-        return "TRUE" if value else "FALSE"
-    if isinstance(value, int | float | decimal.Decimal):
-        return str(value)
-    if isinstance(value, dt.datetime | dt.date):
-        return "'" + value.isoformat() + "'"
-    if isinstance(value, uuid.UUID):
-        return f"'{value}'"
-    return "'" + str(value).replace("'", "''") + "'"
 
 
 def render_sql(sql: str, params: Params) -> str:
@@ -67,8 +50,6 @@ class Executor:
         placeholders (never pasted into the SQL; the transcript shows them as literals).
         """
         if named:
-            from backout.dialects.params import render
-
             dialect = self.session.dialect
             shown = render(sql, dialect.param_spans(sql, named.keys()), named)
             self.transcript.append(shown.rstrip().rstrip(";") + ";")

@@ -6,9 +6,10 @@ import datetime as dt
 import enum
 from dataclasses import dataclass, replace
 
+from backout.model.errors import HistoryError
 from backout.project.migration import Migration, Project
 from backout.run.history import LedgerRow
-from backout.run.journal import InterruptedRun
+from backout.run.journal import InterruptedRun, describe_unfinished_restore, finish_restore_hint
 
 
 class State(enum.StrEnum):
@@ -225,3 +226,33 @@ def being_applied(report: StatusReport, holder: str) -> StatusReport:
         for e in report.entries
     )
     return replace(report, entries=entries)
+
+
+# --- refusals every run makes first (up, rollback, resolve) ---------------------------------
+
+
+def refuse_half_restored(report: StatusReport) -> None:
+    """Refuse while the database is half-restored (the restore must be finished first)."""
+    if report.unfinished_restores:
+        restore = report.unfinished_restores[-1]
+        raise HistoryError(
+            f"the database is half-restored: {describe_unfinished_restore(restore)}",
+            hint=finish_restore_hint(restore),
+        )
+
+
+def refuse_interrupted(report: StatusReport) -> None:
+    """Refuse a new run while a journaled one stopped part-way (it must be resumed or undone),
+    or while the database is half-restored (the restore must be finished)."""
+    refuse_half_restored(report)
+    if not report.interrupted:
+        return
+    entry = report.interrupted[0]
+    run = entry.interrupted
+    assert run is not None
+    raise HistoryError(
+        f"the {'apply' if run.direction == 'up' else 'rollback'} of {entry.id} stopped part-way: "
+        f"{run.describe()}",
+        hint="fix the cause, then `backout rollback --resume` to continue it, or "
+        "`backout rollback --undo-partial` to undo what it did (see `backout status`)",
+    )

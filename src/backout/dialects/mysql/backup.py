@@ -37,8 +37,18 @@ from pathlib import Path
 from typing import IO, ClassVar, Final
 
 from backout.dialects import client_programs
-from backout.dialects.backup_base import BackupEngine, DumpResult, Progress, RestoreRequest
-from backout.dialects.base import Actor, Session
+from backout.dialects.base import (
+    Actor,
+    BackupEngine,
+    Dialect,
+    DumpResult,
+    Progress,
+    RestoreRequest,
+    Session,
+)
+from backout.dialects.mysql.catalog import read_mysql_snapshot
+from backout.dialects.mysql.session import MysqlSession, translate
+from backout.dialects.mysql.tools import client_options, find_tool
 from backout.model.errors import BackupError, DatabaseError, DatabaseUnavailable
 from backout.model.schema import SchemaSnapshot
 from backout.model.urls import DatabaseURL, scrub
@@ -155,13 +165,15 @@ class MysqlBackupEngine(BackupEngine):
         "statement by statement, journaled (MySQL/MariaDB commit DDL at once)"
     )
 
+    def __init__(self, dialect: Dialect) -> None:
+        #: the dialect whose sessions restores open (passed in: the dialect module imports this)
+        self.dialect = dialect
+
     @staticmethod
     def _mariadb(session: Session) -> bool:
         return bool(getattr(session, "mariadb", True))
 
     def check_tools(self, session: Session) -> str:
-        from backout.dialects.mysql.tools import find_tool
-
         tool = find_tool("dump", server_is_mariadb=self._mariadb(session))
         return f"{Path(tool.path).name} {tool.version}"
 
@@ -186,9 +198,6 @@ class MysqlBackupEngine(BackupEngine):
         history_schema: str,
         progress: Progress,
     ) -> DumpResult:
-        from backout.dialects.mysql.catalog import read_mysql_snapshot
-        from backout.dialects.mysql.tools import client_options, find_tool
-
         url = session.url
         database = str(url.database)
         tool = find_tool("dump", server_is_mariadb=self._mariadb(session))
@@ -283,12 +292,9 @@ class MysqlBackupEngine(BackupEngine):
         actor: Actor,
         progress: Progress,
     ) -> None:
-        from backout.dialects.mysql.dialect import MysqlDialect, MysqlSession
-        from backout.dialects.mysql.tools import client_options, find_tool
-
         if not target.database:
             raise BackupError(f"--into needs a database name ({target.masked()})")
-        dialect = MysqlDialect()
+        dialect = self.dialect
         try:
             session = dialect.connect(target, actor=actor, create=False)
         except DatabaseUnavailable as exc:
@@ -327,8 +333,6 @@ class MysqlBackupEngine(BackupEngine):
     @staticmethod
     def _create_database(target: DatabaseURL, actor: Actor) -> None:
         import pymysql
-
-        from backout.dialects.mysql.dialect import translate
 
         params = dict(target.params)
         kwargs: dict[str, object] = {
@@ -369,8 +373,6 @@ class MysqlBackupEngine(BackupEngine):
         finish: Callable[[], None],
         progress: Progress,
     ) -> None:
-        from backout.dialects.mysql.catalog import read_mysql_snapshot
-
         wanted = request.snapshot
         data = set(request.data_tables)
         current = read_mysql_snapshot(session.query)

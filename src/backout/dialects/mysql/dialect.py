@@ -37,29 +37,34 @@ from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from backout.dialects import scratch_names
+from backout.dialects import client_programs, scratch_names
 from backout.dialects.base import (
-    CHECK_SAVEPOINT,
     Actor,
+    BackupEngine,
     ControlStatement,
     Dialect,
     DmlScope,
-    Params,
-    Row,
+    OrphanRows,
     RunLock,
     Session,
     TxControl,
 )
+from backout.dialects.mysql import explain as mysql_explain
+from backout.dialects.mysql import impact as mysql_impact
+from backout.dialects.mysql import split as mysql_split
+from backout.dialects.mysql import tools as mysql_tools
+from backout.dialects.mysql.backup import MysqlBackupEngine
+from backout.dialects.mysql.catalog import read_mysql_snapshot, read_table_stats
+from backout.dialects.mysql.session import MysqlSession, translate
+from backout.dialects.mysql.split import head_words
+from backout.dialects.orphans import unvalidated_orphans
+from backout.model.effects import Action, ObjectKind
 from backout.model.errors import ConfigError, DatabaseError, DatabaseUnavailable, LockHeld
 from backout.model.schema import SchemaSnapshot, TableInfo, TableStats
 from backout.model.script import Statement
 from backout.model.urls import DatabaseURL, scrub
 
 if TYPE_CHECKING:
-    import pymysql
-
-    from backout.dialects.backup_base import BackupEngine
-    from backout.dialects.orphans import OrphanRows
     from backout.model.effects import Effect
 
 #: the lock ``prisma migrate deploy`` takes on MySQL (server-wide, as Prisma names it)
@@ -109,135 +114,6 @@ def lock_name(database: str) -> str:
     if len(name) > _LOCK_NAME_MAX:
         name = "backout:" + hashlib.sha256(database.encode()).hexdigest()[:32]
     return name
-
-
-def translate(exc: BaseException, url: DatabaseURL) -> DatabaseError:
-    """A PyMySQL error as a DatabaseError: the MySQL error number as code, message scrubbed."""
-    args: tuple[object, ...] = tuple(getattr(exc, "args", ()))
-    code: str | None = None
-    message = str(exc) or type(exc).__name__
-    if len(args) >= 2 and isinstance(args[0], int):
-        code, message = str(args[0]), str(args[1])
-    elif len(args) == 1:
-        message = str(args[0])
-    first = message.strip().splitlines()[0] if message.strip() else type(exc).__name__
-    return DatabaseError(scrub(first, url.secrets), sqlstate=code)
-
-
-class MysqlSession(Session):
-    """A PyMySQL connection in autocommit mode; backout issues BEGIN/COMMIT itself."""
-
-    def __init__(self, dialect: MysqlDialect, url: DatabaseURL, conn: pymysql.Connection[Any]):
-        self.dialect = dialect
-        self.url = url
-        self.conn = conn
-        self._in_tx = False
-        #: ``10.11.19-MariaDB-0+deb12u1`` or ``8.0.36``
-        self.server_version: str = str(conn.get_server_info())
-
-    @property
-    def mariadb(self) -> bool:
-        """The server is MariaDB (not MySQL)."""
-        return "mariadb" in self.server_version.lower()
-
-    def _run(self, sql: str, params: object, fetch: bool) -> tuple[int, list[Row]]:
-        import pymysql
-
-        # No parameters: the SQL is sent untouched (PyMySQL only %-formats when given args).
-        args = params if params else None
-        try:
-            with self.conn.cursor() as cur:
-                count = cur.execute(sql, args)
-                rows = list(cur.fetchall()) if fetch and cur.description is not None else []
-                return count, rows
-        except pymysql.Error as exc:
-            raise translate(exc, self.url) from exc
-
-    def query(self, sql: str, params: Params = None) -> list[Row]:
-        return self._run(sql, params, True)[1]
-
-    def execute(self, sql: str, params: Params = None) -> int:
-        return self._run(sql, params, False)[0]
-
-    def query_native(self, sql: str, params: Mapping[str, object]) -> list[Row]:
-        return self._run(sql, dict(params) or None, True)[1]
-
-    def execute_native(self, sql: str, params: Mapping[str, object]) -> int:
-        return self._run(sql, dict(params) or None, False)[0]
-
-    def query_table(
-        self, sql: str, params: Mapping[str, object], limit: int
-    ) -> tuple[list[str], list[Row]]:
-        import pymysql
-
-        try:
-            with self.conn.cursor() as cur:
-                cur.execute(sql, dict(params) or None)
-                names = [str(d[0]) for d in cur.description or ()]
-                return names, list(cur.fetchmany(limit)) if cur.description else []
-        except pymysql.Error as exc:
-            raise translate(exc, self.url) from exc
-
-    def begin(self) -> None:
-        self.execute("BEGIN")
-        self._in_tx = True
-
-    def begin_check(self, *, lock_timeout: float | None = None) -> None:
-        # READ ONLY: InnoDB refuses DML for the check's duration (DDL is refused before it runs:
-        # it would commit implicitly, ending this transaction).
-        self.execute("START TRANSACTION READ ONLY")
-        self._in_tx = True
-
-    def query_undone(
-        self, sql: str, params: Mapping[str, object], *, lock_timeout: float | None = None
-    ) -> list[Row]:
-        if not self.in_transaction:
-            return super().query_undone(sql, params, lock_timeout=lock_timeout)
-        # Under a savepoint, which undoes InnoDB's rows but not a write to a non-transactional
-        # table (MyISAM, Aria) by a function the check calls: the server warns (1196) on the
-        # ROLLBACK TO, and the check fails rather than pass as a read.
-        self.execute(f"SAVEPOINT {CHECK_SAVEPOINT}")
-        try:
-            return self.query_native(sql, params)
-        finally:
-            self.execute(f"ROLLBACK TO SAVEPOINT {CHECK_SAVEPOINT}")
-            kept = [w for w in self.query("SHOW WARNINGS") if str(w[1]) == "1196"]
-            self.execute(f"RELEASE SAVEPOINT {CHECK_SAVEPOINT}")
-            if kept:
-                raise DatabaseError(
-                    "the check changed a non-transactional table (MyISAM, Aria), which no "
-                    "rollback undoes: that change stays; keep functions that write out of checks",
-                    sqlstate="1196",
-                )
-
-    def commit(self) -> None:
-        self.execute("COMMIT")
-        self._in_tx = False
-
-    def rollback(self) -> None:
-        import pymysql
-
-        self._in_tx = False
-        if not self.conn.open:
-            return
-        try:
-            self.conn.rollback()
-        except pymysql.Error:
-            # The connection is gone; the server rolls back on its own.
-            return
-
-    @property
-    def in_transaction(self) -> bool:
-        return self._in_tx
-
-    def close(self) -> None:
-        import pymysql
-
-        if self.conn.open:
-            try:
-                self.conn.close()
-            except pymysql.Error:
-                return
 
 
 class NamedLock(RunLock):
@@ -347,13 +223,9 @@ class MysqlDialect(Dialect):
     def split(
         self, text: str, display: str, *, first_line: int = 1, params: Collection[str] = ()
     ) -> list[Statement]:
-        from backout.dialects.mysql import split as mysql_split
-
         return mysql_split.split(text, display, first_line=first_line)
 
     def param_spans(self, sql: str, names: Collection[str]) -> list[tuple[int, int, str]]:
-        from backout.dialects.mysql import split as mysql_split
-
         return mysql_split.param_spans(sql, names)
 
     def adapt(self, value: object) -> object:
@@ -380,13 +252,12 @@ class MysqlDialect(Dialect):
         return "".join(pieces), used
 
     def check_write(self, sql: str, params: Collection[str] = ()) -> str | None:
+        # lazy: check_guard imports sqlglot at import time, which only check queries need
         from backout.dialects.sqlglot.check_guard import MYSQL_CHECK_REFUSED, check_write
 
         return check_write(sql, "mysql", MYSQL_CHECK_REFUSED, params)
 
     def transaction_conflict(self, statement: Statement) -> str | None:
-        from backout.dialects.mysql.split import head_words
-
         words = head_words(statement.sql, 3)
         first = words[0] if words else ""
         second = words[1] if len(words) > 1 else ""
@@ -397,8 +268,6 @@ class MysqlDialect(Dialect):
         return None
 
     def transaction_control(self, statement: Statement) -> ControlStatement | None:
-        from backout.dialects.mysql.split import head_words
-
         words = head_words(statement.sql, 4)
         first = words[0] if words else ""
         rest = [w for w in words[1:] if w != "WORK"]
@@ -431,8 +300,6 @@ class MysqlDialect(Dialect):
         """DDL and the other statements MySQL commits on its own (conservative: anything that
         is not plain DML, a read or a session ``SET`` counts; ``CALL`` too, since a procedure
         may run DDL). ``CREATE/DROP TEMPORARY TABLE`` do not commit."""
-        from backout.dialects.mysql.split import head_words
-
         words = head_words(statement.sql, 2)
         if not words:
             return False
@@ -444,8 +311,6 @@ class MysqlDialect(Dialect):
         """MySQL's syntax for the inverses (see :meth:`Dialect.inverse_sql`), plus foreign
         keys (and the index InnoDB created for one), CHECK constraints, primary keys,
         triggers and routines."""
-        from backout.model.effects import Action, ObjectKind
-
         target = effect.target
         table = effect.table
         q = self.quote
@@ -652,43 +517,29 @@ class MysqlDialect(Dialect):
     # --- catalog and impact --------------------------------------------------------------------
 
     def snapshot(self, session: Session) -> SchemaSnapshot:
-        from backout.dialects.mysql.catalog import read_mysql_snapshot
-
         return read_mysql_snapshot(session.query)
 
     def table_stats(self, session: Session, snapshot: SchemaSnapshot) -> dict[str, TableStats]:
-        from backout.dialects.mysql.catalog import read_table_stats
-
         return read_table_stats(session.query, snapshot)
 
     def dml_scope(self, statement: Statement, params: Collection[str] = ()) -> DmlScope | None:
-        from backout.dialects.mysql import impact as mysql_impact
-
         return mysql_impact.dml_scope(statement, params)
 
     def per_row_scans(self, session: Session, sql: str, params: Mapping[str, object]) -> list[str]:
-        from backout.dialects.mysql import explain as mysql_explain
-
         columns, rows = session.query_table(f"EXPLAIN {sql}", params, 1000)
         return [scan.describe("EXPLAIN") for scan in mysql_explain.per_row_scans(columns, rows)]
 
     def estimate_rows(self, session: Session, table: TableInfo) -> int | None:
-        from backout.dialects.mysql import impact as mysql_impact
-
         return mysql_impact.estimate_rows(session, table.name)
 
     def explain_rows(
         self, session: Session, from_where: str, params: Mapping[str, object]
     ) -> int | None:
-        from backout.dialects.mysql import impact as mysql_impact
-
         return mysql_impact.explain_rows(session, from_where, params)
 
     def find_orphans(self, session: Session, snapshot: SchemaSnapshot) -> list[OrphanRows]:
         """Every foreign key is checked: ``FOREIGN_KEY_CHECKS = 0`` (mysqldump's loads, bulk
         imports) lets rows in that point nowhere, and InnoDB never re-checks them."""
-        from backout.dialects.orphans import unvalidated_orphans
-
         keys = [(table, fk) for table in snapshot.tables.values() for fk in table.foreign_keys]
         return unvalidated_orphans(session, snapshot, keys)
 
@@ -749,9 +600,6 @@ class MysqlDialect(Dialect):
         self, source: DatabaseURL, target: DatabaseURL, actor: Actor, *, data: bool
     ) -> None:
         """``mariadb-dump --single-transaction`` of ``source`` piped into ``mariadb``."""
-        from backout.dialects import client_programs
-        from backout.dialects.mysql import tools as mysql_tools
-
         with self.connect(source, actor=actor) as session:
             assert isinstance(session, MysqlSession)
             mariadb = session.mariadb
@@ -800,6 +648,4 @@ class MysqlDialect(Dialect):
             )
 
     def backup_engine(self) -> BackupEngine:
-        from backout.dialects.mysql.backup import MysqlBackupEngine
-
-        return MysqlBackupEngine()
+        return MysqlBackupEngine(self)

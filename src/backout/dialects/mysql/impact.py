@@ -12,6 +12,8 @@ from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING
 
 from backout.dialects.base import DmlScope
+from backout.dialects.mysql.split import param_spans
+from backout.dialects.params import substitute
 from backout.model.script import Statement
 
 if TYPE_CHECKING:
@@ -28,9 +30,6 @@ def dml_scope(statement: Statement, params: Collection[str] = ()) -> DmlScope | 
     import sqlglot
     from sqlglot import exp
     from sqlglot.errors import ParseError, TokenError
-
-    from backout.dialects.mysql.split import param_spans
-    from backout.dialects.params import substitute
 
     spans = param_spans(statement.sql, params)
     text = substitute(statement.sql, spans, lambda n: _MARKER + n) if spans else statement.sql

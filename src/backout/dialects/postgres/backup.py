@@ -39,8 +39,17 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, ClassVar, Final
 
 from backout.dialects import client_programs
-from backout.dialects.backup_base import BackupEngine, DumpResult, Progress, RestoreRequest
-from backout.dialects.base import Actor, Session
+from backout.dialects.base import (
+    Actor,
+    BackupEngine,
+    Dialect,
+    DumpResult,
+    Progress,
+    RestoreRequest,
+    Session,
+)
+from backout.dialects.postgres.catalog import dump_scope_args, scope_extensions, url_scope
+from backout.dialects.postgres.session import translate
 from backout.dialects.postgres.tools import libpq_target
 from backout.model.errors import BackupError, DatabaseError, LockError, ToolMissing
 from backout.model.schema import SchemaSnapshot, qualified_name
@@ -276,6 +285,10 @@ class PostgresBackupEngine(BackupEngine):
     file_suffix: ClassVar[str] = ".dump"
     constraints_in_place: ClassVar[bool] = True
 
+    def __init__(self, dialect: Dialect) -> None:
+        #: the dialect whose sessions restores open (passed in: the dialect module imports this)
+        self.dialect = dialect
+
     def _tools(self, session: Session) -> PgTools:
         return find_tools(server_version(session))
 
@@ -283,8 +296,6 @@ class PostgresBackupEngine(BackupEngine):
         return f"pg_dump {self._tools(session).version}"
 
     def ledger_tables(self, session: Session, history_schema: str) -> list[str]:
-        from backout.dialects.postgres.catalog import url_scope
-
         # Prisma's ledger lives in the project's schema: another project's is not ours
         scope = url_scope(session.url)
         rows = session.query(
@@ -326,8 +337,6 @@ class PostgresBackupEngine(BackupEngine):
         history_schema: str,
         progress: Progress,
     ) -> DumpResult:
-        from backout.dialects.postgres.catalog import dump_scope_args, scope_extensions
-
         tools = self._tools(session)
         conninfo, env = libpq_target(session.url)
         session.begin()
@@ -413,11 +422,9 @@ class PostgresBackupEngine(BackupEngine):
     ) -> None:
         import psycopg
 
-        from backout.dialects.postgres.dialect import PostgresDialect
-
         if not target.database:
             raise BackupError(f"--into needs a database name ({target.masked()})")
-        dialect = PostgresDialect()
+        dialect = self.dialect
         try:
             session = dialect.connect(target, actor=actor, create=False)
         except DatabaseError as exc:
@@ -493,8 +500,6 @@ class PostgresBackupEngine(BackupEngine):
         ``session_replication_role = replica``, which skips the foreign-key triggers. That
         setting needs a superuser; without one the backup cannot be loaded alone.
         """
-        from backout.dialects.postgres.dialect import PostgresDialect
-
         data = ("TABLE DATA ", "SEQUENCE SET ", "BLOB", "LARGE OBJECT")
         late = ("TRIGGER ", "EVENT TRIGGER ", "MATERIALIZED VIEW DATA ")
         ordered = [
@@ -502,7 +507,7 @@ class PostgresBackupEngine(BackupEngine):
             *(e for e in entries if e.rest.startswith(data)),
             *(e for e in entries if e.rest.startswith(late)),
         ]
-        session = PostgresDialect().connect(target, actor=actor, create=False)
+        session = self.dialect.connect(target, actor=actor, create=False)
         try:
             session.begin()
             try:
@@ -522,15 +527,12 @@ class PostgresBackupEngine(BackupEngine):
                 session.rollback()
             session.close()
 
-    @staticmethod
-    def _create_database(target: DatabaseURL, actor: Actor) -> None:
-        from backout.dialects.postgres.dialect import PostgresDialect
-
+    def _create_database(self, target: DatabaseURL, actor: Actor) -> None:
         assert target.database is not None
         errors = []
         for maintenance in ("postgres", "template1"):
             try:
-                admin = PostgresDialect().connect(
+                admin = self.dialect.connect(
                     target.with_database(maintenance), actor=actor, create=False
                 )
             except DatabaseError as exc:
@@ -770,8 +772,6 @@ SELECT md5(coalesce(string_agg(x, ',' ORDER BY x), '')) FROM (
 def _outside_fingerprint(session: Session, history_schema: str) -> str | None:
     """A digest of every object outside the project's scope (None: no ``?schema=``, the
     project owns the whole database)."""
-    from backout.dialects.postgres.catalog import url_scope
-
     scope = url_scope(session.url)
     if scope is None:
         return None
@@ -786,8 +786,6 @@ def _refuse_out_of_scope(request: RestoreRequest, target: DatabaseURL) -> None:
     so a backup taken with another scope would reach schemas it must not touch (another
     project's), or miss the ones it should.
     """
-    from backout.dialects.postgres.catalog import url_scope
-
     scope = url_scope(target)
     shown = f"?schema={scope[0]}" if scope else "the whole database"
     if request.source:
@@ -1056,8 +1054,6 @@ def _execute_stream(session: Session, stream: IO[bytes]) -> None:
 def _execute(session: Session, conn: psycopg.Connection[Any], text: bytes, entry: str) -> None:
     import psycopg
 
-    from backout.dialects.postgres.dialect import translate
-
     try:
         with conn.cursor() as cursor:
             cursor.execute(text)
@@ -1074,8 +1070,6 @@ def _copy(
     entry: str,
 ) -> None:
     import psycopg
-
-    from backout.dialects.postgres.dialect import translate
 
     try:
         with conn.cursor() as cursor, cursor.copy(statement.rstrip(b";\n")) as copy:

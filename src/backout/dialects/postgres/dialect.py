@@ -8,31 +8,46 @@ import subprocess
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
-from backout.dialects import scratch_names
+from backout.dialects import client_programs, scratch_names
 from backout.dialects.base import (
     Actor,
+    BackupEngine,
     CommitNeeded,
     ControlStatement,
     Dialect,
     DmlScope,
-    Params,
-    Row,
+    OrphanRows,
     RunLock,
     Session,
 )
+from backout.dialects.orphans import unvalidated_orphans
+from backout.dialects.params import mask_as_dollar_params
 from backout.dialects.postgres import explain as pg_explain
+from backout.dialects.postgres import impact as pg_impact
+from backout.dialects.postgres import tools as pg_tools
+from backout.dialects.postgres import transactions as pg_transactions
+from backout.dialects.postgres.backup import PostgresBackupEngine
+from backout.dialects.postgres.catalog import (
+    dump_scope_args,
+    read_postgres_snapshot,
+    read_table_stats,
+    scope_extensions,
+    url_scope,
+)
+from backout.dialects.postgres.data import undo_inserts
+from backout.dialects.postgres.ddl import draft_rollback, rename_back
+from backout.dialects.postgres.schema_dump import schema_dump
+from backout.dialects.postgres.session import PostgresSession
+from backout.dialects.postgres.state import load_state, save_state
 from backout.model.errors import DatabaseError, DatabaseUnavailable, LockHeld, ProjectError
-from backout.model.schema import SchemaSnapshot, TableInfo, TableStats
+from backout.model.schema import SchemaSnapshot, TableInfo, TableStats, qualified_name
 from backout.model.script import Statement
 from backout.model.urls import DatabaseURL, scrub
 
 if TYPE_CHECKING:
-    import psycopg
-
-    from backout.dialects.backup_base import BackupEngine
     from backout.dialects.ddl_base import Draft, DraftStep, LiveNames, Rename
 
 #: backout's own advisory lock key: the bytes of "backout" as a bigint
@@ -63,113 +78,6 @@ def _conninfo(url: DatabaseURL) -> str:
     return urlunsplit(
         (scheme, parts.netloc, parts.path, urlencode(url.params, quote_via=quote), "")
     )
-
-
-def translate(exc: Exception, url: DatabaseURL) -> DatabaseError:
-    """A psycopg error as a DatabaseError with SQLSTATE and a scrubbed one-line message."""
-    sqlstate = getattr(exc, "sqlstate", None)
-    diag = getattr(exc, "diag", None)
-    primary = getattr(diag, "message_primary", None) if diag is not None else None
-    message = (
-        primary or str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    )
-    detail = getattr(diag, "message_detail", None) if diag is not None else None
-    if detail:
-        message = f"{message} ({detail})"
-    return DatabaseError(scrub(message, url.secrets), sqlstate=sqlstate)
-
-
-class PostgresSession(Session):
-    """A psycopg connection in autocommit mode; backout issues BEGIN/COMMIT itself."""
-
-    def __init__(self, dialect: PostgresDialect, url: DatabaseURL, conn: psycopg.Connection[Any]):
-        self.dialect = dialect
-        self.url = url
-        self.conn = conn
-        self._in_tx = False
-
-    def query(self, sql: str, params: Params = None) -> list[Row]:
-        try:
-            with self.conn.cursor() as cur:
-                cur.execute(sql.encode() if params is None else sql, params)
-                return list(cur.fetchall()) if cur.description is not None else []
-        except Exception as exc:
-            raise self._translate(exc) from exc
-
-    def execute(self, sql: str, params: Params = None) -> int:
-        try:
-            with self.conn.cursor() as cur:
-                # bytes: psycopg does no %-placeholder processing on user SQL without params
-                cur.execute(sql.encode() if params is None else sql, params)
-                return cur.rowcount
-        except Exception as exc:
-            raise self._translate(exc) from exc
-
-    def _translate(self, exc: Exception) -> DatabaseError:
-        import psycopg
-
-        if not isinstance(exc, psycopg.Error):
-            raise exc
-        return translate(exc, self.url)
-
-    def query_native(self, sql: str, params: Mapping[str, object]) -> list[Row]:
-        # Empty params: bind() left the SQL verbatim, so it must run without %-processing.
-        return self.query(sql, dict(params) or None)  # type: ignore[arg-type]
-
-    def execute_native(self, sql: str, params: Mapping[str, object]) -> int:
-        return self.execute(sql, dict(params) or None)  # type: ignore[arg-type]
-
-    def query_table(
-        self, sql: str, params: Mapping[str, object], limit: int
-    ) -> tuple[list[str], list[Row]]:
-        try:
-            with self.conn.cursor() as cur:
-                cur.execute(sql.encode() if not params else sql, params or None)
-                names = [c.name for c in cur.description or ()]
-                return names, list(cur.fetchmany(limit)) if cur.description else []
-        except Exception as exc:
-            raise self._translate(exc) from exc
-
-    def begin(self) -> None:
-        self.execute("BEGIN")
-        self._in_tx = True
-
-    def begin_read(self, *, lock_timeout: float | None = None) -> None:
-        self.begin()
-        if lock_timeout is not None:
-            # A table another run holds in ACCESS EXCLUSIVE mode (a rollback dropping it) would
-            # otherwise make a count wait until that run ends. 0 means "no limit": at least 1 ms.
-            self.execute(f"SET LOCAL lock_timeout = '{max(1, int(lock_timeout * 1000))}ms'")
-
-    def begin_check(self, *, lock_timeout: float | None = None) -> None:
-        # READ ONLY: a write (nextval too) fails instead of waiting for the ROLLBACK.
-        self.execute("BEGIN READ ONLY")
-        self._in_tx = True
-        if lock_timeout is not None:
-            self.execute(f"SET LOCAL lock_timeout = '{max(1, int(lock_timeout * 1000))}ms'")
-
-    def commit(self) -> None:
-        self.execute("COMMIT")
-        self._in_tx = False
-
-    def rollback(self) -> None:
-        import psycopg
-
-        self._in_tx = False
-        if self.conn.closed:
-            return
-        try:
-            self.conn.execute(b"ROLLBACK")
-        except psycopg.Error:
-            # The connection is gone; the server rolls back on its own.
-            return
-
-    @property
-    def in_transaction(self) -> bool:
-        return self._in_tx
-
-    def close(self) -> None:
-        self.conn.close()
 
 
 class AdvisoryLock(RunLock):
@@ -261,8 +169,6 @@ class PostgresDialect(Dialect):
         import pglast
         from pglast.parser import ParseError
 
-        from backout.dialects.params import mask_as_dollar_params
-
         # pglast does not know :name placeholders: parse a copy where each is a $n of the same
         # length (so offsets still match), and cut the statements out of the original text.
         spans = self.param_spans(text, params)
@@ -300,6 +206,7 @@ class PostgresDialect(Dialect):
         return "".join(pieces), used
 
     def check_write(self, sql: str, params: Collection[str] = ()) -> str | None:
+        # lazy: check_guard imports pglast at import time, which only check queries need
         from backout.dialects.postgres.check_guard import check_write
 
         return check_write(sql, params)
@@ -356,13 +263,9 @@ class PostgresDialect(Dialect):
         return None
 
     def transaction_control(self, statement: Statement) -> ControlStatement | None:
-        from backout.dialects.postgres import transactions as pg_transactions
-
         return pg_transactions.transaction_control(statement)
 
     def commit_needed(self, statements: Sequence[Statement]) -> list[CommitNeeded]:
-        from backout.dialects.postgres import transactions as pg_transactions
-
         return pg_transactions.commit_needed(statements)
 
     def left_by_failure(
@@ -372,8 +275,6 @@ class PostgresDialect(Dialect):
         (PostgreSQL's documentation says to drop it and try again): drop it, unless the index
         of that name is the one that stood there before (``before``: its oid), which is not
         the statement's (someone's earlier attempt, or a build running in another session)."""
-        from backout.dialects.postgres import transactions as pg_transactions
-
         name = pg_transactions.concurrent_index_name(statement)
         if name is None:
             return []
@@ -388,8 +289,6 @@ class PostgresDialect(Dialect):
 
     def failure_marker(self, session: Session, statement: Statement) -> object:
         """The oid of the index a ``CREATE INDEX CONCURRENTLY`` names, when one stands."""
-        from backout.dialects.postgres import transactions as pg_transactions
-
         name = pg_transactions.concurrent_index_name(statement)
         if name is None:
             return None
@@ -518,20 +417,14 @@ class PostgresDialect(Dialect):
         return bool(rows[0][0])
 
     def snapshot(self, session: Session) -> SchemaSnapshot:
-        from backout.dialects.postgres.catalog import read_postgres_snapshot, url_scope
-
         return read_postgres_snapshot(
             session.query, schemas=url_scope(session.url), history_schema=self.history_schema
         )
 
     def table_stats(self, session: Session, snapshot: SchemaSnapshot) -> dict[str, TableStats]:
-        from backout.dialects.postgres.catalog import read_table_stats
-
         return read_table_stats(session.query, snapshot)
 
     def dml_scope(self, statement: Statement, params: Collection[str] = ()) -> DmlScope | None:
-        from backout.dialects.postgres import impact as pg_impact
-
         return pg_impact.dml_scope(statement, params)
 
     def per_row_scans(self, session: Session, sql: str, params: Mapping[str, object]) -> list[str]:
@@ -559,27 +452,19 @@ class PostgresDialect(Dialect):
         ]
 
     def estimate_rows(self, session: Session, table: TableInfo) -> int | None:
-        from backout.dialects.postgres import impact as pg_impact
-
         return pg_impact.estimate_rows(session, self.table_sql(table))
 
     def estimate_non_null(
         self, session: Session, table: TableInfo, column: str, rows: int
     ) -> int | None:
-        from backout.dialects.postgres import impact as pg_impact
-
         return pg_impact.estimate_non_null(session, table, column, rows)
 
     def count_sql(self, query: str, params: Collection[str]) -> str:
-        from backout.dialects.postgres import impact as pg_impact
-
         return pg_impact.count_sql(query, self.param_spans(query, params))
 
     def explain_rows(
         self, session: Session, from_where: str, params: Mapping[str, object]
     ) -> int | None:
-        from backout.dialects.postgres import impact as pg_impact
-
         return pg_impact.explain_rows(session, from_where, params)
 
     def server_major(self, session: Session) -> int:
@@ -636,10 +521,6 @@ class PostgresDialect(Dialect):
     def copy_database(
         self, source: DatabaseURL, target: DatabaseURL, actor: Actor, *, data: bool
     ) -> None:
-        from backout.dialects import client_programs
-        from backout.dialects.postgres import tools as pg_tools
-        from backout.dialects.postgres.catalog import dump_scope_args, scope_extensions, url_scope
-
         scope = url_scope(source)
         with self.connect(source, actor=actor) as session:
             major = self.server_major(session)
@@ -697,9 +578,6 @@ class PostgresDialect(Dialect):
             )
 
     def references_from_outside(self, session: Session) -> list[tuple[str, str, str]]:
-        from backout.dialects.postgres.catalog import url_scope
-        from backout.model.schema import qualified_name
-
         scope = url_scope(session.url)
         if scope is None:
             return []
@@ -715,8 +593,6 @@ class PostgresDialect(Dialect):
         ]
 
     def user_tables(self, session: Session, history_schema: str) -> list[str]:
-        from backout.dialects.postgres.catalog import url_scope
-
         # only the project's scope: another project's schema does not make this one non-empty
         scope = url_scope(session.url)
         rows = session.query(
@@ -737,19 +613,26 @@ class PostgresDialect(Dialect):
         return [f"CREATE SCHEMA IF NOT EXISTS {self.quote(schema)}"]
 
     def backup_engine(self) -> BackupEngine:
-        from backout.dialects.postgres.backup import PostgresBackupEngine
-
-        return PostgresBackupEngine()
+        return PostgresBackupEngine(self)
 
     # --- rehearsals and drafts -----------------------------------------------------------------
+
+    def find_orphans(self, session: Session, snapshot: SchemaSnapshot) -> list[OrphanRows]:
+        """Foreign keys added ``NOT VALID`` and not validated since (a validated key is
+        enforced by the server, so it cannot have orphans)."""
+        keys = [
+            (table, fk)
+            for table in snapshot.tables.values()
+            for fk in table.foreign_keys
+            if not fk.validated
+        ]
+        return unvalidated_orphans(session, snapshot, keys)
 
     def schema_dump(
         self, url: DatabaseURL, actor: Actor, *, ignore_column_order: bool = False
     ) -> str | None:
         """``pg_dump --schema-only``, normalised (see
         :mod:`backout.dialects.postgres.schema_dump`)."""
-        from backout.dialects.postgres.schema_dump import schema_dump
-
         with self.connect(url, actor=actor) as session:
             major = self.server_major(session)
         return schema_dump(
@@ -778,24 +661,18 @@ class PostgresDialect(Dialect):
         live: LiveNames | None = None,
     ) -> Draft:
         """SQL that turns a database at ``after`` back into ``before`` (see pg_ddl)."""
-        from backout.dialects.postgres.ddl import draft_rollback
-
         return draft_rollback(before, after, live=live)
 
     caches_states: ClassVar[bool] = True
 
     def save_state(self, url: DatabaseURL, actor: Actor, path: Path) -> None:
         """``pg_dump --format=custom`` of the database into ``path`` (see pg_state)."""
-        from backout.dialects.postgres.state import save_state
-
         with self.connect(url, actor=actor) as session:
             major = self.server_major(session)
         save_state(url, major, path)
 
     def load_state(self, url: DatabaseURL, actor: Actor, path: Path) -> None:
         """``pg_restore`` of a :meth:`save_state` file (see pg_state)."""
-        from backout.dialects.postgres.state import load_state
-
         with self.connect(url, actor=actor) as session:
             major = self.server_major(session)
         load_state(url, major, path)
@@ -810,12 +687,8 @@ class PostgresDialect(Dialect):
         self, statements: Sequence[Statement], before: SchemaSnapshot
     ) -> tuple[list[DraftStep], set[int]]:
         """Deletes by primary key of literal ``INSERT ... VALUES`` rows (see pg_data)."""
-        from backout.dialects.postgres.data import undo_inserts
-
         return undo_inserts(statements, before)
 
     def rename_back(self, rename: Rename) -> str | None:
         """``ALTER TABLE/INDEX/TYPE/... RENAME`` back to the old name."""
-        from backout.dialects.postgres.ddl import rename_back
-
         return rename_back(rename)

@@ -7,6 +7,7 @@ from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING
 
 from backout.dialects.base import DmlScope
+from backout.dialects.params import mask_as_dollar_params, param_spans
 from backout.model.script import Statement
 
 if TYPE_CHECKING:
@@ -22,8 +23,6 @@ def dml_scope(statement: Statement, params: Collection[str] = ()) -> DmlScope | 
     import pglast
     from pglast import ast
     from pglast.stream import RawStream
-
-    from backout.dialects.params import mask_as_dollar_params, param_spans
 
     spans = param_spans(statement.sql, params, dollar_quotes=True)
     order = list(dict.fromkeys(name for _, _, name in spans))
@@ -133,8 +132,6 @@ def count_sql(query: str, spans: list[tuple[int, int, str]]) -> str:
     import pglast
     from pglast import ast
     from pglast.parser import ParseError, scan
-
-    from backout.dialects.params import mask_as_dollar_params
 
     whole = f"SELECT count(*) FROM ({query}\n) AS backout_count"
     text = mask_as_dollar_params(query, spans, numbered=False)

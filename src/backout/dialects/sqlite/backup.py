@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import ClassVar, Final
 from urllib.parse import quote
 
-from backout.dialects.backup_base import BackupEngine, DumpResult, Progress, RestoreRequest
-from backout.dialects.base import Actor, Session
+from backout.dialects.base import Actor, BackupEngine, DumpResult, Progress, RestoreRequest, Session
+from backout.dialects.sqlite.catalog import read_sqlite_snapshot
 from backout.model.errors import BackupError, DatabaseError, LockError
 from backout.model.schema import SchemaSnapshot
 from backout.model.urls import DatabaseURL
@@ -160,8 +160,6 @@ class SqliteBackupEngine(BackupEngine):
         history_schema: str,
         progress: Progress,
     ) -> DumpResult:
-        from backout.dialects.sqlite.catalog import read_sqlite_snapshot
-
         conn = _connection(session)
         if conn.in_transaction:
             raise BackupError("cannot take a SQLite backup inside an open transaction")
@@ -225,8 +223,6 @@ class SqliteBackupEngine(BackupEngine):
     def _dump_full(
         self, session: Session, conn: sqlite3.Connection, path: Path, ledger: Sequence[str]
     ) -> DumpResult:
-        from backout.dialects.sqlite.catalog import read_sqlite_snapshot
-
         conn.execute("BEGIN")
         try:
             # One read transaction: the schema, the counts and the copy see the same state.
@@ -284,8 +280,6 @@ class SqliteBackupEngine(BackupEngine):
         tables: Sequence[str],
         row_counts: Mapping[str, int],
     ) -> None:
-        from backout.dialects.sqlite.catalog import read_sqlite_snapshot
-
         try:
             conn = _read_only(path)
         except sqlite3.Error as exc:

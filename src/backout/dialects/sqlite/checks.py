@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections import Counter
 
-from backout.dialects.base import Session
-from backout.dialects.orphans import OrphanRows, Reference, count_orphans
+from backout.dialects.base import OrphanRows, Session
+from backout.dialects.orphans import Reference, count_orphans
 from backout.model.schema import SchemaSnapshot, TableInfo
 
 

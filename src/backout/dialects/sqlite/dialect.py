@@ -29,9 +29,11 @@ from typing import TYPE_CHECKING, ClassVar, NoReturn
 
 from backout.dialects.base import (
     Actor,
+    BackupEngine,
     ControlStatement,
     Dialect,
     DmlScope,
+    OrphanRows,
     Params,
     Row,
     RunLock,
@@ -40,6 +42,11 @@ from backout.dialects.base import (
     TxControl,
 )
 from backout.dialects.sqlite import explain as sqlite_explain
+from backout.dialects.sqlite import impact as sqlite_impact
+from backout.dialects.sqlite.backup import SqliteBackupEngine
+from backout.dialects.sqlite.catalog import read_sqlite_snapshot, read_table_stats
+from backout.dialects.sqlite.checks import find_orphans
+from backout.dialects.sqlite.ddl import draft_rollback, rename_back
 from backout.model.errors import (
     DatabaseError,
     DatabaseUnavailable,
@@ -52,9 +59,7 @@ from backout.model.script import Statement
 from backout.model.urls import DatabaseURL
 
 if TYPE_CHECKING:
-    from backout.dialects.backup_base import BackupEngine
     from backout.dialects.ddl_base import Draft, LiveNames, Rename
-    from backout.dialects.orphans import OrphanRows
 
 _LEADING_NOISE = re.compile(r"^(?:\s+|--[^\n]*\n?|/\*.*?\*/)*", re.S)
 _FIRST_WORDS = re.compile(r"^([A-Za-z]+)(?:\s+([A-Za-z_]+))?")
@@ -328,6 +333,7 @@ class SqliteDialect(Dialect):
         return value
 
     def check_write(self, sql: str, params: Collection[str] = ()) -> str | None:
+        # lazy: check_guard imports sqlglot at import time, which only check queries need
         from backout.dialects.sqlglot.check_guard import SQLITE_CHECK_REFUSED, check_write
 
         return check_write(sql, "sqlite", SQLITE_CHECK_REFUSED, params)
@@ -475,18 +481,12 @@ class SqliteDialect(Dialect):
         return url.path is None or url.path.exists()
 
     def snapshot(self, session: Session) -> SchemaSnapshot:
-        from backout.dialects.sqlite.catalog import read_sqlite_snapshot
-
         return read_sqlite_snapshot(session.query)
 
     def table_stats(self, session: Session, snapshot: SchemaSnapshot) -> dict[str, TableStats]:
-        from backout.dialects.sqlite.catalog import read_table_stats
-
         return read_table_stats(session.query, snapshot)
 
     def dml_scope(self, statement: Statement, params: Collection[str] = ()) -> DmlScope | None:
-        from backout.dialects.sqlite import impact as sqlite_impact
-
         return sqlite_impact.dml_scope(statement)
 
     @contextmanager
@@ -548,16 +548,12 @@ class SqliteDialect(Dialect):
         return int(value.timestamp() * 1000)
 
     def backup_engine(self) -> BackupEngine:
-        from backout.dialects.sqlite.backup import SqliteBackupEngine
-
         return SqliteBackupEngine()
 
     # --- checks, rehearsals and drafts ---------------------------------------------------------
 
     def find_orphans(self, session: Session, snapshot: SchemaSnapshot) -> list[OrphanRows]:
         """Every foreign key, with ``PRAGMA foreign_key_check`` (which works with them off)."""
-        from backout.dialects.sqlite.checks import find_orphans
-
         return find_orphans(session, snapshot)
 
     def draft_rollback(
@@ -570,14 +566,10 @@ class SqliteDialect(Dialect):
     ) -> Draft:
         """SQL that turns a database at ``after`` back into ``before`` (see sqlite_ddl; its
         drafts carry no checks, so ``live`` names are not needed)."""
-        from backout.dialects.sqlite.ddl import draft_rollback
-
         return draft_rollback(before, after, definitions=definitions or {})
 
     def rename_back(self, rename: Rename) -> str | None:
         """``ALTER TABLE ... RENAME [COLUMN]`` back; other renames are re-created by the diff."""
-        from backout.dialects.sqlite.ddl import rename_back
-
         return rename_back(rename)
 
     def stored_definitions(self, session: Session) -> dict[str, str]:

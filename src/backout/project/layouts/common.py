@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import difflib
-import functools
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -140,22 +139,6 @@ def check_unique_versions(migrations: list[Migration]) -> None:
                 hint="give one of them a new version",
             )
         seen[migration.key] = migration
-
-
-@functools.lru_cache(maxsize=256)
-def _resolved(folder: Path) -> Path:
-    return folder.resolve()
-
-
-def display_path(root: Path, path: Path) -> str:
-    """``path`` relative to ``root`` for messages; a symlinked file keeps its own name.
-
-    Folders are resolved once each (cached): a project has thousands of files in few folders.
-    """
-    try:
-        return str((_resolved(path.parent) / path.name).relative_to(_resolved(root)))
-    except ValueError:
-        return str(path)
 
 
 def check_readable(entry: Path, display: str) -> None:

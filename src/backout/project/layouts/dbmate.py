@@ -33,10 +33,9 @@ from backout.project.layouts.common import (
     RollbackIndex,
     check_readable,
     check_unique_versions,
-    display_path,
     version_order,
 )
-from backout.project.migration import Migration, Project
+from backout.project.migration import Migration, Project, display_path
 
 MIGRATION_FILE = re.compile(r"^(?P<version>\d+)(?:_(?P<name>[^.]*))?\.sql$")
 MARKER = re.compile(r"^\s*--\s*migrate:(?P<dir>up|down)\b(?P<options>.*)$", re.IGNORECASE)

@@ -18,10 +18,9 @@ from backout.project.layouts.common import (
     RollbackIndex,
     check_readable,
     check_unique_versions,
-    display_path,
     version_order,
 )
-from backout.project.migration import Migration, Project
+from backout.project.migration import Migration, Project, display_path
 
 MIGRATION_FILE = re.compile(
     r"^(?P<version>\d+)_(?P<name>[^.]+)\.(?P<dir>up|down)(?:\.(?P<part>[A-Za-z0-9][\w-]*))?\.sql$"

@@ -21,10 +21,9 @@ from backout.project.layouts.common import (
     PART_NAME,
     ROLLBACK_FILE,
     RollbackIndex,
-    display_path,
     split_id,
 )
-from backout.project.migration import Migration, Project
+from backout.project.migration import Migration, Project, display_path
 
 DOWN_FILE = re.compile(r"^down(?:\.(?P<part>[^.]+))?\.sql$")
 
