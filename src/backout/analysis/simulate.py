@@ -8,14 +8,14 @@ parser gap) the disagreement is reported, never silently resolved.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from backout.analysis.impact import Simulation
 from backout.dialects.base import Session
 from backout.model.effects import Action, ObjectKind, ScriptEffects
 from backout.model.errors import BackoutError
-from backout.model.schema import SchemaSnapshot
+from backout.model.schema import SchemaSnapshot, TableInfo
 from backout.run.runner import Executor, PreparedScript, ScriptRunner
 from backout.run.workspace import Workspace
 
@@ -53,16 +53,7 @@ def objects(
         return _fold(parts, case_insensitive)
 
     for table in snapshot.tables.values():
-        table_key = key("table", table.schema, table.name)
-        found[table_key] = None
-        for column in table.columns:
-            found[key("column", table.schema, table.name, column.name)] = table_key
-        for fk in table.foreign_keys:
-            if fk.name:
-                found[key("constraint", table.schema, table.name, fk.name)] = table_key
-        for constraint in table.constraints:
-            if constraint.name:
-                found[key("constraint", table.schema, table.name, constraint.name)] = table_key
+        found.update(_table_parts(table, key))
     for index in snapshot.indexes.values():
         found[key("index", index.schema, index.name)] = key("table", index.schema, index.table)
     for kind, items in (
@@ -83,6 +74,23 @@ def objects(
         found[key("trigger", trigger.schema, trigger.table, trigger.name)] = key(
             "table", trigger.schema, trigger.table
         )
+    return found
+
+
+def _table_parts(
+    table: TableInfo, key: Callable[..., ObjectKey]
+) -> dict[ObjectKey, ObjectKey | None]:
+    """A table (standalone), its columns and its named constraints (the table's)."""
+    table_key = key("table", table.schema, table.name)
+    found: dict[ObjectKey, ObjectKey | None] = {table_key: None}
+    for column in table.columns:
+        found[key("column", table.schema, table.name, column.name)] = table_key
+    for fk in table.foreign_keys:
+        if fk.name:
+            found[key("constraint", table.schema, table.name, fk.name)] = table_key
+    for constraint in table.constraints:
+        if constraint.name:
+            found[key("constraint", table.schema, table.name, constraint.name)] = table_key
     return found
 
 
