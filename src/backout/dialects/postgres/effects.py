@@ -541,21 +541,8 @@ class _Analyzer:
 
     def on_CreateStmt(self, node: ast.CreateStmt) -> None:
         table = self.relation(node.relation)
+        notes, references = self.create_table_notes(node)
         columns: list[str] = []
-        references: list[ObjectRef] = []
-        notes: list[str] = []
-        persistence = node.relation.relpersistence if node.relation else None
-        if persistence == "t":
-            notes.append("TEMPORARY")
-        elif persistence == "u":
-            notes.append("UNLOGGED")
-        parents = [self.relation(r) for r in node.inhRelations or ()]
-        if parents:
-            word = "PARTITION OF" if node.partbound is not None else "INHERITS"
-            notes.append(f"{word} " + ", ".join(p.qualified_name for p in parents))
-            references.extend(parents)
-        if node.ofTypename is not None:
-            notes.append(f"OF {_sql(node.ofTypename)}")
         foreign_keys: list[tuple[ast.Constraint, list[str]]] = []
         for element in node.tableElts or ():
             if isinstance(element, ast.ColumnDef) and element.colname:
@@ -584,6 +571,25 @@ class _Analyzer:
         )
         for constraint, cols in foreign_keys:
             self.add_constraint(table, constraint, cols)
+
+    def create_table_notes(self, node: ast.CreateStmt) -> tuple[list[str], list[ObjectRef]]:
+        """What CREATE TABLE says about the table itself (TEMPORARY, UNLOGGED, PARTITION OF,
+        INHERITS, OF type), and the tables it names there."""
+        notes: list[str] = []
+        references: list[ObjectRef] = []
+        persistence = node.relation.relpersistence if node.relation else None
+        if persistence == "t":
+            notes.append("TEMPORARY")
+        elif persistence == "u":
+            notes.append("UNLOGGED")
+        parents = [self.relation(r) for r in node.inhRelations or ()]
+        if parents:
+            word = "PARTITION OF" if node.partbound is not None else "INHERITS"
+            notes.append(f"{word} " + ", ".join(p.qualified_name for p in parents))
+            references.extend(parents)
+        if node.ofTypename is not None:
+            notes.append(f"OF {_sql(node.ofTypename)}")
+        return notes, references
 
     def on_AlterTableStmt(self, node: ast.AlterTableStmt) -> None:
         kind = _KINDS.get(node.objtype or OT.OBJECT_TABLE)
@@ -1479,26 +1485,26 @@ class _Analyzer:
         if not isinstance(node, dict):
             return
         for key, value in node.items():
-            if key in ("PLpgSQL_stmt_dynexecute", "PLpgSQL_stmt_dynfors"):
+            self.plpgsql_item(key, value)
+
+    def plpgsql_item(self, key: str, value: Any) -> None:
+        """One entry of a plpgsql tree node: a statement that runs SQL, or a subtree to walk."""
+        if key in ("PLpgSQL_stmt_dynexecute", "PLpgSQL_stmt_dynfors"):
+            self.flag("dynamic EXECUTE")
+        elif key in ("PLpgSQL_stmt_open", "PLpgSQL_stmt_return_query") and isinstance(value, dict):
+            if "dynquery" in value:
                 self.flag("dynamic EXECUTE")
-            elif key in ("PLpgSQL_stmt_open", "PLpgSQL_stmt_return_query") and isinstance(
-                value, dict
-            ):
-                if "dynquery" in value:
-                    self.flag("dynamic EXECUTE")
-                else:
-                    self.plpgsqlwalk_nodes(value)
-            elif key == "PLpgSQL_stmt_execsql":
-                self.embedded_sql(value.get("sqlstmt"))
-            elif key in ("PLpgSQL_stmt_perform", "PLpgSQL_stmt_call"):
-                self.embedded_sql(value.get("expr"))
-            elif key in ("PLpgSQL_stmt_fors", "PLpgSQL_stmt_forc"):
-                self.embedded_sql(value.get("query"))
-                self.plpgsqlwalk_nodes(value.get("body"))
-            elif key == "datums":
-                continue
             else:
                 self.plpgsqlwalk_nodes(value)
+        elif key == "PLpgSQL_stmt_execsql":
+            self.embedded_sql(value.get("sqlstmt"))
+        elif key in ("PLpgSQL_stmt_perform", "PLpgSQL_stmt_call"):
+            self.embedded_sql(value.get("expr"))
+        elif key in ("PLpgSQL_stmt_fors", "PLpgSQL_stmt_forc"):
+            self.embedded_sql(value.get("query"))
+            self.plpgsqlwalk_nodes(value.get("body"))
+        elif key != "datums":
+            self.plpgsqlwalk_nodes(value)
 
     def embedded_sql(self, expr: Any) -> None:
         """The SQL text of a PLpgSQL_expr, analysed like a statement."""
