@@ -232,6 +232,13 @@ def _file_values(data: dict[str, Any], where: str, root: Path) -> dict[str, Any]
         raise ConfigError(
             f"{where}: unknown layout {data['layout']!r} (known: {', '.join(LAYOUT_NAMES)})"
         )
+    values.update(_limit_values(data, where))
+    return values
+
+
+def _limit_values(data: dict[str, Any], where: str) -> dict[str, Any]:
+    """The timeouts and retries of a configuration file's top level, checked."""
+    values: dict[str, Any] = {}
     for key in _DURATION_KEYS:
         if key in data:
             values[key] = parse_duration(data[key], f"{where}: {key}")

@@ -718,6 +718,16 @@ class _Renderer:
         for key, seq in self.a.sequences.items():
             if key not in self.b.sequences and not self._goes_with_its_owner(seq):
                 self.d.add(f"DROP SEQUENCE {self.name(seq.schema, seq.name)}")
+        self._drop_new_types()
+        for name in self.a.extensions:
+            if name not in self.b.extensions:
+                self.d.add(f"DROP EXTENSION {q(name)}")
+        for schema in self.a.schemas:
+            if schema not in self.b.schemas:
+                self.d.add(f"DROP SCHEMA {q(schema)}")
+
+    def _drop_new_types(self) -> None:
+        """Enums, domains and other types the migration created."""
         enums = [k for k in self.a.enums if k not in self.b.enums]
         if enums:
             shown = [self.name(self.a.enums[k].schema, self.a.enums[k].name) for k in enums]
@@ -729,12 +739,6 @@ class _Renderer:
             if key not in self.b.types:
                 keyword = "DOMAIN" if type_.kind == "domain" else "TYPE"
                 self.d.add(f"DROP {keyword} {self.name(type_.schema, type_.name)}")
-        for name in self.a.extensions:
-            if name not in self.b.extensions:
-                self.d.add(f"DROP EXTENSION {q(name)}")
-        for schema in self.a.schemas:
-            if schema not in self.b.schemas:
-                self.d.add(f"DROP SCHEMA {q(schema)}")
 
     def _goes_with_its_owner(self, seq: SequenceInfo) -> bool:
         """A sequence owned by a table or column the rollback drops: it goes with it."""
