@@ -151,9 +151,10 @@ _RESUME_HINT: Final = (
 )
 
 
-@dataclass(frozen=True)
+@dataclass
 class _RestorePlan:
-    """What a restore over the current database drops, creates from the dump and fills."""
+    """What a restore over the current database drops, creates from the dump and fills
+    (the ledger tables join ``create`` and ``load`` as the restore finds them)."""
 
     #: tables dropped first (sorted)
     drop: list[str]

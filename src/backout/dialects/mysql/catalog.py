@@ -222,7 +222,8 @@ def read_mysql_snapshot(query: QueryFn) -> SchemaSnapshot:
 def _read_columns(
     query: QueryFn, table_collation: dict[str, str], comments: list[CommentInfo]
 ) -> dict[str, list[ColumnInfo]]:
-    """Each listed table's columns in order; column comments are appended to ``comments``."""
+    """The columns, in order, of each table of ``table_collation`` (table → its collation);
+    column comments are appended to ``comments``."""
     columns: dict[str, list[ColumnInfo]] = defaultdict(list)
     for row in query(_COLUMNS_SQL, None):
         table, name, position, type_, nullable, default, extra, generation, collation, comment = row
