@@ -41,6 +41,19 @@ def test_prisma_create_table_with_inline_indexes_and_keys() -> None:
     ]
 
 
+def test_create_table_with_unnamed_unique_keys() -> None:
+    """MySQL names an unnamed UNIQUE key after its first column (was: AttributeError)."""
+    found = lines(
+        "CREATE TABLE t (r INT, s INT, UNIQUE (r), UNIQUE KEY (s, r), UNIQUE KEY uk (s));"
+    )
+    assert found == [
+        '1: create table "t" columns ("r", "s")',
+        '1: create index "r" on "t" — UNIQUE on "t" (in CREATE TABLE) columns ("r")',
+        '1: create index "s" on "t" — UNIQUE on "t" (in CREATE TABLE) columns ("s", "r")',
+        '1: create index "uk" on "t" — UNIQUE on "t" (in CREATE TABLE) columns ("s")',
+    ]
+
+
 def test_alter_table_actions() -> None:
     found = lines(
         "ALTER TABLE users ADD COLUMN flag INT NULL, DROP COLUMN x, RENAME COLUMN a TO b, "

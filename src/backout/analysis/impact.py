@@ -303,40 +303,9 @@ def _count_effect(
     target = effect.target
     where = f"{script.display}:{effect.line}"
     if effect.action in (Action.DROP, Action.TRUNCATE) and target.kind is ObjectKind.TABLE:
-        table = counter.table(target)
-        if table is None:
-            return
-        rows, estimated = counter.rows(table)
-        losses.append(Loss(effect, "rows", rows, estimated))
-        for child, fk in _children(counter.snapshot, table):
-            if child.key == table.key or not effect.cascade:
-                continue
-            if effect.action is Action.DROP:
-                side.append(
-                    f"{where}: DROP ... CASCADE also drops foreign key "
-                    f"{fk.name or '(unnamed)'} of {child.key}"
-                )
-            else:
-                child_rows, child_est = counter.rows(child)
-                losses.append(Loss(effect, "rows", child_rows, child_est, cascade_table=child.key))
+        _count_table_loss(counter, effect, where, losses, side)
     elif effect.action in (Action.DELETE, Action.UPDATE):
-        table = counter.table(effect.table or target)
-        if table is None:
-            return
-        matched = counter.matching(effect, table)
-        if matched is None:
-            uncounted.append(
-                f"{where}: rows matched by this {effect.action.value} cannot be counted before "
-                "it runs (WITH, WHERE CURRENT OF, or SQL the counter cannot rewrite)"
-            )
-            return
-        count, estimated = matched
-        if effect.action is Action.DELETE:
-            losses.append(Loss(effect, "rows", count, estimated))
-            _cascades(counter, effect, table, count, estimated, losses)
-        else:
-            touched_key = any(c in _key_columns(table) for c in effect.columns)
-            losses.append(Loss(effect, "values", count, estimated, key=touched_key))
+        _count_rows_written(counter, effect, where, losses, uncounted)
     elif target.kind is ObjectKind.COLUMN and (
         effect.action is Action.DROP or (effect.action is Action.ALTER and effect.destructive)
     ):
@@ -347,6 +316,51 @@ def _count_effect(
         losses.append(
             Loss(effect, "values", count, estimated, key=target.name in _key_columns(table))
         )
+
+
+def _count_table_loss(
+    counter: _Counter, effect: Effect, where: str, losses: list[Loss], side: list[str]
+) -> None:
+    """DROP TABLE or TRUNCATE: the table's rows, and what a CASCADE takes with them."""
+    table = counter.table(effect.target)
+    if table is None:
+        return
+    rows, estimated = counter.rows(table)
+    losses.append(Loss(effect, "rows", rows, estimated))
+    for child, fk in _children(counter.snapshot, table):
+        if child.key == table.key or not effect.cascade:
+            continue
+        if effect.action is Action.DROP:
+            side.append(
+                f"{where}: DROP ... CASCADE also drops foreign key "
+                f"{fk.name or '(unnamed)'} of {child.key}"
+            )
+        else:
+            child_rows, child_est = counter.rows(child)
+            losses.append(Loss(effect, "rows", child_rows, child_est, cascade_table=child.key))
+
+
+def _count_rows_written(
+    counter: _Counter, effect: Effect, where: str, losses: list[Loss], uncounted: list[str]
+) -> None:
+    """DELETE or UPDATE: the rows it matches (and a DELETE's cascades), when they can be counted."""
+    table = counter.table(effect.table or effect.target)
+    if table is None:
+        return
+    matched = counter.matching(effect, table)
+    if matched is None:
+        uncounted.append(
+            f"{where}: rows matched by this {effect.action.value} cannot be counted before "
+            "it runs (WITH, WHERE CURRENT OF, or SQL the counter cannot rewrite)"
+        )
+        return
+    count, estimated = matched
+    if effect.action is Action.DELETE:
+        losses.append(Loss(effect, "rows", count, estimated))
+        _cascades(counter, effect, table, count, estimated, losses)
+    else:
+        touched_key = any(c in _key_columns(table) for c in effect.columns)
+        losses.append(Loss(effect, "values", count, estimated, key=touched_key))
 
 
 def _cascades(

@@ -1022,53 +1022,60 @@ def lint(
     dialect = _dialect_for(config, project)
     linter = _Linter(project, dialect, selected, ignored)
     linter.run()
-
-    wants_database = (
-        check_database if check_database is not None else config.url_source != "default"
-    )
-    if check_database is False:
-        database = "offline"
-    elif not wants_database:
-        database = "not configured"
-    else:
-        state = _read_status(config)
-        database = state.state
-        if state.report is not None:
-            linter.lint_history(state.report)
-        if state.problem is not None:
-            linter.emit(
-                "BO503", None, None, f"could not check applied state: {state.problem}", None
-            )
-
+    database = _lint_applied(linter, config, check_database)
     if not squawk:
         squawk_state = "disabled"
     elif dialect.name not in SQUAWK_DIALECTS:
         squawk_state = f"not applicable ({dialect.name})"
     else:
         squawk_state = _squawk(linter, config)
-
     linted = [m for m in project.migrations if linter.is_selected(m)]
-    order = {m.id: i for i, m in enumerate(project.migrations)}
-    # backout's own findings first, squawk's after them: on Prisma-generated SQL squawk reports
-    # hundreds of style and lock-safety notes that would bury a rollback that loses data
-    findings = sorted(
-        linter.findings,
-        key=lambda f: (
-            f.rule.startswith(SQUAWK_PREFIX),
-            f.file is None,
-            order.get(f.migration or "", -1),
-            f.file or "",
-            f.line or 0,
-            f.severity is not Severity.ERROR,
-            f.rule,
-        ),
-    )
     return LintReport(
-        findings=tuple(findings),
+        findings=_in_report_order(linter.findings, project),
         suppressed=linter.suppressed,
         migrations=len(linted),
         scripts=sum(len(linter.scripts_of(m)) for m in linted),
         dialect=dialect.name,
         database=database,
         squawk=squawk_state,
+    )
+
+
+def _lint_applied(linter: _Linter, config: Config, check_database: bool | None) -> str:
+    """Check the applied state when wanted (see :func:`lint`); what became of the database."""
+    wants_database = (
+        check_database if check_database is not None else config.url_source != "default"
+    )
+    if check_database is False:
+        return "offline"
+    if not wants_database:
+        return "not configured"
+    state = _read_status(config)
+    if state.report is not None:
+        linter.lint_history(state.report)
+    if state.problem is not None:
+        linter.emit("BO503", None, None, f"could not check applied state: {state.problem}", None)
+    return state.state
+
+
+def _in_report_order(findings: Sequence[Finding], project: Project) -> tuple[Finding, ...]:
+    """backout's own findings first, squawk's after them, each by migration, file and line.
+
+    On Prisma-generated SQL squawk reports hundreds of style and lock-safety notes that would
+    bury a rollback that loses data.
+    """
+    order = {m.id: i for i, m in enumerate(project.migrations)}
+    return tuple(
+        sorted(
+            findings,
+            key=lambda f: (
+                f.rule.startswith(SQUAWK_PREFIX),
+                f.file is None,
+                order.get(f.migration or "", -1),
+                f.file or "",
+                f.line or 0,
+                f.severity is not Severity.ERROR,
+                f.rule,
+            ),
+        )
     )

@@ -24,7 +24,7 @@ from __future__ import annotations
 import enum
 import re
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Generic, TypeVar
 
 from backout.model.effects import Action, Effect, ObjectKind, ObjectRef, namespace_kind
@@ -456,130 +456,151 @@ class Catalog:
     def _apply(
         self, effect: Effect, keys: list[ForeignKey], origin_file: str, *, record: bool = True
     ) -> None:
-        target = effect.target
-        kind = kind_of(target)
         action = effect.action
-        if action is Action.CREATE and target.kind is K.FOREIGN_KEY and effect.references:
-            child = effect.table or target.owner
-            if child is not None:
-                keys.append(
-                    ForeignKey(
-                        target,
-                        child,
-                        effect.references[0],
-                        f"{origin_file}:{effect.line}",
-                        depends_on_columns(effect),
-                    )
-                )
-        elif action is Action.DROP and kind is K.COLUMN and target.parent is not None:
-            column = _fold(target, target.name)
-            table = _fold(target, target.parent)
-            keys[:] = [
-                fk
-                for fk in keys
-                if not (column in fk.columns and _fold(fk.child, fk.child.name) == table)
-            ]
-        elif action is Action.DROP and kind is K.CONSTRAINT:
-            keys[:] = [
-                fk
-                for fk in keys
-                if not (
-                    _fold(target, fk.name.name) == _fold(target, target.name)
-                    and target.parent is not None
-                    and _fold(target, fk.child.name) == _fold(target, target.parent)
-                )
-            ]
-        elif action is Action.DROP and kind is K.TABLE:
-            keys[:] = [
-                fk
-                for fk in keys
-                if not same_object(fk.child, target)
-                and not (effect.cascade and same_object(fk.parent, target))
-            ]
-        elif action is Action.DROP and kind is K.SCHEMA and effect.cascade:
-            keys[:] = [fk for fk in keys if _schema(fk.child) != _fold(target, target.name)]
-        elif action is Action.RENAME and kind is K.TABLE and effect.renamed_to is not None:
-            new = effect.renamed_to
-            keys[:] = [
-                ForeignKey(
-                    fk.name,
-                    new if same_object(fk.child, target) else fk.child,
-                    new if same_object(fk.parent, target) else fk.parent,
-                    fk.origin,
-                    fk.columns,
-                )
-                for fk in keys
-            ]
-        elif action is Action.RENAME and kind is K.COLUMN and effect.renamed_to is not None:
-            old, new_column = _fold(target, target.name), _fold(target, effect.renamed_to.name)
-            table = _fold(target, target.parent or "")
-            keys[:] = [
-                ForeignKey(
-                    fk.name,
-                    fk.child,
-                    fk.parent,
-                    fk.origin,
-                    (fk.columns - {old}) | {new_column},
-                )
-                if old in fk.columns and _fold(fk.child, fk.child.name) == table
-                else fk
-                for fk in keys
-            ]
-        elif action is Action.RENAME and kind is K.CONSTRAINT and effect.renamed_to is not None:
-            new_name = effect.renamed_to
-            keys[:] = [
-                ForeignKey(new_name, fk.child, fk.parent, fk.origin, fk.columns)
-                if _fold(target, fk.name.name) == _fold(target, target.name)
-                and target.parent is not None
-                and _fold(target, fk.child.name) == _fold(target, target.parent)
-                else fk
-                for fk in keys
-            ]
+        if action is Action.CREATE:
+            created = _created_foreign_key(effect, origin_file)
+            if created is not None:
+                keys.append(created)
+        elif action is Action.DROP:
+            keys[:] = _keys_after_drop(effect, keys)
+        elif action is Action.RENAME and effect.renamed_to is not None:
+            keys[:] = _keys_after_rename(effect.target, effect.renamed_to, keys)
         if record:
             self._record(effect)
 
     def _record(self, effect: Effect) -> None:
         target = effect.target
         kind = kind_of(target)
-        action = effect.action
         if kind in (K.ENUM_VALUE, K.SETTING):
             return
         if _scoped(target):
-            assert target.parent is not None
-            table = _fold(target, target.parent)
-            entry = (kind.value, _fold(target, target.name))
-            if action is Action.CREATE:
-                self._children.setdefault(table, set()).add(entry)
-            elif action is Action.DROP:
-                self._children.get(table, set()).discard(entry)
-            elif action is Action.RENAME and effect.renamed_to is not None:
-                children = self._children.setdefault(table, set())
-                children.discard(entry)
-                children.add((kind.value, _fold(target, effect.renamed_to.name)))
-            return
+            self._record_child(effect)
+        elif effect.action is Action.CREATE:
+            self._record_create(effect)
+        elif effect.action is Action.DROP:
+            self._record_drop(target)
+        elif effect.action is Action.RENAME and effect.renamed_to is not None:
+            self._record_rename(target, effect.renamed_to)
+
+    def _record_child(self, effect: Effect) -> None:
+        """A column, constraint or other object named within its table."""
+        target = effect.target
+        assert target.parent is not None
+        table = _fold(target, target.parent)
+        entry = (kind_of(target).value, _fold(target, target.name))
+        if effect.action is Action.CREATE:
+            self._children.setdefault(table, set()).add(entry)
+        elif effect.action is Action.DROP:
+            self._children.get(table, set()).discard(entry)
+        elif effect.action is Action.RENAME and effect.renamed_to is not None:
+            children = self._children.setdefault(table, set())
+            children.discard(entry)
+            children.add((kind_of(target).value, _fold(target, effect.renamed_to.name)))
+
+    def _record_create(self, effect: Effect) -> None:
+        target = effect.target
         key = self._top(target)
-        if action is Action.CREATE:
-            if self._objects.get(key, _schema(target)) is None:
-                self._objects.add(key, _schema(target), target)
-            if kind is K.TABLE:
-                columns = self._children.setdefault(_fold(target, target.name), set())
-                columns.update((K.COLUMN.value, _fold(target, c)) for c in effect.columns)
-        elif action is Action.DROP:
-            found = self._objects.get(key, _schema(target))
-            if found is not None:
-                self._objects.remove(key, found)
-            if kind is K.TABLE:
-                self._children.pop(_fold(target, target.name), set())
-        elif action is Action.RENAME and effect.renamed_to is not None:
-            new = effect.renamed_to
-            found = self._objects.get(key, _schema(target))
-            if found is not None:
-                self._objects.remove(key, found)
-            self._objects.add(self._top(new), _schema(new), new)
-            if kind is K.TABLE:
-                moved = self._children.pop(_fold(target, target.name), set())
-                if moved:
-                    self._children[_fold(new, new.name)] = moved
+        if self._objects.get(key, _schema(target)) is None:
+            self._objects.add(key, _schema(target), target)
+        if kind_of(target) is K.TABLE:
+            columns = self._children.setdefault(_fold(target, target.name), set())
+            columns.update((K.COLUMN.value, _fold(target, c)) for c in effect.columns)
+
+    def _record_drop(self, target: ObjectRef) -> None:
+        key = self._top(target)
+        found = self._objects.get(key, _schema(target))
+        if found is not None:
+            self._objects.remove(key, found)
+        if kind_of(target) is K.TABLE:
+            self._children.pop(_fold(target, target.name), set())
+
+    def _record_rename(self, target: ObjectRef, new: ObjectRef) -> None:
+        key = self._top(target)
+        found = self._objects.get(key, _schema(target))
+        if found is not None:
+            self._objects.remove(key, found)
+        self._objects.add(self._top(new), _schema(new), new)
+        if kind_of(target) is K.TABLE:
+            moved = self._children.pop(_fold(target, target.name), set())
+            if moved:
+                self._children[_fold(new, new.name)] = moved
+
+
+def _created_foreign_key(effect: Effect, origin_file: str) -> ForeignKey | None:
+    """The foreign key a CREATE effect adds, if it adds one."""
+    target = effect.target
+    if target.kind is not K.FOREIGN_KEY or not effect.references:
+        return None
+    child = effect.table or target.owner
+    if child is None:
+        return None
+    origin = f"{origin_file}:{effect.line}"
+    return ForeignKey(target, child, effect.references[0], origin, depends_on_columns(effect))
+
+
+def _names_foreign_key(target: ObjectRef, fk: ForeignKey) -> bool:
+    """True when ``target`` (a constraint of a table) is the foreign key ``fk``."""
+    return (
+        _fold(target, fk.name.name) == _fold(target, target.name)
+        and target.parent is not None
+        and _fold(target, fk.child.name) == _fold(target, target.parent)
+    )
+
+
+def _keys_after_drop(effect: Effect, keys: list[ForeignKey]) -> list[ForeignKey]:
+    """The foreign keys left after a DROP: of a column they use, themselves, a table, a schema."""
+    target = effect.target
+    kind = kind_of(target)
+    if kind is K.COLUMN and target.parent is not None:
+        column = _fold(target, target.name)
+        table = _fold(target, target.parent)
+        return [
+            fk
+            for fk in keys
+            if not (column in fk.columns and _fold(fk.child, fk.child.name) == table)
+        ]
+    if kind is K.CONSTRAINT:
+        return [fk for fk in keys if not _names_foreign_key(target, fk)]
+    if kind is K.TABLE:
+        return [
+            fk
+            for fk in keys
+            if not same_object(fk.child, target)
+            and not (effect.cascade and same_object(fk.parent, target))
+        ]
+    if kind is K.SCHEMA and effect.cascade:
+        return [fk for fk in keys if _schema(fk.child) != _fold(target, target.name)]
+    return list(keys)
+
+
+def _keys_after_rename(
+    target: ObjectRef, new: ObjectRef, keys: list[ForeignKey]
+) -> list[ForeignKey]:
+    """The foreign keys after a RENAME of a table, a column they use, or themselves."""
+    kind = kind_of(target)
+    if kind is K.TABLE:
+        return [
+            ForeignKey(
+                fk.name,
+                new if same_object(fk.child, target) else fk.child,
+                new if same_object(fk.parent, target) else fk.parent,
+                fk.origin,
+                fk.columns,
+            )
+            for fk in keys
+        ]
+    if kind is K.COLUMN:
+        old, new_column = _fold(target, target.name), _fold(target, new.name)
+        table = _fold(target, target.parent or "")
+        return [
+            replace(fk, columns=(fk.columns - {old}) | {new_column})
+            if old in fk.columns and _fold(fk.child, fk.child.name) == table
+            else fk
+            for fk in keys
+        ]
+    if kind is K.CONSTRAINT:
+        return [replace(fk, name=new) if _names_foreign_key(target, fk) else fk for fk in keys]
+    return list(keys)
 
 
 # --- following objects through a forward migration and its rollback ------------------------------
@@ -840,34 +861,58 @@ class SyncTracker:
     def _result(self) -> SyncResult:
         result = SyncResult()
         for obj in self._objects:
-            if obj.by_rollback or obj.is_gone() or obj.kind not in SYNC_KINDS:
-                continue
-            created = obj.created
-            if created is not None:
-                if obj.replaced_in_rollback or obj.existed_before:
-                    continue
-                if created.if_exists and obj.kind in _SHARED_KINDS:
-                    continue
+            if self._left_behind(obj):
                 result.left.append(obj)
-            elif obj.original is not None and (
-                not self._same_name(obj.original, obj.ref) or obj.original.schema != obj.ref.schema
-            ):
+            elif self._not_renamed_back(obj):
                 result.not_renamed_back.append(obj)
+        result.unrelated_drops.extend(self._unrelated_drops())
+        result.not_restored.extend(self._not_restored())
+        return result
+
+    @staticmethod
+    def _followed(obj: TrackedObject) -> bool:
+        """An object the sync check reports on: of a synced kind, there after the rollback."""
+        return not (obj.by_rollback or obj.is_gone() or obj.kind not in SYNC_KINDS)
+
+    def _left_behind(self, obj: TrackedObject) -> bool:
+        """Created by the forward migration and still there after the rollback."""
+        created = obj.created
+        if created is None or not self._followed(obj):
+            return False
+        if obj.replaced_in_rollback or obj.existed_before:
+            return False
+        return not (created.if_exists and obj.kind in _SHARED_KINDS)
+
+    def _not_renamed_back(self, obj: TrackedObject) -> bool:
+        """Renamed (or moved) by the forward migration and not back by the rollback."""
+        original = obj.original
+        if obj.created is not None or original is None or not self._followed(obj):
+            return False
+        return not self._same_name(original, obj.ref) or original.schema != obj.ref.schema
+
+    def _unrelated_drops(self) -> list[Effect]:
+        """The rollback's drops of objects the forward migration neither created nor rebuilt."""
+        found = []
         for effect, obj in self._rollback_drops:
             if obj.created is not None or obj.by_rollback or obj.from_definition:
                 continue
             names = [effect.target] + ([obj.original] if obj.original is not None else [])
             if any(self._same_name(ref, name) for ref in self._rollback_creates for name in names):
                 continue  # rebuilt under its name (SQLite's table redefinition, enum swaps)
-            result.unrelated_drops.append(effect)
+            found.append(effect)
+        return found
+
+    def _not_restored(self) -> list[tuple[Effect, ObjectRef]]:
+        """The forward migration's drops of data the rollback does not bring back."""
+        found = []
         for effect, obj in self._forward_drops:
             if id(obj) in self._restored or obj.kind not in DATA_KINDS:
                 continue
             if obj.owner is not None and obj.owner.gone is not None and obj.owner.created is None:
                 continue  # its table was dropped too: reported once, for the table
             assert obj.original is not None
-            result.not_restored.append((effect, obj.original))
-        return result
+            found.append((effect, obj.original))
+        return found
 
 
 # --- string literals ---------------------------------------------------------------------------

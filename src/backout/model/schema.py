@@ -1313,9 +1313,20 @@ def diff_schemas(before: SchemaSnapshot, after: SchemaSnapshot) -> SchemaDiff:
     if before.dialect != after.dialect:
         raise ValueError(f"cannot compare a {before.dialect} snapshot with a {after.dialect} one")
     d = _Differ(before.default_schema)
-    show = d.show
-
     d.schemas(before.schemas, after.schemas)
+    _diff_relations(d, before, after)
+    _diff_types(d, before, after)
+    _diff_code(d, before, after)
+    _diff_comments(d, before, after)
+    return SchemaDiff(
+        changes=tuple(sorted(d.changes, key=SchemaChange.sort_key)),
+        column_order=tuple(sorted(d.column_order, key=SchemaChange.sort_key)),
+    )
+
+
+def _diff_relations(d: _Differ, before: SchemaSnapshot, after: SchemaSnapshot) -> None:
+    """Extensions, tables (with their columns and constraints) and indexes."""
+    show = d.show
     d.mapping(
         "extension",
         before.extensions,
@@ -1343,6 +1354,11 @@ def diff_schemas(before: SchemaSnapshot, after: SchemaSnapshot) -> SchemaDiff:
         ),
         added=lambda i: f" on {show(i.schema, i.table)}: {_one_line(i.definition)}",
     )
+
+
+def _diff_types(d: _Differ, before: SchemaSnapshot, after: SchemaSnapshot) -> None:
+    """Enums, other user-defined types and sequences."""
+    show = d.show
     d.mapping(
         "enum",
         before.enums,
@@ -1367,6 +1383,11 @@ def diff_schemas(before: SchemaSnapshot, after: SchemaSnapshot) -> SchemaDiff:
         compare=lambda k, lbl, old, new: d.fields("sequence", k, lbl, (old, new), _SEQUENCE_SPECS),
         added=lambda s: f" ({s.data_type}" + (f", owned by {s.owner})" if s.owner else ")"),
     )
+
+
+def _diff_code(d: _Differ, before: SchemaSnapshot, after: SchemaSnapshot) -> None:
+    """Views, functions and procedures, and triggers: objects defined by a body of code."""
+    show = d.show
 
     def compare_views(key: str, label: str, old: ViewInfo, new: ViewInfo) -> None:
         d.fields("view", key, label, (old, new), _VIEW_SPECS)
@@ -1402,9 +1423,11 @@ def diff_schemas(before: SchemaSnapshot, after: SchemaSnapshot) -> SchemaDiff:
         compare=lambda k, lbl, old, new: d.fields("trigger", k, lbl, (old, new), _TRIGGER_SPECS),
     )
 
+
+def _diff_comments(d: _Differ, before: SchemaSnapshot, after: SchemaSnapshot) -> None:
     def comment_label(c: CommentInfo) -> str:
         args = f"({c.arguments})" if c.arguments is not None else ""
-        return f"comment on {c.object_type} {show(c.schema, *c.names)}{args}"
+        return f"comment on {c.object_type} {d.show(c.schema, *c.names)}{args}"
 
     def compare_comments(key: str, label: str, old: CommentInfo, new: CommentInfo) -> None:
         detail = f"{label} changed: {_literal(old.text)} → {_literal(new.text)}"
@@ -1417,10 +1440,6 @@ def diff_schemas(before: SchemaSnapshot, after: SchemaSnapshot) -> SchemaDiff:
         comment_label,
         compare=compare_comments,
         added=lambda c: f": {_literal(c.text)}",
-    )
-    return SchemaDiff(
-        changes=tuple(sorted(d.changes, key=SchemaChange.sort_key)),
-        column_order=tuple(sorted(d.column_order, key=SchemaChange.sort_key)),
     )
 
 
@@ -1445,16 +1464,7 @@ def objects(
         return fold_key(parts, case_insensitive)
 
     for table in snapshot.tables.values():
-        table_key = key("table", table.schema, table.name)
-        found[table_key] = None
-        for column in table.columns:
-            found[key("column", table.schema, table.name, column.name)] = table_key
-        for fk in table.foreign_keys:
-            if fk.name:
-                found[key("constraint", table.schema, table.name, fk.name)] = table_key
-        for constraint in table.constraints:
-            if constraint.name:
-                found[key("constraint", table.schema, table.name, constraint.name)] = table_key
+        found.update(_table_parts(table, key))
     for index in snapshot.indexes.values():
         found[key("index", index.schema, index.name)] = key("table", index.schema, index.table)
     for kind, items in (
@@ -1475,4 +1485,21 @@ def objects(
         found[key("trigger", trigger.schema, trigger.table, trigger.name)] = key(
             "table", trigger.schema, trigger.table
         )
+    return found
+
+
+def _table_parts(
+    table: TableInfo, key: Callable[..., ObjectKey]
+) -> dict[ObjectKey, ObjectKey | None]:
+    """A table (standalone), its columns and its named constraints (the table's)."""
+    table_key = key("table", table.schema, table.name)
+    found: dict[ObjectKey, ObjectKey | None] = {table_key: None}
+    for column in table.columns:
+        found[key("column", table.schema, table.name, column.name)] = table_key
+    for fk in table.foreign_keys:
+        if fk.name:
+            found[key("constraint", table.schema, table.name, fk.name)] = table_key
+    for constraint in table.constraints:
+        if constraint.name:
+            found[key("constraint", table.schema, table.name, constraint.name)] = table_key
     return found

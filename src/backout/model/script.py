@@ -14,6 +14,7 @@ import enum
 import hashlib
 import re
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -92,36 +93,63 @@ def convert_param(type_name: str, raw: str) -> object:
     kind = PARAM_TYPES.get(type_name.lower())
     if kind is None:
         raise ValueError(f"unknown parameter type {type_name!r}")
-    value = raw.strip()
     if kind == "text":
         return raw
-    if kind == "integer":
-        if not _INTEGER.match(value):
-            raise ValueError(f"not an integer: {raw!r}")
-        return int(value)
-    if kind == "numeric":
-        if not _NUMERIC.match(value):
-            raise ValueError(f"not a number: {raw!r}")
-        return decimal.Decimal(value)
-    if kind == "boolean":
-        if value.lower() in _TRUE:
-            return True
-        if value.lower() in _FALSE:
-            return False
-        raise ValueError(f"not a boolean: {raw!r}")
-    if kind == "date":
-        if not _DATE.match(value):
-            raise ValueError(f"not a date (YYYY-MM-DD): {raw!r}")
-        return dt.date.fromisoformat(value)
-    if kind == "timestamp":
-        stamp = dt.datetime.fromisoformat(value)
-        if stamp.tzinfo is not None:
-            raise ValueError(f"timestamp must not carry a time zone (use timestamptz): {raw!r}")
-        return stamp
-    if kind == "timestamptz":
-        stamp = dt.datetime.fromisoformat(value)
-        return stamp if stamp.tzinfo is not None else stamp.replace(tzinfo=dt.UTC)
+    return _CONVERTERS[kind](raw.strip(), raw)
+
+
+def _to_integer(value: str, raw: str) -> int:
+    if not _INTEGER.match(value):
+        raise ValueError(f"not an integer: {raw!r}")
+    return int(value)
+
+
+def _to_numeric(value: str, raw: str) -> decimal.Decimal:
+    if not _NUMERIC.match(value):
+        raise ValueError(f"not a number: {raw!r}")
+    return decimal.Decimal(value)
+
+
+def _to_boolean(value: str, raw: str) -> bool:
+    if value.lower() in _TRUE:
+        return True
+    if value.lower() in _FALSE:
+        return False
+    raise ValueError(f"not a boolean: {raw!r}")
+
+
+def _to_date(value: str, raw: str) -> dt.date:
+    if not _DATE.match(value):
+        raise ValueError(f"not a date (YYYY-MM-DD): {raw!r}")
+    return dt.date.fromisoformat(value)
+
+
+def _to_timestamp(value: str, raw: str) -> dt.datetime:
+    stamp = dt.datetime.fromisoformat(value)
+    if stamp.tzinfo is not None:
+        raise ValueError(f"timestamp must not carry a time zone (use timestamptz): {raw!r}")
+    return stamp
+
+
+def _to_timestamptz(value: str, raw: str) -> dt.datetime:
+    stamp = dt.datetime.fromisoformat(value)
+    return stamp if stamp.tzinfo is not None else stamp.replace(tzinfo=dt.UTC)
+
+
+def _to_uuid(value: str, raw: str) -> uuid.UUID:
     return uuid.UUID(value)
+
+
+#: a ``param`` type (other than text) → (stripped value, value as given) → Python value
+_CONVERTERS: dict[str, Callable[[str, str], object]] = {
+    "integer": _to_integer,
+    "numeric": _to_numeric,
+    "boolean": _to_boolean,
+    "date": _to_date,
+    "timestamp": _to_timestamp,
+    "timestamptz": _to_timestamptz,
+    "uuid": _to_uuid,
+}
 
 
 @dataclass(frozen=True)
@@ -339,68 +367,87 @@ def parse_directives(
     text: str, display: str, kind: ScriptKind, *, first_line: int = 1
 ) -> Directives:
     """Parse and validate a script's directives for its kind; errors name file and line."""
-    risk: Risk | None = None
-    lists: dict[str, list[str]] = {"impact": [], "data-loss": [], "manual": []}
-    checks: dict[str, list[SqlCheck]] = {"require": [], "verify": []}
-    params: list[ParamSpec] = []
-    preview: SqlCheck | None = None
-    transaction = True
-    data_only: str | None = None
+    found = _FoundDirectives()
     seen: set[str] = set()
-
     for raw in scan_directives(text, display, first_line=first_line):
-
-        def fail(message: str, raw: RawDirective = raw) -> ProjectError:
-            return ProjectError(message, path=display, line=raw.line)
-
         if kind not in _ALLOWED[raw.name]:
             allowed = ", ".join(sorted(k.value for k in _ALLOWED[raw.name]))
-            raise fail(
+            raise _directive_error(
+                raw,
+                display,
                 f"directive '{raw.name}' is not allowed in a {kind.value} script "
-                f"(only in: {allowed})"
+                f"(only in: {allowed})",
             )
         if raw.name in _ONCE and raw.name in seen:
-            raise fail(f"directive '{raw.name}' given twice")
+            raise _directive_error(raw, display, f"directive '{raw.name}' given twice")
         seen.add(raw.name)
         if not raw.value:
-            raise fail(f"directive '{raw.name}' needs a value")
+            raise _directive_error(raw, display, f"directive '{raw.name}' needs a value")
+        found.add(raw, display)
+    return found.directives()
+
+
+def _directive_error(raw: RawDirective, display: str, message: str) -> ProjectError:
+    return ProjectError(message, path=display, line=raw.line)
+
+
+@dataclass
+class _FoundDirectives:
+    """The directives of one script as they are read, checked one by one."""
+
+    risk: Risk | None = None
+    lists: dict[str, list[str]] = field(
+        default_factory=lambda: {"impact": [], "data-loss": [], "manual": []}
+    )
+    checks: dict[str, list[SqlCheck]] = field(default_factory=lambda: {"require": [], "verify": []})
+    params: list[ParamSpec] = field(default_factory=list)
+    preview: SqlCheck | None = None
+    transaction: bool = True
+    data_only: str | None = None
+
+    def add(self, raw: RawDirective, display: str) -> None:
+        """Record one directive (allowed here, given once where once is the rule, with a value)."""
         if raw.name == "risk":
             try:
-                risk = Risk[raw.value.upper()]
+                self.risk = Risk[raw.value.upper()]
             except KeyError:
-                raise fail(
-                    f"risk must be one of NONE, LOW, MEDIUM, HIGH (got {raw.value!r})"
+                raise _directive_error(
+                    raw,
+                    display,
+                    f"risk must be one of NONE, LOW, MEDIUM, HIGH (got {raw.value!r})",
                 ) from None
-        elif raw.name in lists:
-            lists[raw.name].append(raw.value)
-        elif raw.name in checks:
-            checks[raw.name].append(SqlCheck(raw.value, raw.line))
+        elif raw.name in self.lists:
+            self.lists[raw.name].append(raw.value)
+        elif raw.name in self.checks:
+            self.checks[raw.name].append(SqlCheck(raw.value, raw.line))
         elif raw.name == "preview":
-            preview = SqlCheck(raw.value, raw.line)
+            self.preview = SqlCheck(raw.value, raw.line)
         elif raw.name == "transaction":
             if raw.value.lower() not in {"on", "off"}:
-                raise fail(f"transaction must be 'on' or 'off' (got {raw.value!r})")
-            transaction = raw.value.lower() == "on"
+                message = f"transaction must be 'on' or 'off' (got {raw.value!r})"
+                raise _directive_error(raw, display, message)
+            self.transaction = raw.value.lower() == "on"
         elif raw.name == "data-only":
-            data_only = raw.value
+            self.data_only = raw.value
         elif raw.name == "param":
             spec = _parse_param(raw, display)
-            if any(p.name == spec.name for p in params):
-                raise fail(f"parameter '{spec.name}' declared twice")
-            params.append(spec)
+            if any(p.name == spec.name for p in self.params):
+                raise _directive_error(raw, display, f"parameter '{spec.name}' declared twice")
+            self.params.append(spec)
 
-    return Directives(
-        risk=risk,
-        impact=tuple(lists["impact"]),
-        data_loss=tuple(lists["data-loss"]),
-        manual=tuple(lists["manual"]),
-        require=tuple(checks["require"]),
-        verify=tuple(checks["verify"]),
-        params=tuple(params),
-        preview=preview,
-        transaction=transaction,
-        data_only=data_only,
-    )
+    def directives(self) -> Directives:
+        return Directives(
+            risk=self.risk,
+            impact=tuple(self.lists["impact"]),
+            data_loss=tuple(self.lists["data-loss"]),
+            manual=tuple(self.lists["manual"]),
+            require=tuple(self.checks["require"]),
+            verify=tuple(self.checks["verify"]),
+            params=tuple(self.params),
+            preview=self.preview,
+            transaction=self.transaction,
+            data_only=self.data_only,
+        )
 
 
 def _parse_param(raw: RawDirective, display: str) -> ParamSpec:

@@ -117,6 +117,7 @@ _KEYS = {
     "hooks",
 }
 _HOOK_KEYS = {*HOOK_NAMES, "timeout"}
+_DURATION_KEYS = ("lock_timeout", "statement_timeout", "lock_wait")
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -196,15 +197,27 @@ def load_config(
             f"(known: {', '.join(sorted(_KEYS))})"
         )
     values: dict[str, Any] = {"root": root, "config_file": path}
+    values.update(_file_values(data, where, root))
+    values.update(_hook_values(data.get("hooks", {}), where))
+    chosen = _choose_url(data, source_name, where, root, env, url)
+    values["database_url"] = chosen.url
+    values["url_source"] = chosen.source
+    values.update(_flag_values(flags))
+    config = Config(**values)
+    if validate_url:
+        shadow_origin = "--shadow-url" if flags.get("shadow_url") else f"shadow_url in {where}"
+        _validate_urls(config, chosen.origin, shadow_origin)
+    return config
 
-    def folder(key: str) -> None:
+
+def _file_values(data: dict[str, Any], where: str, root: Path) -> dict[str, Any]:
+    """The settings of a configuration file's top level, checked (hooks aside)."""
+    values: dict[str, Any] = {}
+    for key in ("migrations_dir", "rollback_dir", "backup_dir"):
         if key in data:
             if not isinstance(data[key], str) or not data[key]:
                 raise ConfigError(f"{where}: {key} must be a non-empty string")
             values[key] = (root / data[key]).resolve()
-
-    for key in ("migrations_dir", "rollback_dir", "backup_dir"):
-        folder(key)
     for key in ("layout", "shadow_url", "history_schema", "database_url"):
         if key in data and not isinstance(data[key], str):
             raise ConfigError(f"{where}: {key} must be a string")
@@ -219,7 +232,14 @@ def load_config(
         raise ConfigError(
             f"{where}: unknown layout {data['layout']!r} (known: {', '.join(LAYOUT_NAMES)})"
         )
-    for key in ("lock_timeout", "statement_timeout", "lock_wait"):
+    values.update(_limit_values(data, where))
+    return values
+
+
+def _limit_values(data: dict[str, Any], where: str) -> dict[str, Any]:
+    """The timeouts and retries of a configuration file's top level, checked."""
+    values: dict[str, Any] = {}
+    for key in _DURATION_KEYS:
         if key in data:
             values[key] = parse_duration(data[key], f"{where}: {key}")
     if "lock_retries" in data:
@@ -227,7 +247,11 @@ def load_config(
         if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
             raise ConfigError(f"{where}: lock_retries must be a non-negative integer")
         values["lock_retries"] = retries
-    hooks = data.get("hooks", {})
+    return values
+
+
+def _hook_values(hooks: object, where: str) -> dict[str, Any]:
+    """``hooks`` and ``hook_timeout`` from a configuration file's ``[hooks]`` table, checked."""
     if not isinstance(hooks, dict):
         raise ConfigError(f"{where}: [hooks] must be a table")
     bad_hooks = set(hooks) - _HOOK_KEYS
@@ -236,40 +260,68 @@ def load_config(
             f"{where}: unknown hook(s): {', '.join(sorted(bad_hooks))} "
             f"(known: {', '.join(HOOK_NAMES)})"
         )
+    values: dict[str, Any] = {}
     if "timeout" in hooks:
         values["hook_timeout"] = parse_duration(hooks["timeout"], f"{where}: hooks.timeout")
     for name, command in hooks.items():
         if name != "timeout" and not isinstance(command, str):
             raise ConfigError(f"{where}: hooks.{name} must be a shell command (a string)")
     values["hooks"] = {k: v for k, v in hooks.items() if k != "timeout"}
+    return values
 
-    database_url, url_source, url_origin = DEFAULT_URL, "default", "the default"
+
+@dataclass(frozen=True)
+class _ChosenURL:
+    """The database URL that wins the precedence, and where it came from."""
+
+    url: str
+    #: for Config.url_source: default, backout.toml, pyproject.toml, .env, environment, flag
+    source: str
+    #: for error messages: "--url", "the DATABASE_URL environment variable", ...
+    origin: str
+
+
+def _choose_url(
+    data: dict[str, Any],
+    source_name: str,
+    where: str,
+    root: Path,
+    env: Mapping[str, str],
+    url: str | None,
+) -> _ChosenURL:
+    """The URL by precedence: default, configuration file, .env, environment, ``--url``."""
+    chosen = _ChosenURL(DEFAULT_URL, "default", "the default")
     if data.get("database_url"):
-        database_url, url_source, url_origin = data["database_url"], source_name, where
+        chosen = _ChosenURL(data["database_url"], source_name, where)
     dotenv_url, dotenv_name = _dotenv_url(root)
     if dotenv_url:
-        database_url, url_source = dotenv_url, dotenv_name
-        url_origin = f"DATABASE_URL in {root / dotenv_name}"
+        chosen = _ChosenURL(dotenv_url, dotenv_name, f"DATABASE_URL in {root / dotenv_name}")
     if env.get("DATABASE_URL"):
-        database_url, url_source = env["DATABASE_URL"], "environment"
-        url_origin = "the DATABASE_URL environment variable"
+        chosen = _ChosenURL(
+            env["DATABASE_URL"], "environment", "the DATABASE_URL environment variable"
+        )
     if url:
-        database_url, url_source, url_origin = url, "flag", "--url"
-    values["database_url"] = database_url
-    values["url_source"] = url_source
+        chosen = _ChosenURL(url, "flag", "--url")
+    return chosen
 
+
+def _flag_values(flags: Mapping[str, Any]) -> dict[str, Any]:
+    """The command-line flags that were given, durations parsed."""
+    values: dict[str, Any] = {}
     for key, value in flags.items():
         if value is None:
             continue
         if key not in Config.__dataclass_fields__:
             raise ConfigError(f"unknown setting {key!r}")
-        if key in ("lock_timeout", "statement_timeout", "lock_wait"):
+        if key in _DURATION_KEYS:
             values[key] = parse_duration(value, f"--{key.replace('_', '-')}")
         else:
             values[key] = value
-    config = Config(**values)
-    if not validate_url:
-        return config
+    return values
+
+
+def _validate_urls(config: Config, url_origin: str, shadow_origin: str) -> None:
+    """Parse the URLs now, so a bad one fails with where it came from."""
     try:
         config.url  # noqa: B018 - validate the URL now, with a clear message
     except ConfigError as exc:
@@ -278,6 +330,4 @@ def load_config(
         try:
             config.shadow  # noqa: B018
         except ConfigError as exc:
-            origin = "--shadow-url" if flags.get("shadow_url") else f"shadow_url in {where}"
-            raise ConfigError(f"{exc.message} (from {origin})", hint=exc.hint) from None
-    return config
+            raise ConfigError(f"{exc.message} (from {shadow_origin})", hint=exc.hint) from None

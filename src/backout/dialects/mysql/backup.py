@@ -155,6 +155,55 @@ def dump_contents(path: Path) -> tuple[dict[str, int], set[str], bool]:
     return counts, created, _COMPLETED in tail
 
 
+_RESUME_HINT: Final = (
+    "`backout restore --resume` finishes it once the cause is fixed; or "
+    "restore the full backup taken just before it (see `backout backups`)"
+)
+
+
+@dataclass
+class _RestorePlan:
+    """What a restore over the current database drops, creates from the dump and fills
+    (the ledger tables join ``create`` and ``load`` as the restore finds them)."""
+
+    #: tables dropped first (sorted)
+    drop: list[str]
+    #: tables whose CREATE TABLE runs from the dump
+    create: set[str]
+    #: tables whose rows are loaded from the dump
+    load: set[str]
+
+    @classmethod
+    def of(cls, current: SchemaSnapshot, request: RestoreRequest) -> _RestorePlan:
+        wanted = request.snapshot
+        data = set(request.data_tables)
+        rebuild = set(wanted.tables) if request.full else data & set(wanted.tables)
+        drop = sorted(
+            t for t in current.tables if request.full or t in rebuild or t not in wanted.tables
+        )
+        create = {t for t in wanted.tables if t not in current.tables or t in drop}
+        return cls(drop, create, set(rebuild))
+
+    def runs(self, statement: DumpStatement) -> bool:
+        """Whether the restore runs this statement of the dump."""
+        if statement.kind in ("drop_table", "skip"):
+            return False
+        if statement.kind == "create_table" and statement.table not in self.create:
+            return False
+        return not (statement.kind == "insert" and statement.table not in self.load)
+
+
+def _reset_session(session: Session) -> None:
+    """The session's settings back to backout's, after a restore (whatever became of it)."""
+    try:
+        session.execute("SET SESSION FOREIGN_KEY_CHECKS = 1")
+        session.execute("SET SESSION lock_wait_timeout = DEFAULT")
+        session.execute("SET NAMES utf8mb4")
+        session.execute("SET time_zone = '+00:00'")
+    except DatabaseError:
+        pass  # the connection is gone; its settings went with it
+
+
 class MysqlBackupEngine(BackupEngine):
     """Backups of MySQL/MariaDB databases with their own dump and client tools."""
 
@@ -373,15 +422,7 @@ class MysqlBackupEngine(BackupEngine):
         finish: Callable[[], None],
         progress: Progress,
     ) -> None:
-        wanted = request.snapshot
-        data = set(request.data_tables)
-        current = read_mysql_snapshot(session.query)
-        rebuild = set(wanted.tables) if request.full else data & set(wanted.tables)
-        drop = sorted(
-            t for t in current.tables if request.full or t in rebuild or t not in wanted.tables
-        )
-        create = {t for t in wanted.tables if t not in current.tables or t in drop}
-        load = set(rebuild)
+        plan = _RestorePlan.of(read_mysql_snapshot(session.query), request)
         ledgers = self.ledger_tables(session, request.history_schema)
         try:
             session.execute("SET SESSION FOREIGN_KEY_CHECKS = 0")
@@ -389,57 +430,48 @@ class MysqlBackupEngine(BackupEngine):
                 f"SET SESSION lock_wait_timeout = {max(1, round(request.lock_timeout))}"
             )
             progress("dropping what the backup re-creates")
-            for name in self._names(session, "VIEW"):
-                session.execute(f"DROP VIEW IF EXISTS {_quote(name)}")
-            for name in self._triggers(session):
-                session.execute(f"DROP TRIGGER IF EXISTS {_quote(name)}")
-            for kind in ("PROCEDURE", "FUNCTION"):
-                for name in self._routines(session, kind):
-                    session.execute(f"DROP {kind} IF EXISTS {_quote(name)}")
-            for name in drop:
-                session.execute(f"DROP TABLE IF EXISTS {_quote(name)}")
+            self._drop_for_restore(session, plan.drop)
             for ledger in LEDGER_TABLES:
-                if ledger in data:
+                if ledger in request.data_tables:
                     if ledger in ledgers:
                         session.execute(f"DROP TABLE {_quote(ledger)}")
-                    create.add(ledger)
-                    load.add(ledger)
+                    plan.create.add(ledger)
+                    plan.load.add(ledger)
                 elif ledger in ledgers:
                     # The backup was taken before this ledger existed: nothing was applied then.
                     session.execute(f"DELETE FROM {_quote(ledger)}")
-            progress(f"loading the schema and the rows of {len(load)} table(s)")
+            progress(f"loading the schema and the rows of {len(plan.load)} table(s)")
             for statement in read_dump(request.path):
-                if statement.kind in ("drop_table", "skip"):
-                    continue
-                if statement.kind == "create_table" and statement.table not in create:
-                    continue
-                if statement.kind == "insert" and statement.table not in load:
-                    continue
-                session.execute(statement.sql)
+                if plan.runs(statement):
+                    session.execute(statement.sql)
             session.execute("SET SESSION FOREIGN_KEY_CHECKS = 1")
             finish()
         except DatabaseError as exc:
             raise BackupError(
                 f"restoring {request.path.name} stopped part-way: {exc.message}. MySQL/MariaDB "
                 "commit DDL implicitly, so the database is now partly restored",
-                hint="`backout restore --resume` finishes it once the cause is fixed; or "
-                "restore the full backup taken just before it (see `backout backups`)",
+                hint=_RESUME_HINT,
             ) from exc
         except BackupError as exc:
             raise BackupError(
                 f"{exc.message}; MySQL/MariaDB commit DDL implicitly, so the restore was not "
                 "undone",
-                hint="`backout restore --resume` finishes it once the cause is fixed; or "
-                "restore the full backup taken just before it (see `backout backups`)",
+                hint=_RESUME_HINT,
             ) from exc
         finally:
-            try:
-                session.execute("SET SESSION FOREIGN_KEY_CHECKS = 1")
-                session.execute("SET SESSION lock_wait_timeout = DEFAULT")
-                session.execute("SET NAMES utf8mb4")
-                session.execute("SET time_zone = '+00:00'")
-            except DatabaseError:
-                pass  # the connection is gone; its settings went with it
+            _reset_session(session)
+
+    def _drop_for_restore(self, session: Session, tables: Sequence[str]) -> None:
+        """Drop every view, trigger and routine (the dump re-creates them), and ``tables``."""
+        for name in self._names(session, "VIEW"):
+            session.execute(f"DROP VIEW IF EXISTS {_quote(name)}")
+        for name in self._triggers(session):
+            session.execute(f"DROP TRIGGER IF EXISTS {_quote(name)}")
+        for kind in ("PROCEDURE", "FUNCTION"):
+            for name in self._routines(session, kind):
+                session.execute(f"DROP {kind} IF EXISTS {_quote(name)}")
+        for name in tables:
+            session.execute(f"DROP TABLE IF EXISTS {_quote(name)}")
 
     @staticmethod
     def _names(session: Session, table_type: str) -> list[str]:

@@ -181,12 +181,54 @@ def read_mysql_snapshot(query: QueryFn) -> SchemaSnapshot:
     names = {_text(r[0]) for r in tables_raw}
     table_collation = {_text(r[0]): _text(r[2]) for r in tables_raw}
     comments: list[CommentInfo] = []
+    columns = _read_columns(query, table_collation, comments)
+    constraints, indexes = _read_indexes(query, names)
+    for raw_table, name, clause in _checks(query):
+        table = _text(raw_table)
+        if table in names:
+            definition = f"CHECK ({_text(clause)})"
+            constraints[table].append(ConstraintInfo("check", _text(name), (), definition))
+    foreign_keys = _read_foreign_keys(query, names)
+    tables = []
+    for row in tables_raw:
+        table = _text(row[0])
+        options = [f"ENGINE={_text(row[1])}", f"COLLATE={_text(row[2])}"]
+        options += [o for o in _text(row[3]).split() if o]
+        tables.append(
+            TableInfo(
+                schema=None,
+                name=table,
+                columns=tuple(columns.get(table, ())),
+                constraints=tuple(constraints.get(table, ())),
+                foreign_keys=tuple(foreign_keys.get(table, ())),
+                options=tuple(options),
+            )
+        )
+        if _text(row[4]):
+            comments.append(CommentInfo("table", None, (table,), _text(row[4])))
+    views = _read_views(query)
+    triggers = _read_triggers(query, names)
+    return SchemaSnapshot.build(
+        DIALECT,
+        tables=tables,
+        views=views,
+        indexes=indexes,
+        functions=_routines(query),
+        triggers=triggers,
+        comments=comments,
+    )
 
+
+def _read_columns(
+    query: QueryFn, table_collation: dict[str, str], comments: list[CommentInfo]
+) -> dict[str, list[ColumnInfo]]:
+    """The columns, in order, of each table of ``table_collation`` (table → its collation);
+    column comments are appended to ``comments``."""
     columns: dict[str, list[ColumnInfo]] = defaultdict(list)
     for row in query(_COLUMNS_SQL, None):
         table, name, position, type_, nullable, default, extra, generation, collation, comment = row
         table = _text(table)
-        if table not in names:
+        if table not in table_collation:
             continue
         extra_text = _text(extra)
         storage = _generated(extra_text) if _text(generation) else None
@@ -208,8 +250,13 @@ def read_mysql_snapshot(query: QueryFn) -> SchemaSnapshot:
         )
         if _text(comment):
             comments.append(CommentInfo("column", None, (table, _text(name)), _text(comment)))
+    return columns
 
-    constraints: dict[str, list[ConstraintInfo]] = defaultdict(list)
+
+def _read_indexes(
+    query: QueryFn, names: set[str]
+) -> tuple[dict[str, list[ConstraintInfo]], list[IndexInfo]]:
+    """The primary keys (as constraints, by table) and every other index of the listed tables."""
     index_rows: dict[tuple[str, str], list[tuple[Any, ...]]] = defaultdict(list)
     for row in query(_INDEXES_SQL, None):
         table = _text(row[0])
@@ -219,55 +266,49 @@ def read_mysql_snapshot(query: QueryFn) -> SchemaSnapshot:
     for _, index in index_rows:
         if index != "PRIMARY":
             index_count[index] += 1
+    constraints: dict[str, list[ConstraintInfo]] = defaultdict(list)
     indexes: list[IndexInfo] = []
     for (table, index), rows in sorted(index_rows.items()):
-        keys: list[str] = []
-        for r in rows:
-            column = _text(r[4]) or "(expression)"
-            key = quote_identifier(column)
-            if r[5] is not None:
-                key += f"({int(r[5])})"
-            if _text(r[7]) == "D":
-                key += " DESC"
-            keys.append(key)
-        unique = int(rows[0][2]) == 0
-        method = _text(rows[0][6]) or None
+        keys = [_index_key(r) for r in rows]
         if index == "PRIMARY":
             cols = tuple(_text(r[4]) for r in rows)
-            constraints[table].append(
-                ConstraintInfo(
-                    kind="primary_key",
-                    name="PRIMARY",
-                    columns=cols,
-                    definition=f"PRIMARY KEY ({', '.join(keys)})",
-                )
-            )
+            definition = f"PRIMARY KEY ({', '.join(keys)})"
+            constraints[table].append(ConstraintInfo("primary_key", "PRIMARY", cols, definition))
             continue
-        kind = "UNIQUE INDEX" if unique else ("FULLTEXT INDEX" if method == "FULLTEXT" else "INDEX")
-        indexes.append(
-            IndexInfo(
-                schema=None,
-                name=index if index_count[index] == 1 else f"{table}.{index}",
-                table=table,
-                columns=tuple(keys),
-                unique=unique,
-                method=method,
-                definition=f"{kind} {quote_identifier(index)} ON {quote_identifier(table)} "
-                f"({', '.join(keys)}) USING {method}",
-            )
-        )
-    for raw_table, name, clause in _checks(query):
-        table = _text(raw_table)
-        if table in names:
-            constraints[table].append(
-                ConstraintInfo(
-                    kind="check",
-                    name=_text(name),
-                    columns=(),
-                    definition=f"CHECK ({_text(clause)})",
-                )
-            )
+        key_name = index if index_count[index] == 1 else f"{table}.{index}"
+        indexes.append(_index_info(key_name, table, index, keys, rows[0]))
+    return constraints, indexes
 
+
+def _index_key(row: tuple[Any, ...]) -> str:
+    """One key part of an index, as ``CREATE INDEX`` would spell it: column, prefix, order."""
+    key = quote_identifier(_text(row[4]) or "(expression)")
+    if row[5] is not None:
+        key += f"({int(row[5])})"
+    if _text(row[7]) == "D":
+        key += " DESC"
+    return key
+
+
+def _index_info(
+    key_name: str, table: str, index: str, keys: list[str], first: tuple[Any, ...]
+) -> IndexInfo:
+    unique = int(first[2]) == 0
+    method = _text(first[6]) or None
+    kind = "UNIQUE INDEX" if unique else ("FULLTEXT INDEX" if method == "FULLTEXT" else "INDEX")
+    return IndexInfo(
+        schema=None,
+        name=key_name,
+        table=table,
+        columns=tuple(keys),
+        unique=unique,
+        method=method,
+        definition=f"{kind} {quote_identifier(index)} ON {quote_identifier(table)} "
+        f"({', '.join(keys)}) USING {method}",
+    )
+
+
+def _read_foreign_keys(query: QueryFn, names: set[str]) -> dict[str, list[ForeignKeyInfo]]:
     fk_rows: dict[tuple[str, str], list[tuple[Any, ...]]] = defaultdict(list)
     for row in query(_FOREIGN_KEYS_SQL, None):
         if _text(row[0]) in names:
@@ -285,25 +326,10 @@ def read_mysql_snapshot(query: QueryFn) -> SchemaSnapshot:
             match="NONE",
         )
         foreign_keys[table].append(_with_definition(fk))
+    return foreign_keys
 
-    tables = []
-    for row in tables_raw:
-        table = _text(row[0])
-        options = [f"ENGINE={_text(row[1])}", f"COLLATE={_text(row[2])}"]
-        options += [o for o in _text(row[3]).split() if o]
-        tables.append(
-            TableInfo(
-                schema=None,
-                name=table,
-                columns=tuple(columns.get(table, ())),
-                constraints=tuple(constraints.get(table, ())),
-                foreign_keys=tuple(foreign_keys.get(table, ())),
-                options=tuple(options),
-            )
-        )
-        if _text(row[4]):
-            comments.append(CommentInfo("table", None, (table,), _text(row[4])))
 
+def _read_views(query: QueryFn) -> list[ViewInfo]:
     views = []
     for name, definition, check_option, security, database in query(_VIEWS_SQL, None):
         text = _text(definition).replace(f"{quote_identifier(_text(database))}.", "")
@@ -313,7 +339,10 @@ def read_mysql_snapshot(query: QueryFn) -> SchemaSnapshot:
         views.append(
             ViewInfo(schema=None, name=_text(name), definition=text, options=tuple(options))
         )
+    return views
 
+
+def _read_triggers(query: QueryFn, names: set[str]) -> list[TriggerInfo]:
     triggers = []
     for table, name, timing, event, order, statement in query(_TRIGGERS_SQL, None):
         if _text(table) not in names:
@@ -327,16 +356,7 @@ def read_mysql_snapshot(query: QueryFn) -> SchemaSnapshot:
                 f"FOR EACH ROW (order {order}) {_text(statement)}",
             )
         )
-
-    return SchemaSnapshot.build(
-        DIALECT,
-        tables=tables,
-        views=views,
-        indexes=indexes,
-        functions=_routines(query),
-        triggers=triggers,
-        comments=comments,
-    )
+    return triggers
 
 
 def _with_definition(fk: ForeignKeyInfo) -> ForeignKeyInfo:

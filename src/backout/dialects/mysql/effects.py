@@ -287,7 +287,9 @@ class _Analyzer(SqlglotAnalyzer):
         column when they have no name of their own."""
         if isinstance(element, exp.UniqueColumnConstraint):
             inner = element.this
-            name = inner.this.name if isinstance(inner, exp.Schema) else ""
+            # ``UNIQUE (col)`` has no name node: MySQL names the key after its first column
+            name_node = inner.this if isinstance(inner, exp.Schema) else None
+            name = name_node.name if name_node is not None else ""
             cols = _column_names(inner.expressions if isinstance(inner, exp.Schema) else [])
             unique = True
         elif isinstance(element, exp.IndexColumnConstraint):

@@ -470,6 +470,28 @@ class _CatalogReader:
         parents: dict[int, list[str]] = defaultdict(list)
         for oid, schema, name in self.rows(_PARENTS_SQL):
             parents[oid].append(qualified_name(schema, name))
+        columns = self.table_columns()
+        constraints, foreign_keys = self.table_constraints()
+        result: dict[str, TableInfo] = {}
+        for oid, (schema, name, relkind, persistence, options, part_key, bound) in heads.items():
+            table = TableInfo(
+                schema=schema,
+                name=name,
+                columns=tuple(columns[oid]),
+                constraints=tuple(constraints[oid]),
+                foreign_keys=tuple(foreign_keys[oid]),
+                kind="partitioned table" if relkind == "p" else "table",
+                unlogged=persistence == "u",
+                options=tuple(options),
+                parents=tuple(parents[oid]),
+                partition_key=part_key,
+                partition_bound=bound,
+            )
+            result[table.key] = table
+        return result
+
+    def table_columns(self) -> dict[int, list[ColumnInfo]]:
+        """Every table's columns, by the table's oid."""
         columns: dict[int, list[ColumnInfo]] = defaultdict(list)
         for row in self.rows(_COLUMNS_SQL):
             oid, name, position, type_, notnull, default, identity, expr, generated, coll = row
@@ -486,6 +508,12 @@ class _CatalogReader:
                     collation=coll,
                 )
             )
+        return columns
+
+    def table_constraints(
+        self,
+    ) -> tuple[dict[int, list[ConstraintInfo]], dict[int, list[ForeignKeyInfo]]]:
+        """Every table's constraints and, apart, its foreign keys, by the table's oid."""
         constraints: dict[int, list[ConstraintInfo]] = defaultdict(list)
         foreign_keys: dict[int, list[ForeignKeyInfo]] = defaultdict(list)
         for row in self.rows(_CONSTRAINTS_SQL):
@@ -519,23 +547,7 @@ class _CatalogReader:
                         validated=validated,
                     )
                 )
-        result: dict[str, TableInfo] = {}
-        for oid, (schema, name, relkind, persistence, options, part_key, bound) in heads.items():
-            table = TableInfo(
-                schema=schema,
-                name=name,
-                columns=tuple(columns[oid]),
-                constraints=tuple(constraints[oid]),
-                foreign_keys=tuple(foreign_keys[oid]),
-                kind="partitioned table" if relkind == "p" else "table",
-                unlogged=persistence == "u",
-                options=tuple(options),
-                parents=tuple(parents[oid]),
-                partition_key=part_key,
-                partition_bound=bound,
-            )
-            result[table.key] = table
-        return result
+        return constraints, foreign_keys
 
     def views(self) -> dict[str, ViewInfo]:
         result: dict[str, ViewInfo] = {}
@@ -665,19 +677,7 @@ class _CatalogReader:
         ]
 
     def comments(self) -> list[CommentInfo]:
-        result: list[CommentInfo] = []
-        for schema, relname, relkind, column, text, index_table in self.rows(
-            _RELATION_COMMENTS_SQL
-        ):
-            if self.excluded(schema, relname):
-                continue
-            if index_table is not None and self.excluded(schema, index_table):
-                continue
-            if column is not None:
-                result.append(CommentInfo("column", schema, (relname, column), text))
-            else:
-                kind = _RELATION_COMMENT_TYPES.get(relkind, "relation")
-                result.append(CommentInfo(kind, schema, (relname,), text))
+        result = self.relation_comments()
         for schema, owner, name, text in self.rows(_CONSTRAINT_COMMENTS_SQL):
             if not self.excluded(schema, owner):
                 result.append(CommentInfo("constraint", schema, (owner, name), text))
@@ -693,6 +693,23 @@ class _CatalogReader:
                 result.append(CommentInfo("trigger", schema, (table, name), text))
         for schema, text in self.rows(_SCHEMA_COMMENTS_SQL):
             result.append(CommentInfo("schema", schema, (), text))
+        return result
+
+    def relation_comments(self) -> list[CommentInfo]:
+        """Comments on tables, views, indexes, sequences and columns in scope."""
+        result: list[CommentInfo] = []
+        for schema, relname, relkind, column, text, index_table in self.rows(
+            _RELATION_COMMENTS_SQL
+        ):
+            if self.excluded(schema, relname):
+                continue
+            if index_table is not None and self.excluded(schema, index_table):
+                continue
+            if column is not None:
+                result.append(CommentInfo("column", schema, (relname, column), text))
+            else:
+                kind = _RELATION_COMMENT_TYPES.get(relkind, "relation")
+                result.append(CommentInfo(kind, schema, (relname,), text))
         return result
 
 

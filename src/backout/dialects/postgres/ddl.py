@@ -187,18 +187,7 @@ class _Renderer:
                 kind = "MATERIALIZED VIEW" if view.materialized else "VIEW"
                 self.d.add(f"DROP {kind} {self.name(view.schema, view.name)}")
         for key in self.common:
-            before_fks = {fk.key: fk for fk in self.b.tables[key].foreign_keys}
-            for fk in self.a.tables[key].foreign_keys:
-                around = (key, fk.key) in self.fks_around_retype
-                if (before_fks.get(fk.key) != fk or around) and fk.name:
-                    self.d.add(
-                        f"ALTER TABLE {self.table(key)} DROP CONSTRAINT {q(fk.name)}",
-                        comment="Re-added once the key types are back" if around else "",
-                    )
-            before_cons = {c.key: c for c in self.b.tables[key].constraints}
-            for con in self.a.tables[key].constraints:
-                if before_cons.get(con.key) != con and con.name:
-                    self.d.add(f"ALTER TABLE {self.table(key)} DROP CONSTRAINT {q(con.name)}")
+            self._drop_changed_constraints(key)
         dropped_views = {k for k, v in self.a.views.items() if self.b.views.get(k) != v}
         for key, index in self.a.indexes.items():
             if index.table_key in self.new_tables or index.table_key in dropped_views:
@@ -207,15 +196,35 @@ class _Renderer:
                 continue
             self.d.add(f"DROP INDEX {self.name(index.schema, index.name)}")
         for key in self.common:
-            old_cols = {c.name: c for c in self.b.tables[key].columns}
-            for column in self.a.tables[key].columns:
-                previous = old_cols.get(column.name)
-                if previous is None or column.default is None:
-                    continue
-                if previous.default != column.default or previous.type != column.type:
-                    self.d.add(
-                        f"ALTER TABLE {self.table(key)} ALTER COLUMN {q(column.name)} DROP DEFAULT"
-                    )
+            self._drop_changed_defaults(key)
+
+    def _drop_changed_constraints(self, key: str) -> None:
+        """A kept table's foreign keys and constraints the migration added or changed."""
+        before_fks = {fk.key: fk for fk in self.b.tables[key].foreign_keys}
+        for fk in self.a.tables[key].foreign_keys:
+            around = (key, fk.key) in self.fks_around_retype
+            if (before_fks.get(fk.key) != fk or around) and fk.name:
+                self.d.add(
+                    f"ALTER TABLE {self.table(key)} DROP CONSTRAINT {q(fk.name)}",
+                    comment="Re-added once the key types are back" if around else "",
+                )
+        before_cons = {c.key: c for c in self.b.tables[key].constraints}
+        for con in self.a.tables[key].constraints:
+            if before_cons.get(con.key) != con and con.name:
+                self.d.add(f"ALTER TABLE {self.table(key)} DROP CONSTRAINT {q(con.name)}")
+
+    def _drop_changed_defaults(self, key: str) -> None:
+        """A kept table's column defaults that must go before the column's type or default is
+        put back."""
+        old_cols = {c.name: c for c in self.b.tables[key].columns}
+        for column in self.a.tables[key].columns:
+            previous = old_cols.get(column.name)
+            if previous is None or column.default is None:
+                continue
+            if previous.default != column.default or previous.type != column.type:
+                self.d.add(
+                    f"ALTER TABLE {self.table(key)} ALTER COLUMN {q(column.name)} DROP DEFAULT"
+                )
 
     # --- phase 2: tables the migration created ---------------------------------------------
 
@@ -254,19 +263,7 @@ class _Renderer:
         for name, ext in self.b.extensions.items():
             if name not in self.a.extensions:
                 self.d.add(f"CREATE EXTENSION IF NOT EXISTS {q(name)} WITH SCHEMA {q(ext.schema)}")
-        for key, enum in self.b.enums.items():
-            current = self.a.enums.get(key)
-            if current is None:
-                values = ", ".join(literal(v) for v in enum.values)
-                self.d.add(f"CREATE TYPE {self.name(enum.schema, enum.name)} AS ENUM ({values})")
-            elif current != enum:
-                self._enum_values(key, enum, current)
-        for key, type_ in self.b.types.items():
-            current_type = self.a.types.get(key)
-            if current_type is None:
-                self.d.add(self._create_type(type_))
-            elif current_type != type_:
-                self.d.todo.append(f"{type_.kind} type {type_.key} changed: re-create it by hand")
+        self._restore_types()
         for key, seq in self.b.sequences.items():
             current_seq = self.a.sequences.get(key)
             if current_seq is None and not self._identity_sequence(seq):
@@ -282,6 +279,22 @@ class _Renderer:
             ):
                 self.d.add(self._drop_function(current_fn))
             self.d.add(function.definition.strip())
+
+    def _restore_types(self) -> None:
+        """Enums and other types the migration dropped or changed."""
+        for key, enum in self.b.enums.items():
+            current = self.a.enums.get(key)
+            if current is None:
+                values = ", ".join(literal(v) for v in enum.values)
+                self.d.add(f"CREATE TYPE {self.name(enum.schema, enum.name)} AS ENUM ({values})")
+            elif current != enum:
+                self._enum_values(key, enum, current)
+        for key, type_ in self.b.types.items():
+            current_type = self.a.types.get(key)
+            if current_type is None:
+                self.d.add(self._create_type(type_))
+            elif current_type != type_:
+                self.d.todo.append(f"{type_.kind} type {type_.key} changed: re-create it by hand")
 
     def _enum_values(self, key: str, enum: EnumInfo, current: EnumInfo) -> None:
         extra = [v for v in current.values if v not in enum.values]
@@ -585,30 +598,13 @@ class _Renderer:
 
     def phase6(self) -> None:
         for key in self.common + self.gone_tables:
-            old = self.b.tables[key]
-            new = self.a.tables.get(key)
-            current = {c.key: c for c in new.constraints} if new else {}
-            for con in old.constraints:
-                fresh = key in self.gone_tables and con.validated
-                if not con.name or fresh or current.get(con.key) == con:
-                    continue
-                self.d.add(
-                    f"ALTER TABLE {self.table(key)} ADD CONSTRAINT {q(con.name)} {con.definition}"
-                )
+            self._restore_constraints(key)
         for key, index in self.b.indexes.items():
             if self.a.indexes.get(key) == index and index.table_key not in self.gone_tables:
                 continue
             self.d.add(index.definition)
         for key in self.common + self.gone_tables:
-            old = self.b.tables[key]
-            new = self.a.tables.get(key)
-            current_fks = {fk.key: fk for fk in new.foreign_keys} if new else {}
-            for fk in old.foreign_keys:
-                around = (key, fk.key) in self.fks_around_retype
-                if fk.name and (current_fks.get(fk.key) != fk or around):
-                    self.d.add(
-                        f"ALTER TABLE {self.table(key)} ADD CONSTRAINT {q(fk.name)} {fk.definition}"
-                    )
+            self._restore_foreign_keys(key)
         for key, trig in self.b.triggers.items():
             table = f"{trig.schema}.{trig.table}" if trig.schema else trig.table
             if self.a.triggers.get(key) == trig and table not in self.gone_tables:
@@ -621,6 +617,31 @@ class _Renderer:
             if self.a.views.get(key) != view:
                 self.d.add(self._create_view(view))
         self._comments()
+
+    def _restore_constraints(self, key: str) -> None:
+        """A table's constraints the migration dropped or changed (a re-created table has its
+        validated ones in its CREATE TABLE already)."""
+        new = self.a.tables.get(key)
+        current = {c.key: c for c in new.constraints} if new else {}
+        for con in self.b.tables[key].constraints:
+            fresh = key in self.gone_tables and con.validated
+            if not con.name or fresh or current.get(con.key) == con:
+                continue
+            self.d.add(
+                f"ALTER TABLE {self.table(key)} ADD CONSTRAINT {q(con.name)} {con.definition}"
+            )
+
+    def _restore_foreign_keys(self, key: str) -> None:
+        """A table's foreign keys the migration dropped or changed, or that phase 1 dropped
+        around a key's retype."""
+        new = self.a.tables.get(key)
+        current_fks = {fk.key: fk for fk in new.foreign_keys} if new else {}
+        for fk in self.b.tables[key].foreign_keys:
+            around = (key, fk.key) in self.fks_around_retype
+            if fk.name and (current_fks.get(fk.key) != fk or around):
+                self.d.add(
+                    f"ALTER TABLE {self.table(key)} ADD CONSTRAINT {q(fk.name)} {fk.definition}"
+                )
 
     def _create_view(self, view: ViewInfo) -> str:
         name = self.name(view.schema, view.name)
@@ -695,15 +716,18 @@ class _Renderer:
             if key not in self.b.functions:
                 self.d.add(self._drop_function(function))
         for key, seq in self.a.sequences.items():
-            if key in self.b.sequences:
-                continue
-            owner_table = seq.owned_by_table
-            if owner_table is not None and (
-                owner_table in self.new_tables
-                or (owner_table, seq.owned_by_column or "") in self.dropped_columns
-            ):
-                continue
-            self.d.add(f"DROP SEQUENCE {self.name(seq.schema, seq.name)}")
+            if key not in self.b.sequences and not self._goes_with_its_owner(seq):
+                self.d.add(f"DROP SEQUENCE {self.name(seq.schema, seq.name)}")
+        self._drop_new_types()
+        for name in self.a.extensions:
+            if name not in self.b.extensions:
+                self.d.add(f"DROP EXTENSION {q(name)}")
+        for schema in self.a.schemas:
+            if schema not in self.b.schemas:
+                self.d.add(f"DROP SCHEMA {q(schema)}")
+
+    def _drop_new_types(self) -> None:
+        """Enums, domains and other types the migration created."""
         enums = [k for k in self.a.enums if k not in self.b.enums]
         if enums:
             shown = [self.name(self.a.enums[k].schema, self.a.enums[k].name) for k in enums]
@@ -715,12 +739,14 @@ class _Renderer:
             if key not in self.b.types:
                 keyword = "DOMAIN" if type_.kind == "domain" else "TYPE"
                 self.d.add(f"DROP {keyword} {self.name(type_.schema, type_.name)}")
-        for name in self.a.extensions:
-            if name not in self.b.extensions:
-                self.d.add(f"DROP EXTENSION {q(name)}")
-        for schema in self.a.schemas:
-            if schema not in self.b.schemas:
-                self.d.add(f"DROP SCHEMA {q(schema)}")
+
+    def _goes_with_its_owner(self, seq: SequenceInfo) -> bool:
+        """A sequence owned by a table or column the rollback drops: it goes with it."""
+        owner_table = seq.owned_by_table
+        return owner_table is not None and (
+            owner_table in self.new_tables
+            or (owner_table, seq.owned_by_column or "") in self.dropped_columns
+        )
 
     def render(self) -> Draft:
         self.phase1()

@@ -212,55 +212,9 @@ class PostgresDialect(Dialect):
         return check_write(sql, params)
 
     def transaction_conflict(self, statement: Statement) -> str | None:
-        import pglast
-        from pglast import ast, enums
-        from pglast.parser import ParseError
+        from backout.dialects.postgres import transactions as pg_transactions
 
-        try:
-            (raw,) = pglast.parse_sql(statement.sql)
-        except (ParseError, ValueError):
-            # Not one parseable statement: split() reports syntax errors, with their line.
-            return None
-        node = raw.stmt
-        if isinstance(node, ast.TransactionStmt):
-            return None  # not a conflict: see transaction_control()
-        if isinstance(node, ast.IndexStmt) and node.concurrent:
-            return "CREATE INDEX CONCURRENTLY cannot run inside a transaction block"
-        if isinstance(node, ast.DropStmt) and node.concurrent:
-            return "DROP INDEX CONCURRENTLY cannot run inside a transaction block"
-        if isinstance(node, ast.ReindexStmt) and any(
-            getattr(p, "defname", "") == "concurrently" for p in (node.params or ())
-        ):
-            return "REINDEX CONCURRENTLY cannot run inside a transaction block"
-        if isinstance(node, ast.ReindexStmt) and node.kind in (
-            enums.ReindexObjectType.REINDEX_OBJECT_SCHEMA,
-            enums.ReindexObjectType.REINDEX_OBJECT_SYSTEM,
-            enums.ReindexObjectType.REINDEX_OBJECT_DATABASE,
-        ):
-            return "REINDEX SCHEMA/SYSTEM/DATABASE cannot run inside a transaction block"
-        if isinstance(node, ast.VacuumStmt) and not node.is_vacuumcmd:
-            return None  # ANALYZE (same node as VACUUM) runs in a transaction
-        if isinstance(node, ast.ClusterStmt) and node.relation is None:
-            return "CLUSTER without a table cannot run inside a transaction block"
-        if isinstance(node, ast.DiscardStmt) and node.target == enums.DiscardMode.DISCARD_ALL:
-            return "DISCARD ALL cannot run inside a transaction block"
-        if isinstance(node, ast.AlterTableStmt):
-            for cmd in node.cmds or ():
-                definition = getattr(cmd, "def_", None)
-                if isinstance(definition, ast.PartitionCmd) and definition.concurrent:
-                    return "DETACH PARTITION CONCURRENTLY cannot run inside a transaction block"
-        forbidden = {
-            ast.VacuumStmt: "VACUUM",
-            ast.CreatedbStmt: "CREATE DATABASE",
-            ast.DropdbStmt: "DROP DATABASE",
-            ast.AlterSystemStmt: "ALTER SYSTEM",
-            ast.CreateTableSpaceStmt: "CREATE TABLESPACE",
-            ast.DropTableSpaceStmt: "DROP TABLESPACE",
-        }
-        for kind, label in forbidden.items():
-            if isinstance(node, kind):
-                return f"{label} cannot run inside a transaction block"
-        return None
+        return pg_transactions.transaction_conflict(statement)
 
     def transaction_control(self, statement: Statement) -> ControlStatement | None:
         return pg_transactions.transaction_control(statement)

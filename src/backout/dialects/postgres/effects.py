@@ -88,6 +88,32 @@ _FK_ACTIONS = {
     "d": "SET DEFAULT",
 }
 
+#: ALTER TABLE subcommands on a column that need only their name in the report
+_COLUMN_DETAILS = {
+    AT.AT_SetNotNull: "SET NOT NULL",
+    AT.AT_DropNotNull: "DROP NOT NULL",
+    AT.AT_DropExpression: "DROP EXPRESSION",
+    AT.AT_DropIdentity: "DROP IDENTITY",
+    AT.AT_AddIdentity: "ADD GENERATED AS IDENTITY",
+    AT.AT_SetIdentity: "SET identity options",
+    AT.AT_SetStatistics: "SET STATISTICS",
+    AT.AT_SetStorage: "SET STORAGE",
+    AT.AT_SetCompression: "SET COMPRESSION",
+    AT.AT_SetOptions: "SET options",
+    AT.AT_ResetOptions: "RESET options",
+    AT.AT_SetExpression: "SET EXPRESSION",
+}
+#: constraints declared on an added column that are reported as constraints of their own
+_COLUMN_CONSTRAINTS = frozenset(
+    {
+        enums.ConstrType.CONSTR_FOREIGN,
+        enums.ConstrType.CONSTR_PRIMARY,
+        enums.ConstrType.CONSTR_UNIQUE,
+        enums.ConstrType.CONSTR_CHECK,
+        enums.ConstrType.CONSTR_EXCLUSION,
+    }
+)
+
 #: statements that change neither schema nor data (transaction control, maintenance, cursors)
 _NO_EFFECT: tuple[type[ast.Node], ...] = (
     ast.TransactionStmt,
@@ -515,21 +541,8 @@ class _Analyzer:
 
     def on_CreateStmt(self, node: ast.CreateStmt) -> None:
         table = self.relation(node.relation)
+        notes, references = self.create_table_notes(node)
         columns: list[str] = []
-        references: list[ObjectRef] = []
-        notes: list[str] = []
-        persistence = node.relation.relpersistence if node.relation else None
-        if persistence == "t":
-            notes.append("TEMPORARY")
-        elif persistence == "u":
-            notes.append("UNLOGGED")
-        parents = [self.relation(r) for r in node.inhRelations or ()]
-        if parents:
-            word = "PARTITION OF" if node.partbound is not None else "INHERITS"
-            notes.append(f"{word} " + ", ".join(p.qualified_name for p in parents))
-            references.extend(parents)
-        if node.ofTypename is not None:
-            notes.append(f"OF {_sql(node.ofTypename)}")
         foreign_keys: list[tuple[ast.Constraint, list[str]]] = []
         for element in node.tableElts or ():
             if isinstance(element, ast.ColumnDef) and element.colname:
@@ -558,6 +571,25 @@ class _Analyzer:
         )
         for constraint, cols in foreign_keys:
             self.add_constraint(table, constraint, cols)
+
+    def create_table_notes(self, node: ast.CreateStmt) -> tuple[list[str], list[ObjectRef]]:
+        """What CREATE TABLE says about the table itself (TEMPORARY, UNLOGGED, PARTITION OF,
+        INHERITS, OF type), and the tables it names there."""
+        notes: list[str] = []
+        references: list[ObjectRef] = []
+        persistence = node.relation.relpersistence if node.relation else None
+        if persistence == "t":
+            notes.append("TEMPORARY")
+        elif persistence == "u":
+            notes.append("UNLOGGED")
+        parents = [self.relation(r) for r in node.inhRelations or ()]
+        if parents:
+            word = "PARTITION OF" if node.partbound is not None else "INHERITS"
+            notes.append(f"{word} " + ", ".join(p.qualified_name for p in parents))
+            references.extend(parents)
+        if node.ofTypename is not None:
+            notes.append(f"OF {_sql(node.ofTypename)}")
+        return notes, references
 
     def on_AlterTableStmt(self, node: ast.AlterTableStmt) -> None:
         kind = _KINDS.get(node.objtype or OT.OBJECT_TABLE)
@@ -597,103 +629,94 @@ class _Analyzer:
         ``guarded`` (ALTER TABLE IF EXISTS) guards the table, so it marks only effects on the
         table itself; a column's or constraint's ``if_exists`` is its own IF [NOT] EXISTS.
         """
+        if self.alter_column_cmd(table, cmd) or self.alter_constraint_cmd(table, cmd):
+            return
         subtype = cmd.subtype
-        cascade = cmd.behavior == enums.DropBehavior.DROP_CASCADE
+        label = _humanize(subtype.name) if subtype is not None else "ALTER"
+        if subtype == AT.AT_ChangeOwner and cmd.newowner is not None:
+            label = f"OWNER TO {cmd.newowner.rolename or _sql(cmd.newowner)}"
+        elif cmd.name:
+            label += f" {cmd.name}"
+        elif isinstance(cmd.def_, ast.PartitionCmd) and cmd.def_.name is not None:
+            label += f" {self.relation(cmd.def_.name).qualified_name}"
+        self.emit(
+            Action.ALTER,
+            table,
+            table=table,
+            detail=label,
+            if_exists=guarded,
+            cascade=cmd.behavior == enums.DropBehavior.DROP_CASCADE,
+        )
+
+    def alter_column_cmd(self, table: ObjectRef, cmd: ast.AlterTableCmd) -> bool:
+        """An ALTER TABLE subcommand on one column: emitted, and True; anything else: False."""
+        subtype = cmd.subtype
         definition = cmd.def_
         if subtype == AT.AT_AddColumn and isinstance(definition, ast.ColumnDef):
-            name = definition.colname or ""
-            spec = [_sql(definition.typeName)] if definition.typeName is not None else []
-            spec += [
-                _sql(c)
-                for c in definition.constraints or ()
-                if c.contype != enums.ConstrType.CONSTR_FOREIGN
-            ]
-            self.emit(
-                Action.CREATE,
-                self.column(table, name),
-                table=table,
-                detail=" ".join(["ADD COLUMN", *spec]),
-                if_exists=bool(cmd.missing_ok),
-            )
-            for constraint in definition.constraints or ():
-                if constraint.contype in (
-                    enums.ConstrType.CONSTR_FOREIGN,
-                    enums.ConstrType.CONSTR_PRIMARY,
-                    enums.ConstrType.CONSTR_UNIQUE,
-                    enums.ConstrType.CONSTR_CHECK,
-                    enums.ConstrType.CONSTR_EXCLUSION,
-                ):
-                    self.add_constraint(table, constraint, [name])
-            return
-        if subtype == AT.AT_DropColumn:
+            self.add_column(table, definition, bool(cmd.missing_ok))
+        elif subtype == AT.AT_DropColumn:
             self.emit(
                 Action.DROP,
                 self.column(table, cmd.name or ""),
                 table=table,
-                cascade=cascade,
+                cascade=cmd.behavior == enums.DropBehavior.DROP_CASCADE,
                 if_exists=bool(cmd.missing_ok),
                 destructive=True,
             )
-            return
-        if subtype == AT.AT_AlterColumnType and isinstance(definition, ast.ColumnDef):
+        elif subtype == AT.AT_AlterColumnType and isinstance(definition, ast.ColumnDef):
             detail = "type → " + (_sql(definition.typeName) if definition.typeName else "?")
             if definition.raw_default is not None:
                 detail += f" USING {_sql(definition.raw_default)}"
-            self.emit(
-                Action.ALTER,
-                self.column(table, cmd.name or ""),
-                table=table,
-                detail=detail,
-                destructive=True,
-            )
-            return
-        column_details = {
-            AT.AT_SetNotNull: "SET NOT NULL",
-            AT.AT_DropNotNull: "DROP NOT NULL",
-            AT.AT_DropExpression: "DROP EXPRESSION",
-            AT.AT_DropIdentity: "DROP IDENTITY",
-            AT.AT_AddIdentity: "ADD GENERATED AS IDENTITY",
-            AT.AT_SetIdentity: "SET identity options",
-            AT.AT_SetStatistics: "SET STATISTICS",
-            AT.AT_SetStorage: "SET STORAGE",
-            AT.AT_SetCompression: "SET COMPRESSION",
-            AT.AT_SetOptions: "SET options",
-            AT.AT_ResetOptions: "RESET options",
-            AT.AT_SetExpression: "SET EXPRESSION",
-        }
-        if subtype in column_details and cmd.name:
-            self.emit(
-                Action.ALTER,
-                self.column(table, cmd.name),
-                table=table,
-                detail=column_details[subtype],
-            )
-            return
-        if subtype == AT.AT_ColumnDefault and cmd.name:
+            column = self.column(table, cmd.name or "")
+            self.emit(Action.ALTER, column, table=table, detail=detail, destructive=True)
+        elif subtype in _COLUMN_DETAILS and cmd.name:
+            column = self.column(table, cmd.name)
+            self.emit(Action.ALTER, column, table=table, detail=_COLUMN_DETAILS[subtype])
+        elif subtype == AT.AT_ColumnDefault and cmd.name:
             detail = "DROP DEFAULT"
             if isinstance(definition, ast.Node):
                 detail = f"SET DEFAULT {_sql(definition)}"
-            self.emit(
-                Action.ALTER,
-                self.column(table, cmd.name),
-                table=table,
-                detail=detail,
-            )
-            return
+            self.emit(Action.ALTER, self.column(table, cmd.name), table=table, detail=detail)
+        else:
+            return False
+        return True
+
+    def add_column(self, table: ObjectRef, definition: ast.ColumnDef, if_exists: bool) -> None:
+        """ADD COLUMN, and the constraints declared on the new column."""
+        name = definition.colname or ""
+        spec = [_sql(definition.typeName)] if definition.typeName is not None else []
+        spec += [
+            _sql(c)
+            for c in definition.constraints or ()
+            if c.contype != enums.ConstrType.CONSTR_FOREIGN
+        ]
+        self.emit(
+            Action.CREATE,
+            self.column(table, name),
+            table=table,
+            detail=" ".join(["ADD COLUMN", *spec]),
+            if_exists=if_exists,
+        )
+        for constraint in definition.constraints or ():
+            if constraint.contype in _COLUMN_CONSTRAINTS:
+                self.add_constraint(table, constraint, [name])
+
+    def alter_constraint_cmd(self, table: ObjectRef, cmd: ast.AlterTableCmd) -> bool:
+        """An ALTER TABLE subcommand on one constraint: emitted, and True; anything else: False."""
+        subtype = cmd.subtype
+        definition = cmd.def_
         if subtype == AT.AT_AddConstraint and isinstance(definition, ast.Constraint):
             # ALTER TABLE IF EXISTS guards the table, not the constraint
             self.add_constraint(table, definition, [])
-            return
-        if subtype == AT.AT_DropConstraint:
+        elif subtype == AT.AT_DropConstraint:
             self.emit(
                 Action.DROP,
                 self.column(table, cmd.name or "", K.CONSTRAINT),
                 table=table,
-                cascade=cascade,
+                cascade=cmd.behavior == enums.DropBehavior.DROP_CASCADE,
                 if_exists=bool(cmd.missing_ok),
             )
-            return
-        if subtype in (AT.AT_ValidateConstraint, AT.AT_AlterConstraint):
+        elif subtype in (AT.AT_ValidateConstraint, AT.AT_AlterConstraint):
             constraint_name = cmd.name
             if isinstance(definition, ast.ATAlterConstraint):
                 constraint_name = definition.conname
@@ -703,22 +726,9 @@ class _Analyzer:
                 table=table,
                 detail="VALIDATE" if subtype == AT.AT_ValidateConstraint else "ALTER CONSTRAINT",
             )
-            return
-        label = _humanize(subtype.name) if subtype is not None else "ALTER"
-        if subtype == AT.AT_ChangeOwner and cmd.newowner is not None:
-            label = f"OWNER TO {cmd.newowner.rolename or _sql(cmd.newowner)}"
-        elif cmd.name:
-            label += f" {cmd.name}"
-        elif isinstance(definition, ast.PartitionCmd) and definition.name is not None:
-            label += f" {self.relation(definition.name).qualified_name}"
-        self.emit(
-            Action.ALTER,
-            table,
-            table=table,
-            detail=label,
-            if_exists=guarded,
-            cascade=cascade,
-        )
+        else:
+            return False
+        return True
 
     def add_constraint(
         self,
@@ -1475,26 +1485,26 @@ class _Analyzer:
         if not isinstance(node, dict):
             return
         for key, value in node.items():
-            if key in ("PLpgSQL_stmt_dynexecute", "PLpgSQL_stmt_dynfors"):
+            self.plpgsql_item(key, value)
+
+    def plpgsql_item(self, key: str, value: Any) -> None:
+        """One entry of a plpgsql tree node: a statement that runs SQL, or a subtree to walk."""
+        if key in ("PLpgSQL_stmt_dynexecute", "PLpgSQL_stmt_dynfors"):
+            self.flag("dynamic EXECUTE")
+        elif key in ("PLpgSQL_stmt_open", "PLpgSQL_stmt_return_query") and isinstance(value, dict):
+            if "dynquery" in value:
                 self.flag("dynamic EXECUTE")
-            elif key in ("PLpgSQL_stmt_open", "PLpgSQL_stmt_return_query") and isinstance(
-                value, dict
-            ):
-                if "dynquery" in value:
-                    self.flag("dynamic EXECUTE")
-                else:
-                    self.plpgsqlwalk_nodes(value)
-            elif key == "PLpgSQL_stmt_execsql":
-                self.embedded_sql(value.get("sqlstmt"))
-            elif key in ("PLpgSQL_stmt_perform", "PLpgSQL_stmt_call"):
-                self.embedded_sql(value.get("expr"))
-            elif key in ("PLpgSQL_stmt_fors", "PLpgSQL_stmt_forc"):
-                self.embedded_sql(value.get("query"))
-                self.plpgsqlwalk_nodes(value.get("body"))
-            elif key == "datums":
-                continue
             else:
                 self.plpgsqlwalk_nodes(value)
+        elif key == "PLpgSQL_stmt_execsql":
+            self.embedded_sql(value.get("sqlstmt"))
+        elif key in ("PLpgSQL_stmt_perform", "PLpgSQL_stmt_call"):
+            self.embedded_sql(value.get("expr"))
+        elif key in ("PLpgSQL_stmt_fors", "PLpgSQL_stmt_forc"):
+            self.embedded_sql(value.get("query"))
+            self.plpgsqlwalk_nodes(value.get("body"))
+        elif key != "datums":
+            self.plpgsqlwalk_nodes(value)
 
     def embedded_sql(self, expr: Any) -> None:
         """The SQL text of a PLpgSQL_expr, analysed like a statement."""

@@ -82,6 +82,70 @@ def transaction_control(statement: Statement) -> ControlStatement | None:
     )
 
 
+def transaction_conflict(statement: Statement) -> str | None:
+    """Why ``statement`` cannot run inside a transaction block, or None (see
+    ``Dialect.transaction_conflict``)."""
+    from pglast import ast
+
+    node = _parse_one(statement.sql)
+    if node is None or isinstance(node, ast.TransactionStmt):
+        return None  # a TransactionStmt is no conflict: see transaction_control()
+    reason = _concurrently(node) or _maintenance(node)
+    if reason is not None:
+        return reason
+    if isinstance(node, ast.VacuumStmt) and not node.is_vacuumcmd:
+        return None  # ANALYZE (same node as VACUUM) runs in a transaction
+    forbidden = {
+        ast.VacuumStmt: "VACUUM",
+        ast.CreatedbStmt: "CREATE DATABASE",
+        ast.DropdbStmt: "DROP DATABASE",
+        ast.AlterSystemStmt: "ALTER SYSTEM",
+        ast.CreateTableSpaceStmt: "CREATE TABLESPACE",
+        ast.DropTableSpaceStmt: "DROP TABLESPACE",
+    }
+    for kind, label in forbidden.items():
+        if isinstance(node, kind):
+            return f"{label} cannot run inside a transaction block"
+    return None
+
+
+def _concurrently(node: object) -> str | None:
+    """The conflict of a ``CONCURRENTLY`` statement (index, reindex, detach partition)."""
+    from pglast import ast
+
+    if isinstance(node, ast.IndexStmt) and node.concurrent:
+        return "CREATE INDEX CONCURRENTLY cannot run inside a transaction block"
+    if isinstance(node, ast.DropStmt) and node.concurrent:
+        return "DROP INDEX CONCURRENTLY cannot run inside a transaction block"
+    if isinstance(node, ast.ReindexStmt) and any(
+        getattr(p, "defname", "") == "concurrently" for p in (node.params or ())
+    ):
+        return "REINDEX CONCURRENTLY cannot run inside a transaction block"
+    if isinstance(node, ast.AlterTableStmt):
+        for cmd in node.cmds or ():
+            definition = getattr(cmd, "def_", None)
+            if isinstance(definition, ast.PartitionCmd) and definition.concurrent:
+                return "DETACH PARTITION CONCURRENTLY cannot run inside a transaction block"
+    return None
+
+
+def _maintenance(node: object) -> str | None:
+    """The conflict of maintenance over more than one table (REINDEX, CLUSTER, DISCARD ALL)."""
+    from pglast import ast, enums
+
+    if isinstance(node, ast.ReindexStmt) and node.kind in (
+        enums.ReindexObjectType.REINDEX_OBJECT_SCHEMA,
+        enums.ReindexObjectType.REINDEX_OBJECT_SYSTEM,
+        enums.ReindexObjectType.REINDEX_OBJECT_DATABASE,
+    ):
+        return "REINDEX SCHEMA/SYSTEM/DATABASE cannot run inside a transaction block"
+    if isinstance(node, ast.ClusterStmt) and node.relation is None:
+        return "CLUSTER without a table cannot run inside a transaction block"
+    if isinstance(node, ast.DiscardStmt) and node.target == enums.DiscardMode.DISCARD_ALL:
+        return "DISCARD ALL cannot run inside a transaction block"
+    return None
+
+
 def _string_literals(sql: str) -> set[str]:
     """The string constants of a statement: single-quoted, ``E'…'``, ``U&'…'`` and dollar-quoted
     ones. The constants inside a dollar-quoted body count too where the body is analysed at once:

@@ -62,6 +62,8 @@ _PASSIVE = (
 )
 #: an index or key declared inside CREATE TABLE: its name, detail and columns
 DeclaredIndex = tuple[ObjectRef, str, list[str]]
+#: a foreign key declared inside CREATE TABLE: its name (if given), columns and REFERENCES
+_DeclaredForeignKey = tuple[str | None, list[str], exp.Reference]
 
 
 class _DropCommandWarning(logging.Filter):
@@ -86,6 +88,35 @@ def quiet_sqlglot() -> Iterator[None]:
 def unschema(node: Any) -> Any:
     """The table of ``name (columns)``."""
     return node.this if isinstance(node, exp.Schema) else node
+
+
+def _create_table_notes(tree: exp.Create) -> list[str]:
+    """What CREATE TABLE's properties say about the table: TEMPORARY, VIRTUAL USING module."""
+    notes: list[str] = []
+    properties = tree.args.get("properties")
+    for prop in properties.expressions if isinstance(properties, exp.Properties) else ():
+        if isinstance(prop, exp.TemporaryProperty):
+            notes.append("TEMPORARY")
+        elif isinstance(prop, exp.ModuleProperty):
+            notes.append(f"VIRTUAL USING {prop.name}")
+    return notes
+
+
+def _declared_foreign_keys(element: Any) -> list[_DeclaredForeignKey]:
+    """The foreign keys a column definition or a table constraint of CREATE TABLE declares."""
+    if isinstance(element, exp.ColumnDef):
+        return [
+            (None, [element.name], constraint.args["kind"])
+            for constraint in element.args.get("constraints") or ()
+            if isinstance(constraint.args.get("kind"), exp.Reference)
+        ]
+    name = element.name if isinstance(element, exp.Constraint) else None
+    keys = element.expressions if isinstance(element, exp.Constraint) else [element]
+    return [
+        (name, [e.name for e in key.expressions], key.args["reference"])
+        for key in keys
+        if isinstance(key, exp.ForeignKey) and isinstance(key.args.get("reference"), exp.Reference)
+    ]
 
 
 class SqlglotAnalyzer(ABC):
@@ -287,30 +318,15 @@ class SqlglotAnalyzer(ABC):
             return
         table = self.table(node)
         columns: list[str] = []
-        foreign_keys: list[tuple[str | None, list[str], exp.Reference]] = []
+        foreign_keys: list[_DeclaredForeignKey] = []
         indexes: list[DeclaredIndex] = []
-        notes: list[str] = []
-        properties = tree.args.get("properties")
-        for prop in properties.expressions if isinstance(properties, exp.Properties) else ():
-            if isinstance(prop, exp.TemporaryProperty):
-                notes.append("TEMPORARY")
-            elif isinstance(prop, exp.ModuleProperty):
-                notes.append(f"VIRTUAL USING {prop.name}")
+        notes = _create_table_notes(tree)
         for element in schema.expressions if isinstance(schema, exp.Schema) else ():
             if isinstance(element, exp.ColumnDef):
                 columns.append(element.name)
-                for constraint in element.args.get("constraints") or ():
-                    if isinstance(constraint.args.get("kind"), exp.Reference):
-                        foreign_keys.append((None, [element.name], constraint.args["kind"]))
+                foreign_keys.extend(_declared_foreign_keys(element))
             elif isinstance(element, exp.Constraint | exp.ForeignKey):
-                name = element.name if isinstance(element, exp.Constraint) else None
-                keys = element.expressions if isinstance(element, exp.Constraint) else [element]
-                for key in keys:
-                    if isinstance(key, exp.ForeignKey) and isinstance(
-                        key.args.get("reference"), exp.Reference
-                    ):
-                        cols = [e.name for e in key.expressions]
-                        foreign_keys.append((name, cols, key.args["reference"]))
+                foreign_keys.extend(_declared_foreign_keys(element))
             else:
                 self.table_element(table, element, columns, indexes)
         query = tree.args.get("expression")

@@ -401,26 +401,11 @@ class SqliteBackupEngine(BackupEngine):
     ) -> set[str]:
         """Drop what differs, create what is missing, copy the rows; returns the (lower-case)
         names of the tables rebuilt with the backup's rows."""
-        present = _objects(conn)
-        wanted_by_key = {o.key: o for o in wanted}
         backup_tables = {o.name.lower() for o in wanted if o.type == "table"}
         data = {t.lower() for t in request.data_tables}
         rebuilt = backup_tables if request.full else data & backup_tables
-        dropped_tables: set[str] = set()
         progress("dropping what the backup re-creates")
-        for item in sorted(
-            present, key=lambda o: ("trigger", "view", "index", "table").index(o.type)
-        ):
-            same = wanted_by_key.get(item.key)
-            if item.type == "table":
-                if item.name.lower() in rebuilt or same is None or request.full:
-                    conn.execute(f"DROP TABLE main.{_quote(item.name)}")
-                    dropped_tables.add(item.name.lower())
-                continue
-            if item.table.lower() in dropped_tables:
-                continue  # went with its table
-            if same is None or same.sql != item.sql or request.full:
-                conn.execute(f"DROP {item.type.upper()} IF EXISTS main.{_quote(item.name)}")
+        _drop_differing(conn, wanted, rebuilt, full=request.full)
         for ledger in LEDGER_TABLES:
             if ledger not in backup_tables and _has_table(conn, "main", ledger):
                 # The backup was taken before this ledger existed: nothing was applied then.
@@ -453,6 +438,28 @@ class SqliteBackupEngine(BackupEngine):
                 + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""),
                 hint="restore a full backup, or restore --into a new database to inspect it",
             )
+
+
+def _drop_differing(
+    conn: sqlite3.Connection, wanted: Sequence[_Object], rebuilt: set[str], *, full: bool
+) -> None:
+    """Drop the tables to rebuild, and every object the backup lacks or defines otherwise
+    (all of them for a full restore); triggers, views and indexes first."""
+    wanted_by_key = {o.key: o for o in wanted}
+    dropped_tables: set[str] = set()
+    for item in sorted(
+        _objects(conn), key=lambda o: ("trigger", "view", "index", "table").index(o.type)
+    ):
+        same = wanted_by_key.get(item.key)
+        if item.type == "table":
+            if item.name.lower() in rebuilt or same is None or full:
+                conn.execute(f"DROP TABLE main.{_quote(item.name)}")
+                dropped_tables.add(item.name.lower())
+            continue
+        if item.table.lower() in dropped_tables:
+            continue  # went with its table
+        if same is None or same.sql != item.sql or full:
+            conn.execute(f"DROP {item.type.upper()} IF EXISTS main.{_quote(item.name)}")
 
 
 def _is_virtual(sql: str) -> bool:

@@ -328,56 +328,73 @@ def _parse_table_constraint(item: Sequence[str], parsed: _ParsedTable) -> None:
 def _parse_column(item: Sequence[str], parsed: _ParsedTable) -> None:
     column_name = unquote_identifier(item[0])
     column = _ParsedColumn()
-    pending: str | None = None
+    pending: str | None = None  # the name a CONSTRAINT clause gives the next constraint
     i = 1
     while i < len(item):
         word = _upper(item[i])
-        following = item[i + 1] if i + 1 < len(item) else ""
-        if word == "CONSTRAINT" and following:
-            pending = unquote_identifier(following)
+        if word == "CONSTRAINT" and i + 1 < len(item) and item[i + 1]:
+            pending = unquote_identifier(item[i + 1])
             i += 2
             continue
         if word in ("NOT", "NULL", "DEFAULT", "COLLATE", "AS", "GENERATED"):
             pending = None  # a name given to NOT NULL or DEFAULT names nothing kept here
-        if word == "PRIMARY":
-            parsed.constraints.append(_ParsedConstraint("primary_key", pending, (column_name,)))
+        after = _column_constraint(item, i, column_name, pending, parsed)
+        if after is not None:
             pending = None
-        elif word == "UNIQUE":
-            parsed.constraints.append(_ParsedConstraint("unique", pending, (column_name,)))
-            pending = None
-        elif word == "AUTOINCREMENT":
-            column.autoincrement = True
-        elif word == "CHECK" and following == "(":
-            inside, i = _group(item, i + 1)
-            parsed.constraints.append(_ParsedConstraint("check", pending, expression=_join(inside)))
-            pending = None
-            continue
-        elif word == "REFERENCES":
-            constraint = _ParsedConstraint("foreign_key", pending, (column_name,))
-            i = _parse_references(item, i, constraint)
-            parsed.constraints.append(constraint)
-            pending = None
-            continue
-        elif word == "COLLATE" and following:
-            column.collation = unquote_identifier(following).upper()
-            i += 2
-            continue
-        elif word == "AS" and following == "(":
-            inside, i = _group(item, i + 1)
-            column.generated = _join(inside)
-            continue
-        elif word == "DEFAULT" and following == "(":
-            _, i = _group(item, i + 1)
-            continue
-        elif word == "DEFAULT" and following:
-            # a signed number is two tokens; anything else one
-            i += 3 if following in ("+", "-") else 2
-            continue
-        elif item[i] == "(":
-            _, i = _group(item, i)
-            continue
-        i += 1
+            i = after
+        else:
+            i = _column_clause(item, i, column)
     parsed.columns[column_name.lower()] = column
+
+
+def _column_constraint(
+    item: Sequence[str], i: int, column_name: str, name: str | None, parsed: _ParsedTable
+) -> int | None:
+    """A constraint declared on a column at ``item[i]``: recorded, and the index after it.
+
+    None when ``item[i]`` starts no constraint.
+    """
+    word = _upper(item[i])
+    following = item[i + 1] if i + 1 < len(item) else ""
+    if word == "PRIMARY":
+        parsed.constraints.append(_ParsedConstraint("primary_key", name, (column_name,)))
+        return i + 1
+    if word == "UNIQUE":
+        parsed.constraints.append(_ParsedConstraint("unique", name, (column_name,)))
+        return i + 1
+    if word == "CHECK" and following == "(":
+        inside, after = _group(item, i + 1)
+        parsed.constraints.append(_ParsedConstraint("check", name, expression=_join(inside)))
+        return after
+    if word == "REFERENCES":
+        constraint = _ParsedConstraint("foreign_key", name, (column_name,))
+        after = _parse_references(item, i, constraint)
+        parsed.constraints.append(constraint)
+        return after
+    return None
+
+
+def _column_clause(item: Sequence[str], i: int, column: _ParsedColumn) -> int:
+    """Any other clause of a column definition at ``item[i]``: kept if wanted; the index after."""
+    word = _upper(item[i])
+    following = item[i + 1] if i + 1 < len(item) else ""
+    if word == "AUTOINCREMENT":
+        column.autoincrement = True
+    elif word == "COLLATE" and following:
+        column.collation = unquote_identifier(following).upper()
+        return i + 2
+    elif word == "AS" and following == "(":
+        inside, after = _group(item, i + 1)
+        column.generated = _join(inside)
+        return after
+    elif word == "DEFAULT" and following == "(":
+        return _group(item, i + 1)[1]
+    elif word == "DEFAULT" and following:
+        # a signed number is two tokens; anything else one
+        return i + (3 if following in ("+", "-") else 2)
+    elif item[i] == "(":
+        return _group(item, i)[1]
+    return i + 1
 
 
 def parse_create_table(sql: str) -> _ParsedTable:
@@ -477,6 +494,30 @@ def _fk_definition(fk: ForeignKeyInfo) -> str:
     return " ".join(parts)
 
 
+def _declared_name(
+    declared: Sequence[_ParsedConstraint], kind: str, cols: Sequence[str]
+) -> str | None:
+    """The name the CREATE TABLE text gives a constraint of this kind on these columns."""
+    wanted = tuple(c.lower() for c in cols)
+    for c in declared:
+        if c.kind == kind and tuple(x.lower() for x in c.columns) == wanted:
+            return c.name
+    return None
+
+
+def _index_keys(key_rows: Sequence[tuple[Any, ...]], parsed: _ParsedIndex) -> tuple[str, ...]:
+    """An index's keys: quoted column names, ``rowid``, or the expression as written."""
+    keys = []
+    for seqno, cid, column_name in key_rows:
+        if cid == -2:  # an expression: only the CREATE INDEX text knows it
+            keys.append(parsed.keys[seqno] if seqno < len(parsed.keys) else "")
+        elif cid == -1:
+            keys.append("rowid")
+        else:
+            keys.append(_sql_name(column_name))
+    return tuple(keys)
+
+
 class _SqliteReader:
     """One snapshot read of the ``main`` database."""
 
@@ -528,6 +569,46 @@ class _SqliteReader:
         self, name: str, sql: str, index_sql: dict[str, str]
     ) -> tuple[TableInfo, list[IndexInfo]]:
         parsed = parse_create_table(sql)
+        columns, primary_key = self.columns(name, parsed)
+        declared = parsed.constraints
+        constraints: list[ConstraintInfo] = []
+        if primary_key:
+            pk_columns = tuple(column for _, column in sorted(primary_key))
+            constraints.append(
+                ConstraintInfo(
+                    kind="primary_key",
+                    name=_declared_name(declared, "primary_key", pk_columns),
+                    columns=pk_columns,
+                    definition=f"PRIMARY KEY ({', '.join(map(_sql_name, pk_columns))})",
+                )
+            )
+        checks_seen: set[str] = set()
+        for c in declared:
+            if c.kind != "check":
+                continue
+            check = ConstraintInfo(
+                kind="check", name=c.name, columns=(), definition=f"CHECK ({c.expression})"
+            )
+            # Two identical anonymous CHECKs are one rule; keep one so keys stay unique.
+            if check.key not in checks_seen:
+                checks_seen.add(check.key)
+                constraints.append(check)
+        indexes = self.indexes(name, declared, index_sql, constraints)
+        table = TableInfo(
+            schema=None,
+            name=name,
+            columns=tuple(columns),
+            constraints=tuple(constraints),
+            foreign_keys=tuple(self.foreign_keys(name, declared)),
+            kind="virtual table" if parsed.virtual else "table",
+            options=parsed.options,
+        )
+        return table, indexes
+
+    def columns(
+        self, name: str, parsed: _ParsedTable
+    ) -> tuple[list[ColumnInfo], list[tuple[int, str]]]:
+        """The table's columns, and its primary key as (position in the key, column) pairs."""
         columns: list[ColumnInfo] = []
         primary_key: list[tuple[int, str]] = []
         for cid, column_name, type_, notnull, default, pk, hidden in self.query(
@@ -552,38 +633,16 @@ class _SqliteReader:
             )
             if pk:
                 primary_key.append((pk, column_name))
-        constraints: list[ConstraintInfo] = []
-        declared = parsed.constraints
+        return columns, primary_key
 
-        def declared_name(kind: str, cols: Sequence[str]) -> str | None:
-            wanted = tuple(c.lower() for c in cols)
-            for c in declared:
-                if c.kind == kind and tuple(x.lower() for x in c.columns) == wanted:
-                    return c.name
-            return None
-
-        if primary_key:
-            pk_columns = tuple(column for _, column in sorted(primary_key))
-            constraints.append(
-                ConstraintInfo(
-                    kind="primary_key",
-                    name=declared_name("primary_key", pk_columns),
-                    columns=pk_columns,
-                    definition=f"PRIMARY KEY ({', '.join(map(_sql_name, pk_columns))})",
-                )
-            )
-        checks_seen: set[str] = set()
-        for c in declared:
-            if c.kind != "check":
-                continue
-            check = ConstraintInfo(
-                kind="check", name=c.name, columns=(), definition=f"CHECK ({c.expression})"
-            )
-            # Two identical anonymous CHECKs are one rule; keep one so keys stay unique.
-            if check.key not in checks_seen:
-                checks_seen.add(check.key)
-                constraints.append(check)
-
+    def indexes(
+        self,
+        name: str,
+        declared: list[_ParsedConstraint],
+        index_sql: dict[str, str],
+        constraints: list[ConstraintInfo],
+    ) -> list[IndexInfo]:
+        """The table's own indexes; its UNIQUE constraints' indexes go to ``constraints``."""
         indexes: list[IndexInfo] = []
         for index_name, unique, origin, partial in self.query(_INDEX_LIST_SQL, (name,)):
             key_rows = self.query(_INDEX_COLUMNS_SQL, (index_name,))
@@ -592,7 +651,7 @@ class _SqliteReader:
                 constraints.append(
                     ConstraintInfo(
                         kind="unique",
-                        name=declared_name("unique", cols),
+                        name=_declared_name(declared, "unique", cols),
                         columns=cols,
                         definition=f"UNIQUE ({', '.join(map(_sql_name, cols))})",
                     )
@@ -600,37 +659,18 @@ class _SqliteReader:
             elif origin == "c" and not self.excluded(index_name):
                 sql_text = index_sql.get(index_name, "")
                 parsed_index = parse_create_index(sql_text)
-                keys = []
-                for seqno, cid, column_name in key_rows:
-                    if cid == -2:  # an expression: only the CREATE INDEX text knows it
-                        text = parsed_index.keys[seqno] if seqno < len(parsed_index.keys) else ""
-                        keys.append(text)
-                    elif cid == -1:
-                        keys.append("rowid")
-                    else:
-                        keys.append(_sql_name(column_name))
                 indexes.append(
                     IndexInfo(
                         schema=None,
                         name=index_name,
                         table=name,
-                        columns=tuple(keys),
+                        columns=_index_keys(key_rows, parsed_index),
                         unique=bool(unique),
                         predicate=parsed_index.predicate if partial else None,
                         definition=normalise_sql(sql_text),
                     )
                 )
-
-        table = TableInfo(
-            schema=None,
-            name=name,
-            columns=tuple(columns),
-            constraints=tuple(constraints),
-            foreign_keys=tuple(self.foreign_keys(name, declared)),
-            kind="virtual table" if parsed.virtual else "table",
-            options=parsed.options,
-        )
-        return table, indexes
+        return indexes
 
     def foreign_keys(self, name: str, declared: list[_ParsedConstraint]) -> list[ForeignKeyInfo]:
         grouped: dict[int, list[tuple[Any, ...]]] = defaultdict(list)

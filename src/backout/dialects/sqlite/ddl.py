@@ -151,6 +151,18 @@ class _Renderer:
                 if old is not None:
                     views.append(old.name)
         views += [v.name for k, v in self.b.views.items() if k not in self.a.views]
+        triggers = self._drop_triggers()
+        for key, index in self.a.indexes.items():
+            table = index.table_key
+            if table in self.new_tables or table in self.rebuilt:
+                continue
+            if self.b.indexes.get(key) != index:
+                self.d.add(f"DROP INDEX {q(index.name)}")
+        return views, list(dict.fromkeys(triggers))
+
+    def _drop_triggers(self) -> list[str]:
+        """Drop changed/new triggers (and those a rebuild would trip over); return the
+        triggers to re-create at the end (a rebuilt table's go with its DROP TABLE)."""
         triggers: list[str] = []
         for key, trig in self.a.triggers.items():
             old_trig = self.b.triggers.get(key)
@@ -164,16 +176,10 @@ class _Renderer:
                     triggers.append(old_trig.name)
             elif rebuilt and old_trig is not None:
                 triggers.append(old_trig.name)  # goes with DROP TABLE
-        for key, trig in self.b.triggers.items():
-            if key not in self.a.triggers:
-                triggers.append(trig.name)
-        for key, index in self.a.indexes.items():
-            table = index.table_key
-            if table in self.new_tables or table in self.rebuilt:
-                continue
-            if self.b.indexes.get(key) != index:
-                self.d.add(f"DROP INDEX {q(index.name)}")
-        return views, list(dict.fromkeys(triggers))
+        triggers += [
+            trig.name for key, trig in self.b.triggers.items() if key not in self.a.triggers
+        ]
+        return triggers
 
     def _drop_new_tables(self) -> None:
         remaining = list(self.new_tables)

@@ -37,50 +37,17 @@ def load(root: Path, folder: Path, rollback_dir: Path | None) -> Project:
     index = RollbackIndex()
     migrations: list[Migration] = []
     for entry in sorted(folder.iterdir(), key=lambda p: p.name):
-        if not entry.is_dir():
-            if entry.suffix == ".sql":
-                # Prisma ignores it, but it is most likely a misplaced rollback or migration:
-                # never skip one silently.
-                raise ProjectError(
-                    "unrecognised SQL file in the migrations folder (a migration is a folder "
-                    "holding migration.sql; rollbacks go in prisma/rollback/ or the migration's "
-                    "folder as down.sql)",
-                    path=rel(entry),
-                )
-            continue
-        script_path = entry / "migration.sql"
-        if not script_path.is_file():
+        if entry.is_dir():
+            migrations.append(_load_migration(entry, rel, index))
+        elif entry.suffix == ".sql":
+            # Prisma ignores it, but it is most likely a misplaced rollback or migration:
+            # never skip one silently.
             raise ProjectError(
-                "migration folder without migration.sql",
+                "unrecognised SQL file in the migrations folder (a migration is a folder "
+                "holding migration.sql; rollbacks go in prisma/rollback/ or the migration's "
+                "folder as down.sql)",
                 path=rel(entry),
-                hint="remove the folder, or restore its migration.sql",
             )
-        migration_id = entry.name
-        version, name = split_id(migration_id)
-        up = load_script(script_path, rel(script_path), ScriptKind.FORWARD)
-        for extra in sorted(entry.iterdir()):
-            if extra.name == "migration.sql" or not extra.is_file() or extra.suffix != ".sql":
-                continue
-            down = DOWN_FILE.match(extra.name) or ROLLBACK_FILE.match(extra.name)
-            part = down["part"] if down else None
-            if down is None or (part is not None and not PART_NAME.match(part)):
-                raise ProjectError(
-                    "unrecognised SQL file in a migration folder "
-                    "(expected down.sql or down.<part>.sql)",
-                    path=rel(extra),
-                )
-            if "id" in down.groupdict() and down["id"] != migration_id:
-                raise ProjectError(
-                    f"rollback names migration '{down['id']}' but sits in {migration_id}/",
-                    path=rel(extra),
-                )
-            kind = ScriptKind.PARTIAL if part else ScriptKind.ROLLBACK
-            index.add(migration_id, load_script(extra, rel(extra), kind), part)
-        migrations.append(
-            Migration(
-                id=migration_id, version=version, name=name, key=migration_id, up=up, down=None
-            )
-        )
 
     rollbacks = rollback_dir if rollback_dir is not None else folder.parent / "rollback"
     if rollbacks.is_dir():
@@ -101,6 +68,41 @@ def load(root: Path, folder: Path, rollback_dir: Path | None) -> Project:
         ledger="prisma",
         provider=provider,
         provider_source=source,
+    )
+
+
+def _load_migration(entry: Path, rel: Callable[[Path], str], index: RollbackIndex) -> Migration:
+    """One migration folder: its migration.sql; rollbacks found beside it go to ``index``."""
+    script_path = entry / "migration.sql"
+    if not script_path.is_file():
+        raise ProjectError(
+            "migration folder without migration.sql",
+            path=rel(entry),
+            hint="remove the folder, or restore its migration.sql",
+        )
+    migration_id = entry.name
+    version, name = split_id(migration_id)
+    up = load_script(script_path, rel(script_path), ScriptKind.FORWARD)
+    for extra in sorted(entry.iterdir()):
+        if extra.name == "migration.sql" or not extra.is_file() or extra.suffix != ".sql":
+            continue
+        down = DOWN_FILE.match(extra.name) or ROLLBACK_FILE.match(extra.name)
+        part = down["part"] if down else None
+        if down is None or (part is not None and not PART_NAME.match(part)):
+            raise ProjectError(
+                "unrecognised SQL file in a migration folder "
+                "(expected down.sql or down.<part>.sql)",
+                path=rel(extra),
+            )
+        if "id" in down.groupdict() and down["id"] != migration_id:
+            raise ProjectError(
+                f"rollback names migration '{down['id']}' but sits in {migration_id}/",
+                path=rel(extra),
+            )
+        kind = ScriptKind.PARTIAL if part else ScriptKind.ROLLBACK
+        index.add(migration_id, load_script(extra, rel(extra), kind), part)
+    return Migration(
+        id=migration_id, version=version, name=name, key=migration_id, up=up, down=None
     )
 
 
