@@ -212,8 +212,6 @@ class PostgresDialect(Dialect):
         return check_write(sql, params)
 
     def transaction_conflict(self, statement: Statement) -> str | None:
-        from backout.dialects.postgres import transactions as pg_transactions
-
         return pg_transactions.transaction_conflict(statement)
 
     def transaction_control(self, statement: Statement) -> ControlStatement | None:
