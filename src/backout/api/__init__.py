@@ -22,7 +22,8 @@ from backout.run.status import StatusReport, compute_status
 from backout.run.workspace import Workspace
 
 if TYPE_CHECKING:
-    from backout.backup.backup import BackupRecord, RestorePlan, RestoreResult
+    from backout.backup.catalog import BackupRecord
+    from backout.backup.restore import RestorePlan, RestoreResult
     from backout.emergency.procedure import EmergencyResult, StepRecord
     from backout.lint.linter import LintReport
     from backout.rollback.recovery import RecoveryPlan, RecoveryResult
@@ -205,22 +206,22 @@ def backup(
     config: Config, *, full: bool = False, progress: Callable[[str], None] | None = None
 ) -> BackupRecord:
     """Take a verified backup now: full, or scoped to the next rollback (full when none)."""
-    from backout.backup import backup as _backup
+    from backout.backup.take import backup_now
 
-    return _backup.backup_now(Workspace.open(config), full=full, progress=progress)
+    return backup_now(Workspace.open(config), full=full, progress=progress)
 
 
 def backups(config: Config) -> list[BackupRecord]:
     """The backup catalog, oldest first."""
-    from backout.backup import backup as _backup
+    from backout.backup.take import list_backups
 
-    return _backup.list_backups(Workspace.open(config))
+    return list_backups(Workspace.open(config))
 
 
 def uncatalogued_backup_files(config: Config) -> list[Path]:
     """Files in the backup folder that no catalogued backup owns: the partial file of a
     backup that was interrupted (or is being written now). Never verified; never restored."""
-    from backout.backup.backup import BackupCatalog
+    from backout.backup.catalog import BackupCatalog
 
     return BackupCatalog(config.backups).uncatalogued()  # the folder only: no project to load
 
@@ -236,9 +237,9 @@ def restore(
 ) -> RestoreResult:
     """Restore a catalogued backup into a new database, or over the current one; ``resume``:
     finish the restore that stopped part-way (``ref`` None)."""
-    from backout.backup import backup as _backup
+    from backout.backup.restore import restore as restore_backup
 
-    return _backup.restore(
+    return restore_backup(
         Workspace.open(config),
         ref,
         into_url=into,

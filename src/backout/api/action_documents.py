@@ -16,7 +16,8 @@ from backout.api.documents import JSON_FORMAT, iso
 from backout.model.errors import BackoutError
 
 if TYPE_CHECKING:
-    from backout.backup.backup import BackupRecord, RestoreResult
+    from backout.backup.catalog import BackupRecord
+    from backout.backup.restore import RestoreResult
     from backout.emergency.procedure import EmergencyResult
     from backout.migrate.apply import UpResult
     from backout.rollback.rollback import RollbackResult

@@ -1,13 +1,12 @@
 """What a dialect provides for backups: dump, verify, and restore (into a new database or over
 the current one).
 
-:mod:`backout.backup.backup` owns the catalog, file names, permissions, checksums and the checks
-that
-decide whether a restore succeeded; a :class:`BackupEngine` only moves bytes between a database
+:mod:`backout.backup` owns the catalog, file names, permissions, checksums and the checks
+that decide whether a restore succeeded; a :class:`BackupEngine` only moves bytes between a database
 and a backup file, with the database's own tools (``pg_dump``/``pg_restore``, the ``sqlite3``
 backup API).
 
-Vocabulary shared with :mod:`backout.backup.backup`:
+Vocabulary shared with :mod:`backout.backup`:
 
 - tables are named by their :class:`~backout.model.schema.SchemaSnapshot` key (``public.Voucher`` on
   PostgreSQL, ``Voucher`` on SQLite);

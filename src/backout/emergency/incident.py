@@ -79,7 +79,7 @@ def render_incident(ws: Workspace, result: EmergencyResult, started: dt.datetime
             lines += [f"- [ ] {text}" for text in manual]
     lines += ["", "## Backup", ""]
     if result.backup is not None:
-        from backout.backup.backup import BackupCatalog
+        from backout.backup.catalog import BackupCatalog
 
         catalog = BackupCatalog(ws.config.backups)
         lines += [

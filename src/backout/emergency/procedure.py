@@ -30,7 +30,7 @@ from backout.run.workspace import Workspace
 
 if TYPE_CHECKING:
     from backout.analysis.checks import CheckReport
-    from backout.backup.backup import BackupRecord
+    from backout.backup.catalog import BackupRecord
 
 STEPS = ("plan", "stop_app", "backup", "rollback", "deploy_previous", "check", "smoke")
 #: the hooks the procedure runs (their programs are looked for before stop_app)
@@ -244,7 +244,7 @@ def _run(
         if dry_run:
             record.detail = "would take a full backup of the current state"
             return
-        from backout.backup.backup import take_backup
+        from backout.backup.take import take_backup
 
         with ws.session() as session:
             result.backup = take_backup(

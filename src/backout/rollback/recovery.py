@@ -674,7 +674,7 @@ def _undo_by_backup(
 ) -> RecoveryResult:
     """Restore the backup taken before the run (restore verifies it and backs up the current
     state first), then close the run."""
-    from backout.backup.backup import restore
+    from backout.backup.restore import restore
 
     plan = result.plan
     run = plan.run

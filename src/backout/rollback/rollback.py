@@ -55,7 +55,7 @@ from backout.run.status import StatusReport
 from backout.run.workspace import Workspace
 
 if TYPE_CHECKING:
-    from backout.backup.backup import BackupRecord
+    from backout.backup.catalog import BackupRecord
     from backout.model.effects import ScriptEffects
 
 BACKUP_MODES = ("scoped", "full", "none")
@@ -679,7 +679,7 @@ def refusals(
     what lets a caller (``emergency``) refuse before its first side effect, and a dry run
     report exactly what the real run would refuse. Changes nothing.
     """
-    from backout.backup.backup import BackupCatalog
+    from backout.backup.catalog import BackupCatalog
 
     found: list[BackoutError] = []
 
@@ -801,7 +801,7 @@ def rollback(
             if existing_backup is not None:
                 result.backup = existing_backup
             elif view.backup.mode != "none":
-                from backout.backup.backup import take_backup
+                from backout.backup.take import take_backup
 
                 if progress:
                     progress(f"backing up ({view.backup.mode})")
