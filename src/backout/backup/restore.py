@@ -15,8 +15,8 @@ import contextlib
 import dataclasses
 import datetime as dt
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 from backout.backup.catalog import BackupCatalog, BackupRecord, database_display, same_database
@@ -36,7 +36,7 @@ from backout.model.schema import SchemaChange, SchemaSnapshot, TableInfo, diff_s
 from backout.model.urls import mask_url, parse_url, with_params
 from backout.run import journal as journal_entries
 from backout.run.history import Event
-from backout.run.journal import InterruptedRun, RunContext
+from backout.run.journal import InterruptedRun, Journal, RunContext
 
 if TYPE_CHECKING:
     from backout.dialects.backup_base import BackupEngine
@@ -400,120 +400,13 @@ def _restore_over(
             executor = Executor(session, dry_run=False)
             ws.ensure_history(session, executor)
             ws.events.upgrade(session, executor)
-            started = utcnow()
-            clock = time.monotonic()
-            counts: dict[str, int] = {}
-            fingerprint = ""
-            journal = ws.events.journal
-            run = RunContext.new(
-                direction=journal_entries.RESTORE,
-                migration=undoes.migration if undoes else record.id,
-                migration_key=undoes.migration_key if undoes else record.id,
-                script=record.file,
-                script_checksum=record.sha256,
-                total=1,
+            restoring = _OverRestore(
+                ws, session, engine, record, backup_schema, pre, undoes, report
             )
-            if not engine.atomic_restore:
-                _journal_alone(
-                    session,
-                    journal.write(
-                        run,
-                        journal_entries.START,
-                        0,
-                        details=_restore_details(record, pre, undoes),
-                        when=started,
-                    ),
-                )
-
-            def finish() -> None:
-                nonlocal counts, fingerprint
-                report("checking the restored schema and rows")
-                snapshot = ws.dialect.snapshot(session)
-                counts = _check_restored(
-                    engine, session, snapshot, record, backup_schema, "the database"
-                )
-                fingerprint = snapshot.fingerprint()
-                earlier = [
-                    r for r in journal.unfinished_restores(session) if r.run_id != run.run_id
-                ]
-                sql, params = ws.events.append(
-                    Event(
-                        event="restore",
-                        outcome="ok",
-                        started_at=started,
-                        finished_at=utcnow(),
-                        actor=ws.actor,
-                        backup=record.id,
-                        details={
-                            "kind": record.kind,
-                            "pre_restore_backup": pre.id,
-                            "pre_restore_sha256": pre.sha256,
-                            "tables": list(record.tables),
-                            "duration_s": round(time.monotonic() - clock, 3),
-                            **({"undoes": undoes.run_id} if undoes else {}),
-                            # the attempts this one finishes (killed part-way: no event of
-                            # their own), so that history shows them
-                            **(
-                                {
-                                    "finishes": [
-                                        {"run": r.run_id, "started_at": r.started_at.isoformat()}
-                                        for r in earlier
-                                    ]
-                                }
-                                if earlier
-                                else {}
-                            ),
-                        },
-                    )
-                )
-                session.execute(sql, params)
-                # After the event (a kill in between leaves a finished restore reported as
-                # unfinished; resuming it is harmless). The database is now exactly the
-                # backup: the run it undid is undone, and every restore that stopped
-                # part-way before is superseded.
-                if undoes is not None:
-                    session.execute(
-                        *journal.write(
-                            undoes,
-                            journal_entries.UNDONE,
-                            0,
-                            details={"path": "backup", "backup": record.id},
-                        )
-                    )
-                for other in earlier:
-                    session.execute(*journal.write(other.context(), journal_entries.FINISH, 1))
-                if not engine.atomic_restore:
-                    session.execute(*journal.write(run, journal_entries.FINISH, 1))
-
+            restoring.start()
             request = _restore_request(ws, catalog, record, backup_schema)
             report(f"restoring {record.id} {engine.restore_manner}")
-            try:
-                engine.restore_over(session, request, finish=finish, progress=report)
-            except KeyboardInterrupt as exc:
-                # Ctrl-C or SIGTERM: rolled back (or, journaled, left for --resume); recorded.
-                with contextlib.suppress(BackoutError):
-                    session.rollback()
-                _record_failure(ws, session, record, pre, started, exc)
-                raise
-            except BackoutError as exc:
-                _record_failure(ws, session, record, pre, started, exc)
-                if isinstance(exc, BackupError | LockError):
-                    raise
-                if isinstance(exc, DatabaseError) and ws.dialect.is_database_failure(
-                    exc.sqlstate, exc.message
-                ):
-                    # The database failed (connection cut, disk full): a database error,
-                    # exit 4. A statement it refuses means the backup does not fit: exit 2.
-                    raise DatabaseError(
-                        f"restoring backup {record.id} failed and was undone; nothing changed: "
-                        f"{exc.message}",
-                        sqlstate=exc.sqlstate,
-                        hint=f"the state before it is in backup {pre.id}",
-                    ) from exc
-                raise BackupError(
-                    f"restoring backup {record.id} failed and was undone; nothing changed: {exc}",
-                    hint=f"the state before it is in backup {pre.id}",
-                ) from exc
+            restoring.run(request)
         finally:
             lock.release()
     return RestoreResult(
@@ -521,10 +414,156 @@ def _restore_over(
         backup=record,
         pre_restore=pre,
         target=database_display(ws.url),
-        duration_s=time.monotonic() - clock,
-        row_counts=counts,
-        schema_fingerprint=fingerprint,
+        duration_s=time.monotonic() - restoring.clock,
+        row_counts=restoring.counts,
+        schema_fingerprint=restoring.fingerprint,
     )
+
+
+@dataclass
+class _OverRestore:
+    """One restore over the current database, from its journal's start to its ``restore``
+    event: what the engine's ``finish`` callback and the failure paths share."""
+
+    ws: Workspace
+    session: Session
+    engine: BackupEngine
+    record: BackupRecord
+    backup_schema: SchemaSnapshot
+    #: the full backup of the state being replaced
+    pre: BackupRecord
+    #: the journaled run this restore undoes (``--undo-partial``)
+    undoes: RunContext | None
+    report: Progress
+    started: dt.datetime = field(default_factory=utcnow)
+    clock: float = field(default_factory=time.monotonic)
+    #: filled by :meth:`finish`: rows per restored table, and the schema fingerprint
+    counts: dict[str, int] = field(default_factory=dict)
+    fingerprint: str = ""
+    journal: Journal = field(init=False)
+    #: the restore's own run, as its journal entries name it
+    context: RunContext = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.journal = self.ws.events.journal
+        self.context = RunContext.new(
+            direction=journal_entries.RESTORE,
+            migration=self.undoes.migration if self.undoes else self.record.id,
+            migration_key=self.undoes.migration_key if self.undoes else self.record.id,
+            script=self.record.file,
+            script_checksum=self.record.sha256,
+            total=1,
+        )
+
+    def start(self) -> None:
+        """Journal the start (committed by itself) where the restore is not atomic."""
+        if self.engine.atomic_restore:
+            return
+        entry = self.journal.write(
+            self.context,
+            journal_entries.START,
+            0,
+            details=_restore_details(self.record, self.pre, self.undoes),
+            when=self.started,
+        )
+        _journal_alone(self.session, entry)
+
+    def run(self, request: RestoreRequest) -> None:
+        """Restore through the engine; a failure is recorded, then raised as what it means."""
+        try:
+            self.engine.restore_over(
+                self.session, request, finish=self.finish, progress=self.report
+            )
+        except KeyboardInterrupt as exc:
+            # Ctrl-C or SIGTERM: rolled back (or, journaled, left for --resume); recorded.
+            with contextlib.suppress(BackoutError):
+                self.session.rollback()
+            _record_failure(self.ws, self.session, self.record, self.pre, self.started, exc)
+            raise
+        except BackoutError as exc:
+            _record_failure(self.ws, self.session, self.record, self.pre, self.started, exc)
+            if isinstance(exc, BackupError | LockError):
+                raise
+            raise self._failure(exc) from exc
+
+    def _failure(self, exc: BackoutError) -> BackoutError:
+        """The error a failed restore raises (it was undone; nothing changed)."""
+        record, pre = self.record, self.pre
+        if isinstance(exc, DatabaseError) and self.ws.dialect.is_database_failure(
+            exc.sqlstate, exc.message
+        ):
+            # The database failed (connection cut, disk full): a database error,
+            # exit 4. A statement it refuses means the backup does not fit: exit 2.
+            return DatabaseError(
+                f"restoring backup {record.id} failed and was undone; nothing changed: "
+                f"{exc.message}",
+                sqlstate=exc.sqlstate,
+                hint=f"the state before it is in backup {pre.id}",
+            )
+        return BackupError(
+            f"restoring backup {record.id} failed and was undone; nothing changed: {exc}",
+            hint=f"the state before it is in backup {pre.id}",
+        )
+
+    def finish(self) -> None:
+        """In the restore's transaction, last: check schema and rows against the record,
+        append the ``restore`` event, and close the journal entries it settles."""
+        session = self.session
+        self.report("checking the restored schema and rows")
+        snapshot = self.ws.dialect.snapshot(session)
+        self.counts = _check_restored(
+            self.engine, session, snapshot, self.record, self.backup_schema, "the database"
+        )
+        self.fingerprint = snapshot.fingerprint()
+        earlier = [
+            r for r in self.journal.unfinished_restores(session) if r.run_id != self.context.run_id
+        ]
+        session.execute(*self.ws.events.append(self._event(earlier)))
+        # After the event (a kill in between leaves a finished restore reported as
+        # unfinished; resuming it is harmless). The database is now exactly the
+        # backup: the run it undid is undone, and every restore that stopped
+        # part-way before is superseded.
+        if self.undoes is not None:
+            session.execute(
+                *self.journal.write(
+                    self.undoes,
+                    journal_entries.UNDONE,
+                    0,
+                    details={"path": "backup", "backup": self.record.id},
+                )
+            )
+        for other in earlier:
+            session.execute(*self.journal.write(other.context(), journal_entries.FINISH, 1))
+        if not self.engine.atomic_restore:
+            session.execute(*self.journal.write(self.context, journal_entries.FINISH, 1))
+
+    def _event(self, earlier: Sequence[InterruptedRun]) -> Event:
+        """The ``restore`` event of a restore that succeeded."""
+        record, pre = self.record, self.pre
+        details: dict[str, Any] = {
+            "kind": record.kind,
+            "pre_restore_backup": pre.id,
+            "pre_restore_sha256": pre.sha256,
+            "tables": list(record.tables),
+            "duration_s": round(time.monotonic() - self.clock, 3),
+        }
+        if self.undoes:
+            details["undoes"] = self.undoes.run_id
+        if earlier:
+            # the attempts this one finishes (killed part-way: no event of their own), so
+            # that history shows them
+            details["finishes"] = [
+                {"run": r.run_id, "started_at": r.started_at.isoformat()} for r in earlier
+            ]
+        return Event(
+            event="restore",
+            outcome="ok",
+            started_at=self.started,
+            finished_at=utcnow(),
+            actor=self.ws.actor,
+            backup=record.id,
+            details=details,
+        )
 
 
 def _restore_details(

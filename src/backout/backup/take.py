@@ -41,7 +41,10 @@ from backout.model.schema import SchemaSnapshot
 from backout.run.history import Event
 
 if TYPE_CHECKING:
-    from backout.dialects.backup_base import BackupEngine
+    import datetime as dt
+    from pathlib import Path
+
+    from backout.dialects.backup_base import BackupEngine, DumpResult
     from backout.run.workspace import Workspace
 
 __all__ = [
@@ -107,11 +110,7 @@ def take_backup(
     catalog = BackupCatalog(ws.config.backups)
     catalog.prepare(report)
     engine.check_tools(session)
-    data_tables: tuple[str, ...] | None = None
-    if kind == "scoped":
-        data_tables = _resolve_tables(ws.dialect.snapshot(session), tables)
-    elif kind == "schema":
-        data_tables = ()
+    data_tables = _data_tables(ws, session, kind, tables)
     # Whoever takes it (backup, restore's backup of the state before, emergency): a backup of
     # a half-finished state says so.
     unsettled = _unsettled_state(ws, session)
@@ -132,22 +131,7 @@ def take_backup(
             progress=report,
         )
         write_new_file(sidecar, json.dumps(dumped.snapshot.to_dict(), sort_keys=True).encode())
-        record = BackupRecord(
-            id=backup_id,
-            file=path.name,
-            kind=kind,
-            dialect=ws.dialect.name,
-            database=database_display(ws.url),
-            tables=dumped.tables,
-            created_at=created,
-            created_by=ws.actor.label(),
-            reason=reason,
-            size=path.stat().st_size,
-            sha256=file_sha256(path, sync=True),
-            schema_fingerprint=dumped.snapshot.fingerprint(),
-            row_counts=dumped.row_counts,
-            tool=dumped.tool,
-        )
+        record = _record_of(ws, backup_id, path, kind, reason, created, dumped)
         report(f"verifying backup {backup_id}")
         verify_file(engine, catalog, record)
         catalog.append(record)
@@ -164,6 +148,45 @@ def take_backup(
         sidecar.unlink(missing_ok=True)
         raise
     return record
+
+
+def _data_tables(
+    ws: Workspace, session: Session, kind: str, tables: Sequence[str]
+) -> tuple[str, ...] | None:
+    """The tables whose rows a backup of ``kind`` holds (None: every table)."""
+    if kind == "scoped":
+        return _resolve_tables(ws.dialect.snapshot(session), tables)
+    if kind == "schema":
+        return ()
+    return None
+
+
+def _record_of(
+    ws: Workspace,
+    backup_id: str,
+    path: Path,
+    kind: str,
+    reason: str,
+    created: dt.datetime,
+    dumped: DumpResult,
+) -> BackupRecord:
+    """The catalog record of a backup just dumped into ``path`` (flushed to disk first)."""
+    return BackupRecord(
+        id=backup_id,
+        file=path.name,
+        kind=kind,
+        dialect=ws.dialect.name,
+        database=database_display(ws.url),
+        tables=dumped.tables,
+        created_at=created,
+        created_by=ws.actor.label(),
+        reason=reason,
+        size=path.stat().st_size,
+        sha256=file_sha256(path, sync=True),
+        schema_fingerprint=dumped.snapshot.fingerprint(),
+        row_counts=dumped.row_counts,
+        tool=dumped.tool,
+    )
 
 
 def load_snapshot(catalog: BackupCatalog, record: BackupRecord) -> SchemaSnapshot:
