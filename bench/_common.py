@@ -351,7 +351,7 @@ def watch_rollback_phases(watch: Stopwatch) -> None:
     counts, require checks, simulation), backup, statements, in-transaction checks."""
     import backout.analysis.impact
     import backout.analysis.simulate
-    import backout.backup.backup
+    import backout.backup.take
     import backout.rollback.rollback
     import backout.run.runner
 
@@ -360,7 +360,7 @@ def watch_rollback_phases(watch: Stopwatch) -> None:
     watch.watch(backout.analysis.impact, "compute_impact", "  impact counts (compute_impact)")
     watch.watch(backout.rollback.rollback, "_evaluate_requires", "  require checks while planning")
     watch.watch(backout.analysis.simulate, "simulate", "  simulation on a schema-only copy")
-    watch.watch(backout.backup.backup, "take_backup", "backup")
+    watch.watch(backout.backup.take, "take_backup", "backup")
     watch.watch(backout.rollback.rollback, "_execute", "execution (_execute), incl. the 2 below")
     watch.watch(backout.run.runner.ScriptRunner, "run_statement", "  the scripts' statements")
     watch.watch(backout.run.runner.ScriptRunner, "evaluate", "  require/verify in the transaction")

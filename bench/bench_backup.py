@@ -106,18 +106,20 @@ def _mb(size: float) -> str:
 
 def _breakdown(project: Path, url: str, *, full: bool) -> list[tuple[object, ...]]:
     """One in-process `backout backup [--full]` with its phases timed."""
-    import backout.backup.backup
+    import backout.backup.catalog
+    import backout.backup.take
     from backout.dialects.postgres import backup as pg_backup
 
     watch = Stopwatch()
-    watch.watch(backout.backup.backup, "_scope_of_next_rollback", "scope: plan the latest rollback")
+    watch.watch(backout.backup.take, "_scope_of_next_rollback", "scope: plan the latest rollback")
     watch.watch(pg_backup, "find_tools", "find pg_dump/pg_restore (--version)")
     watch.watch(pg_backup.PostgresBackupEngine, "row_counts", "count(*) of the tables in it")
     watch.watch(pg_backup, "_run", "pg_dump, then pg_restore --list (processes)")
-    watch.watch(backout.backup.backup, "file_sha256", "sha256 of the file")
-    watch.watch(backout.backup.backup, "write_new_file", "small files written + fsync")
+    watch.watch(backout.backup.take, "file_sha256", "sha256 of the file")
+    for module in (backout.backup.take, backout.backup.catalog):  # the file, and the catalog
+        watch.watch(module, "write_new_file", "small files written + fsync")
     watch.watch(pg_backup, "read_toc", "verify: pg_restore --list")
-    watch.watch(backout.backup.backup, "take_backup", "take_backup, incl. the above but scope")
+    watch.watch(backout.backup.take, "take_backup", "take_backup, incl. the above but scope")
     started = time.perf_counter()
     code = run_cli_in_process(
         ["backup", "-C", str(project), "--url", url, *(["--full"] if full else [])]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from backout.backup.backup import BackupCatalog, BackupRecord
+from backout.backup.catalog import BackupCatalog, BackupRecord
 from backout.model.errors import BackupError, UsageError
 
 WHEN = dt.datetime(2026, 11, 22, 4, 54, 33, tzinfo=dt.UTC)

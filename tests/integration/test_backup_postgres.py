@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 import backout.cli.backups  # noqa: F401 - registers backup/backups/restore on the CLI
-from backout.backup.backup import BackupCatalog, take_backup
+from backout.backup.catalog import BackupCatalog
+from backout.backup.take import take_backup
 from backout.dialects.postgres import backup as pg_backup
 from backout.project.config import load_config
 from backout.run.workspace import Workspace

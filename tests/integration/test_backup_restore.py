@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 import backout.cli.backups  # noqa: F401 - registers backup/backups/restore on the CLI
-from backout.backup.backup import BackupCatalog, BackupRecord
+from backout.backup.catalog import BackupCatalog, BackupRecord
 from backout.demo.sampledata import fill
 from backout.dialects.base import Actor
 from tests.helpers import DbState, copy_example, db_state, run, sql
@@ -265,7 +265,7 @@ def test_scoped_restore_brings_back_deleted_rows_and_keeps_other_tables(
     tmp_path: Path, url: str
 ) -> None:
     project = migrated(tmp_path, url)
-    from backout.backup.backup import take_backup
+    from backout.backup.take import take_backup
     from backout.project.config import load_config
     from backout.run.workspace import Workspace
 

@@ -279,7 +279,7 @@ def test_a_declined_prompt_keeps_stdout_one_document(
 
 
 def test_ctrl_c_leaves_one_document(tmp_path: Path, sqlite_url: str, monkeypatch: Any) -> None:
-    import backout.backup.backup
+    import backout.backup.take
 
     root = write(tmp_path / "p", PROJECT)
     assert run(["up"], project=root, url=sqlite_url).exit_code == 0
@@ -287,7 +287,7 @@ def test_ctrl_c_leaves_one_document(tmp_path: Path, sqlite_url: str, monkeypatch
     def interrupted(*args: Any, **kwargs: Any) -> Any:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(backout.backup.backup, "take_backup", interrupted)
+    monkeypatch.setattr(backout.backup.take, "take_backup", interrupted)
     result = run(["backup", "--json"], project=root, url=sqlite_url)
     assert result.exit_code == 130
     document = json.loads(result.stdout)

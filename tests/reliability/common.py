@@ -598,7 +598,7 @@ def check_backup_folder(folder: Path) -> CatalogCheck:
         if path.name not in named:
             check.stray_files.append(path.name)
     # `backout backups` must name exactly these (hidden temporary files aside).
-    from backout.backup.backup import BackupCatalog
+    from backout.backup.catalog import BackupCatalog
     from backout.model.errors import BackupError
 
     try:

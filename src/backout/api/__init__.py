@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from backout.analysis.checks import run_checks
-from backout.backup import backup as _backup
-from backout.backup.backup import BackupCatalog
+from backout.backup import restore as _backup_restore
+from backout.backup import take as _backup_take
+from backout.backup.catalog import BackupCatalog
 from backout.emergency import procedure as _emergency
 from backout.generate.draft import generate as _generate
 from backout.lint import linter as _lint
@@ -30,7 +31,8 @@ from backout.run.status import StatusReport, compute_status
 from backout.run.workspace import Workspace
 
 if TYPE_CHECKING:
-    from backout.backup.backup import BackupRecord, RestorePlan, RestoreResult
+    from backout.backup.catalog import BackupRecord
+    from backout.backup.restore import RestorePlan, RestoreResult
     from backout.emergency.incident import EmergencyResult, StepRecord
     from backout.lint.linter import LintReport
     from backout.rollback.recovery import RecoveryPlan, RecoveryResult
@@ -214,12 +216,12 @@ def backup(
 ) -> BackupRecord:
     """Take a verified backup now: full, or scoped to the next rollback (full when none)."""
     scope = None if full else _rollback.next_backup_scope
-    return _backup.backup_now(Workspace.open(config), scope=scope, progress=progress)
+    return _backup_take.backup_now(Workspace.open(config), scope=scope, progress=progress)
 
 
 def backups(config: Config) -> list[BackupRecord]:
     """The backup catalog, oldest first."""
-    return _backup.list_backups(Workspace.open(config))
+    return _backup_take.list_backups(Workspace.open(config))
 
 
 def uncatalogued_backup_files(config: Config) -> list[Path]:
@@ -239,7 +241,7 @@ def restore(
 ) -> RestoreResult:
     """Restore a catalogued backup into a new database, or over the current one; ``resume``:
     finish the restore that stopped part-way (``ref`` None)."""
-    return _backup.restore(
+    return _backup_restore.restore(
         Workspace.open(config),
         ref,
         into_url=into,

@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 from backout.model.documents import iso
 
 if TYPE_CHECKING:
-    from backout.backup.backup import BackupRecord, RestoreResult
+    from backout.backup.catalog import BackupRecord
+    from backout.backup.restore import RestoreResult
     from backout.emergency.incident import EmergencyResult
     from backout.migrate.apply import UpResult
     from backout.rollback.rollback import RollbackResult

@@ -27,7 +27,8 @@ if TYPE_CHECKING:
     from rich.console import Console
     from rich.status import Status
 
-    from backout.backup.backup import BackupRecord, RestorePlan, RestoreResult
+    from backout.backup.catalog import BackupRecord
+    from backout.backup.restore import RestorePlan, RestoreResult
 
 
 class _Progress:

@@ -26,7 +26,7 @@ from backout.model.errors import Declined
 
 if TYPE_CHECKING:
     from backout.api import PlanView
-    from backout.emergency.incident import StepRecord
+    from backout.emergency.incident import EmergencyResult, StepRecord
 
 _MARK = {"ok": "✓", "failed": "✗", "skipped": "–", "dry-run": "·", "pending": " "}
 
@@ -75,65 +75,20 @@ def emergency(
     writes an incident report (incidents/<timestamp>_<target>.md).
     """
     config = build_config(url=url, project=project, config_file=config_file)
-    # Once under way, the procedure must not stop half-way (the application stopped, the
-    # database not rolled back) because nobody reads stdout any more (`| head`, a dead tee):
-    # it goes on; the incident report and stderr say what happened; the exit status is 141.
-    closed = False
-
-    def shown(write: Callable[[], None]) -> None:
-        nonlocal closed
-        if closed:
-            return
-        try:
-            write()
-            sys.stdout.flush()
-        except BrokenPipeError:
-            closed = True
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
-            os.close(devnull)
-
-    def confirm(view: PlanView) -> bool:
-        # with --json, stdout holds the document only
-        shown(lambda: render_plan.plan(view, err=as_json))
-        if yes:
-            return True
-        if not sys.stdin.isatty():
-            raise Declined(
-                "emergency changes the database: pass --yes to confirm when not on a terminal"
-            )
-        return ask("Run the emergency procedure?", err=as_json)
-
-    def progress(step: StepRecord) -> None:
-        mark = _MARK.get(step.status, "?")
-        line = f"{mark} {step.title}: {step.status}" + (f" — {step.detail}" if step.detail else "")
-        shown(lambda: click.echo(line, err=as_json))
-
+    output = _Stdout()
     with ActionDocument("emergency", as_json) as document:
         result = api.emergency(
             config,
             to=target,
             dry_run=dry_run,
             accept_data_loss=accept_data_loss,
-            confirm=confirm,
-            progress=progress,
+            confirm=_confirm(output, yes=yes, as_json=as_json),
+            progress=_progress(output, as_json=as_json),
             incidents_dir=incidents_dir,
             ignore_simulation=ignore_simulation,
         )
-
-    def summary() -> None:
-        if as_json:
-            document.emit(emergency_outcome(result), emergency_fields(result))
-            return
-        if dry_run and result.rollback is not None and result.rollback.transcript:
-            click.echo("\nThe rollback would run:\n" + "\n".join(result.rollback.transcript))
-        click.echo(f"\nWhere things stand: {result.where_things_stand}")
-        for number, step in enumerate(result.next_steps, start=1):
-            click.echo(f"  {number}. {step}")
-        click.echo(f"Incident report: {result.report}")
-
-    shown(summary)
-    if closed:
+    output.shown(lambda: _summary(result, document, as_json=as_json, dry_run=dry_run))
+    if output.closed:
         click.echo(
             f"warning: stdout was closed; the procedure went on. Incident report: {result.report}",
             err=True,
@@ -144,5 +99,72 @@ def emergency(
     failed = result.failed
     if failed is not None:
         click.echo(f"error: {failed.title}: {failed.detail or 'failed'}", err=True)
-    if result.exit_code or closed:
+    if result.exit_code or output.closed:
         sys.exit(result.exit_code or CLOSED_PIPE_EXIT)
+
+
+class _Stdout:
+    """Stdout that may close under the procedure.
+
+    Once under way, the procedure must not stop half-way (the application stopped, the
+    database not rolled back) because nobody reads stdout any more (`| head`, a dead tee):
+    it goes on; the incident report and stderr say what happened; the exit status is 141.
+    """
+
+    def __init__(self) -> None:
+        self.closed = False
+
+    def shown(self, write: Callable[[], None]) -> None:
+        """Run ``write``; once stdout is closed, nothing more is written to it."""
+        if self.closed:
+            return
+        try:
+            write()
+            sys.stdout.flush()
+        except BrokenPipeError:
+            self.closed = True
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+
+
+def _confirm(output: _Stdout, *, yes: bool, as_json: bool) -> Callable[[PlanView], bool]:
+    """Show the plan (on stderr with --json: stdout holds the document only), then ask."""
+
+    def confirm(view: PlanView) -> bool:
+        output.shown(lambda: render_plan.plan(view, err=as_json))
+        if yes:
+            return True
+        if not sys.stdin.isatty():
+            raise Declined(
+                "emergency changes the database: pass --yes to confirm when not on a terminal"
+            )
+        return ask("Run the emergency procedure?", err=as_json)
+
+    return confirm
+
+
+def _progress(output: _Stdout, *, as_json: bool) -> Callable[[StepRecord], None]:
+    """One line per finished step."""
+
+    def progress(step: StepRecord) -> None:
+        mark = _MARK.get(step.status, "?")
+        line = f"{mark} {step.title}: {step.status}" + (f" — {step.detail}" if step.detail else "")
+        output.shown(lambda: click.echo(line, err=as_json))
+
+    return progress
+
+
+def _summary(
+    result: EmergencyResult, document: ActionDocument, *, as_json: bool, dry_run: bool
+) -> None:
+    """The document, or where things stand, the next steps and the incident report."""
+    if as_json:
+        document.emit(emergency_outcome(result), emergency_fields(result))
+        return
+    if dry_run and result.rollback is not None and result.rollback.transcript:
+        click.echo("\nThe rollback would run:\n" + "\n".join(result.rollback.transcript))
+    click.echo(f"\nWhere things stand: {result.where_things_stand}")
+    for number, step in enumerate(result.next_steps, start=1):
+        click.echo(f"  {number}. {step}")
+    click.echo(f"Incident report: {result.report}")

@@ -11,6 +11,10 @@ from backout import api
 from backout.api.action_documents import up_fields, up_outcome
 from backout.api.documents import status_json
 from backout.cli import main, render
+
+if TYPE_CHECKING:
+    from backout.api import StatusResult, UpResult
+    from backout.project.migration import Migration
 from backout.cli.common import (
     ActionDocument,
     build_config,
@@ -145,27 +149,7 @@ def up(
         url=url, project=project, config_file=config_file, lock_timeout=lock_timeout
     )
     started = time.monotonic()
-    running: list[str] = []
-
-    def progress(event: str, migration: Migration) -> None:
-        if dry_run:
-            return
-        # with --json, stdout holds the document only: progress goes to stderr
-        if event == "start":
-            running.append(migration.id)
-            click.echo(f"Applying {migration.id} ...", nl=False, err=as_json)
-        else:
-            running.clear()
-            click.echo(" ok", err=as_json)
-
-    def notice(text: str) -> None:
-        # Inside an open "Applying X ..." line (a lock-timeout retry), or a line of its own
-        # (waiting for the run lock, before anything is applied).
-        if running:
-            click.echo(f"\n  … {text}", err=True, nl=False)
-        else:
-            click.echo(f"… {text}", err=True)
-
+    lines = _UpLines(dry_run=dry_run, as_json=as_json)
     with ActionDocument("up", as_json) as document:
         try:
             result = api.up(
@@ -174,11 +158,11 @@ def up(
                 dry_run=dry_run,
                 allow_edited=allow_edited,
                 allow_missing=allow_missing,
-                progress=progress,
-                notice=notice,
+                progress=lines.progress,
+                notice=lines.notice,
             )
         except BaseException:
-            if running:
+            if lines.running:
                 click.echo(" failed", err=as_json)
             raise
     if as_json:
@@ -190,10 +174,44 @@ def up(
     if dry_run:
         click.echo("\n".join(result.transcript))
         return
+    _report_up(result, time.monotonic() - started)
+
+
+class _UpLines:
+    """``Applying X ... ok`` lines while ``up`` runs (on stderr with --json: stdout holds the
+    document only), and its notices."""
+
+    def __init__(self, *, dry_run: bool, as_json: bool) -> None:
+        self.dry_run = dry_run
+        self.as_json = as_json
+        #: the migration whose line is open (``Applying X ...``)
+        self.running: list[str] = []
+
+    def progress(self, event: str, migration: Migration) -> None:
+        """A migration starts or is done."""
+        if self.dry_run:
+            return
+        if event == "start":
+            self.running.append(migration.id)
+            click.echo(f"Applying {migration.id} ...", nl=False, err=self.as_json)
+        else:
+            self.running.clear()
+            click.echo(" ok", err=self.as_json)
+
+    def notice(self, text: str) -> None:
+        """Inside an open "Applying X ..." line (a lock-timeout retry), or a line of its own
+        (waiting for the run lock, before anything is applied)."""
+        if self.running:
+            click.echo(f"\n  … {text}", err=True, nl=False)
+        else:
+            click.echo(f"… {text}", err=True)
+
+
+def _report_up(result: UpResult, elapsed: float) -> None:
+    """What ``up`` applied, with notes on journaled and out-of-order migrations."""
     if not result.applied:
         click.echo("Nothing to apply: the database is up to date.")
         return
-    elapsed = time.monotonic() - started
     statements = sum(m.statements for m in result.applied)
     click.echo(
         f"Applied {len(result.applied)} migration(s), {statements} statement(s), "

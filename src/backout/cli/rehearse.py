@@ -20,7 +20,7 @@ from backout.rehearsal.report import RehearsalEvent, rehearsal_json
 if TYPE_CHECKING:
     from backout.analysis.checks import CheckReport
     from backout.generate.draft import GeneratedRollback
-    from backout.rehearsal.report import Progress, RehearsalReport
+    from backout.rehearsal.report import MigrationRehearsal, Progress, RehearsalReport
 
 
 _KIND_STYLE = {
@@ -238,14 +238,7 @@ def _render_test(report: RehearsalReport) -> None:
     if rows:
         render.grid(["migration", "mode", "result", "s", "detail"], rows)
     for m in report.migrations:
-        if len(m.failures) > 1:
-            click.echo(f"\n{m.id}:")
-            for failure in m.failures:
-                click.echo(f"  - {failure.message}")
-        for finding in m.findings:
-            click.echo(f"\nfinding ({m.id}): {finding}")
-        if m.smoke is not None and not m.smoke.ok and m.smoke.output.strip():
-            click.echo(f"\nsmoke hook output ({m.id}):\n{m.smoke.output.rstrip()}")
+        _test_details(m)
     if report.smoke is not None:
         click.echo(f"\n{report.smoke.describe()} (on the final state of the copy)")
     for note in report.notes:
@@ -261,6 +254,19 @@ def _render_test(report: RehearsalReport) -> None:
     else:
         verdict = "Nothing was rehearsed"
     click.echo(f"\n{verdict}: {shown}, in {report.duration_s:.1f} s.")
+
+
+def _test_details(m: MigrationRehearsal) -> None:
+    """Below the table: every failure of a migration that has several, its findings, and
+    the output of its failed smoke hook."""
+    if len(m.failures) > 1:
+        click.echo(f"\n{m.id}:")
+        for failure in m.failures:
+            click.echo(f"  - {failure.message}")
+    for finding in m.findings:
+        click.echo(f"\nfinding ({m.id}): {finding}")
+    if m.smoke is not None and not m.smoke.ok and m.smoke.output.strip():
+        click.echo(f"\nsmoke hook output ({m.id}):\n{m.smoke.output.rstrip()}")
 
 
 @main.command()

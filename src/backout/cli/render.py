@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from backout.api import StatusResult
     from backout.migrate.residue import Residue
     from backout.rollback.recovery import RecoveryPlan, RecoveryResult
+    from backout.run.status import MigrationStatus, StatusReport
 
 
 #: the width of output that goes to no terminal and no COLUMNS: wide enough never to fold
@@ -236,18 +237,7 @@ def _status_notes(result: StatusResult) -> None:
 
     report = result.report
     out = console()
-    counts = [
-        f"{len(report.applied)} applied",
-        f"{len(report.pending)} pending",
-    ]
-    if report.failed:
-        counts.append(f"{len(report.failed)} failed")
-    if report.interrupted:
-        counts.append(f"{len(report.interrupted)} stopped part-way")
-    without = [e for e in report.entries if e.migration is not None and e.migration.down is None]
-    if without:
-        counts.append(f"{len(without)} without rollback")
-    out.print(", ".join(counts) + ".")
+    out.print(_status_counts(report) + ".")
     for run in report.unfinished_restores:
         out.print(
             Text.assemble(("half-restored: ", "bold red"), describe_unfinished_restore(run) + ".")
@@ -262,22 +252,8 @@ def _status_notes(result: StatusResult) -> None:
     for note in result.notes:
         out.print(Text.assemble(("note: ", "bold"), note))
     for entry in report.failed:
-        if entry.interrupted is not None:
-            continue  # said above, with the journal's details
-        first = (entry.failure or "").strip().splitlines()
-        reason = next((line for line in first if line and not line.startswith("Database")), "")
-        out.print(Text.assemble(("failed: ", "bold red"), f"{entry.id}: {reason}"))
-        if entry.failed_steps:
-            out.print(
-                f"  It ran with transaction off: its first {entry.failed_steps} statement(s) "
-                "are applied and remain. Either finish the rest by hand, then "
-                f"`backout resolve {entry.id} --applied`; or undo those by hand (or restore a "
-                f"backup), then `backout resolve {entry.id} --rolled-back` and `backout up`.",
-                markup=False,
-            )
-        else:
-            for line in _residue_lines(entry.id, result.residues.get(entry.id)):
-                out.print("  " + line, markup=False)
+        if entry.interrupted is None:  # else said above, with the journal's details
+            _failed_note(out, result, entry)
     for entry in report.applying:
         out.print(
             Text.assemble(("being applied: ", "bold yellow"), f"{entry.id}: {entry.applying_by}."),
@@ -288,6 +264,47 @@ def _status_notes(result: StatusResult) -> None:
             Text.assemble(("broken rollback: ", "bold red"), error, " (`rollback` refuses it)"),
             soft_wrap=True,
         )
+    _file_notes(out, report)
+
+
+def _status_counts(report: StatusReport) -> str:
+    """``3 applied, 1 pending, 1 without rollback``."""
+    counts = [
+        f"{len(report.applied)} applied",
+        f"{len(report.pending)} pending",
+    ]
+    if report.failed:
+        counts.append(f"{len(report.failed)} failed")
+    if report.interrupted:
+        counts.append(f"{len(report.interrupted)} stopped part-way")
+    without = [e for e in report.entries if e.migration is not None and e.migration.down is None]
+    if without:
+        counts.append(f"{len(without)} without rollback")
+    return ", ".join(counts)
+
+
+def _failed_note(out: Console, result: StatusResult, entry: MigrationStatus) -> None:
+    """A failed migration: why, and how to settle it (what a failed apply left behind)."""
+    from rich.text import Text
+
+    first = (entry.failure or "").strip().splitlines()
+    reason = next((line for line in first if line and not line.startswith("Database")), "")
+    out.print(Text.assemble(("failed: ", "bold red"), f"{entry.id}: {reason}"))
+    if entry.failed_steps:
+        out.print(
+            f"  It ran with transaction off: its first {entry.failed_steps} statement(s) "
+            "are applied and remain. Either finish the rest by hand, then "
+            f"`backout resolve {entry.id} --applied`; or undo those by hand (or restore a "
+            f"backup), then `backout resolve {entry.id} --rolled-back` and `backout up`.",
+            markup=False,
+        )
+    else:
+        for line in _residue_lines(entry.id, result.residues.get(entry.id)):
+            out.print("  " + line, markup=False)
+
+
+def _file_notes(out: Console, report: StatusReport) -> None:
+    """Migration files that differ from the history: edited, missing, out of order."""
     for entry in report.edited:
         assert entry.migration is not None
         out.print(
@@ -421,44 +438,9 @@ def recovery_plan(plan: RecoveryPlan) -> None:
     for note in plan.notes:
         out.print(f"note: {note}", markup=False)
     if plan.action == "resume":
-        if plan.statements:
-            first, last = plan.statements[0], plan.statements[-1]
-            then = {
-                "up": "records the migration as applied",
-                "rollback": "records the migration as rolled back",
-            }.get(run.direction, "records the partial rollback")
-            out.print(
-                f"Runs statements {first.index}-{last.index} of {plan.script.display} "
-                f"(lines {first.line}-{last.line}), each journaled as it completes, then "
-                f"{then}:",
-                markup=False,
-            )
-            for statement in plan.statements:
-                out.print(
-                    f"  {statement.index}. line {statement.line}: {statement.excerpt(90)}",
-                    markup=False,
-                )
-        else:
-            out.print("Every statement ran: only the history is recorded.", markup=False)
+        _resume_path(out, plan)
     elif plan.path == "inverse":
-        out.print(
-            "Path: the inverse of each statement that took effect, newest first "
-            "(derived from the statements themselves):",
-            markup=False,
-        )
-        for inverse in plan.inverses:
-            statement = inverse.statement
-            sql = "; ".join(inverse.sql) or "(nothing to undo)"
-            out.print(
-                f"  {statement.index}. line {statement.line}: {statement.excerpt(50)}  ->  {sql}",
-                markup=False,
-            )
-        if not plan.inverses:
-            out.print("  (no statement took effect: the run is only closed)", markup=False)
-        if run.direction == "up":
-            out.print("Then the failed apply is closed: the migration is pending again.")
-        else:
-            out.print("The migration stays applied, as before the run.", markup=False)
+        _inverse_path(out, plan)
     else:
         out.print(
             f"Path: restore backup {run.backup}, taken before the run, because these "
@@ -472,6 +454,51 @@ def recovery_plan(plan: RecoveryPlan) -> None:
                     markup=False,
                 )
     out.print(f"Under the run lock ({plan.lock}).", markup=False)
+
+
+def _resume_path(out: Console, plan: RecoveryPlan) -> None:
+    """The statements ``--resume`` runs, and what it records then."""
+    if not plan.statements:
+        out.print("Every statement ran: only the history is recorded.", markup=False)
+        return
+    first, last = plan.statements[0], plan.statements[-1]
+    then = {
+        "up": "records the migration as applied",
+        "rollback": "records the migration as rolled back",
+    }.get(plan.run.direction, "records the partial rollback")
+    out.print(
+        f"Runs statements {first.index}-{last.index} of {plan.script.display} "
+        f"(lines {first.line}-{last.line}), each journaled as it completes, then "
+        f"{then}:",
+        markup=False,
+    )
+    for statement in plan.statements:
+        out.print(
+            f"  {statement.index}. line {statement.line}: {statement.excerpt(90)}",
+            markup=False,
+        )
+
+
+def _inverse_path(out: Console, plan: RecoveryPlan) -> None:
+    """The inverses ``--undo-partial`` runs, newest first, and the migration's state then."""
+    out.print(
+        "Path: the inverse of each statement that took effect, newest first "
+        "(derived from the statements themselves):",
+        markup=False,
+    )
+    for inverse in plan.inverses:
+        statement = inverse.statement
+        sql = "; ".join(inverse.sql) or "(nothing to undo)"
+        out.print(
+            f"  {statement.index}. line {statement.line}: {statement.excerpt(50)}  ->  {sql}",
+            markup=False,
+        )
+    if not plan.inverses:
+        out.print("  (no statement took effect: the run is only closed)", markup=False)
+    if plan.run.direction == "up":
+        out.print("Then the failed apply is closed: the migration is pending again.")
+    else:
+        out.print("The migration stays applied, as before the run.", markup=False)
 
 
 def recovery_outcome(result: RecoveryResult) -> None:

@@ -9,7 +9,11 @@ from backout.cli.render import Column, console, fitted_table
 from backout.dialects.params import render_literal
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
+    from backout.analysis.impact import ScriptImpact
     from backout.api import PlanView, RollbackResult
+    from backout.rollback.rollback import StepView
 
 
 def nothing_to_roll_back(target: str | None) -> str:
@@ -21,31 +25,59 @@ def nothing_to_roll_back(target: str | None) -> str:
 
 def plan(view: PlanView, *, err: bool = False) -> None:
     """The plan: steps, declared properties, require checks, backup, execution settings."""
-    from rich.text import Text
+    from rich.text import Text  # rich is heavy: loaded when a command renders
 
     out = console(err=err)
     if view.plan.empty:
         out.print(nothing_to_roll_back(view.plan.target), markup=False)
         return
-    if view.plan.partial:
-        first = view.steps[0].step
-        out.print(
-            Text.assemble(
-                ("Partial rollback ", "bold"),
-                (view.plan.partial, "bold cyan"),
-                f" of {first.migration.id} on ",
-                (view.database, "dim"),
-            )
-        )
-        out.print("Data only: the migration stays applied.", markup=False)
-        for name, value in view.params.items():
-            out.print(f"  param {name} = {render_literal(value)}", markup=False)
-        if view.preview is not None:
-            _preview(view)
-    else:
+    _heading(out, view)
+    _steps_table(out, view)
+    for step, impact in zip(view.steps, view.impact.scripts, strict=False):
+        _step_details(out, step, impact)
+    out.print(f"Backup: {view.backup.describe()}", markup=False)
+    statement = f"{view.statement_timeout:g}s" if view.statement_timeout else "none"
+    shape = "one transaction" if view.transactions == 1 else f"{view.transactions} transactions"
+    out.print(
+        f"Execution: {shape}, under the run lock ({view.lock}); lock timeout "
+        f"{view.lock_timeout:g}s, "
+        f"{view.lock_retries} retries with backoff; statement timeout {statement}.",
+        markup=False,
+    )
+    for warning in view.warnings:
+        out.print(Text.assemble(("warning: ", "bold yellow"), warning))
+
+
+def _heading(out: Console, view: PlanView) -> None:
+    """What is rolled back, on which database: a partial rollback with its parameters and
+    preview, or the migration that is the newest applied afterwards."""
+    from rich.text import Text  # rich is heavy: loaded when a command renders
+
+    if not view.plan.partial:
         out.print(Text.assemble(("Rollback plan", "bold"), " on ", (view.database, "dim")))
         after = view.plan.target or "nothing (every migration rolled back)"
         out.print(f"Afterwards the newest applied migration is {after}.", markup=False)
+        return
+    first = view.steps[0].step
+    out.print(
+        Text.assemble(
+            ("Partial rollback ", "bold"),
+            (view.plan.partial, "bold cyan"),
+            f" of {first.migration.id} on ",
+            (view.database, "dim"),
+        )
+    )
+    out.print("Data only: the migration stays applied.", markup=False)
+    for name, value in view.params.items():
+        out.print(f"  param {name} = {render_literal(value)}", markup=False)
+    if view.preview is not None:
+        _preview(view)
+
+
+def _steps_table(out: Console, view: PlanView) -> None:
+    """One row per script: declared and computed risk, and the data it loses."""
+    from rich.text import Text  # rich is heavy: loaded when a command renders
+
     columns = [
         Column("#"),
         Column("migration"),
@@ -75,51 +107,53 @@ def plan(view: PlanView, *, err: bool = False) -> None:
             ]
         )
     fitted_table(out, columns, rows)
-    for step, impact in zip(view.steps, impacts, strict=False):
-        d = step.step.script.directives
-        lines = [("impact", t) for t in d.impact] + [("data loss", t) for t in d.data_loss]
-        lines += [("manual", t) for t in d.manual]
-        objects = [f"{e.action.value} {e.target.display}" for e in impact.objects()]
-        if objects:
-            shown = ", ".join(objects[:12]) + (
-                f" … (+{len(objects) - 12})" if len(objects) > 12 else ""
-            )
-            lines.insert(0, ("changes", shown))
-        lines += [("lost", loss_text(x)) for x in impact.losses if x.count]
-        lines += [("risk", r) for r in impact.assessment.reasons[:5]]
-        lines += [("cannot count", u) for u in impact.uncounted]
-        lines += [("side effect", x) for x in impact.side_effects]
-        lines += [("needs review", f"line {u.line}: {u.reason}") for u in impact.effects.unknown]
-        if step.tables:
-            lines.insert(0, ("writes", ", ".join(step.tables)))
-        if not lines and not step.requires and not d.verify:
-            continue
-        out.print(Text(step.step.migration.id, style="bold"))
-        for label, text in lines:
-            out.print(f"  {label}: {text}", markup=False)
-        for check in step.requires:
-            if check.passes is True:
-                verdict = Text("passes now", style="green")
-            elif check.passes is False:
-                verdict = Text("FAILS now", style="bold red")
-            else:
-                verdict = Text(f"cannot be evaluated yet ({check.error})", style="yellow")
-            out.print(Text.assemble(f"  require (line {check.line}): ", verdict, f"  {check.sql}"))
-        for verify in d.verify:
-            out.print(
-                f"  verify (line {verify.line}), after the statements: {verify.sql}", markup=False
-            )
-    out.print(f"Backup: {view.backup.describe()}", markup=False)
-    statement = f"{view.statement_timeout:g}s" if view.statement_timeout else "none"
-    shape = "one transaction" if view.transactions == 1 else f"{view.transactions} transactions"
-    out.print(
-        f"Execution: {shape}, under the run lock ({view.lock}); lock timeout "
-        f"{view.lock_timeout:g}s, "
-        f"{view.lock_retries} retries with backoff; statement timeout {statement}.",
-        markup=False,
-    )
-    for warning in view.warnings:
-        out.print(Text.assemble(("warning: ", "bold yellow"), warning))
+
+
+def _step_details(out: Console, step: StepView, impact: ScriptImpact) -> None:
+    """A script's details (nothing when it has none): what it changes and writes, what it
+    declares, what the analysis found, and its require and verify checks."""
+    from rich.text import Text  # rich is heavy: loaded when a command renders
+
+    d = step.step.script.directives
+    lines = _detail_lines(step, impact)
+    if not lines and not step.requires and not d.verify:
+        return
+    out.print(Text(step.step.migration.id, style="bold"))
+    for label, text in lines:
+        out.print(f"  {label}: {text}", markup=False)
+    for check in step.requires:
+        if check.passes is True:
+            verdict = Text("passes now", style="green")
+        elif check.passes is False:
+            verdict = Text("FAILS now", style="bold red")
+        else:
+            verdict = Text(f"cannot be evaluated yet ({check.error})", style="yellow")
+        out.print(Text.assemble(f"  require (line {check.line}): ", verdict, f"  {check.sql}"))
+    for verify in d.verify:
+        out.print(
+            f"  verify (line {verify.line}), after the statements: {verify.sql}", markup=False
+        )
+
+
+def _detail_lines(step: StepView, impact: ScriptImpact) -> list[tuple[str, str]]:
+    """(label, text) lines of a script's details, in the order shown."""
+    d = step.step.script.directives
+    lines = [("impact", t) for t in d.impact] + [("data loss", t) for t in d.data_loss]
+    lines += [("manual", t) for t in d.manual]
+    objects = [f"{e.action.value} {e.target.display}" for e in impact.objects()]
+    if objects:
+        shown = ", ".join(objects[:12]) + (
+            f" … (+{len(objects) - 12})" if len(objects) > 12 else ""
+        )
+        lines.insert(0, ("changes", shown))
+    lines += [("lost", loss_text(x)) for x in impact.losses if x.count]
+    lines += [("risk", r) for r in impact.assessment.reasons[:5]]
+    lines += [("cannot count", u) for u in impact.uncounted]
+    lines += [("side effect", x) for x in impact.side_effects]
+    lines += [("needs review", f"line {u.line}: {u.reason}") for u in impact.effects.unknown]
+    if step.tables:
+        lines.insert(0, ("writes", ", ".join(step.tables)))
+    return lines
 
 
 def _preview(view: PlanView) -> None:

@@ -28,7 +28,9 @@ from backout.model.errors import BackoutError, Declined, UsageError
 from backout.rollback.rollback import refuse_failed_simulation, refuse_understated
 
 if TYPE_CHECKING:
-    from backout.api import PartialRequest, PlanView
+    from collections.abc import Callable
+
+    from backout.api import PartialRequest, PlanView, RollbackResult
     from backout.project.config import Config
     from backout.rollback.recovery import RecoveryPlan
 
@@ -234,31 +236,49 @@ def rollback(
     statement is journaled: when such an apply or rollback stops part-way, --resume
     continues it and --undo-partial undoes what it did.
     """
+
     config = build_config(
         url=url, project=project, config_file=config_file, lock_timeout=lock_timeout
     )
-    if (resume or undo_partial) and as_json:
-        raise UsageError("--json does not apply to --resume or --undo-partial")
     if resume or undo_partial:
+        others = (migration_id, target, steps, partial, params, backup_mode != "scoped")
         _recover(
             config,
             "resume" if resume else "undo",
-            conflicting=bool(
-                (resume and undo_partial)
-                or migration_id
-                or target
-                or steps
-                or partial
-                or params
-                or backup_mode != "scoped"
-            ),
+            conflicting=(resume and undo_partial) or any(others),
+            as_json=as_json,
             dry_run=dry_run,
             yes=yes,
         )
         return
 
+    with ActionDocument("rollback", as_json) as document:
+        result = api.rollback(
+            config,
+            to=target,
+            steps=steps,
+            dry_run=dry_run,
+            backup=backup_mode,
+            accept_data_loss=accept_data_loss,
+            confirm=_confirm_rollback(yes=yes, as_json=as_json),
+            progress=None if dry_run else _progress,
+            exact=exact,
+            simulate=simulate,
+            partial=_partial(migration_id, partial, params),
+            ignore_simulation=ignore_simulation,
+        )
+    _report_rollback(result, document, as_json=as_json, dry_run=dry_run)
+
+
+def _progress(message: str) -> None:
+    click.echo(f"… {message}", err=True)
+
+
+def _confirm_rollback(*, yes: bool, as_json: bool) -> Callable[[PlanView], bool]:
+    """Show the plan (on stderr with --json: stdout holds the document only), then ask."""
+
     def confirm(view: PlanView) -> bool:
-        render_plan.plan(view, err=as_json)  # with --json, stdout holds the document only
+        render_plan.plan(view, err=as_json)
         if yes:
             return True
         if not sys.stdin.isatty():
@@ -269,24 +289,14 @@ def rollback(
             return ask(f"Run partial rollback {view.plan.partial}?", err=as_json)
         return ask(f"Roll back {len(view.plan.steps)} migration(s)?", err=as_json)
 
-    def progress(message: str) -> None:
-        click.echo(f"… {message}", err=True)
+    return confirm
 
-    with ActionDocument("rollback", as_json) as document:
-        result = api.rollback(
-            config,
-            to=target,
-            steps=steps,
-            dry_run=dry_run,
-            backup=backup_mode,
-            accept_data_loss=accept_data_loss,
-            confirm=confirm,
-            progress=None if dry_run else progress,
-            exact=exact,
-            simulate=simulate,
-            partial=_partial(migration_id, partial, params),
-            ignore_simulation=ignore_simulation,
-        )
+
+def _report_rollback(
+    result: RollbackResult, document: ActionDocument, *, as_json: bool, dry_run: bool
+) -> None:
+    """Print what the rollback did (or the document); exit 1 when a hook after it failed."""
+
     if as_json:
         fields = rollback_fields(result)
         if dry_run:
@@ -310,8 +320,12 @@ def rollback(
         )
 
 
-def _recover(config: Config, action: str, *, conflicting: bool, dry_run: bool, yes: bool) -> None:
+def _recover(
+    config: Config, action: str, *, conflicting: bool, as_json: bool, dry_run: bool, yes: bool
+) -> None:
     """``rollback --resume`` / ``--undo-partial``: plan, confirm, run, report."""
+    if as_json:
+        raise UsageError("--json does not apply to --resume or --undo-partial")
     if conflicting:
         raise UsageError(
             "--resume and --undo-partial work on the run that stopped part-way: give one of "
@@ -329,11 +343,8 @@ def _recover(config: Config, action: str, *, conflicting: bool, dry_run: bool, y
         verb = "Resume" if plan.action == "resume" else "Undo"
         return ask(f"{verb} the {plan.direction} of {plan.migration}?", err=False)
 
-    def progress(message: str) -> None:
-        click.echo(f"… {message}", err=True)
-
     result = api.recover(
-        config, action, dry_run=dry_run, confirm=confirm, progress=None if dry_run else progress
+        config, action, dry_run=dry_run, confirm=confirm, progress=None if dry_run else _progress
     )
     if dry_run:
         click.echo("\n".join(result.transcript))

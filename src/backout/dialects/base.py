@@ -266,13 +266,13 @@ class OrphanRows:
 # --- backups ------------------------------------------------------------------------------------
 #
 # What a dialect provides for backups: dump, verify, and restore (into a new database or over the
-# current one). :mod:`backout.backup.backup` owns the catalog, file names, permissions, checksums
+# current one). :mod:`backout.backup` owns the catalog, file names, permissions, checksums
 # and the checks that decide whether a restore succeeded; a :class:`BackupEngine` only moves bytes
 # between a database and a backup file, with the database's own tools (``pg_dump``/``pg_restore``,
 # the ``sqlite3`` backup API). The interface lives here, next to :class:`Dialect`, because each
 # names the other (``Dialect.backup_engine``, the engine's sessions).
 #
-# Vocabulary shared with :mod:`backout.backup.backup`:
+# Vocabulary shared with :mod:`backout.backup`:
 #
 # - tables are named by their :class:`~backout.model.schema.SchemaSnapshot` key
 #   (``public.Voucher`` on PostgreSQL, ``Voucher`` on SQLite);

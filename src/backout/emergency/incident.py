@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from backout.analysis.risk import loss_text
-from backout.backup.backup import BackupCatalog
+from backout.backup.catalog import BackupCatalog
 
 if TYPE_CHECKING:
     from backout.analysis.checks import CheckReport
-    from backout.backup.backup import BackupRecord
+    from backout.backup.catalog import BackupRecord
     from backout.rollback.rollback import PlanView, RollbackResult
     from backout.run.hooks import HookResult
     from backout.run.workspace import Workspace
@@ -120,44 +120,9 @@ def render_incident(ws: Workspace, result: EmergencyResult, started: dt.datetime
             f"| {step.title} | {_when(step.started)} | {_when(step.finished)} | "
             f"{step.seconds:.1f} | {step.status} | {detail} |"
         )
-    lines += ["", "## Rollback", ""]
-    view = result.view
-    if view is None:
-        lines.append("No plan could be made.")
-    else:
-        lines.append(f"Migrations rolled back, newest first: {', '.join(view.plan.ids())}.")
-        lines.append("")
-        lines += ["| migration | declared risk | computed risk |", "|---|---|---|"]
-        for step_view, impact in zip(view.steps, view.impact.scripts, strict=False):
-            declared = impact.declared.name if impact.declared else "undeclared"
-            lines.append(
-                f"| `{step_view.step.migration.id}` | {declared} | {impact.assessment.risk.name} |"
-            )
-        lines += ["", "### Data lost (counted before the rollback)", ""]
-        losses = [x for impact in view.impact.scripts for x in impact.losses if x.count]
-        lines += [f"- {loss_text(x)}" for x in losses] or ["- nothing"]
-        manual = [t for s in view.steps for t in s.step.script.directives.manual]
-        if manual:
-            lines += ["", "### Manual steps declared by the scripts", ""]
-            lines += [f"- [ ] {text}" for text in manual]
-    lines += ["", "## Backup", ""]
-    if result.backup is not None:
-        catalog = BackupCatalog(ws.config.backups)
-        lines += [
-            f"- **id**: `{result.backup.id}`",
-            f"- **path**: `{catalog.path_of(result.backup)}`",
-            f"- **sha256**: `{result.backup.sha256}`",
-            f"- **restore**: `backout restore {result.backup.id}`",
-        ]
-    else:
-        lines.append("No backup was taken.")
-    lines += ["", "## Checks", ""]
-    if result.checks is None:
-        lines.append("Not run.")
-    elif result.checks.ok:
-        lines.append("No orphans, leftovers or failing verify queries.")
-    else:
-        lines += [f"- {p.message}" for p in result.checks.problems]
+    lines += ["", "## Rollback", "", *_rollback_section(result)]
+    lines += ["", "## Backup", "", *_backup_section(ws, result)]
+    lines += ["", "## Checks", "", *_checks_section(result)]
     lines += ["", "## Commands and outputs", ""]
     for step in result.steps:
         if step.output.strip():
@@ -173,3 +138,48 @@ def render_incident(ws: Workspace, result: EmergencyResult, started: dt.datetime
         "",
     ]
     return "\n".join(lines)
+
+
+def _rollback_section(result: EmergencyResult) -> list[str]:
+    """The migrations rolled back with their risks, the data lost, and the manual steps."""
+    view = result.view
+    if view is None:
+        return ["No plan could be made."]
+    lines = [f"Migrations rolled back, newest first: {', '.join(view.plan.ids())}.", ""]
+    lines += ["| migration | declared risk | computed risk |", "|---|---|---|"]
+    for step_view, impact in zip(view.steps, view.impact.scripts, strict=False):
+        declared = impact.declared.name if impact.declared else "undeclared"
+        lines.append(
+            f"| `{step_view.step.migration.id}` | {declared} | {impact.assessment.risk.name} |"
+        )
+    lines += ["", "### Data lost (counted before the rollback)", ""]
+    losses = [x for impact in view.impact.scripts for x in impact.losses if x.count]
+    lines += [f"- {loss_text(x)}" for x in losses] or ["- nothing"]
+    manual = [t for s in view.steps for t in s.step.script.directives.manual]
+    if manual:
+        lines += ["", "### Manual steps declared by the scripts", ""]
+        lines += [f"- [ ] {text}" for text in manual]
+    return lines
+
+
+def _backup_section(ws: Workspace, result: EmergencyResult) -> list[str]:
+    """The backup's id, path, checksum and how to restore it."""
+    if result.backup is None:
+        return ["No backup was taken."]
+
+    catalog = BackupCatalog(ws.config.backups)
+    return [
+        f"- **id**: `{result.backup.id}`",
+        f"- **path**: `{catalog.path_of(result.backup)}`",
+        f"- **sha256**: `{result.backup.sha256}`",
+        f"- **restore**: `backout restore {result.backup.id}`",
+    ]
+
+
+def _checks_section(result: EmergencyResult) -> list[str]:
+    """What ``check`` found after the rollback."""
+    if result.checks is None:
+        return ["Not run."]
+    if result.checks.ok:
+        return ["No orphans, leftovers or failing verify queries."]
+    return [f"- {p.message}" for p in result.checks.problems]

@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from backout.analysis.checks import run_checks
-from backout.backup.backup import take_backup
+from backout.backup.take import take_backup
 from backout.dialects.base import utcnow
 from backout.emergency.incident import EmergencyResult, StepRecord, render_incident
 from backout.model.errors import BackoutError, CheckFailed, Declined
@@ -74,7 +75,10 @@ def emergency(
     started = utcnow()
     steps = {s.name: s for s in result.steps}
     try:
-        _run(ws, result, steps, to, dry_run, accept_data_loss, confirm, progress, ignore_simulation)
+        procedure = _Procedure(
+            ws, result, steps, to, dry_run, accept_data_loss, confirm, progress, ignore_simulation
+        )
+        procedure.run()
     finally:
         _conclude(ws, result, steps)
         result.report = _write_report(ws, result, started, incidents_dir)
@@ -90,24 +94,43 @@ def _target_id(ws: Workspace, to: str) -> str:
         return to
 
 
-def _run(
-    ws: Workspace,
-    result: EmergencyResult,
-    steps: dict[str, StepRecord],
-    to: str,
-    dry_run: bool,
-    accept_data_loss: bool,
-    confirm: Callable[[PlanView], bool] | None,
-    progress: Callable[[StepRecord], None] | None,
-    ignore_simulation: bool,
-) -> None:
-    def step(name: str, body: Callable[[StepRecord], None]) -> bool:
-        record = steps[name]
+@dataclass
+class _Procedure:
+    """One run of the procedure's steps, in order, stopping at the first that fails."""
+
+    ws: Workspace
+    result: EmergencyResult
+    steps: dict[str, StepRecord]
+    to: str
+    dry_run: bool
+    accept_data_loss: bool
+    confirm: Callable[[PlanView], bool] | None
+    progress: Callable[[StepRecord], None] | None
+    ignore_simulation: bool
+
+    def run(self) -> None:
+        """Plan, then the steps with side effects; stop at the first that fails."""
+        if not self.step("plan", self.plan_step):
+            return
+        for name, body in (
+            ("stop_app", self.hook_step("stop_app")),
+            ("backup", self.backup_step),
+            ("rollback", self.rollback_step),
+            ("deploy_previous", self.hook_step("deploy_previous")),
+            ("check", self.check_step),
+            ("smoke", self.hook_step("smoke")),
+        ):
+            if not self.step(name, body):
+                return
+
+    def step(self, name: str, body: Callable[[StepRecord], None]) -> bool:
+        """Run one step into its record; False when it failed."""
+        record = self.steps[name]
         record.started = utcnow()
         try:
             body(record)
             if record.status == "pending":
-                record.status = "dry-run" if dry_run else "ok"
+                record.status = "dry-run" if self.dry_run else "ok"
         except BackoutError as exc:
             record.status = "failed"
             record.detail = str(exc) + (f" ({exc.hint})" if exc.hint else "")
@@ -124,35 +147,35 @@ def _run(
             record.finished = utcnow()
             raise
         record.finished = utcnow()
-        if progress:
-            progress(record)
+        if self.progress:
+            self.progress(record)
         return record.status != "failed"
 
-    def do_plan(record: StepRecord) -> None:
+    def plan_step(self, record: StepRecord) -> None:
+        """Plan the rollback and find every refusal before the first side effect; confirm."""
+        ws, result = self.ws, self.result
         with ws.session(create=False) as session:
-            view = build_view(ws, session, to=to, steps=None, backup_mode="full", simulate=True)
+            view = build_view(
+                ws, session, to=self.to, steps=None, backup_mode="full", simulate=True
+            )
             result.view = view
             if view.plan.empty:
-                raise BackoutError(f"nothing to roll back: {to} is the latest applied migration")
+                raise BackoutError(
+                    f"nothing to roll back: {self.to} is the latest applied migration"
+                )
             # Every check the later steps make, made before stop_app: a refusal found only at
             # the rollback step would leave the application stopped for nothing.
             found = refusals(
                 ws,
                 session,
                 view,
-                accept_data_loss=accept_data_loss,
-                ignore_simulation=ignore_simulation,
+                accept_data_loss=self.accept_data_loss,
+                ignore_simulation=self.ignore_simulation,
                 backup_mode="full",
             )
         found += [
             missing
-            for name in (
-                "stop_app",
-                "before_rollback",
-                "after_rollback",
-                "deploy_previous",
-                "smoke",
-            )
+            for name in _HOOKS
             if (missing := missing_hook_program(ws.config, name)) is not None
         ]
         if found:
@@ -162,54 +185,63 @@ def _run(
             record.exit_code = found[0].exit_code
             return
         record.detail = f"roll back {', '.join(view.plan.ids())} (risk {view.impact.risk.name})"
-        if not dry_run and confirm is not None and not confirm(view):
+        if not self.dry_run and self.confirm is not None and not self.confirm(view):
             raise Declined("emergency declined: nothing was changed")
 
-    def do_hook(name: str) -> Callable[[StepRecord], None]:
+    def hook_step(self, name: str) -> Callable[[StepRecord], None]:
+        """The step running hook ``name`` (skipped when none is configured)."""
+
         def body(record: StepRecord) -> None:
-            command = ws.config.hooks.get(name, "").strip()
+            command = self.ws.config.hooks.get(name, "").strip()
             if not command:
                 record.status = "skipped"
                 record.detail = f"no {name} hook configured"
                 return
             record.detail = command
-            if dry_run:
+            if self.dry_run:
                 record.detail = f"would run: {command}"
                 return
-            hook = run_hook(ws.config, name, ws.url)
+            hook = run_hook(self.ws.config, name, self.ws.url)
             assert hook is not None
-            result.hooks.append(hook)
+            self.result.hooks.append(hook)
             record.output = hook.output
             if not hook.ok:
                 raise CheckFailed(hook.describe())
 
         return body
 
-    def do_backup(record: StepRecord) -> None:
-        if dry_run:
+    def backup_step(self, record: StepRecord) -> None:
+        """A full backup of the current state, even a broken one."""
+        if self.dry_run:
             record.detail = "would take a full backup of the current state"
             return
 
-        with ws.session() as session:
+        result = self.result
+        with self.ws.session() as session:
             result.backup = take_backup(
-                ws, session, kind="full", reason=f"emergency before rollback to {result.target}"
+                self.ws,
+                session,
+                kind="full",
+                reason=f"emergency before rollback to {result.target}",
             )
         record.detail = f"{result.backup.id} (sha256 {result.backup.sha256})"
 
-    def do_rollback(record: StepRecord) -> None:
+    def rollback_step(self, record: StepRecord) -> None:
+        """The real rollback, with the backup just taken; a failed hook after it warns."""
+        result = self.result
         result.rollback = rollback(
-            ws,
-            to=to,
-            dry_run=dry_run,
+            self.ws,
+            to=self.to,
+            dry_run=self.dry_run,
             backup_mode="full",
-            accept_data_loss=accept_data_loss,
+            accept_data_loss=self.accept_data_loss,
             confirm=None,
             simulate=False,
             existing_backup=result.backup,
-            ignore_simulation=ignore_simulation,
+            ignore_simulation=self.ignore_simulation,
         )
         done = result.rollback
-        if dry_run:
+        if self.dry_run:
             record.output = "\n".join(done.transcript)
             record.detail = f"would roll back {', '.join(done.view.plan.ids())}"
         else:
@@ -224,27 +256,14 @@ def _run(
                 record.detail += f"; {hook.describe()}"
                 result.warnings.append(f"{hook.describe()}: the rollback stands; run it by hand")
 
-    def do_check(record: StepRecord) -> None:
-        report = run_checks(ws)
-        result.checks = report
+    def check_step(self, record: StepRecord) -> None:
+        """``backout check``: orphans, leftovers, verify queries."""
+        report = run_checks(self.ws)
+        self.result.checks = report
         record.detail = "no problem found" if report.ok else f"{len(report.problems)} problem(s)"
         record.output = "\n".join(p.message for p in report.problems)
         if not report.ok:
             raise CheckFailed(f"check found {len(report.problems)} problem(s)")
-
-    plan_ok = step("plan", do_plan)
-    if not plan_ok:
-        return
-    for name, body in (
-        ("stop_app", do_hook("stop_app")),
-        ("backup", do_backup),
-        ("rollback", do_rollback),
-        ("deploy_previous", do_hook("deploy_previous")),
-        ("check", do_check),
-        ("smoke", do_hook("smoke")),
-    ):
-        if not step(name, body):
-            return
 
 
 def _conclude(ws: Workspace, result: EmergencyResult, steps: dict[str, StepRecord]) -> None:
@@ -274,53 +293,70 @@ def _conclude(ws: Workspace, result: EmergencyResult, steps: dict[str, StepRecor
             "fill in the root cause and follow-ups of this report",
         ]
         return
+    result.where_things_stand, result.next_steps = _after_failure(
+        result, failed, steps, deployed, undeployed, restore
+    )
+
+
+def _after_failure(
+    result: EmergencyResult,
+    failed: StepRecord,
+    steps: dict[str, StepRecord],
+    deployed: str,
+    undeployed: list[str],
+    restore: str,
+) -> tuple[str, list[str]]:
+    """Where things stand and what to do next after step ``failed`` failed."""
+    backup = result.backup
     name = failed.name
     stopped = steps["stop_app"].status in ("ok",)
     app = "The application is stopped (stop_app ran). " if stopped else ""
     if name == "plan" and result.refusals:
-        result.where_things_stand = (
-            "Nothing was changed (no hook run, no backup taken): the rollback would be refused."
+        return (
+            "Nothing was changed (no hook run, no backup taken): the rollback would be refused.",
+            [
+                *(f"fix the cause: {reason}" for reason in result.refusals),
+                "then run the emergency again",
+            ],
         )
-        result.next_steps = [
-            *(f"fix the cause: {reason}" for reason in result.refusals),
-            "then run the emergency again",
-        ]
-    elif name == "plan":
-        result.where_things_stand = "Nothing was changed: the rollback cannot be planned."
-        result.next_steps = [f"fix the cause: {failed.detail}", "then run the emergency again"]
-    elif name == "stop_app":
-        result.where_things_stand = "Nothing was changed in the database; stop_app failed."
-        result.next_steps = ["stop the application by hand", "then run the emergency again"]
-    elif name == "backup":
-        result.where_things_stand = app + "No backup could be taken, so nothing was rolled back."
-        result.next_steps = [
-            "fix the backup problem (disk space, pg_dump version, folder)",
-            "then run the emergency again",
-        ]
-    elif name == "rollback":
-        result.where_things_stand = (
+    if name == "plan":
+        return (
+            "Nothing was changed: the rollback cannot be planned.",
+            [f"fix the cause: {failed.detail}", "then run the emergency again"],
+        )
+    if name == "stop_app":
+        return (
+            "Nothing was changed in the database; stop_app failed.",
+            ["stop the application by hand", "then run the emergency again"],
+        )
+    if name == "backup":
+        return (
+            app + "No backup could be taken, so nothing was rolled back.",
+            [
+                "fix the backup problem (disk space, pg_dump version, folder)",
+                "then run the emergency again",
+            ],
+        )
+    if name == "rollback":
+        return (
             app + "The rollback failed and was undone: the database is as it was before it "
-            f"(backup {backup.id if backup else 'none'} holds that state too)."
+            f"(backup {backup.id if backup else 'none'} holds that state too).",
+            [
+                f"fix the cause: {failed.detail}",
+                f"then `backout rollback --to {result.target}`, or restore {restore}",
+            ],
         )
-        result.next_steps = [
-            f"fix the cause: {failed.detail}",
-            f"then `backout rollback --to {result.target}`, or restore {restore}",
-        ]
-    elif name == "deploy_previous":
-        result.where_things_stand = (
+    if name == "deploy_previous":
+        return (
             app + f"The database IS rolled back to {result.target}, but deploying the previous "
-            "version failed: the running code may not match the schema."
+            "version failed: the running code may not match the schema.",
+            ["deploy the previous version by hand", f"or, to undo the rollback, {restore}"],
         )
-        result.next_steps = [
-            "deploy the previous version by hand",
-            f"or, to undo the rollback, {restore}",
-        ]
-    else:
-        result.where_things_stand = (
-            f"The database is rolled back to {result.target} and {deployed}, but {name} found "
-            "problems."
-        )
-        result.next_steps = [*undeployed, f"investigate: {failed.detail}", f"if needed, {restore}"]
+    return (
+        f"The database is rolled back to {result.target} and {deployed}, but {name} found "
+        "problems.",
+        [*undeployed, f"investigate: {failed.detail}", f"if needed, {restore}"],
+    )
 
 
 def _deployment(steps: dict[str, StepRecord]) -> tuple[str, list[str]]:

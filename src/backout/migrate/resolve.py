@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from backout.dialects.base import utcnow
 from backout.model.errors import UsageError
@@ -10,6 +11,9 @@ from backout.run.history import Event
 from backout.run.runner import Executor
 from backout.run.status import State, refuse_half_restored
 from backout.run.workspace import Workspace
+
+if TYPE_CHECKING:
+    from backout.project.migration import Migration
 
 
 @dataclass(frozen=True)
@@ -37,14 +41,7 @@ def resolve(ws: Workspace, ref: str, *, applied: bool) -> ResolveResult:
         refuse_half_restored(report)
         entry = report.entry(migration.key)
         assert entry is not None
-        if applied and entry.state is State.APPLIED:
-            raise UsageError(f"migration {migration.id} is already applied")
-        if not applied and entry.state is not State.FAILED:
-            raise UsageError(
-                f"migration {migration.id} is {entry.state.value.replace('_', ' ')}, not failed: "
-                "only a failed migration can be resolved as rolled back",
-                hint="to undo an applied migration, use `backout rollback`",
-            )
+        _refuse_state(migration, entry.state, applied=applied)
         executor = Executor(session, dry_run=False)
         ws.ensure_history(session, executor)
         started = utcnow()
@@ -91,3 +88,15 @@ def resolve(ws: Workspace, ref: str, *, applied: bool) -> ResolveResult:
             executor.rollback()
             raise
     return ResolveResult(migration=migration.id, marked=marked, previous_state=entry.state.value)
+
+
+def _refuse_state(migration: Migration, state: State, *, applied: bool) -> None:
+    """UsageError when a migration in ``state`` cannot be resolved as asked."""
+    if applied and state is State.APPLIED:
+        raise UsageError(f"migration {migration.id} is already applied")
+    if not applied and state is not State.FAILED:
+        raise UsageError(
+            f"migration {migration.id} is {state.value.replace('_', ' ')}, not failed: "
+            "only a failed migration can be resolved as rolled back",
+            hint="to undo an applied migration, use `backout rollback`",
+        )

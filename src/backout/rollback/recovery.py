@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
-from backout.backup.backup import restore
+from backout.backup.restore import restore
 from backout.dialects.base import Session, utcnow
 from backout.model.effects import Action, ObjectKind, analyze, table_key
 from backout.model.errors import (
@@ -36,6 +36,7 @@ from backout.run.history import Event
 from backout.run.journal import (
     InterruptedRun,
     Inverse,
+    Journal,
     JournalHooks,
     RunContext,
     describe_unfinished_restore,
@@ -331,27 +332,7 @@ def _plan_undo(
             )
             continue
         inverses.append(inverse_of(ws.dialect, statement, effects, snapshot, counts))
-    if all(inv.derivable for inv in inverses):
-        path = "inverse"
-    elif run.backup:
-        path = "backup"
-        notes.append(
-            f"not every statement has an inverse, so the backup taken before the run "
-            f"({run.backup}) is restored instead (after a full backup of the current state)"
-        )
-    else:
-        missing = [inv for inv in inverses if not inv.derivable]
-        detail = "; ".join(
-            f"statement {inv.statement.index} ({unit.script.display}:{inv.statement.line}): "
-            f"{inv.reason}"
-            for inv in missing[:5]
-        )
-        raise CheckFailed(
-            f"cannot undo run {run.run_id[:8]} of {run.migration}: {len(missing)} statement(s) "
-            f"have no inverse, and no backup was taken before the run: {detail}",
-            hint="nothing was changed. Fix the cause and `backout rollback --resume` instead, "
-            "or repair by hand from a backup of your own",
-        )
+    path = _undo_path(unit, run, inverses, notes)
     return RecoveryPlan(
         action="undo",
         inverses=tuple(inverses),
@@ -360,6 +341,33 @@ def _plan_undo(
         cleanup=cleanup,
         notes=tuple(notes),
         **common,  # type: ignore[arg-type]
+    )
+
+
+def _undo_path(
+    unit: PreparedScript, run: InterruptedRun, inverses: Sequence[Inverse], notes: list[str]
+) -> str:
+    """``inverse`` when every statement has one, else ``backup`` (noted) when the run took
+    one; CheckFailed when it did not."""
+    if all(inv.derivable for inv in inverses):
+        return "inverse"
+    if run.backup:
+        notes.append(
+            f"not every statement has an inverse, so the backup taken before the run "
+            f"({run.backup}) is restored instead (after a full backup of the current state)"
+        )
+        return "backup"
+    missing = [inv for inv in inverses if not inv.derivable]
+    detail = "; ".join(
+        f"statement {inv.statement.index} ({unit.script.display}:{inv.statement.line}): "
+        f"{inv.reason}"
+        for inv in missing[:5]
+    )
+    raise CheckFailed(
+        f"cannot undo run {run.run_id[:8]} of {run.migration}: {len(missing)} statement(s) "
+        f"have no inverse, and no backup was taken before the run: {detail}",
+        hint="nothing was changed. Fix the cause and `backout rollback --resume` instead, "
+        "or repair by hand from a backup of your own",
     )
 
 
@@ -496,17 +504,7 @@ def _run_resume(
     )
     for sql in plan.cleanup:
         executor.execute(sql)
-    if plan.observed is not None and plan.observed[1]:
-        statement = unit.statements[plan.observed[0] - 1]
-        executor.execute(
-            *journal.write(
-                context,
-                journal_entries.DONE,
-                statement.index,
-                statement=statement,
-                details={"observed": True},
-            )
-        )
+    _journal_observed(executor, journal, context, unit, plan)
     start_at = plan.statements[0].index if plan.statements else context.total + 1
     executor.execute(
         *journal.write(context, journal_entries.RESUME, start_at, details={"by": ws.actor.label()})
@@ -549,6 +547,29 @@ def _run_resume(
     result.statements = runner.stats.statements
 
 
+def _journal_observed(
+    executor: Executor,
+    journal: Journal,
+    context: RunContext,
+    unit: PreparedScript,
+    plan: RecoveryPlan,
+) -> None:
+    """Journal the statement that was running when the run stopped as done, when it was
+    observed to have taken effect."""
+    if plan.observed is None or not plan.observed[1]:
+        return
+    statement = unit.statements[plan.observed[0] - 1]
+    executor.execute(
+        *journal.write(
+            context,
+            journal_entries.DONE,
+            statement.index,
+            statement=statement,
+            details={"observed": True},
+        )
+    )
+
+
 def _run_undo(
     ws: Workspace,
     session: Session,
@@ -575,20 +596,11 @@ def _run_undo(
             executor.execute(sql)
         for sql in plan.cleanup:
             executor.execute(sql)
-        if plan.observed is not None and plan.observed[1]:
-            statement = unit.statements[plan.observed[0] - 1]
-            executor.execute(
-                *journal.write(
-                    context,
-                    journal_entries.DONE,
-                    statement.index,
-                    statement=statement,
-                    details={"observed": True},
-                )
-            )
+        _journal_observed(executor, journal, context, unit, plan)
         if run.reversing is not None and run.reversing not in [
             i.statement.index for i in plan.inverses
         ]:
+            # the undo that was running when it stopped took effect: journal it as reversed
             statement = unit.statements[run.reversing - 1]
             executor.execute(
                 *journal.write(
@@ -600,53 +612,8 @@ def _run_undo(
                 )
             )
         for inverse in plan.inverses:
-            statement = inverse.statement
-            if progress:
-                progress(
-                    f"undoing statement {statement.index} ({plan.script.display}:{statement.line})"
-                )
-            executor.execute(
-                *journal.write(
-                    context,
-                    journal_entries.REVERSING,
-                    statement.index,
-                    statement=statement,
-                    details={"sql": list(inverse.sql)},
-                )
-            )
-            for sql in inverse.sql:
-                try:
-                    executor.execute(sql)
-                except DatabaseError as exc:
-                    state = f" [{exc.sqlstate}]" if exc.sqlstate else ""
-                    raise DatabaseError(
-                        f"undoing statement {statement.index} ({plan.script.display}:"
-                        f"{statement.line}) failed: {exc.message}{state}: {sql}",
-                        sqlstate=exc.sqlstate,
-                        path=plan.script.display,
-                        line=statement.line,
-                        statement=sql,
-                        hint="the statements undone so far are journaled; fix the cause and "
-                        "run `backout rollback --undo-partial` again",
-                    ) from exc
-                result.statements += 1
-            executor.execute(
-                *journal.write(
-                    context, journal_entries.REVERSED, statement.index, statement=statement
-                )
-            )
-        executor.begin()
-        if run.direction == "up" and run.ledger_row is not None:
-            executor.comment(f"history: the failed apply of {run.migration} is closed (pending)")
-            executor.execute(*ws.ledger.close_failed(run.ledger_row, utcnow()))
-        ws.record(
-            executor,
-            _recovery_event(ws, plan, "ok", started, path="inverse", undone=len(plan.inverses)),
-        )
-        executor.execute(
-            *journal.write(context, journal_entries.UNDONE, 0, details={"path": "inverse"})
-        )
-        executor.commit()
+            _undo_statement(executor, journal, context, result, inverse, progress)
+        _close_undo(ws, executor, journal, context, plan, started)
     except (BackoutError, KeyboardInterrupt) as exc:
         if not executor.dry_run:
             session.rollback()
@@ -664,11 +631,81 @@ def _run_undo(
                     session.execute(sql)
 
 
+def _undo_statement(
+    executor: Executor,
+    journal: Journal,
+    context: RunContext,
+    result: RecoveryResult,
+    inverse: Inverse,
+    progress: Callable[[str], None] | None,
+) -> None:
+    """Run one statement's inverse between its ``reversing`` and ``reversed`` journal entries,
+    counting the statements run into ``result``."""
+    plan = result.plan
+    statement = inverse.statement
+    if progress:
+        progress(f"undoing statement {statement.index} ({plan.script.display}:{statement.line})")
+    executor.execute(
+        *journal.write(
+            context,
+            journal_entries.REVERSING,
+            statement.index,
+            statement=statement,
+            details={"sql": list(inverse.sql)},
+        )
+    )
+    for sql in inverse.sql:
+        try:
+            executor.execute(sql)
+        except DatabaseError as exc:
+            state = f" [{exc.sqlstate}]" if exc.sqlstate else ""
+            raise DatabaseError(
+                f"undoing statement {statement.index} ({plan.script.display}:"
+                f"{statement.line}) failed: {exc.message}{state}: {sql}",
+                sqlstate=exc.sqlstate,
+                path=plan.script.display,
+                line=statement.line,
+                statement=sql,
+                hint="the statements undone so far are journaled; fix the cause and "
+                "run `backout rollback --undo-partial` again",
+            ) from exc
+        result.statements += 1
+    executor.execute(
+        *journal.write(context, journal_entries.REVERSED, statement.index, statement=statement)
+    )
+
+
+def _close_undo(
+    ws: Workspace,
+    executor: Executor,
+    journal: Journal,
+    context: RunContext,
+    plan: RecoveryPlan,
+    started: dt.datetime,
+) -> None:
+    """In one transaction: close a failed apply's ledger row, record the undo, mark the run
+    undone."""
+    run = plan.run
+    executor.begin()
+    if run.direction == "up" and run.ledger_row is not None:
+        executor.comment(f"history: the failed apply of {run.migration} is closed (pending)")
+        executor.execute(*ws.ledger.close_failed(run.ledger_row, utcnow()))
+    ws.record(
+        executor,
+        _recovery_event(ws, plan, "ok", started, path="inverse", undone=len(plan.inverses)),
+    )
+    executor.execute(
+        *journal.write(context, journal_entries.UNDONE, 0, details={"path": "inverse"})
+    )
+    executor.commit()
+
+
 def _undo_by_backup(
     ws: Workspace, result: RecoveryResult, progress: Callable[[str], None] | None
 ) -> RecoveryResult:
     """Restore the backup taken before the run (restore verifies it and backs up the current
     state first), then close the run."""
+
     plan = result.plan
     run = plan.run
     assert run.backup is not None

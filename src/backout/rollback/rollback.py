@@ -16,11 +16,12 @@ import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from backout.analysis.impact import ImpactReport, compute_impact
 from backout.analysis.simulate import simulate
-from backout.backup.backup import BackupCatalog, BackupRecord, BackupScope, take_backup
+from backout.backup.catalog import BackupCatalog, BackupRecord
+from backout.backup.take import BackupScope, take_backup
 from backout.dialects.base import Dialect, Session, utcnow
 from backout.model.effects import analyze, table_key
 from backout.model.errors import (
@@ -55,6 +56,7 @@ from backout.run.status import StatusReport, refuse_interrupted
 from backout.run.workspace import Workspace
 
 if TYPE_CHECKING:
+    from backout.backup.catalog import BackupRecord
     from backout.model.effects import ScriptEffects
 
 BACKUP_MODES = ("scoped", "full", "none")
@@ -342,6 +344,52 @@ def build_view(
     if partial is not None:
         values = resolve_params(plan.steps[0].script, partial.params)
         simulate = False  # data only: nothing for a schema-only copy to show
+    units = _prepared_units(ws, plan)
+    if partial is not None:
+        preview = _preview(session, plan.steps[0].script, values, ws.config.lock_timeout)
+    analysed = [(unit, analyze(ws.dialect.name, unit.statements)) for unit in units]
+    assessed = _assess(ws, session, report, analysed, backup_mode, exact, values, simulate)
+    views = tuple(
+        StepView(
+            step=step,
+            unit=unit,
+            requires=_evaluate_requires(session, unit, values, ws.config.lock_timeout),
+            tables=assessed.per_script.get(unit.script.display, ()),
+        )
+        for step, unit in zip(plan.steps, units, strict=True)
+    )
+    outside = _outside_rows(ws, session, assessed.per_script) if units else []
+    scans = (
+        _per_row_scans(session, units[0], values, ws.config.lock_timeout)
+        if partial is not None
+        else []
+    )
+    groups = _transactions(ws.dialect, units)
+    warnings = _plan_warnings(ws, plan, units, assessed.impact, groups, outside, scans)
+    options = ws.run_options()
+    return PlanView(
+        plan=plan,
+        steps=views,
+        backup=assessed.intent,
+        database=ws.url.masked(),
+        lock=lock_description(ws),
+        lock_timeout=options.lock_timeout,
+        lock_retries=options.lock_retries,
+        statement_timeout=options.statement_timeout
+        if ws.dialect.supports_statement_timeout
+        else 0.0,
+        transactions=_transaction_count(groups),
+        impact=assessed.impact,
+        warnings=tuple(warnings),
+        params=values,
+        preview=preview,
+        state=assessed.state,
+        outside=tuple(outside),
+    )
+
+
+def _prepared_units(ws: Workspace, plan: RollbackPlan) -> list[PreparedScript]:
+    """The plan's scripts, prepared; ProjectError for a script with no statement."""
     units = [prepare(ws.dialect, step.script) for step in plan.steps]
     # A data-only rollback may rightly have no statement: its data steps are manual.
     empty = [
@@ -355,48 +403,78 @@ def build_view(
             hint="write the rollback (or `backout generate` a draft); an empty script would "
             "mark the migration rolled back while changing nothing",
         )
-    if partial is not None:
-        preview = _preview(session, plan.steps[0].script, values, ws.config.lock_timeout)
-    analysed = [(unit, analyze(ws.dialect.name, unit.statements)) for unit in units]
-    if units:
-        snapshot = ws.dialect.snapshot(session)
-        state = _state_of(report, snapshot)
-        intent, per_script = _backup_intent(ws, snapshot, analysed, backup_mode)
-        impact = compute_impact(
-            session,
-            ws.dialect,
-            snapshot,
-            [(u.script, e) for u, e in analysed],
-            exact=exact,
-            values=values,
-            lock_timeout=ws.config.lock_timeout,
+    return units
+
+
+@dataclass(frozen=True)
+class _Assessment:
+    """What the plan's scripts need and do, read from the database (see :func:`_assess`)."""
+
+    intent: BackupIntent
+    #: tables each script writes, by script display name
+    per_script: Mapping[str, tuple[str, ...]]
+    #: see :func:`_state_of`
+    state: str
+    impact: ImpactReport
+
+
+def _assess(
+    ws: Workspace,
+    session: Session,
+    report: StatusReport,
+    analysed: Sequence[tuple[PreparedScript, ScriptEffects]],
+    backup_mode: str,
+    exact: bool,
+    values: Mapping[str, object],
+    simulate: bool,
+) -> _Assessment:
+    """The backup a rollback of ``analysed`` takes, and its impact (simulated on request)."""
+
+    if not analysed:
+        return _Assessment(
+            intent=BackupIntent(mode=backup_mode),
+            per_script={},
+            state="",
+            impact=ImpactReport(scripts=(), exact=exact),
         )
-        if simulate:
-            impact = _with_simulation(ws, impact, analysed)
-    else:
-        intent, per_script = BackupIntent(mode=backup_mode), {}
-        state = ""
-        impact = ImpactReport(scripts=(), exact=exact)
-    views = tuple(
-        StepView(
-            step=step,
-            unit=unit,
-            requires=_evaluate_requires(session, unit, values, ws.config.lock_timeout),
-            tables=per_script.get(unit.script.display, ()),
-        )
-        for step, unit in zip(plan.steps, units, strict=True)
+    snapshot = ws.dialect.snapshot(session)
+    state = _state_of(report, snapshot)
+    intent, per_script = _backup_intent(ws, snapshot, analysed, backup_mode)
+    impact = compute_impact(
+        session,
+        ws.dialect,
+        snapshot,
+        [(u.script, e) for u, e in analysed],
+        exact=exact,
+        values=values,
+        lock_timeout=ws.config.lock_timeout,
     )
+    if simulate:
+        impact = _with_simulation(ws, impact, analysed)
+    return _Assessment(intent=intent, per_script=per_script, state=state, impact=impact)
+
+
+def _plan_warnings(
+    ws: Workspace,
+    plan: RollbackPlan,
+    units: Sequence[PreparedScript],
+    impact: ImpactReport,
+    groups: Sequence[Sequence[PreparedScript]],
+    outside: Sequence[str],
+    scans: Sequence[str],
+) -> list[str]:
+    """What the plan warns of: edited forward scripts, rows outside the project's scope,
+    implicit commits, per-row scans, the simulation's findings, the scripts' own notes, and a
+    rollback split into several transactions."""
     warnings = [
         f"{s.migration.id}: its forward script was edited after it was applied; the rollback "
         "may not match what the database holds"
         for s in plan.steps
         if s.edited
     ]
-    outside = _outside_rows(ws, session, per_script) if units else []
     warnings.extend(outside)
     warnings.extend(_implicit_commit_warnings(ws, units))
-    if partial is not None:
-        warnings.extend(_per_row_scans(session, units[0], values, ws.config.lock_timeout))
+    warnings.extend(scans)
     for script_impact in impact.scripts:
         sim = script_impact.simulation
         if sim is not None and sim.error:
@@ -407,32 +485,12 @@ def build_view(
         warnings.append(impact.simulation_note)
     for unit in units:
         warnings.extend(unit.notes(ws.dialect))
-    groups = _transactions(ws.dialect, units)
     if len(groups) > 1 and any(u.layout.journal_reasons for u in units):
         warnings.append(
             f"a script runs journaled, so the rollback runs as {len(groups)} "
             "separate transactions: a failure undoes only the one it happens in"
         )
-    options = ws.run_options()
-    return PlanView(
-        plan=plan,
-        steps=views,
-        backup=intent,
-        database=ws.url.masked(),
-        lock=lock_description(ws),
-        lock_timeout=options.lock_timeout,
-        lock_retries=options.lock_retries,
-        statement_timeout=options.statement_timeout
-        if ws.dialect.supports_statement_timeout
-        else 0.0,
-        transactions=_transaction_count(groups),
-        impact=impact,
-        warnings=tuple(warnings),
-        params=values,
-        preview=preview,
-        state=state,
-        outside=tuple(outside),
-    )
+    return warnings
 
 
 def _per_row_scans(
@@ -644,6 +702,7 @@ def refusals(
     what lets a caller (``emergency``) refuse before its first side effect, and a dry run
     report exactly what the real run would refuse. Changes nothing.
     """
+
     found: list[BackoutError] = []
 
     def collect(check: Callable[[], None]) -> None:
@@ -711,13 +770,7 @@ def rollback(
     ``existing_backup``: a verified backup the caller has just taken (the emergency procedure's
     full backup); no other is taken, and history names this one.
     """
-    if backup_mode not in BACKUP_MODES:
-        raise UsageError(f"--backup must be one of {', '.join(BACKUP_MODES)}")
-    if backup_mode == "none" and not accept_data_loss:
-        raise UsageError(
-            "--backup none needs --i-accept-data-loss: without a backup, what the rollback "
-            "destroys cannot come back"
-        )
+    _check_backup_mode(backup_mode, accept_data_loss=accept_data_loss)
     # Refuse impossible requests before touching anything (and before taking the lock).
     with ws.session(create=False) as session:
         if not dry_run:
@@ -735,11 +788,7 @@ def rollback(
             partial=partial,
         )
         if not dry_run and not first.plan.empty:
-            # Every check the run would make later, made now: the lock taken while this run
-            # planned (its counts may have given up on that run's table locks), the risk, the
-            # require checks, the simulation, the backup folder and tool. The first refusal
-            # comes before any backup, hook or confirmation.
-            found = refusals(
+            _refuse_now(
                 ws,
                 session,
                 first,
@@ -747,8 +796,6 @@ def rollback(
                 ignore_simulation=ignore_simulation,
                 backup_mode="none" if existing_backup is not None else backup_mode,
             )
-            if found:
-                raise found[0]
     if first.plan.empty:
         return RollbackResult(view=first, dry_run=dry_run)
     with ws.session() as session:
@@ -764,47 +811,107 @@ def rollback(
             if existing_backup is not None:
                 result.backup = existing_backup
             elif view.backup.mode != "none":
-                if progress:
-                    progress(f"backing up ({view.backup.mode})")
-                try:
-                    result.backup = take_backup(
-                        ws,
-                        session,
-                        kind=view.backup.mode,
-                        tables=view.backup.tables,
-                        reason=(
-                            f"before partial rollback {partial.name} of {view.plan.ids()[0]}"
-                            if partial
-                            else f"before rollback of {', '.join(view.plan.ids())}"
-                        ),
-                        progress=progress,
-                    )
-                except KeyboardInterrupt as exc:
-                    # Ctrl-C or SIGTERM during the backup: nothing was rolled back; the
-                    # attempt is recorded all the same.
-                    _record_not_started(ws, session, view, exc)
-                    raise
-            hook = run_hook(ws.config, "before_rollback", ws.url)
-            if hook is not None:
-                result.hooks.append(hook)
-                if not hook.ok:
-                    raise CheckFailed(
-                        f"{hook.describe()}; nothing was rolled back",
-                        hint=f"the backup {result.backup.id} was kept" if result.backup else None,
-                    )
+                result.backup = _take_backup(ws, session, view, partial, progress)
+            _run_before_hook(ws, result)
             _execute(ws, session, result, dry_run=False, progress=progress)
         finally:
             if lock is not None:
                 lock.release()
+    _after_rollback(ws, result)
+    return result
+
+
+def _refuse_now(
+    ws: Workspace,
+    session: Session,
+    view: PlanView,
+    *,
+    accept_data_loss: bool,
+    ignore_simulation: bool,
+    backup_mode: str,
+) -> None:
+    """Raise the first refusal of :func:`refusals`, before the run lock is taken."""
+    # Every check the run would make later, made now: the lock taken while this run
+    # planned (its counts may have given up on that run's table locks), the risk, the
+    # require checks, the simulation, the backup folder and tool. The first refusal
+    # comes before any backup, hook or confirmation.
+    found = refusals(
+        ws,
+        session,
+        view,
+        accept_data_loss=accept_data_loss,
+        ignore_simulation=ignore_simulation,
+        backup_mode=backup_mode,
+    )
+    if found:
+        raise found[0]
+
+
+def _after_rollback(ws: Workspace, result: RollbackResult) -> None:
+    """After COMMIT: the ``after_rollback`` hook, and the scripts' manual steps to show."""
     hook = run_hook(ws.config, "after_rollback", ws.url)
     if hook is not None:
         result.hooks.append(hook)
     result.manual = [
         (step.migration.id, text)
-        for step in view.plan.steps
+        for step in result.view.plan.steps
         for text in step.script.directives.manual
     ]
-    return result
+
+
+def _check_backup_mode(backup_mode: str, *, accept_data_loss: bool) -> None:
+    """UsageError for an unknown ``--backup``, or ``none`` without accepting the loss."""
+    if backup_mode not in BACKUP_MODES:
+        raise UsageError(f"--backup must be one of {', '.join(BACKUP_MODES)}")
+    if backup_mode == "none" and not accept_data_loss:
+        raise UsageError(
+            "--backup none needs --i-accept-data-loss: without a backup, what the rollback "
+            "destroys cannot come back"
+        )
+
+
+def _take_backup(
+    ws: Workspace,
+    session: Session,
+    view: PlanView,
+    partial: PartialRequest | None,
+    progress: Callable[[str], None] | None,
+) -> BackupRecord:
+    """The backup the plan calls for, taken under the run lock before anything changes."""
+
+    if progress:
+        progress(f"backing up ({view.backup.mode})")
+    try:
+        return take_backup(
+            ws,
+            session,
+            kind=view.backup.mode,
+            tables=view.backup.tables,
+            reason=(
+                f"before partial rollback {partial.name} of {view.plan.ids()[0]}"
+                if partial
+                else f"before rollback of {', '.join(view.plan.ids())}"
+            ),
+            progress=progress,
+        )
+    except KeyboardInterrupt as exc:
+        # Ctrl-C or SIGTERM during the backup: nothing was rolled back; the
+        # attempt is recorded all the same.
+        _record_not_started(ws, session, view, exc)
+        raise
+
+
+def _run_before_hook(ws: Workspace, result: RollbackResult) -> None:
+    """The ``before_rollback`` hook; CheckFailed (nothing rolled back) when it fails."""
+    hook = run_hook(ws.config, "before_rollback", ws.url)
+    if hook is None:
+        return
+    result.hooks.append(hook)
+    if not hook.ok:
+        raise CheckFailed(
+            f"{hook.describe()}; nothing was rolled back",
+            hint=f"the backup {result.backup.id} was kept" if result.backup else None,
+        )
 
 
 def _record_not_started(
@@ -892,18 +999,7 @@ def _run_group(
             checksum=step.step.script.checksum,
             backup=backup_id,
             error=error,
-            details={
-                "script": step.step.script.display,
-                "statements": len(step.unit.statements),
-                "attempts": runner.stats.attempts,
-                "lock_waits": runner.stats.lock_waits,
-                "plan": view.plan.ids(),
-                "target": view.plan.target,
-                "rows_affected": runner.stats.rows_affected,
-                **({"partial": partial, "params": dict(view.params)} if partial else {}),
-                # checked by restore: the catalog beside the file could be edited with it
-                **({"backup_sha256": result.backup.sha256} if result.backup else {}),
-            },
+            details=_event_details(result, step, runner),
         )
 
     def record(unit: PreparedScript) -> None:
@@ -917,69 +1013,114 @@ def _run_group(
         ws.record(executor, event(step, "ok"))
 
     units = [s.unit for s in steps]
-    journaled = False
+    journaled = not units[0].transactional
     try:
-        if units[0].transactional:
-            runner.run_in_transaction(units, before_commit=lambda: None, on_unit_done=record)
+        if journaled:
+            _run_journaled(ws, session, executor, runner, result, steps[0], backup_id, record)
         else:
-            journaled = True
-            step = steps[0]
-            run = RunContext.new(
-                direction=PARTIAL if partial else ROLLBACK,
-                migration=step.step.migration.id,
-                migration_key=step.step.migration.key,
-                script=step.step.script.display,
-                script_checksum=step.step.script.checksum,
-                total=len(step.unit.statements),
-            )
-            journal = ws.events.journal
-            start = journal.write(
-                run,
-                journal_entries.START,
-                0,
-                details={
-                    "ledger_row": _live_row(ws, session, step.step.migration.key),
-                    "backup": backup_id,
-                    # checked by restore (--undo-partial restores it): a run killed part-way
-                    # has no event to hold it
-                    **({"backup_sha256": result.backup.sha256} if result.backup else {}),
-                    "plan": view.plan.ids(),
-                    "target": view.plan.target,
-                    **({"partial": partial, "params": dict(view.params)} if partial else {}),
-                },
-            )
-
-            def on_start() -> None:
-                executor.execute(*start)
-
-            runner.run_without_transaction(
-                units[0], on_start=on_start, journal=JournalHooks(journal, run, executor)
-            )
-            executor.begin()
-            record(units[0])
-            executor.execute(*journal.write(run, journal_entries.FINISH, run.total))
-            executor.commit()
+            runner.run_in_transaction(units, before_commit=lambda: None, on_unit_done=record)
     except (BackoutError, KeyboardInterrupt) as exc:
         if not executor.dry_run:
             session.rollback()
-            if journaled and isinstance(exc, BackoutError):
-                exc.hint = _journaled_hint(ws, steps[0], result)
-            elif isinstance(exc, DatabaseError) and exc.hint is None:
-                exc.hint = (
-                    "everything in this transaction was undone: the database is as it was "
-                    "before the rollback"
-                )
-            if result.rolled_back and isinstance(exc, BackoutError):
-                exc.hint = (exc.hint or "") + (
-                    f" ({', '.join(result.rolled_back)} rolled back before this failure and "
-                    "stay rolled back)"
-                )
+            _explain_failure(ws, exc, steps[0], result, journaled=journaled)
             _record_failure(ws, session, steps, event, exc)
         raise
     result.rolled_back.extend(s.step.migration.id for s in steps)
     result.statements += runner.stats.statements
     result.rows_affected += runner.stats.rows_affected
     result.attempts += runner.stats.attempts
+
+
+def _event_details(result: RollbackResult, step: StepView, runner: ScriptRunner) -> dict[str, Any]:
+    """The details of a migration's ``rollback``/``partial_rollback`` event, as of now."""
+    view = result.view
+    partial = view.plan.partial
+    return {
+        "script": step.step.script.display,
+        "statements": len(step.unit.statements),
+        "attempts": runner.stats.attempts,
+        "lock_waits": runner.stats.lock_waits,
+        "plan": view.plan.ids(),
+        "target": view.plan.target,
+        "rows_affected": runner.stats.rows_affected,
+        **({"partial": partial, "params": dict(view.params)} if partial else {}),
+        # checked by restore: the catalog beside the file could be edited with it
+        **({"backup_sha256": result.backup.sha256} if result.backup else {}),
+    }
+
+
+def _run_journaled(
+    ws: Workspace,
+    session: Session,
+    executor: Executor,
+    runner: ScriptRunner,
+    result: RollbackResult,
+    step: StepView,
+    backup_id: str | None,
+    record: Callable[[PreparedScript], None],
+) -> None:
+    """Run one script statement by statement, each journaled as it completes; then record it
+    and close the journal in one transaction."""
+    view = result.view
+    partial = view.plan.partial
+    run = RunContext.new(
+        direction=PARTIAL if partial else ROLLBACK,
+        migration=step.step.migration.id,
+        migration_key=step.step.migration.key,
+        script=step.step.script.display,
+        script_checksum=step.step.script.checksum,
+        total=len(step.unit.statements),
+    )
+    journal = ws.events.journal
+    start = journal.write(
+        run,
+        journal_entries.START,
+        0,
+        details={
+            "ledger_row": _live_row(ws, session, step.step.migration.key),
+            "backup": backup_id,
+            # checked by restore (--undo-partial restores it): a run killed part-way
+            # has no event to hold it
+            **({"backup_sha256": result.backup.sha256} if result.backup else {}),
+            "plan": view.plan.ids(),
+            "target": view.plan.target,
+            **({"partial": partial, "params": dict(view.params)} if partial else {}),
+        },
+    )
+
+    def on_start() -> None:
+        executor.execute(*start)
+
+    runner.run_without_transaction(
+        step.unit, on_start=on_start, journal=JournalHooks(journal, run, executor)
+    )
+    executor.begin()
+    record(step.unit)
+    executor.execute(*journal.write(run, journal_entries.FINISH, run.total))
+    executor.commit()
+
+
+def _explain_failure(
+    ws: Workspace,
+    exc: BackoutError | KeyboardInterrupt,
+    first: StepView,
+    result: RollbackResult,
+    *,
+    journaled: bool,
+) -> None:
+    """Set the hint of a group's failure: what was undone, and what stays rolled back."""
+    if journaled and isinstance(exc, BackoutError):
+        exc.hint = _journaled_hint(ws, first, result)
+    elif isinstance(exc, DatabaseError) and exc.hint is None:
+        exc.hint = (
+            "everything in this transaction was undone: the database is as it was "
+            "before the rollback"
+        )
+    if result.rolled_back and isinstance(exc, BackoutError):
+        exc.hint = (exc.hint or "") + (
+            f" ({', '.join(result.rolled_back)} rolled back before this failure and "
+            "stay rolled back)"
+        )
 
 
 def _live_row(ws: Workspace, session: Session, key: str) -> str | None:

@@ -7,13 +7,13 @@ every problem listed at once (all missing rollback scripts, not just the first).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from backout.model.errors import HistoryError, LockError, ProjectError, UsageError
 from backout.model.script import Risk, Script, convert_param
 from backout.project.migration import Migration, Project
-from backout.run.status import State, StatusReport
+from backout.run.status import MigrationStatus, State, StatusReport
 
 
 @dataclass(frozen=True)
@@ -71,19 +71,7 @@ def plan_rollback(
         raise UsageError("give --to or --steps, not both")
     if steps is not None and steps < 1:
         raise UsageError(f"--steps must be at least 1 (got {steps})")
-    if report.applying:
-        applying = report.applying[0]
-        raise LockError(
-            f"migration {applying.id} is being applied: {applying.applying_by}",
-            hint="wait for that run to finish, then look at `backout status`",
-        )
-    if report.failed:
-        failed = report.failed[0]
-        raise HistoryError(
-            f"migration {failed.id} failed and is not resolved; roll back only from a known state",
-            hint=f"`backout resolve {failed.id} --rolled-back` (or --applied), "
-            "or `backout restore`",
-        )
+    _refuse_unsettled(report)
     applied = [e for e in report.entries if e.is_applied]
     if not applied and to is None and steps is None:
         # Like `up` with nothing pending: the database already is where a rollback goes.
@@ -106,6 +94,29 @@ def plan_rollback(
             raise UsageError(f"--steps {count}: only {len(applied)} migration(s) are applied")
         chosen = applied[len(applied) - count :]
         remaining = applied[-count - 1].id if len(applied) > count else None
+    return RollbackPlan(steps=_plan_steps(chosen), target=remaining)
+
+
+def _refuse_unsettled(report: StatusReport) -> None:
+    """Refuse while a migration is being applied (LockError) or failed (HistoryError)."""
+    if report.applying:
+        applying = report.applying[0]
+        raise LockError(
+            f"migration {applying.id} is being applied: {applying.applying_by}",
+            hint="wait for that run to finish, then look at `backout status`",
+        )
+    if report.failed:
+        failed = report.failed[0]
+        raise HistoryError(
+            f"migration {failed.id} failed and is not resolved; roll back only from a known state",
+            hint=f"`backout resolve {failed.id} --rolled-back` (or --applied), "
+            "or `backout restore`",
+        )
+
+
+def _plan_steps(chosen: Sequence[MigrationStatus]) -> tuple[PlanStep, ...]:
+    """The steps rolling back ``chosen`` (oldest first), newest first; ProjectError listing
+    every one without a rollback script."""
     problems: list[str] = []
     plan_steps: list[PlanStep] = []
     for entry in reversed(chosen):
@@ -131,7 +142,7 @@ def plan_rollback(
             + ", ".join(problems),
             hint=f"scaffold one with `backout new {first}`" if first else None,
         )
-    return RollbackPlan(steps=tuple(plan_steps), target=remaining)
+    return tuple(plan_steps)
 
 
 def plan_partial(

@@ -466,6 +466,26 @@ class ScriptRunner:
         before_commit: Callable[[], None],
         on_unit_done: Callable[[PreparedScript], None] | None,
     ) -> None:
+        self._begin(units)
+        for unit in units:
+            self.executor.comment(f"{unit.script.kind.value}: {unit.script.display}")
+            for note in unit.notes(self.dialect):
+                self.executor.comment(note)
+            for check in unit.script.directives.require:
+                self.evaluate(unit.script, check, "require")
+            self._run_body(unit, unit.shape.inside)
+            for check in unit.script.directives.verify:
+                self.evaluate(unit.script, check, "verify")
+            if on_unit_done is not None:
+                on_unit_done(unit)
+        if not self.executor.dry_run:
+            self._check_integrity()
+        before_commit()
+        self.executor.commit()
+
+    def _begin(self, units: Sequence[PreparedScript]) -> None:
+        """What must run before the transaction, then BEGIN and the session's timeouts; a lock
+        timeout at BEGIN raises :class:`_LockTimeout`, as one in a statement does."""
         opts = self.options
         for sql in self.dialect.before_begin_statements(lock_timeout=opts.lock_timeout):
             self.executor.execute(sql)
@@ -483,27 +503,16 @@ class ScriptRunner:
             lock_timeout=opts.lock_timeout, statement_timeout=opts.statement_timeout
         ):
             self.executor.execute(sql)
-        for unit in units:
-            self.executor.comment(f"{unit.script.kind.value}: {unit.script.display}")
-            for note in unit.notes(self.dialect):
-                self.executor.comment(note)
-            for check in unit.script.directives.require:
-                self.evaluate(unit.script, check, "require")
-            self._run_body(unit, unit.shape.inside)
-            for check in unit.script.directives.verify:
-                self.evaluate(unit.script, check, "verify")
-            if on_unit_done is not None:
-                on_unit_done(unit)
-        if not self.executor.dry_run:
-            problems = self.dialect.integrity_check(self.session)
-            if problems:
-                raise CheckFailed(
-                    f"integrity check failed before commit: {problems[0]}"
-                    + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""),
-                    hint="everything was undone",
-                )
-        before_commit()
-        self.executor.commit()
+
+    def _check_integrity(self) -> None:
+        """The dialect's end-of-transaction integrity check, before COMMIT."""
+        problems = self.dialect.integrity_check(self.session)
+        if problems:
+            raise CheckFailed(
+                f"integrity check failed before commit: {problems[0]}"
+                + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""),
+                hint="everything was undone",
+            )
 
     def _after_all(self, units: Sequence[PreparedScript], *, quietly: bool) -> None:
         """Run what follows COMMIT (e.g. foreign keys back on) and restore session settings.

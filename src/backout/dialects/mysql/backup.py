@@ -21,7 +21,7 @@ Restoring over the current database happens on backout's session, with
 know, and every table for a full backup) are dropped, with every view, trigger and routine; then
 the dump's own statements re-create what is missing and load the rows. **DDL is not
 transactional here**: unlike PostgreSQL and SQLite, a failure part-way leaves the database
-between the two states. :func:`backout.backup.backup.restore` takes a full backup of the current
+between the two states. :func:`backout.backup.restore.restore` takes a full backup of the current
 state
 first, and the error says so; the restore is journaled (:mod:`backout.run.journal`), so a
 half-restored database is reported by ``status`` and finished by ``restore --resume``.
