@@ -24,6 +24,7 @@ from backout.dialects.base import (
     Session,
 )
 from backout.dialects.postgres import explain as pg_explain
+from backout.dialects.postgres import tools as pg_tools
 from backout.model.errors import DatabaseError, DatabaseUnavailable, LockHeld, ProjectError
 from backout.model.schema import SchemaSnapshot, TableInfo, TableStats
 from backout.model.script import Statement
@@ -582,10 +583,6 @@ class PostgresDialect(Dialect):
 
         return pg_impact.explain_rows(session, from_where, params)
 
-    def server_major(self, session: Session) -> int:
-        """The server's major version (15 for 15.4)."""
-        return int(session.query("SHOW server_version_num")[0][0]) // 10000
-
     @contextmanager
     def scratch(
         self,
@@ -637,20 +634,18 @@ class PostgresDialect(Dialect):
         self, source: DatabaseURL, target: DatabaseURL, actor: Actor, *, data: bool
     ) -> None:
         from backout.dialects import client_programs
-        from backout.dialects.postgres import tools as pg_tools
         from backout.dialects.postgres.catalog import dump_scope_args, scope_extensions, url_scope
 
         scope = url_scope(source)
         with self.connect(source, actor=actor) as session:
-            major = self.server_major(session)
+            server = pg_tools.server_version(session)
             # extensions outside the scope that its objects may use (Supabase's `extensions`)
             outside = [] if scope is None else session.query(_EXTENSIONS_OUTSIDE, (scope,))
             inside = scope_extensions(session.query, source)
-        dump = pg_tools.find_tool("pg_dump", major)
-        restore = pg_tools.find_tool("pg_restore", major)
+        tools = pg_tools.find_tools(server)
         source_info, source_env = pg_tools.libpq_target(source)
         target_info, target_env = pg_tools.libpq_target(target)
-        args = [dump.path, "--format=custom", "--no-owner", "--no-acl", source_info]
+        args = [str(tools.dump), "--format=custom", "--no-owner", "--no-acl", source_info]
         # only the project's schema (and backout's ledger): a copy of the whole database
         # would be slower, and would show the other projects' objects to the rehearsal
         args[1:1] = dump_scope_args(source, self.history_schema, inside)
@@ -680,7 +675,7 @@ class PostgresDialect(Dialect):
         ) as dumper:
             assert dumper.stdout is not None
             restored = client_programs.run(
-                [restore.path, "--no-owner", "--no-acl", "--exit-on-error", "-d", target_info],
+                [tools.restore, "--no-owner", "--no-acl", "--exit-on-error", "-d", target_info],
                 secrets=target.secrets,
                 stdin=dumper.stdout,
                 capture_output=True,
@@ -751,10 +746,10 @@ class PostgresDialect(Dialect):
         from backout.dialects.postgres.schema_dump import schema_dump
 
         with self.connect(url, actor=actor) as session:
-            major = self.server_major(session)
+            server = pg_tools.server_version(session)
         return schema_dump(
             url,
-            major,
+            server,
             history_schema=self.history_schema,
             ignore_column_order=ignore_column_order,
         )
@@ -789,16 +784,16 @@ class PostgresDialect(Dialect):
         from backout.dialects.postgres.state import save_state
 
         with self.connect(url, actor=actor) as session:
-            major = self.server_major(session)
-        save_state(url, major, path)
+            server = pg_tools.server_version(session)
+        save_state(url, server, path)
 
     def load_state(self, url: DatabaseURL, actor: Actor, path: Path) -> None:
         """``pg_restore`` of a :meth:`save_state` file (see pg_state)."""
         from backout.dialects.postgres.state import load_state
 
         with self.connect(url, actor=actor) as session:
-            major = self.server_major(session)
-        load_state(url, major, path)
+            server = pg_tools.server_version(session)
+        load_state(url, server, path)
 
     def empty_tables(self, session: Session, tables: Sequence[TableInfo]) -> None:
         """``TRUNCATE ... CASCADE``: the rows referencing them go too, as a copy needs."""
