@@ -30,6 +30,7 @@ from backout.dialects.base import Session
 from backout.dialects.orphans import OrphanRows, Reference, count_orphans
 from backout.model.effects import Action, Effect, ObjectKind, ObjectRef, analyze
 from backout.model.errors import BackoutError
+from backout.model.identifiers import quote_identifier
 from backout.model.schema import SchemaChange, SchemaSnapshot, TableInfo, diff_schemas
 from backout.project.migration import Migration
 from backout.run.journal import describe_unfinished_restore, finish_restore_hint
@@ -106,22 +107,20 @@ def check_json(report: CheckReport) -> dict[str, Any]:
 # --- names ---------------------------------------------------------------------------------
 
 
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 def show_table(key: str, snapshot: SchemaSnapshot) -> str:
     """A table key as users read it: ``"Voucher"``, or ``"app"."Voucher"`` off the default."""
     table = snapshot.tables.get(key)
     if table is None or table.schema is None or table.schema == snapshot.default_schema:
-        return _q(table.name if table is not None else key.rsplit(".", maxsplit=1)[-1])
-    return f"{_q(table.schema)}.{_q(table.name)}"
+        return quote_identifier(
+            table.name if table is not None else key.rsplit(".", maxsplit=1)[-1]
+        )
+    return f"{quote_identifier(table.schema)}.{quote_identifier(table.name)}"
 
 
 def _columns(table: str, columns: tuple[str, ...]) -> str:
     if len(columns) == 1:
-        return f"{table}.{_q(columns[0])}"
-    return f"{table}({', '.join(_q(c) for c in columns)})"
+        return f"{table}.{quote_identifier(columns[0])}"
+    return f"{table}({', '.join(quote_identifier(c) for c in columns)})"
 
 
 _LABEL = re.compile(r"^(.*?[\"')]) (?:added|removed)\b")
@@ -163,7 +162,9 @@ def _orphan_problem(
 def _orphans(session: Session, live: SchemaSnapshot) -> list[CheckProblem]:
     problems = []
     for rows in session.dialect.find_orphans(session, live):
-        why = f"foreign key {_q(rows.constraint)}" if rows.constraint else "foreign key"
+        why = (
+            f"foreign key {quote_identifier(rows.constraint)}" if rows.constraint else "foreign key"
+        )
         table = live.tables.get(rows.table)
         fk = next(
             (f for f in (table.foreign_keys if table else ()) if f.columns == rows.columns), None
@@ -317,7 +318,10 @@ def _reference_problems(
         done.add((table.key, columns))
         rows = count_orphans(session, Reference(table, columns, parent, ref_columns, key.name))
         if rows.count:
-            why = f"its foreign key {_q(key.name)} was dropped by the rollback of {key.migration}"
+            why = (
+                f"its foreign key {quote_identifier(key.name)} was dropped by the rollback of "
+                f"{key.migration}"
+            )
             problems.append(_orphan_problem(rows, live, "orphan", why))
     looked = 0
     for table in live.tables.values():

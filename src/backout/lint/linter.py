@@ -40,8 +40,9 @@ from backout.lint.rules import (
     SyncTracker,
     same_object,
 )
-from backout.model.effects import Action, ObjectKind, ScriptEffects, analyze, quote_name
+from backout.model.effects import Action, ObjectKind, ScriptEffects, analyze
 from backout.model.errors import BackoutError, ProjectError, UsageError
+from backout.model.identifiers import quote_identifier
 from backout.model.script import Script, ScriptKind, Statement, scan_directives
 from backout.project.migration import Migration, Project
 from backout.run.runner import writing_checks
@@ -584,7 +585,7 @@ class _Linter:
                         script,
                         blocked.effect.line,
                         f"DROP TABLE {table} CASCADE also drops foreign key "
-                        f"{quote_name(fk.name.name)} of {child} ({fk.origin}): drop it "
+                        f"{quote_identifier(fk.name.name)} of {child} ({fk.origin}): drop it "
                         "explicitly first, so the rollback says what it removes",
                         migration,
                     )
@@ -594,7 +595,7 @@ class _Linter:
                         script,
                         blocked.effect.line,
                         f"DROP TABLE {table} fails while {child} still references it by "
-                        f"foreign key {quote_name(fk.name.name)} ({fk.origin}): drop {child} "
+                        f"foreign key {quote_identifier(fk.name.name)} ({fk.origin}): drop {child} "
                         "or that foreign key first",
                         migration,
                     )
@@ -623,7 +624,7 @@ class _Linter:
             if effect.action is Action.DELETE:
                 text = f"DELETE FROM {table.qualified_name} without WHERE removes every row"
             else:
-                columns = ", ".join(quote_name(c) for c in effect.columns) or "columns"
+                columns = ", ".join(quote_identifier(c) for c in effect.columns) or "columns"
                 text = (
                     f"UPDATE {table.qualified_name} without WHERE overwrites {columns} in every row"
                 )

@@ -25,6 +25,7 @@ import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
+from backout.model.identifiers import quote_identifier
 from backout.model.script import Statement
 
 
@@ -96,11 +97,6 @@ class Action(enum.StrEnum):
     OTHER = "other"
 
 
-def quote_name(name: str) -> str:
-    """A name in double quotes, for display (inner quotes doubled)."""
-    return '"' + name.replace('"', '""') + '"'
-
-
 @dataclass(frozen=True, eq=False)
 class ObjectRef:
     """A database object named by a script: its kind, schema, name and parent.
@@ -156,7 +152,7 @@ class ObjectRef:
     def qualified_name(self) -> str:
         """``"schema"."name"`` (or ``"name"`` when unqualified), quoted for display."""
         parts = [p for p in (self.schema, self.name) if p is not None]
-        return ".".join(quote_name(p) for p in parts)
+        return ".".join(quote_identifier(p) for p in parts)
 
     @property
     def display(self) -> str:
@@ -164,12 +160,12 @@ class ObjectRef:
         label = self.kind.label
         owner = self.owner
         if self.kind is ObjectKind.COLUMN and owner is not None:
-            return f"{label} {owner.qualified_name}.{quote_name(self.name)}"
+            return f"{label} {owner.qualified_name}.{quote_identifier(self.name)}"
         if self.kind is ObjectKind.ENUM_VALUE:
             literal = "'" + self.name.replace("'", "''") + "'"
             return f"{label} {literal}" + (f" of {owner.qualified_name}" if owner else "")
         if owner is not None:
-            return f"{label} {quote_name(self.name)} on {owner.qualified_name}"
+            return f"{label} {quote_identifier(self.name)} on {owner.qualified_name}"
         return f"{label} {self.qualified_name}"
 
     def __str__(self) -> str:
@@ -231,7 +227,7 @@ class Effect:
         if self.context:
             text += f" (in {self.context})"
         if self.columns:
-            text += " columns (" + ", ".join(quote_name(c) for c in self.columns) + ")"
+            text += " columns (" + ", ".join(quote_identifier(c) for c in self.columns) + ")"
         if self.references:
             text += " refs " + ", ".join(r.display for r in self.references)
         marks = self.flags()

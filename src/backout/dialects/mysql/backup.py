@@ -39,6 +39,7 @@ from typing import IO, ClassVar, Final
 from backout.dialects import client_programs
 from backout.dialects.backup_base import BackupEngine, DumpResult, Progress, RestoreRequest
 from backout.dialects.base import Actor, Session
+from backout.dialects.mysql.catalog import quote_identifier
 from backout.model.errors import BackupError, DatabaseError, DatabaseUnavailable
 from backout.model.schema import SchemaSnapshot
 from backout.model.urls import DatabaseURL, scrub
@@ -57,10 +58,6 @@ _SKIP = re.compile(
 )
 _STRING = re.compile(r"'(?:[^'\\]|\\.)*'", re.S)
 _ROW_BREAK = re.compile(r"\)\s*,\s*\(")
-
-
-def _quote(name: str) -> str:
-    return "`" + name.replace("`", "``") + "`"
 
 
 def _unquote(name: str) -> str:
@@ -173,7 +170,10 @@ class MysqlBackupEngine(BackupEngine):
         return [str(r[0]) for r in rows]
 
     def row_counts(self, session: Session, tables: Sequence[str]) -> dict[str, int]:
-        return {t: int(session.query(f"SELECT count(*) FROM {_quote(t)}")[0][0]) for t in tables}
+        return {
+            t: int(session.query(f"SELECT count(*) FROM {quote_identifier(t)}")[0][0])
+            for t in tables
+        }
 
     # --- dumping ---------------------------------------------------------------------------
 
@@ -347,7 +347,7 @@ class MysqlBackupEngine(BackupEngine):
             try:
                 with conn.cursor() as cur:
                     cur.execute(
-                        f"CREATE DATABASE {_quote(str(target.database))} "
+                        f"CREATE DATABASE {quote_identifier(str(target.database))} "
                         "DEFAULT CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
                     )
             finally:
@@ -388,23 +388,23 @@ class MysqlBackupEngine(BackupEngine):
             )
             progress("dropping what the backup re-creates")
             for name in self._names(session, "VIEW"):
-                session.execute(f"DROP VIEW IF EXISTS {_quote(name)}")
+                session.execute(f"DROP VIEW IF EXISTS {quote_identifier(name)}")
             for name in self._triggers(session):
-                session.execute(f"DROP TRIGGER IF EXISTS {_quote(name)}")
+                session.execute(f"DROP TRIGGER IF EXISTS {quote_identifier(name)}")
             for kind in ("PROCEDURE", "FUNCTION"):
                 for name in self._routines(session, kind):
-                    session.execute(f"DROP {kind} IF EXISTS {_quote(name)}")
+                    session.execute(f"DROP {kind} IF EXISTS {quote_identifier(name)}")
             for name in drop:
-                session.execute(f"DROP TABLE IF EXISTS {_quote(name)}")
+                session.execute(f"DROP TABLE IF EXISTS {quote_identifier(name)}")
             for ledger in LEDGER_TABLES:
                 if ledger in data:
                     if ledger in ledgers:
-                        session.execute(f"DROP TABLE {_quote(ledger)}")
+                        session.execute(f"DROP TABLE {quote_identifier(ledger)}")
                     create.add(ledger)
                     load.add(ledger)
                 elif ledger in ledgers:
                     # The backup was taken before this ledger existed: nothing was applied then.
-                    session.execute(f"DELETE FROM {_quote(ledger)}")
+                    session.execute(f"DELETE FROM {quote_identifier(ledger)}")
             progress(f"loading the schema and the rows of {len(load)} table(s)")
             for statement in read_dump(request.path):
                 if statement.kind in ("drop_table", "skip"):

@@ -50,6 +50,7 @@ from backout.dialects.base import (
     Session,
     TxControl,
 )
+from backout.dialects.mysql.catalog import quote_identifier
 from backout.model.errors import ConfigError, DatabaseError, DatabaseUnavailable, LockHeld
 from backout.model.schema import SchemaSnapshot, TableInfo, TableStats
 from backout.model.script import Statement
@@ -617,7 +618,7 @@ class MysqlDialect(Dialect):
     # --- names ---------------------------------------------------------------------------------
 
     def quote(self, identifier: str) -> str:
-        return "`" + identifier.replace("`", "``") + "`"
+        return quote_identifier(identifier)
 
     def history_table(self, logical: str, schema: str) -> str:
         return self.quote(f"backout_{logical}")

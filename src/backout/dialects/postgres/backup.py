@@ -45,6 +45,7 @@ from backout.dialects.postgres.tools import (
     tools_for_archive,
 )
 from backout.model.errors import BackupError, DatabaseError, LockError
+from backout.model.identifiers import quote_identifier
 from backout.model.schema import SchemaSnapshot, TableInfo, qualified_name
 from backout.model.urls import DatabaseURL, parse_url, scrub
 
@@ -66,11 +67,6 @@ _CHUNK: Final = 1 << 20
 #: TOC entry types whose tag is ``<table> <name>``
 _TABLE_CHILDREN: Final = ("CONSTRAINT", "FK CONSTRAINT", "DEFAULT", "TRIGGER", "POLICY", "RULE")
 _LOCK_NOT_AVAILABLE: Final = "55P03"
-
-
-def quote_identifier(name: str) -> str:
-    """Always-quoted identifier."""
-    return '"' + name.replace('"', '""') + '"'
 
 
 def _relation(schema: str | None, name: str) -> str:

@@ -26,6 +26,7 @@ from backout.dialects.base import (
 from backout.dialects.postgres import explain as pg_explain
 from backout.dialects.postgres import tools as pg_tools
 from backout.model.errors import DatabaseError, DatabaseUnavailable, LockHeld, ProjectError
+from backout.model.identifiers import quote_identifier
 from backout.model.schema import SchemaSnapshot, TableInfo, TableStats
 from backout.model.script import Statement
 from backout.model.urls import DatabaseURL, scrub
@@ -504,7 +505,7 @@ class PostgresDialect(Dialect):
     # --- names ---------------------------------------------------------------------------------
 
     def quote(self, identifier: str) -> str:
-        return '"' + identifier.replace('"', '""') + '"'
+        return quote_identifier(identifier)
 
     def history_table(self, logical: str, schema: str) -> str:
         return f"{self.quote(schema)}.{self.quote(logical)}"

@@ -47,6 +47,7 @@ from backout.model.errors import (
     LockHeld,
     ProjectError,
 )
+from backout.model.identifiers import quote_identifier
 from backout.model.schema import SchemaSnapshot, TableStats
 from backout.model.script import Statement
 from backout.model.urls import DatabaseURL
@@ -284,11 +285,11 @@ class SqliteDialect(Dialect):
                     )
                     if missing is not None and missing[1] not in stubbed:
                         stubbed.add(missing[1])
-                        name = '"' + missing[1].replace('"', '""') + '"'
+                        name = quote_identifier(missing[1])
                         stub = f"CREATE TABLE {name} (stub)"
                     elif on_table is not None and f"view {on_table[1]}" not in stubbed:
                         stubbed.add(f"view {on_table[1]}")
-                        name = '"' + on_table[1].replace('"', '""') + '"'
+                        name = quote_identifier(on_table[1])
                         stub = f"DROP TABLE {name}; CREATE VIEW {name} AS SELECT NULL AS stub"
                     else:
                         return
@@ -457,7 +458,7 @@ class SqliteDialect(Dialect):
     # --- names ---------------------------------------------------------------------------------
 
     def quote(self, identifier: str) -> str:
-        return '"' + identifier.replace('"', '""') + '"'
+        return quote_identifier(identifier)
 
     def history_table(self, logical: str, schema: str) -> str:
         return self.quote(f"backout_{logical}")
