@@ -44,6 +44,7 @@ from backout.model.effects import Action, ObjectKind, ScriptEffects, analyze
 from backout.model.errors import BackoutError, ProjectError, UsageError
 from backout.model.identifiers import quote_identifier
 from backout.model.script import Script, ScriptKind, Statement, scan_directives
+from backout.project.layouts.prisma import provider_dialect
 from backout.project.migration import Migration, Project
 from backout.run.runner import writing_checks
 from backout.run.transactions import UnhonourableTransaction, lay_out, same_block_pairs
@@ -72,13 +73,6 @@ SQUAWK_FORWARD_ONLY = frozenset(
 )
 #: dialects whose scripts squawk understands (it parses PostgreSQL only)
 SQUAWK_DIALECTS = frozenset({"postgresql"})
-#: Prisma's migration_lock.toml provider → the dialect its migrations are written for
-_PROVIDER_DIALECTS = {
-    "postgresql": "postgresql",
-    "postgres": "postgresql",
-    "sqlite": "sqlite",
-    "mysql": "mysql",
-}
 
 
 # --- the report ----------------------------------------------------------------------------
@@ -832,7 +826,7 @@ def _dialect_for(config: Config, project: Project) -> Dialect:
     from backout.dialects import dialect_for
     from backout.model.urls import DatabaseURL
 
-    name = _PROVIDER_DIALECTS.get((project.provider or "").lower()) or config.url.dialect
+    name = provider_dialect(project.provider) or config.url.dialect
     return dialect_for(DatabaseURL(raw="", dialect=name))
 
 
