@@ -307,33 +307,7 @@ class PostgresBackupEngine(BackupEngine):
         actor: Actor,
         progress: Progress,
     ) -> None:
-        import psycopg
-
-        from backout.dialects.postgres.dialect import PostgresDialect
-
-        if not target.database:
-            raise BackupError(f"--into needs a database name ({target.masked()})")
-        dialect = PostgresDialect()
-        try:
-            session = dialect.connect(target, actor=actor, create=False)
-        except DatabaseError as exc:
-            if "does not exist" not in exc.message:
-                raise
-            self._create_database(target, actor)
-            session = dialect.connect(target, actor=actor, create=False)
-        try:
-            if not self._is_empty(session):
-                raise BackupError(
-                    f"the database {target.masked()} is not empty: --into needs a new, empty "
-                    "database",
-                    hint="name a database that does not exist yet (backout creates it)",
-                )
-            tools = find_tools(server_version(session))
-            existing = {str(r[0]) for r in session.query(_SCHEMAS_PRESENT)}
-        except psycopg.Error as exc:
-            raise BackupError(f"cannot inspect {target.masked()}: {exc}") from exc
-        finally:
-            session.close()
+        tools, existing = self._new_empty_database(target, actor)
         conninfo, env = libpq_target(target)
         # A backup confined to ?schema=public says CREATE SCHEMA public, which a new database
         # already has (empty): that entry is left out, the rest restored as is.
@@ -372,6 +346,38 @@ class PostgresBackupEngine(BackupEngine):
                 # tables it scoped). pg_restore's single transaction left the database empty.
                 progress("loading rows whose foreign keys point outside the backup")
                 self._restore_dangling(path, entries, target, actor, tools, exc.message)
+
+    def _new_empty_database(self, target: DatabaseURL, actor: Actor) -> tuple[PgTools, set[str]]:
+        """The tools for the (created if missing) empty database at ``target``, and the schemas
+        it already has; BackupError when it is not empty."""
+        import psycopg
+
+        from backout.dialects.postgres.dialect import PostgresDialect
+
+        if not target.database:
+            raise BackupError(f"--into needs a database name ({target.masked()})")
+        dialect = PostgresDialect()
+        try:
+            session = dialect.connect(target, actor=actor, create=False)
+        except DatabaseError as exc:
+            if "does not exist" not in exc.message:
+                raise
+            self._create_database(target, actor)
+            session = dialect.connect(target, actor=actor, create=False)
+        try:
+            if not self._is_empty(session):
+                raise BackupError(
+                    f"the database {target.masked()} is not empty: --into needs a new, empty "
+                    "database",
+                    hint="name a database that does not exist yet (backout creates it)",
+                )
+            return find_tools(server_version(session)), {
+                str(r[0]) for r in session.query(_SCHEMAS_PRESENT)
+            }
+        except psycopg.Error as exc:
+            raise BackupError(f"cannot inspect {target.masked()}: {exc}") from exc
+        finally:
+            session.close()
 
     def _restore_dangling(
         self,
@@ -730,15 +736,25 @@ def _drops(current: SchemaSnapshot, wanted: SchemaSnapshot, rebuild: set[str]) -
     the backup has it, and the fingerprint check afterwards refuses anything else.
     """
     out: list[str] = []
-    dropped: set[str] = set()
     for key, view in current.views.items():
         if wanted.views.get(key) != view:
             kind = "MATERIALIZED VIEW" if view.materialized else "VIEW"
             out.append(f"DROP {kind} IF EXISTS {_relation(view.schema, view.name)} CASCADE")
+    dropped: set[str] = set()
     for key, table in current.tables.items():
         if key in rebuild or key not in wanted.tables:
             out.append(f"DROP TABLE IF EXISTS {_relation(table.schema, table.name)} CASCADE")
             dropped.add(key)
+    out += _drop_table_parts(current, wanted, dropped)
+    out += _drop_routines_and_types(current, wanted)
+    return out
+
+
+def _drop_table_parts(
+    current: SchemaSnapshot, wanted: SchemaSnapshot, dropped: set[str]
+) -> list[str]:
+    """Constraints, indexes, triggers and sequences that differ, of the tables kept."""
+    out: list[str] = []
     for key, table in current.tables.items():
         if key in dropped:
             continue
@@ -750,11 +766,11 @@ def _drops(current: SchemaSnapshot, wanted: SchemaSnapshot, rebuild: set[str]) -
             for f in table.foreign_keys
             if f.name is not None and f not in target.foreign_keys
         ]
-        for name in stale:
-            out.append(
-                f"ALTER TABLE {_relation(table.schema, table.name)} DROP CONSTRAINT IF EXISTS "
-                f"{quote_identifier(name)} CASCADE"
-            )
+        out += [
+            f"ALTER TABLE {_relation(table.schema, table.name)} DROP CONSTRAINT IF EXISTS "
+            f"{quote_identifier(name)} CASCADE"
+            for name in stale
+        ]
     for key, index in current.indexes.items():
         if qualified_name(index.schema, index.table) not in dropped and (
             wanted.indexes.get(key) != index
@@ -773,6 +789,13 @@ def _drops(current: SchemaSnapshot, wanted: SchemaSnapshot, rebuild: set[str]) -
             out.append(
                 f"DROP SEQUENCE IF EXISTS {_relation(sequence.schema, sequence.name)} CASCADE"
             )
+    return out
+
+
+def _drop_routines_and_types(current: SchemaSnapshot, wanted: SchemaSnapshot) -> list[str]:
+    """Functions, enums, types and domains that differ; extensions and schemas the backup
+    does not have."""
+    out: list[str] = []
     for key, function in current.functions.items():
         if wanted.functions.get(key) != function:
             kind = {"procedure": "PROCEDURE", "aggregate": "AGGREGATE"}.get(
@@ -789,12 +812,16 @@ def _drops(current: SchemaSnapshot, wanted: SchemaSnapshot, rebuild: set[str]) -
         if wanted.types.get(key) != type_:
             kind = "DOMAIN" if type_.kind == "domain" else "TYPE"
             out.append(f"DROP {kind} IF EXISTS {_relation(type_.schema, type_.name)} CASCADE")
-    for key, extension in current.extensions.items():
-        if key not in wanted.extensions:
-            out.append(f"DROP EXTENSION IF EXISTS {quote_identifier(extension.name)} CASCADE")
-    for schema in current.schemas:
-        if schema not in wanted.schemas:
-            out.append(f"DROP SCHEMA IF EXISTS {quote_identifier(schema)} CASCADE")
+    out += [
+        f"DROP EXTENSION IF EXISTS {quote_identifier(extension.name)} CASCADE"
+        for key, extension in current.extensions.items()
+        if key not in wanted.extensions
+    ]
+    out += [
+        f"DROP SCHEMA IF EXISTS {quote_identifier(schema)} CASCADE"
+        for schema in current.schemas
+        if schema not in wanted.schemas
+    ]
     return out
 
 
