@@ -28,7 +28,7 @@ from backout.analysis.impact import table_key
 from backout.api.documents import JSON_FORMAT
 from backout.dialects.base import Session
 from backout.dialects.orphans import OrphanRows, Reference, count_orphans
-from backout.model.effects import Action, Effect, ObjectKind, ObjectRef, analyze
+from backout.model.effects import Action, Effect, ObjectKind, ObjectRef
 from backout.model.errors import BackoutError
 from backout.model.identifiers import quote_identifier
 from backout.model.schema import SchemaChange, SchemaSnapshot, TableInfo, diff_schemas
@@ -39,7 +39,6 @@ from backout.run.status import State, StatusReport
 from backout.run.workspace import Workspace
 
 KINDS = ("orphan", "suspected_orphan", "leftover", "drift", "verify", "half_restored")
-SAMPLES = 5
 
 
 @dataclass(frozen=True)
@@ -77,10 +76,6 @@ class CheckReport:
     def ok(self) -> bool:
         """True when nothing was found."""
         return not self.problems
-
-    def of_kind(self, kind: str) -> list[CheckProblem]:
-        """Problems of one kind."""
-        return [p for p in self.problems if p.kind == kind]
 
 
 def check_json(report: CheckReport) -> dict[str, Any]:
@@ -252,7 +247,7 @@ def _effects(ws: Workspace, migration: Migration, *, down: bool) -> Iterable[Eff
             unit = prepare(ws.dialect, script)
         except BackoutError:
             return ()  # a script that does not parse is lint's business
-        _EFFECTS[key] = analyze(ws.dialect.name, unit.statements).effects
+        _EFFECTS[key] = ws.dialect.analyze(unit.statements).effects
     return _EFFECTS[key]
 
 

@@ -201,13 +201,7 @@ def _run(
             )
         found += [
             missing
-            for name in (
-                "stop_app",
-                "before_rollback",
-                "after_rollback",
-                "deploy_previous",
-                "smoke",
-            )
+            for name in _HOOKS
             if (missing := missing_hook_program(ws.config, name)) is not None
         ]
         if found:

@@ -40,7 +40,7 @@ from backout.lint.rules import (
     SyncTracker,
     same_object,
 )
-from backout.model.effects import Action, ObjectKind, ScriptEffects, analyze
+from backout.model.effects import Action, ObjectKind, ScriptEffects
 from backout.model.errors import BackoutError, ProjectError, UsageError
 from backout.model.identifiers import quote_identifier
 from backout.model.script import Script, ScriptKind, Statement, scan_directives
@@ -56,8 +56,6 @@ if TYPE_CHECKING:
 
 __all__ = ["RULES", "Finding", "LintReport", "Rule", "Severity", "lint", "lint_json"]
 
-#: version of squawk-cli the ``squawk`` extra pins (others run too; the version is reported)
-SQUAWK_VERSION = "2.70.0"
 #: squawk rules left out: backout sets lock_timeout and statement_timeout itself, in every
 #: transaction it runs (``--lock-timeout``, ``statement_timeout`` in backout.toml)
 SQUAWK_EXCLUDED = ("require-lock-timeout", "require-statement-timeout")
@@ -71,8 +69,6 @@ SQUAWK_IGNORED = frozenset({"syntax-error", "transaction-nesting"})
 SQUAWK_FORWARD_ONLY = frozenset(
     {"ban-drop-column", "ban-drop-table", "ban-drop-type", "ban-drop-constraint"}
 )
-#: dialects whose scripts squawk understands (it parses PostgreSQL only)
-SQUAWK_DIALECTS = frozenset({"postgresql"})
 
 
 # --- the report ----------------------------------------------------------------------------
@@ -279,7 +275,7 @@ def _analyse(dialect: Dialect, script: Script) -> _Result:
             text = text.removeprefix(f"{script.display}:{line}: ")
         return (), None, _SyntaxProblem(line, text), (), True
     conflicts, atomic = _transaction_findings(dialect, script, statements)
-    return statements, analyze(dialect.name, statements), None, conflicts, atomic
+    return statements, dialect.analyze(statements), None, conflicts, atomic
 
 
 def _transaction_findings(
@@ -363,7 +359,7 @@ class _Analyses:
         import multiprocessing
 
         # Import the parser in the parent, so every worker inherits it instead of importing it.
-        analyze(self.dialect.name, ())
+        self.dialect.analyze(())
         _WORK = (self.dialect, todo)
         try:
             context = multiprocessing.get_context("fork")
@@ -1044,7 +1040,7 @@ def lint(
 
     if not squawk:
         squawk_state = "disabled"
-    elif dialect.name not in SQUAWK_DIALECTS:
+    elif not dialect.squawk_parses:
         squawk_state = f"not applicable ({dialect.name})"
     else:
         squawk_state = _squawk(linter, config)

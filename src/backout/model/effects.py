@@ -3,9 +3,9 @@
 One engine serves scoped backups (which tables a rollback touches), impact and risk analysis,
 ``lint`` (drops, data-destroying statements, ``DELETE``/``UPDATE`` without ``WHERE``, foreign
 keys) and ``generate``. It never touches a database: each dialect parses its own SQL
-(``dialects/postgres/effects.py`` with pglast, ``dialects/sqlite/effects.py`` and
-``dialects/mysql/effects.py`` with sqlglot, sharing ``dialects/sqlglot/effects.py``) into the
-dialect-neutral model defined here.
+(:meth:`backout.dialects.base.Dialect.analyze`; ``dialects/postgres/effects.py`` with pglast,
+``dialects/sqlite/effects.py`` and ``dialects/mysql/effects.py`` with sqlglot, sharing
+``dialects/sqlglot/effects.py``) into the dialect-neutral model defined here.
 
 The analysis is conservative. A statement the parser cannot understand, or whose effect is only
 known at run time (a dynamic ``EXECUTE``, a call to a function defined elsewhere), becomes an
@@ -21,8 +21,6 @@ unqualified name has ``schema`` None: which schema it lands in depends on the co
 from __future__ import annotations
 
 import enum
-import importlib
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from backout.model.identifiers import quote_identifier
@@ -402,33 +400,3 @@ class ScriptEffects:
         for index in sorted(set(by_index) - seen):
             out.extend(by_index[index])
         return out
-
-
-# --- dispatch -----------------------------------------------------------------------------
-
-#: dialect name → module with ``analyze_statements(statements) -> ScriptEffects``
-_ANALYZERS: dict[str, str] = {
-    "postgresql": "backout.dialects.postgres.effects",
-    "sqlite": "backout.dialects.sqlite.effects",
-    "mysql": "backout.dialects.mysql.effects",
-}
-#: dialects that exist but have no analysis yet: every statement needs review
-_NOT_YET: dict[str, str] = {}
-
-
-def analyze(dialect_name: str, statements: Sequence[Statement]) -> ScriptEffects:
-    """Analyse a script's statements for a dialect ("postgresql", "sqlite", "mysql")."""
-    module_name = _ANALYZERS.get(dialect_name)
-    if module_name is None:
-        label = _NOT_YET.get(dialect_name)
-        if label is None:
-            raise ValueError(f"no effects analysis for dialect {dialect_name!r}")
-        reason = f"{label} analysis not available yet"
-        return ScriptEffects(
-            effects=(),
-            unknown=tuple(Unknown(s, reason) for s in statements),
-            statements=tuple(statements),
-        )
-    module = importlib.import_module(module_name)
-    analyzer: Callable[[Sequence[Statement]], ScriptEffects] = module.analyze_statements
-    return analyzer(statements)

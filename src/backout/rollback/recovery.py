@@ -154,7 +154,6 @@ def _observe_uncertain(
 ) -> bool:
     """Whether a statement that was running when the run died took effect, from the schema;
     stops and explains when that cannot be told."""
-    from backout.model.effects import analyze
 
     statement = unit.statements[index - 1] if index <= len(unit.statements) else None
     if statement is None or (sha is not None and statement_sha256(statement.sql) != sha):
@@ -164,7 +163,7 @@ def _observe_uncertain(
             hint="restore the script as it was (e.g. git checkout) and try again, or restore "
             "the backup taken before the run",
         )
-    effects = analyze(ws.dialect.name, [statement])
+    effects = ws.dialect.analyze([statement])
     verdict = (
         observe(effects.effects, ws.dialect.snapshot(session)) if not effects.unknown else None
     )
@@ -292,7 +291,6 @@ def _plan_undo(
     run: InterruptedRun,
     common: Mapping[str, object],
 ) -> RecoveryPlan:
-    from backout.model.effects import analyze
 
     applied = list(run.applied)
     observed = None
@@ -315,7 +313,7 @@ def _plan_undo(
             + ("had not taken effect" if still else "had taken effect")
         )
     snapshot = ws.dialect.snapshot(session)
-    effects = analyze(ws.dialect.name, unit.statements)
+    effects = ws.dialect.analyze(unit.statements)
     counts = _created_table_rows(ws, session, snapshot, effects)
     hashes = dict(run.hashes)
     if observed is not None and observed[1] and run.uncertain_sha256:

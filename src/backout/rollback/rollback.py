@@ -342,7 +342,6 @@ def build_view(
     ``partial`` plans a named data-only rollback instead of a full one.
     """
     from backout.analysis.impact import compute_impact
-    from backout.model.effects import analyze
 
     plan, report = _choose_steps(ws, session, to=to, steps=steps, partial=partial)
     values: dict[str, object] = {}
@@ -365,7 +364,7 @@ def build_view(
         )
     if partial is not None:
         preview = _preview(session, plan.steps[0].script, values, ws.config.lock_timeout)
-    analysed = [(unit, analyze(ws.dialect.name, unit.statements)) for unit in units]
+    analysed = [(unit, ws.dialect.analyze(unit.statements)) for unit in units]
     if units:
         snapshot = ws.dialect.snapshot(session)
         state = _state_of(report, snapshot)

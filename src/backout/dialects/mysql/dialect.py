@@ -33,7 +33,7 @@ import hashlib
 import math
 import subprocess
 import uuid
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -60,8 +60,9 @@ if TYPE_CHECKING:
     import pymysql
 
     from backout.dialects.backup_base import BackupEngine
+    from backout.dialects.fill import TableRows
     from backout.dialects.orphans import OrphanRows
-    from backout.model.effects import Effect
+    from backout.model.effects import Effect, ScriptEffects
 
 #: the lock ``prisma migrate deploy`` takes on MySQL (server-wide, as Prisma names it)
 PRISMA_LOCK_NAME = "prisma_migrate"
@@ -269,7 +270,6 @@ class MysqlDialect(Dialect):
 
     name: ClassVar[str] = "mysql"
     display_name: ClassVar[str] = "MySQL/MariaDB"
-    transactional_ddl: ClassVar[bool] = False
     has_schemas: ClassVar[bool] = False
     timestamp_type: ClassVar[str] = "DATETIME(3)"
     serial_primary_key: ClassVar[str] = "BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY"
@@ -344,6 +344,16 @@ class MysqlDialect(Dialect):
         return session
 
     # --- scripts -------------------------------------------------------------------------------
+
+    def fill_tables(self, url: DatabaseURL, tables: Sequence[TableRows]) -> dict[str, int]:
+        from backout.dialects.mysql.fill import fill_tables
+
+        return fill_tables(url, tables)
+
+    def analyze(self, statements: Sequence[Statement]) -> ScriptEffects:
+        from backout.dialects.mysql.effects import analyze_statements
+
+        return analyze_statements(statements)
 
     def split(
         self, text: str, display: str, *, first_line: int = 1, params: Collection[str] = ()

@@ -25,6 +25,7 @@ from backout.dialects.base import (
 )
 from backout.dialects.postgres import explain as pg_explain
 from backout.dialects.postgres import tools as pg_tools
+from backout.model.effects import ScriptEffects
 from backout.model.errors import DatabaseError, DatabaseUnavailable, LockHeld, ProjectError
 from backout.model.identifiers import quote_identifier
 from backout.model.schema import SchemaSnapshot, TableInfo, TableStats
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
 
     from backout.dialects.backup_base import BackupEngine
     from backout.dialects.ddl_base import Draft, DraftStep, LiveNames, Rename
+    from backout.dialects.fill import TableRows
 
 #: backout's own advisory lock key: the bytes of "backout" as a bigint
 BACKOUT_LOCK_KEY = int.from_bytes(b"backout", "big")
@@ -222,7 +224,6 @@ class PostgresDialect(Dialect):
 
     name: ClassVar[str] = "postgresql"
     display_name: ClassVar[str] = "PostgreSQL"
-    transactional_ddl: ClassVar[bool] = True
     has_schemas: ClassVar[bool] = True
     timestamp_type: ClassVar[str] = "timestamptz"
     serial_primary_key: ClassVar[str] = "bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY"
@@ -256,6 +257,18 @@ class PostgresDialect(Dialect):
     # --- scripts -----------------------------------------------------------------------------
 
     dollar_quotes: ClassVar[bool] = True
+
+    def fill_tables(self, url: DatabaseURL, tables: Sequence[TableRows]) -> dict[str, int]:
+        from backout.dialects.postgres.fill import fill_tables
+
+        return fill_tables(url, tables)
+
+    def analyze(self, statements: Sequence[Statement]) -> ScriptEffects:
+        from backout.dialects.postgres.effects import analyze_statements
+
+        return analyze_statements(statements)
+
+    squawk_parses: ClassVar[bool] = True
 
     def split(
         self, text: str, display: str, *, first_line: int = 1, params: Collection[str] = ()

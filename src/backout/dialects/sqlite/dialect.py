@@ -40,6 +40,7 @@ from backout.dialects.base import (
     TxControl,
 )
 from backout.dialects.sqlite import explain as sqlite_explain
+from backout.model.effects import ScriptEffects
 from backout.model.errors import (
     DatabaseError,
     DatabaseUnavailable,
@@ -55,6 +56,7 @@ from backout.model.urls import DatabaseURL
 if TYPE_CHECKING:
     from backout.dialects.backup_base import BackupEngine
     from backout.dialects.ddl_base import Draft, LiveNames, Rename
+    from backout.dialects.fill import TableRows
     from backout.dialects.orphans import OrphanRows
 
 _LEADING_NOISE = re.compile(r"^(?:\s+|--[^\n]*\n?|/\*.*?\*/)*", re.S)
@@ -195,7 +197,6 @@ class SqliteDialect(Dialect):
 
     name: ClassVar[str] = "sqlite"
     display_name: ClassVar[str] = "SQLite"
-    transactional_ddl: ClassVar[bool] = True
     has_schemas: ClassVar[bool] = False
     timestamp_type: ClassVar[str] = "TEXT"
     serial_primary_key: ClassVar[str] = "INTEGER PRIMARY KEY AUTOINCREMENT"
@@ -224,6 +225,16 @@ class SqliteDialect(Dialect):
         return SqliteSession(self, url, conn)
 
     # --- scripts -----------------------------------------------------------------------------
+
+    def fill_tables(self, url: DatabaseURL, tables: Sequence[TableRows]) -> dict[str, int]:
+        from backout.dialects.sqlite.fill import fill_tables
+
+        return fill_tables(url, tables)
+
+    def analyze(self, statements: Sequence[Statement]) -> ScriptEffects:
+        from backout.dialects.sqlite.effects import analyze_statements
+
+        return analyze_statements(statements)
 
     def split(
         self, text: str, display: str, *, first_line: int = 1, params: Collection[str] = ()
