@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 import shutil
 import subprocess
 import sys
@@ -125,3 +126,26 @@ def test_no_dialect_name_compared_outside_dialects() -> None:
         tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
         problems += [f"{rel}:{line}: {what}" for line, what in _dialect_branches(tree, rel)]
     assert problems == []
+
+
+# --- one identifier-quoting function per dialect --------------------------------------------
+
+#: where identifiers are quoted: standard double quotes, and MySQL's backticks
+QUOTING_HOMES = {"model/identifiers.py", "dialects/mysql/catalog.py"}
+_QUOTE_DOUBLING = re.compile(
+    r"""\.replace\(\s*(['"])(?:"|\\"|`)\1\s*,\s*(['"])(?:""|\\"\\"|``)\2"""
+)
+
+
+def test_identifiers_are_quoted_in_one_place_per_dialect() -> None:
+    """A quote doubled by hand (``replace('"', '""')``, backtick doubling) is a second copy of
+    the quoting rule: code calls ``Dialect.quote`` or the dialect's ``quote_identifier``."""
+    package = REPO / "src" / "backout"
+    copies = [
+        f"{path.relative_to(package).as_posix()}:{number}"
+        for path in sorted(package.rglob("*.py"))
+        if path.relative_to(package).as_posix() not in QUOTING_HOMES
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if _QUOTE_DOUBLING.search(line)
+    ]
+    assert copies == []
