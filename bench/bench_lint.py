@@ -53,14 +53,13 @@ def _dialect(name: str) -> Dialect:
 
 def _split_and_analyse(root: Path, dialect: Dialect) -> Callable[[], None]:
     """What lint cannot avoid: load the project, split and analyse every script."""
-    from backout.model.effects import analyze
     from backout.project.layouts import load_project
 
     def work() -> None:
         for migration in load_project(root).migrations:
             for script in (migration.up, migration.down):
                 if script is not None:
-                    analyze(dialect.name, dialect.split(script.text, script.display))
+                    dialect.analyze(dialect.split(script.text, script.display))
 
     return work
 

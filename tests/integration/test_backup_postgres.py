@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import os
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ import backout.cli.backups  # noqa: F401 - registers backup/backups/restore on t
 from backout.backup.catalog import BackupCatalog
 from backout.backup.take import take_backup
 from backout.dialects.postgres import backup as pg_backup
+from backout.dialects.postgres import tools as pg_tools
 from backout.project.config import load_config
 from backout.run.workspace import Workspace
 from tests.helpers import copy_example, db_state, run, sql, write
@@ -127,7 +129,7 @@ def test_missing_pg_dump_refuses_before_anything(
     before = db_state(pg_url)
     empty = tmp_path / "empty-bin"
     empty.mkdir()
-    monkeypatch.setattr(pg_backup, "VERSIONED_BIN_GLOB", str(tmp_path / "none" / "*" / "bin"))
+    monkeypatch.setattr(pg_tools, "VERSIONED_BIN_GLOB", str(tmp_path / "none" / "*" / "bin"))
     env = {"PATH": str(empty), "BACKOUT_PG_BIN": ""}
     result = run(["rollback", "--yes"], project=project, url=pg_url, env=env)
     assert result.exit_code == 2
@@ -160,7 +162,7 @@ def test_an_older_pg_dump_is_refused(tmp_path: Path, pg_url: str) -> None:
 
 
 def test_backout_pg_bin_names_the_tools(tmp_path: Path, pg_url: str) -> None:
-    folders = sorted(glob.glob(pg_backup.VERSIONED_BIN_GLOB))
+    folders = sorted(glob.glob(pg_tools.VERSIONED_BIN_GLOB))
     if not folders:
         pytest.skip("no versioned PostgreSQL client folder on this machine")
     project = copy_example("vouchers", tmp_path)
@@ -186,3 +188,50 @@ def test_restore_into_an_existing_empty_database(
     result = run(["restore", "latest", "--into", scratch_url], project=project, url=pg_url)
     assert result.exit_code == 0, result.output
     assert db_state(scratch_url).schema == db_state(pg_url).schema
+
+
+def _fake_tool(folder: Path, name: str, version: str, *, runs: Path, log: Path) -> None:
+    """``folder/name`` says it is PostgreSQL ``version``, logs its own path to ``log`` and runs
+    the real tool ``runs``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    body = f'echo "$0" >> "{log}"\nexec "{runs}" "$@"'
+    script = folder / name
+    script.write_text(
+        f'#!/bin/sh\nif [ "$1" = "--version" ]; then echo "{name} (PostgreSQL) {version}"; '
+        f"exit 0; fi\n{body}\n"
+    )
+    script.chmod(0o755)
+
+
+def test_backup_and_test_pick_the_same_pg_dump(
+    tmp_path: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On PATH: a pg_dump newer than the server next to a pg_restore older than it; in the
+    versioned folders: a pair as new as the server. ``backup`` and ``test`` run the same one."""
+    real = sorted(glob.glob(pg_tools.VERSIONED_BIN_GLOB))
+    if not real:
+        pytest.skip("no versioned PostgreSQL client folder on this machine")
+    server = sql(pg_url, "SHOW server_version_num")[0][0]
+    major = int(server) // 10000
+    log = tmp_path / "ran.log"
+    on_path = tmp_path / "on-path"
+    _fake_tool(on_path, "pg_dump", f"{major + 1}.0", runs=Path(real[-1]) / "pg_dump", log=log)
+    _fake_tool(on_path, "pg_restore", f"{major - 1}.0", runs=Path(real[-1]) / "pg_restore", log=log)
+    versioned = tmp_path / "versions" / str(major) / "bin"
+    for name in ("pg_dump", "pg_restore"):
+        _fake_tool(versioned, name, f"{major}.0", runs=Path(real[-1]) / name, log=log)
+    monkeypatch.setattr(pg_tools, "VERSIONED_BIN_GLOB", str(tmp_path / "versions" / "*" / "bin"))
+    env = {"PATH": f"{on_path}:{os.environ['PATH']}", "BACKOUT_PG_BIN": ""}
+    project = copy_example("vouchers", tmp_path / "project")
+    assert run(["up"], project=project, url=pg_url).exit_code == 0
+
+    def dumps_run_by(args: list[str]) -> set[str]:
+        log.unlink(missing_ok=True)
+        result = run(args, project=project, url=pg_url, env=env)
+        assert result.exit_code == 0, result.output
+        ran = log.read_text().split() if log.exists() else []
+        return {line for line in ran if line.endswith("/pg_dump")}
+
+    by_backup = dumps_run_by(["backup", "--full"])
+    by_test = dumps_run_by(["test", "--all"])
+    assert by_backup == by_test == {str(versioned / "pg_dump")}

@@ -391,10 +391,10 @@ def test_missing_pg_dump_skips_only_the_dump_comparison(
     from backout.dialects.postgres import tools as pg_tools
     from backout.model.errors import ToolMissing
 
-    def missing(name: str, server_major: int) -> pg_tools.PgTool:
-        raise ToolMissing(f"{name} {server_major} or newer is needed")
+    def missing(server: pg_tools.Version) -> pg_tools.PgTools:
+        raise ToolMissing(f"pg_dump {server[0]} or newer is needed")
 
-    monkeypatch.setattr(pg_tools, "find_tool", missing)
+    monkeypatch.setattr(pg_tools, "find_tools", missing)
     code, doc = rehearse(vouchers_pg, pg_url, "--all")
     assert code == 0, doc
     [note] = doc["notes"]

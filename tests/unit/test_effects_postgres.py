@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from backout.dialects.mysql.dialect import MysqlDialect
 from backout.dialects.postgres.dialect import PostgresDialect
 from backout.model.effects import (
     Action,
@@ -24,7 +25,6 @@ from backout.model.effects import (
     ObjectRef,
     ScriptEffects,
     Unknown,
-    analyze,
 )
 from backout.model.errors import ProjectError
 from backout.model.script import Statement
@@ -105,7 +105,7 @@ def render(script: Path, effects: ScriptEffects) -> str:
 
 def check_golden(script: Path, golden: Path) -> None:
     """Compare (or, with BACKOUT_UPDATE_GOLDEN=1, rewrite) one golden file."""
-    actual = render(script, analyze(DIALECT, split(script)))
+    actual = render(script, PostgresDialect().analyze(split(script)))
     if UPDATE_GOLDEN:
         golden.parent.mkdir(parents=True, exist_ok=True)
         golden.write_text(actual, encoding="utf-8")
@@ -147,11 +147,11 @@ def test_no_orphan_golden_files() -> None:
 
 
 def run(sql: str) -> ScriptEffects:
-    return analyze(DIALECT, PostgresDialect().split(sql, "test.sql"))
+    return PostgresDialect().analyze(PostgresDialect().split(sql, "test.sql"))
 
 
 def example(rel: str) -> ScriptEffects:
-    return analyze(DIALECT, split(EXAMPLES / rel))
+    return PostgresDialect().analyze(split(EXAMPLES / rel))
 
 
 def names(refs: tuple[ObjectRef, ...]) -> list[str]:
@@ -394,7 +394,7 @@ def test_calls_run_the_body_of_a_function_the_script_defines() -> None:
 
 def test_a_statement_the_parser_rejects_needs_review() -> None:
     statement = Statement(sql="DELET FROM t", line=3, index=1)
-    effects = analyze(DIALECT, [statement])
+    effects = PostgresDialect().analyze([statement])
     assert not effects.effects
     (unknown,) = effects.unknown
     assert unknown.statement is statement
@@ -422,7 +422,7 @@ def test_named_parameters_are_tolerated() -> None:
         line=1,
         index=1,
     )
-    effects = analyze(DIALECT, [statement])
+    effects = PostgresDialect().analyze([statement])
     (delete,) = effects.effects
     assert delete.has_where is True
     assert not effects.unknown
@@ -460,11 +460,6 @@ def test_effect_describe_marks_flags() -> None:
 def test_mysql_statements_are_analysed_by_their_own_module() -> None:
     # (tests/unit/test_mysql_effects.py covers MySQL; here only the dispatch)
     statements = [Statement("DROP TABLE t", 1, 1), Statement("CALL p()", 2, 2)]
-    effects = analyze("mysql", statements)
+    effects = MysqlDialect().analyze(statements)
     assert [e.describe() for e in effects.effects] == ['drop table "t" [destructive]']
     assert [u.statement.index for u in effects.unknown] == [2]
-
-
-def test_unknown_dialect_is_refused() -> None:
-    with pytest.raises(ValueError, match="oracle"):
-        analyze("oracle", [])

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from backout.dialects.sqlite.dialect import SqliteDialect
-from backout.model.effects import Action, ObjectKind, ObjectRef, ScriptEffects, analyze
+from backout.model.effects import Action, ObjectKind, ObjectRef, ScriptEffects
 from backout.model.script import Statement
 
 REPO = Path(__file__).resolve().parents[2]
@@ -87,7 +87,7 @@ CASES = golden_cases()
     ("script", "golden"), CASES, ids=[str(s.relative_to(REPO)) for s, _g in CASES]
 )
 def test_golden(script: Path, golden: Path) -> None:
-    actual = render(script, analyze(DIALECT, split(script)))
+    actual = render(script, SqliteDialect().analyze(split(script)))
     if UPDATE_GOLDEN:
         golden.parent.mkdir(parents=True, exist_ok=True)
         golden.write_text(actual, encoding="utf-8")
@@ -116,12 +116,12 @@ def test_no_orphan_golden_files() -> None:
 
 
 def run(sql: str) -> ScriptEffects:
-    return analyze(DIALECT, SqliteDialect().split(sql, "test.sql"))
+    return SqliteDialect().analyze(SqliteDialect().split(sql, "test.sql"))
 
 
 def one(sql: str) -> ScriptEffects:
     """Analyse one statement without the splitter (which rejects syntax errors itself)."""
-    return analyze(DIALECT, [Statement(sql=sql, line=1, index=1)])
+    return SqliteDialect().analyze([Statement(sql=sql, line=1, index=1)])
 
 
 def names(refs: tuple[ObjectRef, ...]) -> list[str]:
@@ -141,11 +141,12 @@ def test_names_compare_case_insensitively_and_keep_their_spelling() -> None:
 
 def test_tables_written_for_the_sqlite_seed_rollbacks() -> None:
     rollback = EXAMPLES / "vouchers-sqlite/prisma/rollback"
-    full = analyze(DIALECT, split(rollback / "20240315000000_add_voucher_system_rollback.sql"))
+    full = SqliteDialect().analyze(
+        split(rollback / "20240315000000_add_voucher_system_rollback.sql")
+    )
     assert names(full.tables_written()) == ["VoucherRedemption", "Voucher"]
     assert [e.target.name for e in full.dml_without_where()] == ["VoucherRedemption", "Voucher"]
-    tokens = analyze(
-        DIALECT,
+    tokens = SqliteDialect().analyze(
         split(rollback / "20240315000000_add_voucher_system_rollback.reverse-tokens.sql"),
     )
     assert names(tokens.tables_written()) == ["UserTokenBalance", "TokenTransaction"]

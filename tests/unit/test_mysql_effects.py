@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from backout.dialects.mysql.dialect import MysqlDialect
-from backout.model.effects import analyze
 from backout.model.schema import ColumnInfo, IndexInfo, SchemaSnapshot, TableInfo
 from backout.model.script import Statement
 from backout.run.journal import inverse_of, observe
@@ -15,7 +14,7 @@ DIALECT = MysqlDialect()
 
 def lines(sql: str) -> list[str]:
     statements = DIALECT.split(sql, "t.sql")
-    return analyze("mysql", statements).lines()
+    return DIALECT.analyze(statements).lines()
 
 
 def test_prisma_create_table_with_inline_indexes_and_keys() -> None:
@@ -157,7 +156,7 @@ def _table(name: str, *columns: str) -> TableInfo:
 )
 def test_derivable_inverses(sql: str, inverse: list[str]) -> None:
     statement = Statement(sql, 1, 1)
-    effects = analyze("mysql", [statement])
+    effects = DIALECT.analyze([statement])
     found = inverse_of(DIALECT, statement, effects, _snapshot(), {})
     assert found.reason is None
     assert list(found.sql) == inverse
@@ -171,7 +170,7 @@ def test_a_foreign_keys_own_index_goes_with_it() -> None:
         _table("c", "a_id"),
         indexes=(IndexInfo(schema=None, name="c_a", table="c", columns=("`a_id`",)),),
     )
-    found = inverse_of(DIALECT, statement, analyze("mysql", [statement]), snapshot, {})
+    found = inverse_of(DIALECT, statement, DIALECT.analyze([statement]), snapshot, {})
     assert list(found.sql) == [
         "ALTER TABLE `c` DROP FOREIGN KEY `c_a`",
         "ALTER TABLE `c` DROP INDEX `c_a`",
@@ -191,7 +190,7 @@ def test_a_foreign_keys_own_index_goes_with_it() -> None:
 )
 def test_no_inverse_without_the_backup(sql: str, reason: str) -> None:
     statement = Statement(sql, 1, 1)
-    found = inverse_of(DIALECT, statement, analyze("mysql", [statement]), _snapshot(), {})
+    found = inverse_of(DIALECT, statement, DIALECT.analyze([statement]), _snapshot(), {})
     assert not found.derivable
     assert found.reason is not None and reason in found.reason
 
@@ -199,16 +198,16 @@ def test_no_inverse_without_the_backup(sql: str, reason: str) -> None:
 def test_dropping_a_created_table_with_rows_is_not_an_inverse() -> None:
     statement = Statement("CREATE TABLE posts (id INT PRIMARY KEY)", 1, 1)
     snapshot = _snapshot(_table("posts", "id"))
-    found = inverse_of(DIALECT, statement, analyze("mysql", [statement]), snapshot, {"posts": 3})
+    found = inverse_of(DIALECT, statement, DIALECT.analyze([statement]), snapshot, {"posts": 3})
     assert found.reason is not None and "holds 3 row(s)" in found.reason
 
 
 def test_observe_reads_the_schema() -> None:
-    create = analyze("mysql", [Statement("CREATE TABLE posts (id INT)", 1, 1)]).effects
+    create = DIALECT.analyze([Statement("CREATE TABLE posts (id INT)", 1, 1)]).effects
     assert observe(create, _snapshot(_table("posts", "id"))) is True
     assert observe(create, _snapshot()) is False
-    add = analyze("mysql", [Statement("ALTER TABLE users ADD COLUMN nick INT", 1, 1)]).effects
+    add = DIALECT.analyze([Statement("ALTER TABLE users ADD COLUMN nick INT", 1, 1)]).effects
     assert observe(add, _snapshot(_table("users", "id", "nick"))) is True
     assert observe(add, _snapshot(_table("users", "id"))) is False
-    modify = analyze("mysql", [Statement("ALTER TABLE users MODIFY id BIGINT", 1, 1)]).effects
+    modify = DIALECT.analyze([Statement("ALTER TABLE users MODIFY id BIGINT", 1, 1)]).effects
     assert observe(modify, _snapshot(_table("users", "id"))) is None

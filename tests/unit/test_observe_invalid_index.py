@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from backout.model.effects import analyze
+from backout.dialects.postgres.dialect import PostgresDialect
 from backout.model.schema import IndexInfo, SchemaSnapshot
 from backout.model.script import Statement
 from backout.run.journal import observe
@@ -22,7 +22,7 @@ def snapshot(valid: bool) -> SchemaSnapshot:
 
 
 def verdict(sql: str, valid: bool) -> bool | None:
-    effects = analyze("postgresql", [Statement(sql=sql, line=1, index=1)])
+    effects = PostgresDialect().analyze([Statement(sql=sql, line=1, index=1)])
     return observe(effects.effects, snapshot(valid))
 
 

@@ -27,8 +27,9 @@ from typing import Any
 from backout.dialects.base import OrphanRows, Session
 from backout.dialects.orphans import Reference, count_orphans
 from backout.model.documents import JSON_FORMAT
-from backout.model.effects import Action, Effect, ObjectKind, ObjectRef, analyze, table_key
+from backout.model.effects import Action, Effect, ObjectKind, ObjectRef, table_key
 from backout.model.errors import BackoutError
+from backout.model.identifiers import quote_identifier
 from backout.model.schema import SchemaChange, SchemaSnapshot, TableInfo, diff_schemas
 from backout.project.migration import Migration
 from backout.run.journal import describe_unfinished_restore, finish_restore_hint
@@ -38,7 +39,6 @@ from backout.run.status import State, StatusReport
 from backout.run.workspace import Workspace
 
 KINDS = ("orphan", "suspected_orphan", "leftover", "drift", "verify", "half_restored")
-SAMPLES = 5
 
 
 @dataclass(frozen=True)
@@ -77,10 +77,6 @@ class CheckReport:
         """True when nothing was found."""
         return not self.problems
 
-    def of_kind(self, kind: str) -> list[CheckProblem]:
-        """Problems of one kind."""
-        return [p for p in self.problems if p.kind == kind]
-
 
 def check_json(report: CheckReport) -> dict[str, Any]:
     """The ``check --json`` document (docs/json.md)."""
@@ -106,22 +102,20 @@ def check_json(report: CheckReport) -> dict[str, Any]:
 # --- names ---------------------------------------------------------------------------------
 
 
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 def show_table(key: str, snapshot: SchemaSnapshot) -> str:
     """A table key as users read it: ``"Voucher"``, or ``"app"."Voucher"`` off the default."""
     table = snapshot.tables.get(key)
     if table is None or table.schema is None or table.schema == snapshot.default_schema:
-        return _q(table.name if table is not None else key.rsplit(".", maxsplit=1)[-1])
-    return f"{_q(table.schema)}.{_q(table.name)}"
+        return quote_identifier(
+            table.name if table is not None else key.rsplit(".", maxsplit=1)[-1]
+        )
+    return f"{quote_identifier(table.schema)}.{quote_identifier(table.name)}"
 
 
 def _columns(table: str, columns: tuple[str, ...]) -> str:
     if len(columns) == 1:
-        return f"{table}.{_q(columns[0])}"
-    return f"{table}({', '.join(_q(c) for c in columns)})"
+        return f"{table}.{quote_identifier(columns[0])}"
+    return f"{table}({', '.join(quote_identifier(c) for c in columns)})"
 
 
 _LABEL = re.compile(r"^(.*?[\"')]) (?:added|removed)\b")
@@ -163,7 +157,9 @@ def _orphan_problem(
 def _orphans(session: Session, live: SchemaSnapshot) -> list[CheckProblem]:
     problems = []
     for rows in session.dialect.find_orphans(session, live):
-        why = f"foreign key {_q(rows.constraint)}" if rows.constraint else "foreign key"
+        why = (
+            f"foreign key {quote_identifier(rows.constraint)}" if rows.constraint else "foreign key"
+        )
         table = live.tables.get(rows.table)
         fk = next(
             (f for f in (table.foreign_keys if table else ()) if f.columns == rows.columns), None
@@ -251,7 +247,7 @@ def _effects(ws: Workspace, migration: Migration, *, down: bool) -> Iterable[Eff
             unit = prepare(ws.dialect, script)
         except BackoutError:
             return ()  # a script that does not parse is lint's business
-        _EFFECTS[key] = analyze(ws.dialect.name, unit.statements).effects
+        _EFFECTS[key] = ws.dialect.analyze(unit.statements).effects
     return _EFFECTS[key]
 
 
@@ -317,7 +313,10 @@ def _reference_problems(
         done.add((table.key, columns))
         rows = count_orphans(session, Reference(table, columns, parent, ref_columns, key.name))
         if rows.count:
-            why = f"its foreign key {_q(key.name)} was dropped by the rollback of {key.migration}"
+            why = (
+                f"its foreign key {quote_identifier(key.name)} was dropped by the rollback of "
+                f"{key.migration}"
+            )
             problems.append(_orphan_problem(rows, live, "orphan", why))
     looked = 0
     for table in live.tables.values():

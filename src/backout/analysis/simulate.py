@@ -15,6 +15,7 @@ from backout.analysis.impact import Simulation
 from backout.dialects.base import Session
 from backout.model.effects import Action, ObjectKind, ScriptEffects
 from backout.model.errors import BackoutError
+from backout.model.identifiers import quote_identifier
 from backout.model.schema import ObjectKey, SchemaSnapshot, fold_key, objects
 from backout.run.runner import Executor, PreparedScript, ScriptRunner
 from backout.run.workspace import Workspace
@@ -71,7 +72,7 @@ def _static(
 
 def _describe(key: ObjectKey) -> str:
     kind, schema, *names = key
-    shown = ".".join(f'"{n}"' for n in names)
+    shown = ".".join(quote_identifier(n) for n in names)
     return f"{kind} {shown}" + (f" (schema {schema})" if schema and schema != "public" else "")
 
 

@@ -43,18 +43,15 @@ import functools
 import itertools
 import json
 import random
-import sqlite3
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
+from typing import NamedTuple, TypeVar
 
-from backout.dialects.mysql.session import translate
-from backout.model.errors import ConfigError, DatabaseError, UsageError
-from backout.model.urls import DatabaseURL, parse_url, scrub
-
-if TYPE_CHECKING:
-    import psycopg
+from backout.dialects import dialect_for
+from backout.dialects.fill import Row, TableRows
+from backout.model.errors import ConfigError, UsageError
+from backout.model.urls import parse_url
 
 __all__ = ["EXAMPLES", "fill"]
 
@@ -66,29 +63,17 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "vouchers-mysql": ("mysql",),
 }
 
-Value = str | int | bool | None
-Row = tuple[Value, ...]
 _T = TypeVar("_T")
 
 _EPOCH = datetime(1970, 1, 1)
-
-
-@dataclass(frozen=True)
-class _Table:
-    """One table's rows, produced lazily; ``serial`` names a sequence-backed id column."""
-
-    name: str
-    columns: tuple[str, ...]
-    rows: Callable[[], Iterator[Row]]
-    serial: str | None = None
 
 
 def fill(example: str, url: str, *, scale: int = 1000, seed: int = 0) -> dict[str, int]:
     """Fill the migrated, empty database at ``url`` with realistic rows for ``example``.
 
     Returns the number of rows inserted per table, in insertion order. Everything is written in
-    one transaction: on any error nothing is left behind. PostgreSQL is filled with COPY, SQLite
-    with ``executemany``.
+    one transaction: on any error nothing is left behind. The dialect writes the rows its
+    fastest way (:meth:`backout.dialects.base.Dialect.fill_tables`: PostgreSQL with COPY).
     """
     if example not in EXAMPLES:
         known = ", ".join(sorted(EXAMPLES))
@@ -108,11 +93,7 @@ def fill(example: str, url: str, *, scale: int = 1000, seed: int = 0) -> dict[st
         tables = _GiftRegistryData(rng, scale).tables()
     else:
         tables = _VoucherData(rng, scale).tables()
-    if parsed.dialect == "postgresql":
-        return _write_postgres(parsed, tables)
-    if parsed.dialect == "mysql":
-        return _write_mysql(parsed, tables)
-    return _write_sqlite(parsed, tables)
+    return dialect_for(parsed).fill_tables(parsed, tables)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -246,11 +227,11 @@ class _VoucherData:
         self.balances: list[tuple[int, int]] = []  # per user: (balance, last change ms)
         self._plan_vouchers(max(5, scale // 20))
 
-    def tables(self) -> list[_Table]:
+    def tables(self) -> list[TableRows]:
         """Tables in foreign-key order, each with a lazy row source."""
         return [
-            _Table("User", _words("id email name createdAt updatedAt"), self._user_rows),
-            _Table(
+            TableRows("User", _words("id email name createdAt updatedAt"), self._user_rows),
+            TableRows(
                 "Voucher",
                 _words(
                     "id code type value maxUses currentUses status description expiresAt createdAt "
@@ -258,18 +239,18 @@ class _VoucherData:
                 ),
                 self._voucher_rows,
             ),
-            _Table(
+            TableRows(
                 "VoucherRedemption",
                 _words("id voucherId userId tokensGranted createdAt"),
                 self._redemption_rows,
             ),
-            _Table(
+            TableRows(
                 "TokenTransaction",
                 _words("id userId amount source description createdAt"),
                 self._transaction_rows,
                 serial="id",
             ),
-            _Table(
+            TableRows(
                 "UserTokenBalance",
                 _words("id userId balance updatedAt"),
                 self._balance_rows,
@@ -544,10 +525,10 @@ class _GiftRegistryData:
         self._ids += 1
         return _cuid(self.rng, self._ids)
 
-    def tables(self) -> list[_Table]:
+    def tables(self) -> list[TableRows]:
         """Tables in foreign-key order, each with a lazy row source."""
         return [
-            _Table(
+            TableRows(
                 "sessions",
                 _words(
                     "id shop state isOnline scope expires accessToken userId firstName lastName "
@@ -557,12 +538,12 @@ class _GiftRegistryData:
                 ),
                 self._session_rows,
             ),
-            _Table(
+            TableRows(
                 "security_audit",
                 _words("id shop sessionId eventType details ipAddress userAgent createdAt"),
                 self._audit_rows,
             ),
-            _Table(
+            TableRows(
                 "registries",
                 _words(
                     "id shop customerId slug title description eventType eventDate status isPublic "
@@ -570,7 +551,7 @@ class _GiftRegistryData:
                 ),
                 self._registry_rows,
             ),
-            _Table(
+            TableRows(
                 "registry_items",
                 _words(
                     "id registryId productId variantId title imageUrl price quantityRequested "
@@ -578,7 +559,7 @@ class _GiftRegistryData:
                 ),
                 self._item_rows,
             ),
-            _Table(
+            TableRows(
                 "registry_purchases",
                 _words(
                     "id orderId productId variantId quantity amount currency purchaserName "
@@ -587,7 +568,7 @@ class _GiftRegistryData:
                 ),
                 self._purchase_rows,
             ),
-            _Table(
+            TableRows(
                 "group_gift_contributions",
                 _words(
                     "id registryItemId purchaseId contributorName contributorEmail amount currency "
@@ -595,7 +576,7 @@ class _GiftRegistryData:
                 ),
                 self._contribution_rows,
             ),
-            _Table(
+            TableRows(
                 "registry_addresses",
                 _words(
                     "id registryId type firstName lastName company address1 address2 city province "
@@ -603,14 +584,14 @@ class _GiftRegistryData:
                 ),
                 self._address_rows,
             ),
-            _Table(
+            TableRows(
                 "registry_invitations",
                 _words(
                     "id registryId email name token status sentAt respondedAt expiresAt createdAt"
                 ),
                 self._invitation_rows,
             ),
-            _Table(
+            TableRows(
                 "metafield_syncs",
                 _words(
                     "id registryId shop ownerType ownerId namespace key metafieldId status "
@@ -942,236 +923,6 @@ class _GiftRegistryData:
                     _ts(registry.created),
                     _ts(synced),
                 )
-
-
-# --------------------------------------------------------------------------- writers
-
-
-def _counted(rows: Iterable[Row], counts: dict[str, int], name: str) -> Iterator[Row]:
-    counts[name] = 0
-    for row in rows:
-        counts[name] += 1
-        yield row
-
-
-def _pg_connect(url: DatabaseURL) -> psycopg.Connection[tuple[Any, ...]]:
-    import psycopg
-    from psycopg import sql
-
-    # Built from the parsed parts, not url.raw: Prisma's ?schema= is no libpq parameter.
-    params: dict[str, Any] = dict(url.params)
-    for key, value in (
-        ("host", url.host),
-        ("port", url.port),
-        ("user", url.user),
-        ("password", url.password),
-        ("dbname", url.database),
-    ):
-        if value is not None:
-            params[key] = value
-    conn = psycopg.connect(**params)
-    if url.schema:
-        conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(url.schema)))
-    return conn
-
-
-_PG_FOREIGN_KEYS = """
-SELECT c.conrelid::regclass::text, c.conname, pg_get_constraintdef(c.oid)
-FROM pg_constraint AS c
-WHERE c.contype = 'f'
-  AND (c.conrelid IN (SELECT to_regclass(n) FROM unnest(%(tables)s::text[]) AS n)
-    OR c.confrelid IN (SELECT to_regclass(n) FROM unnest(%(tables)s::text[]) AS n))
-ORDER BY 1, 2
-"""
-
-# Secondary indexes only: those backing a constraint (primary keys, or referenced by a foreign
-# key) stay in place.
-_PG_INDEXES = """
-SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid)
-FROM pg_index AS i
-WHERE i.indrelid IN (SELECT to_regclass(n) FROM unnest(%(tables)s::text[]) AS n)
-  AND NOT EXISTS (SELECT 1 FROM pg_constraint AS k WHERE k.conindid = i.indexrelid)
-ORDER BY 1
-"""
-
-
-def _write_postgres(url: DatabaseURL, tables: Sequence[_Table]) -> dict[str, int]:
-    """COPY every table in one transaction.
-
-    Checking foreign keys row by row and maintaining indexes during COPY costs several times
-    more than the COPY itself, so, as pg_restore does, the foreign keys and secondary indexes of
-    the filled tables are dropped first and re-created from their catalog definitions at the
-    end, in the same transaction. The schema afterwards is exactly what it was.
-    """
-    import psycopg
-    from psycopg import sql
-
-    counts: dict[str, int] = {}
-    try:
-        with _pg_connect(url) as conn, conn.cursor() as cur:
-            for table in tables:
-                cur.execute(
-                    sql.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(sql.Identifier(table.name))
-                )
-                found = cur.fetchone()
-                if found is not None and found[0]:
-                    raise UsageError(
-                        f"table {table.name} already has rows: fill needs freshly migrated, "
-                        "empty tables"
-                    )
-            names = {"tables": [sql.Identifier(t.name).as_string(conn) for t in tables]}
-            cur.execute(_PG_FOREIGN_KEYS, names)
-            foreign_keys = [(str(r[0]), str(r[1]), str(r[2])) for r in cur.fetchall()]
-            cur.execute(_PG_INDEXES, names)
-            indexes = [(str(r[0]), str(r[1])) for r in cur.fetchall()]
-            for rel, name, _ in foreign_keys:
-                cur.execute(
-                    sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(
-                        sql.SQL(rel), sql.Identifier(name)
-                    )
-                )
-            for index, _ in indexes:
-                cur.execute(sql.SQL("DROP INDEX {}").format(sql.SQL(index)))
-
-            for table in tables:
-                copy_sql = sql.SQL("COPY {} ({}) FROM STDIN").format(
-                    sql.Identifier(table.name),
-                    sql.SQL(", ").join(sql.Identifier(c) for c in table.columns),
-                )
-                with cur.copy(copy_sql) as copy:
-                    for row in _counted(table.rows(), counts, table.name):
-                        copy.write_row(row)
-                if table.serial is not None:
-                    # Explicit ids bypass the sequence: move it past them for later inserts.
-                    cur.execute(
-                        sql.SQL(
-                            "SELECT setval(pg_get_serial_sequence({}, {}), "
-                            "(SELECT coalesce(max({}), 0) + 1 FROM {}), false)"
-                        ).format(
-                            sql.Literal(sql.Identifier(table.name).as_string(conn)),
-                            sql.Literal(table.serial),
-                            sql.Identifier(table.serial),
-                            sql.Identifier(table.name),
-                        )
-                    )
-
-            cur.execute("SET LOCAL maintenance_work_mem = '256MB'")
-            for _, definition in indexes:
-                cur.execute(sql.SQL(definition))
-            for rel, name, definition in foreign_keys:
-                cur.execute(
-                    sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} {}").format(
-                        sql.SQL(rel),
-                        sql.Identifier(name),
-                        sql.SQL(definition),
-                    )
-                )
-    except psycopg.Error as exc:
-        hint = None
-        if exc.sqlstate in ("42P01", "42703"):
-            hint = "apply all of the example's migrations before filling it"
-        raise DatabaseError(scrub(str(exc), url.secrets), sqlstate=exc.sqlstate, hint=hint) from exc
-    return counts
-
-
-def _write_sqlite(url: DatabaseURL, tables: Sequence[_Table]) -> dict[str, int]:
-    if url.path is None:
-        raise ConfigError("an in-memory SQLite database has no migrations applied: use a file")
-    if not url.path.exists():
-        raise ConfigError(
-            f"SQLite database {url.path} does not exist: apply the example's migrations first"
-        )
-    counts: dict[str, int] = {}
-    conn = sqlite3.connect(url.path)
-    try:
-        conn.execute("PRAGMA foreign_keys = ON")  # a no-op inside a transaction: set it first
-        for table in tables:
-            if conn.execute(f'SELECT EXISTS (SELECT 1 FROM "{table.name}")').fetchone()[0]:
-                raise UsageError(
-                    f"table {table.name} already has rows: fill needs freshly migrated, "
-                    "empty tables"
-                )
-        with conn:  # one transaction, committed at the end or rolled back on error
-            for table in tables:
-                columns = ", ".join(f'"{c}"' for c in table.columns)
-                marks = ", ".join("?" for _ in table.columns)
-                conn.executemany(
-                    f'INSERT INTO "{table.name}" ({columns}) VALUES ({marks})',
-                    _counted(table.rows(), counts, table.name),
-                )
-    except sqlite3.Error as exc:
-        hint = None
-        if "no such table" in str(exc) or "has no column" in str(exc):
-            hint = "apply all of the example's migrations before filling it"
-        raise DatabaseError(
-            f"{url.path}: {exc}", sqlstate=getattr(exc, "sqlite_errorname", None), hint=hint
-        ) from exc
-    finally:
-        conn.close()
-    return counts
-
-
-#: rows per multi-row INSERT on MySQL (well under the default max_allowed_packet)
-_MYSQL_BATCH = 2000
-
-
-def _write_mysql(url: DatabaseURL, tables: Sequence[_Table]) -> dict[str, int]:
-    """Fill with multi-row INSERTs in one transaction (foreign key checks off while loading,
-    as mysqldump does; the rows are consistent by construction)."""
-    import pymysql
-
-    counts: dict[str, int] = {}
-    try:
-        conn = pymysql.connect(
-            host=url.host or "127.0.0.1",
-            port=url.port or 3306,
-            user=url.user,
-            password=url.password or "",
-            database=url.database,
-            charset="utf8mb4",
-            autocommit=False,
-            init_command="SET time_zone = '+00:00'",
-        )
-    except pymysql.Error as exc:
-        raise translate(exc, url) from exc
-    try:
-        with conn.cursor() as cur:
-            for table in tables:
-                cur.execute(f"SELECT EXISTS (SELECT 1 FROM `{table.name}`)")
-                found = cur.fetchone()
-                if found is not None and found[0]:
-                    raise UsageError(
-                        f"table {table.name} already has rows: fill needs freshly migrated, "
-                        "empty tables"
-                    )
-            cur.execute("SET SESSION FOREIGN_KEY_CHECKS = 0, UNIQUE_CHECKS = 0")
-            for table in tables:
-                columns = ", ".join(f"`{c}`" for c in table.columns)
-                marks = "(" + ", ".join("%s" for _ in table.columns) + ")"
-                batch: list[Row] = []
-                for row in _counted(table.rows(), counts, table.name):
-                    batch.append(row)
-                    if len(batch) >= _MYSQL_BATCH:
-                        cur.executemany(
-                            f"INSERT INTO `{table.name}` ({columns}) VALUES {marks}", batch
-                        )
-                        batch = []
-                if batch:
-                    cur.executemany(f"INSERT INTO `{table.name}` ({columns}) VALUES {marks}", batch)
-            cur.execute("SET SESSION FOREIGN_KEY_CHECKS = 1, UNIQUE_CHECKS = 1")
-        conn.commit()
-    except pymysql.Error as exc:
-        conn.rollback()
-        error = translate(exc, url)
-        if error.sqlstate in ("1146", "1054"):
-            error.hint = "apply all of the example's migrations before filling it"
-        raise error from exc
-    except BaseException:
-        conn.rollback()
-        raise
-    finally:
-        conn.close()
-    return counts
 
 
 if __name__ == "__main__":

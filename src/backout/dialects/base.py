@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from backout import __version__
 from backout.dialects import params as sql_params
-from backout.model.effects import Action, ObjectKind
+from backout.model.effects import Action, ObjectKind, ScriptEffects
 from backout.model.errors import BackupError, UsageError
 from backout.model.schema import SchemaSnapshot, TableInfo, TableStats
 from backout.model.script import Statement
@@ -33,6 +33,7 @@ from backout.model.urls import DatabaseURL
 
 if TYPE_CHECKING:
     from backout.dialects.ddl_base import Draft, DraftStep, LiveNames, Rename
+    from backout.dialects.fill import TableRows
     from backout.model.effects import Effect
 
 Row = tuple[Any, ...]
@@ -430,8 +431,6 @@ class Dialect(ABC):
     name: ClassVar[str]
     #: human name
     display_name: ClassVar[str]
-    #: DDL is transactional: a ROLLBACK undoes CREATE/ALTER/DROP
-    transactional_ddl: ClassVar[bool]
     #: backout's tables go in their own schema (else they share the database, prefixed)
     has_schemas: ClassVar[bool]
     #: SQL type for timestamps in backout's tables
@@ -469,6 +468,21 @@ class Dialect(ABC):
 
         ``params`` are declared parameter names: their ``:name`` placeholders are valid SQL.
         """
+
+    @abstractmethod
+    def analyze(self, statements: Sequence[Statement]) -> ScriptEffects:
+        """What the statements (as :meth:`split` returns them) do: their effects, and the
+        statements whose effect cannot be known statically (see :mod:`backout.model.effects`).
+        Pure: no database is touched."""
+
+    @abstractmethod
+    def fill_tables(self, url: DatabaseURL, tables: Sequence[TableRows]) -> dict[str, int]:
+        """Insert generated rows into the freshly migrated, empty tables of the database at
+        ``url``, in one transaction, the dialect's fastest way; rows inserted per table.
+        UsageError when a table already has rows (see :mod:`backout.dialects.fill`)."""
+
+    #: squawk (``lint``'s optional PostgreSQL linter) can parse this dialect's scripts
+    squawk_parses: ClassVar[bool] = False
 
     #: PostgreSQL-style $tag$ quoting exists (placeholders inside are not parameters)
     dollar_quotes: ClassVar[bool] = False

@@ -26,7 +26,7 @@ from backout.analysis.risk import assess_static
 from backout.dialects.base import Session
 from backout.dialects.ddl_base import Draft, DraftStep, LiveNames, Rename
 from backout.generate import replay_cache
-from backout.model.effects import Action, ObjectKind, analyze
+from backout.model.effects import Action, ObjectKind
 from backout.model.errors import BackoutError, UsageError
 from backout.model.schema import SchemaSnapshot, TableInfo, diff_schemas
 from backout.model.script import Risk
@@ -106,7 +106,7 @@ def renames_of(ws: Workspace, migration: Migration) -> list[Rename]:
     """What the forward script renames, newest first (the order to undo them in)."""
     statements = prepare(ws.dialect, migration.up).statements
     found: list[Rename] = []
-    for effect in analyze(ws.dialect.name, statements).effects:
+    for effect in ws.dialect.analyze(statements).effects:
         kind = _RENAME_KINDS.get(effect.target.kind)
         if effect.action is not Action.RENAME or effect.renamed_to is None or kind is None:
             continue
@@ -209,7 +209,7 @@ def live_names(lasting: Sequence[Rename]) -> LiveNames:
 def _recreated_tables(ws: Workspace, migration: Migration, before: SchemaSnapshot) -> list[str]:
     """Tables that existed before the migration and that it drops and creates again: their
     schema may come back unchanged, their rows do not."""
-    effects = analyze(ws.dialect.name, prepare(ws.dialect, migration.up).statements).effects
+    effects = ws.dialect.analyze(prepare(ws.dialect, migration.up).statements).effects
     dropped: set[str] = set()
     found: list[str] = []
     for effect in effects:
@@ -230,7 +230,7 @@ def _recreated_tables(ws: Workspace, migration: Migration, before: SchemaSnapsho
 def _data_changes(ws: Workspace, migration: Migration, undone: set[int]) -> list[tuple[str, str]]:
     """(where, what) of each statement that changes rows of an existing table and that the
     draft does not undo exactly (``undone``: lines of those it does)."""
-    effects = analyze(ws.dialect.name, prepare(ws.dialect, migration.up).statements)
+    effects = ws.dialect.analyze(prepare(ws.dialect, migration.up).statements)
     # Rows copied into a table the script creates (a SQLite redefinition) are not data it
     # changes: only tables that existed before count.
     existing = set(effects.tables_written())
@@ -309,7 +309,7 @@ def render(
     """The whole rollback script: header with directives, then the statements."""
     body = draft.sql()
     statements = ws.dialect.split(body, "(draft)") if body.strip() else []
-    risk = assess_static(analyze(ws.dialect.name, statements)).risk
+    risk = assess_static(ws.dialect.analyze(statements)).risk
     manual = list(draft.manual)
     if ws.project.layout == "prisma":
         manual.append(
@@ -416,7 +416,7 @@ def _draft_on(
         migration=migration.id,
         path=rollback_path(ws.project, migration),
         text=text,
-        risk=assess_static(analyze(dialect.name, statements)).risk,
+        risk=assess_static(dialect.analyze(statements)).risk,
         statements=len(statements),
         residual=residual,
         column_order=order,

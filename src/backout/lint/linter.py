@@ -43,11 +43,13 @@ from backout.lint.rules import (
     same_object,
 )
 from backout.model.documents import JSON_FORMAT
-from backout.model.effects import Action, ObjectKind, ScriptEffects, analyze, quote_name
+from backout.model.effects import Action, ObjectKind, ScriptEffects
 from backout.model.errors import BackoutError, ProjectError, UsageError
+from backout.model.identifiers import quote_identifier
 from backout.model.script import Script, ScriptKind, Statement, scan_directives
 from backout.model.urls import DatabaseURL, scrub
 from backout.project.layouts import load_project
+from backout.project.layouts.prisma import provider_dialect
 from backout.project.migration import Migration, Project
 from backout.project.scaffold import ROLLBACK_HEADER
 from backout.run.runner import writing_checks
@@ -61,8 +63,6 @@ if TYPE_CHECKING:
 
 __all__ = ["RULES", "Finding", "LintReport", "Rule", "Severity", "lint", "lint_json"]
 
-#: version of squawk-cli the ``squawk`` extra pins (others run too; the version is reported)
-SQUAWK_VERSION = "2.70.0"
 #: squawk rules left out: backout sets lock_timeout and statement_timeout itself, in every
 #: transaction it runs (``--lock-timeout``, ``statement_timeout`` in backout.toml)
 SQUAWK_EXCLUDED = ("require-lock-timeout", "require-statement-timeout")
@@ -76,15 +76,6 @@ SQUAWK_IGNORED = frozenset({"syntax-error", "transaction-nesting"})
 SQUAWK_FORWARD_ONLY = frozenset(
     {"ban-drop-column", "ban-drop-table", "ban-drop-type", "ban-drop-constraint"}
 )
-#: dialects whose scripts squawk understands (it parses PostgreSQL only)
-SQUAWK_DIALECTS = frozenset({"postgresql"})
-#: Prisma's migration_lock.toml provider → the dialect its migrations are written for
-_PROVIDER_DIALECTS = {
-    "postgresql": "postgresql",
-    "postgres": "postgresql",
-    "sqlite": "sqlite",
-    "mysql": "mysql",
-}
 
 
 # --- the report ----------------------------------------------------------------------------
@@ -289,7 +280,7 @@ def _analyse(dialect: Dialect, script: Script) -> _Result:
             text = text.removeprefix(f"{script.display}:{line}: ")
         return (), None, _SyntaxProblem(line, text), (), True
     conflicts, atomic = _transaction_findings(dialect, script, statements)
-    return statements, analyze(dialect.name, statements), None, conflicts, atomic
+    return statements, dialect.analyze(statements), None, conflicts, atomic
 
 
 def _transaction_findings(
@@ -373,7 +364,7 @@ class _Analyses:
         import multiprocessing
 
         # Import the parser in the parent, so every worker inherits it instead of importing it.
-        analyze(self.dialect.name, ())
+        self.dialect.analyze(())
         _WORK = (self.dialect, todo)
         try:
             context = multiprocessing.get_context("fork")
@@ -587,7 +578,7 @@ class _Linter:
                         script,
                         blocked.effect.line,
                         f"DROP TABLE {table} CASCADE also drops foreign key "
-                        f"{quote_name(fk.name.name)} of {child} ({fk.origin}): drop it "
+                        f"{quote_identifier(fk.name.name)} of {child} ({fk.origin}): drop it "
                         "explicitly first, so the rollback says what it removes",
                         migration,
                     )
@@ -597,7 +588,7 @@ class _Linter:
                         script,
                         blocked.effect.line,
                         f"DROP TABLE {table} fails while {child} still references it by "
-                        f"foreign key {quote_name(fk.name.name)} ({fk.origin}): drop {child} "
+                        f"foreign key {quote_identifier(fk.name.name)} ({fk.origin}): drop {child} "
                         "or that foreign key first",
                         migration,
                     )
@@ -626,7 +617,7 @@ class _Linter:
             if effect.action is Action.DELETE:
                 text = f"DELETE FROM {table.qualified_name} without WHERE removes every row"
             else:
-                columns = ", ".join(quote_name(c) for c in effect.columns) or "columns"
+                columns = ", ".join(quote_identifier(c) for c in effect.columns) or "columns"
                 text = (
                     f"UPDATE {table.qualified_name} without WHERE overwrites {columns} in every row"
                 )
@@ -829,7 +820,7 @@ def _parse_ignore(values: Iterable[str]) -> set[tuple[str, str | None]]:
 
 def _dialect_for(config: Config, project: Project) -> Dialect:
     """The dialect the scripts are written for: Prisma's provider, else the URL's."""
-    name = _PROVIDER_DIALECTS.get((project.provider or "").lower()) or config.url.dialect
+    name = provider_dialect(project.provider) or config.url.dialect
     return dialect_for(DatabaseURL(raw="", dialect=name))
 
 
@@ -1025,7 +1016,7 @@ def lint(
     database = _lint_applied(linter, config, check_database)
     if not squawk:
         squawk_state = "disabled"
-    elif dialect.name not in SQUAWK_DIALECTS:
+    elif not dialect.squawk_parses:
         squawk_state = f"not applicable ({dialect.name})"
     else:
         squawk_state = _squawk(linter, config)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from backout.analysis.simulate import describe_object, expected_changes
 from backout.dialects.base import Session
-from backout.model.effects import ScriptEffects, analyze
+from backout.model.effects import ScriptEffects
 from backout.model.errors import BackoutError
 from backout.model.schema import ObjectKey, SchemaSnapshot, objects
 from backout.model.script import Statement
@@ -95,7 +95,7 @@ def failed_residue(ws: Workspace, session: Session, entry: MigrationStatus) -> R
         statements = _split(ws, migration)
     except BackoutError as exc:
         return Residue(entry.id, file, unknown_reason=f"{file} cannot be analysed: {exc}")
-    effects = analyze(ws.dialect.name, statements)
+    effects = ws.dialect.analyze(statements)
     snapshot = ws.dialect.snapshot(session)
     return Residue(entry.id, file, statements=_compare(ws, snapshot, statements, effects))
 

@@ -3,9 +3,9 @@
 One engine serves scoped backups (which tables a rollback touches), impact and risk analysis,
 ``lint`` (drops, data-destroying statements, ``DELETE``/``UPDATE`` without ``WHERE``, foreign
 keys) and ``generate``. It never touches a database: each dialect parses its own SQL
-(``dialects/postgres/effects.py`` with pglast, ``dialects/sqlite/effects.py`` and
-``dialects/mysql/effects.py`` with sqlglot, sharing ``dialects/sqlglot/effects.py``) into the
-dialect-neutral model defined here.
+(:meth:`backout.dialects.base.Dialect.analyze`; ``dialects/postgres/effects.py`` with pglast,
+``dialects/sqlite/effects.py`` and ``dialects/mysql/effects.py`` with sqlglot, sharing
+``dialects/sqlglot/effects.py``) into the dialect-neutral model defined here.
 
 The analysis is conservative. A statement the parser cannot understand, or whose effect is only
 known at run time (a dynamic ``EXECUTE``, a call to a function defined elsewhere), becomes an
@@ -21,10 +21,9 @@ unqualified name has ``schema`` None: which schema it lands in depends on the co
 from __future__ import annotations
 
 import enum
-import importlib
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
+from backout.model.identifiers import quote_identifier
 from backout.model.schema import SchemaSnapshot, qualified_name
 from backout.model.script import Statement
 
@@ -97,11 +96,6 @@ class Action(enum.StrEnum):
     OTHER = "other"
 
 
-def quote_name(name: str) -> str:
-    """A name in double quotes, for display (inner quotes doubled)."""
-    return '"' + name.replace('"', '""') + '"'
-
-
 @dataclass(frozen=True, eq=False)
 class ObjectRef:
     """A database object named by a script: its kind, schema, name and parent.
@@ -157,7 +151,7 @@ class ObjectRef:
     def qualified_name(self) -> str:
         """``"schema"."name"`` (or ``"name"`` when unqualified), quoted for display."""
         parts = [p for p in (self.schema, self.name) if p is not None]
-        return ".".join(quote_name(p) for p in parts)
+        return ".".join(quote_identifier(p) for p in parts)
 
     @property
     def display(self) -> str:
@@ -165,12 +159,12 @@ class ObjectRef:
         label = self.kind.label
         owner = self.owner
         if self.kind is ObjectKind.COLUMN and owner is not None:
-            return f"{label} {owner.qualified_name}.{quote_name(self.name)}"
+            return f"{label} {owner.qualified_name}.{quote_identifier(self.name)}"
         if self.kind is ObjectKind.ENUM_VALUE:
             literal = "'" + self.name.replace("'", "''") + "'"
             return f"{label} {literal}" + (f" of {owner.qualified_name}" if owner else "")
         if owner is not None:
-            return f"{label} {quote_name(self.name)} on {owner.qualified_name}"
+            return f"{label} {quote_identifier(self.name)} on {owner.qualified_name}"
         return f"{label} {self.qualified_name}"
 
     def __str__(self) -> str:
@@ -232,7 +226,7 @@ class Effect:
         if self.context:
             text += f" (in {self.context})"
         if self.columns:
-            text += " columns (" + ", ".join(quote_name(c) for c in self.columns) + ")"
+            text += " columns (" + ", ".join(quote_identifier(c) for c in self.columns) + ")"
         if self.references:
             text += " refs " + ", ".join(r.display for r in self.references)
         marks = self.flags()
@@ -407,36 +401,6 @@ class ScriptEffects:
         for index in sorted(set(by_index) - seen):
             out.extend(by_index[index])
         return out
-
-
-# --- dispatch -----------------------------------------------------------------------------
-
-#: dialect name → module with ``analyze_statements(statements) -> ScriptEffects``
-_ANALYZERS: dict[str, str] = {
-    "postgresql": "backout.dialects.postgres.effects",
-    "sqlite": "backout.dialects.sqlite.effects",
-    "mysql": "backout.dialects.mysql.effects",
-}
-#: dialects that exist but have no analysis yet: every statement needs review
-_NOT_YET: dict[str, str] = {}
-
-
-def analyze(dialect_name: str, statements: Sequence[Statement]) -> ScriptEffects:
-    """Analyse a script's statements for a dialect ("postgresql", "sqlite", "mysql")."""
-    module_name = _ANALYZERS.get(dialect_name)
-    if module_name is None:
-        label = _NOT_YET.get(dialect_name)
-        if label is None:
-            raise ValueError(f"no effects analysis for dialect {dialect_name!r}")
-        reason = f"{label} analysis not available yet"
-        return ScriptEffects(
-            effects=(),
-            unknown=tuple(Unknown(s, reason) for s in statements),
-            statements=tuple(statements),
-        )
-    module = importlib.import_module(module_name)
-    analyzer: Callable[[Sequence[Statement]], ScriptEffects] = module.analyze_statements
-    return analyzer(statements)
 
 
 def table_key(ref: ObjectRef, snapshot: SchemaSnapshot) -> str | None:

@@ -38,6 +38,8 @@ from dataclasses import dataclass, field, fields, replace
 from types import MappingProxyType
 from typing import Any, Final, Literal, Protocol, TypeVar, cast, get_args
 
+from backout.model.identifiers import quote_identifier
+
 QueryFn = Callable[[str, Sequence[object] | None], list[tuple[Any, ...]]]
 """Runs one read-only query and returns all its rows.
 
@@ -972,10 +974,6 @@ class SchemaDiff:
         }
 
 
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 def _literal(text: str) -> str:
     return "'" + text.replace("'", "''").replace("\n", "\\n") + "'"
 
@@ -1115,7 +1113,7 @@ class _Differ:
         parts = list(names)
         if schema is not None and (schema != self.default_schema or not parts):
             parts.insert(0, schema)
-        return ".".join(_quote(p) for p in parts)
+        return ".".join(quote_identifier(p) for p in parts)
 
     def add(
         self,
@@ -1182,9 +1180,9 @@ class _Differ:
 
     def schemas(self, before: Sequence[str], after: Sequence[str]) -> None:
         for name in sorted(set(before) - set(after)):
-            self.add("removed", "schema", name, f"schema {_quote(name)} removed")
+            self.add("removed", "schema", name, f"schema {quote_identifier(name)} removed")
         for name in sorted(set(after) - set(before)):
-            self.add("added", "schema", name, f"schema {_quote(name)} added")
+            self.add("added", "schema", name, f"schema {quote_identifier(name)} added")
 
     def mapping(
         self,
@@ -1331,7 +1329,7 @@ def _diff_relations(d: _Differ, before: SchemaSnapshot, after: SchemaSnapshot) -
         "extension",
         before.extensions,
         after.extensions,
-        lambda e: f"extension {_quote(e.name)}",
+        lambda e: f"extension {quote_identifier(e.name)}",
         compare=lambda k, lbl, old, new: d.fields(
             "extension", k, lbl, (old, new), _EXTENSION_SPECS
         ),
@@ -1419,7 +1417,7 @@ def _diff_code(d: _Differ, before: SchemaSnapshot, after: SchemaSnapshot) -> Non
         "trigger",
         before.triggers,
         after.triggers,
-        lambda t: f"trigger {_quote(t.name)} on {show(t.schema, t.table)}",
+        lambda t: f"trigger {quote_identifier(t.name)} on {show(t.schema, t.table)}",
         compare=lambda k, lbl, old, new: d.fields("trigger", k, lbl, (old, new), _TRIGGER_SPECS),
     )
 

@@ -15,7 +15,7 @@ from backout.analysis.checks import CheckProblem, run_checks, show_table
 from backout.dialects.base import Session
 from backout.migrate.apply import up
 from backout.migrate.resolve import resolve
-from backout.model.effects import analyze, table_key
+from backout.model.effects import table_key
 from backout.model.errors import BackoutError
 from backout.model.schema import SchemaDiff, SchemaSnapshot, TableStats, diff_schemas
 from backout.project.migration import Migration
@@ -130,7 +130,7 @@ class Walk:
         for script in (migration.up, migration.down):
             if script is None:
                 continue
-            effects = analyze(self.ws.dialect.name, prepare(self.ws.dialect, script).statements)
+            effects = self.ws.dialect.analyze(prepare(self.ws.dialect, script).statements)
             unknown = unknown or effects.needs_review
             said = " ".join((*script.directives.impact, *script.directives.data_loss))
             for ref in effects.tables_written():
@@ -374,7 +374,7 @@ class Walk:
                 resolve(self.ws, migration.id, applied=False)
         except BackoutError:
             return ""
-        effects = analyze(self.ws.dialect.name, prepare(self.ws.dialect, migration.up).statements)
+        effects = self.ws.dialect.analyze(prepare(self.ws.dialect, migration.up).statements)
         keys = {table_key(ref, snapshot) for ref in effects.tables_written()}
         tables = [snapshot.tables[k] for k in sorted(k for k in keys if k is not None)]
         if not tables:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from backout.backup.restore import restore
 from backout.dialects.base import Session, utcnow
-from backout.model.effects import Action, ObjectKind, analyze, table_key
+from backout.model.effects import Action, ObjectKind, table_key
 from backout.model.errors import (
     BackoutError,
     CheckFailed,
@@ -165,7 +165,7 @@ def _observe_uncertain(
             hint="restore the script as it was (e.g. git checkout) and try again, or restore "
             "the backup taken before the run",
         )
-    effects = analyze(ws.dialect.name, [statement])
+    effects = ws.dialect.analyze([statement])
     verdict = (
         observe(effects.effects, ws.dialect.snapshot(session)) if not effects.unknown else None
     )
@@ -314,7 +314,7 @@ def _plan_undo(
             + ("had not taken effect" if still else "had taken effect")
         )
     snapshot = ws.dialect.snapshot(session)
-    effects = analyze(ws.dialect.name, unit.statements)
+    effects = ws.dialect.analyze(unit.statements)
     counts = _created_table_rows(ws, session, snapshot, effects)
     hashes = dict(run.hashes)
     if observed is not None and observed[1] and run.uncertain_sha256:

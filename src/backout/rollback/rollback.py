@@ -23,7 +23,7 @@ from backout.analysis.simulate import simulate
 from backout.backup.catalog import BackupCatalog, BackupRecord
 from backout.backup.take import BackupScope, take_backup
 from backout.dialects.base import Dialect, Session, utcnow
-from backout.model.effects import analyze, table_key
+from backout.model.effects import table_key
 from backout.model.errors import (
     BackoutError,
     CheckFailed,
@@ -347,7 +347,7 @@ def build_view(
     units = _prepared_units(ws, plan)
     if partial is not None:
         preview = _preview(session, plan.steps[0].script, values, ws.config.lock_timeout)
-    analysed = [(unit, analyze(ws.dialect.name, unit.statements)) for unit in units]
+    analysed = [(unit, ws.dialect.analyze(unit.statements)) for unit in units]
     assessed = _assess(ws, session, report, analysed, backup_mode, exact, values, simulate)
     views = tuple(
         StepView(

@@ -14,20 +14,13 @@ from backout.model.errors import ConfigError, HistoryError, LockError, LockHeld
 from backout.model.urls import DatabaseURL
 from backout.project.config import Config
 from backout.project.layouts import load_project
+from backout.project.layouts.prisma import provider_dialect
 from backout.project.migration import Project
 from backout.run.history import Event, EventLog, Ledger
 from backout.run.runner import Executor, RunOptions
 from backout.run.status import StatusReport, being_applied, compute_status
 
 T = TypeVar("T")
-
-#: Prisma's migration_lock.toml provider → backout dialect name
-_PRISMA_PROVIDERS = {
-    "postgresql": "postgresql",
-    "postgres": "postgresql",
-    "sqlite": "sqlite",
-    "mysql": "mysql",
-}
 
 
 @dataclass
@@ -54,7 +47,7 @@ class Workspace:
             rollback_dir=config.rollback_dir,
         )
         url = config.url
-        expected = _PRISMA_PROVIDERS.get(project.provider or "")
+        expected = provider_dialect(project.provider)
         if expected is not None and expected != url.dialect:
             raise ConfigError(
                 f"{project.provider_source} says provider '{project.provider}', "

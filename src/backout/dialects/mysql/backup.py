@@ -46,7 +46,7 @@ from backout.dialects.base import (
     RestoreRequest,
     Session,
 )
-from backout.dialects.mysql.catalog import read_mysql_snapshot
+from backout.dialects.mysql.catalog import quote_identifier, read_mysql_snapshot
 from backout.dialects.mysql.session import MysqlSession, translate
 from backout.dialects.mysql.tools import client_options, find_tool
 from backout.model.errors import BackupError, DatabaseError, DatabaseUnavailable
@@ -67,10 +67,6 @@ _SKIP = re.compile(
 )
 _STRING = re.compile(r"'(?:[^'\\]|\\.)*'", re.S)
 _ROW_BREAK = re.compile(r"\)\s*,\s*\(")
-
-
-def _quote(name: str) -> str:
-    return "`" + name.replace("`", "``") + "`"
 
 
 def _unquote(name: str) -> str:
@@ -234,7 +230,10 @@ class MysqlBackupEngine(BackupEngine):
         return [str(r[0]) for r in rows]
 
     def row_counts(self, session: Session, tables: Sequence[str]) -> dict[str, int]:
-        return {t: int(session.query(f"SELECT count(*) FROM {_quote(t)}")[0][0]) for t in tables}
+        return {
+            t: int(session.query(f"SELECT count(*) FROM {quote_identifier(t)}")[0][0])
+            for t in tables
+        }
 
     # --- dumping ---------------------------------------------------------------------------
 
@@ -400,7 +399,7 @@ class MysqlBackupEngine(BackupEngine):
             try:
                 with conn.cursor() as cur:
                     cur.execute(
-                        f"CREATE DATABASE {_quote(str(target.database))} "
+                        f"CREATE DATABASE {quote_identifier(str(target.database))} "
                         "DEFAULT CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
                     )
             finally:
@@ -434,12 +433,12 @@ class MysqlBackupEngine(BackupEngine):
             for ledger in LEDGER_TABLES:
                 if ledger in request.data_tables:
                     if ledger in ledgers:
-                        session.execute(f"DROP TABLE {_quote(ledger)}")
+                        session.execute(f"DROP TABLE {quote_identifier(ledger)}")
                     plan.create.add(ledger)
                     plan.load.add(ledger)
                 elif ledger in ledgers:
                     # The backup was taken before this ledger existed: nothing was applied then.
-                    session.execute(f"DELETE FROM {_quote(ledger)}")
+                    session.execute(f"DELETE FROM {quote_identifier(ledger)}")
             progress(f"loading the schema and the rows of {len(plan.load)} table(s)")
             for statement in read_dump(request.path):
                 if plan.runs(statement):
@@ -464,14 +463,14 @@ class MysqlBackupEngine(BackupEngine):
     def _drop_for_restore(self, session: Session, tables: Sequence[str]) -> None:
         """Drop every view, trigger and routine (the dump re-creates them), and ``tables``."""
         for name in self._names(session, "VIEW"):
-            session.execute(f"DROP VIEW IF EXISTS {_quote(name)}")
+            session.execute(f"DROP VIEW IF EXISTS {quote_identifier(name)}")
         for name in self._triggers(session):
-            session.execute(f"DROP TRIGGER IF EXISTS {_quote(name)}")
+            session.execute(f"DROP TRIGGER IF EXISTS {quote_identifier(name)}")
         for kind in ("PROCEDURE", "FUNCTION"):
             for name in self._routines(session, kind):
-                session.execute(f"DROP {kind} IF EXISTS {_quote(name)}")
+                session.execute(f"DROP {kind} IF EXISTS {quote_identifier(name)}")
         for name in tables:
-            session.execute(f"DROP TABLE IF EXISTS {_quote(name)}")
+            session.execute(f"DROP TABLE IF EXISTS {quote_identifier(name)}")
 
     @staticmethod
     def _names(session: Session, table_type: str) -> list[str]:

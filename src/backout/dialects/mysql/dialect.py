@@ -33,7 +33,7 @@ import hashlib
 import math
 import subprocess
 import uuid
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -54,7 +54,8 @@ from backout.dialects.mysql import impact as mysql_impact
 from backout.dialects.mysql import split as mysql_split
 from backout.dialects.mysql import tools as mysql_tools
 from backout.dialects.mysql.backup import MysqlBackupEngine
-from backout.dialects.mysql.catalog import read_mysql_snapshot, read_table_stats
+from backout.dialects.mysql.catalog import quote_identifier, read_mysql_snapshot, read_table_stats
+from backout.dialects.mysql.fill import fill_tables
 from backout.dialects.mysql.session import MysqlSession, translate
 from backout.dialects.mysql.split import head_words
 from backout.dialects.orphans import unvalidated_orphans
@@ -65,7 +66,8 @@ from backout.model.script import Statement
 from backout.model.urls import DatabaseURL, scrub
 
 if TYPE_CHECKING:
-    from backout.model.effects import Effect
+    from backout.dialects.fill import TableRows
+    from backout.model.effects import Effect, ScriptEffects
 
 #: the lock ``prisma migrate deploy`` takes on MySQL (server-wide, as Prisma names it)
 PRISMA_LOCK_NAME = "prisma_migrate"
@@ -144,7 +146,6 @@ class MysqlDialect(Dialect):
 
     name: ClassVar[str] = "mysql"
     display_name: ClassVar[str] = "MySQL/MariaDB"
-    transactional_ddl: ClassVar[bool] = False
     has_schemas: ClassVar[bool] = False
     timestamp_type: ClassVar[str] = "DATETIME(3)"
     serial_primary_key: ClassVar[str] = "BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY"
@@ -219,6 +220,14 @@ class MysqlDialect(Dialect):
         return session
 
     # --- scripts -------------------------------------------------------------------------------
+
+    def fill_tables(self, url: DatabaseURL, tables: Sequence[TableRows]) -> dict[str, int]:
+        return fill_tables(url, tables)
+
+    def analyze(self, statements: Sequence[Statement]) -> ScriptEffects:
+        from backout.dialects.mysql.effects import analyze_statements
+
+        return analyze_statements(statements)
 
     def split(
         self, text: str, display: str, *, first_line: int = 1, params: Collection[str] = ()
@@ -482,7 +491,7 @@ class MysqlDialect(Dialect):
     # --- names ---------------------------------------------------------------------------------
 
     def quote(self, identifier: str) -> str:
-        return "`" + identifier.replace("`", "``") + "`"
+        return quote_identifier(identifier)
 
     def history_table(self, logical: str, schema: str) -> str:
         return self.quote(f"backout_{logical}")

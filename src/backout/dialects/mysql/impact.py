@@ -12,6 +12,7 @@ from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING
 
 from backout.dialects.base import DmlScope
+from backout.dialects.mysql.catalog import quote_identifier
 from backout.dialects.mysql.split import param_spans
 from backout.dialects.params import substitute
 from backout.model.script import Statement
@@ -53,7 +54,7 @@ def dml_scope(statement: Statement, params: Collection[str] = ()) -> DmlScope | 
     if spans:
         from_where = re.sub(rf"`?{_MARKER}(\w+)`?", r":\1", from_where)
     target = table.alias_or_name
-    return DmlScope(from_where=from_where, target="`" + target.replace("`", "``") + "`")
+    return DmlScope(from_where=from_where, target=quote_identifier(target))
 
 
 def estimate_rows(session: Session, table: str) -> int | None:

@@ -2,10 +2,8 @@
 
 Taking a backup:
 
-- ``pg_dump`` and ``pg_restore`` are looked for in ``$BACKOUT_PG_BIN`` when it is set (and
-  only there), else on ``PATH`` and in ``/usr/lib/postgresql/*/bin`` (Debian and Ubuntu keep one
-  folder per version); the first pair whose major version is at least the server's wins. None:
-  ToolMissing, before anything is written.
+- ``pg_dump`` and ``pg_restore`` are found by :mod:`backout.dialects.postgres.tools` (the
+  first pair at least as new as the server); none: ToolMissing, before anything is written.
 - backout's session opens a ``REPEATABLE READ, READ ONLY`` transaction and exports its snapshot;
   ``pg_dump --snapshot`` dumps exactly that state, and the schema snapshot and row counts are
   read in it too, so the record describes the file exactly.
@@ -27,13 +25,11 @@ schema objects that differ from it. The script's session-level settings (``SET``
 
 from __future__ import annotations
 
-import glob
 import os
 import re
-import shutil
 import subprocess
 import tempfile
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, ClassVar, Final
@@ -50,23 +46,25 @@ from backout.dialects.base import (
 )
 from backout.dialects.postgres.catalog import dump_scope_args, scope_extensions, url_scope
 from backout.dialects.postgres.session import translate
-from backout.dialects.postgres.tools import libpq_target
-from backout.model.errors import BackupError, DatabaseError, LockError, ToolMissing
-from backout.model.schema import SchemaSnapshot, qualified_name
+from backout.dialects.postgres.tools import (
+    PgTools,
+    find_tools,
+    libpq_target,
+    server_version,
+    tools_for_archive,
+)
+from backout.model.errors import BackupError, DatabaseError, LockError
+from backout.model.identifiers import quote_identifier
+from backout.model.schema import SchemaSnapshot, TableInfo, qualified_name
 from backout.model.urls import DatabaseURL, parse_url, scrub
 
 if TYPE_CHECKING:
     import psycopg
 
-#: a folder holding pg_dump and pg_restore; when set, the only place they are looked for
-PG_BIN_ENV: Final = "BACKOUT_PG_BIN"
-#: where Debian and Ubuntu install each major version's client tools
-VERSIONED_BIN_GLOB: Final = "/usr/lib/postgresql/*/bin"
 #: backout's audit tables and journal (in the history schema): never dumped, never restored
 NEVER_TABLES: Final = ("events", "schema_version", "journal")
 PRISMA_TABLE: Final = "_prisma_migrations"
 
-_VERSION = re.compile(r"\(PostgreSQL\)\s+(\d+)(?:\.(\d+))?")
 _TOC_LINE = re.compile(r"^(\d+); \d+ \d+ (.*)$")
 _TIMEOUT_SETTINGS = re.compile(
     rb"^SET (statement_timeout|lock_timeout|idle_in_transaction_session_timeout|"
@@ -80,11 +78,6 @@ _TABLE_CHILDREN: Final = ("CONSTRAINT", "FK CONSTRAINT", "DEFAULT", "TRIGGER", "
 _LOCK_NOT_AVAILABLE: Final = "55P03"
 
 
-def quote_identifier(name: str) -> str:
-    """Always-quoted identifier."""
-    return '"' + name.replace('"', '""') + '"'
-
-
 def _relation(schema: str | None, name: str) -> str:
     return f"{quote_identifier(schema or 'public')}.{quote_identifier(name)}"
 
@@ -92,103 +85,6 @@ def _relation(schema: str | None, name: str) -> str:
 def dump_pattern(schema: str, name: str) -> str:
     """A pg_dump ``--table``/``--exclude-table-data`` pattern matching exactly one table."""
     return f"{quote_identifier(schema)}.{quote_identifier(name)}"
-
-
-# --------------------------------------------------------------------------------------------
-# Finding the tools
-
-
-@dataclass(frozen=True)
-class PgTools:
-    """A pg_dump/pg_restore pair and their version."""
-
-    dump: Path
-    restore: Path
-    version: str
-
-
-def _version_of(tool: Path) -> tuple[str, tuple[int, int]] | None:
-    """``(text, (major, minor))`` from ``tool --version``; None when it does not run."""
-    try:
-        done = subprocess.run(
-            [str(tool), "--version"], capture_output=True, text=True, timeout=20, check=False
-        )
-    except OSError:
-        return None
-    match = _VERSION.search(done.stdout)
-    if done.returncode != 0 or match is None:
-        return None
-    major, minor = int(match[1]), int(match[2] or 0)
-    text = f"{major}.{minor}" if match[2] else str(major)
-    return text, (major, minor)
-
-
-def _release(version: tuple[int, int]) -> tuple[int, int]:
-    """The part of a version that must be at least the server's: 9.6, or 15 (not 15.2)."""
-    return version if version[0] < 10 else (version[0], 0)
-
-
-def _show(version: tuple[int, int]) -> str:
-    return f"{version[0]}.{version[1]}" if version[0] < 10 else str(version[0])
-
-
-def _candidates() -> Iterator[tuple[Path, Path]]:
-    folder = os.environ.get(PG_BIN_ENV)
-    if folder:
-        yield Path(folder) / "pg_dump", Path(folder) / "pg_restore"
-        return
-    dump, restore = shutil.which("pg_dump"), shutil.which("pg_restore")
-    if dump and restore:
-        yield Path(dump), Path(restore)
-
-    def major(path: str) -> int:
-        digits = Path(path).parent.name
-        return int(digits) if digits.isdigit() else 0
-
-    for bin_dir in sorted(glob.glob(VERSIONED_BIN_GLOB), key=major, reverse=True):
-        yield Path(bin_dir) / "pg_dump", Path(bin_dir) / "pg_restore"
-
-
-def find_tools(server: tuple[int, int]) -> PgTools:
-    """The first pg_dump/pg_restore pair at least as new as the server; ToolMissing if none."""
-    seen: list[str] = []
-    for dump, restore in _candidates():
-        dump_version = _version_of(dump) if dump.is_file() else None
-        restore_version = _version_of(restore) if restore.is_file() else None
-        if dump_version is None or restore_version is None:
-            continue
-        if min(_release(dump_version[1]), _release(restore_version[1])) >= _release(server):
-            return PgTools(dump=dump, restore=restore, version=dump_version[0])
-        seen.append(f"pg_dump {dump_version[0]} ({dump})")
-    where = (
-        f"${PG_BIN_ENV} ({os.environ[PG_BIN_ENV]})"
-        if os.environ.get(PG_BIN_ENV)
-        else f"PATH and {VERSIONED_BIN_GLOB}"
-    )
-    hint = (
-        f"install the PostgreSQL {_show(server)} client tools (e.g. postgresql-client-"
-        f"{_show(server)}), or set {PG_BIN_ENV} to a folder holding pg_dump and pg_restore"
-    )
-    if seen:
-        raise ToolMissing(
-            f"pg_dump and pg_restore must be at least as new as the server (PostgreSQL "
-            f"{_show(server)}); found only {', '.join(seen)} in {where}",
-            hint=hint,
-        )
-    raise ToolMissing(f"pg_dump and pg_restore were not found in {where}", hint=hint)
-
-
-def server_version(session: Session) -> tuple[int, int]:
-    """The server's ``(major, minor)``: ``(15, 0)`` style from 10 on, ``(9, 6)`` before."""
-    number = int(session.query("SHOW server_version_num")[0][0])
-    if number >= 100000:
-        return number // 10000, 0
-    return number // 10000, number // 100 % 100
-
-
-def tool_for_archive(path: Path) -> PgTools:
-    """A pg_restore able to read an existing archive (the newest found)."""
-    return find_tools((0, 0))
 
 
 # --------------------------------------------------------------------------------------------
@@ -400,7 +296,7 @@ class PostgresBackupEngine(BackupEngine):
         tables: Sequence[str],
         row_counts: Mapping[str, int],
     ) -> None:
-        tools = tool_for_archive(path)
+        tools = tools_for_archive()
         url = DatabaseURL(raw="", dialect="postgresql")
         entries = read_toc(tools.restore, path, url)
         if not entries:
@@ -420,31 +316,7 @@ class PostgresBackupEngine(BackupEngine):
         actor: Actor,
         progress: Progress,
     ) -> None:
-        import psycopg
-
-        if not target.database:
-            raise BackupError(f"--into needs a database name ({target.masked()})")
-        dialect = self.dialect
-        try:
-            session = dialect.connect(target, actor=actor, create=False)
-        except DatabaseError as exc:
-            if "does not exist" not in exc.message:
-                raise
-            self._create_database(target, actor)
-            session = dialect.connect(target, actor=actor, create=False)
-        try:
-            if not self._is_empty(session):
-                raise BackupError(
-                    f"the database {target.masked()} is not empty: --into needs a new, empty "
-                    "database",
-                    hint="name a database that does not exist yet (backout creates it)",
-                )
-            tools = find_tools(server_version(session))
-            existing = {str(r[0]) for r in session.query(_SCHEMAS_PRESENT)}
-        except psycopg.Error as exc:
-            raise BackupError(f"cannot inspect {target.masked()}: {exc}") from exc
-        finally:
-            session.close()
+        tools, existing = self._new_empty_database(target, actor)
         conninfo, env = libpq_target(target)
         # A backup confined to ?schema=public says CREATE SCHEMA public, which a new database
         # already has (empty): that entry is left out, the rest restored as is.
@@ -483,6 +355,36 @@ class PostgresBackupEngine(BackupEngine):
                 # tables it scoped). pg_restore's single transaction left the database empty.
                 progress("loading rows whose foreign keys point outside the backup")
                 self._restore_dangling(path, entries, target, actor, tools, exc.message)
+
+    def _new_empty_database(self, target: DatabaseURL, actor: Actor) -> tuple[PgTools, set[str]]:
+        """The tools for the (created if missing) empty database at ``target``, and the schemas
+        it already has; BackupError when it is not empty."""
+        import psycopg
+
+        if not target.database:
+            raise BackupError(f"--into needs a database name ({target.masked()})")
+        dialect = self.dialect
+        try:
+            session = dialect.connect(target, actor=actor, create=False)
+        except DatabaseError as exc:
+            if "does not exist" not in exc.message:
+                raise
+            self._create_database(target, actor)
+            session = dialect.connect(target, actor=actor, create=False)
+        try:
+            if not self._is_empty(session):
+                raise BackupError(
+                    f"the database {target.masked()} is not empty: --into needs a new, empty "
+                    "database",
+                    hint="name a database that does not exist yet (backout creates it)",
+                )
+            return find_tools(server_version(session)), {
+                str(r[0]) for r in session.query(_SCHEMAS_PRESENT)
+            }
+        except psycopg.Error as exc:
+            raise BackupError(f"cannot inspect {target.masked()}: {exc}") from exc
+        finally:
+            session.close()
 
     def _restore_dangling(
         self,
@@ -832,15 +734,25 @@ def _drops(current: SchemaSnapshot, wanted: SchemaSnapshot, rebuild: set[str]) -
     the backup has it, and the fingerprint check afterwards refuses anything else.
     """
     out: list[str] = []
-    dropped: set[str] = set()
     for key, view in current.views.items():
         if wanted.views.get(key) != view:
             kind = "MATERIALIZED VIEW" if view.materialized else "VIEW"
             out.append(f"DROP {kind} IF EXISTS {_relation(view.schema, view.name)} CASCADE")
+    dropped: set[str] = set()
     for key, table in current.tables.items():
         if key in rebuild or key not in wanted.tables:
             out.append(f"DROP TABLE IF EXISTS {_relation(table.schema, table.name)} CASCADE")
             dropped.add(key)
+    out += _drop_table_parts(current, wanted, dropped)
+    out += _drop_routines_and_types(current, wanted)
+    return out
+
+
+def _drop_table_parts(
+    current: SchemaSnapshot, wanted: SchemaSnapshot, dropped: set[str]
+) -> list[str]:
+    """Constraints, indexes, triggers and sequences that differ, of the tables kept."""
+    out: list[str] = []
     for key, table in current.tables.items():
         if key in dropped:
             continue
@@ -852,11 +764,11 @@ def _drops(current: SchemaSnapshot, wanted: SchemaSnapshot, rebuild: set[str]) -
             for f in table.foreign_keys
             if f.name is not None and f not in target.foreign_keys
         ]
-        for name in stale:
-            out.append(
-                f"ALTER TABLE {_relation(table.schema, table.name)} DROP CONSTRAINT IF EXISTS "
-                f"{quote_identifier(name)} CASCADE"
-            )
+        out += [
+            f"ALTER TABLE {_relation(table.schema, table.name)} DROP CONSTRAINT IF EXISTS "
+            f"{quote_identifier(name)} CASCADE"
+            for name in stale
+        ]
     for key, index in current.indexes.items():
         if qualified_name(index.schema, index.table) not in dropped and (
             wanted.indexes.get(key) != index
@@ -875,6 +787,13 @@ def _drops(current: SchemaSnapshot, wanted: SchemaSnapshot, rebuild: set[str]) -
             out.append(
                 f"DROP SEQUENCE IF EXISTS {_relation(sequence.schema, sequence.name)} CASCADE"
             )
+    return out
+
+
+def _drop_routines_and_types(current: SchemaSnapshot, wanted: SchemaSnapshot) -> list[str]:
+    """Functions, enums, types and domains that differ; extensions and schemas the backup
+    does not have."""
+    out: list[str] = []
     for key, function in current.functions.items():
         if wanted.functions.get(key) != function:
             kind = {"procedure": "PROCEDURE", "aggregate": "AGGREGATE"}.get(
@@ -891,13 +810,33 @@ def _drops(current: SchemaSnapshot, wanted: SchemaSnapshot, rebuild: set[str]) -
         if wanted.types.get(key) != type_:
             kind = "DOMAIN" if type_.kind == "domain" else "TYPE"
             out.append(f"DROP {kind} IF EXISTS {_relation(type_.schema, type_.name)} CASCADE")
-    for key, extension in current.extensions.items():
-        if key not in wanted.extensions:
-            out.append(f"DROP EXTENSION IF EXISTS {quote_identifier(extension.name)} CASCADE")
-    for schema in current.schemas:
-        if schema not in wanted.schemas:
-            out.append(f"DROP SCHEMA IF EXISTS {quote_identifier(schema)} CASCADE")
+    out += [
+        f"DROP EXTENSION IF EXISTS {quote_identifier(extension.name)} CASCADE"
+        for key, extension in current.extensions.items()
+        if key not in wanted.extensions
+    ]
+    out += [
+        f"DROP SCHEMA IF EXISTS {quote_identifier(schema)} CASCADE"
+        for schema in current.schemas
+        if schema not in wanted.schemas
+    ]
     return out
+
+
+class _Picker:
+    """The ids of the archive entries chosen so far."""
+
+    def __init__(self, entries: Sequence[TocEntry]) -> None:
+        self.entries = entries
+        self.chosen: set[int] = set()
+
+    def pick(self, kind: str, schema: str | None, tag: str) -> None:
+        schema = schema or "public"
+        self.chosen.update(e.id for e in self.entries if e.is_(kind, schema, tag))
+
+    def pick_under(self, kind: str, schema: str | None, prefix: str) -> None:
+        schema = schema or "public"
+        self.chosen.update(e.id for e in self.entries if e.under(kind, schema, prefix))
 
 
 def _select(
@@ -912,89 +851,104 @@ def _select(
     """Ids of the archive entries that re-create what ``middle`` lacks of ``wanted``, plus the
     rows of ``data`` (functions are chosen by :meth:`PostgresBackupEngine._missing_functions`).
     """
-    chosen: set[int] = set()
+    picker = _Picker(entries)
+    created = _pick_containers(picker, wanted, middle)
+    _pick_types(picker, wanted, middle, full=full)
+    for key, table in wanted.tables.items():
+        _pick_table(picker, table, middle.tables.get(key), rows=key in data or full)
+    _pick_relations(picker, wanted, middle)
+    for key in ledger:
+        schema, name = _split_key(key, wanted)
+        picker.pick("TABLE", schema, name)
+        picker.pick("TABLE DATA", schema, name)
+        for kind in _TABLE_CHILDREN:
+            picker.pick_under(kind, schema, f"{name} ")
+    _pick_annotations(picker, created)
+    return picker.chosen
 
-    def pick(kind: str, schema: str, tag: str) -> None:
-        chosen.update(e.id for e in entries if e.is_(kind, schema, tag))
 
-    def pick_under(kind: str, schema: str, prefix: str) -> None:
-        chosen.update(e.id for e in entries if e.under(kind, schema, prefix))
-
+def _pick_containers(picker: _Picker, wanted: SchemaSnapshot, middle: SchemaSnapshot) -> set[str]:
+    """The schemas and extensions to re-create; their tags (as COMMENT/ACL entries name them)."""
     schemas = [s for s in wanted.schemas if s not in middle.schemas]
     for schema in schemas:
-        pick("SCHEMA", "-", schema)
+        picker.pick("SCHEMA", "-", schema)
     extensions = [k for k in wanted.extensions if k not in middle.extensions]
     for name in extensions:
-        pick("EXTENSION", "-", name)
+        picker.pick("EXTENSION", "-", name)
+    created = {f"SCHEMA {s}" for s in schemas} | {f"EXTENSION {e}" for e in extensions}
+    return created | {f'SCHEMA "{s}"' for s in schemas} | {f'EXTENSION "{e}"' for e in extensions}
+
+
+def _pick_types(
+    picker: _Picker, wanted: SchemaSnapshot, middle: SchemaSnapshot, *, full: bool
+) -> None:
+    """Enums, composite types, domains (with their checks) and sequences that differ."""
     for key, enum in wanted.enums.items():
         if middle.enums.get(key) != enum:
-            pick("TYPE", enum.schema or "public", enum.name)
+            picker.pick("TYPE", enum.schema, enum.name)
     for key, type_ in wanted.types.items():
         if middle.types.get(key) != type_:
-            kind = "DOMAIN" if type_.kind == "domain" else "TYPE"
-            pick(kind, type_.schema or "public", type_.name)
-            pick_under("CHECK CONSTRAINT", type_.schema or "public", f"{type_.name} ")
+            picker.pick("DOMAIN" if type_.kind == "domain" else "TYPE", type_.schema, type_.name)
+            picker.pick_under("CHECK CONSTRAINT", type_.schema, f"{type_.name} ")
     for key, sequence in wanted.sequences.items():
         if middle.sequences.get(key) != sequence:
             for kind in ("SEQUENCE", "SEQUENCE OWNED BY", "SEQUENCE SET"):
-                pick(kind, sequence.schema or "public", sequence.name)
+                picker.pick(kind, sequence.schema, sequence.name)
         elif full:
-            pick("SEQUENCE SET", sequence.schema or "public", sequence.name)
-    for key, table in wanted.tables.items():
-        schema = table.schema or "public"
-        now = middle.tables.get(key)
-        if now is None:
-            pick("TABLE", schema, table.name)
-            pick("TABLE ATTACH", schema, table.name)
-            pick("ROW SECURITY", schema, table.name)
-            for column in table.columns:
-                pick("DEFAULT", schema, f"{table.name} {column.name}")
-            for kind in ("POLICY", "RULE"):
-                pick_under(kind, schema, f"{table.name} ")
-            if key in data or full:
-                pick("TABLE DATA", schema, table.name)
-        for constraint in table.constraints:
-            if constraint.name is not None and (now is None or constraint not in now.constraints):
-                pick("CONSTRAINT", schema, f"{table.name} {constraint.name}")
-        for foreign_key in table.foreign_keys:
-            if foreign_key.name is not None and (
-                now is None or foreign_key not in now.foreign_keys
-            ):
-                pick("FK CONSTRAINT", schema, f"{table.name} {foreign_key.name}")
+            picker.pick("SEQUENCE SET", sequence.schema, sequence.name)
+
+
+def _pick_table(picker: _Picker, table: TableInfo, now: TableInfo | None, *, rows: bool) -> None:
+    """A missing table with its defaults, policies, rules (and rows when ``rows``); the
+    constraints and foreign keys it lacks."""
+    schema = table.schema
+    if now is None:
+        for kind in ("TABLE", "TABLE ATTACH", "ROW SECURITY"):
+            picker.pick(kind, schema, table.name)
+        for column in table.columns:
+            picker.pick("DEFAULT", schema, f"{table.name} {column.name}")
+        for kind in ("POLICY", "RULE"):
+            picker.pick_under(kind, schema, f"{table.name} ")
+        if rows:
+            picker.pick("TABLE DATA", schema, table.name)
+    for constraint in table.constraints:
+        if constraint.name is not None and (now is None or constraint not in now.constraints):
+            picker.pick("CONSTRAINT", schema, f"{table.name} {constraint.name}")
+    for foreign_key in table.foreign_keys:
+        if foreign_key.name is not None and (now is None or foreign_key not in now.foreign_keys):
+            picker.pick("FK CONSTRAINT", schema, f"{table.name} {foreign_key.name}")
+
+
+def _pick_relations(picker: _Picker, wanted: SchemaSnapshot, middle: SchemaSnapshot) -> None:
+    """Indexes, triggers and views that differ."""
     for key, index in wanted.indexes.items():
         if middle.indexes.get(key) != index:
-            pick("INDEX", index.schema or "public", index.name)
-            pick("INDEX ATTACH", index.schema or "public", index.name)
+            picker.pick("INDEX", index.schema, index.name)
+            picker.pick("INDEX ATTACH", index.schema, index.name)
     for key, trigger in wanted.triggers.items():
         if middle.triggers.get(key) != trigger:
-            pick("TRIGGER", trigger.schema or "public", f"{trigger.table} {trigger.name}")
+            picker.pick("TRIGGER", trigger.schema, f"{trigger.table} {trigger.name}")
     for key, view in wanted.views.items():
         if middle.views.get(key) != view:
-            schema = view.schema or "public"
             if view.materialized:
-                pick("MATERIALIZED VIEW", schema, view.name)
-                pick("MATERIALIZED VIEW DATA", schema, view.name)
+                picker.pick("MATERIALIZED VIEW", view.schema, view.name)
+                picker.pick("MATERIALIZED VIEW DATA", view.schema, view.name)
             else:
-                pick("VIEW", schema, view.name)
-    for key in ledger:
-        schema, name = _split_key(key, wanted)
-        pick("TABLE", schema, name)
-        pick("TABLE DATA", schema, name)
-        for kind in _TABLE_CHILDREN:
-            pick_under(kind, schema, f"{name} ")
-    # Comments and privileges are idempotent: re-apply all of them, except those on schemas and
-    # extensions that were not re-created (the schema ``public`` is not backout's to change).
-    created = {f"SCHEMA {s}" for s in schemas} | {f"EXTENSION {e}" for e in extensions}
-    created |= {f'SCHEMA "{s}"' for s in schemas} | {f'EXTENSION "{e}"' for e in extensions}
-    for entry in entries:
+                picker.pick("VIEW", view.schema, view.name)
+
+
+def _pick_annotations(picker: _Picker, created: set[str]) -> None:
+    """Comments and privileges are idempotent: re-apply all of them, except those on schemas
+    and extensions that were not re-created (the schema ``public`` is not backout's to change).
+    """
+    for entry in picker.entries:
         for kind in ("COMMENT", "ACL", "SECURITY LABEL"):
             tag = entry.tag(kind, "-")
             if tag is not None:
                 if tag in created:
-                    chosen.add(entry.id)
+                    picker.chosen.add(entry.id)
             elif entry.rest.startswith(kind + " "):
-                chosen.add(entry.id)
-    return chosen
+                picker.chosen.add(entry.id)
 
 
 def _header_line(line: bytes) -> bytes | None:

@@ -33,6 +33,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from typing import Any, Final
 
+from backout.model.identifiers import quote_identifier
 from backout.model.schema import (
     ColumnInfo,
     CommentInfo,
@@ -409,11 +410,6 @@ def is_system_schema(name: str) -> bool:
     return name == "information_schema" or name.startswith("pg_")
 
 
-def quote_identifier(name: str) -> str:
-    """Quote an identifier for PostgreSQL (always quoted, embedded quotes doubled)."""
-    return '"' + name.replace('"', '""') + '"'
-
-
 class _CatalogReader:
     """One snapshot read: the chosen schemas and the exclusion rules."""
 
@@ -759,7 +755,7 @@ def dump_schema_pattern(name: str) -> str:
     """A pg_dump ``--schema`` pattern matching exactly the schema ``name``."""
     # pg_dump patterns follow psql's rules: double quotes make the name literal (case, dots,
     # wildcards); a double quote inside is written twice.
-    return '"' + name.replace('"', '""') + '"'
+    return quote_identifier(name)
 
 
 def read_postgres_snapshot(

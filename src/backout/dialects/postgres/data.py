@@ -11,12 +11,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from backout.dialects.ddl_base import DraftStep
+from backout.model.identifiers import quote_identifier
 from backout.model.schema import SchemaSnapshot, TableInfo
 from backout.model.script import Statement
-
-
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def _literal(node: object) -> str | None:
@@ -71,10 +68,12 @@ def _delete_inserted(statement: Statement, before: SchemaSnapshot) -> DraftStep 
             return None
         rows.append("(" + ", ".join(str(t) for t in texts) + ")")
     prefix = (
-        f"{_q(table.schema)}." if table.schema and table.schema != before.default_schema else ""
+        f"{quote_identifier(table.schema)}."
+        if table.schema and table.schema != before.default_schema
+        else ""
     )
-    target = prefix + _q(table.name)
-    keys = ", ".join(_q(c) for c in key.columns)
+    target = prefix + quote_identifier(table.name)
+    keys = ", ".join(quote_identifier(c) for c in key.columns)
     return DraftStep(
         f"DELETE FROM {target} WHERE ({keys}) IN ({', '.join(rows)})",
         f"Delete, by primary key, the rows the INSERT at line {statement.line} of the forward "

@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from backout.dialects.ddl_base import Draft, LiveNames, Rename, plural
+from backout.model.identifiers import quote_identifier as q
 from backout.model.schema import (
     ColumnInfo,
     CommentInfo,
@@ -35,11 +36,6 @@ from backout.model.schema import (
     ViewInfo,
     qualified_name,
 )
-
-
-def q(name: str) -> str:
-    """A quoted identifier."""
-    return '"' + name.replace('"', '""') + '"'
 
 
 def literal(text: str) -> str:

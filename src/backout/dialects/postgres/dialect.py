@@ -39,16 +39,20 @@ from backout.dialects.postgres.catalog import (
 )
 from backout.dialects.postgres.data import undo_inserts
 from backout.dialects.postgres.ddl import draft_rollback, rename_back
+from backout.dialects.postgres.fill import fill_tables
 from backout.dialects.postgres.schema_dump import schema_dump
 from backout.dialects.postgres.session import PostgresSession
 from backout.dialects.postgres.state import load_state, save_state
+from backout.model.effects import ScriptEffects
 from backout.model.errors import DatabaseError, DatabaseUnavailable, LockHeld, ProjectError
+from backout.model.identifiers import quote_identifier
 from backout.model.schema import SchemaSnapshot, TableInfo, TableStats, qualified_name
 from backout.model.script import Statement
 from backout.model.urls import DatabaseURL, scrub
 
 if TYPE_CHECKING:
     from backout.dialects.ddl_base import Draft, DraftStep, LiveNames, Rename
+    from backout.dialects.fill import TableRows
 
 #: backout's own advisory lock key: the bytes of "backout" as a bigint
 BACKOUT_LOCK_KEY = int.from_bytes(b"backout", "big")
@@ -128,7 +132,6 @@ class PostgresDialect(Dialect):
 
     name: ClassVar[str] = "postgresql"
     display_name: ClassVar[str] = "PostgreSQL"
-    transactional_ddl: ClassVar[bool] = True
     has_schemas: ClassVar[bool] = True
     timestamp_type: ClassVar[str] = "timestamptz"
     serial_primary_key: ClassVar[str] = "bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY"
@@ -162,6 +165,16 @@ class PostgresDialect(Dialect):
     # --- scripts -----------------------------------------------------------------------------
 
     dollar_quotes: ClassVar[bool] = True
+
+    def fill_tables(self, url: DatabaseURL, tables: Sequence[TableRows]) -> dict[str, int]:
+        return fill_tables(url, tables)
+
+    def analyze(self, statements: Sequence[Statement]) -> ScriptEffects:
+        from backout.dialects.postgres.effects import analyze_statements
+
+        return analyze_statements(statements)
+
+    squawk_parses: ClassVar[bool] = True
 
     def split(
         self, text: str, display: str, *, first_line: int = 1, params: Collection[str] = ()
@@ -354,7 +367,7 @@ class PostgresDialect(Dialect):
     # --- names ---------------------------------------------------------------------------------
 
     def quote(self, identifier: str) -> str:
-        return '"' + identifier.replace('"', '""') + '"'
+        return quote_identifier(identifier)
 
     def history_table(self, logical: str, schema: str) -> str:
         return f"{self.quote(schema)}.{self.quote(logical)}"
@@ -419,10 +432,6 @@ class PostgresDialect(Dialect):
     ) -> int | None:
         return pg_impact.explain_rows(session, from_where, params)
 
-    def server_major(self, session: Session) -> int:
-        """The server's major version (15 for 15.4)."""
-        return int(session.query("SHOW server_version_num")[0][0]) // 10000
-
     @contextmanager
     def scratch(
         self,
@@ -475,15 +484,14 @@ class PostgresDialect(Dialect):
     ) -> None:
         scope = url_scope(source)
         with self.connect(source, actor=actor) as session:
-            major = self.server_major(session)
+            server = pg_tools.server_version(session)
             # extensions outside the scope that its objects may use (Supabase's `extensions`)
             outside = [] if scope is None else session.query(_EXTENSIONS_OUTSIDE, (scope,))
             inside = scope_extensions(session.query, source)
-        dump = pg_tools.find_tool("pg_dump", major)
-        restore = pg_tools.find_tool("pg_restore", major)
+        tools = pg_tools.find_tools(server)
         source_info, source_env = pg_tools.libpq_target(source)
         target_info, target_env = pg_tools.libpq_target(target)
-        args = [dump.path, "--format=custom", "--no-owner", "--no-acl", source_info]
+        args = [str(tools.dump), "--format=custom", "--no-owner", "--no-acl", source_info]
         # only the project's schema (and backout's ledger): a copy of the whole database
         # would be slower, and would show the other projects' objects to the rehearsal
         args[1:1] = dump_scope_args(source, self.history_schema, inside)
@@ -513,7 +521,7 @@ class PostgresDialect(Dialect):
         ) as dumper:
             assert dumper.stdout is not None
             restored = client_programs.run(
-                [restore.path, "--no-owner", "--no-acl", "--exit-on-error", "-d", target_info],
+                [tools.restore, "--no-owner", "--no-acl", "--exit-on-error", "-d", target_info],
                 secrets=target.secrets,
                 stdin=dumper.stdout,
                 capture_output=True,
@@ -586,10 +594,10 @@ class PostgresDialect(Dialect):
         """``pg_dump --schema-only``, normalised (see
         :mod:`backout.dialects.postgres.schema_dump`)."""
         with self.connect(url, actor=actor) as session:
-            major = self.server_major(session)
+            server = pg_tools.server_version(session)
         return schema_dump(
             url,
-            major,
+            server,
             history_schema=self.history_schema,
             ignore_column_order=ignore_column_order,
         )
@@ -620,14 +628,14 @@ class PostgresDialect(Dialect):
     def save_state(self, url: DatabaseURL, actor: Actor, path: Path) -> None:
         """``pg_dump --format=custom`` of the database into ``path`` (see pg_state)."""
         with self.connect(url, actor=actor) as session:
-            major = self.server_major(session)
-        save_state(url, major, path)
+            server = pg_tools.server_version(session)
+        save_state(url, server, path)
 
     def load_state(self, url: DatabaseURL, actor: Actor, path: Path) -> None:
         """``pg_restore`` of a :meth:`save_state` file (see pg_state)."""
         with self.connect(url, actor=actor) as session:
-            major = self.server_major(session)
-        load_state(url, major, path)
+            server = pg_tools.server_version(session)
+        load_state(url, server, path)
 
     def empty_tables(self, session: Session, tables: Sequence[TableInfo]) -> None:
         """``TRUNCATE ... CASCADE``: the rows referencing them go too, as a copy needs."""

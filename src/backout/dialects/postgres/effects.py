@@ -44,6 +44,7 @@ from backout.model.effects import (
     ServerEffect,
     Unknown,
 )
+from backout.model.identifiers import quote_identifier
 from backout.model.script import Statement
 
 K = ObjectKind
@@ -316,7 +317,7 @@ def _strings(items: Sequence[Any] | None) -> list[str]:
 
 
 def _quoted_list(names: Sequence[str]) -> str:
-    return ", ".join('"' + n.replace('"', '""') + '"' for n in names)
+    return ", ".join(quote_identifier(n) for n in names)
 
 
 def _clip(text: str, limit: int) -> str:
@@ -1038,7 +1039,9 @@ class _Analyzer:
                 elif isinstance(option.arg, tuple) and option.defname == "owned_by":
                     owner = _strings(option.arg)
                     text += (
-                        " NONE" if owner == ["none"] else " " + ".".join(f'"{n}"' for n in owner)
+                        " NONE"
+                        if owner == ["none"]
+                        else " " + ".".join(quote_identifier(n) for n in owner)
                     )
                 options.append(text)
         self.emit(

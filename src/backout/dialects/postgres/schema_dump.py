@@ -44,16 +44,16 @@ def normalise_dump(text: str, *, ignore_column_order: bool = False) -> str:
 
 def schema_dump(
     url: DatabaseURL,
-    server_major: int,
+    server: pg_tools.Version,
     *,
     history_schema: str,
     ignore_column_order: bool = False,
 ) -> str:
     """The normalised schema-only dump of the database at ``url``."""
-    tool = pg_tools.find_tool("pg_dump", server_major)
+    tools = pg_tools.find_tools(server)
     conninfo, env = pg_tools.libpq_target(url)
     args = [
-        tool.path,
+        str(tools.dump),
         "--schema-only",
         *dump_scope_args(url, None),
         f"--exclude-schema={history_schema}",

@@ -9,9 +9,9 @@ Credentials go to the tools through the environment, never the command line.
 from __future__ import annotations
 
 import os
-import subprocess
 from pathlib import Path
 
+from backout.dialects import client_programs
 from backout.dialects.postgres import tools as pg_tools
 from backout.model.errors import DatabaseError
 from backout.model.urls import DatabaseURL, scrub
@@ -23,17 +23,17 @@ def _fail(what: str, url: DatabaseURL, stderr: bytes) -> DatabaseError:
     return DatabaseError(f"{what} {url.masked()} failed: " + scrub(last, url.secrets))
 
 
-def save_state(url: DatabaseURL, major: int, path: Path) -> None:
+def save_state(url: DatabaseURL, server: pg_tools.Version, path: Path) -> None:
     """Dump the database at ``url`` (schema and rows) into ``path``, atomically."""
-    dump = pg_tools.find_tool("pg_dump", major)
+    tools = pg_tools.find_tools(server)
     target, env = pg_tools.libpq_target(url)
     partial = path.with_name(f".{path.name}.{os.getpid()}.part")
     try:
-        done = subprocess.run(
-            [dump.path, "--format=custom", "--no-owner", "--no-acl", "-f", str(partial), target],
+        done = client_programs.run(
+            [tools.dump, "--format=custom", "--no-owner", "--no-acl", "-f", partial, target],
+            secrets=url.secrets,
             capture_output=True,
             env=env,
-            check=False,
         )
         if done.returncode != 0:
             raise _fail("saving the state of", url, done.stderr)
@@ -42,15 +42,15 @@ def save_state(url: DatabaseURL, major: int, path: Path) -> None:
         partial.unlink(missing_ok=True)
 
 
-def load_state(url: DatabaseURL, major: int, path: Path) -> None:
+def load_state(url: DatabaseURL, server: pg_tools.Version, path: Path) -> None:
     """Restore a :func:`save_state` file into the (empty) database at ``url``."""
-    restore = pg_tools.find_tool("pg_restore", major)
+    tools = pg_tools.find_tools(server)
     target, env = pg_tools.libpq_target(url)
-    done = subprocess.run(
-        [restore.path, "--no-owner", "--no-acl", "--single-transaction", "-d", target, str(path)],
+    done = client_programs.run(
+        [tools.restore, "--no-owner", "--no-acl", "--single-transaction", "-d", target, path],
+        secrets=url.secrets,
         capture_output=True,
         env=env,
-        check=False,
     )
     if done.returncode != 0:
         raise _fail("restoring a cached state into", url, done.stderr)

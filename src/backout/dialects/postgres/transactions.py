@@ -12,6 +12,7 @@ import re
 from collections.abc import Sequence
 
 from backout.dialects.base import CommitNeeded, ControlStatement, TxControl
+from backout.model.identifiers import quote_identifier
 from backout.model.script import Statement
 
 #: comments and blanks before a statement's first keyword
@@ -275,9 +276,5 @@ def concurrent_index_name(statement: Statement) -> str | None:
     if not isinstance(node, ast.IndexStmt) or not node.concurrent or not node.idxname:
         return None
     schema = node.relation.schemaname if node.relation is not None else None
-    quoted = _quote(node.idxname)
-    return f"{_quote(schema)}.{quoted}" if schema else quoted
-
-
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
+    quoted = quote_identifier(node.idxname)
+    return f"{quote_identifier(schema)}.{quoted}" if schema else quoted

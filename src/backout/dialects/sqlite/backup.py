@@ -27,6 +27,7 @@ from urllib.parse import quote
 from backout.dialects.base import Actor, BackupEngine, DumpResult, Progress, RestoreRequest, Session
 from backout.dialects.sqlite.catalog import read_sqlite_snapshot
 from backout.model.errors import BackupError, DatabaseError, LockError
+from backout.model.identifiers import quote_identifier
 from backout.model.schema import SchemaSnapshot
 from backout.model.urls import DatabaseURL
 
@@ -40,10 +41,6 @@ _OBJECTS_SQL: Final = (
     "SELECT type, name, tbl_name, sql FROM {schema}.sqlite_master "
     "WHERE sql IS NOT NULL ORDER BY rowid"
 )
-
-
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 @dataclass(frozen=True)
@@ -63,7 +60,7 @@ class _Object:
 
 def _objects(conn: sqlite3.Connection, schema: str = "main") -> list[_Object]:
     """The schema objects backout backs up, in creation order."""
-    rows = conn.execute(_OBJECTS_SQL.format(schema=_quote(schema))).fetchall()
+    rows = conn.execute(_OBJECTS_SQL.format(schema=quote_identifier(schema))).fetchall()
     result = []
     for kind, name, table, sql in rows:
         if str(name).lower().startswith("sqlite_") or str(table).lower() in NEVER_TABLES:
@@ -88,16 +85,17 @@ def _columns(conn: sqlite3.Connection, table: str) -> list[str]:
 
 
 def _copy_rows(conn: sqlite3.Connection, table: str, *, source: str, target: str) -> None:
-    columns = ", ".join(_quote(c) for c in _columns(conn, table))
+    columns = ", ".join(quote_identifier(c) for c in _columns(conn, table))
     conn.execute(
-        f"INSERT INTO {_quote(target)}.{_quote(table)} ({columns}) "
-        f"SELECT {columns} FROM {_quote(source)}.{_quote(table)}"
+        f"INSERT INTO {quote_identifier(target)}.{quote_identifier(table)} ({columns}) "
+        f"SELECT {columns} FROM {quote_identifier(source)}.{quote_identifier(table)}"
     )
 
 
 def _has_table(conn: sqlite3.Connection, schema: str, name: str) -> bool:
     rows = conn.execute(
-        f"SELECT 1 FROM {_quote(schema)}.sqlite_master WHERE type = 'table' AND lower(name) = ?",
+        f"SELECT 1 FROM {quote_identifier(schema)}.sqlite_master "
+        "WHERE type = 'table' AND lower(name) = ?",
         (name.lower(),),
     ).fetchall()
     return bool(rows)
@@ -113,11 +111,11 @@ def _copy_sequences(
     if tables is not None:
         marks = ", ".join("?" for _ in tables)
         where, params = f" WHERE lower(name) IN ({marks})", tuple(t.lower() for t in tables)
-    conn.execute(f"DELETE FROM {_quote(target)}.sqlite_sequence{where}", params)
+    conn.execute(f"DELETE FROM {quote_identifier(target)}.sqlite_sequence{where}", params)
     if _has_table(conn, source, "sqlite_sequence"):
         conn.execute(
-            f"INSERT INTO {_quote(target)}.sqlite_sequence (name, seq) "
-            f"SELECT name, seq FROM {_quote(source)}.sqlite_sequence{where}",
+            f"INSERT INTO {quote_identifier(target)}.sqlite_sequence (name, seq) "
+            f"SELECT name, seq FROM {quote_identifier(source)}.sqlite_sequence{where}",
             params,
         )
 
@@ -145,7 +143,7 @@ class SqliteBackupEngine(BackupEngine):
     def row_counts(self, session: Session, tables: Sequence[str]) -> dict[str, int]:
         counts: dict[str, int] = {}
         for table in tables:
-            rows = session.query(f"SELECT count(*) FROM main.{_quote(table)}")
+            rows = session.query(f"SELECT count(*) FROM main.{quote_identifier(table)}")
             counts[table] = int(rows[0][0])
         return counts
 
@@ -188,7 +186,7 @@ class SqliteBackupEngine(BackupEngine):
             foreign_keys = conn.execute("PRAGMA foreign_keys").fetchone()[0]
             # Copied rows may reference rows the backup does not hold: no FK checks on it.
             conn.execute("PRAGMA foreign_keys = OFF")
-            conn.execute("ATTACH DATABASE ? AS " + _quote(_TARGET), (str(path),))
+            conn.execute("ATTACH DATABASE ? AS " + quote_identifier(_TARGET), (str(path),))
             try:
                 conn.execute("BEGIN")
                 if _objects(conn) != objects:
@@ -206,7 +204,7 @@ class SqliteBackupEngine(BackupEngine):
             finally:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
-                conn.execute("DETACH DATABASE " + _quote(_TARGET))
+                conn.execute("DETACH DATABASE " + quote_identifier(_TARGET))
                 conn.execute(f"PRAGMA foreign_keys = {int(foreign_keys)}")
             target = sqlite3.connect(path, isolation_level=None)
             try:
@@ -234,7 +232,7 @@ class SqliteBackupEngine(BackupEngine):
                 conn.backup(target)
                 target.execute("PRAGMA secure_delete = ON")
                 for name in sorted(NEVER_TABLES):
-                    target.execute(f"DROP TABLE IF EXISTS {_quote(name)}")
+                    target.execute(f"DROP TABLE IF EXISTS {quote_identifier(name)}")
                 if _has_table(target, "main", "sqlite_sequence"):
                     target.execute(
                         "DELETE FROM sqlite_sequence WHERE lower(name) IN "
@@ -297,7 +295,9 @@ class SqliteBackupEngine(BackupEngine):
             if read_sqlite_snapshot(query).fingerprint() != snapshot.fingerprint():
                 raise BackupError(f"backup {path.name} does not hold the recorded schema")
             for table in tables:
-                (count,) = conn.execute(f"SELECT count(*) FROM main.{_quote(table)}").fetchone()
+                (count,) = conn.execute(
+                    f"SELECT count(*) FROM main.{quote_identifier(table)}"
+                ).fetchone()
                 if count != row_counts.get(table):
                     raise BackupError(
                         f"backup {path.name} holds {count} rows of {table}, "
@@ -353,7 +353,7 @@ class SqliteBackupEngine(BackupEngine):
                 backup.close()
             foreign_keys = conn.execute("PRAGMA foreign_keys").fetchone()[0]
             conn.execute("PRAGMA foreign_keys = OFF")
-            conn.execute("ATTACH DATABASE ? AS " + _quote(_SOURCE), (str(request.path),))
+            conn.execute("ATTACH DATABASE ? AS " + quote_identifier(_SOURCE), (str(request.path),))
         except sqlite3.Error as exc:
             raise BackupError(f"cannot open backup {request.path.name}: {exc}") from exc
         try:
@@ -388,7 +388,7 @@ class SqliteBackupEngine(BackupEngine):
         finally:
             session.rollback()
             try:
-                conn.execute("DETACH DATABASE " + _quote(_SOURCE))
+                conn.execute("DETACH DATABASE " + quote_identifier(_SOURCE))
             finally:
                 conn.execute(f"PRAGMA foreign_keys = {int(foreign_keys)}")
 
@@ -409,7 +409,7 @@ class SqliteBackupEngine(BackupEngine):
         for ledger in LEDGER_TABLES:
             if ledger not in backup_tables and _has_table(conn, "main", ledger):
                 # The backup was taken before this ledger existed: nothing was applied then.
-                conn.execute(f"DELETE FROM main.{_quote(ledger)}")
+                conn.execute(f"DELETE FROM main.{quote_identifier(ledger)}")
         progress(f"loading the rows of {len(rebuilt)} table(s)")
         existing = {o.key for o in _objects(conn)}
         for kind in ("table", "index", "view", "trigger"):
@@ -453,13 +453,13 @@ def _drop_differing(
         same = wanted_by_key.get(item.key)
         if item.type == "table":
             if item.name.lower() in rebuilt or same is None or full:
-                conn.execute(f"DROP TABLE main.{_quote(item.name)}")
+                conn.execute(f"DROP TABLE main.{quote_identifier(item.name)}")
                 dropped_tables.add(item.name.lower())
             continue
         if item.table.lower() in dropped_tables:
             continue  # went with its table
         if same is None or same.sql != item.sql or full:
-            conn.execute(f"DROP {item.type.upper()} IF EXISTS main.{_quote(item.name)}")
+            conn.execute(f"DROP {item.type.upper()} IF EXISTS main.{quote_identifier(item.name)}")
 
 
 def _is_virtual(sql: str) -> bool:
@@ -467,4 +467,4 @@ def _is_virtual(sql: str) -> bool:
 
 
 def _user_version(conn: sqlite3.Connection, schema: str) -> int:
-    return int(conn.execute(f"PRAGMA {_quote(schema)}.user_version").fetchone()[0])
+    return int(conn.execute(f"PRAGMA {quote_identifier(schema)}.user_version").fetchone()[0])

@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
+from backout.model.identifiers import quote_identifier
 from backout.model.schema import (
     ColumnInfo,
     ConstraintInfo,
@@ -157,11 +158,6 @@ def unquote_identifier(token: str) -> str:
         if first == "'" and last == "'":
             return token[1:-1].replace("''", "'")
     return token
-
-
-def quote_identifier(name: str) -> str:
-    """Quote an identifier for SQLite (always quoted, embedded quotes doubled)."""
-    return '"' + name.replace('"', '""') + '"'
 
 
 def _sql_name(name: str) -> str:

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 
 from backout.dialects.ddl_base import Draft, Rename, plural
+from backout.model.identifiers import quote_identifier as q
 from backout.model.schema import ColumnInfo, SchemaSnapshot, TableInfo
 
 _CREATE_TABLE = re.compile(
@@ -27,11 +28,6 @@ _CREATE_TABLE = re.compile(
 )
 #: column defaults SQLite refuses in ADD COLUMN
 _NON_CONSTANT = re.compile(r"CURRENT_|\(", re.IGNORECASE)
-
-
-def q(name: str) -> str:
-    """A quoted identifier."""
-    return '"' + name.replace('"', '""') + '"'
 
 
 def rename_back(rename: Rename) -> str | None:

@@ -47,6 +47,8 @@ from backout.dialects.sqlite.backup import SqliteBackupEngine
 from backout.dialects.sqlite.catalog import read_sqlite_snapshot, read_table_stats
 from backout.dialects.sqlite.checks import find_orphans
 from backout.dialects.sqlite.ddl import draft_rollback, rename_back
+from backout.dialects.sqlite.fill import fill_tables
+from backout.model.effects import ScriptEffects
 from backout.model.errors import (
     DatabaseError,
     DatabaseUnavailable,
@@ -54,12 +56,14 @@ from backout.model.errors import (
     LockHeld,
     ProjectError,
 )
+from backout.model.identifiers import quote_identifier
 from backout.model.schema import SchemaSnapshot, TableStats
 from backout.model.script import Statement
 from backout.model.urls import DatabaseURL
 
 if TYPE_CHECKING:
     from backout.dialects.ddl_base import Draft, LiveNames, Rename
+    from backout.dialects.fill import TableRows
 
 _LEADING_NOISE = re.compile(r"^(?:\s+|--[^\n]*\n?|/\*.*?\*/)*", re.S)
 _FIRST_WORDS = re.compile(r"^([A-Za-z]+)(?:\s+([A-Za-z_]+))?")
@@ -199,7 +203,6 @@ class SqliteDialect(Dialect):
 
     name: ClassVar[str] = "sqlite"
     display_name: ClassVar[str] = "SQLite"
-    transactional_ddl: ClassVar[bool] = True
     has_schemas: ClassVar[bool] = False
     timestamp_type: ClassVar[str] = "TEXT"
     serial_primary_key: ClassVar[str] = "INTEGER PRIMARY KEY AUTOINCREMENT"
@@ -228,6 +231,14 @@ class SqliteDialect(Dialect):
         return SqliteSession(self, url, conn)
 
     # --- scripts -----------------------------------------------------------------------------
+
+    def fill_tables(self, url: DatabaseURL, tables: Sequence[TableRows]) -> dict[str, int]:
+        return fill_tables(url, tables)
+
+    def analyze(self, statements: Sequence[Statement]) -> ScriptEffects:
+        from backout.dialects.sqlite.effects import analyze_statements
+
+        return analyze_statements(statements)
 
     def split(
         self, text: str, display: str, *, first_line: int = 1, params: Collection[str] = ()
@@ -289,11 +300,11 @@ class SqliteDialect(Dialect):
                     )
                     if missing is not None and missing[1] not in stubbed:
                         stubbed.add(missing[1])
-                        name = '"' + missing[1].replace('"', '""') + '"'
+                        name = quote_identifier(missing[1])
                         stub = f"CREATE TABLE {name} (stub)"
                     elif on_table is not None and f"view {on_table[1]}" not in stubbed:
                         stubbed.add(f"view {on_table[1]}")
-                        name = '"' + on_table[1].replace('"', '""') + '"'
+                        name = quote_identifier(on_table[1])
                         stub = f"DROP TABLE {name}; CREATE VIEW {name} AS SELECT NULL AS stub"
                     else:
                         return
@@ -463,7 +474,7 @@ class SqliteDialect(Dialect):
     # --- names ---------------------------------------------------------------------------------
 
     def quote(self, identifier: str) -> str:
-        return '"' + identifier.replace('"', '""') + '"'
+        return quote_identifier(identifier)
 
     def history_table(self, logical: str, schema: str) -> str:
         return self.quote(f"backout_{logical}")

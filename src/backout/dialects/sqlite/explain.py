@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable, Sequence
 
 from backout.dialects.explain import LARGE_PER_ROW, PerRowScan
+from backout.model.identifiers import quote_identifier
 
 Query = Callable[..., list[tuple[object, ...]]]
 
@@ -70,12 +71,12 @@ def _table(query: Query, name: str, index: str | None, sql: str) -> str | None:
 def _rows_per_run(query: Query, table: str, kind: str, where: str) -> int:
     """Rows one run visits on average: all of them (SCAN, or a SEARCH on a range only), else
     rows / distinct values of the equality columns."""
-    quoted = '"' + table.replace('"', '""') + '"'
+    quoted = quote_identifier(table)
     total = int(str(query(f"SELECT count(*) FROM {quoted}")[0][0]))
     equal = [c.split("=")[0].strip() for c in where.split(" AND ") if c.strip().endswith("=?")]
     if kind == "SCAN" or not equal:
         return total
-    columns = ", ".join('"' + c.replace('"', '""') + '"' for c in equal)
+    columns = ", ".join(quote_identifier(c) for c in equal)
     groups = int(
         str(query(f"SELECT count(*) FROM (SELECT DISTINCT {columns} FROM {quoted})")[0][0])
     )

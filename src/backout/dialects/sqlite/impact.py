@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from backout.dialects.base import DmlScope
+from backout.model.identifiers import quote_identifier
 from backout.model.script import Statement
 
 
@@ -30,7 +31,7 @@ def dml_scope(statement: Statement) -> DmlScope | None:
     if where is not None:
         from_where += " WHERE " + where.this.sql(dialect="sqlite")
     target = table.alias_or_name
-    quoted = '"' + target.replace('"', '""') + '"'
+    quoted = quote_identifier(target)
     return DmlScope(
         from_where=from_where,
         target=quoted,

@@ -14,6 +14,7 @@ import re
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
+from typing import Final
 
 from backout.model.errors import ProjectError
 from backout.model.script import ScriptKind, load_script
@@ -26,6 +27,19 @@ from backout.project.layouts.common import (
 from backout.project.migration import Migration, Project, display_path
 
 DOWN_FILE = re.compile(r"^down(?:\.(?P<part>[^.]+))?\.sql$")
+#: Prisma's datasource provider (``migration_lock.toml``, ``schema.prisma``) → the backout
+#: dialect its migrations are written for; other providers (cockroachdb, sqlserver...) have none
+PROVIDER_DIALECTS: Final = {
+    "postgresql": "postgresql",
+    "postgres": "postgresql",
+    "sqlite": "sqlite",
+    "mysql": "mysql",
+}
+
+
+def provider_dialect(provider: str | None) -> str | None:
+    """The backout dialect Prisma's ``provider`` stands for; None when there is none."""
+    return PROVIDER_DIALECTS.get((provider or "").lower())
 
 
 def load(root: Path, folder: Path, rollback_dir: Path | None) -> Project:
