@@ -80,20 +80,34 @@ def _sqlite_query(path: Path):  # type: ignore[no-untyped-def]
     return conn, query
 
 
-def _mysql_query(url: str):  # type: ignore[no-untyped-def]
+def mysql_connect(url: str, *, database: str | None = "", **options: Any):  # type: ignore[no-untyped-def]
+    """A PyMySQL connection (autocommit, UTC) to the server of ``url``: its database, or
+    ``database`` (None: none). Host, port, socket, user and password all come from the URL."""
     import pymysql
 
     parsed = parse_url(url)
-    conn = pymysql.connect(
-        host=parsed.host or "127.0.0.1",
-        port=parsed.port or 3306,
-        user=parsed.user,
-        password=parsed.password or "",
-        database=parsed.database,
-        charset="utf8mb4",
-        autocommit=True,
-        init_command="SET time_zone = '+00:00'",
+    params = dict(parsed.params)
+    socket = params.get("socket") or params.get("unix_socket")
+    where: dict[str, Any] = (
+        {"unix_socket": socket}
+        if socket
+        else {"host": parsed.host or "127.0.0.1", "port": parsed.port or 3306}
     )
+    kwargs: dict[str, Any] = {
+        "user": parsed.user,
+        "password": parsed.password or "",
+        "database": parsed.database if database == "" else database,
+        "charset": "utf8mb4",
+        "autocommit": True,
+        "init_command": "SET time_zone = '+00:00'",
+        **where,
+        **options,
+    }
+    return pymysql.connect(**kwargs)
+
+
+def _mysql_query(url: str):  # type: ignore[no-untyped-def]
+    conn = mysql_connect(url)
 
     def query(sql: str, params: Sequence[object] | None = None) -> list[tuple[Any, ...]]:
         with conn.cursor() as cur:
