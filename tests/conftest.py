@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from backout.model.urls import mask_url, parse_url
+from backout.model.urls import mask_url
 
 #: test files whose tests are ``slow`` (deselect them with ``pytest -m "not slow"``): the
 #: reliability suite, and the interop tests that install and run the real Prisma CLI
@@ -98,15 +98,10 @@ def mysql_admin_url() -> str:
     return MYSQL_ADMIN_URL
 
 
-def mysql_url_for(admin_url: str, name: str) -> str:
-    """``admin_url`` with another database (host, user, password and options kept)."""
-    return parse_url(admin_url).with_database(name).raw
-
-
 @pytest.fixture
 def mysql_url(mysql_admin_url: str) -> Iterator[str]:
     """A new, empty MariaDB database for this test; dropped afterwards."""
-    from tests.helpers import mysql_connect
+    from tests.helpers import mysql_connect, mysql_url_for
 
     name = f"backout_t_{uuid.uuid4().hex[:12]}"
     conn = mysql_connect(mysql_admin_url, database=None)

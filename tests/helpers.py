@@ -106,6 +106,11 @@ def mysql_connect(url: str, *, database: str | None = "", **options: Any):  # ty
     return pymysql.connect(**kwargs)
 
 
+def mysql_url_for(admin_url: str, name: str) -> str:
+    """``admin_url`` with another database (host, user, password and options kept)."""
+    return parse_url(admin_url).with_database(name).raw
+
+
 def _mysql_query(url: str):  # type: ignore[no-untyped-def]
     conn = mysql_connect(url)
 
@@ -209,3 +214,27 @@ def db_state(url: str) -> DbState:
         return DbState(schema=snapshot.fingerprint(), data=data, history=history)
     finally:
         conn.close()
+
+
+# --- the shared matrix ---------------------------------------------------------------------
+
+#: the databases of the shared integration matrix, as the ids of its parameters, and the
+#: fixture that gives each a fresh URL
+MATRIX = {"sqlite": "sqlite_url", "postgres": "pg_url", "mysql": "mysql_url"}
+
+
+def matrix_url(request: Any) -> str:
+    """The fresh database URL of a fixture parametrised over :data:`MATRIX`'s keys."""
+    return str(request.getfixturevalue(MATRIX[request.param]))
+
+
+def dialect_of(url: str) -> str:
+    """``sqlite``, ``postgresql`` or ``mysql``: which database the URL names."""
+    return parse_url(url).dialect
+
+
+def transactional_ddl(url: str) -> bool:
+    """Whether a ROLLBACK undoes DDL on this database (not on MySQL/MariaDB: runs are journaled)."""
+    from backout.dialects import dialect_for
+
+    return dialect_for(parse_url(url)).transactional_ddl

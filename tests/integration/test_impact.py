@@ -7,14 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import db_state, run, sql, write
+from tests.helpers import MATRIX, db_state, matrix_url, run, sql, write
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=list(MATRIX))
 def url(request: pytest.FixtureRequest) -> str:
-    if request.param == "sqlite":
-        return str(request.getfixturevalue("sqlite_url"))
-    return str(request.getfixturevalue("pg_url"))
+    return matrix_url(request)
 
 
 def project_with(tmp_path: Path, down: str, *, risk: str = "HIGH", extra: str = "") -> Path:

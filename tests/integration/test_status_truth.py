@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import db_state, run, sql, write
+from tests.helpers import MATRIX, db_state, matrix_url, run, sql, write
 
 PROJECT = {
     "backout.toml": 'layout = "plain"\n',
@@ -16,11 +16,9 @@ PROJECT = {
 }
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=list(MATRIX))
 def url(request: pytest.FixtureRequest) -> str:
-    if request.param == "sqlite":
-        return str(request.getfixturevalue("sqlite_url"))
-    return str(request.getfixturevalue("pg_url"))
+    return matrix_url(request)
 
 
 def test_broken_rollback_and_partial_show_in_status(tmp_path: Path, url: str) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import db_state, run, sql, write
+from tests.helpers import MATRIX, db_state, matrix_url, run, sql, write
 
 PLAIN = {
     "migrations/001_users.up.sql": """
@@ -32,12 +32,10 @@ PLAIN = {
 }
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=list(MATRIX))
 def url(request: pytest.FixtureRequest) -> str:
     """A fresh database on each backend."""
-    if request.param == "sqlite":
-        return str(request.getfixturevalue("sqlite_url"))
-    return str(request.getfixturevalue("pg_url"))
+    return matrix_url(request)
 
 
 def tables(url: str) -> set[str]:
