@@ -190,11 +190,23 @@ def table_key(ref: ObjectRef, snapshot: SchemaSnapshot) -> str | None:
     return None
 
 
-def _key_columns(table: TableInfo) -> set[str]:
+def _unquoted(column: str) -> str:
+    """An index's key column as a plain name (MySQL's catalog keeps it quoted: `code`)."""
+    if len(column) > 1 and column[0] == column[-1] and column[0] in '`"':
+        return column[1:-1].replace(column[0] * 2, column[0])
+    return column
+
+
+def _key_columns(table: TableInfo, snapshot: SchemaSnapshot) -> set[str]:
+    """Columns of the table's primary key, unique constraints, unique indexes (MySQL has no
+    other kind of unique key) and foreign keys."""
     keys: set[str] = set()
     for constraint in table.constraints:
         if constraint.kind in ("primary_key", "unique"):
             keys.update(constraint.columns)
+    for index in snapshot.indexes.values():
+        if index.unique and index.table == table.name and index.schema == table.schema:
+            keys.update(_unquoted(column) for column in index.columns)
     for fk in table.foreign_keys:
         keys.update(fk.columns)
     return keys
@@ -332,23 +344,7 @@ def _count_effect(
                 child_rows, child_est = counter.rows(child)
                 losses.append(Loss(effect, "rows", child_rows, child_est, cascade_table=child.key))
     elif effect.action in (Action.DELETE, Action.UPDATE):
-        table = counter.table(effect.table or target)
-        if table is None:
-            return
-        matched = counter.matching(effect, table)
-        if matched is None:
-            uncounted.append(
-                f"{where}: rows matched by this {effect.action.value} cannot be counted before "
-                "it runs (WITH, WHERE CURRENT OF, or SQL the counter cannot rewrite)"
-            )
-            return
-        count, estimated = matched
-        if effect.action is Action.DELETE:
-            losses.append(Loss(effect, "rows", count, estimated))
-            _cascades(counter, effect, table, count, estimated, losses)
-        else:
-            touched_key = any(c in _key_columns(table) for c in effect.columns)
-            losses.append(Loss(effect, "values", count, estimated, key=touched_key))
+        _count_matched(counter, effect, where, losses, uncounted)
     elif target.kind is ObjectKind.COLUMN and (
         effect.action is Action.DROP or (effect.action is Action.ALTER and effect.destructive)
     ):
@@ -356,9 +352,31 @@ def _count_effect(
         if table is None or table.column(target.name) is None:
             return
         count, estimated = counter.non_null(table, target.name)
-        losses.append(
-            Loss(effect, "values", count, estimated, key=target.name in _key_columns(table))
+        key = target.name in _key_columns(table, counter.snapshot)
+        losses.append(Loss(effect, "values", count, estimated, key=key))
+
+
+def _count_matched(
+    counter: _Counter, effect: Effect, where: str, losses: list[Loss], uncounted: list[str]
+) -> None:
+    """The rows a DELETE (and its cascades) or the values an UPDATE changes."""
+    table = counter.table(effect.table or effect.target)
+    if table is None:
+        return
+    matched = counter.matching(effect, table)
+    if matched is None:
+        uncounted.append(
+            f"{where}: rows matched by this {effect.action.value} cannot be counted before "
+            "it runs (WITH, WHERE CURRENT OF, or SQL the counter cannot rewrite)"
         )
+        return
+    count, estimated = matched
+    if effect.action is Action.DELETE:
+        losses.append(Loss(effect, "rows", count, estimated))
+        _cascades(counter, effect, table, count, estimated, losses)
+    else:
+        touched_key = any(c in _key_columns(table, counter.snapshot) for c in effect.columns)
+        losses.append(Loss(effect, "values", count, estimated, key=touched_key))
 
 
 def _cascades(
