@@ -106,6 +106,19 @@ def mysql_connect(url: str, *, database: str | None = "", **options: Any):  # ty
     return pymysql.connect(**kwargs)
 
 
+def wait_for_shared_server_locks(project: Path, url: str) -> None:
+    """Let the project's commands wait up to 2 minutes for the run lock on MySQL/MariaDB.
+
+    A Prisma project takes Prisma's lock there, ``GET_LOCK('prisma_migrate')``, which is
+    server-wide: on a server shared with other test runs (or with a test that holds it on
+    purpose, tests/integration/test_locks.py), the default 5 s wait makes a test fail for
+    what another one does.
+    """
+    if parse_url(url).dialect == "mysql":
+        with (project / "backout.toml").open("a", encoding="utf-8") as toml:
+            toml.write('lock_wait = "120s"\n')
+
+
 def mysql_url_for(admin_url: str, name: str) -> str:
     """``admin_url`` with another database (host, user, password and options kept)."""
     return parse_url(admin_url).with_database(name).raw

@@ -33,6 +33,7 @@ from tests.helpers import (
     mysql_url_for,
     run,
     transactional_ddl,
+    wait_for_shared_server_locks,
 )
 from tests.helpers import sql as run_sql
 
@@ -85,6 +86,7 @@ def migrated(tmp_path: Path, url: str, *, scale: int = 60) -> Path:
     """The vouchers example, migrated and filled with sample rows."""
     name = example_for(url)
     project = copy_example(name, tmp_path)
+    wait_for_shared_server_locks(project, url)
     result = run(["up"], project=project, url=url)
     assert result.exit_code == 0, result.output
     fill(name, url, scale=scale, seed=3)
@@ -410,7 +412,8 @@ def test_restore_needs_yes_without_a_terminal(tmp_path: Path, url: str) -> None:
 def test_an_unwritable_backup_folder_stops_the_rollback(tmp_path: Path, url: str) -> None:
     project = migrated(tmp_path, url, scale=10)
     (project / "blocker").write_text("a file, not a folder\n")
-    (project / "backout.toml").write_text('backup_dir = "blocker/backups"\n')
+    with (project / "backout.toml").open("a", encoding="utf-8") as toml:
+        toml.write('backup_dir = "blocker/backups"\n')
     before = db_state(url)
     result = run(["rollback", "--yes"], project=project, url=url)
     assert result.exit_code == 2

@@ -10,7 +10,15 @@ from typing import Any
 import pytest
 
 from backout.demo.sampledata import fill
-from tests.helpers import MATRIX, copy_example, db_state, dialect_of, matrix_url, run
+from tests.helpers import (
+    MATRIX,
+    copy_example,
+    db_state,
+    dialect_of,
+    matrix_url,
+    run,
+    wait_for_shared_server_locks,
+)
 from tests.helpers import sql as run_sql
 
 VOUCHERS = "20240315000000_add_voucher_system"
@@ -27,6 +35,7 @@ def setup(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[Path, str]:
     url = matrix_url(request)
     example = EXAMPLES[request.param]
     project = copy_example(example, tmp_path)
+    wait_for_shared_server_locks(project, url)
     assert run(["up"], project=project, url=url).exit_code == 0
     fill(example, url, scale=200, seed=7)
     return project, url
