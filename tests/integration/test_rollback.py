@@ -1,4 +1,5 @@
-"""`plan` and `rollback` on SQLite and PostgreSQL: one transaction, checks, history, refusals."""
+"""`plan` and `rollback` on SQLite, PostgreSQL and MariaDB: one transaction (journaled statements
+on MariaDB, whose DDL commits itself), checks, history, refusals."""
 
 from __future__ import annotations
 
