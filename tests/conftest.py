@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from backout.model.urls import mask_url
+
 #: test files whose tests are ``slow`` (deselect them with ``pytest -m "not slow"``): the
 #: reliability suite, and the interop tests that install and run the real Prisma CLI
 SLOW = ("tests/reliability/", "tests/integration/test_prisma_interop.py")
@@ -50,7 +52,7 @@ def pg_admin_url() -> str:
         with _pg_connect(PG_ADMIN_URL) as conn:
             conn.execute("SELECT 1")
     except Exception as exc:  # noqa: BLE001 - any failure means "server missing"
-        _server_missing("PostgreSQL at " + PG_ADMIN_URL, exc)
+        _server_missing("PostgreSQL at " + mask_url(PG_ADMIN_URL), exc)
     return PG_ADMIN_URL
 
 
@@ -86,37 +88,32 @@ def sqlite_url(sqlite_path: Path) -> str:
 
 @pytest.fixture(scope="session")
 def mysql_admin_url() -> str:
-    """URL of the MariaDB/MySQL server (fails under CI when the server is missing)."""
-    try:
-        import pymysql
+    """URL of the MariaDB/MySQL server, ``BACKOUT_TEST_MYSQL`` (fails under CI when missing)."""
+    from tests.helpers import mysql_connect
 
-        conn = pymysql.connect(
-            host="127.0.0.1", port=3306, user="root", password="", connect_timeout=5
-        )
-        conn.close()
+    try:
+        mysql_connect(MYSQL_ADMIN_URL, database=None, connect_timeout=5).close()
     except Exception as exc:  # noqa: BLE001 - any failure means "server missing"
-        _server_missing("MariaDB at " + MYSQL_ADMIN_URL, exc)
+        _server_missing("MariaDB at " + mask_url(MYSQL_ADMIN_URL), exc)
     return MYSQL_ADMIN_URL
 
 
 @pytest.fixture
 def mysql_url(mysql_admin_url: str) -> Iterator[str]:
     """A new, empty MariaDB database for this test; dropped afterwards."""
-    import pymysql
+    from tests.helpers import mysql_connect, mysql_url_for
 
     name = f"backout_t_{uuid.uuid4().hex[:12]}"
-    conn = pymysql.connect(host="127.0.0.1", port=3306, user="root", password="", autocommit=True)
+    conn = mysql_connect(mysql_admin_url, database=None)
     try:
         with conn.cursor() as cur:
             cur.execute(f"CREATE DATABASE `{name}`")
     finally:
         conn.close()
     try:
-        yield _pg_url_for(mysql_admin_url, name)
+        yield mysql_url_for(mysql_admin_url, name)
     finally:
-        conn = pymysql.connect(
-            host="127.0.0.1", port=3306, user="root", password="", autocommit=True
-        )
+        conn = mysql_connect(mysql_admin_url, database=None)
         try:
             with conn.cursor() as cur:
                 cur.execute(f"DROP DATABASE IF EXISTS `{name}`")

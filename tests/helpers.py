@@ -80,20 +80,52 @@ def _sqlite_query(path: Path):  # type: ignore[no-untyped-def]
     return conn, query
 
 
-def _mysql_query(url: str):  # type: ignore[no-untyped-def]
+def mysql_connect(url: str, *, database: str | None = "", **options: Any):  # type: ignore[no-untyped-def]
+    """A PyMySQL connection (autocommit, UTC) to the server of ``url``: its database, or
+    ``database`` (None: none). Host, port, socket, user and password all come from the URL."""
     import pymysql
 
     parsed = parse_url(url)
-    conn = pymysql.connect(
-        host=parsed.host or "127.0.0.1",
-        port=parsed.port or 3306,
-        user=parsed.user,
-        password=parsed.password or "",
-        database=parsed.database,
-        charset="utf8mb4",
-        autocommit=True,
-        init_command="SET time_zone = '+00:00'",
+    params = dict(parsed.params)
+    socket = params.get("socket") or params.get("unix_socket")
+    where: dict[str, Any] = (
+        {"unix_socket": socket}
+        if socket
+        else {"host": parsed.host or "127.0.0.1", "port": parsed.port or 3306}
     )
+    kwargs: dict[str, Any] = {
+        "user": parsed.user,
+        "password": parsed.password or "",
+        "database": parsed.database if database == "" else database,
+        "charset": "utf8mb4",
+        "autocommit": True,
+        "init_command": "SET time_zone = '+00:00'",
+        **where,
+        **options,
+    }
+    return pymysql.connect(**kwargs)
+
+
+def wait_for_shared_server_locks(project: Path, url: str) -> None:
+    """Let the project's commands wait up to 2 minutes for the run lock on MySQL/MariaDB.
+
+    A Prisma project takes Prisma's lock there, ``GET_LOCK('prisma_migrate')``, which is
+    server-wide: on a server shared with other test runs (or with a test that holds it on
+    purpose, tests/integration/test_locks.py), the default 5 s wait makes a test fail for
+    what another one does.
+    """
+    if parse_url(url).dialect == "mysql":
+        with (project / "backout.toml").open("a", encoding="utf-8") as toml:
+            toml.write('lock_wait = "120s"\n')
+
+
+def mysql_url_for(admin_url: str, name: str) -> str:
+    """``admin_url`` with another database (host, user, password and options kept)."""
+    return parse_url(admin_url).with_database(name).raw
+
+
+def _mysql_query(url: str):  # type: ignore[no-untyped-def]
+    conn = mysql_connect(url)
 
     def query(sql: str, params: Sequence[object] | None = None) -> list[tuple[Any, ...]]:
         with conn.cursor() as cur:
@@ -195,3 +227,27 @@ def db_state(url: str) -> DbState:
         return DbState(schema=snapshot.fingerprint(), data=data, history=history)
     finally:
         conn.close()
+
+
+# --- the shared matrix ---------------------------------------------------------------------
+
+#: the databases of the shared integration matrix, as the ids of its parameters, and the
+#: fixture that gives each a fresh URL
+MATRIX = {"sqlite": "sqlite_url", "postgres": "pg_url", "mysql": "mysql_url"}
+
+
+def matrix_url(request: Any) -> str:
+    """The fresh database URL of a fixture parametrised over :data:`MATRIX`'s keys."""
+    return str(request.getfixturevalue(MATRIX[request.param]))
+
+
+def dialect_of(url: str) -> str:
+    """``sqlite``, ``postgresql`` or ``mysql``: which database the URL names."""
+    return parse_url(url).dialect
+
+
+def transactional_ddl(url: str) -> bool:
+    """Whether a ROLLBACK undoes DDL on this database (not on MySQL/MariaDB: runs are journaled)."""
+    from backout.dialects import dialect_for
+
+    return dialect_for(parse_url(url)).transactional_ddl

@@ -252,3 +252,34 @@ def test_drift_skipped_with_a_note_when_replay_fails(tmp_path: Path, sqlite_url:
     code, doc = _checked(project, sqlite_url)
     assert code == 0
     assert any("leftovers and drift not checked" in n for n in doc["notes"])
+
+
+# --- MySQL/MariaDB ---------------------------------------------------------------------------
+
+
+@pytest.mark.mysql
+@pytest.mark.parametrize("collation", ["latin1_swedish_ci"])
+def test_mysql_replay_gets_the_database_default_collation(
+    tmp_path: Path, mysql_url: str, collation: str
+) -> None:
+    """Tables created without a COLLATE of their own take the database's default: the replay
+    database must have the same, or every such table shows as drift (it was unicode_ci)."""
+    charset = collation.split("_", 1)[0]
+    database = mysql_url.rsplit("/", 1)[1]
+    sql(mysql_url, f"ALTER DATABASE `{database}` CHARACTER SET {charset} COLLATE {collation}")
+    project = write(
+        tmp_path,
+        {
+            "migrations/001_users.up.sql": "CREATE TABLE users (id INT PRIMARY KEY, email TEXT);\n",
+            "migrations/001_users.down.sql": "-- backout:risk HIGH\nDROP TABLE users;\n",
+        },
+    )
+    assert run(["up"], project=project, url=mysql_url).exit_code == 0
+    code, doc = _checked(project, mysql_url)
+    assert _kinds(doc) == [] and code == 0
+    (options,) = sql(
+        mysql_url,
+        "SELECT TABLE_COLLATION FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() "
+        "AND TABLE_NAME = 'users'",
+    )
+    assert options == (collation,)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import db_state, run, write
+from tests.helpers import MATRIX, db_state, matrix_url, run, write
 
 PROJECT = {
     "migrations/001_users.up.sql": """
@@ -26,11 +26,9 @@ PROJECT = {
 }
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=list(MATRIX))
 def url(request: pytest.FixtureRequest) -> str:
-    if request.param == "sqlite":
-        return str(request.getfixturevalue("sqlite_url"))
-    return str(request.getfixturevalue("pg_url"))
+    return matrix_url(request)
 
 
 def project_with_hooks(tmp_path: Path, log: Path, **overrides: str) -> Path:

@@ -7,14 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import db_state, run, sql, write
+from tests.helpers import MATRIX, db_state, dialect_of, matrix_url, run, sql, write
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=list(MATRIX))
 def url(request: pytest.FixtureRequest) -> str:
-    if request.param == "sqlite":
-        return str(request.getfixturevalue("sqlite_url"))
-    return str(request.getfixturevalue("pg_url"))
+    return matrix_url(request)
 
 
 def project_with(tmp_path: Path, down: str, *, risk: str = "HIGH", extra: str = "") -> Path:
@@ -45,6 +43,12 @@ def fill(url: str, items: int, labels: int) -> None:
             f"WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < "
             f"{items}) INSERT INTO items SELECT i, CASE WHEN i <= {labels} THEN 'x' END, "
             "'c' || i FROM n",
+        )
+    elif dialect_of(url) == "mysql":  # MariaDB's SEQUENCE engine
+        sql(
+            url,
+            f"INSERT INTO items SELECT seq, CASE WHEN seq <= {labels} THEN 'x' END, "
+            f"CONCAT('c', seq) FROM seq_1_to_{items}",
         )
     else:
         sql(

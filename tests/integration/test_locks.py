@@ -202,15 +202,15 @@ def test_mariadb_runs_on_two_databases_of_one_server_do_not_block_each_other(
     """backout's GET_LOCK is per database; Prisma's server-wide lock only in a Prisma project."""
     import uuid
 
-    import pymysql
+    from tests.helpers import mysql_connect, mysql_url_for
 
     other = f"backout_t_{uuid.uuid4().hex[:12]}"
-    admin = pymysql.connect(host="127.0.0.1", port=3306, user="root", autocommit=True)
+    admin = mysql_connect(mysql_admin_url, database=None)
     try:
         with admin.cursor() as cur:
             cur.execute(f"CREATE DATABASE `{other}`")
-        other_url = mysql_url.rsplit("/", 1)[0] + "/" + other
-        holder = pymysql.connect(host="127.0.0.1", port=3306, user="root", database=other)
+        other_url = mysql_url_for(mysql_admin_url, other)
+        holder = mysql_connect(mysql_admin_url, database=other, autocommit=False)
         try:
             with holder.cursor() as cur:
                 # another team's backout on the other database, and Prisma Migrate there

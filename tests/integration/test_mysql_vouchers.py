@@ -10,11 +10,11 @@ import json
 import uuid
 from pathlib import Path
 
-import pymysql
 import pytest
 
 from backout.demo.sampledata import fill
-from tests.helpers import copy_example, db_state, run, sql, write
+from backout.model.urls import parse_url
+from tests.helpers import copy_example, db_state, mysql_connect, run, sql, write
 
 pytestmark = pytest.mark.mysql
 
@@ -291,9 +291,7 @@ def test_simulation_runs_on_a_scratch_database(vouchers: Path, mysql_url: str) -
 def test_lock_held_exits_3_naming_the_holder(vouchers: Path, mysql_url: str, lock: str) -> None:
     database = mysql_url.rsplit("/", 1)[1]
     name = f"backout:{database}" if lock == "backout" else "prisma_migrate"
-    other = pymysql.connect(
-        host="127.0.0.1", port=3306, user="root", password="", database=database
-    )
+    other = mysql_connect(mysql_url, autocommit=False, init_command=None)
     try:
         with other.cursor() as cur:
             cur.execute("SELECT GET_LOCK(%s, 0), CONNECTION_ID()", (name,))
@@ -324,10 +322,7 @@ def test_lock_timeout_retries_then_exits_3(tmp_path: Path, mysql_url: str) -> No
         },
     )
     assert run(["up", "--to", "001"], project=project, url=mysql_url).exit_code == 0
-    database = mysql_url.rsplit("/", 1)[1]
-    other = pymysql.connect(
-        host="127.0.0.1", port=3306, user="root", password="", database=database
-    )
+    other = mysql_connect(mysql_url, autocommit=False, init_command=None)
     try:
         with other.cursor() as cur:
             cur.execute("BEGIN")
@@ -391,7 +386,9 @@ def test_mariadb_url_scheme_and_password_never_shown(tmp_path: Path, mysql_url: 
     try:
         sql(mysql_url, f"GRANT ALL ON `{database}`.* TO '{user}'@'%'")
         project = copy_example("vouchers-mysql", tmp_path)
-        url = f"mariadb://{user}:{secret}@127.0.0.1:3306/{database}"
+        parsed = parse_url(mysql_url)
+        where = f"{parsed.host or '127.0.0.1'}:{parsed.port or 3306}"
+        url = f"mariadb://{user}:{secret}@{where}/{database}"
         result = run(["up"], project=project, url=url)
         assert result.exit_code == 0, result.stderr
         backup = run(["backup", "--full"], project=project, url=url)

@@ -3,31 +3,53 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from backout.demo.sampledata import fill
-from tests.helpers import copy_example, db_state, run, sql
+from tests.helpers import (
+    MATRIX,
+    copy_example,
+    db_state,
+    dialect_of,
+    matrix_url,
+    run,
+    wait_for_shared_server_locks,
+)
+from tests.helpers import sql as run_sql
 
 VOUCHERS = "20240315000000_add_voucher_system"
 ACCEPT = ["--yes", "--backup", "none", "--i-accept-data-loss"]
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+#: the vouchers example's flavour for each database of the matrix
+EXAMPLES = {"sqlite": "vouchers-sqlite", "postgres": "vouchers", "mysql": "vouchers-mysql"}
+
+
+@pytest.fixture(params=list(MATRIX))
 def setup(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[Path, str]:
-    """The vouchers example (PostgreSQL or SQLite flavour), migrated and filled."""
-    if request.param == "sqlite":
-        url = str(request.getfixturevalue("sqlite_url"))
-        project = copy_example("vouchers-sqlite", tmp_path)
-        example = "vouchers-sqlite"
-    else:
-        url = str(request.getfixturevalue("pg_url"))
-        project = copy_example("vouchers", tmp_path)
-        example = "vouchers"
+    """The vouchers example (its PostgreSQL, SQLite or MySQL flavour), migrated and filled."""
+    url = matrix_url(request)
+    example = EXAMPLES[request.param]
+    project = copy_example(example, tmp_path)
+    wait_for_shared_server_locks(project, url)
     assert run(["up"], project=project, url=url).exit_code == 0
     fill(example, url, scale=200, seed=7)
     return project, url
+
+
+def native(url: str, text: str) -> str:
+    """SQL written with ``"quoted"`` identifiers, in backticks on MySQL (no string here is
+    double-quoted)."""
+    return text.replace('"', "`") if dialect_of(url) == "mysql" else text
+
+
+def sql(url: str, statement: str, params: Sequence[object] | None = None) -> list[tuple[Any, ...]]:
+    """:func:`tests.helpers.sql` of the :func:`native` statement."""
+    return run_sql(url, native(url, statement), params)
 
 
 def balances_consistent(url: str) -> bool:
@@ -165,11 +187,19 @@ def test_parameter_values_are_bound_not_pasted(setup: tuple[Path, str]) -> None:
     """A hostile value is data: it cannot end the string and inject SQL."""
     project, url = setup
     script = next((project / "prisma/rollback").glob("*clear-data.sql"))
+    # MySQL refuses a subquery on the table an UPDATE changes (1093): ORDER BY ... LIMIT there
+    first = (
+        'ORDER BY "id" LIMIT 1'
+        if dialect_of(url) == "mysql"
+        else 'WHERE "id" = (SELECT min("id") FROM "Voucher")'
+    )
     script.write_text(
-        "-- backout:risk HIGH\n-- backout:param note text\n"
-        "-- backout:preview SELECT :note AS note\n"
-        'UPDATE "Voucher" SET "code" = :note WHERE "id" = (SELECT min("id") FROM '
-        '"Voucher");\n'
+        native(
+            url,
+            "-- backout:risk HIGH\n-- backout:param note text\n"
+            "-- backout:preview SELECT :note AS note\n"
+            f'UPDATE "Voucher" SET "code" = :note {first};\n',
+        )
     )
     hostile = 'x\'); DROP TABLE "User"; --'
     result = run(

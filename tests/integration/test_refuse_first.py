@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import db_state, run, write
+from tests.helpers import MATRIX, db_state, matrix_url, run, write
 
 BASE = {
     "migrations/001_users.up.sql": """
@@ -31,11 +31,9 @@ UNDERSTATED = {"migrations/002_posts.down.sql": "-- backout:risk LOW\nDROP TABLE
 BROKEN = {"migrations/002_posts.down.sql": "-- backout:risk HIGH\nDROP TABLE postz;\n"}
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=list(MATRIX))
 def url(request: pytest.FixtureRequest) -> str:
-    if request.param == "sqlite":
-        return str(request.getfixturevalue("sqlite_url"))
-    return str(request.getfixturevalue("pg_url"))
+    return matrix_url(request)
 
 
 def project(tmp_path: Path, log: Path, files: dict[str, str], toml: str = "") -> Path:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import db_state, run, sql, write
+from tests.helpers import MATRIX, db_state, matrix_url, run, sql, write
 
 PROJECT = {
     "backout.toml": 'layout = "plain"\n',
@@ -25,11 +25,9 @@ PROJECT = {
 }
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=list(MATRIX))
 def url(request: pytest.FixtureRequest) -> str:
-    if request.param == "sqlite":
-        return str(request.getfixturevalue("sqlite_url"))
-    return str(request.getfixturevalue("pg_url"))
+    return matrix_url(request)
 
 
 def test_restore_after_rollback_says_it_re_creates(tmp_path: Path, url: str) -> None:

@@ -1,4 +1,5 @@
-"""`plan` and `rollback` on SQLite and PostgreSQL: one transaction, checks, history, refusals."""
+"""`plan` and `rollback` on SQLite, PostgreSQL and MariaDB: one transaction (journaled statements
+on MariaDB, whose DDL commits itself), checks, history, refusals."""
 
 from __future__ import annotations
 
@@ -12,7 +13,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import copy_example, db_state, run, sql, write
+from tests.helpers import (
+    MATRIX,
+    copy_example,
+    db_state,
+    dialect_of,
+    matrix_url,
+    run,
+    sql,
+    transactional_ddl,
+    write,
+)
 
 NOBACKUP = ["--backup", "none", "--i-accept-data-loss", "--yes"]
 
@@ -45,11 +56,16 @@ PROJECT = {
 }
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=list(MATRIX))
 def url(request: pytest.FixtureRequest) -> str:
-    if request.param == "sqlite":
-        return str(request.getfixturevalue("sqlite_url"))
-    return str(request.getfixturevalue("pg_url"))
+    return matrix_url(request)
+
+
+#: the 2 s lock timeout of a run, as each server's dry run shows it
+LOCK_TIMEOUT_SQL = {
+    "postgresql": "SET LOCAL lock_timeout = '2000ms';",
+    "mysql": "SET SESSION lock_wait_timeout = 2;",
+}
 
 
 def applied(project: Path, url: str) -> list[str]:
@@ -58,7 +74,7 @@ def applied(project: Path, url: str) -> list[str]:
 
 
 def events(url: str) -> list[tuple[str, str, str]]:
-    table = "backout_events" if url.startswith("sqlite") else "backout.events"
+    table = "backout.events" if dialect_of(url) == "postgresql" else "backout_events"
     return sql(url, f"SELECT event, migration, outcome FROM {table} ORDER BY id")
 
 
@@ -101,6 +117,8 @@ def test_failure_in_second_script_undoes_the_first(tmp_path: Path, url: str) -> 
         tmp_path,
         {**PROJECT, "migrations/002_posts.down.sql": "-- backout:risk HIGH\nDROP TABLE nope;\n"},
     )
+    assert run(["up", "--to", "002"], project=project, url=url).exit_code == 0
+    without_flag = db_state(url)
     assert run(["up"], project=project, url=url).exit_code == 0
     before = db_state(url)
     # Past the simulation's refusal (its own test: test_refuse_first.py), to the real failure.
@@ -109,12 +127,30 @@ def test_failure_in_second_script_undoes_the_first(tmp_path: Path, url: str) -> 
     assert result.exit_code == 4
     assert "migrations/002_posts.down.sql:2: statement 1 failed" in result.stderr
     after = db_state(url)
-    assert (after.schema, after.data) == (before.schema, before.data)
-    assert ledger(after.history) == ledger(before.history)
+    if transactional_ddl(url):
+        assert (after.schema, after.data) == (before.schema, before.data)
+        assert ledger(after.history) == ledger(before.history)
+        assert events(url)[-2:] == [
+            ("rollback", "003_flag", "failed"),
+            ("rollback", "002_posts", "failed"),
+        ]
+        return
+    # MySQL/MariaDB: DDL commits implicitly, so 003's rollback stays done (each script is a
+    # transaction of its own there), and 002's run is journaled as stopped before statement 1.
+    assert "003_flag rolled back before this failure" in result.stderr
+    assert (after.schema, after.data) == (without_flag.schema, without_flag.data)
+    assert applied(project, url) == ["001_users", "002_posts"]
     assert events(url)[-2:] == [
-        ("rollback", "003_flag", "failed"),
+        ("rollback", "003_flag", "ok"),
         ("rollback", "002_posts", "failed"),
     ]
+    status = run(["status"], project=project, url=url)
+    assert status.exit_code == 1
+    assert "partly rolled back: 002_posts: no statement of 1" in status.output
+    undo = run(["rollback", "--undo-partial", "--yes"], project=project, url=url)
+    assert undo.exit_code == 0, undo.output + undo.stderr
+    assert run(["status"], project=project, url=url).exit_code == 0
+    assert db_state(url).schema == without_flag.schema
 
 
 @pytest.mark.parametrize(
@@ -141,6 +177,16 @@ def test_failing_check_changes_nothing(tmp_path: Path, url: str, script: str, me
     assert result.exit_code == 1
     assert message in result.stderr
     after = db_state(url)
+    if message.endswith("verify failed") and not transactional_ddl(url):
+        # MySQL/MariaDB: the DROP committed itself before verify ran; the run is journaled as
+        # stopped after it, the migration stays applied, and status says so.
+        assert after.schema != before.schema
+        assert after.data == {k: v for k, v in before.data.items() if k != "posts"}
+        assert ledger(after.history) == ledger(before.history)
+        status = run(["status"], project=project, url=url)
+        assert status.exit_code == 1
+        assert "partly rolled back: 002_posts: statement 1 of 1" in status.output
+        return
     assert (after.schema, after.data) == (before.schema, before.data)
     assert ledger(after.history) == ledger(before.history)
 
@@ -211,8 +257,9 @@ def test_plan_and_dry_run_change_nothing(tmp_path: Path, url: str) -> None:
     assert dry.exit_code == 0, dry.stderr
     assert "DROP TABLE posts;" in dry.output
     assert "backup: scoped" in dry.output
-    if not url.startswith("sqlite"):
-        assert "SET LOCAL lock_timeout = '2000ms';" in dry.output
+    lock_timeout = LOCK_TIMEOUT_SQL.get(dialect_of(url))
+    if lock_timeout is not None:  # SQLite has no lock timeout statement (busy_timeout)
+        assert lock_timeout in dry.output
     assert db_state(url) == before
 
 

@@ -1,4 +1,5 @@
-"""`status` and `up` through the CLI on SQLite and PostgreSQL, with the database checked after."""
+"""`status` and `up` through the CLI on SQLite, PostgreSQL and MariaDB, with the database checked
+after."""
 
 from __future__ import annotations
 
@@ -7,7 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import db_state, run, sql, write
+from tests.helpers import (
+    MATRIX,
+    db_state,
+    dialect_of,
+    matrix_url,
+    run,
+    sql,
+    transactional_ddl,
+    write,
+)
 
 PLAIN = {
     "migrations/001_users.up.sql": """
@@ -32,17 +42,20 @@ PLAIN = {
 }
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=list(MATRIX))
 def url(request: pytest.FixtureRequest) -> str:
     """A fresh database on each backend."""
-    if request.param == "sqlite":
-        return str(request.getfixturevalue("sqlite_url"))
-    return str(request.getfixturevalue("pg_url"))
+    return matrix_url(request)
 
 
 def tables(url: str) -> set[str]:
     if url.startswith("sqlite"):
         rows = sql(url, "SELECT name FROM sqlite_master WHERE type='table'")
+    elif dialect_of(url) == "mysql":
+        rows = sql(
+            url,
+            "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE()",
+        )
     else:
         rows = sql(url, "SELECT tablename FROM pg_tables WHERE schemaname='public'")
     return {r[0] for r in rows}
@@ -72,7 +85,7 @@ def test_up_applies_in_order_and_records_history(tmp_path: Path, url: str) -> No
     doc = json.loads(run(["status", "--json"], project=project, url=url).stdout)
     assert [m["state"] for m in doc["migrations"]] == ["applied"] * 3
     assert all(m["applied_at"] for m in doc["migrations"])
-    events = "backout_events" if url.startswith("sqlite") else "backout.events"
+    events = "backout.events" if dialect_of(url) == "postgresql" else "backout_events"
     rows = sql(url, f"SELECT event, migration, outcome FROM {events} ORDER BY id")
     assert rows == [
         ("apply", "001_users", "ok"),
@@ -135,19 +148,30 @@ def test_sql_error_mid_migration_undoes_it_and_records_failure(tmp_path: Path, u
     assert "migrations/004_bad.up.sql:3: statement 2 failed" in result.stderr
     assert "no_such_table" in result.stderr
     after = db_state(url)
-    assert after.schema == before.schema
-    assert after.data == before.data
-    assert "first_ok" not in tables(url)
     status = json.loads(run(["status", "--json"], project=project, url=url).stdout)
     bad = status["migrations"][3]
     assert bad["state"] == "failed"
     assert "no_such_table" in bad["failure"]
-    assert bad["failed_statements_applied"] == 0
-    # up refuses until resolved; resolve then a fixed script applies
     refused = run(["up"], project=project, url=url)
     assert refused.exit_code == 2
-    assert "004_bad failed and is not resolved" in refused.stderr
-    assert run(["resolve", "004", "--rolled-back"], project=project, url=url).exit_code == 0
+    if transactional_ddl(url):
+        assert after.schema == before.schema
+        assert after.data == before.data
+        assert "first_ok" not in tables(url)
+        assert bad["failed_statements_applied"] == 0
+        # up refuses until resolved; resolve then a fixed script applies
+        assert "004_bad failed and is not resolved" in refused.stderr
+        assert run(["resolve", "004", "--rolled-back"], project=project, url=url).exit_code == 0
+    else:
+        # MySQL/MariaDB: the CREATE TABLE committed itself; the journal knows, and
+        # --undo-partial reverses it (DROP TABLE of the still empty table).
+        assert "first_ok" in tables(url)
+        assert bad["failed_statements_applied"] == 1
+        assert "stopped part-way" in refused.stderr
+        undo = run(["rollback", "--undo-partial", "--yes"], project=project, url=url)
+        assert undo.exit_code == 0, undo.output + undo.stderr
+        assert "path: inverses" in undo.output
+        assert (db_state(url).schema, db_state(url).data) == (before.schema, before.data)
     (project / "migrations/004_bad.up.sql").write_text("CREATE TABLE first_ok (id INTEGER);\n")
     assert run(["up"], project=project, url=url).exit_code == 0
     assert "first_ok" in tables(url)

@@ -32,6 +32,8 @@ from urllib.parse import quote, urlsplit
 
 import pytest
 
+from backout.model.urls import parse_url
+from tests.helpers import mysql_connect
 from tests.reliability.common import base_env, record_result
 
 PASSWORD_CHARS = "Pw-{}-s3cr3t"
@@ -135,16 +137,20 @@ def _pg_role(admin_url: str, password: str) -> Iterator[tuple[str, str]]:
             conn.execute(f"DROP ROLE IF EXISTS {role}")
 
 
-@contextlib.contextmanager
-def _mysql_user(password: str) -> Iterator[tuple[str, str]]:
-    """A password user with its own database: (user, database)."""
-    import pymysql
+def _mysql_host(admin_url: str) -> str:
+    """``host:port`` of the MariaDB server the tests use (``BACKOUT_TEST_MYSQL``)."""
+    parsed = parse_url(admin_url)
+    return f"{parsed.host or '127.0.0.1'}:{parsed.port or 3306}"
 
+
+@contextlib.contextmanager
+def _mysql_user(password: str, admin_url: str) -> Iterator[tuple[str, str]]:
+    """A password user with its own database: (user, database)."""
     tag = uuid.uuid4().hex[:10]
     user, database = f"bo_pw_{tag}", f"backout_pw_{tag}"
 
     def admin(*sql: str) -> None:
-        conn = pymysql.connect(host="127.0.0.1", port=3306, user="root", autocommit=True)
+        conn = mysql_connect(admin_url, database=None)
         try:
             with conn.cursor() as cur:
                 for statement in sql:
@@ -256,16 +262,15 @@ def test_mariadb_client_programs_never_see_the_password(
     mysql_admin_url: str, tmp_path: Path, form: str
 ) -> None:
     password = PASSWORD_CHARS.format(uuid.uuid4().hex[:6])
-    with _mysql_user(password) as (user, database):
-        url = _urls("mysql", user, password, "127.0.0.1:3306", database)[form]
-        into = _urls("mysql", user, password, "127.0.0.1:3306", database + "_into")[form]
+    host = _mysql_host(mysql_admin_url)
+    with _mysql_user(password, mysql_admin_url) as (user, database):
+        url = _urls("mysql", user, password, host, database)[form]
+        into = _urls("mysql", user, password, host, database + "_into")[form]
         project = _project(tmp_path / "project")
         try:
             result = _sweep(project, url, into, form)
         finally:
-            import pymysql
-
-            conn = pymysql.connect(host="127.0.0.1", port=3306, user="root", autocommit=True)
+            conn = mysql_connect(mysql_admin_url, database=None)
             try:
                 with conn.cursor() as cur:
                     cur.execute(f"DROP DATABASE IF EXISTS `{database}_into`")
@@ -283,15 +288,11 @@ def test_kill_9_during_mariadb_dump_strands_no_password_file(
     password = PASSWORD_CHARS.format(uuid.uuid4().hex[:6])
     temp = tmp_path / "tmp"
     temp.mkdir()
-    with _mysql_user(password) as (user, database):
-        url = _urls("mysql", user, password, "127.0.0.1:3306", database)["user-info"]
+    with _mysql_user(password, mysql_admin_url) as (user, database):
+        url = _urls("mysql", user, password, _mysql_host(mysql_admin_url), database)["user-info"]
         project = _project(tmp_path / "project")
         assert _run(["up"], project, url).returncode == 0
-        import pymysql
-
-        conn = pymysql.connect(
-            host="127.0.0.1", port=3306, user="root", database=database, autocommit=True
-        )
+        conn = mysql_connect(mysql_admin_url, database=database)
         try:
             with conn.cursor() as cur:
                 cur.execute(

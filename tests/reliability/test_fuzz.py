@@ -8,6 +8,13 @@
   driver: PostgreSQL's extended protocol and ``sqlite3.execute`` take one). Both logs must
   equal the numbers in order: nothing lost, merged or reordered; each statement's text and
   line are also checked against the generator's.
+- **MySQL/MariaDB splitting**: the same, with MySQL's hard parts (backslash escapes, ``"``
+  strings, backticked names holding ``;``, ``#`` and ``-- `` comments, ``--1`` arithmetic,
+  executable comments ``/*! */`` and ``/*M! */``, ``DELIMITER`` blocks around stored
+  procedures). Each piece goes to the server alone (a connection without multi-statements,
+  which refuses two statements in one), then the whole script to the ``mariadb`` client, which
+  splits it itself; both logs must be the generator's. Seeded with
+  ``BACKOUT_RELIABILITY_SEED``; the examples after 30 s are not run (counted as over budget).
 - **Directives**: headers built from random values round-trip through ``parse_directives``,
   including ``\\`` continuations and line numbers; an unknown directive is always an error
   naming its line.
@@ -23,20 +30,24 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import sqlite3
+import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 
+from backout.dialects.mysql.dialect import MysqlDialect
 from backout.dialects.postgres.dialect import PostgresDialect
 from backout.dialects.sqlite.dialect import SqliteDialect
 from backout.model.errors import ProjectError
 from backout.model.script import ScriptKind, parse_directives
-from tests.reliability.common import fuzz_examples, pg_connect, record_result
+from tests.reliability.common import fuzz_examples, master_seed, pg_connect, record_result
 
+MY = MysqlDialect()
 PG = PostgresDialect()
 SQ = SqliteDialect()
 
@@ -261,6 +272,241 @@ def test_sqlite_split_matches_sqlite(script: tuple[str, list[Any], int]) -> None
     assert [n for n, _ in whole] == list(range(len(expected)))
     assert pieces == whole
     _count("sqlite_split")
+
+
+# --- MySQL/MariaDB splitting ------------------------------------------------------------------
+
+#: what trips a MySQL splitter besides :data:`TRICKY`: hash comments, executable comments,
+#: backslash escapes, the client's DELIMITER word
+MYSQL_TRICKY = st.lists(
+    st.one_of(
+        st.sampled_from(["#", "/*!", "/*M!", "*/", "\\'", '\\"', "\\\\", "DELIMITER", "//"]),
+        TRICKY,
+    ),
+    max_size=4,
+).map("".join)
+
+
+def _mysql_string(draw: st.DrawFn, value: str) -> str:
+    """``value`` as a MySQL string literal: single or double quotes, each escaped one of the
+    two ways the server accepts (doubled or backslashed)."""
+    quote = draw(st.sampled_from(["'", '"']))
+    body = value.replace("\\", "\\\\")
+    body = body.replace(quote, draw(st.sampled_from([quote * 2, "\\" + quote])))
+    return quote + body + quote
+
+
+def _mysql_ident(value: str) -> str:
+    """A backticked column name holding ``;`` and some of ``value`` (what MariaDB allows in
+    one: BMP, printable, at most 64 characters, not ending in a space)."""
+    kept = "".join(c for c in value if c.isprintable() and ord(c) < 0x10000)[:40]
+    return "`c;" + kept.replace("`", "``") + "x`"
+
+
+@st.composite
+def mysql_statement(draw: st.DrawFn, n: int) -> tuple[str, list[tuple[int, str]], list[str]]:
+    """(statement, [(n, text) it logs], procedures it creates); several hard-to-split shapes."""
+    text = draw(MYSQL_TRICKY)
+    literal = _mysql_string(draw, text)
+    kind = draw(st.integers(0, 8))
+    logs = [(n, text)]
+    if kind == 0:
+        return f"INSERT INTO fz (n, t) VALUES ({n}, {literal})", logs, []
+    if kind == 1:
+        ident = _mysql_ident(text)
+        statement = (
+            f"INSERT INTO fz (n, t) SELECT {n}, d.{ident} FROM (SELECT {literal} AS {ident}) AS d"
+        )
+        return statement, logs, []
+    if kind == 2:
+        return (
+            f"INSERT INTO fz (n, t) # a hash comment ; with 'quote\n"
+            f'  /* a ; block */ VALUES ({n}, -- a dash comment ; with "quote\n'
+            f"  {literal})",
+            logs,
+            [],
+        )
+    if kind == 3:  # `--` without a space is arithmetic, not a comment: n - (-1) - 1 = n
+        return f"INSERT INTO fz (n, t) VALUES ({n}--1-1, {literal})", logs, []
+    if kind == 4:
+        return f"INSERT /*! IGNORE */ INTO fz (n, t) VALUES ({n}, {literal})", logs, []
+    if kind == 5:
+        version = draw(st.sampled_from(["!", "!40101 ", "!50001 ", "M!", "M!100100 "]))
+        return f"/*{version}INSERT INTO fz (n, t) VALUES ({n}, {literal}) */", logs, []
+    if kind == 6:
+        return (
+            f"INSERT INTO fz (n, t) VALUES ({n}, CONCAT({literal}, ';', ''))",
+            [(n, text + ";")],
+            [],
+        )
+    if kind == 7:
+        return f"INSERT INTO `fz` (`n`, `t`) VALUES ({n}, {literal})", logs, []
+    return f"INSERT INTO fz (n, t) SELECT {n}, {literal} FROM DUAL WHERE 1 = 1", logs, []
+
+
+MYSQL_SEPARATORS = st.sampled_from(
+    [
+        ";",
+        ";\n",
+        ";\n\n",
+        "; ",
+        ";\n-- comment; with ;\n",
+        ";\n# hash ; comment\n",
+        ";\n/* block ; */\n",
+        ";;\n",
+        "\n;\n",
+    ]
+)
+
+
+@st.composite
+def mysql_delimiter_block(
+    draw: st.DrawFn, n: int
+) -> tuple[str, list[tuple[str, int]], list[tuple[int, str]], list[str]]:
+    """``DELIMITER //``, a procedure whose body holds ``;`` (it logs ``n`` when called),
+    ``DELIMITER ;``, then its CALL: (text from a line start, [(statement, line offset)], logs,
+    procedures)."""
+    text = draw(MYSQL_TRICKY)
+    literal = _mysql_string(draw, text)
+    delimiter = draw(st.sampled_from(["//", "$$", ";;", "!"]))
+    create = (
+        f"CREATE PROCEDURE p{n}()\nBEGIN\n  INSERT INTO fz (n, t) VALUES ({n}, {literal});\n"
+        f"  SET @ignored = ';';\nEND"
+    )
+    call = f"CALL p{n}()"
+    block = f"DELIMITER {delimiter}\n{create} {delimiter}\nDELIMITER ;\n{call}"
+    statements = [(create, 1), (call, 1 + create.count("\n") + 2)]
+    return block, statements, [(n, text)], [f"p{n}"]
+
+
+@st.composite
+def mysql_script(
+    draw: st.DrawFn,
+) -> tuple[str, list[tuple[str, int]], list[tuple[int, str]], list[str]]:
+    """(script, [(statement, line)], [(n, text)] logged in order, procedures created)."""
+    count = draw(st.integers(1, 8))
+    text = draw(st.sampled_from(["", "\n", "-- header ; comment\n", "# header\n", "/* x */\n"]))
+    expected: list[tuple[str, int]] = []
+    logs: list[tuple[int, str]] = []
+    procedures: list[str] = []
+    for n in range(count):
+        if draw(st.integers(0, 5)) == 0:
+            if text and not text.endswith("\n"):
+                text += "\n"  # the client reads DELIMITER at the start of a line only
+            block, statements, logged, made = draw(mysql_delimiter_block(n))
+            first = text.count("\n") + 1
+            expected += [(statement, first + offset) for statement, offset in statements]
+            logs += logged
+            procedures += made
+            text += block + draw(MYSQL_SEPARATORS)
+            continue
+        statement, logged, made = draw(mysql_statement(n))
+        expected.append((statement, text.count("\n") + 1))
+        logs += logged
+        procedures += made
+        text += statement + draw(MYSQL_SEPARATORS)
+    return text, expected, logs, procedures
+
+
+@pytest.fixture(scope="module")
+def mysql_scratch(mysql_admin_url: str) -> Iterator[tuple[str, Any]]:
+    """(URL, autocommit connection) of a scratch database for all examples (dropped after)."""
+    from tests.helpers import mysql_connect, mysql_url_for
+
+    name = f"backout_rel_fuzz_{uuid.uuid4().hex[:8]}"
+    admin = mysql_connect(mysql_admin_url, database=None)
+    try:
+        with admin.cursor() as cur:
+            cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
+        url = mysql_url_for(mysql_admin_url, name)
+        conn = mysql_connect(url)
+        try:
+            with conn.cursor() as cur:
+                cur.execute(
+                    "CREATE TABLE fz (seq INT AUTO_INCREMENT PRIMARY KEY, n INT, t TEXT) "
+                    "CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
+                )
+            yield url, conn
+        finally:
+            conn.close()
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+        admin.close()
+
+
+def _mysql_log(conn: Any, procedures: list[str]) -> list[tuple[int, str]]:
+    """The rows logged since the last call, in order; then a clean slate."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT n, t FROM fz ORDER BY seq")
+        rows = [(int(n), str(t)) for n, t in cur.fetchall()]
+        cur.execute("DELETE FROM fz")
+        for name in procedures:
+            cur.execute(f"DROP PROCEDURE IF EXISTS {name}")
+    return rows
+
+
+def _mariadb_client(url: str, script: str) -> subprocess.CompletedProcess[bytes] | None:
+    """The whole script through the ``mariadb``/``mysql`` client, which splits it itself (None
+    when no client is installed)."""
+    from backout.dialects.mysql import tools as mysql_tools
+    from backout.model.errors import BackupError
+    from backout.model.urls import parse_url
+
+    parsed = parse_url(url)
+    try:
+        client = mysql_tools.find_tool("client", server_is_mariadb=True)
+    except BackupError:
+        return None
+    with mysql_tools.client_options(parsed) as options:
+        return subprocess.run(
+            [client.path, *options.args, "--default-character-set=utf8mb4", str(parsed.database)],
+            input=script.encode("utf-8"),
+            capture_output=True,
+            pass_fds=options.fds,
+            timeout=60,
+            check=False,
+        )
+
+
+#: seconds the MariaDB split property may take (the suite's budget for it); the examples
+#: drawn after it are not run, and counted as such in the report
+MYSQL_SPLIT_BUDGET_S = 30.0
+_MYSQL_SPLIT_STARTED: list[float] = []
+
+
+@pytest.mark.mysql
+@FUZZ
+@seed(master_seed())
+@given(script=mysql_script())
+def test_mysql_split_matches_the_server(
+    mysql_scratch: tuple[str, Any],
+    script: tuple[str, list[tuple[str, int]], list[tuple[int, str]], list[str]],
+) -> None:
+    """backout's MySQL splitting agrees with the server, statement by statement, and with the
+    ``mariadb`` client's own splitting of the whole script (DELIMITER included)."""
+    started = _MYSQL_SPLIT_STARTED or [time.monotonic()]
+    _MYSQL_SPLIT_STARTED[:] = started
+    if time.monotonic() - started[0] > MYSQL_SPLIT_BUDGET_S:
+        _count("mysql_split_over_budget")
+        return
+    url, conn = mysql_scratch
+    text, expected, logs, procedures = script
+    statements = MY.split(text, "fuzz.sql")
+    assert [s.sql for s in statements] == [e[0] for e in expected]
+    assert [s.line for s in statements] == [e[1] for e in expected]
+    # The server takes each piece as exactly one statement (no CLIENT_MULTI_STATEMENTS: a
+    # second statement in a piece is a syntax error), and the log holds each number once.
+    with conn.cursor() as cur:
+        for statement in statements:
+            cur.execute(statement.sql)
+    assert _mysql_log(conn, procedures) == logs
+    whole = _mariadb_client(url, text)
+    if whole is not None:
+        assert whole.returncode == 0, whole.stderr.decode("utf-8", "replace")
+        assert _mysql_log(conn, procedures) == logs
+        _count("mysql_split_client")
+    _count("mysql_split")
 
 
 # --- directives ------------------------------------------------------------------------------

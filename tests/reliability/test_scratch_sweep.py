@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from backout.dialects import scratch_names
+from tests.helpers import mysql_connect, mysql_url_for
 from tests.reliability.common import base_env, record_result
 
 TRIALS = int(os.environ.get("BACKOUT_SCRATCH_TRIALS", "3"))
@@ -85,9 +86,7 @@ class Server:
             with pg_connect(self.admin_url) as conn:
                 cur = conn.execute(statement)
                 return list(cur.fetchall()) if cur.description else []
-        import pymysql
-
-        conn = pymysql.connect(host="127.0.0.1", port=3306, user="root", autocommit=True)
+        conn = mysql_connect(self.admin_url, database=None)
         try:
             with conn.cursor() as cur:
                 cur.execute(statement)
@@ -117,6 +116,8 @@ class Server:
         return f'"{name}"' if self.dialect == "postgresql" else f"`{name}`"
 
     def url(self, database: str) -> str:
+        if self.dialect == "mysql":
+            return mysql_url_for(self.admin_url, database)
         return self.admin_url.rsplit("/", 1)[0] + "/" + database
 
     def connect(self, database: str) -> Callable[[], None]:
@@ -126,9 +127,7 @@ class Server:
 
             conn = pg_connect(self.url(database))
             return conn.close
-        import pymysql
-
-        mconn = pymysql.connect(host="127.0.0.1", port=3306, user="root", database=database)
+        mconn = mysql_connect(self.admin_url, database=database)
         return mconn.close
 
 

@@ -67,6 +67,17 @@ def test_executable_comments_are_statements_and_never_split() -> None:
     ]
 
 
+def test_a_close_inside_a_string_does_not_end_an_executable_comment() -> None:
+    """Found by the MariaDB fuzz: the server and the client read the body of ``/*! */`` as code,
+    so ``'*/'`` there is a string (it was the comment's end, then an unterminated string)."""
+    text = "/*!INSERT INTO t VALUES ('*/;') */;\nSELECT 1 /*M!100100 , `a*/b` */;\nSELECT 2;"
+    assert sqls(text) == [
+        "/*!INSERT INTO t VALUES ('*/;') */",
+        "SELECT 1 /*M!100100 , `a*/b` */",
+        "SELECT 2",
+    ]
+
+
 def test_only_comments_make_no_statement() -> None:
     assert sqls("-- nothing\n/* here */\n# at all\n;;\n") == []
 
@@ -77,6 +88,7 @@ def test_only_comments_make_no_statement() -> None:
         ("SELECT 1;\nSELECT 'open;\n", 2, "unterminated string"),
         ("SELECT `open\n", 1, "unterminated identifier"),
         ("SELECT 1;\n\n/* open\n", 3, "unterminated /* comment"),
+        ("SELECT 1;\n/*!SELECT '*/' \n", 2, "unterminated /*! comment"),
     ],
 )
 def test_unterminated_quotes_and_comments_name_their_line(text: str, line: int, what: str) -> None:

@@ -178,11 +178,23 @@ def _has_param(sql: str) -> bool:
     return re.search(r"(?<![:\w]):[A-Za-z_]\w*", sql) is not None
 
 
-def _key_columns(table: TableInfo) -> set[str]:
+def _unquoted(column: str) -> str:
+    """An index's key column as a plain name (MySQL's catalog keeps it quoted: `code`)."""
+    if len(column) > 1 and column[0] == column[-1] and column[0] in '`"':
+        return column[1:-1].replace(column[0] * 2, column[0])
+    return column
+
+
+def _key_columns(table: TableInfo, snapshot: SchemaSnapshot) -> set[str]:
+    """Columns of the table's primary key, unique constraints, unique indexes (MySQL has no
+    other kind of unique key) and foreign keys."""
     keys: set[str] = set()
     for constraint in table.constraints:
         if constraint.kind in ("primary_key", "unique"):
             keys.update(constraint.columns)
+    for index in snapshot.indexes.values():
+        if index.unique and index.table == table.name and index.schema == table.schema:
+            keys.update(_unquoted(column) for column in index.columns)
     for fk in table.foreign_keys:
         keys.update(fk.columns)
     return keys
@@ -313,9 +325,8 @@ def _count_effect(
         if table is None or table.column(target.name) is None:
             return
         count, estimated = counter.non_null(table, target.name)
-        losses.append(
-            Loss(effect, "values", count, estimated, key=target.name in _key_columns(table))
-        )
+        key = target.name in _key_columns(table, counter.snapshot)
+        losses.append(Loss(effect, "values", count, estimated, key=key))
 
 
 def _count_table_loss(
@@ -359,7 +370,7 @@ def _count_rows_written(
         losses.append(Loss(effect, "rows", count, estimated))
         _cascades(counter, effect, table, count, estimated, losses)
     else:
-        touched_key = any(c in _key_columns(table) for c in effect.columns)
+        touched_key = any(c in _key_columns(table, counter.snapshot) for c in effect.columns)
         losses.append(Loss(effect, "values", count, estimated, key=touched_key))
 
 

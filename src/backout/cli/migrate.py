@@ -78,8 +78,8 @@ def status(as_json: bool, url: str | None, project: Path | None, config_file: Pa
     """Show every migration: applied, pending, failed, rolled back; rollbacks and their risk.
 
     Exits 1 when something needs attention: a failed migration, an applied one edited since,
-    history whose files are missing, or a rollback (or partial) script `rollback` would
-    refuse (a syntax error).
+    history whose files are missing, a run or restore that stopped part-way, or a rollback
+    (or partial) script `rollback` would refuse (a syntax error).
     """
     config = build_config(url=url, project=project, config_file=config_file)
     result = api.status(config)
@@ -112,6 +112,7 @@ def _attention(result: StatusResult) -> str:
         for items, what in (
             (report.failed, "failed migration(s)"),
             (report.interrupted, "migration(s) stopped part-way"),
+            (report.unfinished_restores, "restore(s) stopped part-way"),
             (report.edited, "applied migration(s) edited since"),
             (report.missing, "applied migration(s) missing from disk"),
             (list(result.broken), "broken rollback script(s)"),

@@ -443,6 +443,7 @@ class MysqlBackupEngine(BackupEngine):
             for statement in read_dump(request.path):
                 if plan.runs(statement):
                     session.execute(statement.sql)
+            _check_references(session, plan.load)
             session.execute("SET SESSION FOREIGN_KEY_CHECKS = 1")
             finish()
         except DatabaseError as exc:
@@ -496,6 +497,36 @@ class MysqlBackupEngine(BackupEngine):
             (kind,),
         )
         return [str(r[0]) for r in rows]
+
+
+def _check_references(session: Session, loaded: set[str]) -> None:
+    """Refuse to finish a restore whose rows break a foreign key of a table it loaded.
+
+    The rows were loaded with ``FOREIGN_KEY_CHECKS = 0`` and InnoDB never re-checks them, so
+    without this a backup's rows that point at rows gone since (or kept rows that point at
+    rows the backup does not have) would be restored as if nothing were wrong. PostgreSQL
+    refuses the same restore when it re-creates the constraint, SQLite with
+    ``foreign_key_check``.
+    """
+    from backout.dialects.mysql.catalog import read_mysql_snapshot
+    from backout.dialects.orphans import unvalidated_orphans
+
+    snapshot = read_mysql_snapshot(session.query)
+    keys = [
+        (table, fk)
+        for table in snapshot.tables.values()
+        for fk in table.foreign_keys
+        if table.key in loaded or fk.referenced_table in loaded
+    ]
+    orphans = unvalidated_orphans(session, snapshot, keys)
+    if orphans:
+        shown = "; ".join(
+            f"{o.count} row(s) of {o.table} ({', '.join(o.columns)}) point to no row of "
+            f"{o.referenced_table} (foreign key {o.constraint or '(unnamed)'})"
+            for o in orphans[:3]
+        )
+        more = f" (and {len(orphans) - 3} more foreign key(s))" if len(orphans) > 3 else ""
+        raise BackupError(f"the restored rows break foreign keys: {shown}{more}")
 
 
 def _run(

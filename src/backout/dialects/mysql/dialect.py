@@ -31,6 +31,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import math
+import re
 import subprocess
 import uuid
 from collections.abc import Collection, Iterator, Mapping, Sequence
@@ -567,10 +568,13 @@ class MysqlDialect(Dialect):
         name = scratch_names.new_name(prefix)
         admin = self.connect(server, actor=actor)
         try:
+            charset, collation = self._database_defaults(
+                admin if shadow is None else None, url, actor
+            )
             self._sweep_scratch(admin, prefix)
             admin.execute(
                 f"CREATE DATABASE {self.quote(name)} "
-                "DEFAULT CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+                f"DEFAULT CHARACTER SET {charset} COLLATE {collation}"
             )
         except DatabaseError as exc:
             raise DatabaseError(
@@ -589,6 +593,28 @@ class MysqlDialect(Dialect):
                 admin.execute(f"DROP DATABASE IF EXISTS {self.quote(name)}")
             finally:
                 admin.close()
+
+    def _database_defaults(
+        self, session: Session | None, url: DatabaseURL, actor: Actor
+    ) -> tuple[str, str]:
+        """The default character set and collation of ``url``'s database (``session`` is on
+        it, or None to connect): a scratch copy gets the same, or a table created there
+        without its own COLLATE differs from the live one (a false drift in ``check``)."""
+        fallback = ("utf8mb4", "utf8mb4_unicode_ci")
+        try:
+            own = session or self.connect(url, actor=actor)
+        except DatabaseUnavailable:
+            return fallback  # a scratch on the shadow server for a database not created yet
+        try:
+            ((charset, collation),) = own.query(
+                "SELECT @@character_set_database, @@collation_database"
+            )
+        finally:
+            if session is None:
+                own.close()
+        if not all(re.fullmatch(r"\w+", str(v)) for v in (charset, collation)):
+            return fallback
+        return str(charset), str(collation)
 
     def _sweep_scratch(self, admin: Session, prefix: str) -> None:
         """Drop the scratch databases killed runs left (see :mod:`scratch_names`)."""

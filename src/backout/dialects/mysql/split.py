@@ -11,8 +11,9 @@ What the lexer knows, because MySQL scripts use it:
 - Comments: ``#`` to the end of the line, ``-- `` (two dashes *followed by a space or control
   character*: ``a--1`` is arithmetic), ``/* ... */`` (not nested).
 - Executable comments ``/*! ... */``, ``/*!50001 ... */`` and MariaDB's ``/*M! ... */`` are code
-  the server runs: they stay in the statement, a terminator inside one does not split it, and a
-  statement made of one is kept (mysqldump's ``/*!40101 SET NAMES utf8mb4 */;``).
+  the server runs: they stay in the statement, a terminator inside one does not split it, a
+  ``*/`` inside a string in one does not end it, and a statement made of one is kept
+  (mysqldump's ``/*!40101 SET NAMES utf8mb4 */;``).
 
 A statement made only of whitespace and ordinary comments is dropped. Unterminated quotes or
 comments are syntax errors with the line where they start. Anything else is checked by the
@@ -93,13 +94,32 @@ def _skip(text: str, i: int, lines: _Lines, display: str) -> tuple[str, int] | N
     if ch == "#" or (ch == "-" and _is_dash_comment(text, i)):
         newline = text.find("\n", i)
         return "comment", (n if newline == -1 else newline + 1)
+    if text.startswith(("/*!", "/*M!"), i):
+        return "exec", _executable_end(text, i, lines, display)
     if ch == "/" and text.startswith("/*", i):
         close = text.find("*/", i + 2)
         if close == -1:
             raise ProjectError("unterminated /* comment", path=display, line=lines.at(i))
-        executable = text.startswith(("/*!", "/*M!"), i)
-        return ("exec" if executable else "comment"), close + 2
+        return "comment", close + 2
     return None
+
+
+def _executable_end(text: str, i: int, lines: _Lines, display: str) -> int:
+    """End of the executable comment starting at ``i``: its body is code, so a ``*/`` inside
+    a string or quoted identifier there does not close it (as the server and the client read
+    it: ``/*!SELECT '*/' */`` is one comment)."""
+    j = text.index("!", i) + 1
+    n = len(text)
+    while j < n:
+        if text.startswith("*/", j):
+            return j + 2
+        if text[j] in "'\"`":
+            found = _skip(text, j, lines, display)
+            assert found is not None
+            j = found[1]
+            continue
+        j += 1
+    raise ProjectError("unterminated /*! comment", path=display, line=lines.at(i))
 
 
 def lex(text: str, display: str = "<sql>", first_line: int = 1) -> Iterator[_Span]:
