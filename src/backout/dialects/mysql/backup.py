@@ -49,6 +49,7 @@ from backout.dialects.base import (
 from backout.dialects.mysql.catalog import quote_identifier, read_mysql_snapshot
 from backout.dialects.mysql.session import MysqlSession, translate
 from backout.dialects.mysql.tools import client_options, find_tool
+from backout.dialects.orphans import unvalidated_orphans
 from backout.model.errors import BackupError, DatabaseError, DatabaseUnavailable
 from backout.model.schema import SchemaSnapshot
 from backout.model.urls import DatabaseURL, scrub
@@ -508,8 +509,6 @@ def _check_references(session: Session, loaded: set[str]) -> None:
     refuses the same restore when it re-creates the constraint, SQLite with
     ``foreign_key_check``.
     """
-    from backout.dialects.mysql.catalog import read_mysql_snapshot
-    from backout.dialects.orphans import unvalidated_orphans
 
     snapshot = read_mysql_snapshot(session.query)
     keys = [
