@@ -258,10 +258,11 @@ def _with_simulation(
     ws: Workspace,
     impact: ImpactReport,
     analysed: Sequence[tuple[PreparedScript, ScriptEffects]],
+    live: SchemaSnapshot,
 ) -> ImpactReport:
     from backout.analysis.simulate import simulate
 
-    simulations, note = simulate(ws, analysed)
+    simulations, note = simulate(ws, analysed, live)
     if not simulations:
         return dataclasses.replace(impact, simulation_note=note)
     scripts = tuple(
@@ -380,7 +381,7 @@ def build_view(
             lock_timeout=ws.config.lock_timeout,
         )
         if simulate:
-            impact = _with_simulation(ws, impact, analysed)
+            impact = _with_simulation(ws, impact, analysed, snapshot)
     else:
         intent, per_script = BackupIntent(mode=backup_mode), {}
         state = ""

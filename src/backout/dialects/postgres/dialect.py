@@ -18,12 +18,14 @@ from backout.dialects.base import (
     ControlStatement,
     Dialect,
     DmlScope,
+    KeptCopies,
     Params,
     Row,
     RunLock,
     Session,
 )
 from backout.dialects.postgres import explain as pg_explain
+from backout.dialects.postgres.kept import KEPT_LABEL, PostgresKeptCopies
 from backout.model.errors import DatabaseError, DatabaseUnavailable, LockHeld, ProjectError
 from backout.model.schema import SchemaSnapshot, TableInfo, TableStats
 from backout.model.script import Statement
@@ -596,6 +598,15 @@ class PostgresDialect(Dialect):
         prefix: str = scratch_names.DEFAULT_PREFIX,
     ) -> Iterator[DatabaseURL]:
         server = shadow or url
+        name = self.create_scratch(server, actor, prefix)
+        try:
+            yield server.with_database(name)
+        finally:
+            self.drop_scratch(server, actor, name)
+
+    def create_scratch(self, server: DatabaseURL, actor: Actor, prefix: str) -> str:
+        """Create an empty scratch database on ``server`` (after sweeping the abandoned ones);
+        its name."""
         name = scratch_names.new_name(prefix)
         admin = self.connect(server, actor=actor)
         try:
@@ -610,28 +621,43 @@ class PostgresDialect(Dialect):
             ) from exc
         finally:
             admin.close()
+        return name
+
+    def drop_scratch(self, server: DatabaseURL, actor: Actor, name: str) -> None:
+        """Drop the scratch database ``name`` on ``server`` (gone already: fine)."""
+        admin = self.connect(server, actor=actor)
         try:
-            yield server.with_database(name)
+            admin.execute(f"DROP DATABASE IF EXISTS {self.quote(name)} WITH (FORCE)")
         finally:
-            admin = self.connect(server, actor=actor)
-            try:
-                admin.execute(f"DROP DATABASE IF EXISTS {self.quote(name)} WITH (FORCE)")
-            finally:
-                admin.close()
+            admin.close()
 
     def _sweep_scratch(self, admin: Session, prefix: str) -> None:
-        """Drop the scratch databases killed runs left (see :mod:`scratch_names`)."""
+        """Drop the scratch databases killed runs left (see :mod:`scratch_names`); kept
+        simulation copies once they have been idle long enough."""
         pattern = prefix.replace("_", "\\_") + "%"
         rows = admin.query(
             "SELECT d.datname, (SELECT count(*) FROM pg_stat_activity a "
-            "WHERE a.datname = d.datname) FROM pg_database d WHERE d.datname LIKE %s",
-            (pattern,),
+            "WHERE a.datname = d.datname), "
+            "coalesce(shobj_description(d.oid, 'pg_database'), '') LIKE %s "
+            "FROM pg_database d WHERE d.datname LIKE %s",
+            (KEPT_LABEL + "%", pattern),
         )
         scratch_names.sweep(
-            ((str(name), int(count)) for name, count in rows),
+            ((str(name), int(count)) for name, count, _ in rows),
             lambda name: admin.execute(f"DROP DATABASE IF EXISTS {self.quote(name)} WITH (FORCE)"),
             prefix,
+            kept={str(name) for name, _, kept in rows if kept},
         )
+
+    def kept_copies(
+        self,
+        url: DatabaseURL,
+        shadow: DatabaseURL | None,
+        actor: Actor,
+        *,
+        prefix: str = scratch_names.DEFAULT_PREFIX,
+    ) -> KeptCopies:
+        return PostgresKeptCopies(self, url, shadow or url, actor, prefix)
 
     def copy_database(
         self, source: DatabaseURL, target: DatabaseURL, actor: Actor, *, data: bool
