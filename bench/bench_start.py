@@ -20,6 +20,10 @@ Timed, interleaved with the order rotating each round, median/min/max of N:
 - psql running the same two scripts (`psql -1 -f` the rollback, then the migration), also on a
   fresh copy.
 
+Every arm runs once untimed first (bytecode written, as an installed package has it, to a
+temporary PYTHONPYCACHEPREFIX; plan's kept simulation copy made). Run it with
+`PYTHONPATH=<another checkout>/src` to time another version of backout the same way.
+
 Targets (backout's time above the floor, same run): status <= +0.05 s, plan <= +0.2 s,
 rollback --backup none <= +0.3 s.
 """
@@ -148,6 +152,10 @@ def main() -> None:
     print(f"machine: {machine_facts()}")
     prefix = f"bench_{uuid.uuid4().hex[:8]}_"
     with tempfile.TemporaryDirectory(prefix="backout-bench-") as folder:
+        # Bytecode cached, as an installed package has it (pip compiles it); outside the
+        # source tree. PYTHONDONTWRITEBYTECODE would make every run compile backout again.
+        os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+        os.environ["PYTHONPYCACHEPREFIX"] = str(Path(folder) / "pycache")
         project = copy_example("vouchers", Path(folder))
         (project / "backout.toml").write_text(f'scratch_prefix = "{prefix}"\n')
         try:
@@ -159,6 +167,10 @@ def main() -> None:
                 arms = _arms(project, url, template, samples)
                 samples.update({n: [] for n in arms})
                 names = list(arms)
+                for arm in names:  # warm-up, not counted: bytecode, caches, kept copy
+                    arms[arm]()
+                for values in samples.values():
+                    values.clear()
                 for round_ in range(repeat):
                     order = names[round_ % len(names) :] + names[: round_ % len(names)]
                     for arm in order:

@@ -202,3 +202,17 @@ def test_a_script_that_cannot_run_in_a_transaction_gets_a_throwaway_copy(
     simulation = _simulation(project, pg_url)
     assert simulation["ran"] is True and 'removed table "items"' in simulation["changes"]  # type: ignore[operator]
     assert _copies(pg_admin_url, prefix) == []
+
+
+def test_what_a_snapshot_leaves_out_still_changes_the_key(
+    tmp_path: Path, pg_url: str, pg_admin_url: str, prefix: str
+) -> None:
+    """A row security policy is not in a schema snapshot; the kept copy's key sees it."""
+    project = _project(tmp_path, prefix, down="DROP POLICY p ON items;\nDROP TABLE items;")
+    assert run(["up"], project=project, url=pg_url).exit_code == 0
+    before = _simulation(project, pg_url)
+    assert "does not exist" in str(before["error"])  # no policy p yet: fails on the copy
+    sql(pg_url, "CREATE POLICY p ON items USING (true)")
+    after = _simulation(project, pg_url)
+    assert after["ran"] is True and not after.get("error")
+    assert len(_copies(pg_admin_url, prefix)) == 2

@@ -188,11 +188,12 @@ def _without_checks(unit: PreparedScript) -> PreparedScript:
 def simulate(
     ws: Workspace,
     analysed: Sequence[tuple[PreparedScript, ScriptEffects]],
-    live: SchemaSnapshot | None = None,
+    live_key: str | None = None,
 ) -> tuple[list[Simulation], str]:
     """Run the scripts in order on a schema-only scratch copy; one Simulation per script.
 
-    ``live``: the live schema, just read. With it, where the dialect keeps copies
+    ``live_key``: the live schema's :meth:`~backout.dialects.base.Dialect.schema_key`, just
+    read. With it, where the dialect keeps copies
     (:meth:`~backout.dialects.base.Dialect.kept_copies`) and every script runs in a
     transaction, the copy outlives the run and the next one reuses it while the live schema is
     unchanged (see :func:`_on_kept_copy`). Returns ([], reason) when no scratch copy can be made
@@ -201,11 +202,11 @@ def simulate(
     """
     results: list[Simulation] = []
     try:
-        if live is not None and _one_transaction(ws, analysed):
+        if live_key is not None and _one_transaction(ws, analysed):
             copies = ws.dialect.kept_copies(
                 ws.url, ws.config.shadow, ws.actor, prefix=ws.config.scratch_prefix
             )
-            if copies is not None and _on_kept_copy(ws, copies, analysed, live, results):
+            if copies is not None and _on_kept_copy(ws, copies, analysed, live_key, results):
                 return results, ""
             results.clear()
         with ws.dialect.scratch(
@@ -236,10 +237,10 @@ def _one_transaction(
     return not ws.dialect.commit_needed([s for u in units for s in u.statements])
 
 
-def copy_key(live: SchemaSnapshot, history_schema: str) -> str:
-    """What a kept copy is labelled with: the live schema's fingerprint, the history schema
-    (the copy holds it too) and this backout's version (a snapshot's form may change)."""
-    text = f"{live.fingerprint()}\0{history_schema}\0{__version__}"
+def copy_key(live_key: str, history_schema: str) -> str:
+    """What a kept copy is labelled with: the live schema's key, the history schema (the copy
+    holds it too) and this backout's version (a snapshot's form may change)."""
+    text = f"{live_key}\0{history_schema}\0{__version__}"
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
@@ -247,7 +248,7 @@ def _on_kept_copy(
     ws: Workspace,
     copies: KeptCopies,
     analysed: Sequence[tuple[PreparedScript, ScriptEffects]],
-    live: SchemaSnapshot,
+    live_key: str,
     results: list[Simulation],
 ) -> bool:
     """Simulate on a kept copy of the live schema (claimed, else made and kept); False when
@@ -258,13 +259,13 @@ def _on_kept_copy(
     schema differs (it was changed, or the live schema changed while it was being copied) is
     dropped, never used.
     """
-    key = copy_key(live, ws.dialect.history_schema)
+    key = copy_key(live_key, ws.dialect.history_schema)
     copy = copies.claim(key)
     made = copy is None
     if copy is None:
         copy = copies.create()
     try:
-        used = _run_undone(ws, copy, analysed, live.fingerprint(), results)
+        used = _run_undone(ws, copy, analysed, live_key, results)
     except BaseException:
         if made:
             copies.discard(copy)
@@ -280,16 +281,16 @@ def _run_undone(
     ws: Workspace,
     copy: DatabaseURL,
     analysed: Sequence[tuple[PreparedScript, ScriptEffects]],
-    fingerprint: str,
+    live_key: str,
     results: list[Simulation],
 ) -> bool:
     """Run the scripts on ``copy`` in one transaction, rolled back at the end; False (nothing
-    run) when the copy's schema is not the one of ``fingerprint``."""
+    run) when the copy's schema key is not ``live_key``."""
     session = ws.dialect.connect(copy, actor=ws.actor)
     try:
         session.begin()
         before = ws.dialect.snapshot(session)
-        if before.fingerprint() != fingerprint:
+        if ws.dialect.schema_key(session, before) != live_key:
             return False
         _run(ws, session, analysed, results, before, executor=_SavepointExecutor(session))
         return True

@@ -623,6 +623,13 @@ class Dialect(ABC):
     ) -> None:
         """Copy ``source``'s schema (and its data when ``data``) into the empty ``target``."""
 
+    def schema_key(self, session: Session, snapshot: SchemaSnapshot) -> str:
+        """A digest of everything in ``session``'s schema a simulation depends on: equal keys
+        mean a kept copy may stand in for the live schema. ``snapshot``: the schema just read
+        on ``session``. Default: the snapshot's fingerprint; a dialect adds what its snapshot
+        leaves out."""
+        return snapshot.fingerprint()
+
     def kept_copies(
         self,
         url: DatabaseURL,

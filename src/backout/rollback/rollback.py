@@ -258,11 +258,11 @@ def _with_simulation(
     ws: Workspace,
     impact: ImpactReport,
     analysed: Sequence[tuple[PreparedScript, ScriptEffects]],
-    live: SchemaSnapshot,
+    live_key: str,
 ) -> ImpactReport:
     from backout.analysis.simulate import simulate
 
-    simulations, note = simulate(ws, analysed, live)
+    simulations, note = simulate(ws, analysed, live_key)
     if not simulations:
         return dataclasses.replace(impact, simulation_note=note)
     scripts = tuple(
@@ -381,7 +381,8 @@ def build_view(
             lock_timeout=ws.config.lock_timeout,
         )
         if simulate:
-            impact = _with_simulation(ws, impact, analysed, snapshot)
+            live_key = ws.dialect.schema_key(session, snapshot)
+            impact = _with_simulation(ws, impact, analysed, live_key)
     else:
         intent, per_script = BackupIntent(mode=backup_mode), {}
         state = ""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import subprocess
 from collections.abc import Collection, Iterator, Mapping, Sequence
@@ -47,6 +48,25 @@ _LOCK_TIMEOUT_STATES = {"55P03"}  # lock_not_available (lock_timeout, NOWAIT)
 #: insufficient resources (disk full), operator intervention (pg_terminate_backend), system
 #: error (I/O), internal error
 _FAILURE_CLASSES = frozenset({"08", "53", "57", "58", "XX"})
+#: what a schema snapshot leaves out but a rollback script may touch (see schema_key)
+_UNSNAPSHOTTED = """
+SELECT 'policy', schemaname || '.' || tablename || '.' || policyname,
+       concat_ws(' ', permissive, roles::text, cmd, qual, with_check)
+FROM pg_policies WHERE schemaname = ANY(%s)
+UNION ALL
+SELECT 'rule', schemaname || '.' || tablename || '.' || rulename, definition
+FROM pg_rules WHERE schemaname = ANY(%s)
+UNION ALL
+SELECT 'statistics', n.nspname || '.' || x.stxname, pg_get_statisticsobjdef(x.oid)
+FROM pg_statistic_ext x JOIN pg_namespace n ON n.oid = x.stxnamespace
+WHERE n.nspname = ANY(%s)
+UNION ALL
+SELECT 'row security', n.nspname || '.' || c.relname,
+       c.relrowsecurity::text || ' ' || c.relforcerowsecurity::text
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = ANY(%s) AND (c.relrowsecurity OR c.relforcerowsecurity)
+ORDER BY 1, 2, 3
+"""
 _HOLDER_SQL = """
 SELECT a.pid, coalesce(nullif(a.application_name, ''), 'unknown application'), a.usename,
        coalesce(host(a.client_addr), 'local socket'), a.backend_start
@@ -648,6 +668,13 @@ class PostgresDialect(Dialect):
             prefix,
             kept={str(name) for name, _, kept in rows if kept},
         )
+
+    def schema_key(self, session: Session, snapshot: SchemaSnapshot) -> str:
+        # Row security, policies, rules and extended statistics are not in a snapshot, yet a
+        # rollback script may drop or depend on them.
+        rows = session.query(_UNSNAPSHOTTED, (list(snapshot.schemas),) * 4)
+        text = json.dumps([snapshot.fingerprint(), [list(r) for r in rows]], default=str)
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
     def kept_copies(
         self,
