@@ -20,6 +20,10 @@ Timed, interleaved with the order rotating each round, median/min/max of N:
 - psql running the same two scripts (`psql -1 -f` the rollback, then the migration), also on a
   fresh copy.
 
+Beside wall time, the CPU seconds (user + system) of each arm's processes and of the programs
+they wait for (pg_dump...): a busy machine stretches wall time, much less CPU time. The
+database server's own work is in neither column for backout nor for psql.
+
 Every arm runs once untimed first (bytecode written, as an installed package has it, to a
 temporary PYTHONPYCACHEPREFIX; plan's kept simulation copy made). Run it with
 `PYTHONPATH=<another checkout>/src` to time another version of backout the same way.
@@ -32,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import sys
 import tempfile
 import uuid
@@ -56,6 +61,8 @@ from _common import (
 )
 
 MIGRATION = "20240315000000_add_voucher_system"
+FLOOR = "floor: python -c 'import psycopg'"
+PSQL_REAPPLY = "psql -1 -f the migration (re-apply)"
 TARGETS = {"status": 0.05, "plan": 0.2, "rollback --backup none": 0.3}
 
 
@@ -79,6 +86,21 @@ def _drop_scratch(prefix: str) -> None:
         pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+#: CPU seconds (user + system) of each arm's processes and all they waited for (pg_dump...),
+#: per run: unlike wall time, hardly moved by other processes queueing for the CPU
+CPU: dict[str, list[float]] = {}
+
+
+def _timed(label: str, args: list[str], *, ok: tuple[int, ...] = (0,)) -> float:
+    """Run ``args`` (wall seconds returned); its CPU seconds go to ``CPU[label]``."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    done = run(args, ok=ok)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    CPU.setdefault(label, []).append(cpu)
+    return done.seconds
+
+
 def _arms(
     project: Path, url: str, template: str, samples: dict[str, list[float]]
 ) -> dict[str, Callable[[], float]]:
@@ -87,58 +109,75 @@ def _arms(
     where = ["-C", str(project), "--url", url]
     down = project / "prisma" / "rollback" / f"{MIGRATION}_rollback.sql"
     up = project / "prisma" / "migrations" / MIGRATION / "migration.sql"
+    roll, reapply = "backout rollback --backup none", "backout up (re-apply)"
+    psql_roll, psql_reapply = "psql -1 -f the rollback script", PSQL_REAPPLY
 
     def cycle_backout() -> float:
         with pg_clone(template) as fresh:
             at = ["-C", str(project), "--url", fresh]
-            roll = run(
-                [*base, "rollback", *at, "--backup", "none", "--i-accept-data-loss", "--yes"]
-            )
-            again = run([*base, "up", *at])
-        samples["backout up (re-apply)"].append(again.seconds)
-        return roll.seconds
+            flags = ["--backup", "none", "--i-accept-data-loss", "--yes"]
+            seconds = _timed(roll, [*base, "rollback", *at, *flags])
+            samples[reapply].append(_timed(reapply, [*base, "up", *at]))
+        return seconds
 
     def cycle_psql() -> float:
         with pg_clone(template) as fresh:
-            roll = run([*psql_cmd(fresh), "-1", "-f", str(down)])
-            again = run([*psql_cmd(fresh), "-1", "-f", str(up)])
-        samples["psql -1 -f the migration (re-apply)"].append(again.seconds)
-        return roll.seconds
+            seconds = _timed(psql_roll, [*psql_cmd(fresh), "-1", "-f", str(down)])
+            samples[psql_reapply].append(
+                _timed(psql_reapply, [*psql_cmd(fresh), "-1", "-f", str(up)])
+            )
+        return seconds
+
+    def command(label: str, *args: str) -> Callable[[], float]:
+        return lambda: _timed(label, [*base, *args], ok=(0, 1))
 
     return {
-        "floor: python -c 'import psycopg'": lambda: (
-            run([sys.executable, "-c", "import psycopg"]).seconds
+        FLOOR: lambda: _timed(FLOOR, [sys.executable, "-c", "import psycopg"]),
+        "backout --help": command("backout --help", "--help"),
+        "backout status": command("backout status", "status", *where),
+        "backout plan": command("backout plan", "plan", *where),
+        "backout plan --no-simulate": command(
+            "backout plan --no-simulate", "plan", "--no-simulate", *where
         ),
-        "backout --help": lambda: run([*base, "--help"]).seconds,
-        "backout status": lambda: run([*base, "status", *where]).seconds,
-        "backout plan": lambda: run([*base, "plan", *where], ok=(0, 1)).seconds,
-        "backout plan --no-simulate": lambda: (
-            run([*base, "plan", "--no-simulate", *where], ok=(0, 1)).seconds
-        ),
-        "backout rollback --backup none": cycle_backout,
-        "psql -1 -f the rollback script": cycle_psql,
+        roll: cycle_backout,
+        psql_roll: cycle_psql,
     }
 
 
+def _note(arm: str, m: float, floor: float, psql_down: float) -> str:
+    if arm.startswith("psql"):
+        return f"{m / floor:.2f}x the floor"
+    if not arm.startswith("backout"):
+        return ""
+    above = m - floor
+    note = f"{above:+.3f} s above the floor ({m / floor:.1f}x)"
+    key = arm.removeprefix("backout ")
+    if key in TARGETS:
+        note += f"; target <= +{TARGETS[key]} s: " + ("met" if above <= TARGETS[key] else "NOT met")
+    if key == "rollback --backup none":
+        note += f"; {m - floor - psql_down:+.3f} s above floor + psql's script"
+    return note
+
+
 def _results(samples: dict[str, list[float]], names: list[str]) -> list[tuple[object, ...]]:
-    floor = median(samples[names[0]])
+    floor = median(samples[FLOOR])
     psql_down = median(samples["psql -1 -f the rollback script"])
+    cpu_floor = median(CPU[FLOOR])
     rows: list[tuple[object, ...]] = []
     for arm in names:
         m = median(samples[arm])
-        above = m - floor
-        note = ""
-        if arm.startswith("backout"):
-            note = f"{above:+.3f} s above the floor ({m / floor:.1f}x)"
-            key = arm.removeprefix("backout ")
-            if key in TARGETS:
-                met = "met" if above <= TARGETS[key] else "NOT met"
-                note += f"; target <= +{TARGETS[key]} s: {met}"
-            if key == "rollback --backup none":
-                note += f"; {m - floor - psql_down:+.3f} s above floor + psql's script"
-        elif arm.startswith("psql"):
-            note = f"{m / floor:.2f}x the floor"
-        rows.append((arm, f"{m:.3f}", f"{min(samples[arm]):.3f}", f"{max(samples[arm]):.3f}", note))
+        cpu = median(CPU[arm])
+        rows.append(
+            (
+                arm,
+                f"{m:.3f}",
+                f"{min(samples[arm]):.3f}",
+                f"{max(samples[arm]):.3f}",
+                f"{cpu:.3f}",
+                f"{cpu - cpu_floor:+.3f}",
+                _note(arm, m, floor, psql_down),
+            )
+        )
     return rows
 
 
@@ -160,16 +199,13 @@ def main() -> None:
         (project / "backout.toml").write_text(f'scratch_prefix = "{prefix}"\n')
         try:
             with pg_template(_build(project), label="start") as template, pg_clone(template) as url:
-                samples: dict[str, list[float]] = {
-                    "backout up (re-apply)": [],
-                    "psql -1 -f the migration (re-apply)": [],
-                }
+                samples: dict[str, list[float]] = {"backout up (re-apply)": [], PSQL_REAPPLY: []}
                 arms = _arms(project, url, template, samples)
                 samples.update({n: [] for n in arms})
                 names = list(arms)
                 for arm in names:  # warm-up, not counted: bytecode, caches, kept copy
                     arms[arm]()
-                for values in samples.values():
+                for values in (*samples.values(), *CPU.values()):
                     values.clear()
                 for round_ in range(repeat):
                     order = names[round_ % len(names) :] + names[: round_ % len(names)]
@@ -179,12 +215,12 @@ def main() -> None:
                         f"  round {round_ + 1}/{repeat}: "
                         + ", ".join(f"{samples[n][-1]:.2f}s" for n in names)
                     )
-                names += ["backout up (re-apply)", "psql -1 -f the migration (re-apply)"]
+                names += ["backout up (re-apply)", PSQL_REAPPLY]
         finally:
             _drop_scratch(prefix)
     table(
         f"vouchers example, seconds, median of {repeat} (same run)",
-        ("what", "median", "min", "max", "note"),
+        ("what", "median", "min", "max", "CPU s", "CPU vs floor", "wall time: note"),
         _results(samples, names),
     )
 
