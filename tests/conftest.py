@@ -10,7 +10,6 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -71,20 +70,6 @@ def pg_url(pg_admin_url: str) -> Iterator[str]:
     finally:
         with _pg_connect(pg_admin_url) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            _drop_kept_copies(conn, name)
-
-
-def _drop_kept_copies(conn: Any, source: str) -> None:
-    """Drop the schema-only copies ``plan`` kept of database ``source`` (they outlive a run
-    by design: docs/configuration.md)."""
-    from backout.dialects.postgres.kept import KEPT_LABEL
-
-    rows = conn.execute(
-        "SELECT datname FROM pg_database WHERE shobj_description(oid, 'pg_database') LIKE %s",
-        (f"{KEPT_LABEL}% of {source}",),
-    ).fetchall()
-    for (copy,) in rows:
-        conn.execute(f'DROP DATABASE IF EXISTS "{copy}" WITH (FORCE)')
 
 
 @pytest.fixture

@@ -1,13 +1,12 @@
 """PostgreSQL: schema-only copies kept between runs for ``plan``'s simulation.
 
 A kept copy is a scratch database (named and swept by :mod:`backout.dialects.scratch_names`)
-whose comment is :data:`KEPT_LABEL`, the key it was made for (see
-:mod:`backout.analysis.simulate`: the live schema's key) and the source database's name. A run
-claims one by renaming it to a scratch name of its own: PostgreSQL renames a database only while
-no session is connected to it, and only one of two runs renaming the same database succeeds, so
-a copy is never handed to two runs at once. The name then records the claim's time, which
-spares the copy from the sweep while it is idle for less than
-:data:`~backout.dialects.scratch_names.KEPT_IDLE_S`.
+whose comment is :data:`KEPT_LABEL` followed by the key it was made for (see
+:mod:`backout.analysis.simulate`: the live schema's fingerprint). A run claims one by renaming it
+to a scratch name of its own: PostgreSQL renames a database only while no session is connected
+to it, and only one of two runs renaming the same database succeeds, so a copy is never handed
+to two runs at once. The name then records the claim's time, which spares the copy from the
+sweep while it is idle for less than :data:`~backout.dialects.scratch_names.KEPT_IDLE_S`.
 """
 
 from __future__ import annotations
@@ -22,14 +21,8 @@ from backout.model.urls import DatabaseURL
 if TYPE_CHECKING:
     from backout.dialects.postgres.dialect import PostgresDialect
 
-#: how a kept copy's comment starts; the key and the source database's name follow
+#: how a kept copy's comment starts; the key follows
 KEPT_LABEL = "backout kept schema-only copy, key "
-
-
-def kept_label(key: str, source: str) -> str:
-    """The comment of a kept copy of database ``source`` for ``key``."""
-    return f"{KEPT_LABEL}{key} of {source}"
-
 
 _CANDIDATES = (
     "SELECT d.datname, (SELECT count(*) FROM pg_stat_activity a WHERE a.datname = d.datname) "
@@ -59,7 +52,7 @@ class PostgresKeptCopies(KeptCopies):
         pattern = self.prefix.replace("_", "\\_") + "%"
         admin = self.dialect.connect(self.server, actor=self.actor)
         try:
-            found = admin.query(_CANDIDATES, (pattern, self._label(key)))
+            found = admin.query(_CANDIDATES, (pattern, KEPT_LABEL + key))
             for found_name, connections in found:
                 name = str(found_name)
                 if not scratch_names.claimable(name, int(connections), self.prefix):
@@ -88,7 +81,7 @@ class PostgresKeptCopies(KeptCopies):
         return copy
 
     def keep(self, copy: DatabaseURL, key: str) -> None:
-        label = self._label(key).replace("'", "''")  # COMMENT takes no parameter
+        label = (KEPT_LABEL + key).replace("'", "''")  # COMMENT takes no parameter
         admin = self.dialect.connect(self.server, actor=self.actor)
         try:
             admin.execute(
@@ -96,9 +89,6 @@ class PostgresKeptCopies(KeptCopies):
             )
         finally:
             admin.close()
-
-    def _label(self, key: str) -> str:
-        return kept_label(key, self.source.database or "")
 
     def discard(self, copy: DatabaseURL) -> None:
         self.dialect.drop_scratch(self.server, self.actor, copy.database or "")
