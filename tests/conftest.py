@@ -6,6 +6,7 @@ developer machine it is skipped with the reason.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -46,14 +47,43 @@ def _pg_connect(url: str):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture(scope="session")
-def pg_admin_url() -> str:
-    """URL of the PostgreSQL maintenance database (fails under CI when the server is missing)."""
+def pg_admin_url() -> Iterator[str]:
+    """URL of the PostgreSQL maintenance database (fails under CI when the server is missing).
+
+    At the end of the session, the schema-only copies ``plan`` kept for a next run
+    (docs/configuration.md) that nobody else may claim any more are dropped.
+    """
     try:
         with _pg_connect(PG_ADMIN_URL) as conn:
             conn.execute("SELECT 1")
     except Exception as exc:  # noqa: BLE001 - any failure means "server missing"
         _server_missing("PostgreSQL at " + mask_url(PG_ADMIN_URL), exc)
-    return PG_ADMIN_URL
+    yield PG_ADMIN_URL
+    _drop_kept_copies(PG_ADMIN_URL)
+
+
+def _drop_kept_copies(admin_url: str) -> None:
+    """Drop the kept simulation copies of this session's runs: made on this host by this process
+    or by one that is gone (a ``backout`` subprocess), with no session connected. Another
+    session's copies stay (its process lives); ours are only a cache, so a copy another run
+    renames or connects to meanwhile is simply not dropped."""
+    import psycopg
+
+    from backout.dialects import scratch_names
+    from backout.dialects.postgres.kept import KEPT_LABEL
+
+    with _pg_connect(admin_url) as conn:
+        rows = conn.execute(
+            "SELECT d.datname, (SELECT count(*) FROM pg_stat_activity a "
+            "WHERE a.datname = d.datname) FROM pg_database d "
+            "WHERE shobj_description(d.oid, 'pg_database') LIKE %s",
+            (KEPT_LABEL + "%",),
+        ).fetchall()
+        for name, connections in rows:
+            if scratch_names.claimable(str(name), int(connections)):
+                # no FORCE: a run that connected to it meanwhile keeps it
+                with contextlib.suppress(psycopg.Error):
+                    conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
 
 
 def _pg_url_for(admin_url: str, name: str) -> str:

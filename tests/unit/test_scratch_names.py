@@ -88,3 +88,61 @@ def test_a_process_in_another_pid_namespace_is_not_taken_for_a_dead_one(
     assert scratch_names.abandoned(
         scratch_names.new_name().replace(f"_{os.getpid()}_", f"_{_dead_pid()}_", 1), 0
     )
+
+
+@pytest.mark.parametrize(
+    ("case", "abandoned"),
+    [
+        ("dead pid here, idle 1 minute", False),
+        ("dead pid here, idle 20 minutes", True),
+        ("dead pid here, idle 20 minutes, connected", False),
+        ("live pid here, idle 20 minutes", False),
+        ("other host, idle 20 minutes", False),
+        ("other host, two days old", True),
+    ],
+)
+def test_a_kept_copy_is_swept_once_idle_long_enough(case: str, abandoned: bool) -> None:
+    """A kept simulation copy outlives its run (issue 14); the sweep drops it once it has been
+    idle for KEPT_IDLE_S, by the same owner rules as any scratch database."""
+    here = scratch_names._host_tag()
+    now = int(time.time())
+    idle = now - scratch_names.KEPT_IDLE_S - 300
+    names = {
+        "dead pid here, idle 1 minute": (
+            f"backout_scratch_{here}_{_dead_pid()}_{now - 60}_abc123",
+            0,
+        ),
+        "dead pid here, idle 20 minutes": (
+            f"backout_scratch_{here}_{_dead_pid()}_{idle}_abc123",
+            0,
+        ),
+        "dead pid here, idle 20 minutes, connected": (
+            f"backout_scratch_{here}_{_dead_pid()}_{idle}_abc123",
+            1,
+        ),
+        "live pid here, idle 20 minutes": (
+            f"backout_scratch_{here}_{os.getppid()}_{idle}_abc123",
+            0,
+        ),
+        "other host, idle 20 minutes": (f"backout_scratch_0badc0de_{_dead_pid()}_{idle}_abc123", 0),
+        "other host, two days old": (f"backout_scratch_0badc0de_1_{now - 172800}_abc123", 0),
+    }
+    name, connections = names[case]
+    dropped: list[str] = []
+    scratch_names.sweep([(name, connections)], dropped.append, kept={name})
+    assert (dropped == [name]) is abandoned
+    # not a kept copy: the grace does not apply
+    if case == "dead pid here, idle 1 minute":
+        assert scratch_names.sweep([(name, connections)], list().append) == [name]
+
+
+def test_only_a_copy_of_a_gone_process_here_or_of_this_one_is_claimable() -> None:
+    here = scratch_names._host_tag()
+    now = int(time.time())
+    assert scratch_names.claimable(f"backout_scratch_{here}_{_dead_pid()}_{now}_abc123", 0)
+    assert scratch_names.claimable(scratch_names.new_name(), 0)  # this process's own
+    assert not scratch_names.claimable(scratch_names.new_name(), 1)  # someone is connected
+    assert not scratch_names.claimable(f"backout_scratch_{here}_{os.getppid()}_{now}_abc123", 0)
+    assert not scratch_names.claimable(f"backout_scratch_0badc0de_{_dead_pid()}_{now}_abc123", 0)
+    assert not scratch_names.claimable("backout_scratch_0123456789ab", 0)
+    assert not scratch_names.claimable(scratch_names.new_name("other_"), 0)

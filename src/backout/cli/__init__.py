@@ -1,7 +1,8 @@
 """The ``backout`` command line: parse, build a Config, call :mod:`backout.api`, render.
 
-This package stays light on import so ``backout --help`` starts fast: the library, rich and the
-database drivers are imported inside the commands that need them.
+This package stays light on import so ``backout --help`` starts fast: each command's module
+(and with it the library, rich and the database drivers) is imported only when that command
+runs (see :class:`backout.cli.common.BackoutGroup`).
 """
 
 from __future__ import annotations
@@ -33,12 +34,5 @@ def main(url: str | None, project: Path | None, config_file: Path | None) -> Non
     """
 
 
-# Command modules register themselves on ``main``.
-from backout.cli import backups as _backups  # noqa: E402, F401
-from backout.cli import demo as _demo  # noqa: E402, F401
-from backout.cli import emergency as _emergency  # noqa: E402, F401
-from backout.cli import history as _history  # noqa: E402, F401
-from backout.cli import lint as _lint  # noqa: E402, F401
-from backout.cli import migrate as _migrate  # noqa: E402, F401
-from backout.cli import rehearse as _rehearse  # noqa: E402, F401
-from backout.cli import rollback as _rollback  # noqa: E402, F401
+# Command modules register themselves on ``main`` when a command of theirs first runs
+# (BackoutGroup.get_command; the table is backout.cli.common.COMMANDS).

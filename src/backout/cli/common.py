@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import importlib
 import os
 import signal
 import sys
@@ -215,25 +216,79 @@ class ActionDocument:
 
 
 #: the order a user meets the commands in (help lists them this way)
-COMMAND_ORDER = (
-    "init",
-    "new",
-    "status",
-    "up",
-    "plan",
-    "rollback",
-    "backup",
-    "backups",
-    "restore",
-    "check",
-    "test",
-    "generate",
-    "lint",
-    "resolve",
-    "history",
-    "emergency",
-    "demo",
-)
+#: Every command, in the order a user meets them: name → (the module that defines it, its short
+#: help as ``backout --help`` lists it). ``--help`` reads this table, so listing the commands
+#: imports none of their modules; running one imports only its module
+#: (:meth:`BackoutGroup.get_command`). tests/unit/test_cli_lazy.py checks the table against the
+#: commands themselves, so it cannot drift.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "init": ("backout.cli.migrate", "Write backout.toml for this project (detects the layout)."),
+    "new": (
+        "backout.cli.migrate",
+        "Scaffold a migration and its rollback script with a directive header.",
+    ),
+    "status": (
+        "backout.cli.migrate",
+        "Show every migration: applied, pending, failed, rolled back; rollbacks and their risk.",
+    ),
+    "up": (
+        "backout.cli.migrate",
+        "Apply pending migrations in order, each in one transaction, under the run lock.",
+    ),
+    "plan": (
+        "backout.cli.rollback",
+        "Show what a rollback would do: scripts, computed impact and risk, checks, backup.",
+    ),
+    "rollback": (
+        "backout.cli.rollback",
+        "Roll back applied migrations: backup, lock, one transaction, verify, record.",
+    ),
+    "backup": (
+        "backout.cli.backups",
+        "Take a verified backup now: the one a rollback would take, or everything with --full.",
+    ),
+    "backups": (
+        "backout.cli.backups",
+        "List the backup catalog, oldest first: id, kind, when, size, tables, sha256, reason.",
+    ),
+    "restore": (
+        "backout.cli.backups",
+        "Restore BACKUP (an id, a unique id prefix, or `latest`) over the current database.",
+    ),
+    "check": (
+        "backout.cli.rehearse",
+        "Look for orphaned rows, leftovers, drift and failing verify queries.",
+    ),
+    "test": (
+        "backout.cli.rehearse",
+        "Rehearse rollbacks on a throwaway copy of the database, with its data.",
+    ),
+    "generate": (
+        "backout.cli.rehearse",
+        "Draft the rollback of ID from the schema before and after it.",
+    ),
+    "lint": (
+        "backout.cli.lint",
+        "Check migrations and rollbacks statically: every problem, in one run.",
+    ),
+    "resolve": (
+        "backout.cli.migrate",
+        "Fix the bookkeeping of a migration, as `prisma migrate resolve` does.",
+    ),
+    "history": (
+        "backout.cli.history",
+        "Show the append-only audit log: applies, rollbacks, restores, resolves, backups.",
+    ),
+    "emergency": (
+        "backout.cli.emergency",
+        "Emergency runbook: stop app, full backup, roll back, deploy previous, check, smoke.",
+    ),
+    "demo": (
+        "backout.cli.demo",
+        "A guided tour on SQLite: up, status, plan, rollback with backup, history, restore.",
+    ),
+}
+COMMAND_ORDER = tuple(COMMANDS)
 
 
 #: the exit status of a process killed by SIGPIPE (128 + 13), which shells report for
@@ -271,12 +326,33 @@ def _usage_document(command: str, exc: click.UsageError) -> None:
 
 
 class BackoutGroup(click.Group):
-    """Lists commands in the order a user meets them, not alphabetically; stops quietly when
-    stdout's reader closes the pipe."""
+    """Loads a command's module only when that command runs (click's lazy group: ``--help``
+    lists :data:`COMMANDS` without importing them); lists commands in the order a user meets
+    them, not alphabetically; stops quietly when stdout's reader closes the pipe."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        known = [name for name in COMMAND_ORDER if name in self.commands]
-        return known + sorted(set(self.commands) - set(known))
+        return [*COMMANDS, *sorted(set(self.commands) - set(COMMANDS))]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        """The command, importing the module that defines it (and registers it) on first use."""
+        if cmd_name not in self.commands and cmd_name in COMMANDS:
+            importlib.import_module(COMMANDS[cmd_name][0])
+        return super().get_command(ctx, cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The commands and their short help, from :data:`COMMANDS` (nothing imported)."""
+        names = self.list_commands(ctx)
+        limit = formatter.width - 6 - max(len(name) for name in names)
+        rows = []
+        for name in names:
+            if name in COMMANDS:
+                # shortened as click shortens a command's own help
+                listed = click.Command(name, help=COMMANDS[name][1])
+                rows.append((name, listed.get_short_help_str(limit)))
+            elif not self.commands[name].hidden:
+                rows.append((name, self.commands[name].get_short_help_str(limit)))
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
     def invoke(self, ctx: click.Context) -> Any:
         """Run the command; a closed stdout ends it quietly (see :func:`_closed_pipe`); with

@@ -424,6 +424,30 @@ class BackupEngine(ABC):
         """
 
 
+class KeptCopies(ABC):
+    """Schema-only copies a server keeps between runs, found by a key (``plan``'s simulation:
+    see :mod:`backout.analysis.simulate`). Named and swept as scratch databases are
+    (:mod:`backout.dialects.scratch_names`); a copy is handed to one run at a time."""
+
+    @abstractmethod
+    def claim(self, key: str) -> DatabaseURL | None:
+        """A kept copy labelled ``key`` that no one else uses, now this process's (None:
+        there is none)."""
+
+    @abstractmethod
+    def create(self) -> DatabaseURL:
+        """A new schema-only copy of the source database, this process's, not yet labelled
+        (abandoned copies are swept first, as for any scratch database)."""
+
+    @abstractmethod
+    def keep(self, copy: DatabaseURL, key: str) -> None:
+        """Label ``copy`` with ``key``, so a later run may :meth:`claim` it."""
+
+    @abstractmethod
+    def discard(self, copy: DatabaseURL) -> None:
+        """Drop ``copy`` (it is not what its label says, or it could not be made)."""
+
+
 class Dialect(ABC):
     """A database backend. Subclasses fill in the documented capability flags."""
 
@@ -786,6 +810,26 @@ class Dialect(ABC):
         self, source: DatabaseURL, target: DatabaseURL, actor: Actor, *, data: bool
     ) -> None:
         """Copy ``source``'s schema (and its data when ``data``) into the empty ``target``."""
+
+    def schema_key(self, session: Session, snapshot: SchemaSnapshot) -> str:
+        """A digest of everything in ``session``'s schema a simulation depends on: equal keys
+        mean a kept copy may stand in for the live schema. ``snapshot``: the schema just read
+        on ``session``. Default: the snapshot's fingerprint; a dialect adds what its snapshot
+        leaves out."""
+        return snapshot.fingerprint()
+
+    def kept_copies(
+        self,
+        url: DatabaseURL,
+        shadow: DatabaseURL | None,
+        actor: Actor,
+        *,
+        prefix: str = "backout_scratch_",
+    ) -> KeptCopies | None:
+        """Schema-only copies of ``url`` kept between runs on ``shadow`` (else ``url``'s
+        server), or None where a dialect keeps none (default): every simulation then makes a
+        new copy with :meth:`scratch`."""
+        return None
 
     # --- checks and rehearsals ----------------------------------------------------------------
 

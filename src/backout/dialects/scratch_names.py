@@ -16,6 +16,13 @@ are certainly abandoned:
 
 Anything else, including names of other tools and of older backout versions (which held no
 owner), is left alone.
+
+A *kept* copy (``plan``'s schema-only simulation copy, which outlives its run to be reused while
+the live schema is unchanged: see :mod:`backout.analysis.simulate`) has such a name too. A run
+that reuses one first renames it to a name of its own, which records the time of its last use;
+it is abandoned by the rules above only once it has been idle for :data:`KEPT_IDLE_S`. Only a
+copy made on this host by a process that no longer exists (or by this very process) may be
+claimed, and only while no session is connected to it (:func:`claimable`).
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ import re
 import socket
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from typing import Final
 
@@ -35,6 +42,8 @@ from backout.model.errors import ConfigError
 DEFAULT_PREFIX: Final = "backout_scratch_"
 #: a scratch database older than this is abandoned whoever created it
 MAX_AGE_S: Final = 24 * 3600
+#: a kept copy left idle this long (since its last use) is abandoned like any other
+KEPT_IDLE_S: Final = 15 * 60
 _PREFIX: Final = re.compile(r"[a-z][a-z0-9_]{0,23}")
 
 
@@ -97,28 +106,50 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def abandoned(name: str, connections: int, prefix: str = DEFAULT_PREFIX) -> bool:
+def abandoned(
+    name: str, connections: int, prefix: str = DEFAULT_PREFIX, *, kept: bool = False
+) -> bool:
     """True only when the database ``name`` is certainly abandoned (see the module docstring).
 
-    ``connections``: sessions connected to it now.
+    ``connections``: sessions connected to it now. ``kept``: it is a kept copy, which is spared
+    until it has been idle for :data:`KEPT_IDLE_S`.
     """
     owner = owner_of(name, prefix)
     if owner is None:
         return False
     if connections:
         return False  # in use, whatever its name says (another host's clock may be behind)
-    if time.time() - owner.created > MAX_AGE_S:
+    idle = time.time() - owner.created
+    if idle > MAX_AGE_S:
         return True
+    if kept and idle < KEPT_IDLE_S:
+        return False
     return owner.host == _host_tag() and not _alive(owner.pid)
 
 
+def claimable(name: str, connections: int, prefix: str = DEFAULT_PREFIX) -> bool:
+    """Whether this process may take over the kept copy ``name``: made on this host by a
+    process that is gone, or by this one, and no session is connected to it."""
+    owner = owner_of(name, prefix)
+    if owner is None or connections or owner.host != _host_tag():
+        return False
+    return owner.pid == os.getpid() or not _alive(owner.pid)
+
+
 def sweep(
-    found: Iterable[tuple[str, int]], drop: Callable[[str], object], prefix: str = DEFAULT_PREFIX
+    found: Iterable[tuple[str, int]],
+    drop: Callable[[str], object],
+    prefix: str = DEFAULT_PREFIX,
+    *,
+    kept: Collection[str] = (),
 ) -> list[str]:
-    """Drop the abandoned ones of ``found`` (name, connections); the names dropped."""
+    """Drop the abandoned ones of ``found`` (name, connections); the names dropped.
+
+    ``kept``: the names of kept copies among them (see :func:`abandoned`).
+    """
     dropped = []
     for name, connections in found:
-        if abandoned(name, connections, prefix):
+        if abandoned(name, connections, prefix, kept=name in kept):
             drop(name)
             dropped.append(name)
     return dropped

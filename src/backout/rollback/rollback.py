@@ -257,8 +257,9 @@ def _with_simulation(
     ws: Workspace,
     impact: ImpactReport,
     analysed: Sequence[tuple[PreparedScript, ScriptEffects]],
+    live_key: str,
 ) -> ImpactReport:
-    simulations, note = simulate(ws, analysed)
+    simulations, note = simulate(ws, analysed, live_key)
     if not simulations:
         return dataclasses.replace(impact, simulation_note=note)
     scripts = tuple(
@@ -450,7 +451,8 @@ def _assess(
         lock_timeout=ws.config.lock_timeout,
     )
     if simulate:
-        impact = _with_simulation(ws, impact, analysed)
+        live_key = ws.dialect.schema_key(session, snapshot)
+        impact = _with_simulation(ws, impact, analysed, live_key)
     return _Assessment(intent=intent, per_script=per_script, state=state, impact=impact)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import subprocess
 from collections.abc import Collection, Iterator, Mapping, Sequence
@@ -19,6 +20,7 @@ from backout.dialects.base import (
     ControlStatement,
     Dialect,
     DmlScope,
+    KeptCopies,
     OrphanRows,
     RunLock,
     Session,
@@ -40,6 +42,7 @@ from backout.dialects.postgres.catalog import (
 from backout.dialects.postgres.data import undo_inserts
 from backout.dialects.postgres.ddl import draft_rollback, rename_back
 from backout.dialects.postgres.fill import fill_tables
+from backout.dialects.postgres.kept import KEPT_LABEL, PostgresKeptCopies
 from backout.dialects.postgres.schema_dump import schema_dump
 from backout.dialects.postgres.session import PostgresSession
 from backout.dialects.postgres.state import load_state, save_state
@@ -64,6 +67,25 @@ _LOCK_TIMEOUT_STATES = {"55P03"}  # lock_not_available (lock_timeout, NOWAIT)
 #: insufficient resources (disk full), operator intervention (pg_terminate_backend), system
 #: error (I/O), internal error
 _FAILURE_CLASSES = frozenset({"08", "53", "57", "58", "XX"})
+#: what a schema snapshot leaves out but a rollback script may touch (see schema_key)
+_UNSNAPSHOTTED = """
+SELECT 'policy', schemaname || '.' || tablename || '.' || policyname,
+       concat_ws(' ', permissive, roles::text, cmd, qual, with_check)
+FROM pg_policies WHERE schemaname = ANY(%s)
+UNION ALL
+SELECT 'rule', schemaname || '.' || tablename || '.' || rulename, definition
+FROM pg_rules WHERE schemaname = ANY(%s)
+UNION ALL
+SELECT 'statistics', n.nspname || '.' || x.stxname, pg_get_statisticsobjdef(x.oid)
+FROM pg_statistic_ext x JOIN pg_namespace n ON n.oid = x.stxnamespace
+WHERE n.nspname = ANY(%s)
+UNION ALL
+SELECT 'row security', n.nspname || '.' || c.relname,
+       c.relrowsecurity::text || ' ' || c.relforcerowsecurity::text
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = ANY(%s) AND (c.relrowsecurity OR c.relforcerowsecurity)
+ORDER BY 1, 2, 3
+"""
 _HOLDER_SQL = """
 SELECT a.pid, coalesce(nullif(a.application_name, ''), 'unknown application'), a.usename,
        coalesce(host(a.client_addr), 'local socket'), a.backend_start
@@ -442,6 +464,15 @@ class PostgresDialect(Dialect):
         prefix: str = scratch_names.DEFAULT_PREFIX,
     ) -> Iterator[DatabaseURL]:
         server = shadow or url
+        name = self.create_scratch(server, actor, prefix)
+        try:
+            yield server.with_database(name)
+        finally:
+            self.drop_scratch(server, actor, name)
+
+    def create_scratch(self, server: DatabaseURL, actor: Actor, prefix: str) -> str:
+        """Create an empty scratch database on ``server`` (after sweeping the abandoned ones);
+        its name."""
         name = scratch_names.new_name(prefix)
         admin = self.connect(server, actor=actor)
         try:
@@ -456,28 +487,50 @@ class PostgresDialect(Dialect):
             ) from exc
         finally:
             admin.close()
+        return name
+
+    def drop_scratch(self, server: DatabaseURL, actor: Actor, name: str) -> None:
+        """Drop the scratch database ``name`` on ``server`` (gone already: fine)."""
+        admin = self.connect(server, actor=actor)
         try:
-            yield server.with_database(name)
+            admin.execute(f"DROP DATABASE IF EXISTS {self.quote(name)} WITH (FORCE)")
         finally:
-            admin = self.connect(server, actor=actor)
-            try:
-                admin.execute(f"DROP DATABASE IF EXISTS {self.quote(name)} WITH (FORCE)")
-            finally:
-                admin.close()
+            admin.close()
 
     def _sweep_scratch(self, admin: Session, prefix: str) -> None:
-        """Drop the scratch databases killed runs left (see :mod:`scratch_names`)."""
+        """Drop the scratch databases killed runs left (see :mod:`scratch_names`); kept
+        simulation copies once they have been idle long enough."""
         pattern = prefix.replace("_", "\\_") + "%"
         rows = admin.query(
             "SELECT d.datname, (SELECT count(*) FROM pg_stat_activity a "
-            "WHERE a.datname = d.datname) FROM pg_database d WHERE d.datname LIKE %s",
-            (pattern,),
+            "WHERE a.datname = d.datname), "
+            "coalesce(shobj_description(d.oid, 'pg_database'), '') LIKE %s "
+            "FROM pg_database d WHERE d.datname LIKE %s",
+            (KEPT_LABEL + "%", pattern),
         )
         scratch_names.sweep(
-            ((str(name), int(count)) for name, count in rows),
+            ((str(name), int(count)) for name, count, _ in rows),
             lambda name: admin.execute(f"DROP DATABASE IF EXISTS {self.quote(name)} WITH (FORCE)"),
             prefix,
+            kept={str(name) for name, _, kept in rows if kept},
         )
+
+    def schema_key(self, session: Session, snapshot: SchemaSnapshot) -> str:
+        # Row security, policies, rules and extended statistics are not in a snapshot, yet a
+        # rollback script may drop or depend on them.
+        rows = session.query(_UNSNAPSHOTTED, (list(snapshot.schemas),) * 4)
+        text = json.dumps([snapshot.fingerprint(), [list(r) for r in rows]], default=str)
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+    def kept_copies(
+        self,
+        url: DatabaseURL,
+        shadow: DatabaseURL | None,
+        actor: Actor,
+        *,
+        prefix: str = scratch_names.DEFAULT_PREFIX,
+    ) -> KeptCopies:
+        return PostgresKeptCopies(self, url, shadow or url, actor, prefix)
 
     def copy_database(
         self, source: DatabaseURL, target: DatabaseURL, actor: Actor, *, data: bool
