@@ -369,3 +369,45 @@ def test_identifiers_are_quoted_in_one_place_per_dialect() -> None:
         if _QUOTE_DOUBLING.search(line)
     ]
     assert copies == []
+
+
+# --- every function reads in one screen (issue #14) ------------------------------------------
+
+#: the most lines a function of src/ may span (its def line to its last line, docstring included)
+MAX_FUNCTION_LINES = 70
+#: (module path under src/backout, function) → why it may be longer, for now. Keep it empty.
+LONG_FUNCTIONS_ALLOWED: dict[tuple[str, str], str] = {
+    ("generate/draft.py", "_draft_on"): "one draft's steps in order; to be split with #11's work",
+}
+
+
+def _long_functions(package: Path) -> list[tuple[str, str, int]]:
+    found = []
+    for path in sorted(package.rglob("*.py")):
+        rel = path.relative_to(package).as_posix()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                lines = (node.end_lineno or node.lineno) - node.lineno + 1
+                if lines > MAX_FUNCTION_LINES:
+                    found.append((rel, node.name, lines))
+    return found
+
+
+def test_functions_fit_a_screen() -> None:
+    """No function of the product is longer than a screen, but the listed ones (with a
+    reason); a listed one that got short enough must leave the list."""
+    found = _long_functions(REPO / "src" / "backout")
+    too_long = [
+        f"{rel}:{name} has {n} lines"
+        for rel, name, n in found
+        if (rel, name) not in LONG_FUNCTIONS_ALLOWED
+    ]
+    assert too_long == [], f"split these (at most {MAX_FUNCTION_LINES} lines each)"
+    stale = set(LONG_FUNCTIONS_ALLOWED) - {(rel, name) for rel, name, _ in found}
+    assert not stale, f"no longer long, remove from LONG_FUNCTIONS_ALLOWED: {sorted(stale)}"
+
+
+def test_the_length_check_sees_a_long_function(tmp_path: Path) -> None:
+    body = "\n".join(f"    x{i} = {i}" for i in range(MAX_FUNCTION_LINES))
+    (tmp_path / "m.py").write_text(f"def long():\n{body}\n", encoding="utf-8")
+    assert _long_functions(tmp_path) == [("m.py", "long", MAX_FUNCTION_LINES + 1)]

@@ -503,6 +503,80 @@ class _PlannedPurchase(NamedTuple):
     group: bool
 
 
+#: the giftregistry tables in foreign-key order: (name, columns, the method yielding rows)
+_GIFTREGISTRY_TABLES: tuple[tuple[str, str, str], ...] = (
+    (
+        "sessions",
+        (
+            "id shop state isOnline scope expires accessToken userId firstName lastName email "
+            "accountOwner locale collaborator emailVerified accessTokenEncrypted "
+            "accessTokenIv accessTokenTag encryptionKeyVersion refreshTokenEncrypted "
+            "refreshTokenExpires"
+        ),
+        "_session_rows",
+    ),
+    (
+        "security_audit",
+        "id shop sessionId eventType details ipAddress userAgent createdAt",
+        "_audit_rows",
+    ),
+    (
+        "registries",
+        (
+            "id shop customerId slug title description eventType eventDate status isPublic "
+            "dataRetentionDays createdAt updatedAt"
+        ),
+        "_registry_rows",
+    ),
+    (
+        "registry_items",
+        (
+            "id registryId productId variantId title imageUrl price quantityRequested "
+            "quantityPurchased priority notes createdAt updatedAt"
+        ),
+        "_item_rows",
+    ),
+    (
+        "registry_purchases",
+        (
+            "id orderId productId variantId quantity amount currency purchaserName "
+            "purchaserEmail createdAt giftMessage isGroupGift registryItemId "
+            "shopifyLineItemId thankYouSentAt"
+        ),
+        "_purchase_rows",
+    ),
+    (
+        "group_gift_contributions",
+        (
+            "id registryItemId purchaseId contributorName contributorEmail amount currency "
+            "message status paymentReference createdAt updatedAt"
+        ),
+        "_contribution_rows",
+    ),
+    (
+        "registry_addresses",
+        (
+            "id registryId type firstName lastName company address1 address2 city province "
+            "zip countryCode phone isDefault createdAt updatedAt"
+        ),
+        "_address_rows",
+    ),
+    (
+        "registry_invitations",
+        "id registryId email name token status sentAt respondedAt expiresAt createdAt",
+        "_invitation_rows",
+    ),
+    (
+        "metafield_syncs",
+        (
+            "id registryId shop ownerType ownerId namespace key metafieldId status attempts "
+            "lastError payload syncedAt createdAt updatedAt"
+        ),
+        "_metafield_rows",
+    ),
+)
+
+
 class _GiftRegistryData:
     """Rows for examples/giftregistry; :meth:`tables` must be consumed in its order."""
 
@@ -528,77 +602,8 @@ class _GiftRegistryData:
     def tables(self) -> list[TableRows]:
         """Tables in foreign-key order, each with a lazy row source."""
         return [
-            TableRows(
-                "sessions",
-                _words(
-                    "id shop state isOnline scope expires accessToken userId firstName lastName "
-                    "email accountOwner locale collaborator emailVerified accessTokenEncrypted "
-                    "accessTokenIv accessTokenTag encryptionKeyVersion refreshTokenEncrypted "
-                    "refreshTokenExpires"
-                ),
-                self._session_rows,
-            ),
-            TableRows(
-                "security_audit",
-                _words("id shop sessionId eventType details ipAddress userAgent createdAt"),
-                self._audit_rows,
-            ),
-            TableRows(
-                "registries",
-                _words(
-                    "id shop customerId slug title description eventType eventDate status isPublic "
-                    "dataRetentionDays createdAt updatedAt"
-                ),
-                self._registry_rows,
-            ),
-            TableRows(
-                "registry_items",
-                _words(
-                    "id registryId productId variantId title imageUrl price quantityRequested "
-                    "quantityPurchased priority notes createdAt updatedAt"
-                ),
-                self._item_rows,
-            ),
-            TableRows(
-                "registry_purchases",
-                _words(
-                    "id orderId productId variantId quantity amount currency purchaserName "
-                    "purchaserEmail createdAt giftMessage isGroupGift registryItemId "
-                    "shopifyLineItemId thankYouSentAt"
-                ),
-                self._purchase_rows,
-            ),
-            TableRows(
-                "group_gift_contributions",
-                _words(
-                    "id registryItemId purchaseId contributorName contributorEmail amount currency "
-                    "message status paymentReference createdAt updatedAt"
-                ),
-                self._contribution_rows,
-            ),
-            TableRows(
-                "registry_addresses",
-                _words(
-                    "id registryId type firstName lastName company address1 address2 city province "
-                    "zip countryCode phone isDefault createdAt updatedAt"
-                ),
-                self._address_rows,
-            ),
-            TableRows(
-                "registry_invitations",
-                _words(
-                    "id registryId email name token status sentAt respondedAt expiresAt createdAt"
-                ),
-                self._invitation_rows,
-            ),
-            TableRows(
-                "metafield_syncs",
-                _words(
-                    "id registryId shop ownerType ownerId namespace key metafieldId status "
-                    "attempts lastError payload syncedAt createdAt updatedAt"
-                ),
-                self._metafield_rows,
-            ),
+            TableRows(name, _words(columns), getattr(self, rows))
+            for name, columns, rows in _GIFTREGISTRY_TABLES
         ]
 
     def _encrypted(self) -> tuple[str, str, str, int]:

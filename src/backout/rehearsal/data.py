@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from backout.dialects.base import Session
 from backout.model.errors import BackoutError
@@ -33,36 +33,41 @@ def _enum_values(type_: str, snapshot: SchemaSnapshot) -> tuple[str, ...] | None
     return None
 
 
+def _has(*words: str) -> Callable[[str], bool]:
+    return lambda type_: any(word in type_ for word in words)
+
+
+def _text(column: ColumnInfo, i: int) -> object:
+    text = f"{column.name}-{i}"
+    length = _LENGTH.search(column.type.lower())
+    return text[-int(length[1]) :] if length else text
+
+
+#: (does a lower-cased type name match, the value of row i), tried in order: the first match wins
+_BY_TYPE: tuple[tuple[Callable[[str], bool], Callable[[ColumnInfo, int], object]], ...] = (
+    (lambda type_: type_.endswith("[]"), lambda c, i: "{}"),
+    (_has("bool"), lambda c, i: i % 2 == 0),
+    (_has("int", "serial"), lambda c, i: i + 1),
+    (_has("numeric", "decimal", "real", "double", "float"), lambda c, i: i + 1.5),
+    (_has("timestamp", "datetime"), lambda c, i: f"2020-01-{i % 28 + 1:02d} 10:00:00"),
+    (_has("date"), lambda c, i: (dt.date(2020, 1, 1) + dt.timedelta(days=i)).isoformat()),
+    (_has("time"), lambda c, i: "10:00:00"),
+    (_has("uuid"), lambda c, i: str(uuid.uuid5(uuid.NAMESPACE_OID, f"{c.name}-{i}"))),
+    (_has("json"), lambda c, i: "{}"),
+    (_has("bytea", "blob"), lambda c, i: b"\x00"),
+    (lambda type_: not type_ or _has("char", "text", "clob", "string")(type_), _text),
+)
+
+
 def value_for(column: ColumnInfo, i: int, snapshot: SchemaSnapshot) -> tuple[bool, object]:
     """(known, value) for row ``i`` of a column, from its type's name."""
-    type_ = column.type.lower()
     enum = _enum_values(column.type, snapshot)
     if enum:
         return True, enum[i % len(enum)]
-    if type_.endswith("[]"):
-        return True, "{}"
-    if "bool" in type_:
-        return True, i % 2 == 0
-    if "int" in type_ or "serial" in type_:
-        return True, i + 1
-    if any(word in type_ for word in ("numeric", "decimal", "real", "double", "float")):
-        return True, i + 1.5
-    if "timestamp" in type_ or "datetime" in type_:
-        return True, f"2020-01-{i % 28 + 1:02d} 10:00:00"
-    if "date" in type_:
-        return True, (dt.date(2020, 1, 1) + dt.timedelta(days=i)).isoformat()
-    if "time" in type_:
-        return True, "10:00:00"
-    if "uuid" in type_:
-        return True, str(uuid.uuid5(uuid.NAMESPACE_OID, f"{column.name}-{i}"))
-    if "json" in type_:
-        return True, "{}"
-    if "bytea" in type_ or "blob" in type_:
-        return True, b"\x00"
-    if any(word in type_ for word in ("char", "text", "clob", "string")) or not type_:
-        text = f"{column.name}-{i}"
-        length = _LENGTH.search(type_)
-        return True, text[-int(length[1]) :] if length else text
+    type_ = column.type.lower()
+    for matches, make in _BY_TYPE:
+        if matches(type_):
+            return True, make(column, i)
     return False, None
 
 
