@@ -366,12 +366,10 @@ def _draft_on(
     session.begin()
     try:
         # Rows first, while the tables still have the names and columns the inserts used.
-        for step in deletes:
-            session.execute(step.sql)
-        for _, sql in renames:
-            if sql is not None:
-                session.execute(sql)
-        middle = dialect.snapshot(session)
+        undo_first = [*(step.sql for step in deletes), *(sql for _, sql in renames if sql)]
+        for sql in undo_first:
+            session.execute(sql)
+        middle = dialect.snapshot(session) if undo_first else after
         draft = dialect.draft_rollback(
             before, middle, definitions=definitions, live=live_names(lasting)
         )
@@ -450,23 +448,24 @@ def _write(ws: Workspace, migration: Migration, result: GeneratedRollback) -> No
 
 def _scratch_at(
     ws: Workspace, stack: ExitStack, keys: Sequence[str], first: int
-) -> tuple[Workspace, int]:
+) -> tuple[Workspace, int, SchemaSnapshot | None]:
     """A scratch workspace holding the longest saved replay of ``migrations[:first]`` (see
-    backout.generate.replay_cache), and how many migrations it already holds (0: an empty one)."""
+    backout.generate.replay_cache), how many migrations it already holds (0: an empty one),
+    and the schema it was checked against (None when empty)."""
     while True:
         start = replay_cache.longest_saved(ws, keys, first)
         attempt = ExitStack()
         scratch = attempt.enter_context(scratch_workspace(ws))
         if start == 0:
             stack.enter_context(attempt)
-            return scratch, 0
+            return scratch, 0, None
         expected = replay_cache.restore(scratch, keys[start])
         if expected is not None:
             with scratch.session() as session:
-                restored = scratch.dialect.snapshot(session).fingerprint()
-            if restored == expected:
+                restored = scratch.dialect.snapshot(session)
+            if restored.fingerprint() == expected:
                 stack.enter_context(attempt)
-                return scratch, start
+                return scratch, start, restored
         # Not faithful: forget it, and start again on a fresh (empty) scratch database.
         attempt.close()
         replay_cache.forget(ws, keys[start])
@@ -502,7 +501,7 @@ def generate(
     keys = replay_cache.prefix_keys(ws, migrations[:first])
     results: list[GeneratedRollback] = []
     with ExitStack() as stack:
-        scratch, start = _scratch_at(ws, stack, keys, first)
+        scratch, start, restored = _scratch_at(ws, stack, keys, first)
         session = stack.enter_context(scratch.session())
         ensure_url_schema(scratch, session)
         for index, migration in enumerate(migrations):
@@ -511,7 +510,9 @@ def generate(
             if migration.key not in wanted:
                 apply_unrecorded(scratch, session, migration)
                 continue
-            before = scratch.dialect.snapshot(session)
+            # The restored state's schema was just read to check it: it is the "before".
+            before = restored if restored is not None and index == start else None
+            before = before or scratch.dialect.snapshot(session)
             if index == first and start < first and first >= replay_cache.MIN_PREFIX:
                 replay_cache.save(scratch, keys[first], before)
             definitions = scratch.dialect.stored_definitions(session)

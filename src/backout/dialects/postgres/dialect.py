@@ -785,7 +785,7 @@ class PostgresDialect(Dialect):
     caches_states: ClassVar[bool] = True
 
     def save_state(self, url: DatabaseURL, actor: Actor, path: Path) -> None:
-        """``pg_dump --format=custom`` of the database into ``path`` (see pg_state)."""
+        """``pg_dump`` of the database (schema and rows) into ``path`` as SQL (see .state)."""
         from backout.dialects.postgres.state import save_state
 
         with self.connect(url, actor=actor) as session:
@@ -793,12 +793,13 @@ class PostgresDialect(Dialect):
         save_state(url, major, path)
 
     def load_state(self, url: DatabaseURL, actor: Actor, path: Path) -> None:
-        """``pg_restore`` of a :meth:`save_state` file (see pg_state)."""
-        from backout.dialects.postgres.state import load_state
+        """Run a :meth:`save_state` file as one batch on one connection (see .state)."""
+        from backout.dialects.postgres.state import state_sql
 
+        sql = state_sql(path)
+        # A connection of its own: the dump sets search_path and other settings for itself.
         with self.connect(url, actor=actor) as session:
-            major = self.server_major(session)
-        load_state(url, major, path)
+            session.execute(sql)
 
     def empty_tables(self, session: Session, tables: Sequence[TableInfo]) -> None:
         """``TRUNCATE ... CASCADE``: the rows referencing them go too, as a copy needs."""
