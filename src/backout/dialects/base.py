@@ -144,6 +144,11 @@ class Session(ABC):
     def execute(self, sql: str, params: Params = None) -> int:
         """Run a statement; returns the affected row count (-1 when unknown)."""
 
+    def query_many(self, queries: Sequence[tuple[str, Params]]) -> list[list[Row]]:
+        """Run independent queries; the rows of each, in order. Default: one by one; a driver
+        that can send them in one round trip (PostgreSQL's pipeline mode) does."""
+        return [self.query(sql, params) for sql, params in queries]
+
     @abstractmethod
     def query_native(self, sql: str, params: Mapping[str, object]) -> list[Row]:
         """Run a query already in the driver's named-parameter style (see Dialect.bind)."""
