@@ -43,6 +43,9 @@ class Workspace:
     events: EventLog
     #: where human notices go while a command runs (lock waits...); None: nowhere
     notice: Callable[[str], None] | None = None
+    #: the database is a throwaway one that only this process knows (a rehearsal's scratch
+    #: copy): no other run can change it between two of this run's steps
+    private: bool = False
 
     @classmethod
     def open(cls, config: Config) -> Workspace:
