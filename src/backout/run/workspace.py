@@ -79,7 +79,10 @@ class Workspace:
 
     def connect(self, *, create: bool = True) -> Session:
         """Open a session on the configured database (``create=False``: never create a file)."""
-        return self.dialect.connect(self.url, actor=self.actor, create=create)
+        session = self.dialect.connect(self.url, actor=self.actor, create=create)
+        if self.private:
+            session.known_tables = set()
+        return session
 
     @contextmanager
     def session(self, *, create: bool = True) -> Iterator[Session]:
