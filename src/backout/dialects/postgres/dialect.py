@@ -606,6 +606,18 @@ class PostgresDialect(Dialect):
         """The server's major version (15 for 15.4)."""
         return int(session.query("SHOW server_version_num")[0][0]) // 10000
 
+    def _server_major_at(self, url: DatabaseURL, actor: Actor) -> int:
+        """:meth:`server_major` of the server at ``url``, asked once per server and process: a
+        rehearsal walk runs ``pg_dump`` twice per migration, each needing its version."""
+        majors: dict[tuple[str | None, int | None, str | None], int] = self.__dict__.setdefault(
+            "_server_majors", {}
+        )
+        key = (url.host, url.port, dict(url.params).get("host"))
+        if key not in majors:
+            with self.connect(url, actor=actor) as session:
+                majors[key] = self.server_major(session)
+        return majors[key]
+
     @contextmanager
     def scratch(
         self,
@@ -770,11 +782,9 @@ class PostgresDialect(Dialect):
         :mod:`backout.dialects.postgres.schema_dump`)."""
         from backout.dialects.postgres.schema_dump import schema_dump
 
-        with self.connect(url, actor=actor) as session:
-            major = self.server_major(session)
         return schema_dump(
             url,
-            major,
+            self._server_major_at(url, actor),
             history_schema=self.history_schema,
             ignore_column_order=ignore_column_order,
         )
@@ -808,9 +818,7 @@ class PostgresDialect(Dialect):
         """``pg_dump`` of the database (schema and rows) into ``path`` as SQL (see .state)."""
         from backout.dialects.postgres.state import save_state
 
-        with self.connect(url, actor=actor) as session:
-            major = self.server_major(session)
-        save_state(url, major, path)
+        save_state(url, self._server_major_at(url, actor), path)
 
     def load_state(self, url: DatabaseURL, actor: Actor, path: Path) -> None:
         """Run a :meth:`save_state` file as one batch on one connection (see .state)."""
