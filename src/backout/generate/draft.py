@@ -345,6 +345,39 @@ def render(
     return "\n".join(header) + "\n\n" + body
 
 
+def _note_rows(
+    ws: Workspace,
+    migration: Migration,
+    draft: Draft,
+    states: tuple[SchemaSnapshot, SchemaSnapshot],
+    undone: set[int],
+) -> None:
+    """What the draft says about rows: tables dropped and re-created, row changes it does not
+    undo, and whether the migration is data-only (``states``: the schema before and after)."""
+    before, after = states
+    changes = _data_changes(ws, migration, undone)
+    recreated = _recreated_tables(ws, migration, before)
+    for table in recreated:
+        draft.data_loss.append(
+            f"Every row {table} held before the migration: the migration dropped and re-created it"
+        )
+        draft.manual.append(f"Restore the rows of {table} from a backup taken before the migration")
+    if not diff_schemas(before, after).all_changes() and (changes or undone or recreated):
+        draft.data_only = (
+            "the migration changes rows only: there is no schema to put back; "
+            + (
+                f"it dropped and re-created {', '.join(recreated)}, whose rows are lost; "
+                if recreated
+                else ""
+            )
+            + ("its literal inserts are deleted by key; " if undone else "")
+            + ("the other row changes are manual steps" if changes else "nothing else to do")
+        )
+    todo, manual = _data_notes(changes, data_only=draft.data_only is not None)
+    draft.todo += todo
+    draft.manual += manual
+
+
 def _draft_on(
     ws: Workspace,
     session: Session,
@@ -384,27 +417,7 @@ def _draft_on(
         error = f"the draft fails on a scratch copy of the schema before {migration.id}: {exc}"
     finally:
         session.rollback()
-    changes = _data_changes(ws, migration, undone)
-    recreated = _recreated_tables(ws, migration, before)
-    for table in recreated:
-        draft.data_loss.append(
-            f"Every row {table} held before the migration: the migration dropped and re-created it"
-        )
-        draft.manual.append(f"Restore the rows of {table} from a backup taken before the migration")
-    if not diff_schemas(before, after).all_changes() and (changes or undone or recreated):
-        draft.data_only = (
-            "the migration changes rows only: there is no schema to put back; "
-            + (
-                f"it dropped and re-created {', '.join(recreated)}, whose rows are lost; "
-                if recreated
-                else ""
-            )
-            + ("its literal inserts are deleted by key; " if undone else "")
-            + ("the other row changes are manual steps" if changes else "nothing else to do")
-        )
-    todo, manual = _data_notes(changes, data_only=draft.data_only is not None)
-    draft.todo += todo
-    draft.manual += manual
+    _note_rows(ws, migration, draft, (before, after), undone)
     draft.todo += [f"not undone: {line}" for line in residual]
     if error:
         draft.todo.append(error)
