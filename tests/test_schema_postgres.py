@@ -609,3 +609,27 @@ def test_table_stats_do_not_depend_on_insertion_order(
         mine = read_table_stats(query_fn(db), snap(db))["public.Voucher"]
         theirs = read_table_stats(query_fn(other), snap(other))["public.Voucher"]
         assert mine == theirs
+
+
+def test_a_batched_read_is_the_same_as_one_query_at_a_time(
+    db: psycopg.Connection[Any], pg_url: str
+) -> None:
+    """The dialect reads the catalog and the table stats in one pipeline (one round trip);
+    the snapshot and the stats are exactly those of the queries run one by one, and a failing
+    query in a batch is an error like any other, with the session still usable."""
+    from backout.dialects import dialect_for
+    from backout.dialects.base import Actor
+    from backout.model.errors import DatabaseError
+    from backout.model.urls import parse_url
+
+    db.execute(b"INSERT INTO \"Voucher\" (code, value) VALUES ('A', 5), ('B', 7)")
+    serial = read_postgres_snapshot(query_fn(db))
+    url = parse_url(pg_url)
+    dialect = dialect_for(url)
+    with dialect.connect(url, actor=Actor.current()) as session:
+        batched = dialect.snapshot(session)
+        assert batched == serial
+        assert dialect.table_stats(session, batched) == read_table_stats(query_fn(db), serial)
+        with pytest.raises(DatabaseError):
+            session.query_many([("SELECT 1", None), ("SELECT * FROM nowhere", None)])
+        assert session.query_many([("SELECT 1", None), ("SELECT %s", (2,))]) == [[(1,)], [(2,)]]

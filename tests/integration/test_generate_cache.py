@@ -74,3 +74,42 @@ def test_a_saved_state_that_does_not_restore_faithfully_is_dropped(
     assert draft(root, pg_url) == first
     [again] = saved(root)
     assert json.loads(again.with_suffix(".json").read_text())["fingerprint"] != "not this one"
+
+
+def test_a_saved_state_loads_back_with_its_rows_exactly(
+    tmp_path: Path, pg_url: str, pg_admin_url: str
+) -> None:
+    """The state file is SQL loaded in one batch: rows come back byte for byte, also text
+    that looks like psql's guard lines, and sequences go on where they were."""
+    import uuid
+
+    import psycopg
+
+    from backout.dialects import dialect_for
+    from backout.dialects.base import Actor
+    from backout.model.urls import parse_url
+
+    tricky = "a\n\\restrict abc\nb\n\\unrestrict abc\n'; DROP TABLE t; --"
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute('CREATE TABLE "t" ("id" serial PRIMARY KEY, "v" text, "b" bytea)')
+        conn.execute('INSERT INTO "t" ("v", "b") VALUES (%s, %s), (NULL, NULL)', (tricky, b"\0\1"))
+    source = parse_url(pg_url)
+    dialect = dialect_for(source)
+    path = tmp_path / "state.dump"
+    dialect.save_state(source, Actor.current(), path)
+    assert path.read_text(encoding="utf-8").count("INSERT INTO") == 1  # rows, not COPY
+    name = f"backout_t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        copy = pg_url.rsplit("/", 1)[0] + "/" + name
+        dialect.load_state(parse_url(copy), Actor.current(), path)
+        with psycopg.connect(copy, autocommit=True) as conn:
+            rows = conn.execute('SELECT "id", "v", "b" FROM "t" ORDER BY "id"').fetchall()
+            conn.execute('INSERT INTO "t" ("v") VALUES (%s)', ("next",))
+            last = conn.execute('SELECT max("id") FROM "t"').fetchone()
+        assert rows == [(1, tricky, b"\0\1"), (2, None, None)]
+        assert last == (3,)
+    finally:
+        with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

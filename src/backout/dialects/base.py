@@ -137,6 +137,8 @@ class Session(ABC):
 
     dialect: Dialect
     url: DatabaseURL
+    #: backout's own tables seen to exist (see Dialect.bookkeeping_exists); None: always ask
+    known_tables: set[tuple[str, str | None]] | None = None
 
     @abstractmethod
     def query(self, sql: str, params: Params = None) -> list[Row]:
@@ -145,6 +147,11 @@ class Session(ABC):
     @abstractmethod
     def execute(self, sql: str, params: Params = None) -> int:
         """Run a statement; returns the affected row count (-1 when unknown)."""
+
+    def query_many(self, queries: Sequence[tuple[str, Params]]) -> list[list[Row]]:
+        """Run independent queries; the rows of each, in order. Default: one by one; a driver
+        that can send them in one round trip (PostgreSQL's pipeline mode) does."""
+        return [self.query(sql, params) for sql, params in queries]
 
     @abstractmethod
     def query_native(self, sql: str, params: Mapping[str, object]) -> list[Row]:
@@ -918,6 +925,18 @@ class Dialect(ABC):
     @abstractmethod
     def table_exists(self, session: Session, table: str, schema: str | None) -> bool:
         """True when the table exists (``schema`` None: the session's default schema)."""
+
+    def bookkeeping_exists(self, session: Session, table: str, schema: str | None) -> bool:
+        """:meth:`table_exists` for backout's (and Prisma's) own tables, remembered once seen
+        on a session that keeps :attr:`Session.known_tables` (a private scratch database,
+        where nothing drops them): a walk asks dozens of times per migration."""
+        known = session.known_tables
+        if known is not None and (table, schema) in known:
+            return True
+        found = self.table_exists(session, table, schema)
+        if found and known is not None:
+            known.add((table, schema))
+        return found
 
     def backup_engine(self) -> BackupEngine:
         """The engine that dumps, verifies and restores this kind of database."""

@@ -345,47 +345,16 @@ def render(
     return "\n".join(header) + "\n\n" + body
 
 
-def _draft_on(
+def _note_rows(
     ws: Workspace,
-    session: Session,
     migration: Migration,
-    before: SchemaSnapshot,
-    definitions: dict[str, str],
-) -> GeneratedRollback:
-    """Draft the rollback of ``migration`` (just applied) and try it in a rolled-back
-    transaction; the scratch database stays as it was (``migration`` applied)."""
-    dialect = ws.dialect
-    after = dialect.snapshot(session)
-    lasting = lasting_renames(renames_of(ws, migration), before, after)
-    renames = [(r, dialect.rename_back(r)) for r in lasting]
-    deletes, undone = _undo_inserts(ws, migration, before, after)
-    draft = Draft()
-    error: str | None = None
-    residual: list[str] = []
-    order: list[str] = []
-    session.begin()
-    try:
-        # Rows first, while the tables still have the names and columns the inserts used.
-        for step in deletes:
-            session.execute(step.sql)
-        for _, sql in renames:
-            if sql is not None:
-                session.execute(sql)
-        middle = dialect.snapshot(session)
-        draft = dialect.draft_rollback(
-            before, middle, definitions=definitions, live=live_names(lasting)
-        )
-        undo = [DraftStep(sql, "Undo what the migration renamed") for _, sql in renames if sql]
-        draft.steps[:0] = [*deletes, *undo]
-        for step in draft.steps[len(deletes) + len(undo) :]:
-            session.execute(step.sql)
-        diff = diff_schemas(before, dialect.snapshot(session))
-        residual = [c.detail for c in diff.changes]
-        order = [c.detail for c in diff.column_order]
-    except BackoutError as exc:
-        error = f"the draft fails on a scratch copy of the schema before {migration.id}: {exc}"
-    finally:
-        session.rollback()
+    draft: Draft,
+    states: tuple[SchemaSnapshot, SchemaSnapshot],
+    undone: set[int],
+) -> None:
+    """What the draft says about rows: tables dropped and re-created, row changes it does not
+    undo, and whether the migration is data-only (``states``: the schema before and after)."""
+    before, after = states
     changes = _data_changes(ws, migration, undone)
     recreated = _recreated_tables(ws, migration, before)
     for table in recreated:
@@ -407,6 +376,48 @@ def _draft_on(
     todo, manual = _data_notes(changes, data_only=draft.data_only is not None)
     draft.todo += todo
     draft.manual += manual
+
+
+def _draft_on(
+    ws: Workspace,
+    session: Session,
+    migration: Migration,
+    before: SchemaSnapshot,
+    definitions: dict[str, str],
+) -> GeneratedRollback:
+    """Draft the rollback of ``migration`` (just applied) and try it in a rolled-back
+    transaction; the scratch database stays as it was (``migration`` applied)."""
+    dialect = ws.dialect
+    after = dialect.snapshot(session)
+    lasting = lasting_renames(renames_of(ws, migration), before, after)
+    renames = [(r, dialect.rename_back(r)) for r in lasting]
+    deletes, undone = _undo_inserts(ws, migration, before, after)
+    draft = Draft()
+    error: str | None = None
+    residual: list[str] = []
+    order: list[str] = []
+    session.begin()
+    try:
+        # Rows first, while the tables still have the names and columns the inserts used.
+        undo_first = [*(step.sql for step in deletes), *(sql for _, sql in renames if sql)]
+        for sql in undo_first:
+            session.execute(sql)
+        middle = dialect.snapshot(session) if undo_first else after
+        draft = dialect.draft_rollback(
+            before, middle, definitions=definitions, live=live_names(lasting)
+        )
+        undo = [DraftStep(sql, "Undo what the migration renamed") for _, sql in renames if sql]
+        draft.steps[:0] = [*deletes, *undo]
+        for step in draft.steps[len(deletes) + len(undo) :]:
+            session.execute(step.sql)
+        diff = diff_schemas(before, dialect.snapshot(session))
+        residual = [c.detail for c in diff.changes]
+        order = [c.detail for c in diff.column_order]
+    except BackoutError as exc:
+        error = f"the draft fails on a scratch copy of the schema before {migration.id}: {exc}"
+    finally:
+        session.rollback()
+    _note_rows(ws, migration, draft, (before, after), undone)
     draft.todo += [f"not undone: {line}" for line in residual]
     if error:
         draft.todo.append(error)
@@ -450,23 +461,24 @@ def _write(ws: Workspace, migration: Migration, result: GeneratedRollback) -> No
 
 def _scratch_at(
     ws: Workspace, stack: ExitStack, keys: Sequence[str], first: int
-) -> tuple[Workspace, int]:
+) -> tuple[Workspace, int, SchemaSnapshot | None]:
     """A scratch workspace holding the longest saved replay of ``migrations[:first]`` (see
-    backout.generate.replay_cache), and how many migrations it already holds (0: an empty one)."""
+    backout.generate.replay_cache), how many migrations it already holds (0: an empty one),
+    and the schema it was checked against (None when empty)."""
     while True:
         start = replay_cache.longest_saved(ws, keys, first)
         attempt = ExitStack()
         scratch = attempt.enter_context(scratch_workspace(ws))
         if start == 0:
             stack.enter_context(attempt)
-            return scratch, 0
+            return scratch, 0, None
         expected = replay_cache.restore(scratch, keys[start])
         if expected is not None:
             with scratch.session() as session:
-                restored = scratch.dialect.snapshot(session).fingerprint()
-            if restored == expected:
+                restored = scratch.dialect.snapshot(session)
+            if restored.fingerprint() == expected:
                 stack.enter_context(attempt)
-                return scratch, start
+                return scratch, start, restored
         # Not faithful: forget it, and start again on a fresh (empty) scratch database.
         attempt.close()
         replay_cache.forget(ws, keys[start])
@@ -502,7 +514,7 @@ def generate(
     keys = replay_cache.prefix_keys(ws, migrations[:first])
     results: list[GeneratedRollback] = []
     with ExitStack() as stack:
-        scratch, start = _scratch_at(ws, stack, keys, first)
+        scratch, start, restored = _scratch_at(ws, stack, keys, first)
         session = stack.enter_context(scratch.session())
         ensure_url_schema(scratch, session)
         for index, migration in enumerate(migrations):
@@ -511,7 +523,9 @@ def generate(
             if migration.key not in wanted:
                 apply_unrecorded(scratch, session, migration)
                 continue
-            before = scratch.dialect.snapshot(session)
+            # The restored state's schema was just read to check it: it is the "before".
+            before = restored if restored is not None and index == start else None
+            before = before or scratch.dialect.snapshot(session)
             if index == first and start < first and first >= replay_cache.MIN_PREFIX:
                 replay_cache.save(scratch, keys[first], before)
             definitions = scratch.dialect.stored_definitions(session)

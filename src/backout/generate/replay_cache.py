@@ -29,6 +29,8 @@ from backout.run.workspace import Workspace
 KEEP = 4
 #: prefixes shorter than this are replayed: saving them costs more than it saves
 MIN_PREFIX = 10
+#: the saved files' format, part of the key: a file of an older format is never loaded
+FORMAT = 2
 
 
 def cache_dir(ws: Workspace) -> Path:
@@ -38,8 +40,10 @@ def cache_dir(ws: Workspace) -> Path:
 
 def prefix_keys(ws: Workspace, migrations: Sequence[Migration]) -> list[str]:
     """``keys[k]``: the key of the state after ``migrations[:k]`` (chained checksums, with the
-    dialect, backout's version and the URL's schema, which all shape the state)."""
-    digest = hashlib.sha256(f"{ws.dialect.name}\0{__version__}\0{ws.url.schema or ''}".encode())
+    dialect, backout's version, the file format and the URL's schema, which all shape the
+    state)."""
+    shaped_by = f"{ws.dialect.name}\0{__version__}\0{FORMAT}\0{ws.url.schema or ''}"
+    digest = hashlib.sha256(shaped_by.encode())
     keys = [digest.hexdigest()]
     for migration in migrations:
         digest.update(b"\0" + migration.up.checksum.encode())

@@ -581,7 +581,8 @@ def _recheck_locked(
     from the database as it is, and ``require``/``verify`` run again inside the transaction.
     """
     plan, report = _choose_steps(ws, session, to=to, steps=steps, partial=partial)
-    if _state_of(report, ws.dialect.snapshot(session)) != first.state:
+    # On a private (scratch) database nothing else can have moved: the schema is not read again.
+    if not ws.private and _state_of(report, ws.dialect.snapshot(session)) != first.state:
         # Another plan, or the same one whose backup scope, counts or preview may be stale.
         raise UsageError(
             "the database changed while planning (another run applied or rolled back a "

@@ -118,8 +118,10 @@ class Ledger:
     def exists(self, session: Session) -> bool:
         """True when the ledger table exists."""
         if self.prisma:
-            return self.dialect.table_exists(session, PRISMA_TABLE, None)
-        return self.dialect.table_exists(session, self._plain("migrations"), self._schema_or_none())
+            return self.dialect.bookkeeping_exists(session, PRISMA_TABLE, None)
+        return self.dialect.bookkeeping_exists(
+            session, self._plain("migrations"), self._schema_or_none()
+        )
 
     def _plain(self, logical: str) -> str:
         return logical if self.dialect.has_schemas else f"backout_{logical}"
@@ -324,7 +326,7 @@ class EventLog:
     def _exists(self, session: Session, logical: str) -> bool:
         name = logical if self.dialect.has_schemas else f"backout_{logical}"
         schema = self.history_schema if self.dialect.has_schemas else None
-        return self.dialect.table_exists(session, name, schema)
+        return self.dialect.bookkeeping_exists(session, name, schema)
 
     def exists(self, session: Session) -> bool:
         """True when the event log exists."""

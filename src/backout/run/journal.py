@@ -281,8 +281,8 @@ class Journal:
     def exists(self, session: Session) -> bool:
         """True when the journal table exists (history schema version 2 or newer)."""
         if self.dialect.has_schemas:
-            return self.dialect.table_exists(session, "journal", self.history_schema)
-        return self.dialect.table_exists(session, "backout_journal", None)
+            return self.dialect.bookkeeping_exists(session, "journal", self.history_schema)
+        return self.dialect.bookkeeping_exists(session, "backout_journal", None)
 
     def create_sql(self) -> list[str]:
         """DDL creating the journal (the history schema itself exists already)."""
@@ -377,9 +377,9 @@ class Journal:
     def restores(self, session: Session) -> list[tuple[str, dt.datetime]]:
         """(backup id, when) of every successful restore in the event log."""
         if self.dialect.has_schemas:
-            present = self.dialect.table_exists(session, "events", self.history_schema)
+            present = self.dialect.bookkeeping_exists(session, "events", self.history_schema)
         else:
-            present = self.dialect.table_exists(session, "backout_events", None)
+            present = self.dialect.bookkeeping_exists(session, "backout_events", None)
         if not present:
             return []
         rows = session.query(

@@ -34,12 +34,13 @@ def _same_schema(url: DatabaseURL, like: DatabaseURL) -> DatabaseURL:
 
 
 def on_url(ws: Workspace, url: DatabaseURL) -> Workspace:
-    """The same project on another database, with only the hooks a rehearsal may run."""
+    """The same project on another (throwaway, private) database, with only the hooks a
+    rehearsal may run."""
     hooks = {k: v for k, v in ws.config.hooks.items() if k in SCRATCH_HOOKS}
     config = dataclasses.replace(
         ws.config, database_url=url.raw, url_source="scratch copy", hooks=hooks
     )
-    return dataclasses.replace(ws, config=config, url=url, notice=None)
+    return dataclasses.replace(ws, config=config, url=url, notice=None, private=True)
 
 
 @contextmanager

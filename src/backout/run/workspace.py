@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
-from typing import TypeVar
+from dataclasses import dataclass, field, replace
+from typing import Any, TypeVar
 
 from backout.dialects import dialect_for
 from backout.dialects.base import Actor, Dialect, RunLock, Session, utcnow
@@ -16,7 +16,7 @@ from backout.project.config import Config
 from backout.project.layouts import load_project
 from backout.project.layouts.prisma import provider_dialect
 from backout.project.migration import Project
-from backout.run.history import Event, EventLog, Ledger
+from backout.run.history import Event, EventLog, Ledger, LedgerRow
 from backout.run.runner import Executor, RunOptions
 from backout.run.status import StatusReport, being_applied, compute_status
 
@@ -36,6 +36,11 @@ class Workspace:
     events: EventLog
     #: where human notices go while a command runs (lock waits...); None: nowhere
     notice: Callable[[str], None] | None = None
+    #: the database is a throwaway one that only this process knows (a rehearsal's scratch
+    #: copy): no other run can change it between two of this run's steps
+    private: bool = False
+    #: the last status computed, with what it was computed from (see :meth:`_status_of`)
+    _status_memo: tuple[Any, ...] | None = field(default=None, init=False, repr=False)
 
     @classmethod
     def open(cls, config: Config) -> Workspace:
@@ -69,7 +74,10 @@ class Workspace:
 
     def connect(self, *, create: bool = True) -> Session:
         """Open a session on the configured database (``create=False``: never create a file)."""
-        return self.dialect.connect(self.url, actor=self.actor, create=create)
+        session = self.dialect.connect(self.url, actor=self.actor, create=create)
+        if self.private:
+            session.known_tables = set()
+        return session
 
     @contextmanager
     def session(self, *, create: bool = True) -> Iterator[Session]:
@@ -151,7 +159,7 @@ class Workspace:
         self.events.check_version(session)
         exists = self.ledger.exists(session)
         rows = self.ledger.rows(session) if exists else []
-        report = compute_status(self.project, rows, ledger_exists=exists)
+        report = self._status_of(rows, exists)
         if report.unfinished:
             holder = self.run_lock_holder(session)
             if holder is not None:
@@ -159,6 +167,17 @@ class Workspace:
         # A half-restored database may have lost its ledger: the journal still knows.
         restores = tuple(self.events.journal.unfinished_restores(session))
         return replace(report, unfinished_restores=restores) if restores else report
+
+    def _status_of(self, rows: list[LedgerRow], exists: bool) -> StatusReport:
+        """:func:`compute_status`, remembered for the last rows read: it is pure, and a
+        rehearsal walk reads the same history several times per migration, each costing as
+        much as the project has migrations."""
+        memo = self._status_memo
+        if memo is not None and memo[0] is self.project and memo[1] == exists and memo[2] == rows:
+            return memo[3]  # type: ignore[no-any-return]
+        report = compute_status(self.project, rows, ledger_exists=exists)
+        self._status_memo = (self.project, exists, rows, report)
+        return report
 
     def run_lock_holder(self, session: Session) -> str | None:
         """Who holds the run lock now (backout's, or Prisma Migrate's in the Prisma layout),

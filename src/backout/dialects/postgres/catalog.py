@@ -58,6 +58,8 @@ from backout.model.schema import (
 from backout.model.urls import DatabaseURL
 
 ExcludeFn = Callable[[str, str], bool]
+#: runs independent queries at once (one round trip); the rows of each, in order
+BatchFn = Callable[[Sequence[tuple[str, Sequence[object] | None]]], list[list[tuple[Any, ...]]]]
 
 DIALECT: Final = "postgresql"
 DEFAULT_SCHEMA: Final = "public"
@@ -413,13 +415,33 @@ def is_system_schema(name: str) -> bool:
 class _CatalogReader:
     """One snapshot read: the chosen schemas and the exclusion rules."""
 
-    def __init__(self, query: QueryFn, schemas: list[str], exclude: ExcludeFn | None) -> None:
+    def __init__(
+        self,
+        query: QueryFn,
+        schemas: list[str],
+        exclude: ExcludeFn | None,
+        batch: BatchFn | None = None,
+    ) -> None:
         self.query = query
         self.schemas = schemas
         self.exclude = exclude
+        #: rows already read by :meth:`prefetch`, by query
+        self.ready: dict[str, list[tuple[Any, ...]]] = {}
+        if batch is not None:
+            self.prefetch(batch)
+
+    def prefetch(self, batch: BatchFn) -> None:
+        """Read every catalog query of a snapshot at once (each is independent of the others)."""
+        queries: list[tuple[str, Sequence[object] | None]] = [
+            (sql, (self.schemas,)) for sql in _SNAPSHOT_QUERIES
+        ]
+        queries.append((_CURRENT_SCHEMA_SQL, None))
+        for (sql, _), rows in zip(queries, batch(queries), strict=True):
+            self.ready[sql] = rows
 
     def rows(self, sql: str) -> list[tuple[Any, ...]]:
-        return self.query(sql, (self.schemas,))
+        ready = self.ready.pop(sql, None)
+        return ready if ready is not None else self.query(sql, (self.schemas,))
 
     def excluded(self, schema: str, name: str) -> bool:
         """Whether a table, view, sequence, index, type or function is left out."""
@@ -434,7 +456,7 @@ class _CatalogReader:
         relation_keys = table_keys | set(views)
         # Unqualified names in scripts resolve through the session's search_path (Prisma's
         # ?schema= sets it), so that is the default schema, not always "public".
-        current = self.query("SELECT current_schema()", None)
+        current = self.ready.pop(_CURRENT_SCHEMA_SQL, None) or self.query(_CURRENT_SCHEMA_SQL, None)
         default_schema = str(current[0][0]) if current and current[0][0] else DEFAULT_SCHEMA
         return SchemaSnapshot.build(
             DIALECT,
@@ -709,6 +731,32 @@ class _CatalogReader:
         return result
 
 
+_CURRENT_SCHEMA_SQL: Final = "SELECT current_schema()"
+#: the queries of one snapshot, all with the chosen schemas as their one parameter
+_SNAPSHOT_QUERIES: Final = (
+    _EXTENSIONS_SQL,
+    _TABLES_SQL,
+    _PARENTS_SQL,
+    _COLUMNS_SQL,
+    _CONSTRAINTS_SQL,
+    _VIEWS_SQL,
+    _INDEXES_SQL,
+    _SEQUENCES_SQL,
+    _ENUMS_SQL,
+    _DOMAINS_SQL,
+    _COMPOSITES_SQL,
+    _RANGES_SQL,
+    _FUNCTIONS_SQL,
+    _TRIGGERS_SQL,
+    _RELATION_COMMENTS_SQL,
+    _CONSTRAINT_COMMENTS_SQL,
+    _TYPE_COMMENTS_SQL,
+    _FUNCTION_COMMENTS_SQL,
+    _TRIGGER_COMMENTS_SQL,
+    _SCHEMA_COMMENTS_SQL,
+)
+
+
 def url_scope(url: DatabaseURL) -> list[str] | None:
     """The schemas a project on ``url`` owns: the one Prisma's ``?schema=`` names, or None
     (no ``?schema=``: the project owns the whole database).
@@ -764,6 +812,7 @@ def read_postgres_snapshot(
     schemas: Sequence[str] | None = None,
     exclude: ExcludeFn | None = None,
     history_schema: str = HISTORY_SCHEMA,
+    batch: BatchFn | None = None,
 ) -> SchemaSnapshot:
     """Read the schema of a PostgreSQL database from its catalog, without side effects.
 
@@ -771,7 +820,8 @@ def read_postgres_snapshot(
     schema ``backout`` and tables called ``_prisma_migrations`` are always left out.
     ``exclude(schema, name)`` may leave out more: it is asked about every table, view,
     sequence, index, type and function by name, and what hangs off an excluded table (its
-    indexes, triggers, owned sequences, comments) goes with it.
+    indexes, triggers, owned sequences, comments) goes with it. ``batch``, when given, reads
+    the catalog queries all at once (one round trip).
     """
     present = {row[0] for row in query(_SCHEMAS_SQL, None)}
     if schemas is None:
@@ -780,19 +830,22 @@ def read_postgres_snapshot(
         chosen = {name for name in schemas if name in present}
     chosen.discard(HISTORY_SCHEMA)
     chosen.discard(history_schema)
-    return _CatalogReader(query, sorted(chosen), exclude).snapshot()
+    return _CatalogReader(query, sorted(chosen), exclude, batch).snapshot()
 
 
-def read_table_stats(query: QueryFn, snapshot: SchemaSnapshot) -> dict[str, TableStats]:
+def read_table_stats(
+    query: QueryFn, snapshot: SchemaSnapshot, *, batch: BatchFn | None = None
+) -> dict[str, TableStats]:
     """Exact row count and an order-independent content checksum of every table in ``snapshot``.
 
     Each row is hashed as ``md5(to_jsonb(row))`` (keys sorted by jsonb, so column order does
     not matter) and the 128-bit hashes are summed, which needs no sort and no memory per row.
     Values are hashed in their text form, so compare stats read with the same session settings
     (``TimeZone``, ``DateStyle``...). ``ONLY`` is used: a parent's stats exclude its children.
+    ``batch``, when given, runs the per-table queries all at once (one round trip).
     """
-    result: dict[str, TableStats] = {}
-    for key, table in snapshot.tables.items():
+    queries: list[tuple[str, Sequence[object] | None]] = []
+    for table in snapshot.tables.values():
         relation = (
             f"{quote_identifier(table.schema or DEFAULT_SCHEMA)}.{quote_identifier(table.name)}"
         )
@@ -803,7 +856,11 @@ def read_table_stats(query: QueryFn, snapshot: SchemaSnapshot) -> dict[str, Tabl
             " coalesce(sum(('x' || substr(h, 17, 16))::bit(64)::bigint::numeric), 0)"
             f" FROM (SELECT md5(to_jsonb(r.*)::text) AS h FROM ONLY {relation} AS r) AS s"
         )
-        ((count, high, low),) = query(sql, None)
+        queries.append((sql, None))
+    answers = batch(queries) if batch is not None else [query(q, p) for q, p in queries]
+    result: dict[str, TableStats] = {}
+    for key, rows in zip(snapshot.tables, answers, strict=True):
+        ((count, high, low),) = rows
         checksum = f"{int(high) % 2**64:016x}{int(low) % 2**64:016x}"
         result[key] = TableStats(row_count=int(count), checksum=checksum)
     return result

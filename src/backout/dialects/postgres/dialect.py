@@ -45,7 +45,7 @@ from backout.dialects.postgres.fill import fill_tables
 from backout.dialects.postgres.kept import KEPT_LABEL, PostgresKeptCopies
 from backout.dialects.postgres.schema_dump import schema_dump
 from backout.dialects.postgres.session import PostgresSession
-from backout.dialects.postgres.state import load_state, save_state
+from backout.dialects.postgres.state import save_state, state_sql
 from backout.model.effects import ScriptEffects
 from backout.model.errors import DatabaseError, DatabaseUnavailable, LockHeld, ProjectError
 from backout.model.identifiers import quote_identifier
@@ -405,11 +405,14 @@ class PostgresDialect(Dialect):
 
     def snapshot(self, session: Session) -> SchemaSnapshot:
         return read_postgres_snapshot(
-            session.query, schemas=url_scope(session.url), history_schema=self.history_schema
+            session.query,
+            schemas=url_scope(session.url),
+            history_schema=self.history_schema,
+            batch=session.query_many,
         )
 
     def table_stats(self, session: Session, snapshot: SchemaSnapshot) -> dict[str, TableStats]:
-        return read_table_stats(session.query, snapshot)
+        return read_table_stats(session.query, snapshot, batch=session.query_many)
 
     def dml_scope(self, statement: Statement, params: Collection[str] = ()) -> DmlScope | None:
         return pg_impact.dml_scope(statement, params)
@@ -453,6 +456,18 @@ class PostgresDialect(Dialect):
         self, session: Session, from_where: str, params: Mapping[str, object]
     ) -> int | None:
         return pg_impact.explain_rows(session, from_where, params)
+
+    def _server_version_at(self, url: DatabaseURL, actor: Actor) -> pg_tools.Version:
+        """The version of the server at ``url``, asked once per server and process: a
+        rehearsal walk runs ``pg_dump`` twice per migration, each needing it."""
+        versions: dict[tuple[str | None, int | None, str | None], pg_tools.Version] = (
+            self.__dict__.setdefault("_server_versions", {})
+        )
+        key = (url.host, url.port, dict(url.params).get("host"))
+        if key not in versions:
+            with self.connect(url, actor=actor) as session:
+                versions[key] = pg_tools.server_version(session)
+        return versions[key]
 
     @contextmanager
     def scratch(
@@ -646,11 +661,9 @@ class PostgresDialect(Dialect):
     ) -> str | None:
         """``pg_dump --schema-only``, normalised (see
         :mod:`backout.dialects.postgres.schema_dump`)."""
-        with self.connect(url, actor=actor) as session:
-            server = pg_tools.server_version(session)
         return schema_dump(
             url,
-            server,
+            self._server_version_at(url, actor),
             history_schema=self.history_schema,
             ignore_column_order=ignore_column_order,
         )
@@ -679,16 +692,15 @@ class PostgresDialect(Dialect):
     caches_states: ClassVar[bool] = True
 
     def save_state(self, url: DatabaseURL, actor: Actor, path: Path) -> None:
-        """``pg_dump --format=custom`` of the database into ``path`` (see pg_state)."""
-        with self.connect(url, actor=actor) as session:
-            server = pg_tools.server_version(session)
-        save_state(url, server, path)
+        """``pg_dump`` of the database (schema and rows) into ``path`` as SQL (see .state)."""
+        save_state(url, self._server_version_at(url, actor), path)
 
     def load_state(self, url: DatabaseURL, actor: Actor, path: Path) -> None:
-        """``pg_restore`` of a :meth:`save_state` file (see pg_state)."""
+        """Run a :meth:`save_state` file as one batch on one connection (see .state)."""
+        sql = state_sql(path)
+        # A connection of its own: the dump sets search_path and other settings for itself.
         with self.connect(url, actor=actor) as session:
-            server = pg_tools.server_version(session)
-        load_state(url, server, path)
+            session.execute(sql)
 
     def empty_tables(self, session: Session, tables: Sequence[TableInfo]) -> None:
         """``TRUNCATE ... CASCADE``: the rows referencing them go too, as a copy needs."""

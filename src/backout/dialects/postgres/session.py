@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from backout.dialects.base import (
@@ -58,6 +58,23 @@ class PostgresSession(Session):
                 return cur.rowcount
         except Exception as exc:
             raise self._translate(exc) from exc
+
+    def query_many(self, queries: Sequence[tuple[str, Params]]) -> list[list[Row]]:
+        """All queries in one pipeline: one round trip instead of one each (a catalog
+        snapshot is twenty queries, table stats one per table)."""
+        cursors = []
+        try:
+            with self.conn.pipeline():
+                for sql, params in queries:
+                    cur = self.conn.cursor()
+                    cursors.append(cur)
+                    cur.execute(sql.encode() if params is None else sql, params)
+            return [list(c.fetchall()) if c.description is not None else [] for c in cursors]
+        except Exception as exc:
+            raise self._translate(exc) from exc
+        finally:
+            for cur in cursors:
+                cur.close()
 
     def _translate(self, exc: Exception) -> DatabaseError:
         import psycopg
