@@ -249,5 +249,7 @@ def dialect_of(url: str) -> str:
 def transactional_ddl(url: str) -> bool:
     """Whether a ROLLBACK undoes DDL on this database (not on MySQL/MariaDB: runs are journaled)."""
     from backout.dialects import dialect_for
+    from backout.model.script import Statement
 
-    return dialect_for(parse_url(url)).transactional_ddl
+    ddl = Statement("CREATE TABLE backout_probe (id integer)", line=1, index=0)
+    return not dialect_for(parse_url(url)).commits_implicitly(ddl)
