@@ -6,10 +6,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from backout.migrate.residue import Residue, failed_residue
-from backout.model.errors import ProjectError
 from backout.project.config import Config
-from backout.run.runner import broken_scripts, prepare
 from backout.run.status import StatusReport, compute_status
+from backout.run.verdicts import VerdictCache
 from backout.run.workspace import Workspace
 
 
@@ -38,15 +37,16 @@ def status(config: Config) -> StatusResult:
     """Read every migration's state; changes nothing (a missing SQLite file is not created)."""
     ws = Workspace.open(config)
     # The same parser and checks `rollback` runs first: a broken script shows now, not then.
-    broken = broken_scripts(
-        ws.dialect,
-        [
-            script
-            for m in ws.project.migrations
-            for script in ([m.down] if m.down is not None else []) + [s for _, s in m.partials]
-        ],
-    )
+    # Verdicts are saved per exact script and code (backout.run.verdicts): not parsed again.
+    verdicts = VerdictCache(config.root, ws.dialect)
+    broken = {
+        script.display: error
+        for m in ws.project.migrations
+        for script in ([m.down] if m.down is not None else []) + [s for _, s in m.partials]
+        if (error := verdicts.verdict(script).error) is not None
+    }
     if not ws.database_exists():
+        verdicts.save()
         report = compute_status(ws.project, [], ledger_exists=False)
         return StatusResult(workspace=ws, report=report, database_exists=False, broken=broken)
     with ws.session(create=False) as session:
@@ -56,23 +56,25 @@ def status(config: Config) -> StatusResult:
             residue = failed_residue(ws, session, entry)
             if residue is not None:
                 residues[entry.id] = residue
+    notes = _pending_notes(verdicts, report)
+    verdicts.save()
     return StatusResult(
         workspace=ws,
         report=report,
         database_exists=True,
-        notes=_pending_notes(ws, report),
+        notes=notes,
         residues=residues,
         broken=broken,
     )
 
 
-def _pending_notes(ws: Workspace, report: StatusReport) -> tuple[str, ...]:
+def _pending_notes(verdicts: VerdictCache, report: StatusReport) -> tuple[str, ...]:
     """How ``up`` will run each pending migration, where it is not one plain transaction."""
     notes: list[str] = []
     for entry in report.pending:
         assert entry.migration is not None
-        try:
-            notes.extend(prepare(ws.dialect, entry.migration.up).notes(ws.dialect))
-        except ProjectError as exc:
-            notes.append(f"{entry.id}: `up` will refuse it: {exc}")
+        verdict = verdicts.verdict(entry.migration.up)
+        if verdict.error is not None:
+            notes.append(f"{entry.id}: `up` will refuse it: {verdict.error}")
+        notes.extend(verdict.notes)
     return tuple(notes)
