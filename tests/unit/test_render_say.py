@@ -72,6 +72,7 @@ def click_unstyle(text: str) -> str:
 
 
 def test_status_imports_no_rich(tmp_path: Path) -> None:
+    """Nor python-dotenv, in a project with no .env file."""
     (tmp_path / "backout.toml").write_text('layout = "plain"\n')
     (tmp_path / "migrations").mkdir()
     code = (
@@ -81,7 +82,7 @@ def test_status_imports_no_rich(tmp_path: Path) -> None:
         f"    main(['status', '-C', {str(tmp_path)!r}, '--url', 'sqlite:///{tmp_path}/x.db'])\n"
         "except SystemExit:\n"
         "    pass\n"
-        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'rich'))\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('rich', 'dotenv')))\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "everything is pending" in done.stdout
