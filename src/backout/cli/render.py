@@ -1,4 +1,5 @@
-"""Human output with rich. Respects NO_COLOR; SQL and paths are printed without markup."""
+"""Human output: rich for most commands; `status` prints with click alone (see :func:`say`)
+to start fast. Respects NO_COLOR; SQL and paths are printed without markup."""
 
 from __future__ import annotations
 
