@@ -1,10 +1,12 @@
-"""Human output with rich. Respects NO_COLOR; SQL and paths are printed without markup."""
+"""Human output: rich for most commands; `status` prints with click alone (see :func:`say`)
+to start fast. Respects NO_COLOR; SQL and paths are printed without markup."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
 import os
+import shutil
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -157,6 +159,49 @@ def grid(headers: list[str], rows: list[list[Cell]]) -> None:
         click.echo("  ".join(parts).rstrip())
 
 
+#: a piece of a line: plain text, or (text, style) with a style as :func:`_styled` takes it
+Part = str | tuple[str, str]
+
+
+def say(*parts: Part, wrap: bool = True) -> None:
+    """One line of prose on stdout without rich (whose import costs as much as the rest of
+    ``status``), as :func:`console` prints it: styled on a terminal (never with NO_COLOR),
+    wrapped at words to the terminal's width unless ``wrap`` is False (a value that must not
+    be cut), and never wrapped without a terminal."""
+    spans = [(part, "") if isinstance(part, str) else part for part in parts]
+    plain = "".join(text for text, _ in spans)
+    width = shutil.get_terminal_size().columns if wrap and sys.stdout.isatty() else 0
+    for start, end in _wrapped(plain, width):
+        pieces, at = [], 0
+        for text, style in spans:
+            first, last = max(start, at), min(end, at + len(text))
+            if first < last:
+                pieces.append(_styled(plain[first:last], style))
+            at += len(text)
+        click.echo("".join(pieces))
+
+
+def _wrapped(text: str, width: int) -> list[tuple[int, int]]:
+    """(start, end) of each line of ``text`` wrapped at spaces to ``width`` (0: its own
+    lines only); a word longer than the width is folded."""
+    if width <= 0:
+        return [(0, len(text))]
+    lines: list[tuple[int, int]] = []
+    start = 0
+    for newline in [*(i for i, c in enumerate(text) if c == "\n"), len(text)]:
+        while newline - start > width:
+            cut = text.rfind(" ", start + 1, start + width + 1)
+            if cut == -1:
+                lines.append((start, start + width))
+                start += width
+            else:
+                lines.append((start, cut))
+                start = cut + 1
+        lines.append((start, newline))
+        start = newline + 1
+    return lines
+
+
 _STATE_STYLE = {
     "applied": "green",
     "pending": "yellow",
@@ -167,24 +212,19 @@ _STATE_STYLE = {
 
 
 def status(result: StatusResult) -> None:
-    """The ``status`` table and the notes below it."""
-    from rich.text import Text
-
+    """The ``status`` table and the notes below it (without rich: see :func:`say`)."""
     ws = result.workspace
     report = result.report
-    out = console()
-    out.print(
-        Text.assemble(
-            ("backout status", "bold"),
-            f"  {ws.project.layout} layout, {ws.project.rel(ws.project.migrations_dir)}  ",
-            (ws.url.masked(), "dim"),
-            f" (from {ws.config.url_source}"
-            + (f"; file {ws.url.path}" if ws.url.path is not None else "")
-            + ")",
-        )
+    say(
+        ("backout status", "bold"),
+        f"  {ws.project.layout} layout, {ws.project.rel(ws.project.migrations_dir)}  ",
+        (ws.url.masked(), "dim"),
+        f" (from {ws.config.url_source}"
+        + (f"; file {ws.url.path}" if ws.url.path is not None else "")
+        + ")",
     )
     if not result.database_exists:
-        out.print("[yellow]The database file does not exist yet: everything is pending.[/]")
+        say(("The database file does not exist yet: everything is pending.", "yellow"))
     rows: list[list[Cell]] = []
     for entry in report.entries:
         migration = entry.migration
@@ -227,44 +267,32 @@ def status(result: StatusResult) -> None:
                 (partials, ""),
             ]
         )
-    out.file.flush()
     grid(["migration", "state", "applied at (UTC)", "rollback", "risk", "partials"], rows)
     _status_notes(result)
 
 
 def _status_notes(result: StatusResult) -> None:
-    from rich.text import Text
-
     report = result.report
-    out = console()
-    out.print(_status_counts(report) + ".")
+    say(_status_counts(report) + ".")
     for run in report.unfinished_restores:
-        out.print(
-            Text.assemble(("half-restored: ", "bold red"), describe_unfinished_restore(run) + ".")
-        )
-        out.print(
+        say(("half-restored: ", "bold red"), describe_unfinished_restore(run) + ".")
+        say(
             f"  The database is neither as it was nor as the backup; the migration states "
-            f"above may be wrong until it is finished: {finish_restore_hint(run)}.",
-            markup=False,
+            f"above may be wrong until it is finished: {finish_restore_hint(run)}."
         )
     for entry in report.interrupted:
         _interrupted_note(entry)
     for note in result.notes:
-        out.print(Text.assemble(("note: ", "bold"), note))
+        say(("note: ", "bold"), note)
     for entry in report.failed:
         if entry.interrupted is None:  # else said above, with the journal's details
-            _failed_note(out, result, entry)
+            _failed_note(result, entry)
     for entry in report.applying:
-        out.print(
-            Text.assemble(("being applied: ", "bold yellow"), f"{entry.id}: {entry.applying_by}."),
-            soft_wrap=True,  # the holder is one value: never cut into lines
-        )
+        # the holder is one value: never cut into lines
+        say(("being applied: ", "bold yellow"), f"{entry.id}: {entry.applying_by}.", wrap=False)
     for error in result.broken.values():
-        out.print(
-            Text.assemble(("broken rollback: ", "bold red"), error, " (`rollback` refuses it)"),
-            soft_wrap=True,
-        )
-    _file_notes(out, report)
+        say(("broken rollback: ", "bold red"), error, " (`rollback` refuses it)", wrap=False)
+    _file_notes(report)
 
 
 def _status_counts(report: StatusReport) -> str:
@@ -283,43 +311,43 @@ def _status_counts(report: StatusReport) -> str:
     return ", ".join(counts)
 
 
-def _failed_note(out: Console, result: StatusResult, entry: MigrationStatus) -> None:
+def _failed_note(result: StatusResult, entry: MigrationStatus) -> None:
     """A failed migration: why, and how to settle it (what a failed apply left behind)."""
-    from rich.text import Text
-
     first = (entry.failure or "").strip().splitlines()
     reason = next((line for line in first if line and not line.startswith("Database")), "")
-    out.print(Text.assemble(("failed: ", "bold red"), f"{entry.id}: {reason}"))
+    say(("failed: ", "bold red"), f"{entry.id}: {reason}")
     if entry.failed_steps:
-        out.print(
+        say(
             f"  It ran with transaction off: its first {entry.failed_steps} statement(s) "
             "are applied and remain. Either finish the rest by hand, then "
             f"`backout resolve {entry.id} --applied`; or undo those by hand (or restore a "
-            f"backup), then `backout resolve {entry.id} --rolled-back` and `backout up`.",
-            markup=False,
+            f"backup), then `backout resolve {entry.id} --rolled-back` and `backout up`."
         )
     else:
         for line in _residue_lines(entry.id, result.residues.get(entry.id)):
-            out.print("  " + line, markup=False)
+            say("  " + line)
 
 
-def _file_notes(out: Console, report: StatusReport) -> None:
+def _file_notes(report: StatusReport) -> None:
     """Migration files that differ from the history: edited, missing, out of order."""
     for entry in report.edited:
         assert entry.migration is not None
-        out.print(
-            f"[bold red]edited:[/] {entry.migration.up.display} changed after it was applied "
-            "(checksum differs); `up` refuses to continue unless --allow-edited."
+        say(
+            ("edited:", "bold red"),
+            f" {entry.migration.up.display} changed after it was applied "
+            "(checksum differs); `up` refuses to continue unless --allow-edited.",
         )
     for entry in report.missing:
-        out.print(
-            f"[bold red]missing:[/] {entry.id} is in history but not on disk; "
-            "`up` refuses to continue unless --allow-missing."
+        say(
+            ("missing:", "bold red"),
+            f" {entry.id} is in history but not on disk; "
+            "`up` refuses to continue unless --allow-missing.",
         )
     if any(e.out_of_order for e in report.entries):
-        out.print(
-            "[yellow]out of order:[/] some pending migrations are older than applied ones; "
-            "`up` applies them in file order."
+        say(
+            ("out of order:", "yellow"),
+            " some pending migrations are older than applied ones; "
+            "`up` applies them in file order.",
         )
 
 
@@ -366,12 +394,9 @@ def _residue_lines(migration: str, residue: Residue | None) -> list[str]:
 
 def _interrupted_note(entry: Any) -> None:
     """A journaled run that stopped part-way: where, and the two ways out."""
-    from rich.text import Text
-
-    out = console()
     run = entry.interrupted
     label = f"partly {run.verb}: "
-    out.print(Text.assemble((label, "bold red"), f"{entry.id}: {run.describe()}."))
+    say((label, "bold red"), f"{entry.id}: {run.describe()}.")
     if run.next_index <= run.total:
         resume = (
             f"`backout rollback --resume` runs statements {run.next_index}-{run.total}"
@@ -388,10 +413,9 @@ def _interrupted_note(entry: Any) -> None:
     else:
         undo = "`backout rollback --undo-partial` closes the run (nothing to reverse)"
     backup = f" (backup taken before it: {run.backup})" if run.backup else ""
-    out.print(
+    say(
         f"  The statements that completed stay applied. Fix the cause, then {resume} "
-        f"(run {run.run_id[:8]}); or {undo}{backup}.",
-        markup=False,
+        f"(run {run.run_id[:8]}); or {undo}{backup}."
     )
 
 

@@ -462,6 +462,9 @@ class Dialect(ABC):
     name: ClassVar[str]
     #: human name
     display_name: ClassVar[str]
+    #: third-party packages whose release decides what :meth:`split` and :meth:`check_write`
+    #: accept: a cached verdict on a script (backout.run.verdicts) is keyed by their files
+    parser_packages: ClassVar[tuple[str, ...]] = ()
     #: backout's tables go in their own schema (else they share the database, prefixed)
     has_schemas: ClassVar[bool]
     #: SQL type for timestamps in backout's tables

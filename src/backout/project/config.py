@@ -162,10 +162,11 @@ def _tool_section(path: Path, data: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def _dotenv_url(root: Path) -> tuple[str | None, str]:
-    from dotenv import dotenv_values
-
     for candidate in (root / ".env", root / "prisma" / ".env"):
         if candidate.is_file():
+            # imported only when there is a file to read: every command starts here
+            from dotenv import dotenv_values
+
             value = dotenv_values(candidate).get("DATABASE_URL")
             if value:
                 return value, str(candidate.relative_to(root))

@@ -171,18 +171,6 @@ class PreparedScript:
         return self.layout.control_note(self.script.display, implicit, atomic=self.transactional)
 
 
-def broken_scripts(dialect: Dialect, scripts: Sequence[Script]) -> dict[str, str]:
-    """Each script that :func:`prepare` refuses (a syntax error, a statement that cannot run
-    in its transaction), by display path → the one-line error ``rollback`` would give."""
-    broken: dict[str, str] = {}
-    for script in scripts:
-        try:
-            prepare(dialect, script)
-        except ProjectError as exc:
-            broken[script.display] = str(exc)
-    return broken
-
-
 def check_queries(script: Script) -> list[tuple[str, SqlCheck]]:
     """The script's check queries with their directive: require, verify, then preview."""
     directives = script.directives

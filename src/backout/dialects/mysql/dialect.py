@@ -146,6 +146,7 @@ class MysqlDialect(Dialect):
     """MySQL 8 and MariaDB 10.6 or newer."""
 
     name: ClassVar[str] = "mysql"
+    parser_packages: ClassVar[tuple[str, ...]] = ("sqlglot",)
     display_name: ClassVar[str] = "MySQL/MariaDB"
     has_schemas: ClassVar[bool] = False
     timestamp_type: ClassVar[str] = "DATETIME(3)"

@@ -153,6 +153,7 @@ class PostgresDialect(Dialect):
     """PostgreSQL 12 or newer."""
 
     name: ClassVar[str] = "postgresql"
+    parser_packages: ClassVar[tuple[str, ...]] = ("pglast",)
     display_name: ClassVar[str] = "PostgreSQL"
     has_schemas: ClassVar[bool] = True
     timestamp_type: ClassVar[str] = "timestamptz"

@@ -202,6 +202,7 @@ class SqliteDialect(Dialect):
     """SQLite 3.35 or newer (for ``DROP COLUMN`` and ``RETURNING``)."""
 
     name: ClassVar[str] = "sqlite"
+    parser_packages: ClassVar[tuple[str, ...]] = ("sqlglot",)
     display_name: ClassVar[str] = "SQLite"
     has_schemas: ClassVar[bool] = False
     timestamp_type: ClassVar[str] = "TEXT"

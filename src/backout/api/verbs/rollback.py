@@ -1,0 +1,92 @@
+"""``plan``, ``rollback`` and ``recover``: what a rollback would do, doing it, finishing or
+undoing one that stopped part-way."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from backout.project.config import Config
+from backout.rollback import rollback as _rollback
+from backout.rollback.recovery import recover as _recover
+from backout.run.workspace import Workspace
+
+if TYPE_CHECKING:
+    from backout.rollback.recovery import RecoveryPlan, RecoveryResult
+
+PlanView = _rollback.PlanView
+PartialRequest = _rollback.PartialRequest
+RollbackResult = _rollback.RollbackResult
+
+
+def plan(
+    config: Config,
+    *,
+    to: str | None = None,
+    steps: int | None = None,
+    backup: str = "scoped",
+    exact: bool = False,
+    simulate: bool = True,
+    partial: PartialRequest | None = None,
+) -> PlanView:
+    """The rollback plan with live checks (impact, require, backup scope); changes nothing."""
+    ws = Workspace.open(config)
+    return _rollback.plan(
+        ws,
+        to=to,
+        steps=steps,
+        backup_mode=backup,
+        exact=exact,
+        simulate=simulate,
+        partial=partial,
+    )
+
+
+def rollback(
+    config: Config,
+    *,
+    to: str | None = None,
+    steps: int | None = None,
+    dry_run: bool = False,
+    backup: str = "scoped",
+    accept_data_loss: bool = False,
+    confirm: Callable[[PlanView], bool] | None = None,
+    progress: Callable[[str], None] | None = None,
+    exact: bool = False,
+    simulate: bool = True,
+    partial: PartialRequest | None = None,
+    ignore_simulation: bool = False,
+) -> RollbackResult:
+    """Roll back migrations: verified backup, run lock, one transaction, history, hooks."""
+    ws = Workspace.open(config)
+    ws.notice = progress
+    return _rollback.rollback(
+        ws,
+        to=to,
+        steps=steps,
+        dry_run=dry_run,
+        backup_mode=backup,
+        accept_data_loss=accept_data_loss,
+        confirm=confirm,
+        progress=progress,
+        exact=exact,
+        simulate=simulate,
+        partial=partial,
+        ignore_simulation=ignore_simulation,
+    )
+
+
+def recover(
+    config: Config,
+    action: str,
+    *,
+    dry_run: bool = False,
+    confirm: Callable[[RecoveryPlan], bool] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> RecoveryResult:
+    """Finish (``action="resume"``) or undo (``"undo"``) the apply or rollback that stopped
+    part-way, from its statement journal (MySQL/MariaDB DDL, ``transaction off`` scripts)."""
+    ws = Workspace.open(config)
+    ws.notice = progress
+
+    return _recover(ws, action, dry_run=dry_run, confirm=confirm, progress=progress)
