@@ -410,6 +410,39 @@ def is_system_schema(name: str) -> bool:
     return name == "information_schema" or name.startswith("pg_")
 
 
+_CURRENT_SCHEMA_SQL: Final = "SELECT current_schema()"
+
+#: Every query a snapshot reads after choosing its schemas, all on the chosen schemas (an array
+#: parameter) except ``current_schema()``: none depends on another's rows, so they can all be
+#: sent at once (:data:`BatchFn`).
+_SNAPSHOT_QUERIES: Final = (
+    _TABLES_SQL,
+    _PARENTS_SQL,
+    _COLUMNS_SQL,
+    _CONSTRAINTS_SQL,
+    _VIEWS_SQL,
+    _EXTENSIONS_SQL,
+    _INDEXES_SQL,
+    _SEQUENCES_SQL,
+    _ENUMS_SQL,
+    _DOMAINS_SQL,
+    _COMPOSITES_SQL,
+    _RANGES_SQL,
+    _FUNCTIONS_SQL,
+    _TRIGGERS_SQL,
+    _RELATION_COMMENTS_SQL,
+    _CONSTRAINT_COMMENTS_SQL,
+    _TYPE_COMMENTS_SQL,
+    _FUNCTION_COMMENTS_SQL,
+    _TRIGGER_COMMENTS_SQL,
+    _SCHEMA_COMMENTS_SQL,
+)
+
+BatchFn = Callable[[Sequence[tuple[str, Sequence[object] | None]]], list[list[tuple[Any, ...]]]]
+"""Runs read-only queries in order and returns each one's rows, like ``QueryFn`` per query
+(``Session.query_many``: one round trip on PostgreSQL)."""
+
+
 class _CatalogReader:
     """One snapshot read: the chosen schemas and the exclusion rules."""
 
@@ -417,9 +450,20 @@ class _CatalogReader:
         self.query = query
         self.schemas = schemas
         self.exclude = exclude
+        #: rows read ahead by :meth:`read_ahead`, each handed out once
+        self._ahead: dict[str, list[tuple[Any, ...]]] = {}
+
+    def read_ahead(self, batch: BatchFn) -> None:
+        """Read every query of the snapshot at once, through ``batch``."""
+        queries: list[tuple[str, Sequence[object] | None]] = [(_CURRENT_SCHEMA_SQL, None)]
+        queries += [(sql, (self.schemas,)) for sql in _SNAPSHOT_QUERIES]
+        self._ahead = dict(zip([sql for sql, _ in queries], batch(queries), strict=True))
 
     def rows(self, sql: str) -> list[tuple[Any, ...]]:
-        return self.query(sql, (self.schemas,))
+        ahead = self._ahead.pop(sql, None)
+        if ahead is not None:
+            return ahead
+        return self.query(sql, None if sql == _CURRENT_SCHEMA_SQL else (self.schemas,))
 
     def excluded(self, schema: str, name: str) -> bool:
         """Whether a table, view, sequence, index, type or function is left out."""
@@ -434,7 +478,7 @@ class _CatalogReader:
         relation_keys = table_keys | set(views)
         # Unqualified names in scripts resolve through the session's search_path (Prisma's
         # ?schema= sets it), so that is the default schema, not always "public".
-        current = self.query("SELECT current_schema()", None)
+        current = self.rows(_CURRENT_SCHEMA_SQL)
         default_schema = str(current[0][0]) if current and current[0][0] else DEFAULT_SCHEMA
         return SchemaSnapshot.build(
             DIALECT,
@@ -764,6 +808,7 @@ def read_postgres_snapshot(
     schemas: Sequence[str] | None = None,
     exclude: ExcludeFn | None = None,
     history_schema: str = HISTORY_SCHEMA,
+    batch: BatchFn | None = None,
 ) -> SchemaSnapshot:
     """Read the schema of a PostgreSQL database from its catalog, without side effects.
 
@@ -772,6 +817,9 @@ def read_postgres_snapshot(
     ``exclude(schema, name)`` may leave out more: it is asked about every table, view,
     sequence, index, type and function by name, and what hangs off an excluded table (its
     indexes, triggers, owned sequences, comments) goes with it.
+
+    ``batch``, when given, reads the catalog in two round trips (the schemas, then everything
+    else at once) instead of one per query: the same queries, so the same snapshot.
     """
     present = {row[0] for row in query(_SCHEMAS_SQL, None)}
     if schemas is None:
@@ -780,7 +828,10 @@ def read_postgres_snapshot(
         chosen = {name for name in schemas if name in present}
     chosen.discard(HISTORY_SCHEMA)
     chosen.discard(history_schema)
-    return _CatalogReader(query, sorted(chosen), exclude).snapshot()
+    reader = _CatalogReader(query, sorted(chosen), exclude)
+    if batch is not None:
+        reader.read_ahead(batch)
+    return reader.snapshot()
 
 
 def read_table_stats(query: QueryFn, snapshot: SchemaSnapshot) -> dict[str, TableStats]:

@@ -405,7 +405,10 @@ class PostgresDialect(Dialect):
 
     def snapshot(self, session: Session) -> SchemaSnapshot:
         return read_postgres_snapshot(
-            session.query, schemas=url_scope(session.url), history_schema=self.history_schema
+            session.query,
+            schemas=url_scope(session.url),
+            history_schema=self.history_schema,
+            batch=session.query_many,
         )
 
     def table_stats(self, session: Session, snapshot: SchemaSnapshot) -> dict[str, TableStats]:

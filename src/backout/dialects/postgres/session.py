@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from backout.dialects.base import (
@@ -49,6 +49,25 @@ class PostgresSession(Session):
                 return list(cur.fetchall()) if cur.description is not None else []
         except Exception as exc:
             raise self._translate(exc) from exc
+
+    def query_many(self, queries: Sequence[tuple[str, Params]]) -> list[list[Row]]:
+        import psycopg
+
+        if len(queries) < 2 or not psycopg.Pipeline.is_supported():
+            return super().query_many(queries)
+        cursors: list[psycopg.Cursor[Any]] = []
+        try:
+            # Pipeline mode: every query is sent, then every result read, in one round trip.
+            with self.conn.pipeline():
+                for sql, params in queries:
+                    cursors.append(self.conn.cursor())
+                    cursors[-1].execute(sql.encode() if params is None else sql, params)
+            return [list(cur.fetchall()) if cur.description is not None else [] for cur in cursors]
+        except Exception as exc:
+            raise self._translate(exc) from exc
+        finally:
+            for cur in cursors:
+                cur.close()
 
     def execute(self, sql: str, params: Params = None) -> int:
         try:
