@@ -9,8 +9,12 @@ from typing import Any
 import psycopg
 import pytest
 
+from backout.dialects.base import Actor
 from backout.dialects.postgres.catalog import read_postgres_snapshot, read_table_stats
+from backout.dialects.postgres.dialect import PostgresDialect
+from backout.model.errors import DatabaseError
 from backout.model.schema import QueryFn, SchemaSnapshot, diff_schemas
+from backout.model.urls import parse_url
 
 pytestmark = pytest.mark.postgres
 
@@ -260,6 +264,58 @@ def test_snapshot_has_no_side_effects(db: psycopg.Connection[Any]) -> None:
     db.execute("ROLLBACK")
     assert db.execute("SELECT last_value, is_called FROM ticket_seq").fetchone() == before
     assert db.execute('SELECT last_value, is_called FROM "Voucher_id_seq"').fetchone() == serial
+
+
+def test_snapshot_read_in_one_batch_is_the_same_in_two_round_trips(
+    db: psycopg.Connection[Any], pg_url: str
+) -> None:
+    """The dialect reads a snapshot through ``Session.query_many`` (pipeline mode): the same
+    queries, so the very same snapshot as one query at a time, in 2 round trips instead of 22;
+    inside the caller's transaction too (it sees the transaction's own changes)."""
+    dialect = PostgresDialect()
+    session = dialect.connect(parse_url(pg_url), actor=Actor.current())
+    singles: list[str] = []
+    batches: list[int] = []
+
+    def query(sql: str, params: Any) -> list[tuple[Any, ...]]:
+        singles.append(sql)
+        return session.query(sql, params)
+
+    def batch(queries: Any) -> list[list[tuple[Any, ...]]]:
+        batches.append(len(queries))
+        return session.query_many(queries)
+
+    try:
+        db.execute(BOOKKEEPING.encode())
+        one_by_one = snap(db)
+        assert read_postgres_snapshot(query, batch=batch) == one_by_one
+        assert len(singles) == 1 and len(batches) == 1 and batches[0] > 20
+        assert dialect.snapshot(session) == one_by_one
+        assert dialect.snapshot(session).fingerprint() == one_by_one.fingerprint()
+        session.begin()
+        session.execute('ALTER TABLE "Voucher" ADD COLUMN extra integer')
+        inside = dialect.snapshot(session)
+        assert session.in_transaction
+        assert [c.name for c in inside.tables["public.Voucher"].columns][-1] == "extra"
+        session.rollback()
+        assert dialect.snapshot(session) == one_by_one
+    finally:
+        session.close()
+
+
+def test_query_many_reports_a_failing_query_as_a_database_error(pg_url: str) -> None:
+    dialect = PostgresDialect()
+    session = dialect.connect(parse_url(pg_url), actor=Actor.current())
+    try:
+        with pytest.raises(DatabaseError) as caught:
+            session.query_many([("SELECT 1", None), ("SELECT * FROM no_such_table_here", None)])
+        assert caught.value.sqlstate == "42P01"
+        assert session.query_many([("SELECT %s::int", (1,)), ("SELECT 2", None)]) == [
+            [(1,)],
+            [(2,)],
+        ]
+    finally:
+        session.close()
 
 
 def test_round_trip_of_a_real_snapshot(db: psycopg.Connection[Any]) -> None:

@@ -144,14 +144,17 @@ class Session(ABC):
     def query(self, sql: str, params: Params = None) -> list[Row]:
         """Run a query and return all rows."""
 
+    def query_many(self, queries: Sequence[tuple[str, Params]]) -> list[list[Row]]:
+        """Run read-only queries in order; each one's rows, as :meth:`query` gives them.
+
+        A driver that can send them all before reading any result (PostgreSQL's pipeline
+        mode) does, in one round trip. Default: one :meth:`query` after the other.
+        """
+        return [self.query(sql, params) for sql, params in queries]
+
     @abstractmethod
     def execute(self, sql: str, params: Params = None) -> int:
         """Run a statement; returns the affected row count (-1 when unknown)."""
-
-    def query_many(self, queries: Sequence[tuple[str, Params]]) -> list[list[Row]]:
-        """Run independent queries; the rows of each, in order. Default: one by one; a driver
-        that can send them in one round trip (PostgreSQL's pipeline mode) does."""
-        return [self.query(sql, params) for sql, params in queries]
 
     @abstractmethod
     def query_native(self, sql: str, params: Mapping[str, object]) -> list[Row]:

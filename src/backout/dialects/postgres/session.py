@@ -50,6 +50,25 @@ class PostgresSession(Session):
         except Exception as exc:
             raise self._translate(exc) from exc
 
+    def query_many(self, queries: Sequence[tuple[str, Params]]) -> list[list[Row]]:
+        import psycopg
+
+        if len(queries) < 2 or not psycopg.Pipeline.is_supported():
+            return super().query_many(queries)
+        cursors: list[psycopg.Cursor[Any]] = []
+        try:
+            # Pipeline mode: every query is sent, then every result read, in one round trip.
+            with self.conn.pipeline():
+                for sql, params in queries:
+                    cursors.append(self.conn.cursor())
+                    cursors[-1].execute(sql.encode() if params is None else sql, params)
+            return [list(cur.fetchall()) if cur.description is not None else [] for cur in cursors]
+        except Exception as exc:
+            raise self._translate(exc) from exc
+        finally:
+            for cur in cursors:
+                cur.close()
+
     def execute(self, sql: str, params: Params = None) -> int:
         try:
             with self.conn.cursor() as cur:
@@ -58,23 +77,6 @@ class PostgresSession(Session):
                 return cur.rowcount
         except Exception as exc:
             raise self._translate(exc) from exc
-
-    def query_many(self, queries: Sequence[tuple[str, Params]]) -> list[list[Row]]:
-        """All queries in one pipeline: one round trip instead of one each (a catalog
-        snapshot is twenty queries, table stats one per table)."""
-        cursors = []
-        try:
-            with self.conn.pipeline():
-                for sql, params in queries:
-                    cur = self.conn.cursor()
-                    cursors.append(cur)
-                    cur.execute(sql.encode() if params is None else sql, params)
-            return [list(c.fetchall()) if c.description is not None else [] for c in cursors]
-        except Exception as exc:
-            raise self._translate(exc) from exc
-        finally:
-            for cur in cursors:
-                cur.close()
 
     def _translate(self, exc: Exception) -> DatabaseError:
         import psycopg
