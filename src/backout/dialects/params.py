@@ -145,3 +145,23 @@ def render_literal(value: object) -> str:
 def render(sql: str, spans: list[Span], values: Mapping[str, object]) -> str:
     """Placeholders replaced by literals: for dry-run transcripts only (never executed)."""
     return substitute(sql, spans, lambda name: render_literal(values[name]))
+
+
+def bind_pyformat(
+    sql: str, spans: list[Span], values: Mapping[str, object], adapt: Callable[[object], object]
+) -> tuple[str, dict[str, object]]:
+    """``:name`` placeholders at ``spans`` → ``%(name)s`` (psycopg's and PyMySQL's named
+    style), with every other ``%`` doubled; the adapted values of the names used. No span: the
+    SQL verbatim and no parameters (the drivers then do no %-processing)."""
+    if not spans:
+        return sql, {}
+    pieces: list[str] = []
+    last = 0
+    used: dict[str, object] = {}
+    for start, end, name in spans:
+        pieces.append(sql[last:start].replace("%", "%%"))
+        pieces.append(f"%({name})s")
+        used[name] = adapt(values[name])
+        last = end
+    pieces.append(sql[last:].replace("%", "%%"))
+    return "".join(pieces), used

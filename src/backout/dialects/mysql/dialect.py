@@ -60,6 +60,7 @@ from backout.dialects.mysql.fill import fill_tables
 from backout.dialects.mysql.session import MysqlSession, translate
 from backout.dialects.mysql.split import head_words
 from backout.dialects.orphans import unvalidated_orphans
+from backout.dialects.params import bind_pyformat
 from backout.model.effects import Action, ObjectKind
 from backout.model.errors import ConfigError, DatabaseError, DatabaseUnavailable, LockHeld
 from backout.model.schema import SchemaSnapshot, TableInfo, TableStats
@@ -248,19 +249,7 @@ class MysqlDialect(Dialect):
         return value
 
     def bind(self, sql: str, values: Mapping[str, object]) -> tuple[str, dict[str, object]]:
-        spans = self.param_spans(sql, values.keys())
-        if not spans:
-            return sql, {}
-        pieces: list[str] = []
-        last = 0
-        used: dict[str, object] = {}
-        for start, end, name in spans:
-            pieces.append(sql[last:start].replace("%", "%%"))
-            pieces.append(f"%({name})s")
-            used[name] = self.adapt(values[name])
-            last = end
-        pieces.append(sql[last:].replace("%", "%%"))
-        return "".join(pieces), used
+        return bind_pyformat(sql, self.param_spans(sql, values.keys()), values, self.adapt)
 
     def check_write(self, sql: str, params: Collection[str] = ()) -> str | None:
         # lazy: check_guard imports sqlglot at import time, which only check queries need

@@ -26,7 +26,7 @@ from backout.dialects.base import (
     Session,
 )
 from backout.dialects.orphans import unvalidated_orphans
-from backout.dialects.params import mask_as_dollar_params
+from backout.dialects.params import bind_pyformat, mask_as_dollar_params
 from backout.dialects.postgres import explain as pg_explain
 from backout.dialects.postgres import impact as pg_impact
 from backout.dialects.postgres import tools as pg_tools
@@ -226,20 +226,7 @@ class PostgresDialect(Dialect):
         return statements
 
     def bind(self, sql: str, values: Mapping[str, object]) -> tuple[str, dict[str, object]]:
-        spans = self.param_spans(sql, values.keys())
-        if not spans:
-            # No placeholder: the SQL runs verbatim (no %-processing), so "%" stays "%".
-            return sql, {}
-        pieces: list[str] = []
-        last = 0
-        used: dict[str, object] = {}
-        for start, end, name in spans:
-            pieces.append(sql[last:start].replace("%", "%%"))
-            pieces.append(f"%({name})s")
-            used[name] = self.adapt(values[name])
-            last = end
-        pieces.append(sql[last:].replace("%", "%%"))
-        return "".join(pieces), used
+        return bind_pyformat(sql, self.param_spans(sql, values.keys()), values, self.adapt)
 
     def check_write(self, sql: str, params: Collection[str] = ()) -> str | None:
         # lazy: check_guard imports pglast at import time, which only check queries need
