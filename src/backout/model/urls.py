@@ -29,7 +29,13 @@ MASK = "***"
 # "@" or "/" itself, and masking too much is harmless where showing a fragment is not.
 _URL_PASSWORD = re.compile(r"(?P<head>\b[a-zA-Z][\w+.-]*://[^\s:/@]*:)(?P<pw>\S*)(?P<at>@)")
 # password=..., and sslpassword=..., PGPASSWORD=... as well
-_KV_PASSWORD = re.compile(r"(?P<head>\b\w*password\s*=\s*)(?P<pw>'(?:[^'\\]|\\.)*'|\S+)", re.I)
+#: a conninfo value: quoted runs and other non-blank characters up to the first blank
+#: or an escaped one (``password=''0``, ``password='a b'c`` and ``password=a\ b`` are one value
+#: each, as libpq reads them)
+_KV_PASSWORD = re.compile(
+    r"(?P<head>\b\w*password\s*=\s*)(?P<pw>(?:'(?:[^'\\]|\\.)*'|\\.|\S)+)",
+    re.I,
+)
 
 
 @dataclass(frozen=True)
