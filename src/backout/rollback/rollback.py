@@ -35,6 +35,15 @@ from backout.model.errors import (
 )
 from backout.model.schema import SchemaSnapshot
 from backout.model.script import Script, Statement
+from backout.rollback.schema_update import (
+    SchemaUpdatePlan,
+    SchemaUpdateResult,
+    SchemaUpdateSetup,
+    plan_update,
+    run_update,
+)
+from backout.rollback.schema_update import dry_run as schema_dry_run
+from backout.rollback.schema_update import prepare as prepare_schema_update
 from backout.rollback.steps import (
     PlanStep,
     RollbackPlan,
@@ -178,6 +187,8 @@ class PlanView:
     #: rows outside the project's scope (``?schema=``) that the rollback's writes change through
     #: a foreign key's ON DELETE: not counted, in no backup of this project
     outside: tuple[str, ...] = ()
+    #: ``--update-schema``: what happens to schema.prisma after COMMIT (None: nothing)
+    schema_update: SchemaUpdatePlan | None = None
 
     @property
     def requires_fail(self) -> list[RequireStatus]:
@@ -200,6 +211,8 @@ class RollbackResult:
     transcript: list[str] = field(default_factory=list)
     hooks: list[HookResult] = field(default_factory=list)
     manual: list[tuple[str, str]] = field(default_factory=list)
+    #: ``--update-schema``: what it did to schema.prisma after COMMIT (None: not asked)
+    schema_update: SchemaUpdateResult | None = None
 
 
 Confirm = Callable[[PlanView], bool]
@@ -767,13 +780,16 @@ def rollback(
     partial: PartialRequest | None = None,
     existing_backup: BackupRecord | None = None,
     ignore_simulation: bool = False,
+    update_schema: str = "off",
 ) -> RollbackResult:
     """Roll back applied migrations safely; see the module docstring for the order of steps.
 
     ``existing_backup``: a verified backup the caller has just taken (the emergency procedure's
-    full backup); no other is taken, and history names this one.
+    full backup); no other is taken, and history names this one. ``update_schema``: ``pull``
+    or ``git`` updates schema.prisma after COMMIT (:mod:`backout.rollback.schema_update`).
     """
     _check_backup_mode(backup_mode, accept_data_loss=accept_data_loss)
+    setup = prepare_schema_update(ws, update_schema, partial=partial is not None)
     # Refuse impossible requests before touching anything (and before taking the lock).
     with ws.session(create=False) as session:
         if not dry_run:
@@ -790,6 +806,7 @@ def rollback(
             simulate=simulate,
             partial=partial,
         )
+        first = _with_schema_update(ws, setup, first)
         if not dry_run and not first.plan.empty:
             _refuse_now(
                 ws,
@@ -808,6 +825,7 @@ def rollback(
             result = RollbackResult(view=view, dry_run=dry_run)
             if dry_run:
                 _execute(ws, session, result, dry_run=True, progress=progress)
+                _dry_run_schema_update(result)
                 return result
             if confirm is not None and not confirm(view):
                 raise Declined("rollback declined: nothing was changed")
@@ -820,8 +838,26 @@ def rollback(
         finally:
             if lock is not None:
                 lock.release()
-    _after_rollback(ws, result)
+    _after_rollback(ws, result, progress)
     return result
+
+
+def _with_schema_update(ws: Workspace, setup: SchemaUpdateSetup | None, view: PlanView) -> PlanView:
+    """The view with what ``--update-schema`` will do (refused now when it cannot work)."""
+    if setup is None or view.plan.empty:
+        return view
+    return dataclasses.replace(view, schema_update=plan_update(ws, setup, view.plan))
+
+
+def _dry_run_schema_update(result: RollbackResult) -> None:
+    """A dry run shows the schema update it would make, after the SQL."""
+    planned = result.view.schema_update
+    if planned is None:
+        return
+    result.schema_update = schema_dry_run(planned)
+    result.transcript.append(
+        f"-- after COMMIT, --update-schema={planned.mode}: {planned.describe()}"
+    )
 
 
 def _refuse_now(
@@ -850,8 +886,13 @@ def _refuse_now(
         raise found[0]
 
 
-def _after_rollback(ws: Workspace, result: RollbackResult) -> None:
-    """After COMMIT: the ``after_rollback`` hook, and the scripts' manual steps to show."""
+def _after_rollback(
+    ws: Workspace, result: RollbackResult, progress: Callable[[str], None] | None
+) -> None:
+    """After COMMIT: the schema update (``--update-schema``), the ``after_rollback`` hook,
+    and the scripts' manual steps to show."""
+    if result.view.schema_update is not None:
+        result.schema_update = run_update(ws, result.view.schema_update, progress)
     hook = run_hook(ws.config, "after_rollback", ws.url)
     if hook is not None:
         result.hooks.append(hook)
