@@ -94,7 +94,7 @@ def schema_update_json(update: SchemaUpdateResult | None) -> dict[str, Any] | No
         ],
         "reason": update.reason,
         "error": update.error,
-        "state": update.state,
+        "where_things_stand": update.state,
         "manual": list(update.manual),
     }
 

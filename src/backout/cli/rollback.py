@@ -252,15 +252,8 @@ def rollback(
         url=url, project=project, config_file=config_file, lock_timeout=lock_timeout
     )
     if resume or undo_partial:
-        others = (
-            migration_id,
-            target,
-            steps,
-            partial,
-            params,
-            backup_mode != "scoped",
-            update_schema not in (None, "off"),
-        )
+        schema = update_schema not in (None, "off")
+        others = (migration_id, target, steps, partial, params, backup_mode != "scoped", schema)
         _recover(
             config,
             "resume" if resume else "undo",

@@ -785,37 +785,20 @@ def rollback(
     """Roll back applied migrations safely; see the module docstring for the order of steps.
 
     ``existing_backup``: a verified backup the caller has just taken (the emergency procedure's
-    full backup); no other is taken, and history names this one. ``update_schema``: ``pull``
-    or ``git`` updates schema.prisma after COMMIT (:mod:`backout.rollback.schema_update`).
-    """
-    _check_backup_mode(backup_mode, accept_data_loss=accept_data_loss)
-    setup = prepare_schema_update(ws, update_schema, partial=partial is not None)
+    full backup); no other is taken, and history names this one. ``update_schema``: see
+    :mod:`backout.rollback.schema_update`."""
+    setup = _check_arguments(ws, backup_mode, accept_data_loss, update_schema, partial)
     # Refuse impossible requests before touching anything (and before taking the lock).
-    with ws.session(create=False) as session:
-        if not dry_run:
-            # Another run holds the lock: say who at once. Planning reads the tables that run
-            # may hold locked (a table it drops), and would otherwise wait for it to end.
-            ws.check_run_lock(session)
-        first = build_view(
-            ws,
-            session,
-            to=to,
-            steps=steps,
-            backup_mode=backup_mode,
-            exact=exact,
-            simulate=simulate,
-            partial=partial,
-        )
-        first = _with_schema_update(ws, setup, first)
-        if not dry_run and not first.plan.empty:
-            _refuse_now(
-                ws,
-                session,
-                first,
-                accept_data_loss=accept_data_loss,
-                ignore_simulation=ignore_simulation,
-                backup_mode="none" if existing_backup is not None else backup_mode,
-            )
+    first = _first_pass(
+        ws,
+        setup,
+        dict(to=to, steps=steps, backup_mode=backup_mode, exact=exact, simulate=simulate),
+        partial=partial,
+        dry_run=dry_run,
+        accept_data_loss=accept_data_loss,
+        ignore_simulation=ignore_simulation,
+        backup_mode="none" if existing_backup is not None else backup_mode,
+    )
     if first.plan.empty:
         return RollbackResult(view=first, dry_run=dry_run)
     with ws.session() as session:
@@ -825,7 +808,6 @@ def rollback(
             result = RollbackResult(view=view, dry_run=dry_run)
             if dry_run:
                 _execute(ws, session, result, dry_run=True, progress=progress)
-                _dry_run_schema_update(result)
                 return result
             if confirm is not None and not confirm(view):
                 raise Declined("rollback declined: nothing was changed")
@@ -842,6 +824,50 @@ def rollback(
     return result
 
 
+def _first_pass(
+    ws: Workspace,
+    setup: SchemaUpdateSetup | None,
+    planning: dict[str, Any],
+    *,
+    partial: PartialRequest | None,
+    dry_run: bool,
+    accept_data_loss: bool,
+    ignore_simulation: bool,
+    backup_mode: str,
+) -> PlanView:
+    """Plan without the run lock, and raise the first refusal (a real run only): nothing has
+    happened yet. ``planning``: :func:`build_view`'s keyword arguments."""
+    with ws.session(create=False) as session:
+        if not dry_run:
+            # Another run holds the lock: say who at once. Planning reads the tables that run
+            # may hold locked (a table it drops), and would otherwise wait for it to end.
+            ws.check_run_lock(session)
+        first = _with_schema_update(ws, setup, build_view(ws, session, partial=partial, **planning))
+        if not dry_run and not first.plan.empty:
+            _refuse_now(
+                ws,
+                session,
+                first,
+                accept_data_loss=accept_data_loss,
+                ignore_simulation=ignore_simulation,
+                backup_mode=backup_mode,
+            )
+    return first
+
+
+def _check_arguments(
+    ws: Workspace,
+    backup_mode: str,
+    accept_data_loss: bool,
+    update_schema: str,
+    partial: PartialRequest | None,
+) -> SchemaUpdateSetup | None:
+    """Refuse an impossible ``--backup`` or ``--update-schema`` before anything happens; what
+    the schema update needs, checked (None when not asked for)."""
+    _check_backup_mode(backup_mode, accept_data_loss=accept_data_loss)
+    return prepare_schema_update(ws, update_schema, partial=partial is not None)
+
+
 def _with_schema_update(ws: Workspace, setup: SchemaUpdateSetup | None, view: PlanView) -> PlanView:
     """The view with what ``--update-schema`` will do (refused now when it cannot work)."""
     if setup is None or view.plan.empty:
@@ -855,9 +881,7 @@ def _dry_run_schema_update(result: RollbackResult) -> None:
     if planned is None:
         return
     result.schema_update = schema_dry_run(planned)
-    result.transcript.append(
-        f"-- after COMMIT, --update-schema={planned.mode}: {planned.describe()}"
-    )
+    result.transcript.append(f"-- --update-schema={planned.mode}: {planned.describe()}")
 
 
 def _refuse_now(
@@ -1015,6 +1039,8 @@ def _execute(
         _run_group(ws, session, executor, result, steps, backup_id)
     result.duration_s = time.monotonic() - clock
     result.transcript = executor.transcript
+    if dry_run:
+        _dry_run_schema_update(result)
 
 
 def _run_group(

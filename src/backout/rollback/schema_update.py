@@ -76,7 +76,7 @@ class SchemaUpdatePlan:
     def update_command(self) -> str:
         """The command that updates schema.prisma, as a user would run it."""
         if self.mode == PULL:
-            names = ", ".join(("DATABASE_URL", *self.env_vars))
+            names = " and ".join(dict.fromkeys(("DATABASE_URL", *self.env_vars)))
             return (
                 f"{self.prisma} db pull --schema {self.shown}  "
                 f"(with {names} set to the database's URL)"
