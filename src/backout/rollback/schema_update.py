@@ -290,11 +290,33 @@ def run_update(
     ws: Workspace, plan: SchemaUpdatePlan, progress: Callable[[str], None] | None
 ) -> SchemaUpdateResult:
     """Update schema.prisma, then run ``prisma generate``. Never raises for a failure: the
-    rollback is committed, and the result says what state schema.prisma is in."""
+    rollback is committed, and the result says what state schema.prisma is in. Ctrl-C or
+    SIGTERM meanwhile stops the command it runs and raises SchemaUpdateFailed, which says so."""
+    before = _read(plan.schema)
+    try:
+        return _run_update(ws, plan, before, progress)
+    except KeyboardInterrupt as exc:
+        state = (
+            _unchanged(plan.shown)
+            if _read(plan.schema) == before
+            else (f"{plan.shown} was changed before the interruption")
+        )
+        raise SchemaUpdateFailed(
+            f"--update-schema={plan.mode}: {exc or 'interrupted (Ctrl-C)'} while updating "
+            f"{plan.shown}; the rollback itself is committed",
+            hint=f"{state}. To do by hand: {plan.update_command()}; then {plan.generate_command()}",
+        ) from exc
+
+
+def _run_update(
+    ws: Workspace,
+    plan: SchemaUpdatePlan,
+    before: bytes,
+    progress: Callable[[str], None] | None,
+) -> SchemaUpdateResult:
     result = SchemaUpdateResult(plan.mode, plan.shown, "manual")
     if plan.git is not None:
         result.commit = plan.git.commit
-    before = plan.schema.read_bytes()
     if (plan.mode == PULL and plan.cli is None) or plan.git_missing:
         result.reason = plan.cli_missing if plan.mode == PULL else plan.git_missing
         result.state = _unchanged(plan.shown)
@@ -306,7 +328,7 @@ def run_update(
         _pull(ws, plan, result)
     else:
         _restore(plan, result)
-    result.diff = unified_diff(before, plan.schema.read_bytes(), plan.shown)
+    result.diff = unified_diff(before, _read(plan.schema), plan.shown)
     if result.status == "failed":
         return result
     result.status = "updated" if result.diff else "unchanged"
@@ -317,14 +339,14 @@ def run_update(
 def _pull(ws: Workspace, plan: SchemaUpdatePlan, result: SchemaUpdateResult) -> None:
     """``prisma db pull``: the CLI rewrites schema.prisma (only when it succeeds)."""
     assert plan.cli is not None
-    before = plan.schema.read_bytes()
+    before = _read(plan.schema)
     run = _cli(ws, plan, ["db", "pull", "--schema", plan.shown])
     result.commands.append(run)
     if run.ok:
         return
     result.status = "failed"
     result.error = run.describe()
-    changed = plan.schema.read_bytes() != before
+    changed = _read(plan.schema) != before
     result.state = (
         f"{plan.shown} was rewritten by the failed `prisma db pull` (the diff shows how)"
         if changed
@@ -435,3 +457,11 @@ def _done(plan: SchemaUpdatePlan, *, changed: bool) -> str:
     if changed:
         return f"{plan.shown} was rewritten from the database by `prisma db pull`"
     return f"{plan.shown} already matched the database (`prisma db pull` changed nothing)"
+
+
+def _read(path: Path) -> bytes:
+    """The file's bytes; empty when it cannot be read (gone, unreadable)."""
+    try:
+        return path.read_bytes()
+    except OSError:
+        return b""

@@ -127,6 +127,11 @@ def run_cli(
         timed_out = True
         os.killpg(process.pid, signal.SIGKILL)
         raw, _ = process.communicate()
+    except KeyboardInterrupt:
+        # Ctrl-C or SIGTERM: its own session does not get the signal; stop it too
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        raise
     output = scrub(raw.decode("utf-8", "replace")[-_OUTPUT_LIMIT:], secrets)
     return CommandRun(
         command=shown,
