@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import REPO, db_state, run, sql, write
+from tests.integration.test_exit_codes_doc import documented_codes
 from tests.integration.test_json_docs import assert_documented, documented
 
 GENERATOR = 'generator client {\n  provider = "prisma-client"\n  output   = "../generated"\n}\n'
@@ -245,7 +246,10 @@ def test_a_failed_generate_leaves_the_rollback_and_says_what_to_run(
     assert not (root / "generated").exists()
     assert "An output path is required" in result.stdout  # the CLI's own output, shown
     (error, hint) = result.stderr.strip().splitlines()[-2:]
-    assert error.startswith("error: --update-schema=git: `npx prisma generate --schema ")
+    assert error.startswith(
+        "error: --update-schema=git: `npx prisma generate --schema prisma/schema.prisma` "
+        "exited 1: Error: An output path is required"
+    )
     assert error.endswith("the rollback itself is committed")
     assert "prisma/schema.prisma was restored from git commit" in hint
     assert "the Prisma Client was NOT generated" in hint
@@ -315,6 +319,25 @@ def test_a_configured_command_gets_the_url_in_its_environment_only(
         f"generate --schema prisma/schema.prisma | {sqlite_url} | {sqlite_url}\n"
     )
     assert f"`{fake} generate --schema prisma/schema.prisma` passed" in result.stdout
+
+
+def test_a_failing_cli_exits_with_the_documented_code(tmp_path: Path, sqlite_url: str) -> None:
+    """Exit 5 (docs/exit-codes.md): the rollback stands, schema.prisma as said."""
+    (code,) = [c for c, cell in documented_codes()["rollback"].items() if "--update-schema" in cell]
+    root = project(tmp_path, provider="sqlite")
+    fake = tmp_path / "failing-prisma"
+    fake.write_text("#!/bin/sh\necho 'Error: something Prisma says' >&2\nexit 3\n")
+    fake.chmod(0o755)
+    write(root, {"backout.toml": f'[prisma]\ncommand = "{fake}"\n'})
+    assert run(["up"], project=root, url=sqlite_url).exit_code == 0
+    result = run(["rollback", "--yes", "--update-schema=git"], project=root, url=sqlite_url)
+    assert result.exit_code == code == 5, result.output
+    assert columns(sqlite_url) == ["id", "email"]
+    assert (root / "prisma" / "schema.prisma").read_text() == schema("sqlite", USER_V1)
+    assert "Error: something Prisma says" in result.stdout
+    assert f"`{fake} generate --schema prisma/schema.prisma` exited 3" in result.stderr
+    assert "the Prisma Client was NOT generated" in result.stderr
+    assert f"To do by hand: {fake} generate --schema prisma/schema.prisma" in result.stderr
 
 
 # --- refusals: nothing happens -----------------------------------------------------------------

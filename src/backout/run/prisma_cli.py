@@ -58,8 +58,11 @@ class CommandRun:
         if self.timed_out:
             return f"`{self.command}` timed out after {self.duration_s:.0f}s"
         if not self.ok:
-            last = self.output.strip().splitlines()[-1:] or [""]
-            return f"`{self.command}` exited {self.exit_code}: {last[0]}"
+            lines = [line.strip() for line in self.output.splitlines() if line.strip()]
+            # Prisma prints its error first, then advice: the error says more
+            errors = [line for line in lines if line.startswith("Error")]
+            said = (errors or lines[-1:] or [""])[0]
+            return f"`{self.command}` exited {self.exit_code}: {said}"
         return f"`{self.command}` passed ({self.duration_s:.1f}s)"
 
 
