@@ -81,6 +81,7 @@ def test_prisma_settings(tmp_path: Path) -> None:
         ("[prisma]\nschema = 1\n", "unknown setting(s) in [prisma]: schema"),
         ('[prisma]\ncommand = ""\n', "prisma.command must be a non-empty string"),
         ('prisma = "x"\n', "[prisma] must be a table"),
+        ('[prisma]\ncommand = "yarn \'prisma"\n', "prisma.command: No closing quotation"),
     ],
 )
 def test_bad_prisma_settings(tmp_path: Path, toml: str, message: str) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import shlex
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -299,6 +300,10 @@ def _prisma_values(prisma: object, where: str) -> dict[str, Any]:
         command = prisma["command"]
         if not isinstance(command, str) or not command.strip():
             raise ConfigError(f"{where}: prisma.command must be a non-empty string")
+        try:
+            shlex.split(command)
+        except ValueError as exc:
+            raise ConfigError(f"{where}: prisma.command: {exc}: {command}") from exc
         values["prisma_command"] = command.strip()
     return values
 

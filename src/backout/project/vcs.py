@@ -36,7 +36,10 @@ class GitRepo:
 
     def relative(self, path: Path) -> str:
         """``path`` as git names it: relative to the top of the work tree, with ``/``."""
-        return path.resolve().relative_to(self.top).as_posix()
+        try:
+            return path.resolve().relative_to(self.top).as_posix()
+        except ValueError as exc:
+            raise ProjectError(f"{path} is outside the git work tree {self.top}") from exc
 
     def first_added(self, path: str) -> str | None:
         """The oldest commit of HEAD's history that added ``path`` (None: never committed)."""

@@ -164,7 +164,10 @@ def prepare(ws: Workspace, mode: str, *, partial: bool) -> SchemaUpdateSetup | N
         )
     schema = require_schema(ws.project)
     shown = ws.project.rel(schema)
-    datasource = read_datasource(schema.read_text(encoding="utf-8", errors="replace"))
+    try:
+        datasource = read_datasource(schema.read_text(encoding="utf-8", errors="replace"))
+    except OSError as exc:
+        raise ProjectError(f"cannot read: {exc.strerror or exc}", path=shown) from exc
     if mode == PULL:
         _check_pull(ws, shown, datasource.literal)
     repo, git_missing = _repository(ws, mode)
@@ -282,7 +285,7 @@ def dry_run(plan: SchemaUpdatePlan) -> SchemaUpdateResult:
     result = SchemaUpdateResult(plan.mode, plan.shown, "dry_run", state=plan.describe())
     if plan.git is not None:
         result.commit = plan.git.commit
-        result.diff = unified_diff(plan.schema.read_bytes(), plan.git.content, plan.shown)
+        result.diff = unified_diff(_read(plan.schema), plan.git.content, plan.shown)
     return result
 
 
