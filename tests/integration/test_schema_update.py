@@ -275,6 +275,31 @@ def test_without_the_cli_git_restores_and_leaves_generate_to_do(
     assert "  1. npx prisma generate --schema prisma/schema.prisma" in result.stdout
 
 
+def test_without_git_the_git_steps_are_printed(tmp_path: Path, sqlite_url: str) -> None:
+    """git mode in a work tree (a .git folder) where git is not installed: nothing is changed,
+    the steps are printed with the reason."""
+    root = project(tmp_path, provider="sqlite")
+    assert run(["up"], project=root, url=sqlite_url).exit_code == 0
+    before = (root / "prisma" / "schema.prisma").read_bytes()
+    empty = tmp_path / "empty-path"
+    empty.mkdir()
+    result = run(
+        ["rollback", "--yes", "--update-schema=git", "--json"],
+        project=root,
+        url=sqlite_url,
+        env={"PATH": str(empty)},
+    )
+    assert result.exit_code == 0, result.output
+    assert columns(sqlite_url) == ["id", "email"]
+    assert (root / "prisma" / "schema.prisma").read_bytes() == before
+    update = json.loads(result.stdout)["schema_update"]
+    assert update["status"] == "manual" and update["reason"] == "git is not on PATH"
+    assert update["manual"][0].startswith(
+        "git show <commit>^:prisma/schema.prisma > prisma/schema.prisma  (<commit>: "
+    )
+    assert update["manual"][1] == "npx prisma generate --schema prisma/schema.prisma"
+
+
 @pytest.mark.postgres
 def test_without_the_cli_pull_changes_nothing_and_prints_the_steps(
     tmp_path: Path, pg_url: str
