@@ -346,6 +346,31 @@ def test_a_configured_command_gets_the_url_in_its_environment_only(
     assert f"`{fake} generate --schema prisma/schema.prisma` passed" in result.stdout
 
 
+@pytest.mark.postgres
+def test_the_password_reaches_the_cli_in_its_environment_only(tmp_path: Path, pg_url: str) -> None:
+    """The URL's password is in the CLI's environment, never among its arguments, and masked
+    where its output is shown (the server trusts local connections: any password works)."""
+    secret = "s3cr3t-pw-4711"
+    url = pg_url.replace("postgresql://postgres@", f"postgresql://postgres:{secret}@")
+    root = project(tmp_path)
+    args_log, env_log = tmp_path / "args.log", tmp_path / "env.log"
+    fake = tmp_path / "fake-prisma"
+    fake.write_text(
+        f'#!/bin/sh\necho "$*" > {args_log}\necho "$DATABASE_URL" > {env_log}\n'
+        'echo "Error: cannot reach $DATABASE_URL"\nexit 1\n'
+    )
+    fake.chmod(0o755)
+    write(root, {"backout.toml": f'[prisma]\ncommand = "{fake}"\n'})
+    assert run(["up"], project=root, url=url).exit_code == 0
+    result = run(["rollback", "--yes", "--update-schema=git", "--json"], project=root, url=url)
+    assert result.exit_code == 5, result.output
+    assert columns(pg_url) == ["id", "email"]
+    assert env_log.read_text().strip() == url  # the CLI got the real URL...
+    assert secret not in args_log.read_text()  # ...not on its command line
+    assert secret not in result.stdout + result.stderr
+    assert "Error: cannot reach postgresql://postgres:***@" in result.stderr
+
+
 def test_a_failing_cli_exits_with_the_documented_code(tmp_path: Path, sqlite_url: str) -> None:
     """Exit 5 (docs/exit-codes.md): the rollback stands, schema.prisma as said."""
     (code,) = [c for c, cell in documented_codes()["rollback"].items() if "--update-schema" in cell]
