@@ -61,7 +61,7 @@ def documented_codes() -> dict[str, dict[int, str]]:
     for line in rows:
         cells = [c.strip() for c in line.strip("|").split("|")]
         for command in cells[0].replace("`", "").split(","):
-            table[command.strip()] = {code: cells[1 + code] for code in range(5)}
+            table[command.strip()] = {code: cells[1 + code] for code in range(6)}
     return table
 
 

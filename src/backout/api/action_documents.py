@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from backout.emergency.incident import EmergencyResult
     from backout.migrate.apply import UpResult
     from backout.rollback.rollback import RollbackResult
+    from backout.rollback.schema_update import SchemaUpdateResult
     from backout.run.hooks import HookResult
 
 
@@ -66,15 +67,47 @@ def rollback_fields(result: RollbackResult) -> dict[str, Any]:
         "rollback_s": round(result.duration_s, 3),
         "hooks": [hook_json(h) for h in result.hooks],
         "manual": [{"migration": m, "step": text} for m, text in result.manual],
+        "schema_update": schema_update_json(result.schema_update),
+    }
+
+
+def schema_update_json(update: SchemaUpdateResult | None) -> dict[str, Any] | None:
+    """What ``--update-schema`` did to schema.prisma (None: not asked for)."""
+    if update is None:
+        return None
+    return {
+        "mode": update.mode,
+        "schema": update.schema,
+        "status": update.status,
+        "commit": update.commit,
+        "diff": update.diff,
+        "generate": update.generate,
+        "commands": [
+            {
+                "command": run.command,
+                "exit_code": run.exit_code,
+                "ok": run.ok,
+                "timed_out": run.timed_out,
+                "duration_s": round(run.duration_s, 3),
+            }
+            for run in update.commands
+        ],
+        "reason": update.reason,
+        "error": update.error,
+        "where_things_stand": update.state,
+        "manual": list(update.manual),
     }
 
 
 def rollback_outcome(result: RollbackResult) -> str:
-    """``rolled_back``, ``dry_run``, ``nothing_to_roll_back`` or ``hook_failed``."""
+    """``rolled_back``, ``dry_run``, ``nothing_to_roll_back``, ``schema_update_failed`` or
+    ``hook_failed``."""
     if result.view.plan.empty:
         return "nothing_to_roll_back"
     if result.dry_run:
         return "dry_run"
+    if result.schema_update is not None and result.schema_update.failed:
+        return "schema_update_failed"
     if any(not h.ok for h in result.hooks):
         return "hook_failed"
     return "rolled_back"

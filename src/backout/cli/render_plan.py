@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from backout.analysis.impact import ScriptImpact
     from backout.api import PlanView, RollbackResult
     from backout.rollback.rollback import StepView
+    from backout.rollback.schema_update import SchemaUpdateResult
 
 
 def nothing_to_roll_back(target: str | None) -> str:
@@ -36,6 +37,12 @@ def plan(view: PlanView, *, err: bool = False) -> None:
     for step, impact in zip(view.steps, view.impact.scripts, strict=False):
         _step_details(out, step, impact)
     out.print(f"Backup: {view.backup.describe()}", markup=False)
+    if view.schema_update is not None:
+        out.print(
+            f"Schema update (--update-schema={view.schema_update.mode}): "
+            f"{view.schema_update.describe()}",
+            markup=False,
+        )
     statement = f"{view.statement_timeout:g}s" if view.statement_timeout else "none"
     shape = "one transaction" if view.transactions == 1 else f"{view.transactions} transactions"
     out.print(
@@ -202,6 +209,8 @@ def outcome(result: RollbackResult) -> None:
             f"{result.backup.sha256[:12]}…): restore with `backout restore {result.backup.id}`.",
             markup=False,
         )
+    if result.schema_update is not None:
+        _schema_update(out, result.schema_update)
     for hook in result.hooks:
         style = "green" if hook.ok else "bold red"
         out.print(Text(hook.describe(), style=style))
@@ -211,3 +220,46 @@ def outcome(result: RollbackResult) -> None:
         out.print("[bold]Manual steps declared by the scripts, to do now:[/]")
         for number, (migration, text) in enumerate(result.manual, start=1):
             out.print(f"  {number}. {text}  ({migration})", markup=False)
+
+
+def _schema_update(out: Console, update: SchemaUpdateResult) -> None:
+    """What ``--update-schema`` did: the diff, each command, the state, what is left."""
+    from rich.text import Text  # rich is heavy: loaded when a command renders
+
+    out.print(f"Schema update (--update-schema={update.mode}): {update.state}.", markup=False)
+    _print_diff(out, update)
+    for run in update.commands:
+        out.print(Text(run.describe(), style="green" if run.ok else "bold red"))
+        if not run.ok and run.output.strip():
+            out.print(run.output.strip()[-2000:], markup=False)
+    if update.reason:
+        out.print(f"Not done here: {update.reason}.", markup=False)
+    if update.manual:
+        out.print("[bold]To do by hand for the schema:[/]")
+        for number, step in enumerate(update.manual, start=1):
+            out.print(f"  {number}. {step}", markup=False)
+
+
+def _print_diff(out: Console, update: SchemaUpdateResult) -> None:
+    if not update.diff:
+        out.print(f"{update.schema}: no change.", markup=False)
+        return
+    from rich.text import Text  # rich is heavy: loaded when a command renders
+
+    for line in update.diff.splitlines():
+        style = ""
+        if line.startswith("+") and not line.startswith("+++"):
+            style = "green"
+        elif line.startswith("-") and not line.startswith("---"):
+            style = "red"
+        out.print(Text(line, style=style), soft_wrap=True)
+
+
+def schema_diff(update: SchemaUpdateResult | None) -> None:
+    """A dry run's schema update: what it would do, and (git mode) the diff it would make."""
+    if update is None:
+        return
+    out = console()
+    out.print(f"Schema update (--update-schema={update.mode}): {update.state}", markup=False)
+    if update.diff or update.commit:
+        _print_diff(out, update)

@@ -26,6 +26,7 @@ from backout.cli.common import (
 from backout.cli.render import echo_json
 from backout.model.errors import BackoutError, Declined, UsageError
 from backout.rollback.rollback import refuse_failed_simulation, refuse_understated
+from backout.rollback.schema_update import failure as schema_update_failure
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -202,6 +203,15 @@ def plan_refusals(view: PlanView) -> list[str]:
     help="Undo the statements an apply or rollback that stopped part-way completed: each "
     "one's inverse, or the backup taken before it.",
 )
+@click.option(
+    "--update-schema",
+    "update_schema",
+    type=click.Choice(["pull", "git", "off"]),
+    default=None,
+    help="After COMMIT, update prisma/schema.prisma (pull: prisma db pull; git: as it was "
+    "before the oldest rolled-back migration's commit), show its diff, run prisma generate "
+    "(default: [prisma] update_schema in backout.toml, else off).",
+)
 @project_options
 @lock_wait_option
 @handle_errors
@@ -222,6 +232,7 @@ def rollback(
     as_json: bool,
     resume: bool,
     undo_partial: bool,
+    update_schema: str | None,
     url: str | None,
     project: Path | None,
     config_file: Path | None,
@@ -241,7 +252,8 @@ def rollback(
         url=url, project=project, config_file=config_file, lock_timeout=lock_timeout
     )
     if resume or undo_partial:
-        others = (migration_id, target, steps, partial, params, backup_mode != "scoped")
+        schema = update_schema not in (None, "off")
+        others = (migration_id, target, steps, partial, params, backup_mode != "scoped", schema)
         _recover(
             config,
             "resume" if resume else "undo",
@@ -266,6 +278,7 @@ def rollback(
             simulate=simulate,
             partial=_partial(migration_id, partial, params),
             ignore_simulation=ignore_simulation,
+            update_schema=update_schema,
         )
     _report_rollback(result, document, as_json=as_json, dry_run=dry_run)
 
@@ -308,10 +321,15 @@ def _report_rollback(
     elif dry_run:
         render_plan.plan(result.view)
         click.echo("\n".join(result.transcript))
+        render_plan.schema_diff(result.schema_update)
         return
     else:
         render_plan.outcome(result)
     failed_hooks = [h for h in result.hooks if not h.ok]
+    if result.schema_update is not None and result.schema_update.failed:
+        error = schema_update_failure(result.schema_update)
+        also = f" ({failed_hooks[0].describe()})" if failed_hooks else ""
+        fail(str(error) + also, error.hint, error.exit_code)
     if failed_hooks:
         fail(
             f"{failed_hooks[0].describe()}; the rollback itself is committed",
@@ -329,7 +347,8 @@ def _recover(
     if conflicting:
         raise UsageError(
             "--resume and --undo-partial work on the run that stopped part-way: give one of "
-            "them, without an ID, --to, --steps, --partial, --param or --backup"
+            "them, without an ID, --to, --steps, --partial, --param, --backup or "
+            "--update-schema"
         )
 
     def confirm(plan: RecoveryPlan) -> bool:

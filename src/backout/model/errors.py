@@ -5,7 +5,9 @@ Exit codes (documented in docs/exit-codes.md):
 - ``1`` a check or lint found problems, or the user declined;
 - ``2`` bad usage or input (flags, files, directives, configuration, untrustworthy history);
 - ``3`` could not get the lock, or a timeout;
-- ``4`` a database error (whatever the command was doing was undone).
+- ``4`` a database error (whatever the command was doing was undone);
+- ``5`` the rollback committed, but updating schema.prisma after it failed
+  (``rollback --update-schema``; the rollback stands).
 """
 
 from __future__ import annotations
@@ -113,6 +115,13 @@ class ToolMissing(BackoutError):
 
 class BackupError(BackoutError):
     """The backup could not be taken, verified or restored; nothing changed."""
+
+
+class SchemaUpdateFailed(BackoutError):
+    """``rollback --update-schema``: the rollback committed and stands, but updating
+    schema.prisma (or ``prisma generate``) after it failed."""
+
+    exit_code: ClassVar[int] = 5
 
 
 class Terminated(KeyboardInterrupt):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import shlex
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -23,6 +24,8 @@ from backout.model.urls import DatabaseURL, parse_url
 DEFAULT_URL = "sqlite:///backout.db"
 LAYOUT_NAMES = ("prisma", "plain", "dbmate")
 HOOK_NAMES = ("stop_app", "before_rollback", "after_rollback", "deploy_previous", "smoke")
+#: ``rollback --update-schema`` / ``[prisma] update_schema``: how schema.prisma follows a rollback
+UPDATE_SCHEMA_MODES = ("off", "pull", "git")
 CONFIG_FILE = "backout.toml"
 
 _DURATION = re.compile(r"^\s*(?P<num>\d+(?:\.\d+)?)\s*(?P<unit>ms|s|m|min|h)?\s*$")
@@ -72,6 +75,10 @@ class Config:
     hook_timeout: float = 300.0
     #: schema holding backout's own tables where the database has schemas (PostgreSQL)
     history_schema: str = "backout"
+    #: after a rollback, update schema.prisma: "off", "pull" (prisma db pull) or "git"
+    update_schema: str = "off"
+    #: how to run the Prisma CLI (``[prisma] command``); None: node_modules/.bin/prisma
+    prisma_command: str | None = None
 
     @property
     def url(self) -> DatabaseURL:
@@ -115,7 +122,9 @@ _KEYS = {
     "statement_timeout",
     "history_schema",
     "hooks",
+    "prisma",
 }
+_PRISMA_KEYS = {"update_schema", "command"}
 _HOOK_KEYS = {*HOOK_NAMES, "timeout"}
 _DURATION_KEYS = ("lock_timeout", "statement_timeout", "lock_wait")
 
@@ -200,6 +209,7 @@ def load_config(
     values: dict[str, Any] = {"root": root, "config_file": path}
     values.update(_file_values(data, where, root))
     values.update(_hook_values(data.get("hooks", {}), where))
+    values.update(_prisma_values(data.get("prisma", {}), where))
     chosen = _choose_url(data, source_name, where, root, env, url)
     values["database_url"] = chosen.url
     values["url_source"] = chosen.source
@@ -269,6 +279,42 @@ def _hook_values(hooks: object, where: str) -> dict[str, Any]:
             raise ConfigError(f"{where}: hooks.{name} must be a shell command (a string)")
     values["hooks"] = {k: v for k, v in hooks.items() if k != "timeout"}
     return values
+
+
+def _prisma_values(prisma: object, where: str) -> dict[str, Any]:
+    """``update_schema`` and ``prisma_command`` from a configuration file's ``[prisma]`` table."""
+    if not isinstance(prisma, dict):
+        raise ConfigError(f"{where}: [prisma] must be a table")
+    unknown = set(prisma) - _PRISMA_KEYS
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown setting(s) in [prisma]: {', '.join(sorted(unknown))} "
+            f"(known: {', '.join(sorted(_PRISMA_KEYS))})"
+        )
+    values: dict[str, Any] = {}
+    if "update_schema" in prisma:
+        values["update_schema"] = check_update_schema(
+            prisma["update_schema"], f"{where}: prisma.update_schema"
+        )
+    if "command" in prisma:
+        command = prisma["command"]
+        if not isinstance(command, str) or not command.strip():
+            raise ConfigError(f"{where}: prisma.command must be a non-empty string")
+        try:
+            shlex.split(command)
+        except ValueError as exc:
+            raise ConfigError(f"{where}: prisma.command: {exc}: {command}") from exc
+        values["prisma_command"] = command.strip()
+    return values
+
+
+def check_update_schema(value: object, what: str) -> str:
+    """``value`` when it is a mode of :data:`UPDATE_SCHEMA_MODES`, else ConfigError."""
+    if value not in UPDATE_SCHEMA_MODES:
+        raise ConfigError(
+            f"{what}: expected one of {', '.join(UPDATE_SCHEMA_MODES)}, got {value!r}"
+        )
+    return str(value)
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,15 @@ from backout.model.errors import (
 )
 from backout.model.schema import SchemaSnapshot
 from backout.model.script import Script, Statement
+from backout.rollback.schema_update import (
+    SchemaUpdatePlan,
+    SchemaUpdateResult,
+    SchemaUpdateSetup,
+    plan_update,
+    run_update,
+)
+from backout.rollback.schema_update import dry_run as schema_dry_run
+from backout.rollback.schema_update import prepare as prepare_schema_update
 from backout.rollback.steps import (
     PlanStep,
     RollbackPlan,
@@ -178,6 +187,8 @@ class PlanView:
     #: rows outside the project's scope (``?schema=``) that the rollback's writes change through
     #: a foreign key's ON DELETE: not counted, in no backup of this project
     outside: tuple[str, ...] = ()
+    #: ``--update-schema``: what happens to schema.prisma after COMMIT (None: nothing)
+    schema_update: SchemaUpdatePlan | None = None
 
     @property
     def requires_fail(self) -> list[RequireStatus]:
@@ -200,6 +211,8 @@ class RollbackResult:
     transcript: list[str] = field(default_factory=list)
     hooks: list[HookResult] = field(default_factory=list)
     manual: list[tuple[str, str]] = field(default_factory=list)
+    #: ``--update-schema``: what it did to schema.prisma after COMMIT (None: not asked)
+    schema_update: SchemaUpdateResult | None = None
 
 
 Confirm = Callable[[PlanView], bool]
@@ -767,38 +780,25 @@ def rollback(
     partial: PartialRequest | None = None,
     existing_backup: BackupRecord | None = None,
     ignore_simulation: bool = False,
+    update_schema: str = "off",
 ) -> RollbackResult:
     """Roll back applied migrations safely; see the module docstring for the order of steps.
 
     ``existing_backup``: a verified backup the caller has just taken (the emergency procedure's
-    full backup); no other is taken, and history names this one.
-    """
-    _check_backup_mode(backup_mode, accept_data_loss=accept_data_loss)
+    full backup); no other is taken, and history names this one. ``update_schema``: see
+    :mod:`backout.rollback.schema_update`."""
+    setup = _check_arguments(ws, backup_mode, accept_data_loss, update_schema, partial)
     # Refuse impossible requests before touching anything (and before taking the lock).
-    with ws.session(create=False) as session:
-        if not dry_run:
-            # Another run holds the lock: say who at once. Planning reads the tables that run
-            # may hold locked (a table it drops), and would otherwise wait for it to end.
-            ws.check_run_lock(session)
-        first = build_view(
-            ws,
-            session,
-            to=to,
-            steps=steps,
-            backup_mode=backup_mode,
-            exact=exact,
-            simulate=simulate,
-            partial=partial,
-        )
-        if not dry_run and not first.plan.empty:
-            _refuse_now(
-                ws,
-                session,
-                first,
-                accept_data_loss=accept_data_loss,
-                ignore_simulation=ignore_simulation,
-                backup_mode="none" if existing_backup is not None else backup_mode,
-            )
+    first = _first_pass(
+        ws,
+        setup,
+        dict(to=to, steps=steps, backup_mode=backup_mode, exact=exact, simulate=simulate),
+        partial=partial,
+        dry_run=dry_run,
+        accept_data_loss=accept_data_loss,
+        ignore_simulation=ignore_simulation,
+        backup_mode="none" if existing_backup is not None else backup_mode,
+    )
     if first.plan.empty:
         return RollbackResult(view=first, dry_run=dry_run)
     with ws.session() as session:
@@ -820,8 +820,68 @@ def rollback(
         finally:
             if lock is not None:
                 lock.release()
-    _after_rollback(ws, result)
+    _after_rollback(ws, result, progress)
     return result
+
+
+def _first_pass(
+    ws: Workspace,
+    setup: SchemaUpdateSetup | None,
+    planning: dict[str, Any],
+    *,
+    partial: PartialRequest | None,
+    dry_run: bool,
+    accept_data_loss: bool,
+    ignore_simulation: bool,
+    backup_mode: str,
+) -> PlanView:
+    """Plan without the run lock, and raise the first refusal (a real run only): nothing has
+    happened yet. ``planning``: :func:`build_view`'s keyword arguments."""
+    with ws.session(create=False) as session:
+        if not dry_run:
+            # Another run holds the lock: say who at once. Planning reads the tables that run
+            # may hold locked (a table it drops), and would otherwise wait for it to end.
+            ws.check_run_lock(session)
+        first = _with_schema_update(ws, setup, build_view(ws, session, partial=partial, **planning))
+        if not dry_run and not first.plan.empty:
+            _refuse_now(
+                ws,
+                session,
+                first,
+                accept_data_loss=accept_data_loss,
+                ignore_simulation=ignore_simulation,
+                backup_mode=backup_mode,
+            )
+    return first
+
+
+def _check_arguments(
+    ws: Workspace,
+    backup_mode: str,
+    accept_data_loss: bool,
+    update_schema: str,
+    partial: PartialRequest | None,
+) -> SchemaUpdateSetup | None:
+    """Refuse an impossible ``--backup`` or ``--update-schema`` before anything happens; what
+    the schema update needs, checked (None when not asked for)."""
+    _check_backup_mode(backup_mode, accept_data_loss=accept_data_loss)
+    return prepare_schema_update(ws, update_schema, partial=partial is not None)
+
+
+def _with_schema_update(ws: Workspace, setup: SchemaUpdateSetup | None, view: PlanView) -> PlanView:
+    """The view with what ``--update-schema`` will do (refused now when it cannot work)."""
+    if setup is None or view.plan.empty:
+        return view
+    return dataclasses.replace(view, schema_update=plan_update(ws, setup, view.plan))
+
+
+def _dry_run_schema_update(result: RollbackResult) -> None:
+    """A dry run shows the schema update it would make, after the SQL."""
+    planned = result.view.schema_update
+    if planned is None:
+        return
+    result.schema_update = schema_dry_run(planned)
+    result.transcript.append(f"-- --update-schema={planned.mode}: {planned.describe()}")
 
 
 def _refuse_now(
@@ -850,8 +910,13 @@ def _refuse_now(
         raise found[0]
 
 
-def _after_rollback(ws: Workspace, result: RollbackResult) -> None:
-    """After COMMIT: the ``after_rollback`` hook, and the scripts' manual steps to show."""
+def _after_rollback(
+    ws: Workspace, result: RollbackResult, progress: Callable[[str], None] | None
+) -> None:
+    """After COMMIT: the schema update (``--update-schema``), the ``after_rollback`` hook,
+    and the scripts' manual steps to show."""
+    if result.view.schema_update is not None:
+        result.schema_update = run_update(ws, result.view.schema_update, progress)
     hook = run_hook(ws.config, "after_rollback", ws.url)
     if hook is not None:
         result.hooks.append(hook)
@@ -974,6 +1039,8 @@ def _execute(
         _run_group(ws, session, executor, result, steps, backup_id)
     result.duration_s = time.monotonic() - clock
     result.transcript = executor.transcript
+    if dry_run:
+        _dry_run_schema_update(result)
 
 
 def _run_group(

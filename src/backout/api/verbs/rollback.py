@@ -56,8 +56,13 @@ def rollback(
     simulate: bool = True,
     partial: PartialRequest | None = None,
     ignore_simulation: bool = False,
+    update_schema: str | None = None,
 ) -> RollbackResult:
-    """Roll back migrations: verified backup, run lock, one transaction, history, hooks."""
+    """Roll back migrations: verified backup, run lock, one transaction, history, hooks.
+
+    ``update_schema`` (``off``, ``pull``, ``git``; None: ``[prisma] update_schema`` of the
+    configuration) updates schema.prisma and runs ``prisma generate`` after COMMIT.
+    """
     ws = Workspace.open(config)
     ws.notice = progress
     return _rollback.rollback(
@@ -73,6 +78,7 @@ def rollback(
         simulate=simulate,
         partial=partial,
         ignore_simulation=ignore_simulation,
+        update_schema=update_schema or config.update_schema,
     )
 
 

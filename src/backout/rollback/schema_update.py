@@ -1,0 +1,470 @@
+"""``rollback --update-schema=pull|git``: the runbook's "revert schema.prisma, run ``prisma
+generate``" step, done after the rollback committed.
+
+- ``pull``: ``prisma db pull`` rewrites schema.prisma from the database as it now is;
+- ``git``: schema.prisma is restored as it was in the commit before the one that added the
+  oldest rolled-back migration (``git log --diff-filter=A -- <its migration.sql>``, then
+  ``<commit>^:prisma/schema.prisma``);
+
+then ``prisma generate``. Everything that can make the request impossible (not a Prisma
+project, no schema.prisma, no git work tree, no commit to restore from) is found before the
+rollback starts, so it is refused with nothing changed. What can only fail afterwards (the CLI
+itself) leaves the rollback committed: the result says what state schema.prisma is in and
+what to run by hand. Without the Prisma CLI (or git), the steps are left to do by hand, with
+the reason.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from backout.model.errors import ProjectError, SchemaUpdateFailed, UsageError
+from backout.project.prisma_schema import read_datasource, require_schema
+from backout.project.vcs import GitRepo, git_available, inside_git_folder, open_repo
+from backout.rollback.steps import RollbackPlan
+from backout.run.prisma_cli import CommandRun, PrismaCLI, cli_environment, find_prisma_cli, run_cli
+from backout.run.workspace import Workspace
+
+PULL, GIT = "pull", "git"
+
+
+@dataclass(frozen=True)
+class GitSource:
+    """Where ``git`` mode takes schema.prisma from."""
+
+    #: the oldest migration rolled back, and the commit that added its migration.sql
+    migration: str
+    added_in: str
+    #: the parent of :attr:`added_in`: schema.prisma is taken from this commit
+    commit: str
+    #: schema.prisma's path as git names it (from the top of the work tree)
+    path: str
+    content: bytes
+
+
+@dataclass(frozen=True)
+class SchemaUpdatePlan:
+    """What ``--update-schema`` will do after the rollback commits."""
+
+    mode: str
+    schema: Path
+    #: schema.prisma as shown and passed to the CLI (relative to the project folder)
+    shown: str
+    #: the Prisma CLI, or None and why there is none (:attr:`cli_missing`)
+    cli: PrismaCLI | None
+    cli_missing: str
+    #: the variables the datasource reads its URL from (besides DATABASE_URL)
+    env_vars: tuple[str, ...] = ()
+    git: GitSource | None = None
+    #: git mode without the git program: why schema.prisma cannot be restored here
+    git_missing: str = ""
+
+    @property
+    def prisma(self) -> str:
+        """The Prisma CLI as a user types it."""
+        return self.cli.shown if self.cli is not None else "npx prisma"
+
+    def generate_command(self) -> str:
+        """``prisma generate`` for this schema."""
+        return f"{self.prisma} generate --schema {self.shown}"
+
+    def update_command(self) -> str:
+        """The command that updates schema.prisma, as a user would run it."""
+        if self.mode == PULL:
+            names = " and ".join(dict.fromkeys(("DATABASE_URL", *self.env_vars)))
+            return (
+                f"{self.prisma} db pull --schema {self.shown}  "
+                f"(with {names} set to the database's URL)"
+            )
+        if self.git is None:
+            return (
+                f"git show <commit>^:{self.shown} > {self.shown}  (<commit>: the first line "
+                "`git log --diff-filter=A --format=%H -- <the migration's migration.sql>` "
+                "prints last)"
+            )
+        return f"git show {self.git.commit[:12]}:{self.git.path} > {self.shown}"
+
+    def describe(self) -> str:
+        """One line for the plan: what happens to schema.prisma after COMMIT."""
+        if self.mode == PULL and self.cli is None:
+            return f"cannot run here ({self.cli_missing}): the steps will be printed to do by hand"
+        if self.git_missing:
+            return f"cannot run here ({self.git_missing}): the steps will be printed to do by hand"
+        if self.git is not None:
+            what = (
+                f"{self.shown} restored from git commit {self.git.commit[:12]} (the parent of "
+                f"{self.git.added_in[:12]}, which added {self.git.migration})"
+            )
+        else:
+            what = f"{self.shown} rewritten from the database by `{self.prisma} db pull`"
+        if self.cli is None:
+            return f"after COMMIT, {what}; `prisma generate` cannot run here ({self.cli_missing})"
+        return f"after COMMIT, {what}, then `{self.generate_command()}`"
+
+
+@dataclass
+class SchemaUpdateResult:
+    """What ``--update-schema`` did after the rollback committed."""
+
+    mode: str
+    schema: str
+    #: updated, unchanged (the same content), failed, manual (nothing could run here), dry_run
+    status: str
+    #: ok, failed, not_run
+    generate: str = "not_run"
+    #: the unified diff of schema.prisma, before → after ("" when unchanged)
+    diff: str = ""
+    commit: str | None = None
+    commands: list[CommandRun] = field(default_factory=list)
+    #: why a step was left to do by hand (no Prisma CLI, no git), else None
+    reason: str | None = None
+    #: what failed, else None
+    error: str | None = None
+    #: what state schema.prisma is in now, in words
+    state: str = ""
+    #: what is left to run by hand
+    manual: list[str] = field(default_factory=list)
+
+    @property
+    def failed(self) -> bool:
+        """The update or ``prisma generate`` failed (the rollback stays committed)."""
+        return self.status == "failed" or self.generate == "failed"
+
+
+@dataclass(frozen=True)
+class SchemaUpdateSetup:
+    """The checks made before planning: the schema, the CLI, the repository."""
+
+    mode: str
+    schema: Path
+    shown: str
+    cli: PrismaCLI | None
+    cli_missing: str
+    env_vars: tuple[str, ...]
+    repo: GitRepo | None
+    git_missing: str
+
+
+def prepare(ws: Workspace, mode: str, *, partial: bool) -> SchemaUpdateSetup | None:
+    """Check that ``--update-schema=mode`` can work in this project (None for ``off``);
+    UsageError or ProjectError, before anything happens, when it cannot."""
+    if mode == "off":
+        return None
+    if mode not in (PULL, GIT):
+        raise UsageError(f"--update-schema must be one of off, pull, git (got {mode!r})")
+    if partial:
+        raise UsageError(
+            "--update-schema does not apply to a partial rollback: it changes data only, "
+            "the schema stays"
+        )
+    schema = require_schema(ws.project)
+    shown = ws.project.rel(schema)
+    try:
+        datasource = read_datasource(schema.read_text(encoding="utf-8", errors="replace"))
+    except OSError as exc:
+        raise ProjectError(f"cannot read: {exc.strerror or exc}", path=shown) from exc
+    if mode == PULL:
+        _check_pull(ws, shown, datasource.literal)
+    repo, git_missing = _repository(ws, mode)
+    cli, cli_missing = find_prisma_cli(ws.config.root, ws.config.prisma_command)
+    return SchemaUpdateSetup(
+        mode=mode,
+        schema=schema,
+        shown=shown,
+        cli=cli,
+        cli_missing=cli_missing,
+        env_vars=datasource.env_vars,
+        repo=repo,
+        git_missing=git_missing,
+    )
+
+
+def _check_pull(ws: Workspace, shown: str, literal: str | None) -> None:
+    """Refuse ``pull`` where it would write a wrong schema."""
+    if literal is not None:
+        raise ProjectError(
+            f"--update-schema=pull: the datasource's {literal} is a literal string, not "
+            'env("…"): prisma db pull would read the database it names, which may not be '
+            "the one rolled back",
+            path=shown,
+            hint='use env("DATABASE_URL") in the datasource, or --update-schema=git',
+        )
+    if not ws.dialect.has_schemas:
+        raise ProjectError(
+            f"--update-schema=pull: on {ws.dialect.display_name} backout's own tables "
+            "(backout_events, ...) share the database, so prisma db pull would write them "
+            f"into {shown} as models",
+            hint="use --update-schema=git",
+        )
+
+
+def _repository(ws: Workspace, mode: str) -> tuple[GitRepo | None, str]:
+    """The git work tree for ``git`` mode, or why git cannot be used; refuse outside one."""
+    if mode != GIT:
+        return None, ""
+    root = ws.config.root
+    if not git_available():
+        if not inside_git_folder(root):
+            raise ProjectError(f"--update-schema=git: {root} is not inside a git work tree")
+        return None, "git is not on PATH"
+    repo = open_repo(root)
+    if repo is None:
+        raise ProjectError(
+            f"--update-schema=git: {root} is not inside a git work tree",
+            hint="use --update-schema=pull, or leave --update-schema out",
+        )
+    return repo, ""
+
+
+def plan_update(ws: Workspace, setup: SchemaUpdateSetup, plan: RollbackPlan) -> SchemaUpdatePlan:
+    """What the update will do for ``plan``; ProjectError (nothing changed) when git has no
+    schema.prisma to restore."""
+    source = None
+    if setup.repo is not None and plan.steps:
+        source = _git_source(ws, setup.repo, setup.schema, plan)
+    return SchemaUpdatePlan(
+        mode=setup.mode,
+        schema=setup.schema,
+        shown=setup.shown,
+        cli=setup.cli,
+        cli_missing=setup.cli_missing,
+        env_vars=setup.env_vars,
+        git=source,
+        git_missing=setup.git_missing,
+    )
+
+
+def _git_source(ws: Workspace, repo: GitRepo, schema: Path, plan: RollbackPlan) -> GitSource:
+    """schema.prisma at the parent of the commit that added the oldest rolled-back migration."""
+    oldest = plan.steps[-1].migration
+    added_path = repo.relative(oldest.up.path)
+    added = repo.first_added(added_path)
+    if added is None:
+        raise ProjectError(
+            f"--update-schema=git: {added_path} was never committed (git log finds no commit "
+            "adding it), so git has no schema.prisma from before it",
+            hint="commit the migration, or use --update-schema=pull",
+        )
+    parent = repo.parent(added)
+    if parent is None:
+        raise ProjectError(
+            f"--update-schema=git: {oldest.id} was added by the first commit ({added[:12]}): "
+            "there is no earlier schema.prisma",
+            hint="use --update-schema=pull",
+        )
+    path = repo.relative(schema)
+    if plan.target is not None:
+        kept = {m.id: m for m in ws.project.migrations}[plan.target]
+        if not repo.exists(parent, repo.relative(kept.up.path)):
+            raise ProjectError(
+                f"--update-schema=git: {plan.target} (it stays applied) and {oldest.id} (rolled "
+                f"back) were added by the same commit {added[:12]}: no commit holds the schema "
+                "between them",
+                hint="use --update-schema=pull",
+            )
+    content = repo.show(parent, path)
+    if content is None:
+        raise ProjectError(
+            f"--update-schema=git: {path} does not exist in commit {parent[:12]} (the parent "
+            f"of {added[:12]}, which added {oldest.id})",
+            hint="use --update-schema=pull",
+        )
+    return GitSource(oldest.id, added, parent, path, content)
+
+
+# --- after COMMIT ------------------------------------------------------------------------------
+
+
+def dry_run(plan: SchemaUpdatePlan) -> SchemaUpdateResult:
+    """What the update would do, changing nothing (git mode: the exact diff)."""
+    result = SchemaUpdateResult(plan.mode, plan.shown, "dry_run", state=plan.describe())
+    if plan.git is not None:
+        result.commit = plan.git.commit
+        result.diff = unified_diff(_read(plan.schema), plan.git.content, plan.shown)
+    return result
+
+
+def run_update(
+    ws: Workspace, plan: SchemaUpdatePlan, progress: Callable[[str], None] | None
+) -> SchemaUpdateResult:
+    """Update schema.prisma, then run ``prisma generate``. Never raises for a failure: the
+    rollback is committed, and the result says what state schema.prisma is in. Ctrl-C or
+    SIGTERM meanwhile stops the command it runs and raises SchemaUpdateFailed, which says so."""
+    before = _read(plan.schema)
+    try:
+        return _run_update(ws, plan, before, progress)
+    except KeyboardInterrupt as exc:
+        state = (
+            _unchanged(plan.shown)
+            if _read(plan.schema) == before
+            else (f"{plan.shown} was changed before the interruption")
+        )
+        raise SchemaUpdateFailed(
+            f"--update-schema={plan.mode}: {exc or 'interrupted (Ctrl-C)'} while updating "
+            f"{plan.shown}; the rollback itself is committed",
+            hint=f"{state}. To do by hand: {plan.update_command()}; then {plan.generate_command()}",
+        ) from exc
+
+
+def _run_update(
+    ws: Workspace,
+    plan: SchemaUpdatePlan,
+    before: bytes,
+    progress: Callable[[str], None] | None,
+) -> SchemaUpdateResult:
+    result = SchemaUpdateResult(plan.mode, plan.shown, "manual")
+    if plan.git is not None:
+        result.commit = plan.git.commit
+    if (plan.mode == PULL and plan.cli is None) or plan.git_missing:
+        result.reason = plan.cli_missing if plan.mode == PULL else plan.git_missing
+        result.state = _unchanged(plan.shown)
+        result.manual = [plan.update_command(), plan.generate_command()]
+        return result
+    if progress:
+        progress(f"updating {plan.shown} ({plan.mode})")
+    if plan.mode == PULL:
+        _pull(ws, plan, result)
+    else:
+        _restore(plan, result)
+    result.diff = unified_diff(before, _read(plan.schema), plan.shown)
+    if result.status == "failed":
+        return result
+    result.status = "updated" if result.diff else "unchanged"
+    _generate(ws, plan, result, progress)
+    return result
+
+
+def _pull(ws: Workspace, plan: SchemaUpdatePlan, result: SchemaUpdateResult) -> None:
+    """``prisma db pull``: the CLI rewrites schema.prisma (only when it succeeds)."""
+    assert plan.cli is not None
+    before = _read(plan.schema)
+    run = _cli(ws, plan, ["db", "pull", "--schema", plan.shown])
+    result.commands.append(run)
+    if run.ok:
+        return
+    result.status = "failed"
+    result.error = run.describe()
+    changed = _read(plan.schema) != before
+    result.state = (
+        f"{plan.shown} was rewritten by the failed `prisma db pull` (the diff shows how)"
+        if changed
+        else _unchanged(plan.shown)
+    )
+    result.manual = [plan.update_command(), plan.generate_command()]
+
+
+def _restore(plan: SchemaUpdatePlan, result: SchemaUpdateResult) -> None:
+    """Write git's schema.prisma in place of the file (atomically: all or nothing)."""
+    assert plan.git is not None
+    try:
+        write_atomically(plan.schema, plan.git.content)
+    except OSError as exc:
+        result.status = "failed"
+        result.error = f"cannot write {plan.shown}: {exc.strerror or exc}"
+        result.state = _unchanged(plan.shown)
+        result.manual = [plan.update_command(), plan.generate_command()]
+
+
+def _generate(
+    ws: Workspace,
+    plan: SchemaUpdatePlan,
+    result: SchemaUpdateResult,
+    progress: Callable[[str], None] | None,
+) -> None:
+    """``prisma generate`` after the update (or the reason it cannot run here)."""
+    done = _done(plan, changed=result.status == "updated")
+    if plan.cli is None:
+        result.reason = plan.cli_missing
+        result.state = f"{done}; the Prisma Client was not generated"
+        result.manual = [plan.generate_command()]
+        return
+    if progress:
+        progress("prisma generate")
+    run = _cli(ws, plan, ["generate", "--schema", plan.shown])
+    result.commands.append(run)
+    if run.ok:
+        result.generate = "ok"
+        result.state = f"{done}; the Prisma Client was generated from it"
+        return
+    result.generate = "failed"
+    result.error = run.describe()
+    result.state = f"{done}; the Prisma Client was NOT generated (it still matches the old schema)"
+    result.manual = [plan.generate_command()]
+
+
+def _cli(ws: Workspace, plan: SchemaUpdatePlan, args: list[str]) -> CommandRun:
+    assert plan.cli is not None
+    return run_cli(
+        plan.cli,
+        args,
+        cwd=ws.config.root,
+        env=cli_environment(ws.url, plan.env_vars),
+        timeout=ws.config.hook_timeout,
+        secrets=ws.url.secrets,
+    )
+
+
+def write_atomically(path: Path, content: bytes) -> None:
+    """Replace ``path``'s content with ``content`` (a reader sees the old or the new file,
+    never part of one); its permission bits stay."""
+    mode = path.stat().st_mode & 0o7777
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as file:
+            file.write(content)
+        os.chmod(temporary, mode)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def unified_diff(before: bytes, after: bytes, name: str) -> str:
+    """``git diff`` style unified diff of a file's two versions ("" when equal); ``git apply
+    -R`` takes it back."""
+    if before == after:
+        return ""
+    old = before.decode("utf-8", "replace").splitlines(keepends=True)
+    new = after.decode("utf-8", "replace").splitlines(keepends=True)
+    lines = []
+    for line in difflib.unified_diff(old, new, f"a/{name}", f"b/{name}", lineterm="\n"):
+        lines.append(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n")
+    return "".join(lines)
+
+
+def failure(result: SchemaUpdateResult) -> SchemaUpdateFailed:
+    """The error a failed update ends the command with: what failed, what state schema.prisma
+    is in, and what to run by hand."""
+    return SchemaUpdateFailed(
+        f"--update-schema={result.mode}: {result.error}; the rollback itself is committed",
+        hint=f"{result.state}. To do by hand: " + "; then ".join(result.manual),
+    )
+
+
+def _unchanged(shown: str) -> str:
+    return f"{shown} is unchanged: it still describes the schema before the rollback"
+
+
+def _done(plan: SchemaUpdatePlan, *, changed: bool) -> str:
+    """What the update did to schema.prisma, in words."""
+    if plan.git is not None:
+        commit = plan.git.commit[:12]
+        if changed:
+            return f"{plan.shown} was restored from git commit {commit}"
+        return f"{plan.shown} already matched git commit {commit} (unchanged)"
+    if changed:
+        return f"{plan.shown} was rewritten from the database by `prisma db pull`"
+    return f"{plan.shown} already matched the database (`prisma db pull` changed nothing)"
+
+
+def _read(path: Path) -> bytes:
+    """The file's bytes; empty when it cannot be read (gone, unreadable)."""
+    try:
+        return path.read_bytes()
+    except OSError:
+        return b""
