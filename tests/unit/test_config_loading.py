@@ -237,7 +237,7 @@ timeout = "90s"
     [
         (
             'layot = "plain"\n',
-            "unknown setting(s): layot (known: backup_dir, database_url, history_schema, hooks, "
+            "unknown setting(s): layot (known: backup_dir, database_url, direct_url, history_schema, hooks, "
             "layout, lock_retries, lock_timeout, lock_wait, migrations_dir, rollback_dir, "
             "scratch_prefix, shadow_url, statement_timeout)",
         ),

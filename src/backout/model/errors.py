@@ -5,7 +5,8 @@ Exit codes (documented in docs/exit-codes.md):
 - ``1`` a check or lint found problems, or the user declined;
 - ``2`` bad usage or input (flags, files, directives, configuration, untrustworthy history);
 - ``3`` could not get the lock, or a timeout;
-- ``4`` a database error (whatever the command was doing was undone).
+- ``4`` a database error (whatever the command was doing was undone);
+- ``5`` the URL reaches PostgreSQL through a connection pooler in transaction mode (refused).
 """
 
 from __future__ import annotations
@@ -105,6 +106,13 @@ class DatabaseError(BackoutError):
 
 class DatabaseUnavailable(DatabaseError):
     """The database could not be reached or refused the credentials."""
+
+
+class PoolerRefused(BackoutError):
+    """The URL reaches the database through a connection pooler in transaction (or statement)
+    mode, where a session advisory lock and ``SET`` do not hold; refused before anything ran."""
+
+    exit_code: ClassVar[int] = 5
 
 
 class ToolMissing(BackoutError):

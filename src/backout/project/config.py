@@ -19,6 +19,7 @@ from typing import Any
 from backout.dialects.scratch_names import check_prefix
 from backout.model.errors import ConfigError
 from backout.model.urls import DatabaseURL, parse_url
+from backout.project.prisma_schema import read_datasource, schema_files, url_field
 
 DEFAULT_URL = "sqlite:///backout.db"
 LAYOUT_NAMES = ("prisma", "plain", "dbmate")
@@ -53,8 +54,12 @@ class Config:
 
     root: Path
     database_url: str = DEFAULT_URL
-    #: where the URL came from: default, backout.toml, pyproject.toml, .env, environment, flag
+    #: where the URL came from: default, backout.toml, pyproject.toml, .env, environment,
+    #: directUrl in prisma/schema.prisma, direct_url in backout.toml, flag
     url_source: str = "default"
+    #: the URL is a direct URL (Prisma's ``directUrl``, backout.toml's ``direct_url``): one
+    #: meant for migrations, past any connection pooler
+    url_is_direct: bool = False
     config_file: Path | None = None
     layout: str | None = None
     migrations_dir: Path | None = None
@@ -106,6 +111,7 @@ _KEYS = {
     "migrations_dir",
     "rollback_dir",
     "database_url",
+    "direct_url",
     "shadow_url",
     "backup_dir",
     "lock_timeout",
@@ -161,14 +167,16 @@ def _tool_section(path: Path, data: dict[str, Any]) -> dict[str, Any] | None:
     return dict(section)
 
 
-def _dotenv_url(root: Path) -> tuple[str | None, str]:
+def _dotenv_url(root: Path, name: str = "DATABASE_URL") -> tuple[str | None, str]:
+    """The variable ``name`` from ``.env``, else ``prisma/.env`` (Prisma loads both), and the
+    file it came from."""
     for candidate in (root / ".env", root / "prisma" / ".env"):
         if candidate.is_file():
             # imported only when there is a file to read: every command starts here
             from dotenv import dotenv_values
 
-            value = dotenv_values(candidate).get("DATABASE_URL")
-            if value:
+            value = dotenv_values(candidate).get(name)
+            if value is not None:
                 return value, str(candidate.relative_to(root))
     return None, ""
 
@@ -201,8 +209,11 @@ def load_config(
     values.update(_file_values(data, where, root))
     values.update(_hook_values(data.get("hooks", {}), where))
     chosen = _choose_url(data, source_name, where, root, env, url)
+    if validate_url and not url:
+        chosen = _direct_url(data, where, root, env, values.get("layout")) or chosen
     values["database_url"] = chosen.url
     values["url_source"] = chosen.source
+    values["url_is_direct"] = chosen.direct
     values.update(_flag_values(flags))
     config = Config(**values)
     if validate_url:
@@ -219,7 +230,7 @@ def _file_values(data: dict[str, Any], where: str, root: Path) -> dict[str, Any]
             if not isinstance(data[key], str) or not data[key]:
                 raise ConfigError(f"{where}: {key} must be a non-empty string")
             values[key] = (root / data[key]).resolve()
-    for key in ("layout", "shadow_url", "history_schema", "database_url"):
+    for key in ("layout", "shadow_url", "history_schema", "database_url", "direct_url"):
         if key in data and not isinstance(data[key], str):
             raise ConfigError(f"{where}: {key} must be a string")
     for key in ("layout", "shadow_url", "history_schema"):
@@ -280,6 +291,8 @@ class _ChosenURL:
     source: str
     #: for error messages: "--url", "the DATABASE_URL environment variable", ...
     origin: str
+    #: a direct URL (Prisma's directUrl, backout.toml's direct_url)
+    direct: bool = False
 
 
 def _choose_url(
@@ -304,6 +317,54 @@ def _choose_url(
     if url:
         chosen = _ChosenURL(url, "flag", "--url")
     return chosen
+
+
+def _direct_url(
+    data: dict[str, Any], where: str, root: Path, env: Mapping[str, str], layout: str | None
+) -> _ChosenURL | None:
+    """The direct URL, which beats ``DATABASE_URL`` as Prisma Migrate's ``directUrl`` beats
+    ``url``: ``direct_url`` in the configuration file, else the ``directUrl`` of the Prisma
+    schema's datasource; None when neither is set. Its ``env("NAME")`` is read from the
+    environment, then from .env and prisma/.env, as Prisma does; unset or empty is an error
+    (Prisma's too), naming the file and the variable."""
+
+    def lookup(name: str) -> str | None:
+        return env[name] if name in env else _dotenv_url(root, name)[0]
+
+    if data.get("direct_url"):
+        field = url_field("direct_url", data["direct_url"], where)
+        return _ChosenURL(
+            field.resolve(lookup),
+            f"direct_url in {Path(where).name}",
+            field.describe() + f" in {where}",
+            direct=True,
+        )
+    if layout not in (None, "prisma"):
+        return None
+    datasource = read_datasource(root, schema_files(root))
+    if datasource is None or datasource.direct_url is None:
+        return None
+    field = datasource.direct_url
+    return _ChosenURL(
+        field.resolve(lookup),
+        f"directUrl in {field.path}",
+        f"{field.describe()} in {field.where}",
+        direct=True,
+    )
+
+
+def direct_url_hint(config: Config) -> str:
+    """How to give backout a direct URL (one past the connection pooler), for a refusal."""
+    if config.url_is_direct:
+        return (
+            f"the direct URL ({config.url_source}) must reach the database server itself, "
+            "not the pooler: correct it, or pass --url"
+        )
+    return (
+        'give backout a direct URL, as Prisma Migrate takes one: directUrl = env("DIRECT_URL") '
+        "in the datasource of prisma/schema.prisma, or direct_url in backout.toml, or --url "
+        "(see docs/poolers.md)"
+    )
 
 
 def _flag_values(flags: Mapping[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,175 @@
+"""The ``datasource`` block of a Prisma schema: where Prisma's CLI connects.
+
+Prisma Migrate connects with ``directUrl`` when the datasource has one, else with ``url``
+(prisma-engines' ``Datasource::load_direct_url``); each is a string literal or ``env("NAME")``.
+A production project behind a connection pooler (PgBouncer, Supavisor, Accelerate) points
+``url`` at the pooler and ``directUrl`` at the database server, so backout, like Prisma Migrate,
+connects with ``directUrl``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from backout.model.errors import ConfigError
+
+#: ``datasource db {``: the block's body ends at the next ``}`` (a datasource has no nested
+#: blocks; its lists use brackets)
+_BLOCK = re.compile(r"\bdatasource\s+(?P<name>\w+)\s*\{(?P<body>[^}]*)\}", re.S)
+_FIELD = re.compile(r"^\s*(?P<key>\w+)\s*=\s*(?P<value>.*?)\s*$")
+_ENV = re.compile(r'^env\(\s*"(?P<name>(?:[^"\\]|\\.)*)"\s*\)$')
+_STRING = re.compile(r'^"(?:[^"\\]|\\.)*"$')
+
+
+@dataclass(frozen=True)
+class DatasourceField:
+    """One URL field of the datasource: a literal or the name of an environment variable."""
+
+    key: str
+    #: the string literal's value, or None for ``env("NAME")``
+    literal: str | None
+    #: the variable ``env("NAME")`` names, or None for a literal
+    env: str | None
+    #: the file (as shown in messages) and the field's line (None: not known)
+    path: str
+    line: int | None
+
+    @property
+    def where(self) -> str:
+        """``prisma/schema.prisma:7``, for messages."""
+        return f"{self.path}:{self.line}" if self.line is not None else self.path
+
+    def describe(self) -> str:
+        """How the schema spells it: ``directUrl = env("DIRECT_URL")`` (never the literal,
+        which may hold a password)."""
+        return f'{self.key} = env("{self.env}")' if self.env is not None else f"{self.key}"
+
+    def resolve(self, lookup: Callable[[str], str | None]) -> str:
+        """The URL: the literal, or the variable's value from ``lookup`` (the environment,
+        then .env files, as Prisma loads them); a ConfigError when it is unset or empty."""
+        if self.env is None:
+            literal = self.literal or ""
+            if not literal.strip():
+                raise ConfigError(f"{self.where}: {self.key} is an empty string")
+            return literal
+        value = lookup(self.env)
+        if value is None:
+            raise ConfigError(
+                f"{self.where}: {self.describe()}: environment variable {self.env} is not set "
+                "(nor in .env or prisma/.env)",
+                hint=f"set {self.env} to the database's direct URL, or pass --url",
+            )
+        if not value.strip():
+            raise ConfigError(
+                f"{self.where}: {self.describe()}: environment variable {self.env} is empty"
+            )
+        return value
+
+
+@dataclass(frozen=True)
+class Datasource:
+    """What backout reads of a schema's ``datasource`` block: its ``directUrl`` (``url`` is
+    ``DATABASE_URL`` by Prisma's convention, which backout reads itself)."""
+
+    path: str
+    direct_url: DatasourceField | None = None
+
+
+def strip_comments(text: str) -> str:
+    """``text`` with its ``//`` comments blanked (not those inside string literals, such as
+    the ``//`` of ``"postgresql://..."``); line numbers are kept."""
+    out: list[str] = []
+    for line in text.split("\n"):
+        in_string = escaped = False
+        cut = len(line)
+        for index, char in enumerate(line):
+            if in_string:
+                if escaped:
+                    escaped = False
+                elif char == "\\":
+                    escaped = True
+                elif char == '"':
+                    in_string = False
+            elif char == '"':
+                in_string = True
+            elif line.startswith("//", index):
+                cut = index
+                break
+        out.append(line[:cut])
+    return "\n".join(out)
+
+
+def url_field(key: str, text: str, path: str, line: int | None = None) -> DatasourceField:
+    """A URL setting written as a URL or as Prisma's ``env("NAME")`` (``direct_url`` in
+    backout.toml: the TOML string's own text)."""
+    env = _ENV.match(text.strip())
+    if env is not None:
+        return DatasourceField(key, None, _unquote(f'"{env["name"]}"'), path, line)
+    return DatasourceField(key, text, None, path, line)
+
+
+def _field(key: str, value: str, path: str, line: int) -> DatasourceField:
+    env = _ENV.match(value)
+    if env is not None:
+        return DatasourceField(key, None, _unquote(f'"{env["name"]}"'), path, line)
+    if _STRING.match(value):
+        return DatasourceField(key, _unquote(value), None, path, line)
+    raise ConfigError(
+        f'{path}:{line}: {key} must be a string or env("NAME"), got {value[:40]!r}'
+        if not value.startswith('"')
+        else f"{path}:{line}: {key}: unterminated string"
+    )
+
+
+def _unquote(quoted: str) -> str:
+    try:
+        return str(json.loads(quoted))
+    except ValueError:
+        return quoted[1:-1]
+
+
+def parse_datasource(text: str, path: str) -> Datasource | None:
+    """The datasource block of one schema file's text; None when it has none."""
+    clean = strip_comments(text)
+    block = _BLOCK.search(clean)
+    if block is None:
+        return None
+    first_line = clean.count("\n", 0, block.start("body")) + 1
+    fields: dict[str, DatasourceField] = {}
+    for offset, raw in enumerate(block["body"].split("\n")):
+        match = _FIELD.match(raw)
+        if match is not None and match["key"] == "directUrl":
+            fields[match["key"]] = _field(match["key"], match["value"], path, first_line + offset)
+    return Datasource(path=path, direct_url=fields.get("directUrl"))
+
+
+def schema_files(root: Path, prisma_dir: Path | None = None) -> list[Path]:
+    """The Prisma schema files Prisma's CLI would read, in order: ``prisma/schema.prisma``,
+    the ``prisma/schema/`` folder of a multi-file schema, ``schema.prisma`` at the root."""
+    prisma = prisma_dir or root / "prisma"
+    found = [prisma / "schema.prisma"]
+    folder = prisma / "schema"
+    if folder.is_dir():
+        found.extend(sorted(folder.glob("*.prisma")))
+    found.append(root / "schema.prisma")
+    return [path for path in found if path.is_file()]
+
+
+def read_datasource(root: Path, files: Iterable[Path]) -> Datasource | None:
+    """The first datasource block among ``files`` (a Prisma project has one)."""
+    for path in files:
+        display = path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"{display}: cannot read: {exc.strerror or exc}") from exc
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{display}: not valid UTF-8") from exc
+        datasource = parse_datasource(text, display)
+        if datasource is not None:
+            return datasource
+    return None
