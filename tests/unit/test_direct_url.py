@@ -53,7 +53,10 @@ def test_env_direct_url_is_read_past_comments() -> None:
 
 
 def test_literal_direct_url_keeps_its_double_slash() -> None:
-    text = 'datasource db {\n  provider = "postgresql"\n  directUrl = "postgresql://u@h:5432/d" // x\n}\n'
+    text = (
+        'datasource db {\n  provider = "postgresql"\n'
+        '  directUrl = "postgresql://u@h:5432/d" // x\n}\n'
+    )
     datasource = parse_datasource(text, "schema.prisma")
     assert datasource is not None and datasource.direct_url is not None
     assert datasource.direct_url.literal == "postgresql://u@h:5432/d"
