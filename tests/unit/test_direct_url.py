@@ -175,3 +175,28 @@ def test_other_layout_ignores_schema_prisma(tmp_path: Path) -> None:
     root = project(tmp_path, {"prisma/schema.prisma": SCHEMA, "backout.toml": 'layout = "plain"\n'})
     config = load_config(root, environ={"DATABASE_URL": POOLED})
     assert config.database_url == POOLED
+
+
+def test_optional_direct_url_is_passed_over_when_its_variable_is_unset(tmp_path: Path) -> None:
+    """lint (which can do without the database) falls back instead of refusing."""
+    root = project(tmp_path, {"prisma/schema.prisma": SCHEMA})
+    config = load_config(root, environ={}, direct_url_optional=True)
+    assert (config.url_source, config.url_is_direct) == ("default", False)
+    with pytest.raises(ConfigError, match="is empty"):
+        load_config(root, environ={"DIRECT_URL": ""}, direct_url_optional=True)
+
+
+def test_lint_runs_offline_without_the_variable(tmp_path: Path) -> None:
+    from tests.helpers import run
+
+    root = project(
+        tmp_path,
+        {
+            "prisma/schema.prisma": SCHEMA,
+            "prisma/migrations/20240101000000_a/migration.sql": "CREATE TABLE a (id int);\n",
+            "prisma/rollback/20240101000000_a_rollback.sql": "-- backout:risk HIGH\nDROP TABLE a;\n",
+        },
+    )
+    assert run(["lint"], project=root).exit_code == 0
+    refused = run(["lint", "--check-database"], project=root)
+    assert refused.exit_code == 2 and "DIRECT_URL is not set" in refused.output

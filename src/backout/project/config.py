@@ -19,7 +19,7 @@ from typing import Any
 from backout.dialects.scratch_names import check_prefix
 from backout.model.errors import ConfigError
 from backout.model.urls import DatabaseURL, parse_url
-from backout.project.prisma_schema import read_datasource, schema_files, url_field
+from backout.project.prisma_schema import UnsetVariable, read_datasource, schema_files, url_field
 
 DEFAULT_URL = "sqlite:///backout.db"
 LAYOUT_NAMES = ("prisma", "plain", "dbmate")
@@ -188,12 +188,15 @@ def load_config(
     environ: Mapping[str, str] | None = None,
     url: str | None = None,
     validate_url: bool = True,
+    direct_url_optional: bool = False,
     **flags: Any,
 ) -> Config:
     """Build the Config for the project at ``root`` (default: the current folder).
 
     ``url`` and ``flags`` are command-line values; ``None`` means "not given".
-    ``validate_url=False`` is for commands that never connect (init, new).
+    ``validate_url=False`` is for commands that never connect (init, new), which ignore the
+    direct URL; ``direct_url_optional`` for those that can do without the database (lint):
+    a direct URL whose variable is unset is then passed over instead of refused.
     """
     root = (root or Path.cwd()).resolve()
     env = os.environ if environ is None else environ
@@ -210,7 +213,11 @@ def load_config(
     values.update(_hook_values(data.get("hooks", {}), where))
     chosen = _choose_url(data, source_name, where, root, env, url)
     if validate_url and not url:
-        chosen = _direct_url(data, where, root, env, values.get("layout")) or chosen
+        try:
+            chosen = _direct_url(data, where, root, env, values.get("layout")) or chosen
+        except UnsetVariable:
+            if not direct_url_optional:
+                raise
     values["database_url"] = chosen.url
     values["url_source"] = chosen.source
     values["url_is_direct"] = chosen.direct

@@ -25,6 +25,10 @@ _ENV = re.compile(r'^env\(\s*"(?P<name>(?:[^"\\]|\\.)*)"\s*\)$')
 _STRING = re.compile(r'^"(?:[^"\\]|\\.)*"$')
 
 
+class UnsetVariable(ConfigError):
+    """The environment variable a URL's ``env("NAME")`` names is not set anywhere."""
+
+
 @dataclass(frozen=True)
 class DatasourceField:
     """One URL field of the datasource: a literal or the name of an environment variable."""
@@ -58,7 +62,7 @@ class DatasourceField:
             return literal
         value = lookup(self.env)
         if value is None:
-            raise ConfigError(
+            raise UnsetVariable(
                 f"{self.where}: {self.describe()}: environment variable {self.env} is not set "
                 "(nor in .env or prisma/.env)",
                 hint=f"set {self.env} to the database's direct URL, or pass --url",

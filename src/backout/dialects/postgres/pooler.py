@@ -91,7 +91,9 @@ def check_not_transaction_pooled(conn: Any, conninfo: str, url: DatabaseURL) -> 
         # it back just in time for one of them (one round trip each, on this path only)
         seen = {conn.execute(_PID).fetchone()[0] for _ in range(_LOOKS)}
     except psycopg.Error as exc:
-        # statement mode refuses the second connection's transaction
+        if "pool" not in str(exc).lower():
+            raise  # not the pooler's refusal: the caller reports it as a database error
+        # PgBouncer's statement mode refuses the second connection's transaction
         raise PoolerRefused(
             f"{url.masked()} goes through a connection pooler that refused a transaction "
             f"({scrub(str(exc).strip(), url.secrets)}): statement pooling, where {_WHY}"
