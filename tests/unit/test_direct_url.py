@@ -194,7 +194,9 @@ def test_lint_runs_offline_without_the_variable(tmp_path: Path) -> None:
         {
             "prisma/schema.prisma": SCHEMA,
             "prisma/migrations/20240101000000_a/migration.sql": "CREATE TABLE a (id int);\n",
-            "prisma/rollback/20240101000000_a_rollback.sql": "-- backout:risk HIGH\nDROP TABLE a;\n",
+            "prisma/rollback/20240101000000_a_rollback.sql": (
+                "-- backout:risk HIGH\nDROP TABLE a;\n"
+            ),
         },
     )
     assert run(["lint"], project=root).exit_code == 0
