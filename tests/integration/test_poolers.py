@@ -145,13 +145,13 @@ def _stop(pooler: Pooler) -> None:
 
 @pytest.fixture(scope="module")
 def poolers(pg_admin_url: str) -> Iterator[dict[str, Pooler]]:
-    """PgBouncers in transaction and session mode in front of the test server."""
+    """PgBouncers in transaction, session and statement mode in front of the test server."""
     binary = _pgbouncer()
     folder = Path(tempfile.mkdtemp(prefix="backout_pgbouncer_"))
     folder.chmod(0o755)
     started: dict[str, Pooler] = {}
     try:
-        for mode in ("transaction", "session"):
+        for mode in ("transaction", "session", "statement"):
             started[mode] = _start(binary, folder, mode, pg_admin_url)
         yield started
     finally:
@@ -161,12 +161,14 @@ def poolers(pg_admin_url: str) -> Iterator[dict[str, Pooler]]:
 
 
 def advisory_locks(url: str) -> list[tuple[int, int]]:
-    """The advisory locks on the server (classid, objid) that backout or Prisma use."""
+    """The advisory locks on this database (classid, objid) that backout or Prisma use (the
+    server is shared: other tests hold them on databases of their own)."""
     with psycopg.connect(url, autocommit=True) as conn:
         keys = [(k >> 32) & 0xFFFFFFFF for k in (BACKOUT_LOCK_KEY, PRISMA_LOCK_KEY)]
         return conn.execute(
             "SELECT classid::bigint, objid::bigint FROM pg_locks "
-            "WHERE locktype = 'advisory' AND classid::bigint = ANY(%s)",
+            "WHERE locktype = 'advisory' AND classid::bigint = ANY(%s) AND database = "
+            "(SELECT oid FROM pg_database WHERE datname = current_database())",
             (keys,),
         ).fetchall()
 
@@ -283,7 +285,8 @@ def test_detection_holds_under_load(pg_url: str, poolers: dict[str, Pooler]) -> 
                 conn.execute("SELECT pg_sleep(0.001)")
 
     verdicts: dict[str, list[bool]] = {}
-    for mode, pool in poolers.items():
+    for mode in ("transaction", "session"):
+        pool = poolers[mode]
         url = pool.url(pg_url)
         workers = [threading.Thread(target=busy, args=(url,)) for _ in range(4)]
         for worker in workers:
@@ -304,3 +307,14 @@ def test_detection_holds_under_load(pg_url: str, poolers: dict[str, Pooler]) -> 
                 worker.join()
             stop.clear()
     assert verdicts == {"transaction": [True] * 10, "session": [False] * 10}
+
+
+def test_statement_pooler_is_refused(
+    tmp_path: Path, pg_url: str, poolers: dict[str, Pooler]
+) -> None:
+    project = write(tmp_path, PROJECT)
+    result = run(["up"], project=project, env={"DATABASE_URL": poolers["statement"].url(pg_url)})
+    assert result.exit_code == 5, result.output
+    assert "statement pooling" in result.output
+    assert tables(pg_url) == set()
+    assert advisory_locks(pg_url) == []
