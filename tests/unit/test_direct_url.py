@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from backout.model.errors import ConfigError
 from backout.project.config import load_config
@@ -202,3 +204,28 @@ def test_lint_runs_offline_without_the_variable(tmp_path: Path) -> None:
     assert run(["lint"], project=root).exit_code == 0
     refused = run(["lint", "--check-database"], project=root)
     assert refused.exit_code == 2 and "DIRECT_URL is not set" in refused.output
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.text(alphabet='ab =(){}"\\:/', max_size=20),
+            st.text(alphabet='xyz /"', max_size=10),
+        ),
+        max_size=8,
+    )
+)
+def test_strip_comments_only_cuts_at_a_comment_outside_strings(
+    lines: list[tuple[str, str]],
+) -> None:
+    """Lines are kept (numbers stay right); a line without "//" is unchanged; what is cut
+    starts with a "//"."""
+    text = "\n".join(f'{code} "{literal}"' for code, literal in lines)
+    stripped = strip_comments(text).split("\n")
+    assert len(stripped) == len(text.split("\n"))
+    for before, after in zip(text.split("\n"), stripped, strict=True):
+        assert before.startswith(after)
+        if "//" not in before:
+            assert after == before
+        elif after != before:
+            assert before[len(after) :].startswith("//")

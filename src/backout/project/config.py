@@ -25,6 +25,8 @@ DEFAULT_URL = "sqlite:///backout.db"
 LAYOUT_NAMES = ("prisma", "plain", "dbmate")
 HOOK_NAMES = ("stop_app", "before_rollback", "after_rollback", "deploy_previous", "smoke")
 CONFIG_FILE = "backout.toml"
+#: how :attr:`Config.url_source` starts for a direct URL
+DIRECT_SOURCES = ("directUrl in ", "direct_url in ")
 
 _DURATION = re.compile(r"^\s*(?P<num>\d+(?:\.\d+)?)\s*(?P<unit>ms|s|m|min|h)?\s*$")
 _UNITS = {None: 1.0, "s": 1.0, "ms": 0.001, "m": 60.0, "min": 60.0, "h": 3600.0}
@@ -57,9 +59,6 @@ class Config:
     #: where the URL came from: default, backout.toml, pyproject.toml, .env, environment,
     #: directUrl in prisma/schema.prisma, direct_url in backout.toml, flag
     url_source: str = "default"
-    #: the URL is a direct URL (Prisma's ``directUrl``, backout.toml's ``direct_url``): one
-    #: meant for migrations, past any connection pooler
-    url_is_direct: bool = False
     config_file: Path | None = None
     layout: str | None = None
     migrations_dir: Path | None = None
@@ -77,6 +76,12 @@ class Config:
     hook_timeout: float = 300.0
     #: schema holding backout's own tables where the database has schemas (PostgreSQL)
     history_schema: str = "backout"
+
+    @property
+    def url_is_direct(self) -> bool:
+        """The URL is a direct URL (Prisma's ``directUrl``, backout.toml's ``direct_url``):
+        one meant for migrations, past any connection pooler."""
+        return self.url_source.startswith(DIRECT_SOURCES)
 
     @property
     def url(self) -> DatabaseURL:
@@ -220,7 +225,6 @@ def load_config(
                 raise
     values["database_url"] = chosen.url
     values["url_source"] = chosen.source
-    values["url_is_direct"] = chosen.direct
     values.update(_flag_values(flags))
     config = Config(**values)
     if validate_url:
@@ -298,8 +302,6 @@ class _ChosenURL:
     source: str
     #: for error messages: "--url", "the DATABASE_URL environment variable", ...
     origin: str
-    #: a direct URL (Prisma's directUrl, backout.toml's direct_url)
-    direct: bool = False
 
 
 def _choose_url(
@@ -344,7 +346,6 @@ def _direct_url(
             field.resolve(lookup),
             f"direct_url in {Path(where).name}",
             field.describe() + f" in {where}",
-            direct=True,
         )
     if layout not in (None, "prisma"):
         return None
@@ -356,7 +357,6 @@ def _direct_url(
         field.resolve(lookup),
         f"directUrl in {field.path}",
         f"{field.describe()} in {field.where}",
-        direct=True,
     )
 
 
