@@ -26,19 +26,20 @@ from __future__ import annotations
 
 import os
 import socket
-from contextlib import suppress
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from backout.model.errors import DatabaseUnavailable, PoolerRefused
 from backout.model.urls import DatabaseURL, scrub
 
-_WHO_AM_I = "SELECT pg_backend_pid(), inet_client_port()"
+_WHO_AM_I = "SELECT inet_client_port()"
 _PID = "SELECT pg_backend_pid()"
 #: connection strings this process has found not pooled per transaction (checked once each)
 _VERIFIED: set[str] = set()
-#: how many times the first connection asks for its pid while the second holds a transaction
-_LOOKS = 3
+#: rounds of the second step: each one alone misses transaction pooling only when another client
+#: takes and gives back the probe's backend at the wrong moments (1 probe in about 50 with four
+#: other clients on a starved CPU); rounds are cheap (4 round trips) and only a pool pays them
+_ROUNDS = 3
 _WHY = "backout's session lock and SET would not hold there"
 
 
@@ -71,7 +72,7 @@ def check_not_transaction_pooled(conn: Any, conninfo: str, url: DatabaseURL) -> 
     connection string already checked by this process."""
     if conninfo in _VERIFIED:
         return
-    pid, client_port = conn.execute(_WHO_AM_I).fetchone()
+    (client_port,) = conn.execute(_WHO_AM_I).fetchone()
     if client_port is not None and client_port == _local_port(conn):
         _VERIFIED.add(conninfo)
         return
@@ -86,10 +87,8 @@ def check_not_transaction_pooled(conn: Any, conninfo: str, url: DatabaseURL) -> 
             f"pooler: {reason}"
         ) from exc
     try:
-        (other_pid,) = other.execute(_PID).fetchone() or (None,)
-        # a few more looks: under load, another client may have had that backend and given
-        # it back just in time for one of them (one round trip each, on this path only)
-        seen = {conn.execute(_PID).fetchone()[0] for _ in range(_LOOKS)}
+        for _ in range(_ROUNDS):
+            _one_round(conn, other, url)
     except psycopg.Error as exc:
         if "pool" not in str(exc).lower():
             raise  # not the pooler's refusal: the caller reports it as a database error
@@ -99,13 +98,20 @@ def check_not_transaction_pooled(conn: Any, conninfo: str, url: DatabaseURL) -> 
             f"({scrub(str(exc).strip(), url.secrets)}): statement pooling, where {_WHY}"
         ) from exc
     finally:
-        with suppress(psycopg.Error):
-            other.rollback()
         other.close()
-    if other_pid == pid or seen != {pid}:
+    _VERIFIED.add(conninfo)
+
+
+def _one_round(conn: Any, other: Any, url: DatabaseURL) -> None:
+    """One look: ``conn``'s backend, then ``other``'s inside a transaction (which pins it), then
+    ``conn``'s again; PoolerRefused when a pid moved."""
+    (pid,) = conn.execute(_PID, prepare=False).fetchone()
+    (other_pid,) = other.execute(_PID, prepare=False).fetchone()
+    (again,) = conn.execute(_PID, prepare=False).fetchone()
+    other.rollback()
+    if other_pid == pid or again != pid:
         raise PoolerRefused(
             f"{url.masked()} goes through a connection pooler in transaction mode (backend "
             f"pid {pid} {'was lent to another connection' if other_pid == pid else 'changed'} "
             f"between two transactions), where {_WHY}"
         )
-    _VERIFIED.add(conninfo)
