@@ -229,3 +229,17 @@ def test_strip_comments_only_cuts_at_a_comment_outside_strings(
             assert after == before
         elif after != before:
             assert before[len(after) :].startswith("//")
+
+
+def test_schema_beside_a_configured_migrations_folder(tmp_path: Path) -> None:
+    """A monorepo: the schema sits beside migrations_dir, as the layout reads its provider."""
+    root = project(
+        tmp_path,
+        {
+            "apps/api/prisma/schema.prisma": SCHEMA,
+            "backout.toml": 'migrations_dir = "apps/api/prisma/migrations"\n',
+        },
+    )
+    (root / "apps/api/prisma/migrations").mkdir()
+    config = load_config(root, environ={"DIRECT_URL": DIRECT})
+    assert config.url_source == "directUrl in apps/api/prisma/schema.prisma"

@@ -219,7 +219,7 @@ def load_config(
     chosen = _choose_url(data, source_name, where, root, env, url)
     if validate_url and not url:
         try:
-            chosen = _direct_url(data, where, root, env, values.get("layout")) or chosen
+            chosen = _direct_url(data, where, root, env, values) or chosen
         except UnsetVariable:
             if not direct_url_optional:
                 raise
@@ -329,13 +329,14 @@ def _choose_url(
 
 
 def _direct_url(
-    data: dict[str, Any], where: str, root: Path, env: Mapping[str, str], layout: str | None
+    data: dict[str, Any], where: str, root: Path, env: Mapping[str, str], values: dict[str, Any]
 ) -> _ChosenURL | None:
     """The direct URL, which beats ``DATABASE_URL`` as Prisma Migrate's ``directUrl`` beats
     ``url``: ``direct_url`` in the configuration file, else the ``directUrl`` of the Prisma
-    schema's datasource; None when neither is set. Its ``env("NAME")`` is read from the
-    environment, then from .env and prisma/.env, as Prisma does; unset or empty is an error
-    (Prisma's too), naming the file and the variable."""
+    schema's datasource (beside the migrations folder when ``migrations_dir`` is set, as the
+    Prisma layout reads its provider); None when neither is set. Its ``env("NAME")`` is read
+    from the environment, then from .env and prisma/.env, as Prisma does; unset or empty is an
+    error (Prisma's too), naming the file and the variable."""
 
     def lookup(name: str) -> str | None:
         return env[name] if name in env else _dotenv_url(root, name)[0]
@@ -347,9 +348,12 @@ def _direct_url(
             f"direct_url in {Path(where).name}",
             field.describe() + f" in {where}",
         )
-    if layout not in (None, "prisma"):
+    if values.get("layout") not in (None, "prisma"):
         return None
-    datasource = read_datasource(root, schema_files(root))
+    migrations: Path | None = values.get("migrations_dir")
+    datasource = read_datasource(
+        root, schema_files(root, migrations.parent if migrations else None)
+    )
     if datasource is None or datasource.direct_url is None:
         return None
     field = datasource.direct_url
