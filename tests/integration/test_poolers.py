@@ -318,3 +318,28 @@ def test_statement_pooler_is_refused(
     assert "statement pooling" in result.output
     assert tables(pg_url) == set()
     assert advisory_locks(pg_url) == []
+
+
+def test_hint_for_other_layouts_names_backout_toml(
+    tmp_path: Path, pg_url: str, poolers: dict[str, Pooler]
+) -> None:
+    project = write(
+        tmp_path,
+        {
+            "backout.toml": 'layout = "plain"\n',
+            "migrations/001_a.up.sql": "CREATE TABLE a (id int);\n",
+            "migrations/001_a.down.sql": "-- backout:risk HIGH\nDROP TABLE a;\n",
+        },
+    )
+    pooled = poolers["transaction"].url(pg_url)
+    result = run(["up"], project=project, env={"DATABASE_URL": pooled})
+    assert result.exit_code == 5, result.output
+    assert "hint: give backout a direct URL (the database server, not the pooler): " in (
+        result.output
+    )
+    assert "schema.prisma" not in result.output
+    assert tables(pg_url) == set()
+    fixed = write(project, {"backout.toml": 'layout = "plain"\ndirect_url = \'env("DIRECT")\'\n'})
+    result = run(["up"], project=fixed, env={"DATABASE_URL": pooled, "DIRECT": pg_url})
+    assert result.exit_code == 0, result.output
+    assert "public.a" in tables(pg_url)

@@ -364,12 +364,18 @@ def _direct_url(
     )
 
 
-def direct_url_hint(config: Config) -> str:
-    """How to give backout a direct URL (one past the connection pooler), for a refusal."""
+def direct_url_hint(config: Config, *, prisma: bool = True) -> str:
+    """How to give backout a direct URL (one past the connection pooler), for a refusal;
+    ``prisma``: the project is in the Prisma layout, whose schema can name one."""
     if config.url_is_direct:
         return (
             f"the direct URL ({config.url_source}) must reach the database server itself, "
             "not the pooler: correct it, or pass --url"
+        )
+    if not prisma:
+        return (
+            "give backout a direct URL (the database server, not the pooler): "
+            "direct_url = 'env(\"DIRECT_URL\")' in backout.toml, or --url (see docs/poolers.md)"
         )
     return (
         'give backout a direct URL, as Prisma Migrate takes one: directUrl = env("DIRECT_URL") '

@@ -79,7 +79,7 @@ class Workspace:
         except PoolerRefused as exc:
             raise PoolerRefused(
                 f"{exc.message} (URL from {self.config.url_source})",
-                hint=direct_url_hint(self.config),
+                hint=direct_url_hint(self.config, prisma=self.project.ledger == "prisma"),
             ) from exc
         if self.private:
             session.known_tables = set()
