@@ -174,14 +174,14 @@ def _tool_section(path: Path, data: dict[str, Any]) -> dict[str, Any] | None:
 
 def _dotenv_url(root: Path, name: str = "DATABASE_URL") -> tuple[str | None, str]:
     """The variable ``name`` from ``.env``, else ``prisma/.env`` (Prisma loads both), and the
-    file it came from."""
+    file it came from; an empty value counts as none."""
     for candidate in (root / ".env", root / "prisma" / ".env"):
         if candidate.is_file():
             # imported only when there is a file to read: every command starts here
             from dotenv import dotenv_values
 
             value = dotenv_values(candidate).get(name)
-            if value is not None:
+            if value:
                 return value, str(candidate.relative_to(root))
     return None, ""
 
