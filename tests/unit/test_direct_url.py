@@ -243,3 +243,12 @@ def test_schema_beside_a_configured_migrations_folder(tmp_path: Path) -> None:
     (root / "apps/api/prisma/migrations").mkdir()
     config = load_config(root, environ={"DIRECT_URL": DIRECT})
     assert config.url_source == "directUrl in apps/api/prisma/schema.prisma"
+
+
+def test_a_bad_direct_url_names_where_it_came_from(tmp_path: Path) -> None:
+    root = project(tmp_path, {"prisma/schema.prisma": SCHEMA})
+    with pytest.raises(ConfigError) as info:
+        load_config(root, environ={"DIRECT_URL": "oracle://u:pw@h/db"})
+    message = str(info.value)
+    assert message.startswith("unsupported database URL 'oracle://u:***@h/db'")
+    assert message.endswith('(from directUrl = env("DIRECT_URL") in prisma/schema.prisma:11)')
