@@ -11,7 +11,7 @@ import pytest
 
 from backout.model.errors import ConfigError
 from backout.project.config import load_config
-from backout.project.prisma_schema import read_datasource
+from backout.project.prisma_schema import datasource_of
 from backout.rollback.schema_update import unified_diff, write_atomically
 from backout.run.prisma_cli import find_prisma_cli
 
@@ -26,18 +26,20 @@ def test_the_datasource_names_its_variables() -> None:
       directUrl = env( "POSTGRES_URL_NON_POOLING" )
     }
     """
-    found = read_datasource(text)
+    found = datasource_of(text, "schema.prisma")
     assert found.env_vars == ("POSTGRES_PRISMA_URL", "POSTGRES_URL_NON_POOLING")
     assert found.literal is None
 
 
 def test_a_literal_url_is_reported() -> None:
-    found = read_datasource('datasource db {\n  provider = "sqlite"\n  url = "file:./dev.db"\n}\n')
+    found = datasource_of(
+        'datasource db {\n  provider = "sqlite"\n  url = "file:./dev.db"\n}\n', "schema.prisma"
+    )
     assert found.literal == "url" and found.env_vars == ()
 
 
 def test_no_datasource() -> None:
-    assert read_datasource("generator client {}\n").env_vars == ()
+    assert datasource_of("generator client {}\n", "schema.prisma").env_vars == ()
 
 
 def test_the_diff_is_git_style_and_applies_in_reverse(tmp_path: Path) -> None:

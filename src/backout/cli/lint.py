@@ -62,7 +62,11 @@ def lint(
     """
     if offline and check_database:
         raise UsageError("--offline and --check-database contradict each other")
-    config = build_config(url=url, project=project, config_file=config_file)
+    # lint reads the database only when it can: a direct URL (directUrl) whose variable is
+    # not set here (a commit hook, a CI job without secrets) is passed over, not refused
+    config = build_config(
+        url=url, project=project, config_file=config_file, direct_url_optional=not check_database
+    )
     report: LintReport = api.lint(
         config,
         paths,

@@ -6,7 +6,8 @@ Exit codes (documented in docs/exit-codes.md):
 - ``2`` bad usage or input (flags, files, directives, configuration, untrustworthy history);
 - ``3`` could not get the lock, or a timeout;
 - ``4`` a database error (whatever the command was doing was undone);
-- ``5`` the rollback committed, but updating schema.prisma after it failed
+- ``5`` the URL reaches PostgreSQL through a connection pooler in transaction mode (refused).
+- ``6`` the rollback committed, but updating schema.prisma after it failed
   (``rollback --update-schema``; the rollback stands).
 """
 
@@ -109,6 +110,13 @@ class DatabaseUnavailable(DatabaseError):
     """The database could not be reached or refused the credentials."""
 
 
+class PoolerRefused(BackoutError):
+    """The URL reaches the database through a connection pooler in transaction (or statement)
+    mode, where a session advisory lock and ``SET`` do not hold; refused before anything ran."""
+
+    exit_code: ClassVar[int] = 5
+
+
 class ToolMissing(BackoutError):
     """A required client tool (pg_dump, mariadb-dump, ...) is missing or too old."""
 
@@ -121,7 +129,7 @@ class SchemaUpdateFailed(BackoutError):
     """``rollback --update-schema``: the rollback committed and stands, but updating
     schema.prisma (or ``prisma generate``) after it failed."""
 
-    exit_code: ClassVar[int] = 5
+    exit_code: ClassVar[int] = 6
 
 
 class Terminated(KeyboardInterrupt):

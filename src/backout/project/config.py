@@ -20,6 +20,7 @@ from typing import Any
 from backout.dialects.scratch_names import check_prefix
 from backout.model.errors import ConfigError
 from backout.model.urls import DatabaseURL, parse_url
+from backout.project.prisma_schema import UnsetVariable, read_datasource, schema_files, url_field
 
 DEFAULT_URL = "sqlite:///backout.db"
 LAYOUT_NAMES = ("prisma", "plain", "dbmate")
@@ -27,6 +28,8 @@ HOOK_NAMES = ("stop_app", "before_rollback", "after_rollback", "deploy_previous"
 #: ``rollback --update-schema`` / ``[prisma] update_schema``: how schema.prisma follows a rollback
 UPDATE_SCHEMA_MODES = ("off", "pull", "git")
 CONFIG_FILE = "backout.toml"
+#: how :attr:`Config.url_source` starts for a direct URL
+DIRECT_SOURCES = ("directUrl in ", "direct_url in ")
 
 _DURATION = re.compile(r"^\s*(?P<num>\d+(?:\.\d+)?)\s*(?P<unit>ms|s|m|min|h)?\s*$")
 _UNITS = {None: 1.0, "s": 1.0, "ms": 0.001, "m": 60.0, "min": 60.0, "h": 3600.0}
@@ -56,7 +59,8 @@ class Config:
 
     root: Path
     database_url: str = DEFAULT_URL
-    #: where the URL came from: default, backout.toml, pyproject.toml, .env, environment, flag
+    #: where the URL came from: default, backout.toml, pyproject.toml, .env, environment,
+    #: directUrl in prisma/schema.prisma, direct_url in backout.toml, flag
     url_source: str = "default"
     config_file: Path | None = None
     layout: str | None = None
@@ -79,6 +83,12 @@ class Config:
     update_schema: str = "off"
     #: how to run the Prisma CLI (``[prisma] command``); None: node_modules/.bin/prisma
     prisma_command: str | None = None
+
+    @property
+    def url_is_direct(self) -> bool:
+        """The URL is a direct URL (Prisma's ``directUrl``, backout.toml's ``direct_url``):
+        one meant for migrations, past any connection pooler."""
+        return self.url_source.startswith(DIRECT_SOURCES)
 
     @property
     def url(self) -> DatabaseURL:
@@ -113,6 +123,7 @@ _KEYS = {
     "migrations_dir",
     "rollback_dir",
     "database_url",
+    "direct_url",
     "shadow_url",
     "backup_dir",
     "lock_timeout",
@@ -170,13 +181,15 @@ def _tool_section(path: Path, data: dict[str, Any]) -> dict[str, Any] | None:
     return dict(section)
 
 
-def _dotenv_url(root: Path) -> tuple[str | None, str]:
+def _dotenv_url(root: Path, name: str = "DATABASE_URL") -> tuple[str | None, str]:
+    """The variable ``name`` from ``.env``, else ``prisma/.env`` (Prisma loads both), and the
+    file it came from; an empty value counts as none."""
     for candidate in (root / ".env", root / "prisma" / ".env"):
         if candidate.is_file():
             # imported only when there is a file to read: every command starts here
             from dotenv import dotenv_values
 
-            value = dotenv_values(candidate).get("DATABASE_URL")
+            value = dotenv_values(candidate).get(name)
             if value:
                 return value, str(candidate.relative_to(root))
     return None, ""
@@ -189,12 +202,15 @@ def load_config(
     environ: Mapping[str, str] | None = None,
     url: str | None = None,
     validate_url: bool = True,
+    direct_url_optional: bool = False,
     **flags: Any,
 ) -> Config:
     """Build the Config for the project at ``root`` (default: the current folder).
 
     ``url`` and ``flags`` are command-line values; ``None`` means "not given".
-    ``validate_url=False`` is for commands that never connect (init, new).
+    ``validate_url=False`` is for commands that never connect (init, new), which ignore the
+    direct URL; ``direct_url_optional`` for those that can do without the database (lint):
+    a direct URL whose variable is unset is then passed over instead of refused.
     """
     root = (root or Path.cwd()).resolve()
     env = os.environ if environ is None else environ
@@ -211,6 +227,12 @@ def load_config(
     values.update(_hook_values(data.get("hooks", {}), where))
     values.update(_prisma_values(data.get("prisma", {}), where))
     chosen = _choose_url(data, source_name, where, root, env, url)
+    if validate_url and not url:
+        try:
+            chosen = _direct_url(data, where, root, env, values) or chosen
+        except UnsetVariable:
+            if not direct_url_optional:
+                raise
     values["database_url"] = chosen.url
     values["url_source"] = chosen.source
     values.update(_flag_values(flags))
@@ -229,7 +251,7 @@ def _file_values(data: dict[str, Any], where: str, root: Path) -> dict[str, Any]
             if not isinstance(data[key], str) or not data[key]:
                 raise ConfigError(f"{where}: {key} must be a non-empty string")
             values[key] = (root / data[key]).resolve()
-    for key in ("layout", "shadow_url", "history_schema", "database_url"):
+    for key in ("layout", "shadow_url", "history_schema", "database_url", "direct_url"):
         if key in data and not isinstance(data[key], str):
             raise ConfigError(f"{where}: {key} must be a string")
     for key in ("layout", "shadow_url", "history_schema"):
@@ -350,6 +372,62 @@ def _choose_url(
     if url:
         chosen = _ChosenURL(url, "flag", "--url")
     return chosen
+
+
+def _direct_url(
+    data: dict[str, Any], where: str, root: Path, env: Mapping[str, str], values: dict[str, Any]
+) -> _ChosenURL | None:
+    """The direct URL, which beats ``DATABASE_URL`` as Prisma Migrate's ``directUrl`` beats
+    ``url``: ``direct_url`` in the configuration file, else the ``directUrl`` of the Prisma
+    schema's datasource (beside the migrations folder when ``migrations_dir`` is set, as the
+    Prisma layout reads its provider); None when neither is set. Its ``env("NAME")`` is read
+    from the environment, then from .env and prisma/.env, as Prisma does; unset or empty is an
+    error (Prisma's too), naming the file and the variable."""
+
+    def lookup(name: str) -> str | None:
+        return env[name] if name in env else _dotenv_url(root, name)[0]
+
+    if data.get("direct_url"):
+        field = url_field("direct_url", data["direct_url"], where)
+        return _ChosenURL(
+            field.resolve(lookup),
+            f"direct_url in {Path(where).name}",
+            field.describe() + f" in {where}",
+        )
+    if values.get("layout") not in (None, "prisma"):
+        return None
+    migrations: Path | None = values.get("migrations_dir")
+    datasource = read_datasource(
+        root, schema_files(root, migrations.parent if migrations else None)
+    )
+    if datasource is None or datasource.direct_url is None:
+        return None
+    field = datasource.direct_url
+    return _ChosenURL(
+        field.resolve(lookup),
+        f"directUrl in {field.path}",
+        f"{field.describe()} in {field.where}",
+    )
+
+
+def direct_url_hint(config: Config, *, prisma: bool = True) -> str:
+    """How to give backout a direct URL (one past the connection pooler), for a refusal;
+    ``prisma``: the project is in the Prisma layout, whose schema can name one."""
+    if config.url_is_direct:
+        return (
+            f"the direct URL ({config.url_source}) must reach the database server itself, "
+            "not the pooler: correct it, or pass --url"
+        )
+    if not prisma:
+        return (
+            "give backout a direct URL (the database server, not the pooler): "
+            "direct_url = 'env(\"DIRECT_URL\")' in backout.toml, or --url (see docs/poolers.md)"
+        )
+    return (
+        'give backout a direct URL, as Prisma Migrate takes one: directUrl = env("DIRECT_URL") '
+        "in the datasource of prisma/schema.prisma, or direct_url in backout.toml, or --url "
+        "(see docs/poolers.md)"
+    )
 
 
 def _flag_values(flags: Mapping[str, Any]) -> dict[str, Any]:

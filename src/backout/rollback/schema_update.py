@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from backout.model.errors import ProjectError, SchemaUpdateFailed, UsageError
-from backout.project.prisma_schema import read_datasource, require_schema
+from backout.project.prisma_schema import datasource_of, require_schema
 from backout.project.vcs import GitRepo, git_available, inside_git_folder, open_repo
 from backout.rollback.steps import RollbackPlan
 from backout.run.prisma_cli import CommandRun, PrismaCLI, cli_environment, find_prisma_cli, run_cli
@@ -165,7 +165,7 @@ def prepare(ws: Workspace, mode: str, *, partial: bool) -> SchemaUpdateSetup | N
     schema = require_schema(ws.project)
     shown = ws.project.rel(schema)
     try:
-        datasource = read_datasource(schema.read_text(encoding="utf-8", errors="replace"))
+        datasource = datasource_of(schema.read_text(encoding="utf-8", errors="replace"), shown)
     except OSError as exc:
         raise ProjectError(f"cannot read: {exc.strerror or exc}", path=shown) from exc
     if mode == PULL:

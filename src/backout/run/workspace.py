@@ -10,9 +10,9 @@ from typing import Any, TypeVar
 
 from backout.dialects import dialect_for
 from backout.dialects.base import Actor, Dialect, RunLock, Session, utcnow
-from backout.model.errors import ConfigError, HistoryError, LockError, LockHeld
+from backout.model.errors import ConfigError, HistoryError, LockError, LockHeld, PoolerRefused
 from backout.model.urls import DatabaseURL
-from backout.project.config import Config
+from backout.project.config import Config, direct_url_hint
 from backout.project.layouts import load_project
 from backout.project.layouts.prisma import provider_dialect
 from backout.project.migration import Project
@@ -74,7 +74,13 @@ class Workspace:
 
     def connect(self, *, create: bool = True) -> Session:
         """Open a session on the configured database (``create=False``: never create a file)."""
-        session = self.dialect.connect(self.url, actor=self.actor, create=create)
+        try:
+            session = self.dialect.connect(self.url, actor=self.actor, create=create)
+        except PoolerRefused as exc:
+            raise PoolerRefused(
+                f"{exc.message} (URL from {self.config.url_source})",
+                hint=direct_url_hint(self.config, prisma=self.project.ledger == "prisma"),
+            ) from exc
         if self.private:
             session.known_tables = set()
         return session

@@ -43,8 +43,9 @@ from backout.dialects.postgres.data import undo_inserts
 from backout.dialects.postgres.ddl import draft_rollback, rename_back
 from backout.dialects.postgres.fill import fill_tables
 from backout.dialects.postgres.kept import KEPT_LABEL, PostgresKeptCopies
+from backout.dialects.postgres.pooler import check_not_transaction_pooled, refuse_declared
 from backout.dialects.postgres.schema_dump import schema_dump
-from backout.dialects.postgres.session import PostgresSession
+from backout.dialects.postgres.session import PostgresSession, translate
 from backout.dialects.postgres.state import save_state, state_sql
 from backout.model.effects import ScriptEffects
 from backout.model.errors import DatabaseError, DatabaseUnavailable, LockHeld, ProjectError
@@ -169,6 +170,7 @@ class PostgresDialect(Dialect):
     ) -> Session:
         import psycopg
 
+        refuse_declared(url)
         try:
             conn = psycopg.connect(
                 _conninfo(url),
@@ -181,6 +183,16 @@ class PostgresDialect(Dialect):
             reason = scrub("; ".join(lines[-2:]) if lines else type(exc).__name__, url.secrets)
             raise DatabaseUnavailable(f"cannot connect to {url.masked()}: {reason}") from exc
         session = PostgresSession(self, url, conn)
+        try:
+            # before anything else, SET search_path included: through a transaction pooler it
+            # would stick to a backend other clients use
+            check_not_transaction_pooled(conn, _conninfo(url), url)
+        except psycopg.Error as exc:
+            conn.close()
+            raise translate(exc, url) from exc
+        except BaseException:
+            conn.close()
+            raise
         if url.schema:
             session.execute(f"SET search_path TO {self.quote(url.schema)}")
         return session
