@@ -240,7 +240,7 @@ def test_a_failed_generate_leaves_the_rollback_and_says_what_to_run(
         env=prisma_env(prisma6),
     )
 
-    assert result.exit_code == 5, result.output
+    assert result.exit_code == 6, result.output
     assert columns(pg_url) == ["id", "email"] and rolled_back_in_history(pg_url)
     assert (root / "prisma" / "schema.prisma").read_text() == schema("postgresql", USER_V1, broken)
     assert not (root / "generated").exists()
@@ -363,7 +363,7 @@ def test_the_password_reaches_the_cli_in_its_environment_only(tmp_path: Path, pg
     write(root, {"backout.toml": f'[prisma]\ncommand = "{fake}"\n'})
     assert run(["up"], project=root, url=url).exit_code == 0
     result = run(["rollback", "--yes", "--update-schema=git", "--json"], project=root, url=url)
-    assert result.exit_code == 5, result.output
+    assert result.exit_code == 6, result.output
     assert columns(pg_url) == ["id", "email"]
     assert env_log.read_text().strip() == url  # the CLI got the real URL...
     assert secret not in args_log.read_text()  # ...not on its command line
@@ -372,7 +372,7 @@ def test_the_password_reaches_the_cli_in_its_environment_only(tmp_path: Path, pg
 
 
 def test_a_failing_cli_exits_with_the_documented_code(tmp_path: Path, sqlite_url: str) -> None:
-    """Exit 5 (docs/exit-codes.md): the rollback stands, schema.prisma as said."""
+    """Exit 6 (docs/exit-codes.md): the rollback stands, schema.prisma as said."""
     (code,) = [c for c, cell in documented_codes()["rollback"].items() if "--update-schema" in cell]
     root = project(tmp_path, provider="sqlite")
     fake = tmp_path / "failing-prisma"
@@ -381,7 +381,7 @@ def test_a_failing_cli_exits_with_the_documented_code(tmp_path: Path, sqlite_url
     write(root, {"backout.toml": f'[prisma]\ncommand = "{fake}"\n'})
     assert run(["up"], project=root, url=sqlite_url).exit_code == 0
     result = run(["rollback", "--yes", "--update-schema=git"], project=root, url=sqlite_url)
-    assert result.exit_code == code == 5, result.output
+    assert result.exit_code == code == 6, result.output
     assert columns(sqlite_url) == ["id", "email"]
     assert (root / "prisma" / "schema.prisma").read_text() == schema("sqlite", USER_V1)
     assert "Error: something Prisma says" in result.stdout
