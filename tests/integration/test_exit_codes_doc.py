@@ -56,12 +56,15 @@ def documented_codes() -> dict[str, dict[int, str]]:
     """The per-command table: command → exit code → what the cell says."""
     text = DOC.read_text(encoding="utf-8")
     section = text.split("## Exit codes per command", 1)[1].split("\n## ", 1)[0]
-    rows = [line for line in section.splitlines() if line.startswith("| `")]
+    lines = section.splitlines()
+    header = next(line for line in lines if line.startswith("| command |"))
+    codes = [int(c) for c in header.strip("|").split("|")[1:]]
     table: dict[str, dict[int, str]] = {}
-    for line in rows:
+    for line in (line for line in lines if line.startswith("| `")):
         cells = [c.strip() for c in line.strip("|").split("|")]
+        assert len(cells) == 1 + len(codes), f"{cells[0]}: {len(cells) - 1} cells"
         for command in cells[0].replace("`", "").split(","):
-            table[command.strip()] = {code: cells[1 + code] for code in range(6)}
+            table[command.strip()] = dict(zip(codes, cells[1:], strict=True))
     return table
 
 
