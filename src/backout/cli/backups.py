@@ -15,6 +15,7 @@ from backout.cli.common import (
     ActionDocument,
     ask,
     build_config,
+    fleet_options,
     handle_errors,
     lock_wait_option,
     project_options,
@@ -92,6 +93,7 @@ def _describe(record: BackupRecord) -> str:
 @project_options
 @lock_wait_option
 @handle_errors
+@fleet_options
 def backup(
     full: bool, as_json: bool, url: str | None, project: Path | None, config_file: Path | None
 ) -> None:

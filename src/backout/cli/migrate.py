@@ -19,6 +19,7 @@ from backout.cli.common import (
     ActionDocument,
     build_config,
     fail,
+    fleet_options,
     handle_errors,
     lock_wait_option,
     project_options,
@@ -74,6 +75,7 @@ def new(name: str, url: str | None, project: Path | None, config_file: Path | No
 @click.option("--json", "as_json", is_flag=True, help="Print the documented JSON (docs/json.md).")
 @project_options
 @handle_errors
+@fleet_options
 def status(as_json: bool, url: str | None, project: Path | None, config_file: Path | None) -> None:
     """Show every migration: applied, pending, failed, rolled back; rollbacks and their risk.
 
@@ -132,6 +134,7 @@ def _attention(result: StatusResult) -> str:
 @project_options
 @lock_wait_option
 @handle_errors
+@fleet_options
 def up(
     target: str | None,
     dry_run: bool,

@@ -19,6 +19,7 @@ from backout.cli.common import (
     ask,
     build_config,
     fail,
+    fleet_options,
     handle_errors,
     lock_wait_option,
     project_options,
@@ -107,6 +108,7 @@ def _targets(func: F) -> F:
 )
 @project_options
 @handle_errors
+@fleet_options
 def plan(
     migration_id: str | None,
     target: str | None,
@@ -205,6 +207,7 @@ def plan_refusals(view: PlanView) -> list[str]:
 @project_options
 @lock_wait_option
 @handle_errors
+@fleet_options
 def rollback(
     migration_id: str | None,
     target: str | None,

@@ -25,6 +25,7 @@ import hashlib
 import importlib.util
 import json
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -146,7 +147,9 @@ class VerdictCache:
                 key: {"error": v.error, "notes": list(v.notes)} for key, v in self._used.items()
             },
         }
-        partial = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        # per thread too: the targets of a fleet run save the same cache at the same time
+        writer = f"{os.getpid()}.{threading.get_ident()}"
+        partial = self.path.with_name(f".{self.path.name}.{writer}.tmp")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             partial.write_text(json.dumps(document, sort_keys=True), encoding="utf-8")

@@ -1,0 +1,90 @@
+"""``--targets FILE``: one command over many databases or schemas (docs/fleet.md).
+
+:func:`fleet_plan` reads the targets file and, for a command with a goal (``up``,
+``rollback --to``), which targets are already there, refusing the whole run when a target
+cannot be read; :func:`fleet_run` then runs the command's api verb on each target that is
+not (the caller passes it in as ``run_one``).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from backout.fleet import goals
+from backout.fleet.run import Done, FleetProgress, FleetResult, probe_all, run_fleet
+from backout.fleet.targets import Target, lock_scope, read_targets
+from backout.project.config import Config
+
+__all__ = ["Done", "FleetPlan", "FleetProgress", "FleetResult", "fleet_plan", "fleet_run"]
+
+
+@dataclass(frozen=True)
+class FleetPlan:
+    """The targets of a fleet run, and which of them are already where the command goes."""
+
+    config: Config
+    targets: tuple[Target, ...]
+    #: indexes of :attr:`targets` already at the goal (skipped)
+    already_done: frozenset[int]
+    #: the command takes the run lock: targets sharing one run one after the other
+    acts: bool
+    goal: goals.Goal | None = None
+
+    def config_for(self, target: Target) -> Config:
+        """The configuration of one target: the project's, with the target's URL."""
+        return self.config.with_overrides(database_url=target.url, url_source="targets")
+
+    @property
+    def to_run(self) -> int:
+        """How many targets the run will start (at most)."""
+        return len(self.targets) - len(self.already_done)
+
+
+def fleet_plan(
+    config: Config,
+    targets_file: Path,
+    *,
+    acts: bool,
+    goal: goals.Goal | None = None,
+    parallel: int = 1,
+) -> FleetPlan:
+    """Read the targets file and, with a goal, each target's state (``parallel`` at a time).
+
+    Refuses (the error names the file and line, or the target) before any target is run: a
+    bad or empty file, a target listed twice, and with a goal a target that cannot be read.
+    """
+    targets = tuple(read_targets(targets_file, base_dir=config.root))
+    plan = FleetPlan(config, targets, frozenset(), acts, goal)
+    if goal is None:
+        return plan
+    done = probe_all(targets, lambda t: goals.reached(plan.config_for(t), goal), parallel=parallel)
+    return FleetPlan(config, targets, frozenset(done), acts, goal)
+
+
+def fleet_run(
+    plan: FleetPlan,
+    run_one: Callable[[Config], Done],
+    *,
+    parallel: int = 1,
+    keep_going: bool = False,
+    canary: int = 0,
+    progress: Callable[[FleetProgress], None] | None = None,
+    stop: threading.Event | None = None,
+) -> FleetResult:
+    """Run ``run_one`` (an api verb on one target's Config) on every target not already
+    there (see :func:`backout.fleet.run.run_fleet`)."""
+    root = plan.config.root
+    return run_fleet(
+        plan.targets,
+        lambda target: run_one(plan.config_for(target)),
+        parallel=parallel,
+        keep_going=keep_going,
+        canary=canary,
+        already_done=set(plan.already_done),
+        scope=(lambda target: lock_scope(target, root)) if plan.acts else None,
+        progress=progress,
+        stop=stop,
+    )
