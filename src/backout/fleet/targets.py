@@ -26,7 +26,7 @@ from backout.dialects.base import Actor
 from backout.model.errors import BackoutError, ConfigError
 from backout.model.urls import DatabaseURL, mask_url, parse_url, with_params
 
-__all__ = ["Target", "lock_scope", "read_targets"]
+__all__ = ["Target", "lock_scope", "read_targets", "sharing_a_database"]
 
 _DIRECTIVE = re.compile(r"^(?P<key>[a-z_]+)\s*=\s*(?P<value>.*)$")
 _KEYS = ("base", "schema", "database", "query")
@@ -199,3 +199,14 @@ def lock_scope(target: Target, base_dir: Path) -> tuple[object, ...]:
     take it run them one after the other rather than wait for each other's lock."""
     identity = _identity(target, base_dir)
     return identity if len(identity) == 2 else identity[:-1]
+
+
+def sharing_a_database(targets: list[Target], base_dir: Path) -> tuple[Target, Target] | None:
+    """Two targets that are schemas of one database, if any."""
+    seen: dict[tuple[object, ...], Target] = {}
+    for target in targets:
+        scope = lock_scope(target, base_dir)
+        if scope in seen:
+            return seen[scope], target
+        seen[scope] = target
+    return None

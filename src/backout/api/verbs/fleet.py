@@ -15,8 +15,10 @@ from pathlib import Path
 
 from backout.fleet import goals
 from backout.fleet.run import Done, FleetProgress, FleetResult, probe_all, run_fleet
-from backout.fleet.targets import Target, lock_scope, read_targets
+from backout.fleet.targets import Target, lock_scope, read_targets, sharing_a_database
+from backout.model.errors import ConfigError
 from backout.project.config import Config
+from backout.run.workspace import Workspace
 
 __all__ = ["Done", "FleetPlan", "FleetProgress", "FleetResult", "fleet_plan", "fleet_run"]
 
@@ -58,6 +60,7 @@ def fleet_plan(
     """
     targets = tuple(read_targets(targets_file, base_dir=config.root))
     plan = FleetPlan(config, targets, frozenset(), acts, goal)
+    _refuse_shared_ledger(plan)
     if goal is None:
         return plan
     done = probe_all(targets, lambda t: goals.reached(plan.config_for(t), goal), parallel=parallel)
@@ -87,4 +90,24 @@ def fleet_run(
         scope=(lambda target: lock_scope(target, root)) if plan.acts else None,
         progress=progress,
         stop=stop,
+    )
+
+
+def _refuse_shared_ledger(plan: FleetPlan) -> None:
+    """Schemas of one database as targets need a ledger per schema: Prisma's
+    ``_prisma_migrations`` lives in each ``?schema=``; backout's own ledger (plain, dbmate
+    layouts) is one table for the whole database, so every schema would read the others'
+    history."""
+    pair = sharing_a_database(list(plan.targets), plan.config.root)
+    if pair is None:
+        return
+    ws = Workspace.open(plan.config_for(pair[0]))
+    if ws.project.ledger == "prisma":
+        return
+    raise ConfigError(
+        f"{pair[1].origin}: {pair[1].name} and {pair[0].name} ({pair[0].origin}) are schemas "
+        f"of one database, but the {ws.project.layout} layout records every schema's "
+        f"migrations in one table ({ws.ledger.name}): schema tenants need the Prisma layout, "
+        "whose _prisma_migrations lives in each schema",
+        hint="or give each tenant a database of its own",
     )

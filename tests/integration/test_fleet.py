@@ -1,0 +1,310 @@
+"""Issue 16 (fleet): one command over many databases or schemas, ``--targets FILE``.
+
+On PostgreSQL with 20 databases and with 20 schemas of one database, and on MariaDB with a few
+databases (all uniquely named, dropped even when a test fails): a target that fails midway is
+left as it was while the others are rolled back (``--keep-going``) or not started (the
+default), the summary says exactly what each database shows, a second run finishes the job and
+repeats nothing, the canary goes first, and a run killed with SIGKILL is finished by the next.
+Every assertion reads each target's own tables and history.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.helpers import mysql_connect, mysql_url_for, run, sql, write
+
+INIT = "20240101000000_init"
+ITEMS = "20240201000000_items"
+
+PRISMA = {
+    "prisma/migrations/migration_lock.toml": 'provider = "postgresql"\n',
+    f"prisma/migrations/{INIT}/migration.sql": (
+        'CREATE TABLE "Order" (id integer PRIMARY KEY, note text);\n'
+        "INSERT INTO \"Order\" VALUES (1, 'a'), (2, 'b');\n"
+    ),
+    f"prisma/migrations/{ITEMS}/migration.sql": (
+        'CREATE TABLE "Tag" (id integer PRIMARY KEY);\n'
+        'CREATE TABLE "Item" (id integer PRIMARY KEY, "orderId" integer REFERENCES "Order" (id));\n'
+    ),
+    # statement 1 drops Tag; statement 2 fails where a view depends on Item: undone as a whole
+    f"prisma/rollback/{ITEMS}_rollback.sql": (
+        '-- backout:risk HIGH\nDROP TABLE "Tag";\nDROP TABLE "Item";\n'
+    ),
+}
+YES = ["--yes", "--no-simulate"]
+
+
+def fleet(project: Path, *args: str, code: int) -> dict[str, Any]:
+    """Run a fleet command with --json; its document, after checking the exit code."""
+    argv = [str(project / a) if a == "targets.txt" else a for a in args]
+    result = run([*argv, "--json"], project=project)
+    assert result.exit_code == code, result.output
+    document = json.loads(result.stdout)
+    assert document["error"] is None if code == 0 else document["error"]["exit_code"] == code
+    return document
+
+
+def outcomes(document: dict[str, Any]) -> list[str]:
+    return [t["outcome"] for t in document["targets"]]
+
+
+def pg_tables(url: str, schema: str = "public") -> set[str]:
+    rows = sql(url, "SELECT tablename FROM pg_tables WHERE schemaname = %s", (schema,))
+    return {str(r[0]) for r in rows}
+
+
+def prisma_rows(url: str, schema: str = "public") -> dict[str, tuple[bool, int]]:
+    """Per migration: (applied now, how many ledger rows it has)."""
+    rows = sql(
+        url,
+        f"SELECT migration_name, bool_or(rolled_back_at IS NULL AND finished_at IS NOT NULL), "
+        f'count(*) FROM "{schema}"._prisma_migrations GROUP BY 1',
+    )
+    return {str(r[0]): (bool(r[1]), int(r[2])) for r in rows}
+
+
+def rollback_events(url: str) -> list[str]:
+    """The outcomes of the rollback events of backout's history, oldest first."""
+    rows = sql(url, "SELECT outcome FROM backout.events WHERE event = 'rollback' ORDER BY id")
+    return [str(r[0]) for r in rows]
+
+
+def assert_pg_state(url: str, outcome: str, schema: str = "public") -> None:
+    """The database says what the summary said of it."""
+    tables = pg_tables(url, schema)
+    ledger = prisma_rows(url, schema)
+    if outcome == "ok":
+        assert {"Item", "Tag"}.isdisjoint(tables), (url, schema, tables)
+        assert ledger[ITEMS] == (False, 1), (url, schema, ledger)
+    else:  # failed (undone as a whole) or not run: untouched
+        assert {"Order", "Item", "Tag"} <= tables, (url, schema, tables)
+        assert ledger[ITEMS] == (True, 1), (url, schema, ledger)
+    assert ledger[INIT] == (True, 1)
+
+
+@pytest.fixture
+def pg_databases(pg_admin_url: str) -> Iterator[list[str]]:
+    """20 new PostgreSQL databases; dropped afterwards, whatever happens."""
+    import psycopg
+
+    names = [f"backout_t_{uuid.uuid4().hex[:10]}_f{i:02}" for i in range(20)]
+    base, _, _ = pg_admin_url.rpartition("/")
+    created: list[str] = []
+    try:
+        with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+            for name in names:
+                conn.execute(f'CREATE DATABASE "{name}"')
+                created.append(name)
+        yield [f"{base}/{name}" for name in names]
+    finally:
+        with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+            for name in created:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_rollback_over_20_postgres_databases(tmp_path: Path, pg_databases: list[str]) -> None:
+    project = write(tmp_path / "app", PRISMA)
+    (project / "targets.txt").write_text(
+        "# one database per tenant\n" + "\n".join(pg_databases) + "\n", encoding="utf-8"
+    )
+    up = fleet(project, "up", "--targets", "targets.txt", "--parallel", "8", code=0)
+    assert outcomes(up) == ["ok"] * 20
+    # tenant 7 has a view on Item: its rollback fails at statement 2, after dropping Tag
+    sql(pg_databases[7], 'CREATE VIEW item_view AS SELECT * FROM "Item"')
+
+    # default: no target starts after the failure; the ones running finish
+    first = fleet(
+        project,
+        "rollback",
+        "--to",
+        INIT,
+        "--targets",
+        "targets.txt",
+        "--parallel",
+        "4",
+        *YES,
+        code=5,
+    )
+    states = outcomes(first)
+    assert states[7] == "failed" and first["targets"][7]["exit_code"] == 4
+    assert "item_view" in first["targets"][7]["error"]["message"]
+    assert states[:7] == ["ok"] * 7 and states.count("not_run") >= 8
+    assert set(states) == {"ok", "failed", "not_run"}
+    for url, target in zip(pg_databases, first["targets"], strict=True):
+        assert target["target"] == url
+        assert_pg_state(url, target["outcome"])
+        assert (target["backup"] is not None) == (target["outcome"] == "ok")
+
+    # again, keep going: the ones done are skipped (their own history says so), the rest run
+    second = fleet(
+        project,
+        "rollback",
+        "--to",
+        INIT,
+        "--targets",
+        "targets.txt",
+        "--parallel",
+        "4",
+        "--keep-going",
+        *YES,
+        code=5,
+    )
+    expected = ["already_done" if s == "ok" else "ok" for s in states]
+    expected[7] = "failed"
+    assert outcomes(second) == expected
+    for url, target in zip(pg_databases, second["targets"], strict=True):
+        assert_pg_state(url, "failed" if target["outcome"] == "failed" else "ok")
+
+    # the cause fixed, the third run rolls back tenant 7 only
+    sql(pg_databases[7], "DROP VIEW item_view")
+    third = fleet(project, "rollback", "--to", INIT, "--targets", "targets.txt", *YES, code=0)
+    assert outcomes(third) == ["already_done"] * 7 + ["ok"] + ["already_done"] * 12
+    for i, url in enumerate(pg_databases):
+        assert_pg_state(url, "ok")
+        # one rollback event per attempt made on that database: never one rolled back twice
+        events = rollback_events(url)
+        assert events[-1] != "failed" and events.count("failed") == (2 if i == 7 else 0), events
+        assert len([e for e in events if e != "failed"]) == 1, events
+
+
+def test_status_and_rollback_over_20_schemas_of_one_database(tmp_path: Path, pg_url: str) -> None:
+    project = write(tmp_path / "app", PRISMA)
+    schemas = [f"tenant_{i:02}" for i in range(20)]
+    for schema in schemas:
+        sql(pg_url, f'CREATE SCHEMA "{schema}"')
+    (project / "targets.txt").write_text(
+        f"base = {pg_url}\n"
+        "query = SELECT nspname FROM pg_namespace WHERE nspname LIKE 'tenant\\_%' ORDER BY 1\n",
+        encoding="utf-8",
+    )
+    up = fleet(project, "up", "--targets", "targets.txt", "--parallel", "8", code=0)
+    assert [t["target"] for t in up["targets"]] == [f"{pg_url}?schema={s}" for s in schemas]
+    sql(pg_url, 'CREATE VIEW tenant_03.item_view AS SELECT * FROM tenant_03."Item"')
+    status = fleet(project, "status", "--targets", "targets.txt", code=0)
+    assert outcomes(status) == ["ok"] * 20 and "2 applied" in status["targets"][0]["detail"]
+
+    # schemas of one database share its run lock: they run one after the other, never wait
+    done = fleet(
+        project,
+        "rollback",
+        "--to",
+        INIT,
+        "--targets",
+        "targets.txt",
+        "--parallel",
+        "8",
+        "--keep-going",
+        "--lock-wait",
+        "0",
+        *YES,
+        code=5,
+    )
+    assert outcomes(done) == ["ok"] * 3 + ["failed"] + ["ok"] * 16
+    for schema, target in zip(schemas, done["targets"], strict=True):
+        assert_pg_state(pg_url, target["outcome"], schema)
+    ids = [t["backup"] for t in done["targets"] if t["backup"]]
+    assert len(set(ids)) == 19  # one backup per schema, each its own id
+
+
+def test_schema_tenants_need_a_ledger_per_schema(tmp_path: Path, pg_url: str) -> None:
+    project = write(
+        tmp_path / "plain",
+        {"backout.toml": 'layout = "plain"\n', "migrations/001_a.up.sql": "CREATE TABLE a ();\n"},
+    )
+    (project / "targets.txt").write_text(
+        f"base = {pg_url}\nschema = one\nschema = two\n", encoding="utf-8"
+    )
+    result = run(["up", "--targets", str(project / "targets.txt")], project=project)
+    assert result.exit_code == 2
+    assert "targets.txt:3:" in result.output and "one table (backout.migrations)" in result.output
+    assert sql(pg_url, "SELECT count(*) FROM pg_namespace WHERE nspname IN ('one', 'two')") == [
+        (0,)
+    ]
+
+
+PLAIN_MYSQL = {
+    "backout.toml": 'layout = "plain"\n',
+    "migrations/001_base.up.sql": "CREATE TABLE base (id INT PRIMARY KEY);\n",
+    "migrations/001_base.down.sql": "-- backout:risk HIGH\nDROP TABLE base;\n",
+    "migrations/002_items.up.sql": "CREATE TABLE items (id INT PRIMARY KEY);\n"
+    "INSERT INTO items VALUES (1), (2);\n",
+    "migrations/002_items.down.sql": "-- backout:risk HIGH\nDROP TABLE items;\n",
+}
+
+
+@pytest.fixture
+def mysql_databases(mysql_admin_url: str) -> Iterator[list[str]]:
+    """Four new MariaDB databases; dropped afterwards, whatever happens."""
+    names = [f"backout_t_{uuid.uuid4().hex[:10]}_f{i}" for i in range(4)]
+    conn = mysql_connect(mysql_admin_url, database=None)
+    try:
+        with conn.cursor() as cur:
+            for name in names:
+                cur.execute(f"CREATE DATABASE `{name}`")
+        yield [mysql_url_for(mysql_admin_url, name) for name in names]
+    finally:
+        with conn.cursor() as cur:
+            for name in names:
+                cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+        conn.close()
+
+
+def mysql_state(url: str) -> tuple[set[str], dict[str, bool]]:
+    """The tables, and per migration whether backout's ledger has it applied."""
+    tables = {str(r[0]) for r in sql(url, "SHOW TABLES")}
+    rows = sql(url, "SELECT migration_id, rolled_back_at IS NULL FROM backout_migrations")
+    return tables, {str(r[0]): bool(r[1]) for r in rows}
+
+
+def test_rollback_over_mariadb_databases(tmp_path: Path, mysql_databases: list[str]) -> None:
+    project = write(tmp_path / "app", PLAIN_MYSQL)
+    (project / "targets.txt").write_text(
+        "base = "
+        + mysql_databases[0]
+        + "\n"
+        + "".join(f"schema = {url.rsplit('/', 1)[1]}\n" for url in mysql_databases),
+        encoding="utf-8",
+    )
+    up = fleet(project, "up", "--targets", "targets.txt", "--parallel", "2", code=0)
+    assert [t["target"] for t in up["targets"]] == mysql_databases  # a schema is a database
+    # database 1 has a table referencing items: DROP TABLE items fails, and changes nothing
+    sql(
+        mysql_databases[1], "CREATE TABLE refs (item INT, FOREIGN KEY (item) REFERENCES items (id))"
+    )
+    refused = run(["rollback", "--targets", str(project / "targets.txt"), "--yes"], project=project)
+    assert refused.exit_code == 2 and "needs --to ID" in refused.output
+
+    done = fleet(
+        project,
+        "rollback",
+        "--to",
+        "001_base",
+        "--targets",
+        "targets.txt",
+        "--parallel",
+        "2",
+        "--keep-going",
+        *YES,
+        code=5,
+    )
+    assert outcomes(done) == ["ok", "failed", "ok", "ok"]
+    for url, target in zip(mysql_databases, done["targets"], strict=True):
+        tables, ledger = mysql_state(url)
+        rolled_back = target["outcome"] == "ok"
+        assert ("items" not in tables) == rolled_back, (url, tables)
+        assert ledger == {"001_base": True, "002_items": not rolled_back}
+    again = fleet(project, "rollback", "--to", "001_base", "--targets", "targets.txt", *YES, code=5)
+    assert outcomes(again) == ["already_done", "failed", "already_done", "already_done"]
+    assert mysql_state(mysql_databases[1])[1]["002_items"] is True
