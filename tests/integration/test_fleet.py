@@ -97,9 +97,19 @@ def assert_pg_state(url: str, outcome: str, schema: str = "public") -> None:
 @pytest.fixture
 def pg_databases(pg_admin_url: str) -> Iterator[list[str]]:
     """20 new PostgreSQL databases; dropped afterwards, whatever happens."""
+    yield from _pg_databases(pg_admin_url, 20)
+
+
+@pytest.fixture
+def eight_pg_databases(pg_admin_url: str) -> Iterator[list[str]]:
+    """8 new PostgreSQL databases; dropped afterwards, whatever happens."""
+    yield from _pg_databases(pg_admin_url, 8)
+
+
+def _pg_databases(pg_admin_url: str, count: int) -> Iterator[list[str]]:
     import psycopg
 
-    names = [f"backout_t_{uuid.uuid4().hex[:10]}_f{i:02}" for i in range(20)]
+    names = [f"backout_t_{uuid.uuid4().hex[:10]}_f{i:02}" for i in range(count)]
     base, _, _ = pg_admin_url.rpartition("/")
     created: list[str] = []
     try:
@@ -308,3 +318,106 @@ def test_rollback_over_mariadb_databases(tmp_path: Path, mysql_databases: list[s
     again = fleet(project, "rollback", "--to", "001_base", "--targets", "targets.txt", *YES, code=5)
     assert outcomes(again) == ["already_done", "failed", "already_done", "already_done"]
     assert mysql_state(mysql_databases[1])[1]["002_items"] is True
+
+
+def rolled_back(url: str) -> bool:
+    return not prisma_rows(url)[ITEMS][0]
+
+
+def test_a_run_killed_with_sigkill_is_finished_by_the_next(
+    tmp_path: Path, eight_pg_databases: list[str]
+) -> None:
+    """kill -9 of the whole run after some targets: the next run finishes the rest and rolls
+    nothing back twice (each target's ledger rows and events say so)."""
+    urls = eight_pg_databases
+    # before_rollback sleeps: the run is slow enough to be killed part-way
+    project = write(
+        tmp_path / "app", {**PRISMA, "backout.toml": '[hooks]\nbefore_rollback = "sleep 0.6"\n'}
+    )
+    targets = project / "targets.txt"
+    targets.write_text("\n".join(urls) + "\n", encoding="utf-8")
+    assert fleet(project, "up", "--targets", "targets.txt", code=0)["counts"]["ok"] == 8
+    command = [sys.executable, "-m", "backout", "rollback", "--to", INIT, "--targets"]
+    command += [str(targets), "--parallel", "2", "-C", str(project), *YES]
+    env = {**os.environ, "DATABASE_URL": "", "NO_COLOR": "1"}
+    process = subprocess.Popen(
+        command,
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while sum(rolled_back(u) for u in urls) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    done_before = [rolled_back(u) for u in urls]
+    assert 3 <= sum(done_before) < 8, done_before
+
+    again = fleet(project, "rollback", "--to", INIT, "--targets", "targets.txt", *YES, code=0)
+    assert outcomes(again) == ["already_done" if d else "ok" for d in done_before]
+    for url in urls:
+        assert_pg_state(url, "ok")
+        # one successful rollback per database; a target killed mid-run left no success
+        assert len([e for e in rollback_events(url) if e != "failed"]) == 1, url
+
+
+SQLITE = {
+    "backout.toml": 'layout = "plain"\n',
+    "migrations/001_a.up.sql": "CREATE TABLE a (id INTEGER PRIMARY KEY);\n",
+    "migrations/002_b.up.sql": "CREATE TABLE b (id INTEGER PRIMARY KEY);\n",
+    "migrations/002_b.down.sql": "-- backout:risk LOW\nDROP TABLE b;\n",
+}
+
+
+def sqlite_has_b(path: Path) -> bool:
+    return bool(sql(f"sqlite:///{path}", "SELECT name FROM sqlite_master WHERE name = 'b'"))
+
+
+def test_the_canary_goes_first_and_alone(tmp_path: Path) -> None:
+    project = write(tmp_path / "app", SQLITE)
+    files = [tmp_path / f"t{i}.db" for i in range(6)]
+    (project / "targets.txt").write_text(
+        "".join(f"sqlite:///{f}  # tenant {i}\n" for i, f in enumerate(files)), encoding="utf-8"
+    )
+    fleet(project, "up", "--targets", "targets.txt", code=0)
+    # the second canary fails (b has a row there: risk LOW understates it, exit 1): the
+    # others are not started, even with keep-going
+    sql(f"sqlite:///{files[1]}", "INSERT INTO b VALUES (1)")
+    refused = fleet(
+        project,
+        "rollback",
+        "--to",
+        "001_a",
+        "--targets",
+        "targets.txt",
+        "--canary",
+        "2",
+        "--keep-going",
+        *YES,
+        code=5,
+    )
+    assert outcomes(refused) == ["ok", "failed"] + ["not_run"] * 4
+    assert refused["targets"][1]["exit_code"] == 1
+    assert "canary" in refused["stopped"]
+    assert [sqlite_has_b(f) for f in files] == [False] + [True] * 5
+
+    # the canary fixed: the first two go alone, then the rest in parallel
+    sql(f"sqlite:///{files[1]}", "DELETE FROM b")
+    done = fleet(
+        project,
+        "rollback",
+        "--to",
+        "001_a",
+        "--targets",
+        "targets.txt",
+        "--canary",
+        "2",
+        *YES,
+        code=0,
+    )
+    assert outcomes(done) == ["already_done", "ok", "ok", "ok", "ok", "ok"]
+    assert not any(sqlite_has_b(f) for f in files)
