@@ -15,11 +15,11 @@ from backout.cli.common import (
     ActionDocument,
     ask,
     build_config,
-    fleet_options,
     handle_errors,
     lock_wait_option,
     project_options,
 )
+from backout.cli.fleet_options import fleet_options
 from backout.cli.render import when
 from backout.model.documents import iso
 from backout.model.errors import Declined

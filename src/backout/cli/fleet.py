@@ -1,6 +1,6 @@
 """``--targets FILE``: one command over many databases or schemas (docs/fleet.md).
 
-Loaded only when ``--targets`` is given (:func:`backout.cli.common.fleet_options`). Each
+Loaded only when ``--targets`` is given (:func:`backout.cli.fleet_options.fleet_options`). Each
 command's options become the api verb run on every target; this module refuses what has no
 meaning across a fleet, asks once for confirmation, shows the fleet's progress on stderr, and
 prints the summary (or the JSON document).
@@ -22,14 +22,13 @@ from backout import api
 from backout.api.verbs.fleet import Done, FleetPlan, FleetProgress, FleetResult
 from backout.cli import render
 from backout.cli.common import ActionDocument, ask, build_config, fail
-from backout.cli.migrate import _attention
-from backout.cli.rollback import plan_refusals
 from backout.fleet.goals import AppliedUpTo, Goal, RolledBackTo
 from backout.fleet.run import TargetResult
 from backout.model.documents import error_json, iso
 from backout.model.errors import Declined, Terminated, UsageError
 from backout.model.urls import mask_url
 from backout.project.config import Config
+from backout.rollback.rollback import plan_refusals
 
 #: --parallel when not given
 DEFAULT_PARALLEL = 4
@@ -119,7 +118,7 @@ def _status_job(params: dict[str, Any]) -> Job:
         latest = report.applied[-1].id if report.applied else "none"
         detail = f"{len(report.applied)} applied (latest {latest}), {len(report.pending)} pending"
         if result.problems():
-            return Done("problems", _attention(result), exit_code=1)
+            return Done("problems", result.attention(), exit_code=1)
         return Done("ok", detail)
 
     return Job(run_one, acts=False)

@@ -13,22 +13,22 @@ from backout.api.documents import status_json
 from backout.cli import main, render
 
 if TYPE_CHECKING:
-    from backout.api import StatusResult, UpResult
+    from backout.api import UpResult
     from backout.project.migration import Migration
 from backout.cli.common import (
     ActionDocument,
     build_config,
     fail,
-    fleet_options,
     handle_errors,
     lock_wait_option,
     project_options,
 )
+from backout.cli.fleet_options import fleet_options
 from backout.model.errors import UsageError
 from backout.project.migration import Migration
 
 if TYPE_CHECKING:
-    from backout.api import StatusResult
+    pass
 
 
 @main.command()
@@ -103,25 +103,7 @@ def status(as_json: bool, url: str | None, project: Path | None, config_file: Pa
     else:
         render.status(result)
     if result.problems():
-        fail(_attention(result), None, 1)
-
-
-def _attention(result: StatusResult) -> str:
-    """Why ``status`` exits 1, as one line for stderr."""
-    report = result.report
-    parts = [
-        f"{len(items)} {what}"
-        for items, what in (
-            (report.failed, "failed migration(s)"),
-            (report.interrupted, "migration(s) stopped part-way"),
-            (report.unfinished_restores, "restore(s) stopped part-way"),
-            (report.edited, "applied migration(s) edited since"),
-            (report.missing, "applied migration(s) missing from disk"),
-            (list(result.broken), "broken rollback script(s)"),
-        )
-        if items
-    ]
-    return "needs attention: " + ", ".join(parts) + " (see `backout status`)"
+        fail(result.attention(), None, 1)
 
 
 @main.command()

@@ -17,10 +17,10 @@ from backout.cli import main, render
 from backout.cli.common import (
     build_config,
     fail,
-    fleet_options,
     handle_errors,
     project_options,
 )
+from backout.cli.fleet_options import fleet_options
 from backout.rehearsal.report import RehearsalEvent, rehearsal_json
 
 if TYPE_CHECKING:

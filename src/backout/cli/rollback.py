@@ -19,14 +19,14 @@ from backout.cli.common import (
     ask,
     build_config,
     fail,
-    fleet_options,
     handle_errors,
     lock_wait_option,
     project_options,
 )
+from backout.cli.fleet_options import fleet_options
 from backout.cli.render import echo_json
-from backout.model.errors import BackoutError, Declined, UsageError
-from backout.rollback.rollback import refuse_failed_simulation, refuse_understated
+from backout.model.errors import Declined, UsageError
+from backout.rollback.rollback import plan_refusals
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -154,23 +154,6 @@ def plan(
         # The table may be cut on a narrow terminal, and JSON is for machines: the reason a
         # plan fails is always one line on stderr.
         fail("; ".join(reasons), "nothing was changed; read the plan above", 1)
-
-
-def plan_refusals(view: PlanView) -> list[str]:
-    """Why ``plan`` exits 1: what the rollback would refuse, one line each."""
-    reasons = [
-        f"{check.script}:{check.line}: require does not hold now: {check.sql}"
-        for check in view.requires_fail
-    ]
-    try:
-        refuse_understated(view, accept_data_loss=False)
-    except BackoutError as exc:
-        reasons.append(str(exc))
-    try:
-        refuse_failed_simulation(view, ignore=False)
-    except BackoutError as exc:
-        reasons.append(str(exc))
-    return reasons
 
 
 @main.command()

@@ -99,10 +99,10 @@ def _strip_comment(raw: str) -> str:
 def _url(value: str, where: str, base_dir: Path) -> DatabaseURL:
     """A database URL of the file, ConfigError naming the line otherwise."""
     if "://" not in value and not value.startswith("file:"):
-        shown = mask_url(value)
+        # The line itself is not shown: it may hold a password in a form no mask recognises.
         raise ConfigError(
-            f"{where}: expected a database URL or `KEY = VALUE` with KEY one of "
-            f"{', '.join(_KEYS)}; got {shown!r}"
+            f"{where}: expected a database URL (scheme://...) or `KEY = VALUE` with KEY one of "
+            f"{', '.join(_KEYS)}"
         )
     try:
         return parse_url(value, base_dir=base_dir)
