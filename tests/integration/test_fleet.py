@@ -226,6 +226,10 @@ def test_status_and_rollback_over_20_schemas_of_one_database(tmp_path: Path, pg_
         assert_pg_state(pg_url, target["outcome"], schema)
     ids = [t["backup"] for t in done["targets"] if t["backup"]]
     assert len(set(ids)) == 19  # one backup per schema, each its own id
+    # status reuses one connection for the schemas of a database: each reads its own schema
+    after = fleet(project, "status", "--targets", "targets.txt", "--parallel", "3", code=0)
+    applied = [t["detail"].split(" applied")[0] for t in after["targets"]]
+    assert applied == ["1"] * 3 + ["2"] + ["1"] * 16
 
 
 def test_schema_tenants_need_a_ledger_per_schema(tmp_path: Path, pg_url: str) -> None:

@@ -43,6 +43,8 @@ class Job:
     goal: Goal | None = None
     #: the question asked once before the run (None: none is asked)
     question: str | None = None
+    #: read-only and lock-free: a connection may serve the next target on the same database
+    reuse_connections: bool = False
 
 
 def run(ctx: click.Context, options: dict[str, Any]) -> None:
@@ -67,6 +69,7 @@ def run(ctx: click.Context, options: dict[str, Any]) -> None:
                 canary=int(options.get("canary", 0)),
                 progress=progress,
                 stop=stop,
+                reuse_connections=job.reuse_connections,
             )
     if as_json:
         click.echo(_json(command, options, parallel, result, stop))
@@ -121,7 +124,7 @@ def _status_job(params: dict[str, Any]) -> Job:
             return Done("problems", result.attention(), exit_code=1)
         return Done("ok", detail)
 
-    return Job(run_one, acts=False)
+    return Job(run_one, acts=False, reuse_connections=True)
 
 
 def _up_job(params: dict[str, Any]) -> Job:

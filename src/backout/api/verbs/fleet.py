@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from backout.dialects.pool import ConnectionPool, reusing
 from backout.fleet import goals
 from backout.fleet.run import Done, FleetProgress, FleetResult, probe_all, run_fleet
 from backout.fleet.targets import Target, lock_scope, read_targets, sharing_a_database
@@ -76,13 +77,44 @@ def fleet_run(
     canary: int = 0,
     progress: Callable[[FleetProgress], None] | None = None,
     stop: threading.Event | None = None,
+    reuse_connections: bool = False,
 ) -> FleetResult:
     """Run ``run_one`` (an api verb on one target's Config) on every target not already
-    there (see :func:`backout.fleet.run.run_fleet`)."""
+    there (see :func:`backout.fleet.run.run_fleet`).
+
+    ``reuse_connections`` (read-only commands that take no lock: ``status``): a session's
+    connection is handed to the next target on the same database (schemas of one database)
+    instead of being closed and opened again (:mod:`backout.dialects.pool`).
+    """
     root = plan.config.root
+    pool = ConnectionPool() if reuse_connections else None
+
+    def one(target: Target) -> Done:
+        if pool is None:
+            return run_one(plan.config_for(target))
+        with reusing(pool):
+            return run_one(plan.config_for(target))
+
+    try:
+        return _run(plan, one, root, parallel, keep_going, canary, progress, stop)
+    finally:
+        if pool is not None:
+            pool.close()
+
+
+def _run(
+    plan: FleetPlan,
+    one: Callable[[Target], Done],
+    root: Path,
+    parallel: int,
+    keep_going: bool,
+    canary: int,
+    progress: Callable[[FleetProgress], None] | None,
+    stop: threading.Event | None,
+) -> FleetResult:
     return run_fleet(
         plan.targets,
-        lambda target: run_one(plan.config_for(target)),
+        one,
         parallel=parallel,
         keep_going=keep_going,
         canary=canary,
