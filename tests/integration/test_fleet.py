@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 
 from tests.helpers import mysql_connect, mysql_url_for, run, sql, write
+from tests.integration.test_json_docs import assert_documented, fleet_example
 
 INIT = "20240101000000_init"
 ITEMS = "20240201000000_items"
@@ -405,6 +406,7 @@ def test_the_canary_goes_first_and_alone(tmp_path: Path) -> None:
         code=5,
     )
     assert outcomes(refused) == ["ok", "failed"] + ["not_run"] * 4
+    assert_documented(fleet_example(), refused)  # docs/json.md's example, field for field
     assert refused["targets"][1]["exit_code"] == 1
     assert "canary" in refused["stopped"]
     assert [sqlite_has_b(f) for f in files] == [False] + [True] * 5
