@@ -427,3 +427,44 @@ def test_the_canary_goes_first_and_alone(tmp_path: Path) -> None:
     )
     assert outcomes(done) == ["already_done", "ok", "ok", "ok", "ok", "ok"]
     assert not any(sqlite_has_b(f) for f in files)
+
+
+def test_an_unreachable_target_refuses_the_run_before_any_change(
+    tmp_path: Path, pg_url: str
+) -> None:
+    project = write(tmp_path / "app", PRISMA)
+    assert run(["up"], project=project, url=pg_url).exit_code == 0
+    missing = pg_url.rsplit("/", 1)[0] + f"/backout_t_{uuid.uuid4().hex[:10]}_missing"
+    (project / "targets.txt").write_text(f"{pg_url}\n{missing}\n", encoding="utf-8")
+    refused = fleet(project, "rollback", "--to", INIT, "--targets", "targets.txt", *YES, code=4)
+    assert refused["outcome"] == "error" and "targets.txt:2" in refused["error"]["message"]
+    assert "nothing was run on any target" in refused["error"]["message"]
+    assert_pg_state(pg_url, "not_run")
+    assert rollback_events(pg_url) == []
+
+
+def test_ctrl_c_lets_the_running_targets_finish_and_starts_no_other(tmp_path: Path) -> None:
+    project = write(
+        tmp_path / "app",
+        {**SQLITE, "backout.toml": 'layout = "plain"\n[hooks]\nbefore_rollback = "sleep 0.5"\n'},
+    )
+    files = [tmp_path / f"t{i}.db" for i in range(6)]
+    targets = project / "targets.txt"
+    targets.write_text("".join(f"sqlite:///{f}\n" for f in files), encoding="utf-8")
+    fleet(project, "up", "--targets", "targets.txt", code=0)
+    command = [sys.executable, "-m", "backout", "rollback", "--to", "001_a"]
+    command += ["--targets", str(targets), "--parallel", "2", "--yes", "--json", "-C", str(project)]
+    process = subprocess.Popen(
+        command, env={**os.environ, "DATABASE_URL": ""}, stdout=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 60
+    while all(sqlite_has_b(f) for f in files) and time.monotonic() < deadline:
+        time.sleep(0.05)  # until a first target is done: the next ones are running then
+    process.send_signal(signal.SIGINT)
+    out, _ = process.communicate(timeout=60)
+    assert process.returncode == 130
+    document = json.loads(out)
+    states = outcomes(document)
+    assert document["outcome"] == "interrupted" and "not_run" in states and "ok" in states
+    assert "failed" not in states  # the running ones finished
+    assert [not sqlite_has_b(f) for f in files] == [s == "ok" for s in states]
