@@ -29,6 +29,7 @@ import os
 import resource
 import sys
 import tempfile
+import time
 import uuid
 from pathlib import Path
 
@@ -36,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (
     PG_ADMIN,
+    Stopwatch,
     backout_cmd,
     machine_facts,
     median,
@@ -184,6 +186,36 @@ def _rollback_arms(project: Path, template: str, count: int, rounds: int) -> Non
     )
 
 
+def _breakdown(project: Path, template: str) -> None:
+    """One target alone, in process: where a rollback's time goes (phases timed in place)."""
+    import backout.rollback.rollback as rollback_module
+    from backout import api
+    from backout.project.config import load_config
+
+    names = _clones(template, 1)
+    watch = Stopwatch()
+    for name, label in (
+        ("build_view", "plan (impact, checks)"),
+        ("simulate", "  of which: simulation on a schema-only copy"),
+        ("take_backup", "backup (pg_dump, verified)"),
+    ):
+        watch.watch(rollback_module, name, label)
+    try:
+        config = load_config(project, url=pg_url(names[0]))
+        started = time.perf_counter()
+        api.rollback(config, to=INIT)
+        total = time.perf_counter() - started
+    finally:
+        watch.restore()
+        _drop(names)
+    rows = [(label, f"{seconds:.2f}") for label, seconds in watch.seconds.items()]
+    timed = sum(v for label, v in watch.seconds.items() if not label.startswith(" "))
+    rest = "the rest (connect, lock, transaction, history, hooks)"
+    rows.append((rest, f"{total - timed:.2f}"))
+    rows.append(("one rollback, in process", f"{total:.2f}"))
+    table("where one target's rollback spends its time (alone)", ("phase", "s"), rows)
+
+
 def _schemas(url: str, project: Path, count: int) -> Path:
     """``count`` tenant schemas migrated like the first (which backout migrates)."""
     first = f"{url}?schema=tenant_000"
@@ -304,6 +336,7 @@ def main() -> None:
         try:
             with pg_template(build, label="fleet") as template:
                 if args.only in (None, "rollback"):
+                    _breakdown(project, template)
                     _rollback_arms(project, template, count, rounds)
                 if args.only in (None, "status"):
                     _status_arms(project, template, rounds)
