@@ -132,6 +132,11 @@ def test_rollback_over_20_postgres_databases(tmp_path: Path, pg_databases: list[
     )
     up = fleet(project, "up", "--targets", "targets.txt", "--parallel", "8", code=0)
     assert outcomes(up) == ["ok"] * 20
+    # plan simulates on schema-only copies: 20 threads of one process share the kept ones
+    plan = fleet(
+        project, "plan", "--to", INIT, "--targets", "targets.txt", "--parallel", "8", code=0
+    )
+    assert {t["detail"] for t in plan["targets"]} == {f"rolls back {ITEMS}; 0 row(s) lost"}
     # tenant 7 has a view on Item: its rollback fails at statement 2, after dropping Tag
     sql(pg_databases[7], 'CREATE VIEW item_view AS SELECT * FROM "Item"')
 
