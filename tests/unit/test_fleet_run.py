@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 
+from backout.dialects.pool import ConnectionPool
 from backout.fleet.run import Done, run_fleet
 from backout.fleet.targets import Target
 from backout.model.errors import DatabaseError
@@ -87,3 +88,14 @@ def test_a_stop_request_starts_nothing_new() -> None:
     assert len(fake.started) == 2
     assert [r.outcome for r in result.results] == ["ok", "ok"] + ["not_run"] * 6
     assert result.stopped.startswith("interrupted")
+
+
+def test_the_connection_pool_keeps_few_idle_connections() -> None:
+    closed: list[str] = []
+    pool = ConnectionPool(max_idle=2)
+    for name in ("a1", "b1", "c1"):
+        pool.give_back(name[0], name, closed.append)
+    assert closed == ["a1"]  # the oldest goes: at most 2 stay open
+    assert pool.take("a") is None and pool.take("b") == "b1" and pool.take("b") is None
+    pool.close()
+    assert closed == ["a1", "c1"]

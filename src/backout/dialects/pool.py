@@ -24,35 +24,44 @@ _CURRENT: contextvars.ContextVar[ConnectionPool | None] = contextvars.ContextVar
 
 
 class ConnectionPool:
-    """Idle connections per database key; shared by threads (a lock guards it)."""
+    """Idle connections per database key, at most ``max_idle`` in all (the oldest is closed
+    first: targets that are databases of their own never reuse one, and must not pile up
+    open connections); shared by threads (a lock guards it)."""
 
-    def __init__(self) -> None:
-        self._idle: dict[Hashable, list[Any]] = {}
-        self._close: list[tuple[Any, Callable[[Any], None]]] = []
+    def __init__(self, max_idle: int = 8) -> None:
+        self.max_idle = max(1, max_idle)
+        #: (key, connection, how to close it), oldest first
+        self._idle: list[tuple[Hashable, Any, Callable[[Any], None]]] = []
         self._lock = threading.Lock()
 
     def take(self, key: Hashable) -> Any | None:
         """An idle connection to ``key``'s database, or None."""
         with self._lock:
-            idle = self._idle.get(key)
-            return idle.pop() if idle else None
+            for index in range(len(self._idle) - 1, -1, -1):
+                if self._idle[index][0] == key:
+                    return self._idle.pop(index)[1]
+        return None
 
     def give_back(self, key: Hashable, conn: Any, close: Callable[[Any], None]) -> None:
-        """Keep ``conn`` for the next session on ``key``; ``close`` ends it with the pool."""
+        """Keep ``conn`` for the next session on ``key``; ``close`` ends it when it is not
+        needed any more."""
         with self._lock:
-            self._idle.setdefault(key, []).append(conn)
-            self._close.append((conn, close))
+            self._idle.append((key, conn, close))
+            excess = self._idle[: -self.max_idle] if len(self._idle) > self.max_idle else []
+            del self._idle[: len(excess)]
+        _close_all(excess)
 
     def close(self) -> None:
         """Close every connection kept."""
         with self._lock:
-            kept, self._close, self._idle = self._close, [], {}
-        seen: set[int] = set()
-        for conn, close in kept:
-            if id(conn) not in seen:
-                seen.add(id(conn))
-                with contextlib.suppress(Exception):
-                    close(conn)
+            kept, self._idle = self._idle, []
+        _close_all(kept)
+
+
+def _close_all(entries: list[tuple[Hashable, Any, Callable[[Any], None]]]) -> None:
+    for _key, conn, close in entries:
+        with contextlib.suppress(Exception):  # closing a dead connection: nothing to undo
+            close(conn)
 
 
 def current_pool() -> ConnectionPool | None:

@@ -87,7 +87,7 @@ def fleet_run(
     instead of being closed and opened again (:mod:`backout.dialects.pool`).
     """
     root = plan.config.root
-    pool = ConnectionPool() if reuse_connections else None
+    pool = ConnectionPool(max_idle=parallel) if reuse_connections else None
 
     def one(target: Target) -> Done:
         if pool is None:
