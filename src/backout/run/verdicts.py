@@ -21,6 +21,7 @@ read or written is ignored (the scripts are judged every time, as before).
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import importlib.util
 import json
@@ -87,10 +88,17 @@ def _source_stamp(folder: str) -> str:
 def code_identity(dialect: Dialect) -> str:
     """The code a verdict comes from: backout (version and source files), the dialect and
     its parser packages' installed files."""
+    return _code_identity(type(dialect))
+
+
+@functools.cache
+def _code_identity(dialect: type[Dialect]) -> str:
+    """:func:`code_identity`, found once per process: the code this process runs is what it
+    imported (a fleet run judges hundreds of targets; the source folder is scanned once)."""
     parts = [
         backout.__version__,
         _source_stamp(os.path.dirname(backout.__file__ or "")),
-        f"{type(dialect).__module__}.{type(dialect).__qualname__}",
+        f"{dialect.__module__}.{dialect.__qualname__}",
     ]
     for package in dialect.parser_packages:
         spec = importlib.util.find_spec(package)
