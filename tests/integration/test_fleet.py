@@ -446,6 +446,10 @@ def test_an_unreachable_target_refuses_the_run_before_any_change(
     assert "nothing was run on any target" in refused["error"]["message"]
     assert_pg_state(pg_url, "not_run")
     assert rollback_events(pg_url) == []
+    # backup connects to every target first: no backup is taken anywhere
+    refused = fleet(project, "backup", "--targets", "targets.txt", code=4)
+    assert "targets.txt:2" in refused["error"]["message"]
+    assert not list((project / ".backout" / "backups").glob("*.dump"))
 
 
 def test_ctrl_c_lets_the_running_targets_finish_and_starts_no_other(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from backout.project.migration import Project
 from backout.run.status import State, StatusReport, compute_status
 from backout.run.workspace import Workspace
 
-__all__ = ["AppliedUpTo", "Goal", "RolledBackTo", "reached"]
+__all__ = ["AppliedUpTo", "Goal", "RolledBackTo", "reachable", "reached"]
 
 
 @dataclass(frozen=True)
@@ -74,3 +74,13 @@ def reached(config: Config, goal: Goal) -> bool:
 
 def _empty_report(ws: Workspace) -> StatusReport:
     return compute_status(ws.project, [], ledger_exists=False)
+
+
+def reachable(config: Config) -> bool:
+    """Connect to the target ``config`` names and back (DatabaseUnavailable when it cannot be
+    reached); False: a command without a goal is never already done."""
+    ws = Workspace.open(config)
+    if ws.database_exists():
+        with ws.session(create=False):
+            pass
+    return False

@@ -57,14 +57,21 @@ def fleet_plan(
     """Read the targets file and, with a goal, each target's state (``parallel`` at a time).
 
     Refuses (the error names the file and line, or the target) before any target is run: a
-    bad or empty file, a target listed twice, and with a goal a target that cannot be read.
+    bad or empty file, a target listed twice, and for a command that changes databases a
+    target that cannot be reached (or, with a goal, read).
     """
     targets = tuple(read_targets(targets_file, base_dir=config.root))
     plan = FleetPlan(config, targets, frozenset(), acts, goal)
     _refuse_shared_ledger(plan)
-    if goal is None:
-        return plan
-    done = probe_all(targets, lambda t: goals.reached(plan.config_for(t), goal), parallel=parallel)
+    if goal is None and not acts:
+        return plan  # read-only: an unreachable target is a failed target, nothing to protect
+
+    def probe(target: Target) -> bool:
+        if goal is None:
+            return goals.reachable(plan.config_for(target))
+        return goals.reached(plan.config_for(target), goal)
+
+    done = probe_all(targets, probe, parallel=parallel)
     return FleetPlan(config, targets, frozenset(done), acts, goal)
 
 
