@@ -477,3 +477,31 @@ def test_ctrl_c_lets_the_running_targets_finish_and_starts_no_other(tmp_path: Pa
     assert document["outcome"] == "interrupted" and "not_run" in states and "ok" in states
     assert "failed" not in states  # the running ones finished
     assert [not sqlite_has_b(f) for f in files] == [s == "ok" for s in states]
+
+
+def test_every_command_takes_targets(tmp_path: Path) -> None:
+    """status, up, plan, check, test and backup over SQLite files: each target's own result."""
+    project = write(tmp_path / "app", SQLITE)
+    files = [tmp_path / f"t{i}.db" for i in range(3)]
+    (project / "targets.txt").write_text(
+        "".join(f"sqlite:///{f}\n" for f in files), encoding="utf-8"
+    )
+    assert outcomes(fleet(project, "up", "--targets", "targets.txt", code=0)) == ["ok"] * 3
+    sql(f"sqlite:///{files[2]}", "INSERT INTO b VALUES (1)")
+    plan = fleet(project, "plan", "--to", "001_a", "--targets", "targets.txt", code=1)
+    assert outcomes(plan) == ["ok", "ok", "problems"] and plan["outcome"] == "problems"
+    assert "declares risk LOW but backout computes HIGH" in plan["targets"][2]["detail"]
+    check = fleet(project, "check", "--targets", "targets.txt", code=0)
+    assert outcomes(check) == ["ok"] * 3
+    test = fleet(project, "test", "--targets", "targets.txt", "--no-smoke", code=0)
+    assert outcomes(test) == ["ok"] * 3
+    backup = fleet(project, "backup", "--targets", "targets.txt", code=0)
+    ids = [t["backup"] for t in backup["targets"]]
+    assert len(set(ids)) == 3 and all(ids)
+    listed = json.loads(run(["backups", "--json"], project=project).stdout)["backups"]
+    assert {b["id"] for b in listed} == set(ids)
+    # a target with a failed migration needs attention: status says so, and goes on
+    sql(f"sqlite:///{files[0]}", "UPDATE backout_migrations SET finished_at = NULL, logs = 'x'")
+    status = fleet(project, "status", "--targets", "targets.txt", code=1)
+    assert outcomes(status) == ["problems", "ok", "ok"]
+    assert "2 failed migration(s)" in status["targets"][0]["detail"]
