@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from backout.api.verbs.backup import backup, backups, restore, uncatalogued_backup_files
     from backout.api.verbs.emergency import emergency
+    from backout.api.verbs.fleet import FleetPlan, FleetResult, fleet_plan, fleet_run
     from backout.api.verbs.history import HistoryResult, history
     from backout.api.verbs.lint import lint
     from backout.api.verbs.migrate import Progress, ResolveResult, UpResult, resolve, up
@@ -58,12 +59,18 @@ VERBS: dict[str, str] = {
     "HistoryResult": "history",
     "lint": "lint",
     "emergency": "emergency",
+    "fleet_plan": "fleet",
+    "fleet_run": "fleet",
+    "FleetPlan": "fleet",
+    "FleetResult": "fleet",
     "check": "rehearsal",
     "test": "rehearsal",
     "generate": "rehearsal",
 }
 
 __all__ = [
+    "FleetPlan",
+    "FleetResult",
     "HistoryResult",
     "InitResult",
     "NewResult",
@@ -78,6 +85,8 @@ __all__ = [
     "backups",
     "check",
     "emergency",
+    "fleet_plan",
+    "fleet_run",
     "generate",
     "history",
     "init",

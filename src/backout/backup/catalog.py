@@ -17,6 +17,7 @@ import json
 import os
 import re
 import stat
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -223,7 +224,7 @@ class BackupCatalog:
         try:
             self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
             self._tighten(notice)
-            probe = self.folder / f".write-test-{os.getpid()}"
+            probe = self.folder / f".write-test-{os.getpid()}-{threading.get_ident()}"
             handle = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             try:
                 os.write(handle, b"x")
@@ -272,7 +273,7 @@ class BackupCatalog:
                 f"the backup folder {self.folder} is not writable: {existing} is not a folder",
                 hint="fix the path, or set backup_dir in backout.toml",
             )
-        probe = existing / f".write-test-{os.getpid()}"
+        probe = existing / f".write-test-{os.getpid()}-{threading.get_ident()}"
         try:
             handle = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             os.close(handle)

@@ -116,11 +116,9 @@ def take_backup(
     if unsettled:
         reason += f"; taken while {unsettled}"
     created = utcnow()
-    backup_id = catalog.new_id(kind, database_label(ws.url), created)
-    path = catalog.folder / f"{backup_id}{engine.file_suffix}"
+    backup_id, path = _reserve(catalog, kind, database_label(ws.url), created, engine.file_suffix)
     sidecar = catalog.folder / f"{backup_id}.schema.json"
     try:
-        write_new_file(path, b"")
         report(f"writing {kind} backup {backup_id}")
         dumped = engine.dump(
             session,
@@ -147,6 +145,27 @@ def take_backup(
         sidecar.unlink(missing_ok=True)
         raise
     return record
+
+
+def _reserve(
+    catalog: BackupCatalog, kind: str, label: str, created: dt.datetime, suffix: str
+) -> tuple[str, Path]:
+    """A fresh backup id and its file, created empty (0600) so that no other backup taken at
+    the same second (another target of a fleet run: schemas of one database share a label)
+    can take the same id between choosing it and writing the file."""
+    while True:
+        backup_id = catalog.new_id(kind, label, created)
+        path = catalog.folder / f"{backup_id}{suffix}"
+        try:
+            write_new_file(path, b"")
+        except FileExistsError:
+            continue  # taken a moment ago: new_id now sees its file and picks the next one
+        except OSError as exc:
+            raise BackupError(
+                f"cannot write the backup into {catalog.folder}: {exc.strerror or exc}",
+                hint="free some space or fix the folder, or set backup_dir in backout.toml",
+            ) from exc
+        return backup_id, path
 
 
 def _data_tables(

@@ -19,6 +19,7 @@ from backout.cli.common import (
     lock_wait_option,
     project_options,
 )
+from backout.cli.fleet_options import fleet_options
 from backout.cli.render import when
 from backout.model.documents import iso
 from backout.model.errors import Declined
@@ -92,6 +93,7 @@ def _describe(record: BackupRecord) -> str:
 @project_options
 @lock_wait_option
 @handle_errors
+@fleet_options
 def backup(
     full: bool, as_json: bool, url: str | None, project: Path | None, config_file: Path | None
 ) -> None:

@@ -13,7 +13,7 @@ from backout.api.documents import status_json
 from backout.cli import main, render
 
 if TYPE_CHECKING:
-    from backout.api import StatusResult, UpResult
+    from backout.api import UpResult
     from backout.project.migration import Migration
 from backout.cli.common import (
     ActionDocument,
@@ -23,11 +23,12 @@ from backout.cli.common import (
     lock_wait_option,
     project_options,
 )
+from backout.cli.fleet_options import fleet_options
 from backout.model.errors import UsageError
 from backout.project.migration import Migration
 
 if TYPE_CHECKING:
-    from backout.api import StatusResult
+    pass
 
 
 @main.command()
@@ -74,6 +75,7 @@ def new(name: str, url: str | None, project: Path | None, config_file: Path | No
 @click.option("--json", "as_json", is_flag=True, help="Print the documented JSON (docs/json.md).")
 @project_options
 @handle_errors
+@fleet_options
 def status(as_json: bool, url: str | None, project: Path | None, config_file: Path | None) -> None:
     """Show every migration: applied, pending, failed, rolled back; rollbacks and their risk.
 
@@ -101,25 +103,7 @@ def status(as_json: bool, url: str | None, project: Path | None, config_file: Pa
     else:
         render.status(result)
     if result.problems():
-        fail(_attention(result), None, 1)
-
-
-def _attention(result: StatusResult) -> str:
-    """Why ``status`` exits 1, as one line for stderr."""
-    report = result.report
-    parts = [
-        f"{len(items)} {what}"
-        for items, what in (
-            (report.failed, "failed migration(s)"),
-            (report.interrupted, "migration(s) stopped part-way"),
-            (report.unfinished_restores, "restore(s) stopped part-way"),
-            (report.edited, "applied migration(s) edited since"),
-            (report.missing, "applied migration(s) missing from disk"),
-            (list(result.broken), "broken rollback script(s)"),
-        )
-        if items
-    ]
-    return "needs attention: " + ", ".join(parts) + " (see `backout status`)"
+        fail(result.attention(), None, 1)
 
 
 @main.command()
@@ -132,6 +116,7 @@ def _attention(result: StatusResult) -> str:
 @project_options
 @lock_wait_option
 @handle_errors
+@fleet_options
 def up(
     target: str | None,
     dry_run: bool,

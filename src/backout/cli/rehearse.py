@@ -14,7 +14,13 @@ import click
 from backout import api
 from backout.analysis.checks import check_json
 from backout.cli import main, render
-from backout.cli.common import build_config, fail, handle_errors, project_options
+from backout.cli.common import (
+    build_config,
+    fail,
+    handle_errors,
+    project_options,
+)
+from backout.cli.fleet_options import fleet_options
 from backout.rehearsal.report import RehearsalEvent, rehearsal_json
 
 if TYPE_CHECKING:
@@ -44,6 +50,7 @@ _KIND_STYLE = {
 )
 @project_options
 @handle_errors
+@fleet_options
 def check(
     as_json: bool,
     no_drift: bool,
@@ -135,6 +142,7 @@ def _render_check(report: CheckReport) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the documented JSON.")
 @project_options
 @handle_errors
+@fleet_options
 def test(
     ids: tuple[str, ...],
     all_: bool,

@@ -23,9 +23,10 @@ from backout.cli.common import (
     lock_wait_option,
     project_options,
 )
+from backout.cli.fleet_options import fleet_options
 from backout.cli.render import echo_json
-from backout.model.errors import BackoutError, Declined, UsageError
-from backout.rollback.rollback import refuse_failed_simulation, refuse_understated
+from backout.model.errors import Declined, UsageError
+from backout.rollback.rollback import plan_refusals
 from backout.rollback.schema_update import failure as schema_update_failure
 
 if TYPE_CHECKING:
@@ -108,6 +109,7 @@ def _targets(func: F) -> F:
 )
 @project_options
 @handle_errors
+@fleet_options
 def plan(
     migration_id: str | None,
     target: str | None,
@@ -155,23 +157,6 @@ def plan(
         fail("; ".join(reasons), "nothing was changed; read the plan above", 1)
 
 
-def plan_refusals(view: PlanView) -> list[str]:
-    """Why ``plan`` exits 1: what the rollback would refuse, one line each."""
-    reasons = [
-        f"{check.script}:{check.line}: require does not hold now: {check.sql}"
-        for check in view.requires_fail
-    ]
-    try:
-        refuse_understated(view, accept_data_loss=False)
-    except BackoutError as exc:
-        reasons.append(str(exc))
-    try:
-        refuse_failed_simulation(view, ignore=False)
-    except BackoutError as exc:
-        reasons.append(str(exc))
-    return reasons
-
-
 @main.command()
 @_targets
 @click.option("--dry-run", is_flag=True, help="Print the exact SQL, locks and backup instead.")
@@ -215,6 +200,7 @@ def plan_refusals(view: PlanView) -> list[str]:
 @project_options
 @lock_wait_option
 @handle_errors
+@fleet_options
 def rollback(
     migration_id: str | None,
     target: str | None,

@@ -8,7 +8,8 @@ Exit codes (documented in docs/exit-codes.md):
 - ``4`` a database error (whatever the command was doing was undone);
 - ``5`` the URL reaches PostgreSQL through a connection pooler in transaction mode (refused).
 - ``6`` the rollback committed, but updating schema.prisma after it failed
-  (``rollback --update-schema``; the rollback stands).
+  (``rollback --update-schema``; the rollback stands);
+- ``7`` with ``--targets``: a target failed, or targets were not run (backout.fleet.run).
 """
 
 from __future__ import annotations

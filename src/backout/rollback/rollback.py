@@ -1242,3 +1242,20 @@ def next_backup_scope(ws: Workspace) -> BackupScope:
         return "full", (), "on demand (full: the rollback's scope is unknown)"
     latest = view.plan.ids()[0]
     return "scoped", view.backup.tables, f"on demand (scoped to the rollback of {latest})"
+
+
+def plan_refusals(view: PlanView) -> list[str]:
+    """Why ``plan`` exits 1: what the rollback would refuse, one line each."""
+    reasons = [
+        f"{check.script}:{check.line}: require does not hold now: {check.sql}"
+        for check in view.requires_fail
+    ]
+    try:
+        refuse_understated(view, accept_data_loss=False)
+    except BackoutError as exc:
+        reasons.append(str(exc))
+    try:
+        refuse_failed_simulation(view, ignore=False)
+    except BackoutError as exc:
+        reasons.append(str(exc))
+    return reasons

@@ -21,10 +21,12 @@ read or written is ignored (the scripts are judged every time, as before).
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import importlib.util
 import json
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -86,10 +88,17 @@ def _source_stamp(folder: str) -> str:
 def code_identity(dialect: Dialect) -> str:
     """The code a verdict comes from: backout (version and source files), the dialect and
     its parser packages' installed files."""
+    return _code_identity(type(dialect))
+
+
+@functools.cache
+def _code_identity(dialect: type[Dialect]) -> str:
+    """:func:`code_identity`, found once per process: the code this process runs is what it
+    imported (a fleet run judges hundreds of targets; the source folder is scanned once)."""
     parts = [
         backout.__version__,
         _source_stamp(os.path.dirname(backout.__file__ or "")),
-        f"{type(dialect).__module__}.{type(dialect).__qualname__}",
+        f"{dialect.__module__}.{dialect.__qualname__}",
     ]
     for package in dialect.parser_packages:
         spec = importlib.util.find_spec(package)
@@ -146,7 +155,9 @@ class VerdictCache:
                 key: {"error": v.error, "notes": list(v.notes)} for key, v in self._used.items()
             },
         }
-        partial = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        # per thread too: the targets of a fleet run save the same cache at the same time
+        writer = f"{os.getpid()}.{threading.get_ident()}"
+        partial = self.path.with_name(f".{self.path.name}.{writer}.tmp")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             partial.write_text(json.dumps(document, sort_keys=True), encoding="utf-8")

@@ -32,6 +32,23 @@ class StatusResult:
         script that would not run."""
         return self.report.problems() or bool(self.broken)
 
+    def attention(self) -> str:
+        """Why ``status`` exits 1, as one line for stderr."""
+        report = self.report
+        parts = [
+            f"{len(items)} {what}"
+            for items, what in (
+                (report.failed, "failed migration(s)"),
+                (report.interrupted, "migration(s) stopped part-way"),
+                (report.unfinished_restores, "restore(s) stopped part-way"),
+                (report.edited, "applied migration(s) edited since"),
+                (report.missing, "applied migration(s) missing from disk"),
+                (list(self.broken), "broken rollback script(s)"),
+            )
+            if items
+        ]
+        return "needs attention: " + ", ".join(parts) + " (see `backout status`)"
+
 
 def status(config: Config) -> StatusResult:
     """Read every migration's state; changes nothing (a missing SQLite file is not created)."""

@@ -27,6 +27,7 @@ from backout.dialects.base import (
 )
 from backout.dialects.orphans import unvalidated_orphans
 from backout.dialects.params import bind_pyformat, mask_as_dollar_params
+from backout.dialects.pool import current_pool
 from backout.dialects.postgres import explain as pg_explain
 from backout.dialects.postgres import impact as pg_impact
 from backout.dialects.postgres import tools as pg_tools
@@ -171,9 +172,21 @@ class PostgresDialect(Dialect):
         import psycopg
 
         refuse_declared(url)
+        pool = current_pool()
+        conninfo = _conninfo(url)
+        reused = pool.take(conninfo) if pool is not None else None
+        if reused is not None:
+            # Idle, nothing held: only its search_path was the last session's (set below).
+            session = PostgresSession(self, url, reused, pool=(pool, conninfo))  # type: ignore[arg-type]
+            session.execute(
+                f"SET search_path TO {self.quote(url.schema)}"
+                if url.schema
+                else "RESET search_path"
+            )
+            return session
         try:
             conn = psycopg.connect(
-                _conninfo(url),
+                conninfo,
                 autocommit=True,
                 connect_timeout=max(1, int(connect_timeout)),
                 application_name=actor.label()[:63],
@@ -182,11 +195,13 @@ class PostgresDialect(Dialect):
             lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
             reason = scrub("; ".join(lines[-2:]) if lines else type(exc).__name__, url.secrets)
             raise DatabaseUnavailable(f"cannot connect to {url.masked()}: {reason}") from exc
-        session = PostgresSession(self, url, conn)
+        session = PostgresSession(
+            self, url, conn, pool=(pool, conninfo) if pool is not None else None
+        )
         try:
             # before anything else, SET search_path included: through a transaction pooler it
             # would stick to a backend other clients use
-            check_not_transaction_pooled(conn, _conninfo(url), url)
+            check_not_transaction_pooled(conn, conninfo, url)
         except psycopg.Error as exc:
             conn.close()
             raise translate(exc, url) from exc

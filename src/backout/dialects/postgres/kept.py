@@ -11,6 +11,7 @@ sweep while it is idle for less than :data:`~backout.dialects.scratch_names.KEPT
 
 from __future__ import annotations
 
+import threading
 from typing import Protocol
 
 from backout.dialects import scratch_names
@@ -46,6 +47,11 @@ class ScratchServer(Protocol):
 #: how a kept copy's comment starts; the key follows
 KEPT_LABEL = "backout kept schema-only copy, key "
 
+#: kept copies this process has claimed and not yet kept or discarded: another thread of it
+#: (a fleet run plans many targets at once) must not claim them, though this process owns them
+_IN_USE: set[str] = set()
+_IN_USE_LOCK = threading.Lock()
+
 _CANDIDATES = (
     "SELECT d.datname, (SELECT count(*) FROM pg_stat_activity a WHERE a.datname = d.datname) "
     "FROM pg_database d WHERE d.datname LIKE %s "
@@ -80,13 +86,17 @@ class PostgresKeptCopies(KeptCopies):
                 if not scratch_names.claimable(name, int(connections), self.prefix):
                     continue
                 mine = scratch_names.new_name(self.prefix)
-                try:
-                    admin.execute(
-                        f"ALTER DATABASE {self.dialect.quote(name)} "
-                        f"RENAME TO {self.dialect.quote(mine)}"
-                    )
-                except DatabaseError:
-                    continue  # another run took it (or dropped it) first
+                with _IN_USE_LOCK:
+                    if name in _IN_USE:
+                        continue  # claimed by another thread of this process
+                    try:
+                        admin.execute(
+                            f"ALTER DATABASE {self.dialect.quote(name)} "
+                            f"RENAME TO {self.dialect.quote(mine)}"
+                        )
+                    except DatabaseError:
+                        continue  # another run took it (or dropped it) first
+                    _IN_USE.add(mine)
                 return self.server.with_database(mine)
         finally:
             admin.close()
@@ -111,6 +121,16 @@ class PostgresKeptCopies(KeptCopies):
             )
         finally:
             admin.close()
+            _released(copy)
 
     def discard(self, copy: DatabaseURL) -> None:
-        self.dialect.drop_scratch(self.server, self.actor, copy.database or "")
+        try:
+            self.dialect.drop_scratch(self.server, self.actor, copy.database or "")
+        finally:
+            _released(copy)
+
+
+def _released(copy: DatabaseURL) -> None:
+    """The copy is no longer in use by this process (kept for later, or dropped)."""
+    with _IN_USE_LOCK:
+        _IN_USE.discard(copy.database or "")

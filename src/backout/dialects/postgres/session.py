@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from backout.dialects.base import (
@@ -12,6 +12,7 @@ from backout.dialects.base import (
     Row,
     Session,
 )
+from backout.dialects.pool import ConnectionPool
 from backout.model.errors import DatabaseError
 from backout.model.urls import DatabaseURL, scrub
 
@@ -36,11 +37,20 @@ def translate(exc: Exception, url: DatabaseURL) -> DatabaseError:
 class PostgresSession(Session):
     """A psycopg connection in autocommit mode; backout issues BEGIN/COMMIT itself."""
 
-    def __init__(self, dialect: Dialect, url: DatabaseURL, conn: psycopg.Connection[Any]):
+    def __init__(
+        self,
+        dialect: Dialect,
+        url: DatabaseURL,
+        conn: psycopg.Connection[Any],
+        *,
+        pool: tuple[ConnectionPool, Hashable] | None = None,
+    ):
         self.dialect = dialect
         self.url = url
         self.conn = conn
         self._in_tx = False
+        #: where :meth:`close` hands the connection back to (see backout.dialects.pool)
+        self._pool = pool
 
     def query(self, sql: str, params: Params = None) -> list[Row]:
         try:
@@ -142,4 +152,13 @@ class PostgresSession(Session):
         return self._in_tx
 
     def close(self) -> None:
+        import psycopg
+
+        if self._pool is not None and not self.conn.closed:
+            status = self.conn.info.transaction_status
+            if status == psycopg.pq.TransactionStatus.IDLE:
+                pool, key = self._pool
+                self._pool = None
+                pool.give_back(key, self.conn, lambda conn: conn.close())
+                return
         self.conn.close()
