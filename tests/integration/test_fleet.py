@@ -151,7 +151,7 @@ def test_rollback_over_20_postgres_databases(tmp_path: Path, pg_databases: list[
         "--parallel",
         "4",
         *YES,
-        code=5,
+        code=7,
     )
     states = outcomes(first)
     assert states[7] == "failed" and first["targets"][7]["exit_code"] == 4
@@ -175,7 +175,7 @@ def test_rollback_over_20_postgres_databases(tmp_path: Path, pg_databases: list[
         "4",
         "--keep-going",
         *YES,
-        code=5,
+        code=7,
     )
     expected = ["already_done" if s == "ok" else "ok" for s in states]
     expected[7] = "failed"
@@ -225,7 +225,7 @@ def test_status_and_rollback_over_20_schemas_of_one_database(tmp_path: Path, pg_
         "--lock-wait",
         "0",
         *YES,
-        code=5,
+        code=7,
     )
     assert outcomes(done) == ["ok"] * 3 + ["failed"] + ["ok"] * 16
     for schema, target in zip(schemas, done["targets"], strict=True):
@@ -317,7 +317,7 @@ def test_rollback_over_mariadb_databases(tmp_path: Path, mysql_databases: list[s
         "2",
         "--keep-going",
         *YES,
-        code=5,
+        code=7,
     )
     assert outcomes(done) == ["ok", "failed", "ok", "ok"]
     for url, target in zip(mysql_databases, done["targets"], strict=True):
@@ -325,7 +325,7 @@ def test_rollback_over_mariadb_databases(tmp_path: Path, mysql_databases: list[s
         rolled_back = target["outcome"] == "ok"
         assert ("items" not in tables) == rolled_back, (url, tables)
         assert ledger == {"001_base": True, "002_items": not rolled_back}
-    again = fleet(project, "rollback", "--to", "001_base", "--targets", "targets.txt", *YES, code=5)
+    again = fleet(project, "rollback", "--to", "001_base", "--targets", "targets.txt", *YES, code=7)
     assert outcomes(again) == ["already_done", "failed", "already_done", "already_done"]
     assert mysql_state(mysql_databases[1])[1]["002_items"] is True
 
@@ -408,7 +408,7 @@ def test_the_canary_goes_first_and_alone(tmp_path: Path) -> None:
         "2",
         "--keep-going",
         *YES,
-        code=5,
+        code=7,
     )
     assert outcomes(refused) == ["ok", "failed"] + ["not_run"] * 4
     assert_documented(fleet_example(), refused)  # docs/json.md's example, field for field
