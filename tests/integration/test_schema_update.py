@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from backout.rollback.schema_update import unified_diff
 from tests.helpers import REPO, db_state, run, sql, write
 from tests.integration.test_exit_codes_doc import documented_codes
 from tests.integration.test_json_docs import assert_documented, documented
@@ -490,3 +491,165 @@ def test_dry_run_shows_the_diff_and_changes_nothing(tmp_path: Path, sqlite_url: 
     assert "-  nickname String?" in result.stdout
     assert (root / "prisma" / "schema.prisma").read_bytes() == before
     assert "nickname" in columns(sqlite_url)
+
+
+# --- which commit git mode restores from ------------------------------------------------------
+
+
+NICK2_ID = "20250103000000_nickname2"
+NICK2 = 'ALTER TABLE "User" ADD COLUMN "age" INTEGER;\n'
+NICK2_DOWN = '-- backout:risk HIGH\nALTER TABLE "User" DROP COLUMN "age";\n'
+USER_V3 = USER_V2.replace("String?\n}", "String?\n  age      Int?\n}")
+
+
+def _schema_file(root: Path) -> Path:
+    return root / "prisma" / "schema.prisma"
+
+
+def test_a_renamed_migration_folder_is_followed_to_the_commit_that_added_it(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    """The migration's folder was renamed in a later commit: the schema is the one before the
+    commit that first added the migration, not before the rename."""
+    root = project(tmp_path, provider="sqlite")
+    migrations = root / "prisma" / "migrations"
+    git(root, "mv", f"prisma/migrations/{NICK_ID}", "prisma/migrations/20250102000000_nick")
+    git(root, "commit", "-q", "--amend", "-m", "nickname, under its first name")
+    git(root, "mv", "prisma/migrations/20250102000000_nick", f"prisma/migrations/{NICK_ID}")
+    git(root, "commit", "-qm", "rename")
+    assert (migrations / NICK_ID / "migration.sql").is_file()
+    assert run(["up"], project=root, url=sqlite_url).exit_code == 0
+    result = run(["rollback", "--yes", "--update-schema=git"], project=root, url=sqlite_url)
+    assert result.exit_code == 0, result.output
+    assert columns(sqlite_url) == ["id", "email"]
+    assert _schema_file(root).read_text() == schema("sqlite", USER_V1)
+
+
+def _branch_history(root: Path) -> None:
+    """init; a feature branch adds the nickname migration; meanwhile main adds an older-named
+    one (age), then merges the feature: main's first-parent history is init, age, merge."""
+    git(root, "branch", "-q", "-m", "main")
+    git(root, "reset", "-q", "--hard", "HEAD~1")
+    git(root, "checkout", "-q", "-b", "feature")
+    write(
+        root,
+        {
+            "prisma/schema.prisma": schema("sqlite", USER_V2),
+            f"prisma/migrations/{NICK2_ID}/migration.sql": NICK,
+            f"prisma/rollback/{NICK2_ID}_rollback.sql": NICK_DOWN,
+        },
+    )
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "feature: nickname")
+    git(root, "checkout", "-q", "main")
+    age = USER_V1.replace("String\n}", "String\n  age   Int?\n}")
+    write(
+        root,
+        {
+            "prisma/schema.prisma": schema("sqlite", age),
+            f"prisma/migrations/{NICK_ID}/migration.sql": NICK2,
+            f"prisma/rollback/{NICK_ID}_rollback.sql": NICK2_DOWN,
+        },
+    )
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "main: age")
+    subprocess.run(
+        ["git", "-C", str(root), "merge", "-q", "--no-edit", "feature"],
+        capture_output=True,
+        check=False,  # schema.prisma conflicts: resolved below
+    )
+    write(root, {"prisma/schema.prisma": schema("sqlite", USER_V3.replace("  age", "  age   "))})
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "merge feature")
+
+
+def test_a_migration_merged_from_a_branch_restores_the_schema_before_the_merge(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    """The nickname migration came from a branch whose parent lacks main's age migration: the
+    schema before the merge (main's first parent) keeps age, which stays applied."""
+    root = project(tmp_path, provider="sqlite")
+    _branch_history(root)
+    on_main = subprocess.run(
+        ["git", "-C", str(root), "show", "HEAD^1:prisma/schema.prisma"],
+        capture_output=True,
+        check=True,
+    ).stdout
+    assert run(["up"], project=root, url=sqlite_url).exit_code == 0
+    result = run(
+        ["rollback", "--yes", "--update-schema=git", "--json"], project=root, url=sqlite_url
+    )
+    assert result.exit_code == 0, result.output
+    assert columns(sqlite_url) == ["id", "email", "age"]
+    assert _schema_file(root).read_bytes() == on_main
+    assert json.loads(result.stdout)["schema_update"]["commit"] == git(root, "rev-parse", "HEAD^1")
+
+
+def test_several_migrations_committed_out_of_name_order(tmp_path: Path, sqlite_url: str) -> None:
+    """Two migrations rolled back at once, the newer-named committed first: the schema is from
+    before the first of their commits, which has neither."""
+    root = project(tmp_path, provider="sqlite")
+    git(root, "reset", "-q", "--soft", "HEAD~1")
+    git(root, "reset", "-q")
+    write(
+        root,
+        {
+            f"prisma/migrations/{NICK2_ID}/migration.sql": NICK2,
+            f"prisma/rollback/{NICK2_ID}_rollback.sql": NICK2_DOWN,
+        },
+    )
+    with_age = USER_V1.replace("String\n}", "String\n  age   Int?\n}")
+    write(root, {"prisma/schema.prisma": schema("sqlite", with_age)})
+    git(root, "add", "prisma/schema.prisma", f"prisma/migrations/{NICK2_ID}")
+    git(root, "add", f"prisma/rollback/{NICK2_ID}_rollback.sql")
+    git(root, "commit", "-qm", "age (named later, committed first)")
+    write(root, {"prisma/schema.prisma": schema("sqlite", USER_V3)})
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "nickname")
+    assert run(["up"], project=root, url=sqlite_url).exit_code == 0
+    result = run(
+        ["rollback", "--yes", "--steps", "2", "--update-schema=git"], project=root, url=sqlite_url
+    )
+    assert result.exit_code == 0, result.output
+    assert columns(sqlite_url) == ["id", "email"]
+    assert _schema_file(root).read_text() == schema("sqlite", USER_V1)
+
+
+def test_a_shallow_clone_is_refused_with_the_true_reason(tmp_path: Path, sqlite_url: str) -> None:
+    origin = project(tmp_path, provider="sqlite")
+    root = tmp_path / "clone"
+    subprocess.run(
+        ["git", "clone", "-q", "--depth", "1", f"file://{origin}", str(root)],
+        check=True,
+        capture_output=True,
+    )
+    assert run(["up"], project=root, url=sqlite_url).exit_code == 0
+    before = db_state(sqlite_url)
+    result = run(["rollback", "--yes", "--update-schema=git"], project=root, url=sqlite_url)
+    assert result.exit_code == 2, result.output
+    assert "shallow clone" in result.stderr and "first commit" not in result.stderr
+    assert db_state(sqlite_url) == before
+
+
+def test_windows_line_endings_stay_as_git_checks_files_out(tmp_path: Path, sqlite_url: str) -> None:
+    """With eol=crlf (as core.autocrlf on Windows), the restored file has CRLF like the rest of
+    the checkout, and the diff shows the one line that changed."""
+    root = project(tmp_path, provider="sqlite")
+    write(root, {".gitattributes": "*.prisma text eol=crlf\n"})
+    git(root, "add", ".gitattributes")
+    git(root, "commit", "-qm", "eol")
+    _schema_file(root).unlink()
+    git(root, "checkout", "--", "prisma/schema.prisma")
+    assert b"\r\n" in _schema_file(root).read_bytes()
+    assert run(["up"], project=root, url=sqlite_url).exit_code == 0
+    result = run(
+        ["rollback", "--yes", "--update-schema=git", "--json"], project=root, url=sqlite_url
+    )
+    assert result.exit_code == 0, result.output
+    expected = schema("sqlite", USER_V1).replace("\n", "\r\n").encode()
+    assert _schema_file(root).read_bytes() == expected
+    diff = json.loads(result.stdout)["schema_update"]["diff"]
+    # the lines the LF checkout's diff changes, no more (each ending in CRLF, as the file)
+    v2, v1 = (schema("sqlite", model).encode() for model in (USER_V2, USER_V1))
+    assert diff.replace("\r\n", "\n") == unified_diff(v2, v1, "prisma/schema.prisma")
+    assert "-  nickname String?\r\n" in diff

@@ -240,41 +240,72 @@ def plan_update(ws: Workspace, setup: SchemaUpdateSetup, plan: RollbackPlan) -> 
 
 
 def _git_source(ws: Workspace, repo: GitRepo, schema: Path, plan: RollbackPlan) -> GitSource:
-    """schema.prisma at the parent of the commit that added the oldest rolled-back migration."""
-    oldest = plan.steps[-1].migration
-    added_path = repo.relative(oldest.up.path)
-    added = repo.first_added(added_path)
-    if added is None:
-        raise ProjectError(
-            f"--update-schema=git: {added_path} was never committed (git log finds no commit "
-            "adding it), so git has no schema.prisma from before it",
-            hint="commit the migration, or use --update-schema=pull",
-        )
+    """schema.prisma at the parent of the first commit that added a rolled-back migration."""
+    added, migration = _first_commit(repo, plan)
     parent = repo.parent(added)
     if parent is None:
+        if repo.is_shallow():
+            raise ProjectError(
+                f"--update-schema=git: the repository is a shallow clone whose history stops "
+                f"at {added[:12]}, so git has no schema.prisma from before {migration}",
+                hint="fetch the history (git fetch --unshallow), or use --update-schema=pull",
+            )
         raise ProjectError(
-            f"--update-schema=git: {oldest.id} was added by the first commit ({added[:12]}): "
+            f"--update-schema=git: {migration} was added by the first commit ({added[:12]}): "
             "there is no earlier schema.prisma",
             hint="use --update-schema=pull",
         )
-    path = repo.relative(schema)
     if plan.target is not None:
-        kept = {m.id: m for m in ws.project.migrations}[plan.target]
-        if not repo.exists(parent, repo.relative(kept.up.path)):
-            raise ProjectError(
-                f"--update-schema=git: {plan.target} (it stays applied) and {oldest.id} (rolled "
-                f"back) were added by the same commit {added[:12]}: no commit holds the schema "
-                "between them",
-                hint="use --update-schema=pull",
-            )
+        _check_kept(ws, repo, plan.target, migration, added, parent)
+    path = repo.relative(schema)
     content = repo.show(parent, path)
     if content is None:
         raise ProjectError(
             f"--update-schema=git: {path} does not exist in commit {parent[:12]} (the parent "
-            f"of {added[:12]}, which added {oldest.id})",
+            f"of {added[:12]}, which added {migration})",
             hint="use --update-schema=pull",
         )
-    return GitSource(oldest.id, added, parent, path, content)
+    return GitSource(migration, added, parent, path, content)
+
+
+def _first_commit(repo: GitRepo, plan: RollbackPlan) -> tuple[str, str]:
+    """The earliest commit that added one of the rolled-back migrations (their names' order
+    need not be their commits'), and that migration."""
+    found: list[tuple[int, str, str]] = []
+    for step in plan.steps:
+        path = repo.relative(step.migration.up.path)
+        added = repo.first_added(path)
+        if added is None:
+            raise ProjectError(
+                f"--update-schema=git: {path} was never committed (git log finds no commit "
+                "adding it), so git has no schema.prisma from before it",
+                hint="commit the migration, or use --update-schema=pull",
+            )
+        found.append((repo.depth(added), added, step.migration.id))
+    _, added, migration = min(found)
+    return added, migration
+
+
+def _check_kept(
+    ws: Workspace, repo: GitRepo, target: str, migration: str, added: str, parent: str
+) -> None:
+    """Refuse when the commit to restore from lacks ``target``, which stays applied."""
+    kept = repo.relative({m.id: m for m in ws.project.migrations}[target].up.path)
+    if repo.exists(parent, kept):
+        return
+    if repo.first_added(kept) == added:
+        raise ProjectError(
+            f"--update-schema=git: {target} (it stays applied) and {migration} (rolled "
+            f"back) were added by the same commit {added[:12]}: no commit holds the schema "
+            "between them",
+            hint="use --update-schema=pull",
+        )
+    raise ProjectError(
+        f"--update-schema=git: {target} (it stays applied) is not in commit {parent[:12]}, "
+        f"the parent of {added[:12]} which added {migration} (rolled back): its "
+        "schema.prisma would leave out what that migration made",
+        hint="use --update-schema=pull",
+    )
 
 
 # --- after COMMIT ------------------------------------------------------------------------------
