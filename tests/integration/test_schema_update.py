@@ -653,3 +653,63 @@ def test_windows_line_endings_stay_as_git_checks_files_out(tmp_path: Path, sqlit
     v2, v1 = (schema("sqlite", model).encode() for model in (USER_V2, USER_V1))
     assert diff.replace("\r\n", "\n") == unified_diff(v2, v1, "prisma/schema.prisma")
     assert "-  nickname String?\r\n" in diff
+
+
+# --- uncommitted edits to schema.prisma ------------------------------------------------------
+
+DRAFT = "\nmodel Draft {\n  id Int @id\n}\n"
+
+
+def test_uncommitted_edits_are_kept_in_a_copy_and_said(tmp_path: Path, sqlite_url: str) -> None:
+    """schema.prisma has edits git does not hold: restoring from git would lose them, so a copy
+    is kept first, and the result says where."""
+    root = project(tmp_path, provider="sqlite")
+    edited = schema("sqlite", USER_V2) + DRAFT
+    write(root, {"prisma/schema.prisma": edited})
+    assert run(["up"], project=root, url=sqlite_url).exit_code == 0
+    dry = run(["rollback", "--dry-run", "--update-schema=git"], project=root, url=sqlite_url)
+    assert "has changes git does not hold: a copy will be kept in .backout/" in dry.stdout
+    assert not (root / ".backout" / "schema-update").exists()
+
+    result = run(
+        ["rollback", "--yes", "--update-schema=git", "--json"], project=root, url=sqlite_url
+    )
+    assert result.exit_code == 0, result.output
+    assert _schema_file(root).read_text() == schema("sqlite", USER_V1)
+    update = json.loads(result.stdout)["schema_update"]
+    kept = update["kept_copy"]
+    assert kept.startswith(".backout/schema-update/") and kept.endswith("schema.prisma")
+    assert (root / kept).read_text() == edited
+    assert f"your previous prisma/schema.prisma is kept in {kept}" in update["where_things_stand"]
+
+
+def test_a_committed_schema_needs_no_copy(tmp_path: Path, sqlite_url: str) -> None:
+    root = project(tmp_path, provider="sqlite")
+    assert run(["up"], project=root, url=sqlite_url).exit_code == 0
+    result = run(
+        ["rollback", "--yes", "--update-schema=git", "--json"], project=root, url=sqlite_url
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["schema_update"]["kept_copy"] is None
+    assert not (root / ".backout" / "schema-update").exists()
+
+
+@pytest.mark.postgres
+def test_pull_outside_git_keeps_a_copy_of_what_it_rewrites(tmp_path: Path, pg_url: str) -> None:
+    """No git work tree: nothing else holds the file prisma db pull rewrites."""
+    root = project(tmp_path, commits=False)
+    original = _schema_file(root).read_text()
+    fake = tmp_path / "fake-prisma"
+    fake.write_text(
+        '#!/bin/sh\nif [ "$1" = db ]; then echo "// pulled" > prisma/schema.prisma; fi\n'
+    )
+    fake.chmod(0o755)
+    write(root, {"backout.toml": f'[prisma]\ncommand = "{fake}"\n'})
+    assert run(["up"], project=root, url=pg_url).exit_code == 0
+    result = run(["rollback", "--yes", "--update-schema=pull"], project=root, url=pg_url)
+    assert result.exit_code == 0, result.output
+    assert columns(pg_url) == ["id", "email"]
+    assert _schema_file(root).read_text() == "// pulled\n"
+    (kept,) = (root / ".backout" / "schema-update").iterdir()
+    assert kept.read_text() == original
+    assert f"is kept in .backout/schema-update/{kept.name}" in " ".join(result.stdout.split())

@@ -19,6 +19,7 @@ from __future__ import annotations
 import difflib
 import os
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,8 @@ from backout.run.prisma_cli import CommandRun, PrismaCLI, cli_environment, find_
 from backout.run.workspace import Workspace
 
 PULL, GIT = "pull", "git"
+#: where a copy of schema.prisma is kept when git does not hold what the update replaces
+COPIES = ".backout/schema-update"
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,11 @@ class SchemaUpdatePlan:
     git: GitSource | None = None
     #: git mode without the git program: why schema.prisma cannot be restored here
     git_missing: str = ""
+    #: schema.prisma as git's HEAD holds it (None: no git, or not committed); when the file
+    #: differs, a copy is kept before it is changed (:data:`COPIES`)
+    committed: bytes | None = None
+    #: the file differed from :attr:`committed` when planned
+    uncommitted: bool = False
 
     @property
     def prisma(self) -> str:
@@ -102,6 +110,10 @@ class SchemaUpdatePlan:
             )
         else:
             what = f"{self.shown} rewritten from the database by `{self.prisma} db pull`"
+        if self.uncommitted:
+            what += (
+                f" ({self.shown} has changes git does not hold: a copy will be kept in {COPIES}/)"
+            )
         if self.cli is None:
             return f"after COMMIT, {what}; `prisma generate` cannot run here ({self.cli_missing})"
         return f"after COMMIT, {what}, then `{self.generate_command()}`"
@@ -129,6 +141,8 @@ class SchemaUpdateResult:
     state: str = ""
     #: what is left to run by hand
     manual: list[str] = field(default_factory=list)
+    #: where the previous schema.prisma was copied (it had changes git does not hold), else None
+    kept: str | None = None
 
     @property
     def failed(self) -> bool:
@@ -148,6 +162,7 @@ class SchemaUpdateSetup:
     env_vars: tuple[str, ...]
     repo: GitRepo | None
     git_missing: str
+    committed: bytes | None = None
 
 
 def prepare(ws: Workspace, mode: str, *, partial: bool) -> SchemaUpdateSetup | None:
@@ -172,6 +187,7 @@ def prepare(ws: Workspace, mode: str, *, partial: bool) -> SchemaUpdateSetup | N
         _check_pull(ws, shown, datasource.literal)
     repo, git_missing = _repository(ws, mode)
     cli, cli_missing = find_prisma_cli(ws.config.root, ws.config.prisma_command)
+    committed = _committed(repo if mode == GIT else _optional_repo(ws), schema)
     return SchemaUpdateSetup(
         mode=mode,
         schema=schema,
@@ -181,7 +197,23 @@ def prepare(ws: Workspace, mode: str, *, partial: bool) -> SchemaUpdateSetup | N
         env_vars=datasource.env_vars,
         repo=repo,
         git_missing=git_missing,
+        committed=committed,
     )
+
+
+def _optional_repo(ws: Workspace) -> GitRepo | None:
+    """The git work tree of the project, if git and one are there."""
+    return open_repo(ws.config.root) if git_available() else None
+
+
+def _committed(repo: GitRepo | None, schema: Path) -> bytes | None:
+    """schema.prisma as HEAD holds it, checked out (None: no git, or not committed)."""
+    if repo is None:
+        return None
+    try:
+        return repo.show("HEAD", repo.relative(schema))
+    except ProjectError:  # outside the work tree: git holds nothing of it
+        return None
 
 
 def _check_pull(ws: Workspace, shown: str, literal: str | None) -> None:
@@ -236,6 +268,8 @@ def plan_update(ws: Workspace, setup: SchemaUpdateSetup, plan: RollbackPlan) -> 
         env_vars=setup.env_vars,
         git=source,
         git_missing=setup.git_missing,
+        committed=setup.committed,
+        uncommitted=_read(setup.schema) != setup.committed,
     )
 
 
@@ -327,35 +361,47 @@ def run_update(
     rollback is committed, and the result says what state schema.prisma is in. Ctrl-C or
     SIGTERM meanwhile stops the command it runs and raises SchemaUpdateFailed, which says so."""
     before = _read(plan.schema)
+    result = SchemaUpdateResult(plan.mode, plan.shown, "manual")
     try:
-        return _run_update(ws, plan, before, progress)
+        _run_update(ws, plan, before, result, progress)
     except KeyboardInterrupt as exc:
         state = (
             _unchanged(plan.shown)
             if _read(plan.schema) == before
             else (f"{plan.shown} was changed before the interruption")
         )
+        if result.kept:
+            state += f"; your previous {plan.shown} is kept in {result.kept}"
         raise SchemaUpdateFailed(
             f"--update-schema={plan.mode}: {exc or 'interrupted (Ctrl-C)'} while updating "
             f"{plan.shown}; the rollback itself is committed",
             hint=f"{state}. To do by hand: {plan.update_command()}; then {plan.generate_command()}",
         ) from exc
+    if result.kept and _read(plan.schema) == before:
+        # nothing was replaced: the copy is not needed
+        (ws.config.root / result.kept).unlink(missing_ok=True)
+        result.kept = None
+    if result.kept:
+        result.state += f"; your previous {plan.shown} is kept in {result.kept}"
+    return result
 
 
 def _run_update(
     ws: Workspace,
     plan: SchemaUpdatePlan,
     before: bytes,
+    result: SchemaUpdateResult,
     progress: Callable[[str], None] | None,
-) -> SchemaUpdateResult:
-    result = SchemaUpdateResult(plan.mode, plan.shown, "manual")
+) -> None:
     if plan.git is not None:
         result.commit = plan.git.commit
     if (plan.mode == PULL and plan.cli is None) or plan.git_missing:
         result.reason = plan.cli_missing if plan.mode == PULL else plan.git_missing
         result.state = _unchanged(plan.shown)
         result.manual = [plan.update_command(), plan.generate_command()]
-        return result
+        return
+    if before != plan.committed and not _keep_copy(ws, plan, before, result):
+        return
     if progress:
         progress(f"updating {plan.shown} ({plan.mode})")
     if plan.mode == PULL:
@@ -364,10 +410,36 @@ def _run_update(
         _restore(plan, result)
     result.diff = unified_diff(before, _read(plan.schema), plan.shown)
     if result.status == "failed":
-        return result
+        return
     result.status = "updated" if result.diff else "unchanged"
     _generate(ws, plan, result, progress)
-    return result
+
+
+def _keep_copy(
+    ws: Workspace, plan: SchemaUpdatePlan, before: bytes, result: SchemaUpdateResult
+) -> bool:
+    """Copy schema.prisma, which has changes git does not hold, to :data:`COPIES` before it
+    is replaced (False, and the result failed, when the copy cannot be written)."""
+    folder = ws.config.root / COPIES
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        handle, name = tempfile.mkstemp(
+            dir=folder, prefix=f"{stamp}-", suffix=f"-{plan.schema.name}"
+        )
+        with os.fdopen(handle, "wb") as file:
+            file.write(before)
+    except OSError as exc:
+        result.status = "failed"
+        result.error = (
+            f"cannot keep a copy of {plan.shown} (it has changes git does not hold) in "
+            f"{COPIES}: {exc.strerror or exc}"
+        )
+        result.state = _unchanged(plan.shown)
+        result.manual = [plan.update_command(), plan.generate_command()]
+        return False
+    result.kept = Path(name).relative_to(ws.config.root).as_posix()
+    return True
 
 
 def _pull(ws: Workspace, plan: SchemaUpdatePlan, result: SchemaUpdateResult) -> None:
