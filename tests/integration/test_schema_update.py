@@ -102,6 +102,7 @@ def project(
     prisma6: Path | None = None,
     commits: bool = True,
     v1_generator: str = GENERATOR,
+    top: Path | None = None,
 ) -> Path:
     """A Prisma project of two migrations (init; nickname, with its rollback). With
     ``commits``, a git repository of two commits: init with schema v1, then nickname with
@@ -118,7 +119,7 @@ def project(
         },
     )
     if commits:
-        git(root.parent, "init", "-q", str(root))
+        git(root.parent, "init", "-q", str(top or root))
         git(root, "config", "user.email", "t@example.com")
         git(root, "config", "user.name", "t")
         git(root, "add", "-A")
@@ -296,7 +297,7 @@ def test_without_git_the_git_steps_are_printed(tmp_path: Path, sqlite_url: str) 
     update = json.loads(result.stdout)["schema_update"]
     assert update["status"] == "manual" and update["reason"] == "git is not on PATH"
     assert update["manual"][0].startswith(
-        "git show <commit>^:prisma/schema.prisma > prisma/schema.prisma  (<commit>: "
+        "git show <commit>^:./prisma/schema.prisma > prisma/schema.prisma  (<commit>: "
     )
     assert update["manual"][1] == "npx prisma generate --schema prisma/schema.prisma"
 
@@ -713,3 +714,41 @@ def test_pull_outside_git_keeps_a_copy_of_what_it_rewrites(tmp_path: Path, pg_ur
     (kept,) = (root / ".backout" / "schema-update").iterdir()
     assert kept.read_text() == original
     assert f"is kept in .backout/schema-update/{kept.name}" in " ".join(result.stdout.split())
+
+
+# --- a project in a subfolder of its repository ----------------------------------------------
+
+
+def test_a_project_below_the_top_of_its_repository(tmp_path: Path, sqlite_url: str) -> None:
+    root = project(tmp_path / "mono", provider="sqlite", top=tmp_path / "mono")
+    assert (tmp_path / "mono" / ".git").is_dir() and not (root / ".git").exists()
+    assert run(["up"], project=root, url=sqlite_url).exit_code == 0
+    result = run(
+        ["rollback", "--yes", "--update-schema=git", "--json"], project=root, url=sqlite_url
+    )
+    assert result.exit_code == 0, result.output
+    assert _schema_file(root).read_text() == schema("sqlite", USER_V1)
+    assert json.loads(result.stdout)["schema_update"]["kept_copy"] is None
+
+
+def test_without_git_the_printed_step_works_from_a_subfolder(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    """The printed `git show <commit>^:<path>` names the file relative to where it is run (the
+    project folder): a bare path would be read from the top of the repository."""
+    root = project(tmp_path / "mono", provider="sqlite", top=tmp_path / "mono")
+    assert run(["up"], project=root, url=sqlite_url).exit_code == 0
+    empty = tmp_path / "empty-path"
+    empty.mkdir()
+    result = run(
+        ["rollback", "--yes", "--update-schema=git", "--json"],
+        project=root,
+        url=sqlite_url,
+        env={"PATH": str(empty)},
+    )
+    assert result.exit_code == 0, result.output
+    step = json.loads(result.stdout)["schema_update"]["manual"][0]
+    command = step.split("  (")[0].replace("<commit>", git(root, "rev-parse", "HEAD"))
+    done = subprocess.run(command, shell=True, cwd=root, capture_output=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert _schema_file(root).read_text() == schema("sqlite", USER_V1)

@@ -91,9 +91,10 @@ class SchemaUpdatePlan:
             )
         if self.git is None:
             return (
-                f"git show <commit>^:{self.shown} > {self.shown}  (<commit>: the first line "
-                "`git log --diff-filter=A --format=%H -- <the migration's migration.sql>` "
-                "prints last)"
+                # ./: git reads <commit>:<path> from the top of the repository otherwise
+                f"git show <commit>^:./{self.shown} > {self.shown}  (<commit>: the last line "
+                "`git log --follow --first-parent -m --diff-filter=A --format=%H -- <the "
+                "oldest rolled-back migration's migration.sql>` prints)"
             )
         return f"git show {self.git.commit[:12]}:{self.git.path} > {self.shown}"
 
