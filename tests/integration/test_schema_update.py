@@ -103,6 +103,7 @@ def project(
     commits: bool = True,
     v1_generator: str = GENERATOR,
     top: Path | None = None,
+    schema_name: str = "schema.prisma",
 ) -> Path:
     """A Prisma project of two migrations (init; nickname, with its rollback). With
     ``commits``, a git repository of two commits: init with schema v1, then nickname with
@@ -111,7 +112,7 @@ def project(
     write(
         root,
         {
-            "prisma/schema.prisma": schema(provider, USER_V1, v1_generator),
+            f"prisma/{schema_name}": schema(provider, USER_V1, v1_generator),
             "prisma/migrations/migration_lock.toml": f'provider = "{provider}"\n',
             "prisma/migrations/20250101000000_init/migration.sql": (
                 INIT if provider == "postgresql" else INIT_SQLITE
@@ -127,7 +128,7 @@ def project(
     write(
         root,
         {
-            "prisma/schema.prisma": schema(provider, USER_V2),
+            f"prisma/{schema_name}": schema(provider, USER_V2),
             f"prisma/migrations/{NICK_ID}/migration.sql": NICK,
             f"prisma/rollback/{NICK_ID}_rollback.sql": NICK_DOWN,
         },
@@ -752,3 +753,50 @@ def test_without_git_the_printed_step_works_from_a_subfolder(
     done = subprocess.run(command, shell=True, cwd=root, capture_output=True, check=False)
     assert done.returncode == 0, done.stderr
     assert _schema_file(root).read_text() == schema("sqlite", USER_V1)
+
+
+# --- a schema file named by package.json or prisma.config.ts ---------------------------------
+
+DECLARED = {
+    "package.json": '{"name": "app", "prisma": {"schema": "prisma/app.prisma"}}\n',
+    "prisma.config.ts": (
+        'import { defineConfig } from "prisma/config";\n'
+        "export default defineConfig({\n  schema: 'prisma/app.prisma',\n});\n"
+    ),
+}
+
+
+@pytest.mark.parametrize("declared_in", sorted(DECLARED))
+def test_the_schema_file_prisma_is_configured_with(
+    tmp_path: Path, sqlite_url: str, declared_in: str
+) -> None:
+    """The file Prisma uses (package.json's prisma.schema, prisma.config.ts's schema) is the
+    one updated and generated from, not a stray schema.prisma beside it."""
+    root = project(tmp_path, provider="sqlite", schema_name="app.prisma")
+    write(root, {declared_in: DECLARED[declared_in]})
+    stray = "// an old copy nobody uses\n"
+    write(root, {"prisma/schema.prisma": stray})
+    log = tmp_path / "calls.log"
+    fake = tmp_path / "fake-prisma"
+    fake.write_text(f'#!/bin/sh\necho "$*" >> {log}\n')
+    fake.chmod(0o755)
+    write(root, {"backout.toml": f'[prisma]\ncommand = "{fake}"\n'})
+    assert run(["up"], project=root, url=sqlite_url).exit_code == 0
+    result = run(["rollback", "--yes", "--update-schema=git"], project=root, url=sqlite_url)
+    assert result.exit_code == 0, result.output
+    assert (root / "prisma" / "app.prisma").read_text() == schema("sqlite", USER_V1)
+    assert _schema_file(root).read_text() == stray
+    assert log.read_text() == "generate --schema prisma/app.prisma\n"
+
+
+def test_a_declared_schema_that_does_not_exist_is_refused(tmp_path: Path, sqlite_url: str) -> None:
+    root = project(tmp_path, provider="sqlite")
+    write(root, {"package.json": '{"prisma": {"schema": "db/missing.prisma"}}\n'})
+    assert run(["up"], project=root, url=sqlite_url).exit_code == 0
+    before = db_state(sqlite_url)
+    result = run(["rollback", "--yes", "--update-schema=git"], project=root, url=sqlite_url)
+    assert result.exit_code == 2, result.output
+    assert "package.json: prisma.schema names db/missing.prisma, which does not exist" in (
+        result.stderr
+    )
+    assert db_state(sqlite_url) == before

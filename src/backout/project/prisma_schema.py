@@ -7,6 +7,7 @@ variables (never on its command line), so it reads the database backout rolled b
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,12 @@ _SETTING = re.compile(
     r"^\s*(?P<key>url|directUrl)\s*=\s*(?:env\(\s*\"(?P<env>[^\"]+)\"\s*\)|(?P<literal>\"))",
     re.M,
 )
+
+
+#: ``schema: "…"`` in prisma.config.ts (a string literal; anything else is not read)
+_CONFIG_SCHEMA = re.compile(r"""^\s*schema\s*:\s*(?P<q>["'`])(?P<path>[^"'`\n]+)(?P=q)""", re.M)
+#: where Prisma 6 reads its configuration, before package.json's ``prisma`` key
+_CONFIG_FILES = ("prisma.config.ts", "prisma.config.mts", "prisma.config.js", "prisma.config.mjs")
 
 
 @dataclass(frozen=True)
@@ -65,6 +72,9 @@ def require_schema(project: Project) -> Path:
             f"{project.layout}",
             hint="leave --update-schema out (and update_schema in backout.toml's [prisma])",
         )
+    declared = declared_schema(project.root)
+    if declared is not None:
+        return _declared_file(project, *declared)
     path = schema_path(project)
     if path.is_file():
         return path
@@ -81,3 +91,45 @@ def require_schema(project: Project) -> Path:
         path=project.rel(path),
         hint="leave --update-schema out, or restore the file first",
     )
+
+
+def declared_schema(root: Path) -> tuple[str, str] | None:
+    """The schema path Prisma is configured with in the project folder, and where: a string
+    ``schema`` in prisma.config.ts, else ``"prisma": {"schema": …}`` in package.json."""
+    for name in _CONFIG_FILES:
+        text = _text(root / name)
+        if text is not None:
+            found = _CONFIG_SCHEMA.search(re.sub(r"//[^\n]*", "", text))
+            return (found["path"], f"{name}: schema") if found else None
+    text = _text(root / "package.json")
+    try:
+        data = json.loads(text) if text is not None else None
+    except ValueError:
+        return None
+    settings = data.get("prisma") if isinstance(data, dict) else None
+    value = settings.get("schema") if isinstance(settings, dict) else None
+    return (value, "package.json: prisma.schema") if isinstance(value, str) and value else None
+
+
+def _declared_file(project: Project, value: str, source: str) -> Path:
+    """The schema file a Prisma configuration names (relative to the project folder)."""
+    path = project.root / value
+    if path.is_file():
+        return path
+    if path.is_dir():
+        raise ProjectError(
+            f"--update-schema supports one schema file; {source} names the folder {value} "
+            "(a multi-file schema)",
+            hint="update the schema by hand, then run `npx prisma generate`",
+        )
+    raise ProjectError(
+        f"--update-schema: {source} names {value}, which does not exist",
+        hint="leave --update-schema out, or correct the path",
+    )
+
+
+def _text(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
