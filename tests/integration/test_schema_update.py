@@ -18,6 +18,7 @@ import os
 import re
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -800,3 +801,21 @@ def test_a_declared_schema_that_does_not_exist_is_refused(tmp_path: Path, sqlite
         result.stderr
     )
     assert db_state(sqlite_url) == before
+
+
+def test_a_hanging_cli_is_stopped_at_the_timeout(tmp_path: Path, sqlite_url: str) -> None:
+    """A CLI that never ends (and a child of it) is killed after hooks.timeout: exit 5, the
+    rollback committed, the message says it timed out."""
+    root = project(tmp_path, provider="sqlite")
+    fake = tmp_path / "hanging-prisma"
+    fake.write_text("#!/bin/sh\nsleep 120 &\nsleep 120\n")
+    fake.chmod(0o755)
+    write(root, {"backout.toml": f'[prisma]\ncommand = "{fake}"\n[hooks]\ntimeout = "1s"\n'})
+    assert run(["up"], project=root, url=sqlite_url).exit_code == 0
+    started = time.monotonic()
+    result = run(["rollback", "--yes", "--update-schema=git"], project=root, url=sqlite_url)
+    assert time.monotonic() - started < 30
+    assert result.exit_code == 5, result.output
+    assert columns(sqlite_url) == ["id", "email"]
+    assert f"`{fake} generate --schema prisma/schema.prisma` timed out after 1s" in result.stderr
+    assert _schema_file(root).read_text() == schema("sqlite", USER_V1)

@@ -115,3 +115,27 @@ def test_no_cli_says_why(tmp_path: Path) -> None:
     )
     cli, why = find_prisma_cli(tmp_path, f"{os.__file__} x")  # a path that exists
     assert cli is not None and cli.argv == (os.__file__, "x")
+
+
+def test_the_diff_splits_lines_as_git_does(tmp_path: Path) -> None:
+    """Only "\\n" ends a line: a form feed or U+2028 in a comment is part of its line, so the
+    diff still applies in reverse."""
+    before = "// a\u2028b\x0cc\nmodel A {\n  x Int\n}\n".encode()
+    after = "// a\u2028b\x0cc\nmodel A {\n}\n".encode()
+    diff = unified_diff(before, after, "prisma/schema.prisma")
+    assert diff.count("\n") == 7  # ---, +++, @@, 3 context lines, the removal
+    (tmp_path / "prisma").mkdir()
+    (tmp_path / "prisma" / "schema.prisma").write_bytes(after)
+    (tmp_path / "d.patch").write_bytes(diff.encode())
+    subprocess.run(["git", "apply", "-R", "--unsafe-paths", "d.patch"], cwd=tmp_path, check=True)
+    assert (tmp_path / "prisma" / "schema.prisma").read_bytes() == before
+
+
+def test_the_atomic_write_goes_through_a_symlink(tmp_path: Path) -> None:
+    """A schema.prisma that links to a shared file: the file is updated, the link stays."""
+    target = tmp_path / "shared.prisma"
+    target.write_text("old")
+    link = tmp_path / "schema.prisma"
+    link.symlink_to(target.name)
+    write_atomically(link, b"new")
+    assert link.is_symlink() and target.read_bytes() == b"new"

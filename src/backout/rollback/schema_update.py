@@ -515,7 +515,8 @@ def _cli(ws: Workspace, plan: SchemaUpdatePlan, args: list[str]) -> CommandRun:
 
 def write_atomically(path: Path, content: bytes) -> None:
     """Replace ``path``'s content with ``content`` (a reader sees the old or the new file,
-    never part of one); its permission bits stay."""
+    never part of one); its permission bits stay. A symlink stays: the file it names changes."""
+    path = path.resolve()
     mode = path.stat().st_mode & 0o7777
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -533,12 +534,19 @@ def unified_diff(before: bytes, after: bytes, name: str) -> str:
     -R`` takes it back."""
     if before == after:
         return ""
-    old = before.decode("utf-8", "replace").splitlines(keepends=True)
-    new = after.decode("utf-8", "replace").splitlines(keepends=True)
+    old = _lines(before.decode("utf-8", "replace"))
+    new = _lines(after.decode("utf-8", "replace"))
     lines = []
     for line in difflib.unified_diff(old, new, f"a/{name}", f"b/{name}", lineterm="\n"):
         lines.append(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n")
     return "".join(lines)
+
+
+def _lines(text: str) -> list[str]:
+    """``text``'s lines with their ends, as git splits them: at "\\n" only (str.splitlines
+    also splits at form feeds, U+2028...)."""
+    parts = text.split("\n")
+    return [part + "\n" for part in parts[:-1]] + ([parts[-1]] if parts[-1] else [])
 
 
 def failure(result: SchemaUpdateResult) -> SchemaUpdateFailed:
