@@ -819,3 +819,25 @@ def test_a_hanging_cli_is_stopped_at_the_timeout(tmp_path: Path, sqlite_url: str
     assert columns(sqlite_url) == ["id", "email"]
     assert f"`{fake} generate --schema prisma/schema.prisma` timed out after 1s" in result.stderr
     assert _schema_file(root).read_text() == schema("sqlite", USER_V1)
+
+
+def test_a_repository_git_cannot_read_is_not_called_no_repository(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    """git fails for a reason of its own (here a broken global configuration; in a container,
+    often "dubious ownership"): git's reason is shown, not "not inside a git work tree"."""
+    root = project(tmp_path, provider="sqlite")
+    assert run(["up"], project=root, url=sqlite_url).exit_code == 0
+    broken = tmp_path / "gitconfig"
+    broken.write_text("[core\n")
+    before = db_state(sqlite_url)
+    result = run(
+        ["rollback", "--yes", "--update-schema=git"],
+        project=root,
+        url=sqlite_url,
+        env={"GIT_CONFIG_GLOBAL": str(broken)},
+    )
+    assert result.exit_code == 2, result.output
+    assert "not inside a git work tree" not in result.stderr
+    assert "git cannot read the repository" in result.stderr and "bad config" in result.stderr
+    assert db_state(sqlite_url) == before

@@ -96,11 +96,19 @@ def inside_git_folder(folder: Path) -> bool:
 
 
 def open_repo(folder: Path) -> GitRepo | None:
-    """The git work tree ``folder`` is in (None: it is in none). Needs :func:`git_available`."""
+    """The git work tree ``folder`` is in (None: it is in none); ProjectError when git fails
+    for another reason (its "dubious ownership" check, a broken configuration). Needs
+    :func:`git_available`."""
     probe = GitRepo(folder.resolve())
     done = probe._git("rev-parse", "--show-toplevel")
     if done.returncode != 0:
-        return None
+        said = done.stderr.decode("utf-8", "replace").strip().splitlines()
+        if not said or "not a git repository" in said[0]:
+            return None
+        raise ProjectError(
+            f"git cannot read the repository at {folder}: {said[0].removeprefix('fatal: ')}",
+            hint=" ".join(line.strip() for line in said[1:]) or None,
+        )
     return GitRepo(Path(done.stdout.decode().strip()).resolve())
 
 

@@ -203,8 +203,11 @@ def prepare(ws: Workspace, mode: str, *, partial: bool) -> SchemaUpdateSetup | N
 
 
 def _optional_repo(ws: Workspace) -> GitRepo | None:
-    """The git work tree of the project, if git and one are there."""
-    return open_repo(ws.config.root) if git_available() else None
+    """The git work tree of the project, if git and one are there (and git can read it)."""
+    try:
+        return open_repo(ws.config.root) if git_available() else None
+    except ProjectError:  # pull does not need git: without it, a copy is kept
+        return None
 
 
 def _committed(repo: GitRepo | None, schema: Path) -> bytes | None:
