@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 
 from backout.model.errors import ConfigError
+from backout.model.urls import parse_url
 from backout.project.config import load_config
 from backout.project.prisma_schema import read_datasource
 from backout.rollback.schema_update import unified_diff, write_atomically
-from backout.run.prisma_cli import find_prisma_cli
+from backout.run.prisma_cli import PrismaCLI, cli_environment, find_prisma_cli, run_cli
 
 
 def test_the_datasource_names_its_variables() -> None:
@@ -139,3 +140,20 @@ def test_the_atomic_write_goes_through_a_symlink(tmp_path: Path) -> None:
     link.symlink_to(target.name)
     write_atomically(link, b"new")
     assert link.is_symlink() and target.read_bytes() == b"new"
+
+
+def test_output_cut_to_its_limit_never_keeps_part_of_a_password(tmp_path: Path) -> None:
+    """The CLI's output is kept to its last 20,000 characters: masked before it is cut, so a
+    cut inside the password does not leave the rest of it."""
+    password = "s3cr3t-Passw0rd-4711"
+    url = parse_url(f"postgresql://app:{password}@127.0.0.1:5432/db")
+    tail = 20_000 - (len(password) - 3) - len("@127.0.0.1:5432/db\n")
+    script = tmp_path / "cli"
+    script.write_text(f"#!/bin/sh\necho \"$DATABASE_URL\"\nhead -c {tail} /dev/zero | tr '\\0' x\n")
+    script.chmod(0o755)
+    cli = PrismaCLI((str(script),), "cli")
+    run = run_cli(
+        cli, [], cwd=tmp_path, env=cli_environment(url, ()), timeout=30, secrets=url.secrets
+    )
+    assert run.ok
+    assert password[3:] not in run.output and password[5:] not in run.output

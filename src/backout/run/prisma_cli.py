@@ -135,7 +135,8 @@ def run_cli(
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
         raise
-    output = scrub(raw.decode("utf-8", "replace")[-_OUTPUT_LIMIT:], secrets)
+    # masked, then cut: a cut first could fall inside a password and leave the rest of it
+    output = scrub(raw.decode("utf-8", "replace"), secrets)[-_OUTPUT_LIMIT:]
     return CommandRun(
         command=shown,
         exit_code=process.returncode,
