@@ -112,8 +112,10 @@ class SchemaUpdatePlan:
         else:
             what = f"{self.shown} rewritten from the database by `{self.prisma} db pull`"
         if self.uncommitted:
+            when = " if db pull changes it" if self.git is None else ""
             what += (
-                f" ({self.shown} has changes git does not hold: a copy will be kept in {COPIES}/)"
+                f" ({self.shown} has changes git does not hold: a copy will be kept in "
+                f"{COPIES}/{when})"
             )
         if self.cli is None:
             return f"after COMMIT, {what}; `prisma generate` cannot run here ({self.cli_missing})"
@@ -273,7 +275,8 @@ def plan_update(ws: Workspace, setup: SchemaUpdateSetup, plan: RollbackPlan) -> 
         git=source,
         git_missing=setup.git_missing,
         committed=setup.committed,
-        uncommitted=_read(setup.schema) != setup.committed,
+        # the file differs from HEAD's, and the update would change it
+        uncommitted=_read(setup.schema) not in (setup.committed, source and source.content),
     )
 
 
