@@ -157,3 +157,12 @@ def test_output_cut_to_its_limit_never_keeps_part_of_a_password(tmp_path: Path) 
     )
     assert run.ok
     assert password[3:] not in run.output and password[5:] not in run.output
+
+
+def test_a_password_in_the_configured_command_is_masked_where_shown(tmp_path: Path) -> None:
+    configured = "env DATABASE_URL=postgresql://app:pw-123456@db/app npx prisma"
+    cli, _ = find_prisma_cli(tmp_path, configured)
+    assert cli is not None and "pw-123456" in " ".join(cli.argv)  # run as configured
+    assert "pw-123456" not in cli.shown and "postgresql://app:***@db/app" in cli.shown
+    _, why = find_prisma_cli(tmp_path, configured.replace("env ", "no-such-env-xyz "))
+    assert "pw-123456" not in why
