@@ -841,3 +841,20 @@ def test_a_repository_git_cannot_read_is_not_called_no_repository(
     assert "not inside a git work tree" not in result.stderr
     assert "git cannot read the repository" in result.stderr and "bad config" in result.stderr
     assert db_state(sqlite_url) == before
+
+
+def test_a_configured_schema_folder_with_one_file(tmp_path: Path, sqlite_url: str) -> None:
+    """prisma.config.ts's ``schema: "prisma/"`` (Prisma's own example): one .prisma file in
+    it is the schema."""
+    root = project(tmp_path, provider="sqlite")
+    write(root, {"prisma.config.ts": 'export default defineConfig({\n  schema: "prisma/",\n});\n'})
+    assert run(["up"], project=root, url=sqlite_url).exit_code == 0
+    result = run(["rollback", "--yes", "--update-schema=git"], project=root, url=sqlite_url)
+    assert result.exit_code == 0, result.output
+    assert _schema_file(root).read_text() == schema("sqlite", USER_V1)
+    write(root, {"prisma/models/post.prisma": "model Post {\n  id Int @id\n}\n"})
+    result = run(["rollback", "--dry-run", "--update-schema=git"], project=root, url=sqlite_url)
+    assert result.exit_code == 2, result.output
+    assert "prisma.config.ts: schema names the folder prisma/ (a multi-file schema)" in (
+        result.stderr
+    )
