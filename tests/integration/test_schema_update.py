@@ -18,10 +18,12 @@ import os
 import re
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
+from backout.rollback.schema_update import unified_diff
 from tests.helpers import REPO, db_state, run, sql, write
 from tests.integration.test_exit_codes_doc import documented_codes
 from tests.integration.test_json_docs import assert_documented, documented
@@ -101,6 +103,8 @@ def project(
     prisma6: Path | None = None,
     commits: bool = True,
     v1_generator: str = GENERATOR,
+    top: Path | None = None,
+    schema_name: str = "schema.prisma",
 ) -> Path:
     """A Prisma project of two migrations (init; nickname, with its rollback). With
     ``commits``, a git repository of two commits: init with schema v1, then nickname with
@@ -109,7 +113,7 @@ def project(
     write(
         root,
         {
-            "prisma/schema.prisma": schema(provider, USER_V1, v1_generator),
+            f"prisma/{schema_name}": schema(provider, USER_V1, v1_generator),
             "prisma/migrations/migration_lock.toml": f'provider = "{provider}"\n',
             "prisma/migrations/20250101000000_init/migration.sql": (
                 INIT if provider == "postgresql" else INIT_SQLITE
@@ -117,7 +121,7 @@ def project(
         },
     )
     if commits:
-        git(root.parent, "init", "-q", str(root))
+        git(root.parent, "init", "-q", str(top or root))
         git(root, "config", "user.email", "t@example.com")
         git(root, "config", "user.name", "t")
         git(root, "add", "-A")
@@ -125,7 +129,7 @@ def project(
     write(
         root,
         {
-            "prisma/schema.prisma": schema(provider, USER_V2),
+            f"prisma/{schema_name}": schema(provider, USER_V2),
             f"prisma/migrations/{NICK_ID}/migration.sql": NICK,
             f"prisma/rollback/{NICK_ID}_rollback.sql": NICK_DOWN,
         },
@@ -295,7 +299,7 @@ def test_without_git_the_git_steps_are_printed(tmp_path: Path, sqlite_url: str) 
     update = json.loads(result.stdout)["schema_update"]
     assert update["status"] == "manual" and update["reason"] == "git is not on PATH"
     assert update["manual"][0].startswith(
-        "git show <commit>^:prisma/schema.prisma > prisma/schema.prisma  (<commit>: "
+        "git show <commit>^:./prisma/schema.prisma > prisma/schema.prisma  (<commit>: "
     )
     assert update["manual"][1] == "npx prisma generate --schema prisma/schema.prisma"
 
@@ -490,3 +494,367 @@ def test_dry_run_shows_the_diff_and_changes_nothing(tmp_path: Path, sqlite_url: 
     assert "-  nickname String?" in result.stdout
     assert (root / "prisma" / "schema.prisma").read_bytes() == before
     assert "nickname" in columns(sqlite_url)
+
+
+# --- which commit git mode restores from ------------------------------------------------------
+
+
+NICK2_ID = "20250103000000_nickname2"
+NICK2 = 'ALTER TABLE "User" ADD COLUMN "age" INTEGER;\n'
+NICK2_DOWN = '-- backout:risk HIGH\nALTER TABLE "User" DROP COLUMN "age";\n'
+USER_V3 = USER_V2.replace("String?\n}", "String?\n  age      Int?\n}")
+
+
+def _schema_file(root: Path) -> Path:
+    return root / "prisma" / "schema.prisma"
+
+
+def test_a_renamed_migration_folder_is_followed_to_the_commit_that_added_it(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    """The migration's folder was renamed in a later commit: the schema is the one before the
+    commit that first added the migration, not before the rename."""
+    root = project(tmp_path, provider="sqlite")
+    migrations = root / "prisma" / "migrations"
+    git(root, "mv", f"prisma/migrations/{NICK_ID}", "prisma/migrations/20250102000000_nick")
+    git(root, "commit", "-q", "--amend", "-m", "nickname, under its first name")
+    git(root, "mv", "prisma/migrations/20250102000000_nick", f"prisma/migrations/{NICK_ID}")
+    git(root, "commit", "-qm", "rename")
+    assert (migrations / NICK_ID / "migration.sql").is_file()
+    assert run(["up"], project=root, url=sqlite_url).exit_code == 0
+    result = run(["rollback", "--yes", "--update-schema=git"], project=root, url=sqlite_url)
+    assert result.exit_code == 0, result.output
+    assert columns(sqlite_url) == ["id", "email"]
+    assert _schema_file(root).read_text() == schema("sqlite", USER_V1)
+
+
+def _branch_history(root: Path) -> None:
+    """init; a feature branch adds the nickname migration; meanwhile main adds an older-named
+    one (age), then merges the feature: main's first-parent history is init, age, merge."""
+    git(root, "branch", "-q", "-m", "main")
+    git(root, "reset", "-q", "--hard", "HEAD~1")
+    git(root, "checkout", "-q", "-b", "feature")
+    write(
+        root,
+        {
+            "prisma/schema.prisma": schema("sqlite", USER_V2),
+            f"prisma/migrations/{NICK2_ID}/migration.sql": NICK,
+            f"prisma/rollback/{NICK2_ID}_rollback.sql": NICK_DOWN,
+        },
+    )
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "feature: nickname")
+    git(root, "checkout", "-q", "main")
+    age = USER_V1.replace("String\n}", "String\n  age   Int?\n}")
+    write(
+        root,
+        {
+            "prisma/schema.prisma": schema("sqlite", age),
+            f"prisma/migrations/{NICK_ID}/migration.sql": NICK2,
+            f"prisma/rollback/{NICK_ID}_rollback.sql": NICK2_DOWN,
+        },
+    )
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "main: age")
+    subprocess.run(
+        ["git", "-C", str(root), "merge", "-q", "--no-edit", "feature"],
+        capture_output=True,
+        check=False,  # schema.prisma conflicts: resolved below
+    )
+    write(root, {"prisma/schema.prisma": schema("sqlite", USER_V3.replace("  age", "  age   "))})
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "merge feature")
+
+
+def test_a_migration_merged_from_a_branch_restores_the_schema_before_the_merge(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    """The nickname migration came from a branch whose parent lacks main's age migration: the
+    schema before the merge (main's first parent) keeps age, which stays applied."""
+    root = project(tmp_path, provider="sqlite")
+    _branch_history(root)
+    on_main = subprocess.run(
+        ["git", "-C", str(root), "show", "HEAD^1:prisma/schema.prisma"],
+        capture_output=True,
+        check=True,
+    ).stdout
+    assert run(["up"], project=root, url=sqlite_url).exit_code == 0
+    result = run(
+        ["rollback", "--yes", "--update-schema=git", "--json"], project=root, url=sqlite_url
+    )
+    assert result.exit_code == 0, result.output
+    assert columns(sqlite_url) == ["id", "email", "age"]
+    assert _schema_file(root).read_bytes() == on_main
+    assert json.loads(result.stdout)["schema_update"]["commit"] == git(root, "rev-parse", "HEAD^1")
+
+
+def test_several_migrations_committed_out_of_name_order(tmp_path: Path, sqlite_url: str) -> None:
+    """Two migrations rolled back at once, the newer-named committed first: the schema is from
+    before the first of their commits, which has neither."""
+    root = project(tmp_path, provider="sqlite")
+    git(root, "reset", "-q", "--soft", "HEAD~1")
+    git(root, "reset", "-q")
+    write(
+        root,
+        {
+            f"prisma/migrations/{NICK2_ID}/migration.sql": NICK2,
+            f"prisma/rollback/{NICK2_ID}_rollback.sql": NICK2_DOWN,
+        },
+    )
+    with_age = USER_V1.replace("String\n}", "String\n  age   Int?\n}")
+    write(root, {"prisma/schema.prisma": schema("sqlite", with_age)})
+    git(root, "add", "prisma/schema.prisma", f"prisma/migrations/{NICK2_ID}")
+    git(root, "add", f"prisma/rollback/{NICK2_ID}_rollback.sql")
+    git(root, "commit", "-qm", "age (named later, committed first)")
+    write(root, {"prisma/schema.prisma": schema("sqlite", USER_V3)})
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "nickname")
+    assert run(["up"], project=root, url=sqlite_url).exit_code == 0
+    result = run(
+        ["rollback", "--yes", "--steps", "2", "--update-schema=git"], project=root, url=sqlite_url
+    )
+    assert result.exit_code == 0, result.output
+    assert columns(sqlite_url) == ["id", "email"]
+    assert _schema_file(root).read_text() == schema("sqlite", USER_V1)
+
+
+def test_a_shallow_clone_is_refused_with_the_true_reason(tmp_path: Path, sqlite_url: str) -> None:
+    origin = project(tmp_path, provider="sqlite")
+    root = tmp_path / "clone"
+    subprocess.run(
+        ["git", "clone", "-q", "--depth", "1", f"file://{origin}", str(root)],
+        check=True,
+        capture_output=True,
+    )
+    assert run(["up"], project=root, url=sqlite_url).exit_code == 0
+    before = db_state(sqlite_url)
+    result = run(["rollback", "--yes", "--update-schema=git"], project=root, url=sqlite_url)
+    assert result.exit_code == 2, result.output
+    assert "shallow clone" in result.stderr and "first commit" not in result.stderr
+    assert db_state(sqlite_url) == before
+
+
+def test_windows_line_endings_stay_as_git_checks_files_out(tmp_path: Path, sqlite_url: str) -> None:
+    """With eol=crlf (as core.autocrlf on Windows), the restored file has CRLF like the rest of
+    the checkout, and the diff shows the one line that changed."""
+    root = project(tmp_path, provider="sqlite")
+    write(root, {".gitattributes": "*.prisma text eol=crlf\n"})
+    git(root, "add", ".gitattributes")
+    git(root, "commit", "-qm", "eol")
+    _schema_file(root).unlink()
+    git(root, "checkout", "--", "prisma/schema.prisma")
+    assert b"\r\n" in _schema_file(root).read_bytes()
+    assert run(["up"], project=root, url=sqlite_url).exit_code == 0
+    result = run(
+        ["rollback", "--yes", "--update-schema=git", "--json"], project=root, url=sqlite_url
+    )
+    assert result.exit_code == 0, result.output
+    expected = schema("sqlite", USER_V1).replace("\n", "\r\n").encode()
+    assert _schema_file(root).read_bytes() == expected
+    diff = json.loads(result.stdout)["schema_update"]["diff"]
+    # the lines the LF checkout's diff changes, no more (each ending in CRLF, as the file)
+    v2, v1 = (schema("sqlite", model).encode() for model in (USER_V2, USER_V1))
+    assert diff.replace("\r\n", "\n") == unified_diff(v2, v1, "prisma/schema.prisma")
+    assert "-  nickname String?\r\n" in diff
+
+
+# --- uncommitted edits to schema.prisma ------------------------------------------------------
+
+DRAFT = "\nmodel Draft {\n  id Int @id\n}\n"
+
+
+def test_uncommitted_edits_are_kept_in_a_copy_and_said(tmp_path: Path, sqlite_url: str) -> None:
+    """schema.prisma has edits git does not hold: restoring from git would lose them, so a copy
+    is kept first, and the result says where."""
+    root = project(tmp_path, provider="sqlite")
+    edited = schema("sqlite", USER_V2) + DRAFT
+    write(root, {"prisma/schema.prisma": edited})
+    assert run(["up"], project=root, url=sqlite_url).exit_code == 0
+    dry = run(["rollback", "--dry-run", "--update-schema=git"], project=root, url=sqlite_url)
+    assert "has changes git does not hold: a copy will be kept in .backout/" in dry.stdout
+    assert not (root / ".backout" / "schema-update").exists()
+
+    result = run(
+        ["rollback", "--yes", "--update-schema=git", "--json"], project=root, url=sqlite_url
+    )
+    assert result.exit_code == 0, result.output
+    assert _schema_file(root).read_text() == schema("sqlite", USER_V1)
+    update = json.loads(result.stdout)["schema_update"]
+    kept = update["kept_copy"]
+    assert kept.startswith(".backout/schema-update/") and kept.endswith("schema.prisma")
+    assert (root / kept).read_text() == edited
+    assert f"your previous prisma/schema.prisma is kept in {kept}" in update["where_things_stand"]
+
+
+def test_a_committed_schema_needs_no_copy(tmp_path: Path, sqlite_url: str) -> None:
+    root = project(tmp_path, provider="sqlite")
+    assert run(["up"], project=root, url=sqlite_url).exit_code == 0
+    result = run(
+        ["rollback", "--yes", "--update-schema=git", "--json"], project=root, url=sqlite_url
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["schema_update"]["kept_copy"] is None
+    assert not (root / ".backout" / "schema-update").exists()
+
+
+@pytest.mark.postgres
+def test_pull_outside_git_keeps_a_copy_of_what_it_rewrites(tmp_path: Path, pg_url: str) -> None:
+    """No git work tree: nothing else holds the file prisma db pull rewrites."""
+    root = project(tmp_path, commits=False)
+    original = _schema_file(root).read_text()
+    fake = tmp_path / "fake-prisma"
+    fake.write_text(
+        '#!/bin/sh\nif [ "$1" = db ]; then echo "// pulled" > prisma/schema.prisma; fi\n'
+    )
+    fake.chmod(0o755)
+    write(root, {"backout.toml": f'[prisma]\ncommand = "{fake}"\n'})
+    assert run(["up"], project=root, url=pg_url).exit_code == 0
+    result = run(["rollback", "--yes", "--update-schema=pull"], project=root, url=pg_url)
+    assert result.exit_code == 0, result.output
+    assert columns(pg_url) == ["id", "email"]
+    assert _schema_file(root).read_text() == "// pulled\n"
+    (kept,) = (root / ".backout" / "schema-update").iterdir()
+    assert kept.read_text() == original
+    assert f"is kept in .backout/schema-update/{kept.name}" in " ".join(result.stdout.split())
+
+
+# --- a project in a subfolder of its repository ----------------------------------------------
+
+
+def test_a_project_below_the_top_of_its_repository(tmp_path: Path, sqlite_url: str) -> None:
+    root = project(tmp_path / "mono", provider="sqlite", top=tmp_path / "mono")
+    assert (tmp_path / "mono" / ".git").is_dir() and not (root / ".git").exists()
+    assert run(["up"], project=root, url=sqlite_url).exit_code == 0
+    result = run(
+        ["rollback", "--yes", "--update-schema=git", "--json"], project=root, url=sqlite_url
+    )
+    assert result.exit_code == 0, result.output
+    assert _schema_file(root).read_text() == schema("sqlite", USER_V1)
+    assert json.loads(result.stdout)["schema_update"]["kept_copy"] is None
+
+
+def test_without_git_the_printed_step_works_from_a_subfolder(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    """The printed `git show <commit>^:<path>` names the file relative to where it is run (the
+    project folder): a bare path would be read from the top of the repository."""
+    root = project(tmp_path / "mono", provider="sqlite", top=tmp_path / "mono")
+    assert run(["up"], project=root, url=sqlite_url).exit_code == 0
+    empty = tmp_path / "empty-path"
+    empty.mkdir()
+    result = run(
+        ["rollback", "--yes", "--update-schema=git", "--json"],
+        project=root,
+        url=sqlite_url,
+        env={"PATH": str(empty)},
+    )
+    assert result.exit_code == 0, result.output
+    step = json.loads(result.stdout)["schema_update"]["manual"][0]
+    command = step.split("  (")[0].replace("<commit>", git(root, "rev-parse", "HEAD"))
+    done = subprocess.run(command, shell=True, cwd=root, capture_output=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert _schema_file(root).read_text() == schema("sqlite", USER_V1)
+
+
+# --- a schema file named by package.json or prisma.config.ts ---------------------------------
+
+DECLARED = {
+    "package.json": '{"name": "app", "prisma": {"schema": "prisma/app.prisma"}}\n',
+    "prisma.config.ts": (
+        'import { defineConfig } from "prisma/config";\n'
+        "export default defineConfig({\n  schema: 'prisma/app.prisma',\n});\n"
+    ),
+}
+
+
+@pytest.mark.parametrize("declared_in", sorted(DECLARED))
+def test_the_schema_file_prisma_is_configured_with(
+    tmp_path: Path, sqlite_url: str, declared_in: str
+) -> None:
+    """The file Prisma uses (package.json's prisma.schema, prisma.config.ts's schema) is the
+    one updated and generated from, not a stray schema.prisma beside it."""
+    root = project(tmp_path, provider="sqlite", schema_name="app.prisma")
+    write(root, {declared_in: DECLARED[declared_in]})
+    stray = "// an old copy nobody uses\n"
+    write(root, {"prisma/schema.prisma": stray})
+    log = tmp_path / "calls.log"
+    fake = tmp_path / "fake-prisma"
+    fake.write_text(f'#!/bin/sh\necho "$*" >> {log}\n')
+    fake.chmod(0o755)
+    write(root, {"backout.toml": f'[prisma]\ncommand = "{fake}"\n'})
+    assert run(["up"], project=root, url=sqlite_url).exit_code == 0
+    result = run(["rollback", "--yes", "--update-schema=git"], project=root, url=sqlite_url)
+    assert result.exit_code == 0, result.output
+    assert (root / "prisma" / "app.prisma").read_text() == schema("sqlite", USER_V1)
+    assert _schema_file(root).read_text() == stray
+    assert log.read_text() == "generate --schema prisma/app.prisma\n"
+
+
+def test_a_declared_schema_that_does_not_exist_is_refused(tmp_path: Path, sqlite_url: str) -> None:
+    root = project(tmp_path, provider="sqlite")
+    write(root, {"package.json": '{"prisma": {"schema": "db/missing.prisma"}}\n'})
+    assert run(["up"], project=root, url=sqlite_url).exit_code == 0
+    before = db_state(sqlite_url)
+    result = run(["rollback", "--yes", "--update-schema=git"], project=root, url=sqlite_url)
+    assert result.exit_code == 2, result.output
+    assert "package.json: prisma.schema names db/missing.prisma, which does not exist" in (
+        result.stderr
+    )
+    assert db_state(sqlite_url) == before
+
+
+def test_a_hanging_cli_is_stopped_at_the_timeout(tmp_path: Path, sqlite_url: str) -> None:
+    """A CLI that never ends (and a child of it) is killed after hooks.timeout: exit 5, the
+    rollback committed, the message says it timed out."""
+    root = project(tmp_path, provider="sqlite")
+    fake = tmp_path / "hanging-prisma"
+    fake.write_text("#!/bin/sh\nsleep 120 &\nsleep 120\n")
+    fake.chmod(0o755)
+    write(root, {"backout.toml": f'[prisma]\ncommand = "{fake}"\n[hooks]\ntimeout = "1s"\n'})
+    assert run(["up"], project=root, url=sqlite_url).exit_code == 0
+    started = time.monotonic()
+    result = run(["rollback", "--yes", "--update-schema=git"], project=root, url=sqlite_url)
+    assert time.monotonic() - started < 30
+    assert result.exit_code == 5, result.output
+    assert columns(sqlite_url) == ["id", "email"]
+    assert f"`{fake} generate --schema prisma/schema.prisma` timed out after 1s" in result.stderr
+    assert _schema_file(root).read_text() == schema("sqlite", USER_V1)
+
+
+def test_a_repository_git_cannot_read_is_not_called_no_repository(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    """git fails for a reason of its own (here a broken global configuration; in a container,
+    often "dubious ownership"): git's reason is shown, not "not inside a git work tree"."""
+    root = project(tmp_path, provider="sqlite")
+    assert run(["up"], project=root, url=sqlite_url).exit_code == 0
+    broken = tmp_path / "gitconfig"
+    broken.write_text("[core\n")
+    before = db_state(sqlite_url)
+    result = run(
+        ["rollback", "--yes", "--update-schema=git"],
+        project=root,
+        url=sqlite_url,
+        env={"GIT_CONFIG_GLOBAL": str(broken)},
+    )
+    assert result.exit_code == 2, result.output
+    assert "not inside a git work tree" not in result.stderr
+    assert "git cannot read the repository" in result.stderr and "bad config" in result.stderr
+    assert db_state(sqlite_url) == before
+
+
+def test_a_configured_schema_folder_with_one_file(tmp_path: Path, sqlite_url: str) -> None:
+    """prisma.config.ts's ``schema: "prisma/"`` (Prisma's own example): one .prisma file in
+    it is the schema."""
+    root = project(tmp_path, provider="sqlite")
+    write(root, {"prisma.config.ts": 'export default defineConfig({\n  schema: "prisma/",\n});\n'})
+    assert run(["up"], project=root, url=sqlite_url).exit_code == 0
+    result = run(["rollback", "--yes", "--update-schema=git"], project=root, url=sqlite_url)
+    assert result.exit_code == 0, result.output
+    assert _schema_file(root).read_text() == schema("sqlite", USER_V1)
+    write(root, {"prisma/models/post.prisma": "model Post {\n  id Int @id\n}\n"})
+    result = run(["rollback", "--dry-run", "--update-schema=git"], project=root, url=sqlite_url)
+    assert result.exit_code == 2, result.output
+    assert "prisma.config.ts: schema names the folder prisma/ (a multi-file schema)" in (
+        result.stderr
+    )

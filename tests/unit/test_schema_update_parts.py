@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 
 from backout.model.errors import ConfigError
+from backout.model.urls import parse_url
 from backout.project.config import load_config
 from backout.project.prisma_schema import datasource_of
 from backout.rollback.schema_update import unified_diff, write_atomically
-from backout.run.prisma_cli import find_prisma_cli
+from backout.run.prisma_cli import PrismaCLI, cli_environment, find_prisma_cli, run_cli
 
 
 def test_the_datasource_names_its_variables() -> None:
@@ -117,3 +118,53 @@ def test_no_cli_says_why(tmp_path: Path) -> None:
     )
     cli, why = find_prisma_cli(tmp_path, f"{os.__file__} x")  # a path that exists
     assert cli is not None and cli.argv == (os.__file__, "x")
+
+
+def test_the_diff_splits_lines_as_git_does(tmp_path: Path) -> None:
+    """Only "\\n" ends a line: a form feed or U+2028 in a comment is part of its line, so the
+    diff still applies in reverse."""
+    before = "// a\u2028b\x0cc\nmodel A {\n  x Int\n}\n".encode()
+    after = "// a\u2028b\x0cc\nmodel A {\n}\n".encode()
+    diff = unified_diff(before, after, "prisma/schema.prisma")
+    assert diff.count("\n") == 7  # ---, +++, @@, 3 context lines, the removal
+    (tmp_path / "prisma").mkdir()
+    (tmp_path / "prisma" / "schema.prisma").write_bytes(after)
+    (tmp_path / "d.patch").write_bytes(diff.encode())
+    subprocess.run(["git", "apply", "-R", "--unsafe-paths", "d.patch"], cwd=tmp_path, check=True)
+    assert (tmp_path / "prisma" / "schema.prisma").read_bytes() == before
+
+
+def test_the_atomic_write_goes_through_a_symlink(tmp_path: Path) -> None:
+    """A schema.prisma that links to a shared file: the file is updated, the link stays."""
+    target = tmp_path / "shared.prisma"
+    target.write_text("old")
+    link = tmp_path / "schema.prisma"
+    link.symlink_to(target.name)
+    write_atomically(link, b"new")
+    assert link.is_symlink() and target.read_bytes() == b"new"
+
+
+def test_output_cut_to_its_limit_never_keeps_part_of_a_password(tmp_path: Path) -> None:
+    """The CLI's output is kept to its last 20,000 characters: masked before it is cut, so a
+    cut inside the password does not leave the rest of it."""
+    password = "s3cr3t-Passw0rd-4711"
+    url = parse_url(f"postgresql://app:{password}@127.0.0.1:5432/db")
+    tail = 20_000 - (len(password) - 3) - len("@127.0.0.1:5432/db\n")
+    script = tmp_path / "cli"
+    script.write_text(f"#!/bin/sh\necho \"$DATABASE_URL\"\nhead -c {tail} /dev/zero | tr '\\0' x\n")
+    script.chmod(0o755)
+    cli = PrismaCLI((str(script),), "cli")
+    run = run_cli(
+        cli, [], cwd=tmp_path, env=cli_environment(url, ()), timeout=30, secrets=url.secrets
+    )
+    assert run.ok
+    assert password[3:] not in run.output and password[5:] not in run.output
+
+
+def test_a_password_in_the_configured_command_is_masked_where_shown(tmp_path: Path) -> None:
+    configured = "env DATABASE_URL=postgresql://app:pw-123456@db/app npx prisma"
+    cli, _ = find_prisma_cli(tmp_path, configured)
+    assert cli is not None and "pw-123456" in " ".join(cli.argv)  # run as configured
+    assert "pw-123456" not in cli.shown and "postgresql://app:***@db/app" in cli.shown
+    _, why = find_prisma_cli(tmp_path, configured.replace("env ", "no-such-env-xyz "))
+    assert "pw-123456" not in why

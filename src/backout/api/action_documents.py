@@ -95,6 +95,7 @@ def schema_update_json(update: SchemaUpdateResult | None) -> dict[str, Any] | No
         "reason": update.reason,
         "error": update.error,
         "where_things_stand": update.state,
+        "kept_copy": update.kept,
         "manual": list(update.manual),
     }
 

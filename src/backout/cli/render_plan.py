@@ -246,13 +246,13 @@ def _print_diff(out: Console, update: SchemaUpdateResult) -> None:
         return
     from rich.text import Text  # rich is heavy: loaded when a command renders
 
-    for line in update.diff.splitlines():
+    for line in update.diff.removesuffix("\n").split("\n"):  # as written: "\n" ends a line
         style = ""
         if line.startswith("+") and not line.startswith("+++"):
             style = "green"
         elif line.startswith("-") and not line.startswith("---"):
             style = "red"
-        out.print(Text(line, style=style), soft_wrap=True)
+        out.print(Text(line.removesuffix("\r"), style=style), soft_wrap=True)
 
 
 def schema_diff(update: SchemaUpdateResult | None) -> None:

@@ -269,6 +269,9 @@ def _declared_file(project: Project, value: str, source: str) -> Path:
     path = project.root / value
     if path.is_file():
         return path
+    files = sorted(path.rglob("*.prisma")) if path.is_dir() else []
+    if len(files) == 1:  # a folder holding one schema file (``schema: "prisma/"``)
+        return files[0]
     if path.is_dir():
         raise ProjectError(
             f"--update-schema supports one schema file; {source} names the folder {value} "

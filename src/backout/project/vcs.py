@@ -42,8 +42,12 @@ class GitRepo:
             raise ProjectError(f"{path} is outside the git work tree {self.top}") from exc
 
     def first_added(self, path: str) -> str | None:
-        """The oldest commit of HEAD's history that added ``path`` (None: never committed)."""
-        done = self._git("log", "--diff-filter=A", "--format=%H", "--", path)
+        """The oldest commit of HEAD's first-parent history that added ``path``, following
+        renames (None: never committed). A migration merged from a branch is added by the
+        merge: its first parent is the branch it was merged into, as it was before."""
+        done = self._git(
+            "log", "--follow", "--first-parent", "-m", "--diff-filter=A", "--format=%H", "--", path
+        )
         if done.returncode != 0:
             raise ProjectError(f"git log failed: {_stderr(done)}")
         commits = done.stdout.decode().split()
@@ -57,9 +61,22 @@ class GitRepo:
         return done.stdout.decode().strip() or None
 
     def show(self, commit: str, path: str) -> bytes | None:
-        """The bytes of ``path`` at ``commit`` (None: no such file there)."""
-        done = self._git("cat-file", "blob", f"{commit}:{path}")
+        """The bytes of ``path`` at ``commit`` as a checkout writes them (line endings,
+        filters of .gitattributes and core.autocrlf); None: no such file there."""
+        done = self._git("cat-file", "--filters", f"{commit}:{path}")
         return done.stdout if done.returncode == 0 else None
+
+    def depth(self, commit: str) -> int:
+        """How many commits ``commit``'s history holds (an ancestor has fewer)."""
+        done = self._git("rev-list", "--count", commit)
+        if done.returncode != 0:
+            raise ProjectError(f"git rev-list failed: {_stderr(done)}")
+        return int(done.stdout.decode().strip())
+
+    def is_shallow(self) -> bool:
+        """True for a shallow clone (``git clone --depth``): its history is cut off."""
+        done = self._git("rev-parse", "--is-shallow-repository")
+        return done.stdout.decode().strip() == "true"
 
     def exists(self, commit: str, path: str) -> bool:
         """True when ``path`` is a file of ``commit``'s tree."""
@@ -79,11 +96,19 @@ def inside_git_folder(folder: Path) -> bool:
 
 
 def open_repo(folder: Path) -> GitRepo | None:
-    """The git work tree ``folder`` is in (None: it is in none). Needs :func:`git_available`."""
+    """The git work tree ``folder`` is in (None: it is in none); ProjectError when git fails
+    for another reason (its "dubious ownership" check, a broken configuration). Needs
+    :func:`git_available`."""
     probe = GitRepo(folder.resolve())
     done = probe._git("rev-parse", "--show-toplevel")
     if done.returncode != 0:
-        return None
+        said = done.stderr.decode("utf-8", "replace").strip().splitlines()
+        if not said or "not a git repository" in said[0]:
+            return None
+        raise ProjectError(
+            f"git cannot read the repository at {folder}: {said[0].removeprefix('fatal: ')}",
+            hint=" ".join(line.strip() for line in said[1:]) or None,
+        )
     return GitRepo(Path(done.stdout.decode().strip()).resolve())
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import difflib
 import os
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,8 @@ from backout.run.prisma_cli import CommandRun, PrismaCLI, cli_environment, find_
 from backout.run.workspace import Workspace
 
 PULL, GIT = "pull", "git"
+#: where a copy of schema.prisma is kept when git does not hold what the update replaces
+COPIES = ".backout/schema-update"
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,11 @@ class SchemaUpdatePlan:
     git: GitSource | None = None
     #: git mode without the git program: why schema.prisma cannot be restored here
     git_missing: str = ""
+    #: schema.prisma as git's HEAD holds it (None: no git, or not committed); when the file
+    #: differs, a copy is kept before it is changed (:data:`COPIES`)
+    committed: bytes | None = None
+    #: the file differed from :attr:`committed` when planned
+    uncommitted: bool = False
 
     @property
     def prisma(self) -> str:
@@ -83,9 +91,10 @@ class SchemaUpdatePlan:
             )
         if self.git is None:
             return (
-                f"git show <commit>^:{self.shown} > {self.shown}  (<commit>: the first line "
-                "`git log --diff-filter=A --format=%H -- <the migration's migration.sql>` "
-                "prints last)"
+                # ./: git reads <commit>:<path> from the top of the repository otherwise
+                f"git show <commit>^:./{self.shown} > {self.shown}  (<commit>: the last line "
+                "`git log --follow --first-parent -m --diff-filter=A --format=%H -- <the "
+                "oldest rolled-back migration's migration.sql>` prints)"
             )
         return f"git show {self.git.commit[:12]}:{self.git.path} > {self.shown}"
 
@@ -102,6 +111,12 @@ class SchemaUpdatePlan:
             )
         else:
             what = f"{self.shown} rewritten from the database by `{self.prisma} db pull`"
+        if self.uncommitted:
+            when = " if db pull changes it" if self.git is None else ""
+            what += (
+                f" ({self.shown} has changes git does not hold: a copy will be kept in "
+                f"{COPIES}/{when})"
+            )
         if self.cli is None:
             return f"after COMMIT, {what}; `prisma generate` cannot run here ({self.cli_missing})"
         return f"after COMMIT, {what}, then `{self.generate_command()}`"
@@ -129,6 +144,8 @@ class SchemaUpdateResult:
     state: str = ""
     #: what is left to run by hand
     manual: list[str] = field(default_factory=list)
+    #: where the previous schema.prisma was copied (it had changes git does not hold), else None
+    kept: str | None = None
 
     @property
     def failed(self) -> bool:
@@ -148,6 +165,7 @@ class SchemaUpdateSetup:
     env_vars: tuple[str, ...]
     repo: GitRepo | None
     git_missing: str
+    committed: bytes | None = None
 
 
 def prepare(ws: Workspace, mode: str, *, partial: bool) -> SchemaUpdateSetup | None:
@@ -172,6 +190,7 @@ def prepare(ws: Workspace, mode: str, *, partial: bool) -> SchemaUpdateSetup | N
         _check_pull(ws, shown, datasource.literal)
     repo, git_missing = _repository(ws, mode)
     cli, cli_missing = find_prisma_cli(ws.config.root, ws.config.prisma_command)
+    committed = _committed(repo if mode == GIT else _optional_repo(ws), schema)
     return SchemaUpdateSetup(
         mode=mode,
         schema=schema,
@@ -181,7 +200,26 @@ def prepare(ws: Workspace, mode: str, *, partial: bool) -> SchemaUpdateSetup | N
         env_vars=datasource.env_vars,
         repo=repo,
         git_missing=git_missing,
+        committed=committed,
     )
+
+
+def _optional_repo(ws: Workspace) -> GitRepo | None:
+    """The git work tree of the project, if git and one are there (and git can read it)."""
+    try:
+        return open_repo(ws.config.root) if git_available() else None
+    except ProjectError:  # pull does not need git: without it, a copy is kept
+        return None
+
+
+def _committed(repo: GitRepo | None, schema: Path) -> bytes | None:
+    """schema.prisma as HEAD holds it, checked out (None: no git, or not committed)."""
+    if repo is None:
+        return None
+    try:
+        return repo.show("HEAD", repo.relative(schema))
+    except ProjectError:  # outside the work tree: git holds nothing of it
+        return None
 
 
 def _check_pull(ws: Workspace, shown: str, literal: str | None) -> None:
@@ -236,45 +274,79 @@ def plan_update(ws: Workspace, setup: SchemaUpdateSetup, plan: RollbackPlan) -> 
         env_vars=setup.env_vars,
         git=source,
         git_missing=setup.git_missing,
+        committed=setup.committed,
+        # the file differs from HEAD's, and the update would change it
+        uncommitted=_read(setup.schema) not in (setup.committed, source and source.content),
     )
 
 
 def _git_source(ws: Workspace, repo: GitRepo, schema: Path, plan: RollbackPlan) -> GitSource:
-    """schema.prisma at the parent of the commit that added the oldest rolled-back migration."""
-    oldest = plan.steps[-1].migration
-    added_path = repo.relative(oldest.up.path)
-    added = repo.first_added(added_path)
-    if added is None:
-        raise ProjectError(
-            f"--update-schema=git: {added_path} was never committed (git log finds no commit "
-            "adding it), so git has no schema.prisma from before it",
-            hint="commit the migration, or use --update-schema=pull",
-        )
+    """schema.prisma at the parent of the first commit that added a rolled-back migration."""
+    added, migration = _first_commit(repo, plan)
     parent = repo.parent(added)
     if parent is None:
+        if repo.is_shallow():
+            raise ProjectError(
+                f"--update-schema=git: the repository is a shallow clone whose history stops "
+                f"at {added[:12]}, so git has no schema.prisma from before {migration}",
+                hint="fetch the history (git fetch --unshallow), or use --update-schema=pull",
+            )
         raise ProjectError(
-            f"--update-schema=git: {oldest.id} was added by the first commit ({added[:12]}): "
+            f"--update-schema=git: {migration} was added by the first commit ({added[:12]}): "
             "there is no earlier schema.prisma",
             hint="use --update-schema=pull",
         )
-    path = repo.relative(schema)
     if plan.target is not None:
-        kept = {m.id: m for m in ws.project.migrations}[plan.target]
-        if not repo.exists(parent, repo.relative(kept.up.path)):
-            raise ProjectError(
-                f"--update-schema=git: {plan.target} (it stays applied) and {oldest.id} (rolled "
-                f"back) were added by the same commit {added[:12]}: no commit holds the schema "
-                "between them",
-                hint="use --update-schema=pull",
-            )
+        _check_kept(ws, repo, plan.target, migration, added, parent)
+    path = repo.relative(schema)
     content = repo.show(parent, path)
     if content is None:
         raise ProjectError(
             f"--update-schema=git: {path} does not exist in commit {parent[:12]} (the parent "
-            f"of {added[:12]}, which added {oldest.id})",
+            f"of {added[:12]}, which added {migration})",
             hint="use --update-schema=pull",
         )
-    return GitSource(oldest.id, added, parent, path, content)
+    return GitSource(migration, added, parent, path, content)
+
+
+def _first_commit(repo: GitRepo, plan: RollbackPlan) -> tuple[str, str]:
+    """The earliest commit that added one of the rolled-back migrations (their names' order
+    need not be their commits'), and that migration."""
+    found: list[tuple[int, str, str]] = []
+    for step in plan.steps:
+        path = repo.relative(step.migration.up.path)
+        added = repo.first_added(path)
+        if added is None:
+            raise ProjectError(
+                f"--update-schema=git: {path} was never committed (git log finds no commit "
+                "adding it), so git has no schema.prisma from before it",
+                hint="commit the migration, or use --update-schema=pull",
+            )
+        found.append((repo.depth(added), added, step.migration.id))
+    _, added, migration = min(found)
+    return added, migration
+
+
+def _check_kept(
+    ws: Workspace, repo: GitRepo, target: str, migration: str, added: str, parent: str
+) -> None:
+    """Refuse when the commit to restore from lacks ``target``, which stays applied."""
+    kept = repo.relative({m.id: m for m in ws.project.migrations}[target].up.path)
+    if repo.exists(parent, kept):
+        return
+    if repo.first_added(kept) == added:
+        raise ProjectError(
+            f"--update-schema=git: {target} (it stays applied) and {migration} (rolled "
+            f"back) were added by the same commit {added[:12]}: no commit holds the schema "
+            "between them",
+            hint="use --update-schema=pull",
+        )
+    raise ProjectError(
+        f"--update-schema=git: {target} (it stays applied) is not in commit {parent[:12]}, "
+        f"the parent of {added[:12]} which added {migration} (rolled back): its "
+        "schema.prisma would leave out what that migration made",
+        hint="use --update-schema=pull",
+    )
 
 
 # --- after COMMIT ------------------------------------------------------------------------------
@@ -296,35 +368,47 @@ def run_update(
     rollback is committed, and the result says what state schema.prisma is in. Ctrl-C or
     SIGTERM meanwhile stops the command it runs and raises SchemaUpdateFailed, which says so."""
     before = _read(plan.schema)
+    result = SchemaUpdateResult(plan.mode, plan.shown, "manual")
     try:
-        return _run_update(ws, plan, before, progress)
+        _run_update(ws, plan, before, result, progress)
     except KeyboardInterrupt as exc:
         state = (
             _unchanged(plan.shown)
             if _read(plan.schema) == before
             else (f"{plan.shown} was changed before the interruption")
         )
+        if result.kept:
+            state += f"; your previous {plan.shown} is kept in {result.kept}"
         raise SchemaUpdateFailed(
             f"--update-schema={plan.mode}: {exc or 'interrupted (Ctrl-C)'} while updating "
             f"{plan.shown}; the rollback itself is committed",
             hint=f"{state}. To do by hand: {plan.update_command()}; then {plan.generate_command()}",
         ) from exc
+    if result.kept and _read(plan.schema) == before:
+        # nothing was replaced: the copy is not needed
+        (ws.config.root / result.kept).unlink(missing_ok=True)
+        result.kept = None
+    if result.kept:
+        result.state += f"; your previous {plan.shown} is kept in {result.kept}"
+    return result
 
 
 def _run_update(
     ws: Workspace,
     plan: SchemaUpdatePlan,
     before: bytes,
+    result: SchemaUpdateResult,
     progress: Callable[[str], None] | None,
-) -> SchemaUpdateResult:
-    result = SchemaUpdateResult(plan.mode, plan.shown, "manual")
+) -> None:
     if plan.git is not None:
         result.commit = plan.git.commit
     if (plan.mode == PULL and plan.cli is None) or plan.git_missing:
         result.reason = plan.cli_missing if plan.mode == PULL else plan.git_missing
         result.state = _unchanged(plan.shown)
         result.manual = [plan.update_command(), plan.generate_command()]
-        return result
+        return
+    if before != plan.committed and not _keep_copy(ws, plan, before, result):
+        return
     if progress:
         progress(f"updating {plan.shown} ({plan.mode})")
     if plan.mode == PULL:
@@ -333,10 +417,36 @@ def _run_update(
         _restore(plan, result)
     result.diff = unified_diff(before, _read(plan.schema), plan.shown)
     if result.status == "failed":
-        return result
+        return
     result.status = "updated" if result.diff else "unchanged"
     _generate(ws, plan, result, progress)
-    return result
+
+
+def _keep_copy(
+    ws: Workspace, plan: SchemaUpdatePlan, before: bytes, result: SchemaUpdateResult
+) -> bool:
+    """Copy schema.prisma, which has changes git does not hold, to :data:`COPIES` before it
+    is replaced (False, and the result failed, when the copy cannot be written)."""
+    folder = ws.config.root / COPIES
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        handle, name = tempfile.mkstemp(
+            dir=folder, prefix=f"{stamp}-", suffix=f"-{plan.schema.name}"
+        )
+        with os.fdopen(handle, "wb") as file:
+            file.write(before)
+    except OSError as exc:
+        result.status = "failed"
+        result.error = (
+            f"cannot keep a copy of {plan.shown} (it has changes git does not hold) in "
+            f"{COPIES}: {exc.strerror or exc}"
+        )
+        result.state = _unchanged(plan.shown)
+        result.manual = [plan.update_command(), plan.generate_command()]
+        return False
+    result.kept = Path(name).relative_to(ws.config.root).as_posix()
+    return True
 
 
 def _pull(ws: Workspace, plan: SchemaUpdatePlan, result: SchemaUpdateResult) -> None:
@@ -411,7 +521,8 @@ def _cli(ws: Workspace, plan: SchemaUpdatePlan, args: list[str]) -> CommandRun:
 
 def write_atomically(path: Path, content: bytes) -> None:
     """Replace ``path``'s content with ``content`` (a reader sees the old or the new file,
-    never part of one); its permission bits stay."""
+    never part of one); its permission bits stay. A symlink stays: the file it names changes."""
+    path = path.resolve()
     mode = path.stat().st_mode & 0o7777
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -429,12 +540,19 @@ def unified_diff(before: bytes, after: bytes, name: str) -> str:
     -R`` takes it back."""
     if before == after:
         return ""
-    old = before.decode("utf-8", "replace").splitlines(keepends=True)
-    new = after.decode("utf-8", "replace").splitlines(keepends=True)
+    old = _lines(before.decode("utf-8", "replace"))
+    new = _lines(after.decode("utf-8", "replace"))
     lines = []
     for line in difflib.unified_diff(old, new, f"a/{name}", f"b/{name}", lineterm="\n"):
         lines.append(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n")
     return "".join(lines)
+
+
+def _lines(text: str) -> list[str]:
+    """``text``'s lines with their ends, as git splits them: at "\\n" only (str.splitlines
+    also splits at form feeds, U+2028...)."""
+    parts = text.split("\n")
+    return [part + "\n" for part in parts[:-1]] + ([parts[-1]] if parts[-1] else [])
 
 
 def failure(result: SchemaUpdateResult) -> SchemaUpdateFailed:

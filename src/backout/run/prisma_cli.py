@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from backout.model.urls import DatabaseURL, scrub
+from backout.model.urls import DatabaseURL, mask_url, scrub
 
 _OUTPUT_LIMIT = 20_000
 
@@ -72,9 +72,10 @@ def find_prisma_cli(root: Path, configured: str | None) -> tuple[PrismaCLI | Non
         argv = shlex.split(configured)
         first = argv[0]
         found = (root / first).exists() if "/" in first else shutil.which(first) is not None
+        shown = mask_url(configured)  # a URL in it is shown without its password
         if not found:
-            return None, f"{first} (of [prisma] command = {configured!r}) was not found"
-        return PrismaCLI(tuple(argv), configured), ""
+            return None, f"{first} (of [prisma] command = {shown!r}) was not found"
+        return PrismaCLI(tuple(argv), shown), ""
     for folder in (root.resolve(), *root.resolve().parents):
         binary = folder / "node_modules" / ".bin" / "prisma"
         if binary.exists():
@@ -135,7 +136,8 @@ def run_cli(
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
         raise
-    output = scrub(raw.decode("utf-8", "replace")[-_OUTPUT_LIMIT:], secrets)
+    # masked, then cut: a cut first could fall inside a password and leave the rest of it
+    output = scrub(raw.decode("utf-8", "replace"), secrets)[-_OUTPUT_LIMIT:]
     return CommandRun(
         command=shown,
         exit_code=process.returncode,
