@@ -804,7 +804,7 @@ def test_a_declared_schema_that_does_not_exist_is_refused(tmp_path: Path, sqlite
 
 
 def test_a_hanging_cli_is_stopped_at_the_timeout(tmp_path: Path, sqlite_url: str) -> None:
-    """A CLI that never ends (and a child of it) is killed after hooks.timeout: exit 5, the
+    """A CLI that never ends (and a child of it) is killed after hooks.timeout: exit 6, the
     rollback committed, the message says it timed out."""
     root = project(tmp_path, provider="sqlite")
     fake = tmp_path / "hanging-prisma"
@@ -815,7 +815,7 @@ def test_a_hanging_cli_is_stopped_at_the_timeout(tmp_path: Path, sqlite_url: str
     started = time.monotonic()
     result = run(["rollback", "--yes", "--update-schema=git"], project=root, url=sqlite_url)
     assert time.monotonic() - started < 30
-    assert result.exit_code == 5, result.output
+    assert result.exit_code == 6, result.output
     assert columns(sqlite_url) == ["id", "email"]
     assert f"`{fake} generate --schema prisma/schema.prisma` timed out after 1s" in result.stderr
     assert _schema_file(root).read_text() == schema("sqlite", USER_V1)
