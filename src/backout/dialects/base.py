@@ -838,10 +838,15 @@ class Dialect(ABC):
         actor: Actor,
         *,
         prefix: str = "backout_scratch_",
+        admin: Session | None = None,
     ) -> KeptCopies | None:
         """Schema-only copies of ``url`` kept between runs on ``shadow`` (else ``url``'s
         server), or None where a dialect keeps none (default): every simulation then makes a
-        new copy with :meth:`scratch`."""
+        new copy with :meth:`scratch`.
+
+        ``admin``: an open session on ``url``, between transactions, that the copies' own
+        queries (finding, claiming, labelling one) may use instead of a connection of their
+        own when they live on ``url``'s server (no ``shadow``); it is not closed."""
         return None
 
     # --- checks and rehearsals ----------------------------------------------------------------

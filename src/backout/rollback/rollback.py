@@ -258,8 +258,9 @@ def _with_simulation(
     impact: ImpactReport,
     analysed: Sequence[tuple[PreparedScript, ScriptEffects]],
     live_key: str,
+    session: Session,
 ) -> ImpactReport:
-    simulations, note = simulate(ws, analysed, live_key)
+    simulations, note = simulate(ws, analysed, live_key, live=session)
     if not simulations:
         return dataclasses.replace(impact, simulation_note=note)
     scripts = tuple(
@@ -452,7 +453,7 @@ def _assess(
     )
     if simulate:
         live_key = ws.dialect.schema_key(session, snapshot)
-        impact = _with_simulation(ws, impact, analysed, live_key)
+        impact = _with_simulation(ws, impact, analysed, live_key, session)
     return _Assessment(intent=intent, per_script=per_script, state=state, impact=impact)
 
 
@@ -774,8 +775,10 @@ def rollback(
     full backup); no other is taken, and history names this one.
     """
     _check_backup_mode(backup_mode, accept_data_loss=accept_data_loss)
-    # Refuse impossible requests before touching anything (and before taking the lock).
+    # One connection for the whole command: planning reads on it, then the run (a plan that
+    # is not empty means the database exists, so it needed no creating).
     with ws.session(create=False) as session:
+        # Refuse impossible requests before touching anything (and before taking the lock).
         if not dry_run:
             # Another run holds the lock: say who at once. Planning reads the tables that run
             # may hold locked (a table it drops), and would otherwise wait for it to end.
@@ -799,28 +802,64 @@ def rollback(
                 ignore_simulation=ignore_simulation,
                 backup_mode="none" if existing_backup is not None else backup_mode,
             )
-    if first.plan.empty:
-        return RollbackResult(view=first, dry_run=dry_run)
-    with ws.session() as session:
-        lock = None if dry_run else ws.run_lock(session)
-        try:
-            view = _recheck_locked(ws, session, first, to=to, steps=steps, partial=partial)
-            result = RollbackResult(view=view, dry_run=dry_run)
-            if dry_run:
-                _execute(ws, session, result, dry_run=True, progress=progress)
-                return result
-            if confirm is not None and not confirm(view):
-                raise Declined("rollback declined: nothing was changed")
-            if existing_backup is not None:
-                result.backup = existing_backup
-            elif view.backup.mode != "none":
-                result.backup = _take_backup(ws, session, view, partial, progress)
-            _run_before_hook(ws, result)
-            _execute(ws, session, result, dry_run=False, progress=progress)
-        finally:
-            if lock is not None:
-                lock.release()
+        if first.plan.empty:
+            return RollbackResult(view=first, dry_run=dry_run)
+        result = _run_locked(
+            ws,
+            session,
+            first,
+            _RollbackRequest(to, steps, partial, dry_run, existing_backup),
+            confirm=confirm,
+            progress=progress,
+        )
+    if result.dry_run:
+        return result
     _after_rollback(ws, result)
+    return result
+
+
+@dataclass(frozen=True)
+class _RollbackRequest:
+    """What :func:`rollback` was asked, as the run under the lock needs it again."""
+
+    to: str | None
+    steps: int | None
+    partial: PartialRequest | None
+    dry_run: bool
+    existing_backup: BackupRecord | None
+
+
+def _run_locked(
+    ws: Workspace,
+    session: Session,
+    first: PlanView,
+    request: _RollbackRequest,
+    *,
+    confirm: Confirm | None,
+    progress: Callable[[str], None] | None,
+) -> RollbackResult:
+    """Under the run lock (none for a dry run): the re-check, the confirmation, the backup,
+    the ``before_rollback`` hook and the scripts."""
+    lock = None if request.dry_run else ws.run_lock(session)
+    try:
+        view = _recheck_locked(
+            ws, session, first, to=request.to, steps=request.steps, partial=request.partial
+        )
+        result = RollbackResult(view=view, dry_run=request.dry_run)
+        if request.dry_run:
+            _execute(ws, session, result, dry_run=True, progress=progress)
+            return result
+        if confirm is not None and not confirm(view):
+            raise Declined("rollback declined: nothing was changed")
+        if request.existing_backup is not None:
+            result.backup = request.existing_backup
+        elif view.backup.mode != "none":
+            result.backup = _take_backup(ws, session, view, request.partial, progress)
+        _run_before_hook(ws, result)
+        _execute(ws, session, result, dry_run=False, progress=progress)
+    finally:
+        if lock is not None:
+            lock.release()
     return result
 
 

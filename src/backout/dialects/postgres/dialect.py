@@ -532,8 +532,11 @@ class PostgresDialect(Dialect):
         actor: Actor,
         *,
         prefix: str = scratch_names.DEFAULT_PREFIX,
+        admin: Session | None = None,
     ) -> KeptCopies:
-        return PostgresKeptCopies(self, url, shadow or url, actor, prefix)
+        return PostgresKeptCopies(
+            self, url, shadow or url, actor, prefix, admin=admin if shadow is None else None
+        )
 
     def copy_database(
         self, source: DatabaseURL, target: DatabaseURL, actor: Actor, *, data: bool
