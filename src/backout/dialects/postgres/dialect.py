@@ -394,13 +394,19 @@ class PostgresDialect(Dialect):
         return f"{self.quote(schema)}.{self.quote(logical)}"
 
     def table_exists(self, session: Session, table: str, schema: str | None) -> bool:
-        if schema is None:
-            rows = session.query("SELECT to_regclass(%s) IS NOT NULL", (self.quote(table),))
-        else:
-            rows = session.query(
-                "SELECT to_regclass(%s) IS NOT NULL", (f"{self.quote(schema)}.{self.quote(table)}",)
-            )
-        return bool(rows[0][0])
+        return self.tables_exist(session, [(table, schema)])[0]
+
+    def tables_exist(
+        self, session: Session, tables: Sequence[tuple[str, str | None]]
+    ) -> list[bool]:
+        if not tables:
+            return []
+        names = [
+            self.quote(table) if schema is None else f"{self.quote(schema)}.{self.quote(table)}"
+            for table, schema in tables
+        ]
+        columns = ", ".join("to_regclass(%s) IS NOT NULL" for _ in names)
+        return [bool(value) for value in session.query(f"SELECT {columns}", names)[0]]
 
     def snapshot(self, session: Session) -> SchemaSnapshot:
         return read_postgres_snapshot(

@@ -1,0 +1,65 @@
+"""Issue 14, a fast start: how many questions a command asks the server. ``status`` asks which
+of backout's tables exist once (Dialect.bookkeeping_known), not before reading each; the
+answer is remembered for that read only. The run-lock check reads both locks in one go."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from backout import api
+from backout.dialects import dialect_for
+from backout.dialects.base import Actor, Dialect, Session
+from backout.dialects.postgres.session import PostgresSession
+from backout.model.urls import parse_url
+from backout.project.config import load_config
+from tests.helpers import copy_example, run
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def session(request: pytest.FixtureRequest) -> Iterator[tuple[Dialect, Session]]:
+    url = parse_url(
+        request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url")
+    )
+    dialect = dialect_for(url)
+    opened = dialect.connect(url, actor=Actor.current())
+    try:
+        yield dialect, opened
+    finally:
+        opened.close()
+
+
+def test_known_tables_last_for_the_block_only(session: tuple[Dialect, Session]) -> None:
+    dialect, s = session
+    s.execute("CREATE TABLE kept_t (id INTEGER)")
+    with dialect.bookkeeping_known(s, [("kept_t", None), ("later_t", None)]):
+        assert dialect.bookkeeping_exists(s, "kept_t", None)
+        assert not dialect.bookkeeping_exists(s, "later_t", None)
+        s.execute("CREATE TABLE later_t (id INTEGER)")
+        assert dialect.bookkeeping_exists(s, "later_t", None)  # not found before: asked again
+        s.execute("DROP TABLE kept_t")
+        assert dialect.bookkeeping_exists(s, "kept_t", None)  # remembered inside the block
+    assert s.known_tables is None
+    assert not dialect.bookkeeping_exists(s, "kept_t", None)  # after it: asked, and gone
+    assert dialect.tables_exist(s, [("later_t", None), ("kept_t", None)]) == [True, False]
+
+
+def test_status_asks_once_which_tables_exist(
+    tmp_path: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = copy_example("vouchers", tmp_path)
+    assert run(["up"], project=root, url=pg_url).exit_code == 0
+    asked: list[str] = []
+    real_query = PostgresSession.query
+
+    def query(self: PostgresSession, sql: str, params: object = None) -> list[tuple[object, ...]]:
+        asked.append(sql)
+        return real_query(self, sql, params)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(PostgresSession, "query", query)
+    result = api.status(load_config(root, url=pg_url))
+    assert [e.state.value for e in result.report.entries] == ["applied", "applied"]
+    assert sum("to_regclass" in sql for sql in asked) == 1, asked
+    assert len(asked) <= 5, asked
