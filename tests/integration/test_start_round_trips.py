@@ -15,7 +15,7 @@ from backout.dialects.base import Actor, Dialect, Session
 from backout.dialects.postgres.session import PostgresSession
 from backout.model.urls import parse_url
 from backout.project.config import load_config
-from tests.helpers import copy_example, run
+from tests.helpers import copy_example, run, write
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -63,3 +63,48 @@ def test_status_asks_once_which_tables_exist(
     assert [e.state.value for e in result.report.entries] == ["applied", "applied"]
     assert sum("to_regclass" in sql for sql in asked) == 1, asked
     assert len(asked) <= 5, asked
+
+
+COUNTED = {
+    "backout.toml": 'layout = "plain"\n',
+    "migrations/001_ab.up.sql": (
+        "CREATE TABLE a (id INTEGER);\nINSERT INTO a VALUES (1), (2), (3);\n"
+        "CREATE TABLE b (id INTEGER);\nINSERT INTO b VALUES (1), (2);\n"
+        "CREATE TYPE mood AS ENUM ('ok');\n"
+    ),
+    "migrations/001_ab.down.sql": (
+        "-- backout:risk HIGH\n"
+        "DROP TYPE mood;\n"
+        "DELETE FROM a WHERE 1 / (id - id) = 1;\n"
+        "DROP TABLE b;\n"
+        "DROP TABLE a;\n"
+    ),
+}
+
+
+def test_impact_opens_a_savepoint_only_for_a_count_that_queries(
+    tmp_path: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DROP TYPE counts nothing and DROP TABLE a is counted already (by the DELETE): neither
+    costs a savepoint. The DELETE's count fails (division by zero) and is undone to its
+    savepoint, and the count after it still runs in the same transaction."""
+    root = write(tmp_path / "p", COUNTED)
+    assert run(["up"], project=root, url=pg_url).exit_code == 0
+    sent: list[str] = []
+    real_execute = PostgresSession.execute
+
+    def execute(self: PostgresSession, sql: str, params: object = None) -> int:
+        sent.append(sql)
+        return real_execute(self, sql, params)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(PostgresSession, "execute", execute)
+    view = api.plan(load_config(root, url=pg_url), simulate=False)
+    impact = view.impact.scripts[0]
+    assert any("could not be counted" in u and "division by zero" in u for u in impact.uncounted)
+    lost = {(x.effect.target.name, x.count) for x in impact.losses if x.kind == "rows"}
+    assert ("b", 2) in lost and ("a", 3) in lost
+    savepoints = [s for s in sent if s.startswith("SAVEPOINT backout_impact")]
+    # the DELETE (its count of a fails; a's rows were read first) and DROP TABLE b; DROP
+    # TABLE a takes a's rows from the cache and DROP TYPE counts nothing
+    assert len(savepoints) == 2, sent
+    assert sent.count("ROLLBACK TO SAVEPOINT backout_impact") == 1
