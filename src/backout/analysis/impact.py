@@ -126,6 +126,19 @@ class _Counter:
     exact: bool
     values: dict[str, object] = field(default_factory=dict)
     rows_cache: dict[str, tuple[int, bool]] = field(default_factory=dict)
+    #: whether the savepoint of the effect being counted is open (see :meth:`db`)
+    in_savepoint: bool = False
+
+    def db(self) -> Session:
+        """The session, inside the savepoint of the effect being counted: opened before its
+        first query, so an effect counted from the cache (or not counted) costs no round
+        trip. A failed count is rolled back to it (see :func:`_script_impact`)."""
+        if not self.in_savepoint:
+            # Set first: a SAVEPOINT that fails is then rolled back to, which fails too, so
+            # the error goes up as it did before the savepoint was opened lazily.
+            self.in_savepoint = True
+            self.session.execute("SAVEPOINT backout_impact")
+        return self.session
 
     def table(self, ref: ObjectRef | None) -> TableInfo | None:
         key = table_key(ref, self.snapshot) if ref is not None else None
@@ -135,22 +148,22 @@ class _Counter:
         """(rows, estimated) of a table."""
         key = table.key
         if key not in self.rows_cache:
-            estimate = None if self.exact else self.dialect.estimate_rows(self.session, table)
+            estimate = None if self.exact else self.dialect.estimate_rows(self.db(), table)
             if estimate is not None and estimate >= EXACT_LIMIT:
                 self.rows_cache[key] = (estimate, True)
             else:
                 sql = f"SELECT count(*) FROM {self.dialect.table_sql(table)}"
-                self.rows_cache[key] = (int(self.session.query(sql)[0][0]), False)
+                self.rows_cache[key] = (int(self.db().query(sql)[0][0]), False)
         return self.rows_cache[key]
 
     def non_null(self, table: TableInfo, column: str) -> tuple[int, bool]:
         rows, estimated = self.rows(table)
         if estimated:
-            guess = self.dialect.estimate_non_null(self.session, table, column, rows)
+            guess = self.dialect.estimate_non_null(self.db(), table, column, rows)
             if guess is not None:
                 return guess, True
         sql = f"SELECT count({self.dialect.quote(column)}) FROM {self.dialect.table_sql(table)}"
-        return int(self.session.query(sql)[0][0]), False
+        return int(self.db().query(sql)[0][0]), False
 
     def matching(self, effect: Effect, table: TableInfo) -> tuple[int, bool] | None:
         """Rows a DELETE/UPDATE matches (None: not computable, e.g. it has parameters)."""
@@ -165,10 +178,10 @@ class _Counter:
         if not self.exact and self.rows(table)[1]:
             # A big table: the planner's estimate, with the parameters' values bound.
             where, where_params = self.dialect.bind(scope.from_where, self.values)
-            estimate = self.dialect.explain_rows(self.session, where, where_params)
+            estimate = self.dialect.explain_rows(self.db(), where, where_params)
             if estimate is not None:
                 return estimate, True
-        rows = self.session.query_native(sql, params)
+        rows = self.db().query_native(sql, params)
         return int(rows[0][0]), False
 
 
@@ -246,12 +259,13 @@ def _script_impact(counter: _Counter, script: Script, effects: ScriptEffects) ->
             continue
         before = len(uncounted)
         # A failed count (odd SQL, a table the script itself creates) must not spoil the
-        # others: each runs under a savepoint.
-        counter.session.execute("SAVEPOINT backout_impact")
+        # others: each runs under a savepoint (opened by its first query: Counter.db).
+        counter.in_savepoint = False
         try:
             _count_effect(counter, script, effect, losses, uncounted, side)
         except DatabaseError as exc:
-            counter.session.execute("ROLLBACK TO SAVEPOINT backout_impact")
+            if counter.in_savepoint:
+                counter.session.execute("ROLLBACK TO SAVEPOINT backout_impact")
             if counter.dialect.is_lock_timeout(exc.sqlstate, exc.message):
                 # Counting never queues behind another session's lock (a running rollback's
                 # ACCESS EXCLUSIVE on the table it drops): it says so instead.
@@ -263,7 +277,8 @@ def _script_impact(counter: _Counter, script: Script, effects: ScriptEffects) ->
                 uncounted.append(wait)
             else:
                 uncounted.append(f"{script.display}:{effect.line}: could not be counted ({exc})")
-        counter.session.execute("RELEASE SAVEPOINT backout_impact")
+        if counter.in_savepoint:
+            counter.session.execute("RELEASE SAVEPOINT backout_impact")
         if len(uncounted) > before:
             uncounted_effects.append(effect)
     return ScriptImpact(
@@ -396,7 +411,7 @@ def _cascades(
                 Loss(
                     effect,
                     "rows",
-                    int(counter.session.query(sql)[0][0]),
+                    int(counter.db().query(sql)[0][0]),
                     estimated,
                     cascade_table=child.key,
                 )
@@ -415,7 +430,7 @@ def _cascades(
                 Loss(
                     effect,
                     "rows",
-                    int(counter.session.query(sql)[0][0]),
+                    int(counter.db().query(sql)[0][0]),
                     estimated,
                     cascade_table=child.key,
                 )

@@ -14,120 +14,15 @@ from contextlib import suppress
 from dataclasses import replace
 
 from backout import __version__
+from backout.analysis.expected import compare
 from backout.analysis.impact import Simulation
 from backout.dialects.base import KeptCopies, Session
-from backout.model.effects import Action, ObjectKind, ScriptEffects
+from backout.model.effects import ScriptEffects
 from backout.model.errors import BackoutError, DatabaseError
-from backout.model.identifiers import quote_identifier
-from backout.model.schema import ObjectKey, SchemaSnapshot, fold_key, objects
+from backout.model.schema import SchemaSnapshot
 from backout.model.urls import DatabaseURL
 from backout.run.runner import Executor, PreparedScript, ScriptRunner
 from backout.run.workspace import Workspace
-
-_KINDS = {
-    ObjectKind.TABLE: "table",
-    ObjectKind.COLUMN: "column",
-    ObjectKind.INDEX: "index",
-    ObjectKind.ENUM: "type",
-    ObjectKind.TYPE: "type",
-    ObjectKind.VIEW: "view",
-    ObjectKind.MATERIALIZED_VIEW: "view",
-    ObjectKind.SEQUENCE: "sequence",
-    ObjectKind.FUNCTION: "function",
-    ObjectKind.PROCEDURE: "function",
-    ObjectKind.TRIGGER: "trigger",
-    ObjectKind.CONSTRAINT: "constraint",
-    ObjectKind.FOREIGN_KEY: "constraint",
-}
-
-
-def _static(
-    effects: ScriptEffects, default_schema: str | None
-) -> tuple[set[ObjectKey], set[ObjectKey]]:
-    dropped: set[ObjectKey] = set()
-    created: set[ObjectKey] = set()
-    for effect in effects.effects:
-        kind = _KINDS.get(effect.target.kind)
-        if kind is None or effect.action not in (Action.DROP, Action.CREATE, Action.RENAME):
-            continue
-        target = effect.target
-        schema = target.schema if target.schema is not None else default_schema
-        names: tuple[str, ...] = (target.name,)
-        if kind in ("column", "trigger", "constraint"):
-            names = (target.parent or "", target.name)
-        key = fold_key((kind, schema, *names), target.case_insensitive)
-        # Net effect, in script order: an object renamed away and created again under its name
-        # (an enum rebuild) is still there afterwards, and one created then dropped is not.
-        if effect.action is Action.DROP:
-            dropped.add(key)
-            created.discard(key)
-        elif effect.action is Action.CREATE:
-            created.add(key)
-            dropped.discard(key)
-        elif effect.renamed_to is not None:
-            dropped.add(key)
-            created.discard(key)
-            new = effect.renamed_to
-            renamed = fold_key((kind, schema, *names[:-1], new.name), target.case_insensitive)
-            created.add(renamed)
-            dropped.discard(renamed)
-    return dropped, created
-
-
-def _describe(key: ObjectKey) -> str:
-    kind, schema, *names = key
-    shown = ".".join(quote_identifier(n) for n in names)
-    return f"{kind} {shown}" + (f" (schema {schema})" if schema and schema != "public" else "")
-
-
-def expected_changes(
-    effects: ScriptEffects, default_schema: str | None
-) -> tuple[set[ObjectKey], set[ObjectKey]]:
-    """(objects the statements drop, objects they create), as keys of :func:`objects`."""
-    return _static(effects, default_schema)
-
-
-def describe_object(key: ObjectKey) -> str:
-    """An object key for people: ``column "User"."nickname"``."""
-    return _describe(key)
-
-
-def compare(
-    before: SchemaSnapshot,
-    after: SchemaSnapshot,
-    effects: ScriptEffects,
-    *,
-    case_insensitive: bool,
-) -> tuple[list[str], list[str]]:
-    """(changes seen by the simulation, disagreements with the static analysis)."""
-    old = objects(before, case_insensitive=case_insensitive)
-    new = objects(after, case_insensitive=case_insensitive)
-    removed = {k for k in old if k not in new}
-    added = {k for k in new if k not in old}
-    dropped, created = _static(effects, before.default_schema)
-    changes = [f"removed {_describe(k)}" for k in sorted(removed)]
-    changes += [f"added {_describe(k)}" for k in sorted(added)]
-    disagreements: list[str] = []
-    for k in sorted(removed):
-        owner = old[k]
-        if k in dropped or (owner is not None and owner in removed):
-            continue
-        disagreements.append(
-            f"the simulation drops {_describe(k)}, which the parser did not see "
-            "(dynamic SQL or a CASCADE side effect)"
-        )
-    for k in sorted(dropped):
-        if k in old and k not in removed:
-            disagreements.append(
-                f"the parser expects {_describe(k)} to be dropped, but after the simulation "
-                "it is still there"
-            )
-    for k in sorted(added):
-        owner = new[k]
-        if k in created or (owner is not None and owner in added):
-            continue
-        disagreements.append(f"the simulation creates {_describe(k)}, which the parser did not see")
-    return changes, disagreements
 
 
 def _without_checks(unit: PreparedScript) -> PreparedScript:
@@ -140,6 +35,7 @@ def simulate(
     ws: Workspace,
     analysed: Sequence[tuple[PreparedScript, ScriptEffects]],
     live_key: str | None = None,
+    live: Session | None = None,
 ) -> tuple[list[Simulation], str]:
     """Run the scripts in order on a schema-only scratch copy; one Simulation per script.
 
@@ -147,15 +43,16 @@ def simulate(
     read. With it, where the dialect keeps copies
     (:meth:`~backout.dialects.base.Dialect.kept_copies`) and every script runs in a
     transaction, the copy outlives the run and the next one reuses it while the live schema is
-    unchanged (see :func:`_on_kept_copy`). Returns ([], reason) when no scratch copy can be made
-    (e.g. no permission to create a database): the simulation is then skipped and the reason
-    reported.
+    unchanged (see :func:`_on_kept_copy`). ``live``: the open session ``live_key`` was read
+    on, lent to the kept copies' bookkeeping (one connection fewer). Returns ([], reason)
+    when no scratch copy can be made (e.g. no permission to create a database): the
+    simulation is then skipped and the reason reported.
     """
     results: list[Simulation] = []
     try:
         if live_key is not None and _one_transaction(ws, analysed):
             copies = ws.dialect.kept_copies(
-                ws.url, ws.config.shadow, ws.actor, prefix=ws.config.scratch_prefix
+                ws.url, ws.config.shadow, ws.actor, prefix=ws.config.scratch_prefix, admin=live
             )
             if copies is not None and _on_kept_copy(ws, copies, analysed, live_key, results):
                 return results, ""

@@ -20,13 +20,13 @@ if TYPE_CHECKING:
     from backout.api.verbs.history import HistoryResult, history
     from backout.api.verbs.lint import lint
     from backout.api.verbs.migrate import Progress, ResolveResult, UpResult, resolve, up
+    from backout.api.verbs.recovery import recover
     from backout.api.verbs.rehearsal import check, generate, test
     from backout.api.verbs.rollback import (
         PartialRequest,
         PlanView,
         RollbackResult,
         plan,
-        recover,
         rollback,
     )
     from backout.api.verbs.scaffold import InitResult, NewResult, init, new
@@ -47,7 +47,7 @@ VERBS: dict[str, str] = {
     "Progress": "migrate",
     "plan": "rollback",
     "rollback": "rollback",
-    "recover": "rollback",
+    "recover": "recovery",
     "PlanView": "rollback",
     "PartialRequest": "rollback",
     "RollbackResult": "rollback",

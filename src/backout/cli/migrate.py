@@ -9,7 +9,7 @@ import click
 
 from backout import api
 from backout.api.action_documents import up_fields, up_outcome
-from backout.api.documents import status_json
+from backout.api.status_document import status_json
 from backout.cli import main, render
 
 if TYPE_CHECKING:

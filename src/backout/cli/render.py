@@ -40,9 +40,7 @@ def console(*, err: bool = False) -> Console:
     stream = sys.stderr if err else sys.stdout
     if stream.isatty():
         return _quiet_pipe(Console(file=stream, highlight=False, soft_wrap=False))
-    columns = os.environ.get("COLUMNS", "")
-    width = int(columns) if columns.isdigit() and int(columns) > 0 else UNLIMITED_WIDTH
-    return _quiet_pipe(Console(file=stream, width=width, highlight=False, soft_wrap=True))
+    return _quiet_pipe(Console(file=stream, width=_pipe_width(), highlight=False, soft_wrap=True))
 
 
 def _quiet_pipe(out: Console) -> Console:
@@ -109,6 +107,41 @@ def fitted_table(out: Console, columns: Sequence[Column], rows: Sequence[Sequenc
         out.print()
 
 
+def fitted_grid(
+    columns: Sequence[Column], rows: Sequence[Sequence[Cell]], *, err: bool = False
+) -> None:
+    """:func:`fitted_table` without rich where no terminal reads the output (a pipe, a file, a
+    CI log), which is where its layout is simple: the table when every value fits ``COLUMNS``
+    whole (no limit without it), else one block per row. On a terminal, :func:`fitted_table`
+    itself (wrapping columns need rich's measuring)."""
+    stream = sys.stderr if err else sys.stdout
+    if stream.isatty():
+        from rich.text import Text  # rich is heavy: loaded only to draw on a terminal
+
+        cells = [[Text(text, style=style) for text, style in row] for row in rows]
+        fitted_table(console(err=err), columns, cells)
+        return
+    widths = [
+        max([len(c.header), *(len(row[i][0]) for row in rows)]) for i, c in enumerate(columns)
+    ]
+    if sum(widths) + 2 * (len(columns) - 1) <= _pipe_width():
+        # as rich draws it: every cell padded to its column's width, two spaces between
+        for line in [[c.header for c in columns], *([text for text, _ in row] for row in rows)]:
+            click.echo("  ".join(t.ljust(w) for t, w in zip(line, widths, strict=True)), err=err)
+        return
+    label = max(len(c.header) for c in columns)
+    for row in rows:
+        for column, (text, _) in zip(columns, row, strict=True):
+            click.echo(f"{column.header.rjust(label)}  {text}", err=err)
+        click.echo("", err=err)
+
+
+def _pipe_width() -> int:
+    """The width of output that goes to no terminal: ``COLUMNS``, else unlimited."""
+    columns = os.environ.get("COLUMNS", "")
+    return int(columns) if columns.isdigit() and int(columns) > 0 else UNLIMITED_WIDTH
+
+
 def _broken_pipe() -> None:
     """rich would exit 1 on a closed pipe; the CLI ends quietly instead (see cli.common)."""
     raise BrokenPipeError
@@ -163,14 +196,15 @@ def grid(headers: list[str], rows: list[list[Cell]]) -> None:
 Part = str | tuple[str, str]
 
 
-def say(*parts: Part, wrap: bool = True) -> None:
-    """One line of prose on stdout without rich (whose import costs as much as the rest of
-    ``status``), as :func:`console` prints it: styled on a terminal (never with NO_COLOR),
-    wrapped at words to the terminal's width unless ``wrap`` is False (a value that must not
-    be cut), and never wrapped without a terminal."""
+def say(*parts: Part, wrap: bool = True, err: bool = False) -> None:
+    """One line of prose on stdout (``err``: stderr) without rich (whose import costs as much
+    as the rest of ``status``), as :func:`console` prints it: styled on a terminal (never with
+    NO_COLOR), wrapped at words to the terminal's width unless ``wrap`` is False (a value that
+    must not be cut), and never wrapped without a terminal."""
     spans = [(part, "") if isinstance(part, str) else part for part in parts]
     plain = "".join(text for text, _ in spans)
-    width = shutil.get_terminal_size().columns if wrap and sys.stdout.isatty() else 0
+    stream = sys.stderr if err else sys.stdout
+    width = shutil.get_terminal_size().columns if wrap and stream.isatty() else 0
     for start, end in _wrapped(plain, width):
         pieces, at = [], 0
         for text, style in spans:
@@ -178,7 +212,7 @@ def say(*parts: Part, wrap: bool = True) -> None:
             if first < last:
                 pieces.append(_styled(plain[first:last], style))
             at += len(text)
-        click.echo("".join(pieces))
+        click.echo("".join(pieces), err=err)
 
 
 def _wrapped(text: str, width: int) -> list[tuple[int, int]]:

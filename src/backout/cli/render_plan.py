@@ -1,16 +1,17 @@
-"""Human rendering of rollback plans and outcomes."""
+"""Human rendering of rollback plans and outcomes, printed without rich (its import and first
+table cost as much as the rest of ``plan``'s own work: issue 14) but as rich's console prints
+them (see :func:`backout.cli.render.say` and :func:`~backout.cli.render.fitted_grid`); only a
+partial rollback's preview table, and a table on a terminal, are drawn by rich."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
 from backout.analysis.risk import loss_summary, loss_text
-from backout.cli.render import Column, console, fitted_table
+from backout.cli.render import Cell, Column, console, fitted_grid, say
 from backout.dialects.params import render_literal
 
 if TYPE_CHECKING:
-    from rich.console import Console
-
     from backout.analysis.impact import ScriptImpact
     from backout.api import PlanView, RollbackResult
     from backout.rollback.rollback import StepView
@@ -26,65 +27,57 @@ def nothing_to_roll_back(target: str | None) -> str:
 
 def plan(view: PlanView, *, err: bool = False) -> None:
     """The plan: steps, declared properties, require checks, backup, execution settings."""
-    from rich.text import Text  # rich is heavy: loaded when a command renders
-
-    out = console(err=err)
     if view.plan.empty:
-        out.print(nothing_to_roll_back(view.plan.target), markup=False)
+        say(nothing_to_roll_back(view.plan.target), err=err)
         return
-    _heading(out, view)
-    _steps_table(out, view)
+    _heading(view, err=err)
+    _steps_table(view, err=err)
     for step, impact in zip(view.steps, view.impact.scripts, strict=False):
-        _step_details(out, step, impact)
-    out.print(f"Backup: {view.backup.describe()}", markup=False)
+        _step_details(step, impact, err=err)
+    say(f"Backup: {view.backup.describe()}", err=err)
     if view.schema_update is not None:
-        out.print(
+        say(
             f"Schema update (--update-schema={view.schema_update.mode}): "
             f"{view.schema_update.describe()}",
-            markup=False,
+            err=err,
         )
     statement = f"{view.statement_timeout:g}s" if view.statement_timeout else "none"
     shape = "one transaction" if view.transactions == 1 else f"{view.transactions} transactions"
-    out.print(
+    say(
         f"Execution: {shape}, under the run lock ({view.lock}); lock timeout "
         f"{view.lock_timeout:g}s, "
         f"{view.lock_retries} retries with backoff; statement timeout {statement}.",
-        markup=False,
+        err=err,
     )
     for warning in view.warnings:
-        out.print(Text.assemble(("warning: ", "bold yellow"), warning))
+        say(("warning: ", "bold yellow"), warning, err=err)
 
 
-def _heading(out: Console, view: PlanView) -> None:
+def _heading(view: PlanView, *, err: bool) -> None:
     """What is rolled back, on which database: a partial rollback with its parameters and
     preview, or the migration that is the newest applied afterwards."""
-    from rich.text import Text  # rich is heavy: loaded when a command renders
-
     if not view.plan.partial:
-        out.print(Text.assemble(("Rollback plan", "bold"), " on ", (view.database, "dim")))
+        say(("Rollback plan", "bold"), " on ", (view.database, "dim"), err=err)
         after = view.plan.target or "nothing (every migration rolled back)"
-        out.print(f"Afterwards the newest applied migration is {after}.", markup=False)
+        say(f"Afterwards the newest applied migration is {after}.", err=err)
         return
     first = view.steps[0].step
-    out.print(
-        Text.assemble(
-            ("Partial rollback ", "bold"),
-            (view.plan.partial, "bold cyan"),
-            f" of {first.migration.id} on ",
-            (view.database, "dim"),
-        )
+    say(
+        ("Partial rollback ", "bold"),
+        (view.plan.partial, "bold cyan"),
+        f" of {first.migration.id} on ",
+        (view.database, "dim"),
+        err=err,
     )
-    out.print("Data only: the migration stays applied.", markup=False)
+    say("Data only: the migration stays applied.", err=err)
     for name, value in view.params.items():
-        out.print(f"  param {name} = {render_literal(value)}", markup=False)
+        say(f"  param {name} = {render_literal(value)}", err=err)
     if view.preview is not None:
         _preview(view)
 
 
-def _steps_table(out: Console, view: PlanView) -> None:
+def _steps_table(view: PlanView, *, err: bool) -> None:
     """One row per script: declared and computed risk, and the data it loses."""
-    from rich.text import Text  # rich is heavy: loaded when a command renders
-
     columns = [
         Column("#"),
         Column("migration"),
@@ -93,53 +86,46 @@ def _steps_table(out: Console, view: PlanView) -> None:
         Column("computed"),
         Column("data lost"),
     ]
-    rows = []
+    rows: list[list[Cell]] = []
     impacts = view.impact.scripts
     for number, (step, impact) in enumerate(zip(view.steps, impacts, strict=False), start=1):
         risk = step.step.declared_risk
-        computed = Text(impact.assessment.risk.name)
+        computed: Cell = (impact.assessment.risk.name, "")
         if impact.understated:
-            computed.append(" understated!", style="bold red")
+            computed = (computed[0] + " understated!", "bold red")
         rows.append(
             [
-                str(number),
-                step.step.migration.id,
-                step.step.script.display,
-                Text(
-                    risk.name if risk is not None else "undeclared",
-                    style="bold red" if risk is None else "",
-                ),
+                (str(number), ""),
+                (step.step.migration.id, ""),
+                (step.step.script.display, ""),
+                (risk.name, "") if risk is not None else ("undeclared", "bold red"),
                 computed,
-                loss_summary(impact.losses),
+                (loss_summary(impact.losses), ""),
             ]
         )
-    fitted_table(out, columns, rows)
+    fitted_grid(columns, rows, err=err)
 
 
-def _step_details(out: Console, step: StepView, impact: ScriptImpact) -> None:
+def _step_details(step: StepView, impact: ScriptImpact, *, err: bool) -> None:
     """A script's details (nothing when it has none): what it changes and writes, what it
     declares, what the analysis found, and its require and verify checks."""
-    from rich.text import Text  # rich is heavy: loaded when a command renders
-
     d = step.step.script.directives
     lines = _detail_lines(step, impact)
     if not lines and not step.requires and not d.verify:
         return
-    out.print(Text(step.step.migration.id, style="bold"))
+    say((step.step.migration.id, "bold"), err=err)
     for label, text in lines:
-        out.print(f"  {label}: {text}", markup=False)
+        say(f"  {label}: {text}", err=err)
     for check in step.requires:
         if check.passes is True:
-            verdict = Text("passes now", style="green")
+            verdict = ("passes now", "green")
         elif check.passes is False:
-            verdict = Text("FAILS now", style="bold red")
+            verdict = ("FAILS now", "bold red")
         else:
-            verdict = Text(f"cannot be evaluated yet ({check.error})", style="yellow")
-        out.print(Text.assemble(f"  require (line {check.line}): ", verdict, f"  {check.sql}"))
+            verdict = (f"cannot be evaluated yet ({check.error})", "yellow")
+        say(f"  require (line {check.line}): ", verdict, f"  {check.sql}", err=err)
     for verify in d.verify:
-        out.print(
-            f"  verify (line {verify.line}), after the statements: {verify.sql}", markup=False
-        )
+        say(f"  verify (line {verify.line}), after the statements: {verify.sql}", err=err)
 
 
 def _detail_lines(step: StepView, impact: ScriptImpact) -> list[tuple[str, str]]:
@@ -186,80 +172,68 @@ def _preview(view: PlanView) -> None:
 
 def outcome(result: RollbackResult) -> None:
     """After a rollback: what was done, the backup, hooks, and manual steps to do now."""
-    from rich.text import Text  # rich is heavy: loaded when a command renders
-
-    out = console()
     ids = ", ".join(result.rolled_back)
     if result.view.plan.partial:
-        out.print(
+        say(
             f"Partial rollback {result.view.plan.partial} of {ids}: {result.statements} "
             f"statement(s), {result.rows_affected:,} row(s) changed, in "
-            f"{result.duration_s:.2f} s. The migration stays applied.",
-            markup=False,
+            f"{result.duration_s:.2f} s. The migration stays applied."
         )
     else:
-        out.print(
+        say(
             f"Rolled back {len(result.rolled_back)} migration(s) ({ids}): {result.statements} "
-            f"statement(s) in {result.duration_s:.2f} s, {result.attempts} attempt(s).",
-            markup=False,
+            f"statement(s) in {result.duration_s:.2f} s, {result.attempts} attempt(s)."
         )
     if result.backup is not None:
-        out.print(
+        say(
             f"Backup {result.backup.id} ({result.backup.kind}, sha256 "
-            f"{result.backup.sha256[:12]}…): restore with `backout restore {result.backup.id}`.",
-            markup=False,
+            f"{result.backup.sha256[:12]}…): restore with `backout restore {result.backup.id}`."
         )
     if result.schema_update is not None:
-        _schema_update(out, result.schema_update)
+        _schema_update(result.schema_update)
     for hook in result.hooks:
-        style = "green" if hook.ok else "bold red"
-        out.print(Text(hook.describe(), style=style))
+        say((hook.describe(), "green" if hook.ok else "bold red"))
         if not hook.ok and hook.output.strip():
-            out.print(hook.output.strip()[-2000:], markup=False)
+            say(hook.output.strip()[-2000:])
     if result.manual:
-        out.print("[bold]Manual steps declared by the scripts, to do now:[/]")
+        say(("Manual steps declared by the scripts, to do now:", "bold"))
         for number, (migration, text) in enumerate(result.manual, start=1):
-            out.print(f"  {number}. {text}  ({migration})", markup=False)
+            say(f"  {number}. {text}  ({migration})")
 
 
-def _schema_update(out: Console, update: SchemaUpdateResult) -> None:
+def _schema_update(update: SchemaUpdateResult) -> None:
     """What ``--update-schema`` did: the diff, each command, the state, what is left."""
-    from rich.text import Text  # rich is heavy: loaded when a command renders
-
-    out.print(f"Schema update (--update-schema={update.mode}): {update.state}.", markup=False)
-    _print_diff(out, update)
+    say(f"Schema update (--update-schema={update.mode}): {update.state}.")
+    _print_diff(update)
     for run in update.commands:
-        out.print(Text(run.describe(), style="green" if run.ok else "bold red"))
+        say((run.describe(), "green" if run.ok else "bold red"))
         if not run.ok and run.output.strip():
-            out.print(run.output.strip()[-2000:], markup=False)
+            say(run.output.strip()[-2000:])
     if update.reason:
-        out.print(f"Not done here: {update.reason}.", markup=False)
+        say(f"Not done here: {update.reason}.")
     if update.manual:
-        out.print("[bold]To do by hand for the schema:[/]")
+        say(("To do by hand for the schema:", "bold"))
         for number, step in enumerate(update.manual, start=1):
-            out.print(f"  {number}. {step}", markup=False)
+            say(f"  {number}. {step}")
 
 
-def _print_diff(out: Console, update: SchemaUpdateResult) -> None:
+def _print_diff(update: SchemaUpdateResult) -> None:
     if not update.diff:
-        out.print(f"{update.schema}: no change.", markup=False)
+        say(f"{update.schema}: no change.")
         return
-    from rich.text import Text  # rich is heavy: loaded when a command renders
-
     for line in update.diff.removesuffix("\n").split("\n"):  # as written: "\n" ends a line
         style = ""
         if line.startswith("+") and not line.startswith("+++"):
             style = "green"
         elif line.startswith("-") and not line.startswith("---"):
             style = "red"
-        out.print(Text(line.removesuffix("\r"), style=style), soft_wrap=True)
+        say((line.removesuffix("\r"), style), wrap=False)
 
 
 def schema_diff(update: SchemaUpdateResult | None) -> None:
     """A dry run's schema update: what it would do, and (git mode) the diff it would make."""
     if update is None:
         return
-    out = console()
-    out.print(f"Schema update (--update-schema={update.mode}): {update.state}", markup=False)
+    say(f"Schema update (--update-schema={update.mode}): {update.state}")
     if update.diff or update.commit:
-        _print_diff(out, update)
+        _print_diff(update)

@@ -17,8 +17,8 @@ import getpass
 import os
 import socket
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Collection, Mapping, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -838,10 +838,15 @@ class Dialect(ABC):
         actor: Actor,
         *,
         prefix: str = "backout_scratch_",
+        admin: Session | None = None,
     ) -> KeptCopies | None:
         """Schema-only copies of ``url`` kept between runs on ``shadow`` (else ``url``'s
         server), or None where a dialect keeps none (default): every simulation then makes a
-        new copy with :meth:`scratch`."""
+        new copy with :meth:`scratch`.
+
+        ``admin``: an open session on ``url``, between transactions, that the copies' own
+        queries (finding, claiming, labelling one) may use instead of a connection of their
+        own when they live on ``url``'s server (no ``shadow``); it is not closed."""
         return None
 
     # --- checks and rehearsals ----------------------------------------------------------------
@@ -943,6 +948,33 @@ class Dialect(ABC):
         if found and known is not None:
             known.add((table, schema))
         return found
+
+    def tables_exist(
+        self, session: Session, tables: Sequence[tuple[str, str | None]]
+    ) -> list[bool]:
+        """:meth:`table_exists` of each (table, schema), in order. Default: one question each;
+        a dialect asks them all at once where that saves round trips."""
+        return [self.table_exists(session, table, schema) for table, schema in tables]
+
+    @contextmanager
+    def bookkeeping_known(
+        self, session: Session, tables: Sequence[tuple[str, str | None]]
+    ) -> Iterator[None]:
+        """While one read goes through several of backout's tables (``status``'s history):
+        which of ``tables`` exist is asked once (:meth:`tables_exist`), and those found are
+        remembered as :attr:`Session.known_tables` remembers them, until the block ends. It
+        changes what the read can see no more than asking before each table does (neither
+        is atomic with the read that follows). A session that keeps known tables already (a
+        private scratch database) is left as it is."""
+        if session.known_tables is not None:
+            yield
+            return
+        found = self.tables_exist(session, tables)
+        session.known_tables = {ref for ref, ok in zip(tables, found, strict=True) if ok}
+        try:
+            yield
+        finally:
+            session.known_tables = None
 
     def backup_engine(self) -> BackupEngine:
         """The engine that dumps, verifies and restores this kind of database."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Container, Sequence
 from dataclasses import dataclass
 
-from backout.analysis.simulate import describe_object, expected_changes
+from backout.analysis.expected import describe_object, expected_changes
 from backout.dialects.base import Session
 from backout.model.effects import ScriptEffects
 from backout.model.errors import BackoutError

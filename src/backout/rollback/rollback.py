@@ -271,8 +271,9 @@ def _with_simulation(
     impact: ImpactReport,
     analysed: Sequence[tuple[PreparedScript, ScriptEffects]],
     live_key: str,
+    session: Session,
 ) -> ImpactReport:
-    simulations, note = simulate(ws, analysed, live_key)
+    simulations, note = simulate(ws, analysed, live_key, live=session)
     if not simulations:
         return dataclasses.replace(impact, simulation_note=note)
     scripts = tuple(
@@ -465,7 +466,7 @@ def _assess(
     )
     if simulate:
         live_key = ws.dialect.schema_key(session, snapshot)
-        impact = _with_simulation(ws, impact, analysed, live_key)
+        impact = _with_simulation(ws, impact, analysed, live_key, session)
     return _Assessment(intent=intent, per_script=per_script, state=state, impact=impact)
 
 
@@ -788,44 +789,40 @@ def rollback(
     full backup); no other is taken, and history names this one. ``update_schema``: see
     :mod:`backout.rollback.schema_update`."""
     setup = _check_arguments(ws, backup_mode, accept_data_loss, update_schema, partial)
-    # Refuse impossible requests before touching anything (and before taking the lock).
-    first = _first_pass(
-        ws,
-        setup,
-        dict(to=to, steps=steps, backup_mode=backup_mode, exact=exact, simulate=simulate),
-        partial=partial,
-        dry_run=dry_run,
-        accept_data_loss=accept_data_loss,
-        ignore_simulation=ignore_simulation,
-        backup_mode="none" if existing_backup is not None else backup_mode,
-    )
-    if first.plan.empty:
-        return RollbackResult(view=first, dry_run=dry_run)
-    with ws.session() as session:
-        lock = None if dry_run else ws.run_lock(session)
-        try:
-            view = _recheck_locked(ws, session, first, to=to, steps=steps, partial=partial)
-            result = RollbackResult(view=view, dry_run=dry_run)
-            if dry_run:
-                _execute(ws, session, result, dry_run=True, progress=progress)
-                return result
-            if confirm is not None and not confirm(view):
-                raise Declined("rollback declined: nothing was changed")
-            if existing_backup is not None:
-                result.backup = existing_backup
-            elif view.backup.mode != "none":
-                result.backup = _take_backup(ws, session, view, partial, progress)
-            _run_before_hook(ws, result)
-            _execute(ws, session, result, dry_run=False, progress=progress)
-        finally:
-            if lock is not None:
-                lock.release()
+    # One connection for the whole command: planning reads on it, then the run (a plan that
+    # is not empty means the database exists, so it needed no creating).
+    with ws.session(create=False) as session:
+        # Refuse impossible requests before touching anything (and before taking the lock).
+        first = _first_pass(
+            ws,
+            session,
+            setup,
+            dict(to=to, steps=steps, backup_mode=backup_mode, exact=exact, simulate=simulate),
+            partial=partial,
+            dry_run=dry_run,
+            accept_data_loss=accept_data_loss,
+            ignore_simulation=ignore_simulation,
+            backup_mode="none" if existing_backup is not None else backup_mode,
+        )
+        if first.plan.empty:
+            return RollbackResult(view=first, dry_run=dry_run)
+        result = _run_locked(
+            ws,
+            session,
+            first,
+            _RollbackRequest(to, steps, partial, dry_run, existing_backup),
+            confirm=confirm,
+            progress=progress,
+        )
+    if result.dry_run:
+        return result
     _after_rollback(ws, result, progress)
     return result
 
 
 def _first_pass(
     ws: Workspace,
+    session: Session,
     setup: SchemaUpdateSetup | None,
     planning: dict[str, Any],
     *,
@@ -835,23 +832,23 @@ def _first_pass(
     ignore_simulation: bool,
     backup_mode: str,
 ) -> PlanView:
-    """Plan without the run lock, and raise the first refusal (a real run only): nothing has
-    happened yet. ``planning``: :func:`build_view`'s keyword arguments."""
-    with ws.session(create=False) as session:
-        if not dry_run:
-            # Another run holds the lock: say who at once. Planning reads the tables that run
-            # may hold locked (a table it drops), and would otherwise wait for it to end.
-            ws.check_run_lock(session)
-        first = _with_schema_update(ws, setup, build_view(ws, session, partial=partial, **planning))
-        if not dry_run and not first.plan.empty:
-            _refuse_now(
-                ws,
-                session,
-                first,
-                accept_data_loss=accept_data_loss,
-                ignore_simulation=ignore_simulation,
-                backup_mode=backup_mode,
-            )
+    """Plan without the run lock, on the command's one session, and raise the first refusal
+    (a real run only): nothing has happened yet. ``planning``: :func:`build_view`'s keyword
+    arguments."""
+    if not dry_run:
+        # Another run holds the lock: say who at once. Planning reads the tables that run
+        # may hold locked (a table it drops), and would otherwise wait for it to end.
+        ws.check_run_lock(session)
+    first = _with_schema_update(ws, setup, build_view(ws, session, partial=partial, **planning))
+    if not dry_run and not first.plan.empty:
+        _refuse_now(
+            ws,
+            session,
+            first,
+            accept_data_loss=accept_data_loss,
+            ignore_simulation=ignore_simulation,
+            backup_mode=backup_mode,
+        )
     return first
 
 
@@ -882,6 +879,51 @@ def _dry_run_schema_update(result: RollbackResult) -> None:
         return
     result.schema_update = schema_dry_run(planned)
     result.transcript.append(f"-- --update-schema={planned.mode}: {planned.describe()}")
+
+
+@dataclass(frozen=True)
+class _RollbackRequest:
+    """What :func:`rollback` was asked, as the run under the lock needs it again."""
+
+    to: str | None
+    steps: int | None
+    partial: PartialRequest | None
+    dry_run: bool
+    existing_backup: BackupRecord | None
+
+
+def _run_locked(
+    ws: Workspace,
+    session: Session,
+    first: PlanView,
+    request: _RollbackRequest,
+    *,
+    confirm: Confirm | None,
+    progress: Callable[[str], None] | None,
+) -> RollbackResult:
+    """Under the run lock (none for a dry run): the re-check, the confirmation, the backup,
+    the ``before_rollback`` hook and the scripts."""
+    lock = None if request.dry_run else ws.run_lock(session)
+    try:
+        view = _recheck_locked(
+            ws, session, first, to=request.to, steps=request.steps, partial=request.partial
+        )
+        result = RollbackResult(view=view, dry_run=request.dry_run)
+        if request.dry_run:
+            _execute(ws, session, result, dry_run=True, progress=progress)
+            return result
+        if confirm is not None and not confirm(view):
+            raise Declined("rollback declined: nothing was changed")
+        if request.existing_backup is not None:
+            result.backup = request.existing_backup
+        elif view.backup.mode != "none":
+            result.backup = _take_backup(ws, session, view, request.partial, progress)
+        _run_before_hook(ws, result)
+        _execute(ws, session, result, dry_run=False, progress=progress)
+    finally:
+        if lock is not None:
+            lock.release()
+    return result
 
 
 def _refuse_now(

@@ -115,13 +115,16 @@ class Ledger:
             return f"{self.history_schema}.migrations"
         return "backout_migrations"
 
+    @property
+    def ref(self) -> tuple[str, str | None]:
+        """The ledger table as :meth:`Dialect.bookkeeping_exists` names it: (table, schema)."""
+        if self.prisma:
+            return PRISMA_TABLE, None
+        return self._plain("migrations"), self._schema_or_none()
+
     def exists(self, session: Session) -> bool:
         """True when the ledger table exists."""
-        if self.prisma:
-            return self.dialect.bookkeeping_exists(session, PRISMA_TABLE, None)
-        return self.dialect.bookkeeping_exists(
-            session, self._plain("migrations"), self._schema_or_none()
-        )
+        return self.dialect.bookkeeping_exists(session, *self.ref)
 
     def _plain(self, logical: str) -> str:
         return logical if self.dialect.has_schemas else f"backout_{logical}"
@@ -323,10 +326,14 @@ class EventLog:
         self.table = dialect.history_table("events", history_schema)
         self.version_table = dialect.history_table("schema_version", history_schema)
 
-    def _exists(self, session: Session, logical: str) -> bool:
+    def ref(self, logical: str) -> tuple[str, str | None]:
+        """One of backout's tables (``events``, ``schema_version``) as
+        :meth:`Dialect.bookkeeping_exists` names it: (table, schema)."""
         name = logical if self.dialect.has_schemas else f"backout_{logical}"
-        schema = self.history_schema if self.dialect.has_schemas else None
-        return self.dialect.bookkeeping_exists(session, name, schema)
+        return name, self.history_schema if self.dialect.has_schemas else None
+
+    def _exists(self, session: Session, logical: str) -> bool:
+        return self.dialect.bookkeeping_exists(session, *self.ref(logical))
 
     def exists(self, session: Session) -> bool:
         """True when the event log exists."""

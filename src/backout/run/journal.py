@@ -278,11 +278,16 @@ class Journal:
         self.table = dialect.history_table("journal", history_schema)
         self.events_table = dialect.history_table("events", history_schema)
 
+    @property
+    def ref(self) -> tuple[str, str | None]:
+        """The journal table as :meth:`Dialect.bookkeeping_exists` names it: (table, schema)."""
+        if self.dialect.has_schemas:
+            return "journal", self.history_schema
+        return "backout_journal", None
+
     def exists(self, session: Session) -> bool:
         """True when the journal table exists (history schema version 2 or newer)."""
-        if self.dialect.has_schemas:
-            return self.dialect.bookkeeping_exists(session, "journal", self.history_schema)
-        return self.dialect.bookkeeping_exists(session, "backout_journal", None)
+        return self.dialect.bookkeeping_exists(session, *self.ref)
 
     def create_sql(self) -> list[str]:
         """DDL creating the journal (the history schema itself exists already)."""

@@ -162,16 +162,19 @@ class Workspace:
 
     def read_status(self, session: Session) -> StatusReport:
         """The state of every migration, checking the history tables' version first."""
-        self.events.check_version(session)
-        exists = self.ledger.exists(session)
-        rows = self.ledger.rows(session) if exists else []
-        report = self._status_of(rows, exists)
-        if report.unfinished:
-            holder = self.run_lock_holder(session)
-            if holder is not None:
-                report = being_applied(report, holder)
-        # A half-restored database may have lost its ledger: the journal still knows.
-        restores = tuple(self.events.journal.unfinished_restores(session))
+        # Which of the tables read below exist: asked once, not before each read.
+        tables = [self.events.ref("schema_version"), self.ledger.ref, self.events.journal.ref]
+        with self.dialect.bookkeeping_known(session, tables):
+            self.events.check_version(session)
+            exists = self.ledger.exists(session)
+            rows = self.ledger.rows(session) if exists else []
+            report = self._status_of(rows, exists)
+            if report.unfinished:
+                holder = self.run_lock_holder(session)
+                if holder is not None:
+                    report = being_applied(report, holder)
+            # A half-restored database may have lost its ledger: the journal still knows.
+            restores = tuple(self.events.journal.unfinished_restores(session))
         return replace(report, unfinished_restores=restores) if restores else report
 
     def _status_of(self, rows: list[LedgerRow], exists: bool) -> StatusReport:

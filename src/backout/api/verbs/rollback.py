@@ -1,18 +1,13 @@
-"""``plan``, ``rollback`` and ``recover``: what a rollback would do, doing it, finishing or
-undoing one that stopped part-way."""
+"""``plan`` and ``rollback``: what a rollback would do, and doing it (finishing or undoing one
+that stopped part-way is :mod:`backout.api.verbs.recovery`'s: neither imports it)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from backout.project.config import Config
 from backout.rollback import rollback as _rollback
-from backout.rollback.recovery import recover as _recover
 from backout.run.workspace import Workspace
-
-if TYPE_CHECKING:
-    from backout.rollback.recovery import RecoveryPlan, RecoveryResult
 
 PlanView = _rollback.PlanView
 PartialRequest = _rollback.PartialRequest
@@ -80,19 +75,3 @@ def rollback(
         ignore_simulation=ignore_simulation,
         update_schema=update_schema or config.update_schema,
     )
-
-
-def recover(
-    config: Config,
-    action: str,
-    *,
-    dry_run: bool = False,
-    confirm: Callable[[RecoveryPlan], bool] | None = None,
-    progress: Callable[[str], None] | None = None,
-) -> RecoveryResult:
-    """Finish (``action="resume"``) or undo (``"undo"``) the apply or rollback that stopped
-    part-way, from its statement journal (MySQL/MariaDB DDL, ``transaction off`` scripts)."""
-    ws = Workspace.open(config)
-    ws.notice = progress
-
-    return _recover(ws, action, dry_run=dry_run, confirm=confirm, progress=progress)

@@ -9,7 +9,7 @@ import subprocess
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
 from backout.dialects import client_programs, scratch_names
@@ -106,6 +106,20 @@ def _conninfo(url: DatabaseURL) -> str:
     return urlunsplit(
         (scheme, parts.netloc, parts.path, urlencode(url.params, quote_via=quote), "")
     )
+
+
+def _lock_ids(key: int) -> tuple[int, int]:
+    """An advisory lock's bigint key as pg_locks shows it: (classid, objid)."""
+    return (key >> 32) & 0xFFFFFFFF, key & 0xFFFFFFFF
+
+
+def _describe_holder(rows: Sequence[Sequence[Any]]) -> str:
+    """Who holds a lock, from its :data:`_HOLDER_SQL` rows."""
+    if not rows:
+        return "another session (it has just released it; try again)"
+    pid, app, user, client, started = rows[0]
+    since = started.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if started else "?"
+    return f"pid {pid} ({app}, user {user}, from {client}, connected since {since})"
 
 
 class AdvisoryLock(RunLock):
@@ -331,22 +345,19 @@ class PostgresDialect(Dialect):
         keys = [(BACKOUT_LOCK_KEY, "backout")]
         if prisma_compatible:
             keys.append((PRISMA_LOCK_KEY, "Prisma Migrate"))
-        for key, owner in keys:
-            if session.query(_HOLDER_SQL, ((key >> 32) & 0xFFFFFFFF, key & 0xFFFFFFFF)):
+        # Both locks' holders in one round trip; a holder found is named from its own row.
+        found = session.query_many([(_HOLDER_SQL, _lock_ids(key)) for key, _ in keys])
+        for (key, owner), rows in zip(keys, found, strict=True):
+            if rows:
                 raise LockHeld(
                     f"the {owner} run lock (advisory lock {key}) on {session.url.masked()} "
-                    f"is held by {self._holder(session, key)}",
+                    f"is held by {_describe_holder(rows)}",
                     hint="wait for that run to finish, or wait longer with --lock-wait DURATION; "
                     "backout never breaks a lock",
                 )
 
     def _holder(self, session: Session, key: int) -> str:
-        rows = session.query(_HOLDER_SQL, ((key >> 32) & 0xFFFFFFFF, key & 0xFFFFFFFF))
-        if not rows:
-            return "another session (it has just released it; try again)"
-        pid, app, user, client, started = rows[0]
-        since = started.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if started else "?"
-        return f"pid {pid} ({app}, user {user}, from {client}, connected since {since})"
+        return _describe_holder(session.query(_HOLDER_SQL, _lock_ids(key)))
 
     def timeout_statements(self, *, lock_timeout: float, statement_timeout: float) -> list[str]:
         return [
@@ -410,13 +421,19 @@ class PostgresDialect(Dialect):
         return f"{self.quote(schema)}.{self.quote(logical)}"
 
     def table_exists(self, session: Session, table: str, schema: str | None) -> bool:
-        if schema is None:
-            rows = session.query("SELECT to_regclass(%s) IS NOT NULL", (self.quote(table),))
-        else:
-            rows = session.query(
-                "SELECT to_regclass(%s) IS NOT NULL", (f"{self.quote(schema)}.{self.quote(table)}",)
-            )
-        return bool(rows[0][0])
+        return self.tables_exist(session, [(table, schema)])[0]
+
+    def tables_exist(
+        self, session: Session, tables: Sequence[tuple[str, str | None]]
+    ) -> list[bool]:
+        if not tables:
+            return []
+        names = [
+            self.quote(table) if schema is None else f"{self.quote(schema)}.{self.quote(table)}"
+            for table, schema in tables
+        ]
+        columns = ", ".join("to_regclass(%s) IS NOT NULL" for _ in names)
+        return [bool(value) for value in session.query(f"SELECT {columns}", names)[0]]
 
     def snapshot(self, session: Session) -> SchemaSnapshot:
         return read_postgres_snapshot(
@@ -559,8 +576,11 @@ class PostgresDialect(Dialect):
         actor: Actor,
         *,
         prefix: str = scratch_names.DEFAULT_PREFIX,
+        admin: Session | None = None,
     ) -> KeptCopies:
-        return PostgresKeptCopies(self, url, shadow or url, actor, prefix)
+        return PostgresKeptCopies(
+            self, url, shadow or url, actor, prefix, admin=admin if shadow is None else None
+        )
 
     def copy_database(
         self, source: DatabaseURL, target: DatabaseURL, actor: Actor, *, data: bool

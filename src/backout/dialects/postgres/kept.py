@@ -12,6 +12,8 @@ sweep while it is idle for less than :data:`~backout.dialects.scratch_names.KEPT
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Protocol
 
 from backout.dialects import scratch_names
@@ -69,17 +71,33 @@ class PostgresKeptCopies(KeptCopies):
         server: DatabaseURL,
         actor: Actor,
         prefix: str,
+        *,
+        admin: Session | None = None,
     ) -> None:
         self.dialect = dialect
         self.source = source
         self.server = server
         self.actor = actor
         self.prefix = prefix
+        #: an open session on ``server`` lent by the caller (not closed here), else None: a
+        #: connection of its own for each piece of bookkeeping
+        self.admin = admin
+
+    @contextmanager
+    def _admin(self) -> Iterator[Session]:
+        """A session on the server: the one lent, else a new one closed after."""
+        if self.admin is not None:
+            yield self.admin
+            return
+        admin = self.dialect.connect(self.server, actor=self.actor)
+        try:
+            yield admin
+        finally:
+            admin.close()
 
     def claim(self, key: str) -> DatabaseURL | None:
         pattern = self.prefix.replace("_", "\\_") + "%"
-        admin = self.dialect.connect(self.server, actor=self.actor)
-        try:
+        with self._admin() as admin:
             found = admin.query(_CANDIDATES, (pattern, KEPT_LABEL + key))
             for found_name, connections in found:
                 name = str(found_name)
@@ -98,8 +116,6 @@ class PostgresKeptCopies(KeptCopies):
                         continue  # another run took it (or dropped it) first
                     _IN_USE.add(mine)
                 return self.server.with_database(mine)
-        finally:
-            admin.close()
         return None
 
     def create(self) -> DatabaseURL:
@@ -114,13 +130,12 @@ class PostgresKeptCopies(KeptCopies):
 
     def keep(self, copy: DatabaseURL, key: str) -> None:
         label = (KEPT_LABEL + key).replace("'", "''")  # COMMENT takes no parameter
-        admin = self.dialect.connect(self.server, actor=self.actor)
         try:
-            admin.execute(
-                f"COMMENT ON DATABASE {self.dialect.quote(copy.database or '')} IS '{label}'"
-            )
+            with self._admin() as admin:
+                admin.execute(
+                    f"COMMENT ON DATABASE {self.dialect.quote(copy.database or '')} IS '{label}'"
+                )
         finally:
-            admin.close()
             _released(copy)
 
     def discard(self, copy: DatabaseURL) -> None:
