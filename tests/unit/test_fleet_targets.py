@@ -98,3 +98,23 @@ def test_a_single_target_command_does_not_load_the_fleet(tmp_path: Path) -> None
     (tmp_path / "backout.toml").write_text('layout = "plain"\n', encoding="utf-8")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip().splitlines()[-1] == "['backout.cli.fleet_options']"
+
+
+def test_a_byte_order_mark_and_crlf_lines_are_read(tmp_path: Path) -> None:
+    path = tmp_path / "targets.txt"
+    path.write_bytes(b"\xef\xbb\xbfbase = postgresql://h/d\r\nschema = a  # one\r\n")
+    assert [t.name for t in read_targets(path, base_dir=tmp_path)] == [
+        "postgresql://h/d?schema=a"
+    ]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "postgresql://u@h/d\npostgresql://u@h:5432/d\n",
+        "postgres://u@h:5432/d?schema=s\nbase = postgresql://v@H/d\nschema = s\n",
+        "mysql://root@h/d\nmariadb://root@h:3306/d\n",
+    ],
+)
+def test_the_default_port_spelled_out_is_the_same_database(tmp_path: Path, text: str) -> None:
+    assert "is listed twice" in refused(tmp_path, text)

@@ -56,7 +56,8 @@ def read_targets(path: Path, *, base_dir: Path) -> list[Target]:
     line that is not understood, an empty list, or a database named twice. Runs the file's
     ``query`` lines on their base (read-only)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        # utf-8-sig: a byte order mark (Windows editors write one) is not part of the first line
+        text = path.read_text(encoding="utf-8-sig")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the targets file: {exc.strerror or exc}") from exc
     except UnicodeDecodeError as exc:
@@ -179,7 +180,8 @@ def _identity(target: Target, base_dir: Path) -> tuple[object, ...]:
     url = parse_url(target.url, base_dir=base_dir)
     if url.path is not None:
         return (url.dialect, str(url.path.resolve()))
-    return (url.dialect, (url.host or "").lower(), url.port, url.database, url.schema)
+    port = url.port or dialect_for(url).default_port  # `h` and `h:5432` are one server
+    return (url.dialect, (url.host or "").lower(), port, url.database, url.schema)
 
 
 def _refuse_duplicates(targets: list[Target], base_dir: Path) -> None:

@@ -156,6 +156,7 @@ class PostgresDialect(Dialect):
     name: ClassVar[str] = "postgresql"
     parser_packages: ClassVar[tuple[str, ...]] = ("pglast",)
     display_name: ClassVar[str] = "PostgreSQL"
+    default_port: ClassVar[int | None] = 5432
     has_schemas: ClassVar[bool] = True
     timestamp_type: ClassVar[str] = "timestamptz"
     serial_primary_key: ClassVar[str] = "bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY"
