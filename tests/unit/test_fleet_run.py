@@ -105,6 +105,7 @@ def test_the_connection_pool_keeps_few_idle_connections() -> None:
 def test_a_target_failed_without_an_error_is_told_by_its_detail() -> None:
     """A rollback committed whose after-hook failed: the target failed, with no exception;
     the fleet's message names what happened, not "None"."""
+
     def one(target: Target) -> Done:
         return Done("failed", "hook notify failed; the rollback itself is committed", None, 1)
 

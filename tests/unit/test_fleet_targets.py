@@ -103,9 +103,7 @@ def test_a_single_target_command_does_not_load_the_fleet(tmp_path: Path) -> None
 def test_a_byte_order_mark_and_crlf_lines_are_read(tmp_path: Path) -> None:
     path = tmp_path / "targets.txt"
     path.write_bytes(b"\xef\xbb\xbfbase = postgresql://h/d\r\nschema = a  # one\r\n")
-    assert [t.name for t in read_targets(path, base_dir=tmp_path)] == [
-        "postgresql://h/d?schema=a"
-    ]
+    assert [t.name for t in read_targets(path, base_dir=tmp_path)] == ["postgresql://h/d?schema=a"]
 
 
 @pytest.mark.parametrize(
