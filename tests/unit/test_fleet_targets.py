@@ -116,3 +116,13 @@ def test_a_byte_order_mark_and_crlf_lines_are_read(tmp_path: Path) -> None:
 )
 def test_the_default_port_spelled_out_is_the_same_database(tmp_path: Path, text: str) -> None:
     assert "is listed twice" in refused(tmp_path, text)
+
+
+def test_a_password_no_mask_recognises_is_still_never_shown(tmp_path: Path) -> None:
+    """A password with a space (not percent-encoded): the URL parses, and its target's name,
+    shown in every summary, error and document, must not hold it."""
+    names = targets(tmp_path, "postgresql://u:hunter 2@h/d\n")
+    assert names == ["postgresql://u:***@h/d"]
+    # cut short by a comment: what remains of the password is not repeated either
+    error = refused(tmp_path, "postgresql://u:hun #ter2@h/d\n")
+    assert "targets.txt:1:" in error and "hun" not in error.split("targets.txt:1:")[1]

@@ -45,7 +45,7 @@ class Target:
     @property
     def name(self) -> str:
         """The target as shown everywhere: its URL with the password masked."""
-        return mask_url(self.url)
+        return parse_url(self.url, base_dir=Path.cwd()).masked()
 
     def __str__(self) -> str:
         return self.name
@@ -108,7 +108,9 @@ def _url(value: str, where: str, base_dir: Path) -> DatabaseURL:
     try:
         return parse_url(value, base_dir=base_dir)
     except ConfigError as exc:
-        raise ConfigError(f"{where}: {exc.message}", hint=exc.hint) from None
+        # Nor is a URL that does not parse: what looks like its password may be cut short.
+        message = exc.message.replace(repr(mask_url(value)), "(the line's URL, not repeated)")
+        raise ConfigError(f"{where}: {message}", hint=exc.hint) from None
 
 
 def _from_base(key: str, value: str, base: DatabaseURL | None, where: str) -> list[Target]:
