@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from tests.helpers import sql
 
 from backout.cli import main
 from backout.fleet.targets import read_targets
@@ -126,3 +127,19 @@ def test_a_password_no_mask_recognises_is_still_never_shown(tmp_path: Path) -> N
     # cut short by a comment: what remains of the password is not repeated either
     error = refused(tmp_path, "postgresql://u:hun #ter2@h/d\n")
     assert "targets.txt:1:" in error and "hun" not in error.split("targets.txt:1:")[1]
+
+
+def test_a_query_line_changes_nothing_even_when_it_tries(tmp_path: Path, pg_url: str) -> None:
+    """`query =` is rolled back (docs/fleet.md): a second statement that commits first, then
+    drops a table, must not run; the file is refused naming the line."""
+    sql(pg_url, "CREATE TABLE keep_me (id int)")
+    error = refused(
+        tmp_path,
+        f"base = {pg_url}\nquery = COMMIT; DROP TABLE keep_me; SELECT 'tenant_a'\n",
+    )
+    assert "targets.txt:2:" in error and "one statement" in error
+    assert sql(pg_url, "SELECT to_regclass('keep_me') IS NOT NULL") == [(True,)]
+    # one statement that writes is rolled back
+    text = f"base = {pg_url}\nquery = INSERT INTO keep_me VALUES (1) RETURNING 'tenant_x'\n"
+    assert targets(tmp_path, text) == [f"{pg_url}?schema=tenant_x"]
+    assert sql(pg_url, "SELECT count(*) FROM keep_me") == [(0,)]

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from backout.dialects import dialect_for
-from backout.dialects.base import Actor
+from backout.dialects.base import Actor, Dialect
 from backout.model.errors import BackoutError, ConfigError
 from backout.model.urls import DatabaseURL, mask_url, parse_url, with_params
 
@@ -156,6 +156,7 @@ def _query(base: DatabaseURL, sql: str, where: str) -> list[str]:
     """The first column of every row ``sql`` returns on ``base``, run in a transaction that
     is rolled back (it lists targets; it must change nothing)."""
     dialect = dialect_for(base)
+    _one_statement(dialect, sql, where)
     try:
         session = dialect.connect(base, actor=Actor.current(), create=False)
     except BackoutError as exc:
@@ -174,6 +175,20 @@ def _query(base: DatabaseURL, sql: str, where: str) -> list[str]:
     if not values:
         raise ConfigError(f"{where}: the query returned no row (no target)")
     return values
+
+
+def _one_statement(dialect: Dialect, sql: str, where: str) -> None:
+    """ConfigError unless ``sql`` is one statement: a second one could end the transaction
+    the query is rolled back in (``COMMIT; DROP TABLE ...``) and change the base for good."""
+    try:
+        count = len(dialect.split(sql, where))
+    except BackoutError as exc:
+        raise ConfigError(f"{where}: the query does not parse: {exc.message}") from None
+    if count != 1:
+        raise ConfigError(
+            f"{where}: `query =` takes one statement (a SELECT), not {count}: it lists the "
+            "targets and must change nothing"
+        )
 
 
 def _identity(target: Target, base_dir: Path) -> tuple[object, ...]:
