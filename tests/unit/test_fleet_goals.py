@@ -59,6 +59,10 @@ def test_rolled_back_to_is_reached_only_when_nothing_after_it_may_remain() -> No
     # the database is half-restored: its history is not where it seems
     half = report(entry("001", A), entry("002", P), unfinished_restores=(stopped("002"),))
     assert not goal.reached_in(project(), half)
+    # 001 itself is not applied (a tenant never migrated, a database that does not exist):
+    # `rollback --to 001` refuses there; the fleet must not call it "already there"
+    assert not goal.reached_in(project(), report(entry("001", P), entry("002", P)))
+    assert not goal.reached_in(project(), report())
 
 
 def test_applied_up_to_is_not_reached_on_a_half_restored_database() -> None:

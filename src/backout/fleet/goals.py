@@ -16,18 +16,22 @@ __all__ = ["AppliedUpTo", "Goal", "RolledBackTo", "reachable", "reached"]
 
 @dataclass(frozen=True)
 class RolledBackTo:
-    """``rollback --to ID``: no migration after ID is applied, nor half rolled back."""
+    """``rollback --to ID``: ID applied, and no migration after it applied, nor half rolled
+    back."""
 
     to: str
 
     def describe(self) -> str:
         """The goal, for messages."""
-        return f"nothing after {self.to} applied"
+        return f"{self.to} applied and nothing after it"
 
     def reached_in(self, project: Project, report: StatusReport) -> bool:
         """Whether ``report`` already is there."""
         ids = [m.id for m in project.migrations]
-        later = set(ids[ids.index(project.find(self.to).id) + 1 :])
+        to = project.find(self.to).id
+        later = set(ids[ids.index(to) + 1 :])
+        if not any(e.id == to and e.is_applied for e in report.entries):
+            return False  # ID itself not applied: the command refuses, and says why
         # A history entry whose file is unknown here (newer code applied it) may well come
         # after ID; a run stopped part-way, even on ID, is for the command itself to see.
         return _settled(report) and not any(
