@@ -113,6 +113,8 @@ def test_a_byte_order_mark_and_crlf_lines_are_read(tmp_path: Path) -> None:
         "postgresql://u@h/d\npostgresql://u@h:5432/d\n",
         "postgres://u@h:5432/d?schema=s\nbase = postgresql://v@H/d\nschema = s\n",
         "mysql://root@h/d\nmariadb://root@h:3306/d\n",
+        # no ?schema= is public (Prisma's default; PostgreSQL's search_path)
+        "postgresql://u@h/d\npostgresql://u@h/d?schema=public\n",
     ],
 )
 def test_the_default_port_spelled_out_is_the_same_database(tmp_path: Path, text: str) -> None:

@@ -197,8 +197,10 @@ def _identity(target: Target, base_dir: Path) -> tuple[object, ...]:
     url = parse_url(target.url, base_dir=base_dir)
     if url.path is not None:
         return (url.dialect, str(url.path.resolve()))
-    port = url.port or dialect_for(url).default_port  # `h` and `h:5432` are one server
-    return (url.dialect, (url.host or "").lower(), port, url.database, url.schema)
+    dialect = dialect_for(url)
+    port = url.port or dialect.default_port  # `h` and `h:5432` are one server
+    schema = url.schema or dialect.default_schema  # `d` and `d?schema=public` one schema
+    return (url.dialect, (url.host or "").lower(), port, url.database, schema)
 
 
 def _refuse_duplicates(targets: list[Target], base_dir: Path) -> None:

@@ -157,6 +157,7 @@ class PostgresDialect(Dialect):
     parser_packages: ClassVar[tuple[str, ...]] = ("pglast",)
     display_name: ClassVar[str] = "PostgreSQL"
     default_port: ClassVar[int | None] = 5432
+    default_schema: ClassVar[str | None] = "public"
     has_schemas: ClassVar[bool] = True
     timestamp_type: ClassVar[str] = "timestamptz"
     serial_primary_key: ClassVar[str] = "bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY"
