@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 
+from backout.cli.fleet import _message, _Stop
 from backout.dialects.pool import ConnectionPool
 from backout.fleet.run import Done, run_fleet
 from backout.fleet.targets import Target
@@ -99,3 +100,16 @@ def test_the_connection_pool_keeps_few_idle_connections() -> None:
     assert pool.take("a") is None and pool.take("b") == "b1" and pool.take("b") is None
     pool.close()
     assert closed == ["a1", "c1"]
+
+
+def test_a_target_failed_without_an_error_is_told_by_its_detail() -> None:
+    """A rollback committed whose after-hook failed: the target failed, with no exception;
+    the fleet's message names what happened, not "None"."""
+
+    def one(target: Target) -> Done:
+        return Done("failed", "hook notify failed; the rollback itself is committed", None, 1)
+
+    result = run_fleet(targets(2), one, keep_going=True)
+    message = _message(result, _Stop())
+    assert "None" not in message
+    assert "t0.db: hook notify failed; the rollback itself is committed" in message

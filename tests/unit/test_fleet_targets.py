@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from tests.helpers import sql
 
 from backout.cli import main
 from backout.fleet.targets import read_targets
@@ -98,3 +99,49 @@ def test_a_single_target_command_does_not_load_the_fleet(tmp_path: Path) -> None
     (tmp_path / "backout.toml").write_text('layout = "plain"\n', encoding="utf-8")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip().splitlines()[-1] == "['backout.cli.fleet_options']"
+
+
+def test_a_byte_order_mark_and_crlf_lines_are_read(tmp_path: Path) -> None:
+    path = tmp_path / "targets.txt"
+    path.write_bytes(b"\xef\xbb\xbfbase = postgresql://h/d\r\nschema = a  # one\r\n")
+    assert [t.name for t in read_targets(path, base_dir=tmp_path)] == ["postgresql://h/d?schema=a"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "postgresql://u@h/d\npostgresql://u@h:5432/d\n",
+        "postgres://u@h:5432/d?schema=s\nbase = postgresql://v@H/d\nschema = s\n",
+        "mysql://root@h/d\nmariadb://root@h:3306/d\n",
+        # no ?schema= is public (Prisma's default; PostgreSQL's search_path)
+        "postgresql://u@h/d\npostgresql://u@h/d?schema=public\n",
+    ],
+)
+def test_the_default_port_spelled_out_is_the_same_database(tmp_path: Path, text: str) -> None:
+    assert "is listed twice" in refused(tmp_path, text)
+
+
+def test_a_password_no_mask_recognises_is_still_never_shown(tmp_path: Path) -> None:
+    """A password with a space (not percent-encoded): the URL parses, and its target's name,
+    shown in every summary, error and document, must not hold it."""
+    names = targets(tmp_path, "postgresql://u:hunter 2@h/d\n")
+    assert names == ["postgresql://u:***@h/d"]
+    # cut short by a comment: what remains of the password is not repeated either
+    error = refused(tmp_path, "postgresql://u:hun #ter2@h/d\n")
+    assert "targets.txt:1:" in error and "hun" not in error.split("targets.txt:1:")[1]
+
+
+def test_a_query_line_changes_nothing_even_when_it_tries(tmp_path: Path, pg_url: str) -> None:
+    """`query =` is rolled back (docs/fleet.md): a second statement that commits first, then
+    drops a table, must not run; the file is refused naming the line."""
+    sql(pg_url, "CREATE TABLE keep_me (id int)")
+    error = refused(
+        tmp_path,
+        f"base = {pg_url}\nquery = COMMIT; DROP TABLE keep_me; SELECT 'tenant_a'\n",
+    )
+    assert "targets.txt:2:" in error and "one statement" in error
+    assert sql(pg_url, "SELECT to_regclass('keep_me') IS NOT NULL") == [(True,)]
+    # one statement that writes is rolled back
+    text = f"base = {pg_url}\nquery = INSERT INTO keep_me VALUES (1) RETURNING 'tenant_x'\n"
+    assert targets(tmp_path, text) == [f"{pg_url}?schema=tenant_x"]
+    assert sql(pg_url, "SELECT count(*) FROM keep_me") == [(0,)]

@@ -289,9 +289,17 @@ class BackupCatalog:
         stamp = when.astimezone(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
         safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", label).strip("-.")[:40] or "db"
         base = f"{stamp}-{kind}-{safe}"
-        taken = {r.id for r in self.records()} | {p.name.split(".", 1)[0] for p in self._files()}
+        taken = {r.id for r in self.records()}
+        # A file is the id before its suffix; the id itself may hold a dot (``app.v2``).
+        files = [p.name for p in self._files()]
+
+        def used(candidate: str) -> bool:
+            return candidate in taken or any(
+                f == candidate or f.startswith(candidate + ".") for f in files
+            )
+
         candidate, n = base, 1
-        while candidate in taken:
+        while used(candidate):
             n += 1
             candidate = f"{base}-{n}"
         return candidate

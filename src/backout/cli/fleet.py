@@ -432,7 +432,7 @@ def _message(result: FleetResult, stop: _Stop) -> str:
         first = failed[0]
         parts.append(
             f"{len(failed)} of {len(result.results)} target(s) failed; the first: "
-            f"{first.target.name}: {mask_url(str(first.error))}"
+            f"{first.target.name}: {_failure_text(first)}"
         )
     if result.count("not_run"):
         parts.append(f"{result.count('not_run')} not run ({result.stopped})")
@@ -441,6 +441,12 @@ def _message(result: FleetResult, stop: _Stop) -> str:
     if stop.is_set():
         parts.insert(0, "interrupted: the targets running finished, no new one was started")
     return "; ".join(parts)
+
+
+def _failure_text(result: TargetResult) -> str:
+    """Why a target failed: its error, else (a rollback committed whose hook failed) its
+    detail."""
+    return mask_url(str(result.error)) if result.error is not None else result.detail
 
 
 def _exit(result: FleetResult, stop: _Stop, *, as_json: bool) -> None:

@@ -468,6 +468,10 @@ class Dialect(ABC):
     #: third-party packages whose release decides what :meth:`split` and :meth:`check_write`
     #: accept: a cached verdict on a script (backout.run.verdicts) is keyed by their files
     parser_packages: ClassVar[tuple[str, ...]] = ()
+    #: the server's port when a URL gives none (None: no server, SQLite)
+    default_port: ClassVar[int | None] = None
+    #: the schema a URL without ``?schema=`` works in (None: the dialect has no schemas)
+    default_schema: ClassVar[str | None] = None
     #: backout's tables go in their own schema (else they share the database, prefixed)
     has_schemas: ClassVar[bool]
     #: SQL type for timestamps in backout's tables

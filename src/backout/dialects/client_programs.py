@@ -10,6 +10,7 @@ environment (``PGPASSWORD``) or an inherited file descriptor (MySQL option files
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import os
 import subprocess
 from collections.abc import Iterator, Mapping, Sequence
@@ -17,6 +18,30 @@ from pathlib import Path
 from typing import Any
 
 from backout.model.errors import BackoutError
+
+#: set while a fleet target runs (:func:`shielded_from_interrupts`)
+_SHIELDED: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "backout_client_programs_shielded", default=False
+)
+
+
+@contextlib.contextmanager
+def shielded_from_interrupts() -> Iterator[None]:
+    """Client programs started in this block (in this thread) run in a session of their own.
+
+    A terminal sends Ctrl-C's SIGINT to its whole foreground process group: a fleet run lets
+    the targets running finish (docs/fleet.md), so their pg_dump or psql must not be killed
+    by it. A single command keeps them in its group: Ctrl-C stops them with it.
+    """
+    token = _SHIELDED.set(True)
+    try:
+        yield
+    finally:
+        _SHIELDED.reset(token)
+
+
+def _session_kw(kw: dict[str, Any]) -> dict[str, Any]:
+    return {"start_new_session": True, **kw} if _SHIELDED.get() else kw
 
 
 class SecretOnCommandLine(BackoutError):
@@ -46,7 +71,9 @@ def run(
     """``subprocess.run`` of a client program, after checking its command line holds no
     secret. OSError when it cannot start."""
     argv = _checked(args, secrets)
-    return subprocess.run(argv, env=dict(env) if env is not None else None, check=False, **kw)
+    return subprocess.run(
+        argv, env=dict(env) if env is not None else None, check=False, **_session_kw(kw)
+    )
 
 
 def start(
@@ -59,7 +86,7 @@ def start(
     """``subprocess.Popen`` of a client program, after checking its command line holds no
     secret. OSError when it cannot start."""
     argv = _checked(args, secrets)
-    return subprocess.Popen(argv, env=dict(env) if env is not None else None, **kw)
+    return subprocess.Popen(argv, env=dict(env) if env is not None else None, **_session_kw(kw))
 
 
 @contextlib.contextmanager

@@ -16,20 +16,27 @@ __all__ = ["AppliedUpTo", "Goal", "RolledBackTo", "reachable", "reached"]
 
 @dataclass(frozen=True)
 class RolledBackTo:
-    """``rollback --to ID``: no migration after ID is applied, nor half rolled back."""
+    """``rollback --to ID``: ID applied, and no migration after it applied, nor half rolled
+    back."""
 
     to: str
 
     def describe(self) -> str:
         """The goal, for messages."""
-        return f"nothing after {self.to} applied"
+        return f"{self.to} applied and nothing after it"
 
     def reached_in(self, project: Project, report: StatusReport) -> bool:
         """Whether ``report`` already is there."""
         ids = [m.id for m in project.migrations]
-        later = set(ids[ids.index(project.find(self.to).id) + 1 :])
-        return not any(
-            e.id in later and (e.state not in _NOT_APPLIED or e.interrupted is not None)
+        to = project.find(self.to).id
+        later = set(ids[ids.index(to) + 1 :])
+        if not any(e.id == to and e.is_applied for e in report.entries):
+            return False  # ID itself not applied: the command refuses, and says why
+        # A history entry whose file is unknown here (newer code applied it) may well come
+        # after ID; a run stopped part-way, even on ID, is for the command itself to see.
+        return _settled(report) and not any(
+            e.interrupted is not None
+            or ((e.id in later or e.missing_from_disk) and e.state not in _NOT_APPLIED)
             for e in report.entries
         )
 
@@ -49,7 +56,7 @@ class AppliedUpTo:
         ids = [m.id for m in project.migrations]
         wanted = set(ids[: ids.index(project.find(self.to).id) + 1] if self.to else ids)
         states = {e.id: e for e in report.entries}
-        return all(
+        return _settled(report) and all(
             i in states and states[i].is_applied and states[i].interrupted is None for i in wanted
         )
 
@@ -59,6 +66,11 @@ Goal = RolledBackTo | AppliedUpTo
 #: states in which a migration counts as not applied (a failed apply does not: something of
 #: it may remain, so the command itself must look)
 _NOT_APPLIED = (State.PENDING, State.ROLLED_BACK)
+
+
+def _settled(report: StatusReport) -> bool:
+    """No restore stopped part-way: a half-restored database is not where its history says."""
+    return not report.unfinished_restores
 
 
 def reached(config: Config, goal: Goal) -> bool:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from backout.dialects import dialect_for
-from backout.dialects.base import Actor
+from backout.dialects.base import Actor, Dialect
 from backout.model.errors import BackoutError, ConfigError
 from backout.model.urls import DatabaseURL, mask_url, parse_url, with_params
 
@@ -45,7 +45,7 @@ class Target:
     @property
     def name(self) -> str:
         """The target as shown everywhere: its URL with the password masked."""
-        return mask_url(self.url)
+        return parse_url(self.url, base_dir=Path.cwd()).masked()
 
     def __str__(self) -> str:
         return self.name
@@ -56,7 +56,8 @@ def read_targets(path: Path, *, base_dir: Path) -> list[Target]:
     line that is not understood, an empty list, or a database named twice. Runs the file's
     ``query`` lines on their base (read-only)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        # utf-8-sig: a byte order mark (Windows editors write one) is not part of the first line
+        text = path.read_text(encoding="utf-8-sig")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the targets file: {exc.strerror or exc}") from exc
     except UnicodeDecodeError as exc:
@@ -107,7 +108,9 @@ def _url(value: str, where: str, base_dir: Path) -> DatabaseURL:
     try:
         return parse_url(value, base_dir=base_dir)
     except ConfigError as exc:
-        raise ConfigError(f"{where}: {exc.message}", hint=exc.hint) from None
+        # Nor is a URL that does not parse: what looks like its password may be cut short.
+        message = exc.message.replace(repr(mask_url(value)), "(the line's URL, not repeated)")
+        raise ConfigError(f"{where}: {message}", hint=exc.hint) from None
 
 
 def _from_base(key: str, value: str, base: DatabaseURL | None, where: str) -> list[Target]:
@@ -153,6 +156,7 @@ def _query(base: DatabaseURL, sql: str, where: str) -> list[str]:
     """The first column of every row ``sql`` returns on ``base``, run in a transaction that
     is rolled back (it lists targets; it must change nothing)."""
     dialect = dialect_for(base)
+    _one_statement(dialect, sql, where)
     try:
         session = dialect.connect(base, actor=Actor.current(), create=False)
     except BackoutError as exc:
@@ -173,13 +177,30 @@ def _query(base: DatabaseURL, sql: str, where: str) -> list[str]:
     return values
 
 
+def _one_statement(dialect: Dialect, sql: str, where: str) -> None:
+    """ConfigError unless ``sql`` is one statement: a second one could end the transaction
+    the query is rolled back in (``COMMIT; DROP TABLE ...``) and change the base for good."""
+    try:
+        count = len(dialect.split(sql, where))
+    except BackoutError as exc:
+        raise ConfigError(f"{where}: the query does not parse: {exc.message}") from None
+    if count != 1:
+        raise ConfigError(
+            f"{where}: `query =` takes one statement (a SELECT), not {count}: it lists the "
+            "targets and must change nothing"
+        )
+
+
 def _identity(target: Target, base_dir: Path) -> tuple[object, ...]:
     """What makes two targets the same database: the server, the database and the schema
     (not the user, password or other parameters)."""
     url = parse_url(target.url, base_dir=base_dir)
     if url.path is not None:
         return (url.dialect, str(url.path.resolve()))
-    return (url.dialect, (url.host or "").lower(), url.port, url.database, url.schema)
+    dialect = dialect_for(url)
+    port = url.port or dialect.default_port  # `h` and `h:5432` are one server
+    schema = url.schema or dialect.default_schema  # `d` and `d?schema=public` one schema
+    return (url.dialect, (url.host or "").lower(), port, url.database, schema)
 
 
 def _refuse_duplicates(targets: list[Target], base_dir: Path) -> None:

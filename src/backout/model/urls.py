@@ -58,8 +58,12 @@ class DatabaseURL:
     schema: str | None = None
 
     def masked(self) -> str:
-        """The URL with its password replaced by ``***``."""
-        return mask_url(self.raw)
+        """The URL with its password replaced by ``***`` (also one :func:`mask_url` cannot
+        find in text, such as one holding a space)."""
+        text = mask_url(self.raw)
+        for secret in self.secrets:
+            text = text.replace(f":{secret}@", f":{MASK}@")
+        return text
 
     def __str__(self) -> str:
         return self.masked()

@@ -8,11 +8,13 @@ not (the caller passes it in as ``run_one``).
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from backout.dialects.client_programs import shielded_from_interrupts
 from backout.dialects.pool import ConnectionPool, reusing
 from backout.fleet import goals
 from backout.fleet.run import Done, FleetProgress, FleetResult, probe_all, run_fleet
@@ -97,9 +99,10 @@ def fleet_run(
     pool = ConnectionPool(max_idle=parallel) if reuse_connections else None
 
     def one(target: Target) -> Done:
-        if pool is None:
-            return run_one(plan.config_for(target))
-        with reusing(pool):
+        # Ctrl-C stops the fleet, not the targets running: their client programs are
+        # out of the terminal's process group.
+        reuse = reusing(pool) if pool is not None else contextlib.nullcontext()
+        with shielded_from_interrupts(), reuse:
             return run_one(plan.config_for(target))
 
     try:

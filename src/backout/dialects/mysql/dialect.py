@@ -149,6 +149,7 @@ class MysqlDialect(Dialect):
     name: ClassVar[str] = "mysql"
     parser_packages: ClassVar[tuple[str, ...]] = ("sqlglot",)
     display_name: ClassVar[str] = "MySQL/MariaDB"
+    default_port: ClassVar[int | None] = 3306
     has_schemas: ClassVar[bool] = False
     timestamp_type: ClassVar[str] = "DATETIME(3)"
     serial_primary_key: ClassVar[str] = "BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY"

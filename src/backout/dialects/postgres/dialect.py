@@ -27,7 +27,7 @@ from backout.dialects.base import (
 )
 from backout.dialects.orphans import unvalidated_orphans
 from backout.dialects.params import bind_pyformat, mask_as_dollar_params
-from backout.dialects.pool import current_pool
+from backout.dialects.pool import ConnectionPool, current_pool
 from backout.dialects.postgres import explain as pg_explain
 from backout.dialects.postgres import impact as pg_impact
 from backout.dialects.postgres import tools as pg_tools
@@ -171,9 +171,30 @@ class PostgresDialect(Dialect):
     name: ClassVar[str] = "postgresql"
     parser_packages: ClassVar[tuple[str, ...]] = ("pglast",)
     display_name: ClassVar[str] = "PostgreSQL"
+    default_port: ClassVar[int | None] = 5432
+    default_schema: ClassVar[str | None] = "public"
     has_schemas: ClassVar[bool] = True
     timestamp_type: ClassVar[str] = "timestamptz"
     serial_primary_key: ClassVar[str] = "bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY"
+
+    def _reuse(self, pool: ConnectionPool, conninfo: str, url: DatabaseURL) -> Session | None:
+        """A session on a connection ``pool`` kept for this database, or None. One the
+        server closed meanwhile (idle timeout, pooler, failover) is dropped, not used."""
+        while (conn := pool.take(conninfo)) is not None:
+            # Idle, nothing held: only its search_path was the last session's (set here).
+            session = PostgresSession(self, url, conn, pool=(pool, conninfo))
+            try:
+                session.execute(
+                    f"SET search_path TO {self.quote(url.schema)}"
+                    if url.schema
+                    else "RESET search_path"
+                )
+            except DatabaseError:
+                with suppress(Exception):  # already closed by the server
+                    conn.close()
+                continue
+            return session
+        return None
 
     def connect(
         self,
@@ -188,16 +209,9 @@ class PostgresDialect(Dialect):
         refuse_declared(url)
         pool = current_pool()
         conninfo = _conninfo(url)
-        reused = pool.take(conninfo) if pool is not None else None
+        reused = self._reuse(pool, conninfo, url) if pool is not None else None
         if reused is not None:
-            # Idle, nothing held: only its search_path was the last session's (set below).
-            session = PostgresSession(self, url, reused, pool=(pool, conninfo))  # type: ignore[arg-type]
-            session.execute(
-                f"SET search_path TO {self.quote(url.schema)}"
-                if url.schema
-                else "RESET search_path"
-            )
-            return session
+            return reused
         try:
             conn = psycopg.connect(
                 conninfo,
