@@ -93,23 +93,26 @@ class Pooler:
         return f"postgresql://{user}127.0.0.1:{self.port}{parts.path}"
 
 
-def _start(binary: str, folder: Path, mode: str, server: str) -> Pooler:
+def _start(binary: str, folder: Path, mode: str, server: str, name: str = "") -> Pooler:
+    """``name``: ``transaction-round-robin`` is transaction mode with ``server_round_robin``."""
+    name = name or mode
     parts = urlsplit(server)
     port = _free_port()
     user = parts.username or "postgres"
-    (folder / f"{mode}.users").write_text(f'"{user}" "{parts.password or ""}"\n')
-    ini = folder / f"{mode}.ini"
+    (folder / f"{name}.users").write_text(f'"{user}" "{parts.password or ""}"\n')
+    ini = folder / f"{name}.ini"
     ini.write_text(
         "[databases]\n"
         f"* = host={parts.hostname or '127.0.0.1'} port={parts.port or 5432}\n"
         "[pgbouncer]\n"
         f"listen_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n"
-        f"auth_type = trust\nauth_file = {folder / f'{mode}.users'}\n"
+        f"auth_type = trust\nauth_file = {folder / f'{name}.users'}\n"
         f"pool_mode = {mode}\nlogfile =\npidfile =\n"
+        f"server_round_robin = {int(name.endswith('round-robin'))}\n"
     )
     for path in folder.iterdir():
         path.chmod(0o644)
-    log = folder / f"{mode}.log"
+    log = folder / f"{name}.log"
     # PgBouncer refuses to run as root (CI runs as root): then it runs as nobody
     user_args: dict[str, object] = {}
     if os.geteuid() == 0:
@@ -145,7 +148,8 @@ def _stop(pooler: Pooler) -> None:
 
 @pytest.fixture(scope="module")
 def poolers(pg_admin_url: str) -> Iterator[dict[str, Pooler]]:
-    """PgBouncers in transaction, session and statement mode in front of the test server."""
+    """PgBouncers in transaction, session and statement mode in front of the test server, and
+    one in transaction mode handing out its idle servers in turn (``server_round_robin``)."""
     binary = _pgbouncer()
     folder = Path(tempfile.mkdtemp(prefix="backout_pgbouncer_"))
     folder.chmod(0o755)
@@ -153,6 +157,9 @@ def poolers(pg_admin_url: str) -> Iterator[dict[str, Pooler]]:
     try:
         for mode in ("transaction", "session", "statement"):
             started[mode] = _start(binary, folder, mode, pg_admin_url)
+        started["transaction-round-robin"] = _start(
+            binary, folder, "transaction", pg_admin_url, "transaction-round-robin"
+        )
         yield started
     finally:
         for pooler in started.values():
@@ -343,3 +350,32 @@ def test_hint_for_other_layouts_names_backout_toml(
     result = run(["up"], project=fixed, env={"DATABASE_URL": pooled, "DIRECT": pg_url})
     assert result.exit_code == 0, result.output
     assert "public.a" in tables(pg_url)
+
+
+def test_round_robin_transaction_pooler_with_two_idle_servers(
+    pg_url: str, poolers: dict[str, Pooler]
+) -> None:
+    """``server_round_robin = 1`` hands out the longest-idle server: with exactly two idle
+    servers, the probe's second connection takes the other one and the first connection keeps
+    getting its own, unless the probe looks twice before the second connection pins one."""
+    from backout.dialects.postgres import pooler as probe
+    from backout.model.errors import PoolerRefused
+    from backout.model.urls import parse_url
+
+    url = poolers["transaction-round-robin"].url(pg_url)
+    # two clients in transactions at once: the pool opens (and then keeps) two servers
+    warm = [psycopg.connect(url) for _ in range(2)]
+    for conn in warm:
+        conn.execute("SELECT 1")
+    for conn in warm:
+        conn.close()
+    verdicts = []
+    for _ in range(5):
+        probe._VERIFIED.clear()
+        with psycopg.connect(url, autocommit=True) as conn:
+            try:
+                probe.check_not_transaction_pooled(conn, url, parse_url(url))
+                verdicts.append(False)
+            except PoolerRefused:
+                verdicts.append(True)
+    assert verdicts == [True] * 5

@@ -18,8 +18,10 @@ relays the server's parameters. So the check looks at what the pooling does:
    first connection's backend went back to the pool when its statement ended, and PgBouncer
    reuses the most recently released server first (``server_round_robin = 0``), so the second
    connection gets the first one's backend; if another client took that backend meanwhile, the
-   first connection's next statement runs on another one. Either way a pid moves. In session
-   mode neither can happen: the first connection keeps its backend until it disconnects.
+   first connection's next statement runs on another one. Either way a pid moves. With
+   ``server_round_robin = 1`` (the longest-idle server is lent next), the first connection's
+   two looks in a row get different servers whenever two are idle. In session mode none of this
+   can happen: the first connection keeps its backend until it disconnects.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ _PID = "SELECT pg_backend_pid()"
 _VERIFIED: set[str] = set()
 #: rounds of the second step: each one alone misses transaction pooling only when another client
 #: takes and gives back the probe's backend at the wrong moments (1 probe in about 50 with four
-#: other clients on a starved CPU); rounds are cheap (4 round trips) and only a pool pays them
+#: other clients on a starved CPU); rounds are cheap (5 round trips) and only a pool pays them
 _ROUNDS = 3
 _WHY = "backout's session lock and SET would not hold there"
 
@@ -103,13 +105,16 @@ def check_not_transaction_pooled(conn: Any, conninfo: str, url: DatabaseURL) -> 
 
 
 def _one_round(conn: Any, other: Any, url: DatabaseURL) -> None:
-    """One look: ``conn``'s backend, then ``other``'s inside a transaction (which pins it), then
-    ``conn``'s again; PoolerRefused when a pid moved."""
-    (pid,) = conn.execute(_PID, prepare=False).fetchone()
+    """One look: ``conn``'s backend twice, then ``other``'s inside a transaction (which pins
+    it), then ``conn``'s again; PoolerRefused when a pid moved. Looking twice first catches
+    ``server_round_robin = 1`` (the longest-idle server is lent next): with two idle servers
+    ``other`` would pin the one ``conn`` was not using, but ``conn``'s second look gets it."""
+    pids = [conn.execute(_PID, prepare=False).fetchone()[0] for _ in range(2)]
     (other_pid,) = other.execute(_PID, prepare=False).fetchone()
-    (again,) = conn.execute(_PID, prepare=False).fetchone()
+    pids.append(conn.execute(_PID, prepare=False).fetchone()[0])
     other.rollback()
-    if other_pid == pid or again != pid:
+    pid = pids[0]
+    if other_pid == pid or any(again != pid for again in pids):
         raise PoolerRefused(
             f"{url.masked()} goes through a connection pooler in transaction mode (backend "
             f"pid {pid} {'was lent to another connection' if other_pid == pid else 'changed'} "
