@@ -17,11 +17,14 @@ from pathlib import Path
 
 from backout.model.errors import ConfigError
 
-#: ``datasource db {``: the block's body ends at the next ``}`` (a datasource has no nested
-#: blocks; its lists use brackets)
-_BLOCK = re.compile(r"\bdatasource\s+(?P<name>\w+)\s*\{(?P<body>[^}]*)\}", re.S)
+#: ``datasource db {``: the block's body ends at the next ``}`` outside a string (a datasource
+#: has no nested blocks; its lists use brackets; a literal URL's password may hold a ``}``)
+_BLOCK = re.compile(
+    # a string ends at its closing quote, or at the end of its line when unterminated
+    r'\bdatasource\s+(?P<name>\w+)\s*\{(?P<body>(?:[^}"]|"(?:[^"\\\n]|\\.)*(?:"|(?=\n|$)))*)\}'
+)
 _FIELD = re.compile(r"^\s*(?P<key>\w+)\s*=\s*(?P<value>.*?)\s*$")
-_ENV = re.compile(r'^env\(\s*"(?P<name>(?:[^"\\]|\\.)*)"\s*\)$')
+_ENV = re.compile(r'^env\s*\(\s*"(?P<name>(?:[^"\\]|\\.)*)"\s*\)$')
 _STRING = re.compile(r'^"(?:[^"\\]|\\.)*"$')
 
 
@@ -122,8 +125,9 @@ def _field(key: str, value: str, path: str, line: int) -> DatasourceField:
         return DatasourceField(key, None, _unquote(f'"{env["name"]}"'), path, line)
     if _STRING.match(value):
         return DatasourceField(key, _unquote(value), None, path, line)
+    # the value is not repeated: it may be a URL with a password
     raise ConfigError(
-        f'{path}:{line}: {key} must be a string or env("NAME"), got {value[:40]!r}'
+        f'{path}:{line}: {key} must be a string or env("NAME"), not an unquoted value'
         if not value.startswith('"')
         else f"{path}:{line}: {key}: unterminated string"
     )
