@@ -93,8 +93,10 @@ class Pooler:
         return f"postgresql://{user}127.0.0.1:{self.port}{parts.path}"
 
 
-def _start(binary: str, folder: Path, mode: str, server: str, name: str = "") -> Pooler:
-    """``name``: ``transaction-round-robin`` is transaction mode with ``server_round_robin``."""
+def _start(
+    binary: str, folder: Path, mode: str, server: str, name: str = "", settings: str = ""
+) -> Pooler:
+    """``name``: of its files (default: the mode); ``settings``: more lines of the ini."""
     name = name or mode
     parts = urlsplit(server)
     port = _free_port()
@@ -108,7 +110,7 @@ def _start(binary: str, folder: Path, mode: str, server: str, name: str = "") ->
         f"listen_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n"
         f"auth_type = trust\nauth_file = {folder / f'{name}.users'}\n"
         f"pool_mode = {mode}\nlogfile =\npidfile =\n"
-        f"server_round_robin = {int(name.endswith('round-robin'))}\n"
+        f"{settings}\n"
     )
     for path in folder.iterdir():
         path.chmod(0o644)
@@ -146,10 +148,18 @@ def _stop(pooler: Pooler) -> None:
             pooler.process.wait()
 
 
+#: transaction-mode PgBouncers with settings that once let a pooler pass or hang the check:
+#: idle servers lent in turn; a pool of one server (a client waits for it, here at most 20 s)
+TRANSACTION_VARIANTS = {
+    "transaction-round-robin": "server_round_robin = 1",
+    "transaction-pool-of-one": "default_pool_size = 1\nquery_wait_timeout = 20",
+}
+
+
 @pytest.fixture(scope="module")
 def poolers(pg_admin_url: str) -> Iterator[dict[str, Pooler]]:
     """PgBouncers in transaction, session and statement mode in front of the test server, and
-    one in transaction mode handing out its idle servers in turn (``server_round_robin``)."""
+    the variants of transaction mode in TRANSACTION_VARIANTS."""
     binary = _pgbouncer()
     folder = Path(tempfile.mkdtemp(prefix="backout_pgbouncer_"))
     folder.chmod(0o755)
@@ -157,9 +167,8 @@ def poolers(pg_admin_url: str) -> Iterator[dict[str, Pooler]]:
     try:
         for mode in ("transaction", "session", "statement"):
             started[mode] = _start(binary, folder, mode, pg_admin_url)
-        started["transaction-round-robin"] = _start(
-            binary, folder, "transaction", pg_admin_url, "transaction-round-robin"
-        )
+        for name, settings in TRANSACTION_VARIANTS.items():
+            started[name] = _start(binary, folder, "transaction", pg_admin_url, name, settings)
         yield started
     finally:
         for pooler in started.values():
@@ -379,3 +388,25 @@ def test_round_robin_transaction_pooler_with_two_idle_servers(
             except PoolerRefused:
                 verdicts.append(True)
     assert verdicts == [True] * 5
+
+
+def test_transaction_pooler_with_a_pool_of_one_is_refused_at_once(
+    pg_url: str, poolers: dict[str, Pooler]
+) -> None:
+    """With a single server, the probe's second connection pins the very backend the first one
+    needs for its next look: the verdict must come before that look, not after PgBouncer's
+    query_wait_timeout (120 s by default) ends it with an error."""
+    from backout.dialects.postgres import pooler as probe
+    from backout.model.errors import PoolerRefused
+    from backout.model.urls import parse_url
+
+    url = poolers["transaction-pool-of-one"].url(pg_url)
+    for _ in range(3):
+        probe._VERIFIED.clear()
+        started = time.monotonic()
+        with (
+            psycopg.connect(url, autocommit=True) as conn,
+            pytest.raises(PoolerRefused, match="was lent to another connection"),
+        ):
+            probe.check_not_transaction_pooled(conn, url, parse_url(url))
+        assert time.monotonic() - started < 5

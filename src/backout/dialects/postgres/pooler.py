@@ -108,15 +108,22 @@ def _one_round(conn: Any, other: Any, url: DatabaseURL) -> None:
     """One look: ``conn``'s backend twice, then ``other``'s inside a transaction (which pins
     it), then ``conn``'s again; PoolerRefused when a pid moved. Looking twice first catches
     ``server_round_robin = 1`` (the longest-idle server is lent next): with two idle servers
-    ``other`` would pin the one ``conn`` was not using, but ``conn``'s second look gets it."""
-    pids = [conn.execute(_PID, prepare=False).fetchone()[0] for _ in range(2)]
-    (other_pid,) = other.execute(_PID, prepare=False).fetchone()
-    pids.append(conn.execute(_PID, prepare=False).fetchone()[0])
+    ``other`` would pin the one ``conn`` was not using, but ``conn``'s second look gets it.
+    When ``other`` got ``conn``'s backend the verdict is in, and ``conn`` does not look again:
+    in a pool of one server that look would wait for the backend ``other`` pins."""
+    pid = _backend_pid(conn)
+    moved = _backend_pid(conn) != pid
+    lent = not moved and _backend_pid(other) == pid
+    moved = moved or (not lent and _backend_pid(conn) != pid)
     other.rollback()
-    pid = pids[0]
-    if other_pid == pid or any(again != pid for again in pids):
+    if lent or moved:
         raise PoolerRefused(
             f"{url.masked()} goes through a connection pooler in transaction mode (backend "
-            f"pid {pid} {'was lent to another connection' if other_pid == pid else 'changed'} "
+            f"pid {pid} {'was lent to another connection' if lent else 'changed'} "
             f"between two transactions), where {_WHY}"
         )
+
+
+def _backend_pid(conn: Any) -> int:
+    """The pid of the server backend running this statement (sent unprepared)."""
+    return int(conn.execute(_PID, prepare=False).fetchone()[0])
