@@ -184,8 +184,17 @@ def test_optional_direct_url_is_passed_over_when_its_variable_is_unset(tmp_path:
     root = project(tmp_path, {"prisma/schema.prisma": SCHEMA})
     config = load_config(root, environ={}, direct_url_optional=True)
     assert (config.url_source, config.url_is_direct) == ("default", False)
-    with pytest.raises(ConfigError, match="is empty"):
-        load_config(root, environ={"DIRECT_URL": ""}, direct_url_optional=True)
+
+
+def test_optional_direct_url_is_passed_over_when_its_variable_is_empty(tmp_path: Path) -> None:
+    """A CI job without secrets has the variable set but empty (GitHub Actions' ``${{
+    secrets.DIRECT_URL }}`` on a fork's pull request): lint passes over it as over an unset
+    one, and a command that connects still refuses it."""
+    root = project(tmp_path, {"prisma/schema.prisma": SCHEMA})
+    config = load_config(root, environ={"DIRECT_URL": ""}, direct_url_optional=True)
+    assert (config.url_source, config.url_is_direct) == ("default", False)
+    with pytest.raises(ConfigError, match="environment variable DIRECT_URL is empty"):
+        load_config(root, environ={"DIRECT_URL": ""})
 
 
 def test_lint_runs_offline_without_the_variable(tmp_path: Path) -> None:

@@ -201,7 +201,7 @@ def load_config(
     ``url`` and ``flags`` are command-line values; ``None`` means "not given".
     ``validate_url=False`` is for commands that never connect (init, new), which ignore the
     direct URL; ``direct_url_optional`` for those that can do without the database (lint):
-    a direct URL whose variable is unset is then passed over instead of refused.
+    a direct URL whose variable is unset or empty is then passed over instead of refused.
     """
     root = (root or Path.cwd()).resolve()
     env = os.environ if environ is None else environ

@@ -29,7 +29,8 @@ _STRING = re.compile(r'^"(?:[^"\\]|\\.)*"$')
 
 
 class UnsetVariable(ConfigError):
-    """The environment variable a URL's ``env("NAME")`` names is not set anywhere."""
+    """The environment variable a URL's ``env("NAME")`` names is not set anywhere, or is empty
+    (as a CI job without secrets has it)."""
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,7 @@ class DatasourceField:
                 hint=f"set {self.env} to the database's direct URL, or pass --url",
             )
         if not value.strip():
-            raise ConfigError(
+            raise UnsetVariable(
                 f"{self.where}: {self.describe()}: environment variable {self.env} is empty"
             )
         return value
