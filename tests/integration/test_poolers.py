@@ -410,3 +410,60 @@ def test_transaction_pooler_with_a_pool_of_one_is_refused_at_once(
         ):
             probe.check_not_transaction_pooled(conn, url, parse_url(url))
         assert time.monotonic() - started < 5
+
+
+class _CoincidentPort:
+    """A connection through the pooler whose server connection happens to have this socket's
+    local port (possible: the kernel reuses a local port toward another address): the server's
+    ``inet_client_port()`` then equals it, and only the other end's port tells them apart."""
+
+    def __init__(self, conn: psycopg.Connection[tuple[object, ...]]) -> None:
+        self.conn = conn
+        self.pgconn = conn.pgconn
+
+    def execute(self, query: str, *args: object, **kwargs: object) -> object:
+        cursor = self.conn.execute(query, *args, **kwargs)  # type: ignore[call-overload]
+        if "inet_client_port" not in query:
+            return cursor
+        own = socket.socket(fileno=os.dup(self.conn.pgconn.socket))
+        with own:
+            port = own.getsockname()[1]
+        row = cursor.fetchone()
+        return _Rows([(port, *row[1:])])
+
+
+@dataclass
+class _Rows:
+    rows: list[tuple[object, ...]]
+
+    def fetchone(self) -> tuple[object, ...]:
+        return self.rows[0]
+
+
+def test_a_pooler_is_not_taken_for_direct_on_a_coincident_client_port(
+    pg_url: str, poolers: dict[str, Pooler]
+) -> None:
+    from backout.dialects.postgres import pooler as probe
+    from backout.model.errors import PoolerRefused
+    from backout.model.urls import parse_url
+
+    url = poolers["transaction"].url(pg_url)
+    probe._VERIFIED.clear()
+    with psycopg.connect(url, autocommit=True) as conn, pytest.raises(PoolerRefused):
+        probe.check_not_transaction_pooled(_CoincidentPort(conn), url, parse_url(url))
+
+
+def test_a_direct_tcp_connection_costs_one_query_and_leaves_nothing(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both ends' ports match: no second connection, no transaction, no prepared statement."""
+    from backout.dialects.postgres import pooler as probe
+    from backout.model.urls import parse_url
+
+    probe._VERIFIED.clear()
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        with monkeypatch.context() as patched:
+            patched.setattr(psycopg, "connect", pytest.fail)
+            probe.check_not_transaction_pooled(conn, pg_url, parse_url(pg_url))
+        assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        assert conn.execute("SELECT count(*) FROM pg_prepared_statements").fetchone() == (0,)

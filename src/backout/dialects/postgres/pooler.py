@@ -11,8 +11,11 @@ connection and is fine.
 Nothing in the protocol says "pooled": PgBouncer answers ``SHOW`` only on its admin console, and
 relays the server's parameters. So the check looks at what the pooling does:
 
-1. one round trip: the server's view of its client (``inet_client_port()``) against this
-   socket's own local port. Equal: nothing sits in between (the usual direct connection), done.
+1. one round trip: the server's view of both ends (``inet_client_port()``,
+   ``inet_server_port()``) against this socket's own local and remote ports. Both equal:
+   nothing sits in between (the usual direct connection), done. The client port alone could
+   coincide: the kernel may give a pooler's connection to the server the local port of ours
+   to the pooler, as it goes to another address.
 2. otherwise (a pooler, a proxy, a port-forward, a Unix socket): a second connection opens a
    transaction and asks for its backend's pid, then the first asks again. In transaction mode the
    first connection's backend went back to the pool when its statement ended, and PgBouncer
@@ -34,7 +37,7 @@ from urllib.parse import parse_qsl, urlsplit
 from backout.model.errors import DatabaseUnavailable, PoolerRefused
 from backout.model.urls import DatabaseURL, scrub
 
-_WHO_AM_I = "SELECT inet_client_port()"
+_WHO_AM_I = "SELECT inet_client_port(), inet_server_port()"
 _PID = "SELECT pg_backend_pid()"
 #: connection strings this process has found not pooled per transaction (checked once each)
 _VERIFIED: set[str] = set()
@@ -60,12 +63,12 @@ def refuse_declared(url: DatabaseURL) -> None:
         )
 
 
-def _local_port(conn: Any) -> int | None:
-    """This end's TCP port; None for a Unix socket."""
+def _ports(conn: Any) -> tuple[int, int] | None:
+    """This socket's local and remote TCP ports; None for a Unix socket."""
     with socket.socket(fileno=os.dup(conn.pgconn.socket)) as sock:
         if sock.family not in (socket.AF_INET, socket.AF_INET6):
             return None
-        return int(sock.getsockname()[1])
+        return int(sock.getsockname()[1]), int(sock.getpeername()[1])
 
 
 def check_not_transaction_pooled(conn: Any, conninfo: str, url: DatabaseURL) -> None:
@@ -74,8 +77,8 @@ def check_not_transaction_pooled(conn: Any, conninfo: str, url: DatabaseURL) -> 
     connection string already checked by this process."""
     if conninfo in _VERIFIED:
         return
-    (client_port,) = conn.execute(_WHO_AM_I).fetchone()
-    if client_port is not None and client_port == _local_port(conn):
+    client_port, server_port = conn.execute(_WHO_AM_I).fetchone()
+    if client_port is not None and (client_port, server_port) == _ports(conn):
         _VERIFIED.add(conninfo)
         return
     import psycopg
