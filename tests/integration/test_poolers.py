@@ -467,3 +467,18 @@ def test_a_direct_tcp_connection_costs_one_query_and_leaves_nothing(
             probe.check_not_transaction_pooled(conn, pg_url, parse_url(pg_url))
         assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
         assert conn.execute("SELECT count(*) FROM pg_prepared_statements").fetchone() == (0,)
+
+
+def test_pooler_given_with_url_flag_is_named_in_the_hint(
+    tmp_path: Path, pg_url: str, poolers: dict[str, Pooler]
+) -> None:
+    """--url beats every direct URL: the hint must not send the user to directUrl, which
+    would change nothing, but to the flag itself."""
+    project = write(tmp_path, {**PROJECT, "prisma/schema.prisma": DIRECT_SCHEMA})
+    pooled = poolers["transaction"].url(pg_url)
+    result = run(["up"], project=project, url=pooled, env={"DIRECT_URL": pg_url})
+    assert result.exit_code == 5, result.output
+    assert "(URL from flag)" in result.output
+    hint = next(line for line in result.output.splitlines() if line.startswith("hint:"))
+    assert "--url" in hint and "directUrl" not in hint and "direct_url" not in hint
+    assert tables(pg_url) == set()

@@ -367,6 +367,9 @@ def _direct_url(
 def direct_url_hint(config: Config, *, prisma: bool = True) -> str:
     """How to give backout a direct URL (one past the connection pooler), for a refusal;
     ``prisma``: the project is in the Prisma layout, whose schema can name one."""
+    if config.url_source == "flag":
+        # --url beats every direct URL: naming directUrl would change nothing
+        return "--url must reach the database server itself, not the pooler (see docs/poolers.md)"
     if config.url_is_direct:
         return (
             f"the direct URL ({config.url_source}) must reach the database server itself, "
