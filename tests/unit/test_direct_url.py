@@ -295,3 +295,16 @@ def test_an_unquoted_value_is_refused_without_showing_it() -> None:
 def test_an_unterminated_string_is_still_reported() -> None:
     with pytest.raises(ConfigError, match=r"s\.prisma:2: directUrl: unterminated string"):
         parse_datasource('datasource db {\n  directUrl = "postgres://x\n}\n', "s.prisma")
+
+
+def test_multi_file_schema_with_the_datasource_in_a_subfolder(tmp_path: Path) -> None:
+    """Prisma 6.7's multi-file layout reads every .prisma file under the schema folder, at any
+    depth: prisma/schema.prisma (the generator) beside prisma/models/*.prisma."""
+    generator = 'generator client {\n  provider = "prisma-client-js"\n}\n'
+    root = project(
+        tmp_path,
+        {"prisma/schema.prisma": generator, "prisma/models/db/datasource.prisma": SCHEMA},
+    )
+    config = load_config(root, environ={"DIRECT_URL": DIRECT, "DATABASE_URL": POOLED})
+    assert config.url_source == "directUrl in prisma/models/db/datasource.prisma"
+    assert config.database_url == DIRECT

@@ -158,12 +158,16 @@ def parse_datasource(text: str, path: str) -> Datasource | None:
 
 def schema_files(root: Path, prisma_dir: Path | None = None) -> list[Path]:
     """The Prisma schema files Prisma's CLI would read, in order: ``prisma/schema.prisma``,
-    the ``prisma/schema/`` folder of a multi-file schema, ``schema.prisma`` at the root."""
+    the ``prisma/schema/`` folder of a multi-file schema, any other ``.prisma`` file under
+    ``prisma/`` at any depth (Prisma 6.7's multi-file layout: ``prisma/models/...``),
+    ``schema.prisma`` at the root."""
     prisma = prisma_dir or root / "prisma"
     found = [prisma / "schema.prisma"]
     folder = prisma / "schema"
     if folder.is_dir():
         found.extend(sorted(folder.glob("*.prisma")))
+    if prisma.is_dir():
+        found.extend(path for path in sorted(prisma.rglob("*.prisma")) if path not in found)
     found.append(root / "schema.prisma")
     return [path for path in found if path.is_file()]
 
