@@ -93,23 +93,28 @@ class Pooler:
         return f"postgresql://{user}127.0.0.1:{self.port}{parts.path}"
 
 
-def _start(binary: str, folder: Path, mode: str, server: str) -> Pooler:
+def _start(
+    binary: str, folder: Path, mode: str, server: str, name: str = "", settings: str = ""
+) -> Pooler:
+    """``name``: of its files (default: the mode); ``settings``: more lines of the ini."""
+    name = name or mode
     parts = urlsplit(server)
     port = _free_port()
     user = parts.username or "postgres"
-    (folder / f"{mode}.users").write_text(f'"{user}" "{parts.password or ""}"\n')
-    ini = folder / f"{mode}.ini"
+    (folder / f"{name}.users").write_text(f'"{user}" "{parts.password or ""}"\n')
+    ini = folder / f"{name}.ini"
     ini.write_text(
         "[databases]\n"
         f"* = host={parts.hostname or '127.0.0.1'} port={parts.port or 5432}\n"
         "[pgbouncer]\n"
         f"listen_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n"
-        f"auth_type = trust\nauth_file = {folder / f'{mode}.users'}\n"
+        f"auth_type = trust\nauth_file = {folder / f'{name}.users'}\n"
         f"pool_mode = {mode}\nlogfile =\npidfile =\n"
+        f"{settings}\n"
     )
     for path in folder.iterdir():
         path.chmod(0o644)
-    log = folder / f"{mode}.log"
+    log = folder / f"{name}.log"
     # PgBouncer refuses to run as root (CI runs as root): then it runs as nobody
     user_args: dict[str, object] = {}
     if os.geteuid() == 0:
@@ -143,9 +148,18 @@ def _stop(pooler: Pooler) -> None:
             pooler.process.wait()
 
 
+#: transaction-mode PgBouncers with settings that once let a pooler pass or hang the check:
+#: idle servers lent in turn; a pool of one server (a client waits for it, here at most 20 s)
+TRANSACTION_VARIANTS = {
+    "transaction-round-robin": "server_round_robin = 1",
+    "transaction-pool-of-one": "default_pool_size = 1\nquery_wait_timeout = 20",
+}
+
+
 @pytest.fixture(scope="module")
 def poolers(pg_admin_url: str) -> Iterator[dict[str, Pooler]]:
-    """PgBouncers in transaction, session and statement mode in front of the test server."""
+    """PgBouncers in transaction, session and statement mode in front of the test server, and
+    the variants of transaction mode in TRANSACTION_VARIANTS."""
     binary = _pgbouncer()
     folder = Path(tempfile.mkdtemp(prefix="backout_pgbouncer_"))
     folder.chmod(0o755)
@@ -153,6 +167,8 @@ def poolers(pg_admin_url: str) -> Iterator[dict[str, Pooler]]:
     try:
         for mode in ("transaction", "session", "statement"):
             started[mode] = _start(binary, folder, mode, pg_admin_url)
+        for name, settings in TRANSACTION_VARIANTS.items():
+            started[name] = _start(binary, folder, "transaction", pg_admin_url, name, settings)
         yield started
     finally:
         for pooler in started.values():
@@ -343,3 +359,126 @@ def test_hint_for_other_layouts_names_backout_toml(
     result = run(["up"], project=fixed, env={"DATABASE_URL": pooled, "DIRECT": pg_url})
     assert result.exit_code == 0, result.output
     assert "public.a" in tables(pg_url)
+
+
+def test_round_robin_transaction_pooler_with_two_idle_servers(
+    pg_url: str, poolers: dict[str, Pooler]
+) -> None:
+    """``server_round_robin = 1`` hands out the longest-idle server: with exactly two idle
+    servers, the probe's second connection takes the other one and the first connection keeps
+    getting its own, unless the probe looks twice before the second connection pins one."""
+    from backout.dialects.postgres import pooler as probe
+    from backout.model.errors import PoolerRefused
+    from backout.model.urls import parse_url
+
+    url = poolers["transaction-round-robin"].url(pg_url)
+    # two clients in transactions at once: the pool opens (and then keeps) two servers
+    warm = [psycopg.connect(url) for _ in range(2)]
+    for conn in warm:
+        conn.execute("SELECT 1")
+    for conn in warm:
+        conn.close()
+    verdicts = []
+    for _ in range(5):
+        probe._VERIFIED.clear()
+        with psycopg.connect(url, autocommit=True) as conn:
+            try:
+                probe.check_not_transaction_pooled(conn, url, parse_url(url))
+                verdicts.append(False)
+            except PoolerRefused:
+                verdicts.append(True)
+    assert verdicts == [True] * 5
+
+
+def test_transaction_pooler_with_a_pool_of_one_is_refused_at_once(
+    pg_url: str, poolers: dict[str, Pooler]
+) -> None:
+    """With a single server, the probe's second connection pins the very backend the first one
+    needs for its next look: the verdict must come before that look, not after PgBouncer's
+    query_wait_timeout (120 s by default) ends it with an error."""
+    from backout.dialects.postgres import pooler as probe
+    from backout.model.errors import PoolerRefused
+    from backout.model.urls import parse_url
+
+    url = poolers["transaction-pool-of-one"].url(pg_url)
+    for _ in range(3):
+        probe._VERIFIED.clear()
+        started = time.monotonic()
+        with (
+            psycopg.connect(url, autocommit=True) as conn,
+            pytest.raises(PoolerRefused, match="was lent to another connection"),
+        ):
+            probe.check_not_transaction_pooled(conn, url, parse_url(url))
+        assert time.monotonic() - started < 5
+
+
+class _CoincidentPort:
+    """A connection through the pooler whose server connection happens to have this socket's
+    local port (possible: the kernel reuses a local port toward another address): the server's
+    ``inet_client_port()`` then equals it, and only the other end's port tells them apart."""
+
+    def __init__(self, conn: psycopg.Connection[tuple[object, ...]]) -> None:
+        self.conn = conn
+        self.pgconn = conn.pgconn
+
+    def execute(self, query: str, *args: object, **kwargs: object) -> object:
+        cursor = self.conn.execute(query, *args, **kwargs)  # type: ignore[call-overload]
+        if "inet_client_port" not in query:
+            return cursor
+        own = socket.socket(fileno=os.dup(self.conn.pgconn.socket))
+        with own:
+            port = own.getsockname()[1]
+        row = cursor.fetchone()
+        return _Rows([(port, *row[1:])])
+
+
+@dataclass
+class _Rows:
+    rows: list[tuple[object, ...]]
+
+    def fetchone(self) -> tuple[object, ...]:
+        return self.rows[0]
+
+
+def test_a_pooler_is_not_taken_for_direct_on_a_coincident_client_port(
+    pg_url: str, poolers: dict[str, Pooler]
+) -> None:
+    from backout.dialects.postgres import pooler as probe
+    from backout.model.errors import PoolerRefused
+    from backout.model.urls import parse_url
+
+    url = poolers["transaction"].url(pg_url)
+    probe._VERIFIED.clear()
+    with psycopg.connect(url, autocommit=True) as conn, pytest.raises(PoolerRefused):
+        probe.check_not_transaction_pooled(_CoincidentPort(conn), url, parse_url(url))
+
+
+def test_a_direct_tcp_connection_costs_one_query_and_leaves_nothing(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both ends' ports match: no second connection, no transaction, no prepared statement."""
+    from backout.dialects.postgres import pooler as probe
+    from backout.model.urls import parse_url
+
+    probe._VERIFIED.clear()
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        with monkeypatch.context() as patched:
+            patched.setattr(psycopg, "connect", pytest.fail)
+            probe.check_not_transaction_pooled(conn, pg_url, parse_url(pg_url))
+        assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        assert conn.execute("SELECT count(*) FROM pg_prepared_statements").fetchone() == (0,)
+
+
+def test_pooler_given_with_url_flag_is_named_in_the_hint(
+    tmp_path: Path, pg_url: str, poolers: dict[str, Pooler]
+) -> None:
+    """--url beats every direct URL: the hint must not send the user to directUrl, which
+    would change nothing, but to the flag itself."""
+    project = write(tmp_path, {**PROJECT, "prisma/schema.prisma": DIRECT_SCHEMA})
+    pooled = poolers["transaction"].url(pg_url)
+    result = run(["up"], project=project, url=pooled, env={"DIRECT_URL": pg_url})
+    assert result.exit_code == 5, result.output
+    assert "(URL from flag)" in result.output
+    hint = next(line for line in result.output.splitlines() if line.startswith("hint:"))
+    assert "--url" in hint and "directUrl" not in hint and "direct_url" not in hint
+    assert tables(pg_url) == set()

@@ -184,8 +184,17 @@ def test_optional_direct_url_is_passed_over_when_its_variable_is_unset(tmp_path:
     root = project(tmp_path, {"prisma/schema.prisma": SCHEMA})
     config = load_config(root, environ={}, direct_url_optional=True)
     assert (config.url_source, config.url_is_direct) == ("default", False)
-    with pytest.raises(ConfigError, match="is empty"):
-        load_config(root, environ={"DIRECT_URL": ""}, direct_url_optional=True)
+
+
+def test_optional_direct_url_is_passed_over_when_its_variable_is_empty(tmp_path: Path) -> None:
+    """A CI job without secrets has the variable set but empty (GitHub Actions' ``${{
+    secrets.DIRECT_URL }}`` on a fork's pull request): lint passes over it as over an unset
+    one, and a command that connects still refuses it."""
+    root = project(tmp_path, {"prisma/schema.prisma": SCHEMA})
+    config = load_config(root, environ={"DIRECT_URL": ""}, direct_url_optional=True)
+    assert (config.url_source, config.url_is_direct) == ("default", False)
+    with pytest.raises(ConfigError, match="environment variable DIRECT_URL is empty"):
+        load_config(root, environ={"DIRECT_URL": ""})
 
 
 def test_lint_runs_offline_without_the_variable(tmp_path: Path) -> None:
@@ -252,3 +261,50 @@ def test_a_bad_direct_url_names_where_it_came_from(tmp_path: Path) -> None:
     message = str(info.value)
     assert message.startswith("unsupported database URL 'oracle://u:***@h/db'")
     assert message.endswith('(from directUrl = env("DIRECT_URL") in prisma/schema.prisma:11)')
+
+
+def test_a_brace_inside_a_string_does_not_end_the_datasource() -> None:
+    """A generated password may hold ``}``: the block goes on past it (else directUrl, after
+    it, would be missed and backout would quietly connect with DATABASE_URL, the pooler)."""
+    text = (
+        "datasource db {\n"
+        '  url       = "postgresql://app:p}w@pooler:6432/db"\n'
+        '  directUrl = env("DIRECT_URL")\n'
+        "}\n"
+    )
+    datasource = parse_datasource(text, "prisma/schema.prisma")
+    assert datasource is not None and datasource.direct_url is not None
+    assert (datasource.direct_url.env, datasource.direct_url.line) == ("DIRECT_URL", 3)
+
+
+def test_env_with_a_space_before_its_parenthesis() -> None:
+    """Prisma's grammar allows whitespace between a function's name and its arguments."""
+    datasource = parse_datasource('datasource db {\n  directUrl = env ("D")\n}\n', "s.prisma")
+    assert datasource is not None and datasource.direct_url is not None
+    assert datasource.direct_url.env == "D"
+
+
+def test_an_unquoted_value_is_refused_without_showing_it() -> None:
+    """Whatever was written may be a URL with a password: the message does not repeat it."""
+    with pytest.raises(ConfigError) as caught:
+        parse_datasource("datasource db {\n  directUrl = postgres:hunter2@db\n}\n", "s.prisma")
+    assert "s.prisma:2" in caught.value.message
+    assert "hunter2" not in str(caught.value)
+
+
+def test_an_unterminated_string_is_still_reported() -> None:
+    with pytest.raises(ConfigError, match=r"s\.prisma:2: directUrl: unterminated string"):
+        parse_datasource('datasource db {\n  directUrl = "postgres://x\n}\n', "s.prisma")
+
+
+def test_multi_file_schema_with_the_datasource_in_a_subfolder(tmp_path: Path) -> None:
+    """Prisma 6.7's multi-file layout reads every .prisma file under the schema folder, at any
+    depth: prisma/schema.prisma (the generator) beside prisma/models/*.prisma."""
+    generator = 'generator client {\n  provider = "prisma-client-js"\n}\n'
+    root = project(
+        tmp_path,
+        {"prisma/schema.prisma": generator, "prisma/models/db/datasource.prisma": SCHEMA},
+    )
+    config = load_config(root, environ={"DIRECT_URL": DIRECT, "DATABASE_URL": POOLED})
+    assert config.url_source == "directUrl in prisma/models/db/datasource.prisma"
+    assert config.database_url == DIRECT

@@ -63,7 +63,7 @@ def lint(
     if offline and check_database:
         raise UsageError("--offline and --check-database contradict each other")
     # lint reads the database only when it can: a direct URL (directUrl) whose variable is
-    # not set here (a commit hook, a CI job without secrets) is passed over, not refused
+    # not set here or empty (a commit hook, a CI job without secrets) is passed over
     config = build_config(
         url=url, project=project, config_file=config_file, direct_url_optional=not check_database
     )

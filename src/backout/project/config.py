@@ -210,7 +210,7 @@ def load_config(
     ``url`` and ``flags`` are command-line values; ``None`` means "not given".
     ``validate_url=False`` is for commands that never connect (init, new), which ignore the
     direct URL; ``direct_url_optional`` for those that can do without the database (lint):
-    a direct URL whose variable is unset is then passed over instead of refused.
+    a direct URL whose variable is unset or empty is then passed over instead of refused.
     """
     root = (root or Path.cwd()).resolve()
     env = os.environ if environ is None else environ
@@ -413,6 +413,9 @@ def _direct_url(
 def direct_url_hint(config: Config, *, prisma: bool = True) -> str:
     """How to give backout a direct URL (one past the connection pooler), for a refusal;
     ``prisma``: the project is in the Prisma layout, whose schema can name one."""
+    if config.url_source == "flag":
+        # --url beats every direct URL: naming directUrl would change nothing
+        return "--url must reach the database server itself, not the pooler (see docs/poolers.md)"
     if config.url_is_direct:
         return (
             f"the direct URL ({config.url_source}) must reach the database server itself, "

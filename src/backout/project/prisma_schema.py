@@ -22,11 +22,14 @@ from pathlib import Path
 from backout.model.errors import ConfigError, ProjectError
 from backout.project.migration import Project
 
-#: ``datasource db {``: the block's body ends at the next ``}`` (a datasource has no nested
-#: blocks; its lists use brackets)
-_BLOCK = re.compile(r"\bdatasource\s+(?P<name>\w+)\s*\{(?P<body>[^}]*)\}", re.S)
+#: ``datasource db {``: the block's body ends at the next ``}`` outside a string (a datasource
+#: has no nested blocks; its lists use brackets; a literal URL's password may hold a ``}``)
+_BLOCK = re.compile(
+    # a string ends at its closing quote, or at the end of its line when unterminated
+    r'\bdatasource\s+(?P<name>\w+)\s*\{(?P<body>(?:[^}"]|"(?:[^"\\\n]|\\.)*(?:"|(?=\n|$)))*)\}'
+)
 _FIELD = re.compile(r"^\s*(?P<key>\w+)\s*=\s*(?P<value>.*?)\s*$")
-_ENV = re.compile(r'^env\(\s*"(?P<name>(?:[^"\\]|\\.)*)"\s*\)$')
+_ENV = re.compile(r'^env\s*\(\s*"(?P<name>(?:[^"\\]|\\.)*)"\s*\)$')
 _STRING = re.compile(r'^"(?:[^"\\]|\\.)*"$')
 
 #: ``schema: "…"`` in prisma.config.ts (a string literal; anything else is not read)
@@ -36,7 +39,8 @@ _CONFIG_FILES = ("prisma.config.ts", "prisma.config.mts", "prisma.config.js", "p
 
 
 class UnsetVariable(ConfigError):
-    """The environment variable a URL's ``env("NAME")`` names is not set anywhere."""
+    """The environment variable a URL's ``env("NAME")`` names is not set anywhere, or is empty
+    (as a CI job without secrets has it)."""
 
 
 @dataclass(frozen=True)
@@ -78,7 +82,7 @@ class DatasourceField:
                 hint=f"set {self.env} to the database's direct URL, or pass --url",
             )
         if not value.strip():
-            raise ConfigError(
+            raise UnsetVariable(
                 f"{self.where}: {self.describe()}: environment variable {self.env} is empty"
             )
         return value
@@ -147,8 +151,9 @@ def _field(key: str, value: str, path: str, line: int) -> DatasourceField:
         return DatasourceField(key, None, _unquote(f'"{env["name"]}"'), path, line)
     if _STRING.match(value):
         return DatasourceField(key, _unquote(value), None, path, line)
+    # the value is not repeated: it may be a URL with a password
     raise ConfigError(
-        f'{path}:{line}: {key} must be a string or env("NAME"), got {value[:40]!r}'
+        f'{path}:{line}: {key} must be a string or env("NAME"), not an unquoted value'
         if not value.startswith('"')
         else f"{path}:{line}: {key}: unterminated string"
     )
@@ -183,12 +188,16 @@ def datasource_of(text: str, path: str) -> Datasource:
 
 def schema_files(root: Path, prisma_dir: Path | None = None) -> list[Path]:
     """The Prisma schema files Prisma's CLI would read, in order: ``prisma/schema.prisma``,
-    the ``prisma/schema/`` folder of a multi-file schema, ``schema.prisma`` at the root."""
+    the ``prisma/schema/`` folder of a multi-file schema, any other ``.prisma`` file under
+    ``prisma/`` at any depth (Prisma 6.7's multi-file layout: ``prisma/models/...``),
+    ``schema.prisma`` at the root."""
     prisma = prisma_dir or root / "prisma"
     found = [prisma / "schema.prisma"]
     folder = prisma / "schema"
     if folder.is_dir():
         found.extend(sorted(folder.glob("*.prisma")))
+    if prisma.is_dir():
+        found.extend(path for path in sorted(prisma.rglob("*.prisma")) if path not in found)
     found.append(root / "schema.prisma")
     return [path for path in found if path.is_file()]
 

@@ -11,15 +11,20 @@ connection and is fine.
 Nothing in the protocol says "pooled": PgBouncer answers ``SHOW`` only on its admin console, and
 relays the server's parameters. So the check looks at what the pooling does:
 
-1. one round trip: the server's view of its client (``inet_client_port()``) against this
-   socket's own local port. Equal: nothing sits in between (the usual direct connection), done.
+1. one round trip: the server's view of both ends (``inet_client_port()``,
+   ``inet_server_port()``) against this socket's own local and remote ports. Both equal:
+   nothing sits in between (the usual direct connection), done. The client port alone could
+   coincide: the kernel may give a pooler's connection to the server the local port of ours
+   to the pooler, as it goes to another address.
 2. otherwise (a pooler, a proxy, a port-forward, a Unix socket): a second connection opens a
    transaction and asks for its backend's pid, then the first asks again. In transaction mode the
    first connection's backend went back to the pool when its statement ended, and PgBouncer
    reuses the most recently released server first (``server_round_robin = 0``), so the second
    connection gets the first one's backend; if another client took that backend meanwhile, the
-   first connection's next statement runs on another one. Either way a pid moves. In session
-   mode neither can happen: the first connection keeps its backend until it disconnects.
+   first connection's next statement runs on another one. Either way a pid moves. With
+   ``server_round_robin = 1`` (the longest-idle server is lent next), the first connection's
+   two looks in a row get different servers whenever two are idle. In session mode none of this
+   can happen: the first connection keeps its backend until it disconnects.
 """
 
 from __future__ import annotations
@@ -32,13 +37,13 @@ from urllib.parse import parse_qsl, urlsplit
 from backout.model.errors import DatabaseUnavailable, PoolerRefused
 from backout.model.urls import DatabaseURL, scrub
 
-_WHO_AM_I = "SELECT inet_client_port()"
+_WHO_AM_I = "SELECT inet_client_port(), inet_server_port()"
 _PID = "SELECT pg_backend_pid()"
 #: connection strings this process has found not pooled per transaction (checked once each)
 _VERIFIED: set[str] = set()
 #: rounds of the second step: each one alone misses transaction pooling only when another client
 #: takes and gives back the probe's backend at the wrong moments (1 probe in about 50 with four
-#: other clients on a starved CPU); rounds are cheap (4 round trips) and only a pool pays them
+#: other clients on a starved CPU); rounds are cheap (5 round trips) and only a pool pays them
 _ROUNDS = 3
 _WHY = "backout's session lock and SET would not hold there"
 
@@ -58,12 +63,12 @@ def refuse_declared(url: DatabaseURL) -> None:
         )
 
 
-def _local_port(conn: Any) -> int | None:
-    """This end's TCP port; None for a Unix socket."""
+def _ports(conn: Any) -> tuple[int, int] | None:
+    """This socket's local and remote TCP ports; None for a Unix socket."""
     with socket.socket(fileno=os.dup(conn.pgconn.socket)) as sock:
         if sock.family not in (socket.AF_INET, socket.AF_INET6):
             return None
-        return int(sock.getsockname()[1])
+        return int(sock.getsockname()[1]), int(sock.getpeername()[1])
 
 
 def check_not_transaction_pooled(conn: Any, conninfo: str, url: DatabaseURL) -> None:
@@ -72,8 +77,8 @@ def check_not_transaction_pooled(conn: Any, conninfo: str, url: DatabaseURL) -> 
     connection string already checked by this process."""
     if conninfo in _VERIFIED:
         return
-    (client_port,) = conn.execute(_WHO_AM_I).fetchone()
-    if client_port is not None and client_port == _local_port(conn):
+    client_port, server_port = conn.execute(_WHO_AM_I).fetchone()
+    if client_port is not None and (client_port, server_port) == _ports(conn):
         _VERIFIED.add(conninfo)
         return
     import psycopg
@@ -103,15 +108,25 @@ def check_not_transaction_pooled(conn: Any, conninfo: str, url: DatabaseURL) -> 
 
 
 def _one_round(conn: Any, other: Any, url: DatabaseURL) -> None:
-    """One look: ``conn``'s backend, then ``other``'s inside a transaction (which pins it), then
-    ``conn``'s again; PoolerRefused when a pid moved."""
-    (pid,) = conn.execute(_PID, prepare=False).fetchone()
-    (other_pid,) = other.execute(_PID, prepare=False).fetchone()
-    (again,) = conn.execute(_PID, prepare=False).fetchone()
+    """One look: ``conn``'s backend twice, then ``other``'s inside a transaction (which pins
+    it), then ``conn``'s again; PoolerRefused when a pid moved. Looking twice first catches
+    ``server_round_robin = 1`` (the longest-idle server is lent next): with two idle servers
+    ``other`` would pin the one ``conn`` was not using, but ``conn``'s second look gets it.
+    When ``other`` got ``conn``'s backend the verdict is in, and ``conn`` does not look again:
+    in a pool of one server that look would wait for the backend ``other`` pins."""
+    pid = _backend_pid(conn)
+    moved = _backend_pid(conn) != pid
+    lent = not moved and _backend_pid(other) == pid
+    moved = moved or (not lent and _backend_pid(conn) != pid)
     other.rollback()
-    if other_pid == pid or again != pid:
+    if lent or moved:
         raise PoolerRefused(
             f"{url.masked()} goes through a connection pooler in transaction mode (backend "
-            f"pid {pid} {'was lent to another connection' if other_pid == pid else 'changed'} "
+            f"pid {pid} {'was lent to another connection' if lent else 'changed'} "
             f"between two transactions), where {_WHY}"
         )
+
+
+def _backend_pid(conn: Any) -> int:
+    """The pid of the server backend running this statement (sent unprepared)."""
+    return int(conn.execute(_PID, prepare=False).fetchone()[0])
