@@ -276,3 +276,27 @@ def test_database_url_is_frozen() -> None:
     assert isinstance(url, DatabaseURL)
     with pytest.raises(AttributeError):
         url.password = "x"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ("postgresql:/u:hunter2@h/db", "expected postgresql:// then"),  # libpq echoes it whole
+        ("mysql:/u:hunter2@h/db", "expected mysql:// then"),
+        ("postgres//u:hunter2@h/db", "unsupported database URL: expected one of"),
+        ("postgresql://u:hun@ter2@h/db", "unencoded @, /, ? or #"),  # libpq: host 'ter2@h'
+        ("postgresql://u:hun/ter2@h/db", "unencoded @, /, ? or #"),
+        ("postgresql://u:hun#ter2@h/db", "unencoded @, /, ? or #"),
+        ("mysql://u:hun?ter2@h/db", "invalid port in database URL 'mysql://u:***@h/db'"),
+    ],
+)
+def test_a_malformed_url_is_refused_without_repeating_it(raw: str, message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_url(raw)
+    assert message in str(caught.value)
+    assert "ter2" not in str(caught.value)
+
+
+def test_an_encoded_password_and_an_at_in_the_query_are_accepted() -> None:
+    url = parse_url("postgresql://u:p%40s%2Fs@h:5/db?application_name=a@b")
+    assert (url.password, url.host, url.database) == ("p@s/s", "h", "db")

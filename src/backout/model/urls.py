@@ -134,10 +134,16 @@ def parse_url(raw: str, *, base_dir: Path | None = None) -> DatabaseURL:
     dialect = SCHEMES.get(scheme)
     if dialect is None:
         known = ", ".join(sorted({f"{s}://" for s in SCHEMES if s != "file"} | {"file:"}))
-        raise ConfigError(f"unsupported database URL {mask_url(raw)!r}: expected one of {known}")
+        # repeated masked only when a password in it would be found: after "://", or none
+        if "://" in raw or ":" not in raw:
+            shown = f" {mask_url(raw)!r}"
+        else:
+            shown = f" ({scheme}:)" if scheme.isalnum() else ""
+        raise ConfigError(f"unsupported database URL{shown}: expected one of {known}")
     if dialect == "sqlite":
         return _parse_sqlite(raw, scheme, base)
     parts = urlsplit(raw)
+    _check_authority(raw, scheme, parts.netloc)
     try:
         port = parts.port
     except ValueError as exc:
@@ -165,6 +171,23 @@ def parse_url(raw: str, *, base_dir: Path | None = None) -> DatabaseURL:
         params=tuple(params),
         schema=schema,
     )
+
+
+def _check_authority(raw: str, scheme: str, netloc: str) -> None:
+    """ConfigError (the URL not repeated) when the URL is not ``scheme://…``, or when its user
+    or password holds an unencoded ``@``, ``/``, ``?`` or ``#``: Python and libpq would split it
+    differently, connect somewhere else, and echo a piece of the password in their errors."""
+    if not raw[len(scheme) :].startswith("://"):
+        raise ConfigError(
+            f"invalid database URL: expected {scheme}:// then the user, password, host, port "
+            "and database"
+        )
+    authority = raw[len(scheme) + 3 :].split("?", 1)[0]
+    if authority.count("@") > 1 or ("@" in authority and "@" not in netloc):
+        raise ConfigError(
+            "invalid database URL: its user or password holds an unencoded @, /, ? or # "
+            "(percent-encode them: %40, %2F, %3F, %23)"
+        )
 
 
 def _parse_sqlite(raw: str, scheme: str, base: Path) -> DatabaseURL:
