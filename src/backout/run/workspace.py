@@ -274,23 +274,6 @@ class Workspace:
         for sql, params in writes:
             executor.execute(sql, params or None)
 
-    def host_refusal(
-        self, event: HostEvent, migration: Migration, started: dt.datetime
-    ) -> str | None:
-        """Why the host table cannot record ``event`` for ``migration`` now (None: it can)."""
-        if self.host is None or self._applied_now is None:
-            return None
-        change = HostChange(
-            event=event,
-            key=migration.key,
-            migration=migration,
-            applied_after=_applied_after(self.project, self._applied_now, event, migration.key),
-            started_at=started,
-            finished_at=None,
-            actor=self.actor,
-        )
-        return self.host.refusal(change)
-
     def run_lock_holder(self, session: Session) -> str | None:
         """Who holds the run lock now (backout's, or Prisma Migrate's in the Prisma layout),
         as the sentence LockError gives; None when it is free. Takes nothing."""

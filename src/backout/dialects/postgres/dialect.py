@@ -668,6 +668,7 @@ class PostgresDialect(Dialect):
             self._server_version_at(url, actor),
             history_schema=self.history_schema,
             ignore_column_order=ignore_column_order,
+            host_table=self.host_table,
         )
 
     def tune_scratch(self, url: DatabaseURL, actor: Actor) -> None:
