@@ -167,3 +167,31 @@ def test_existing_ledger_gets_the_table_on_next_write(tmp_path: Path, sqlite_url
     assert states(root, sqlite_url)["2"] == ("applied", None)  # no table: the ledger says
     assert run(["up"], project=root, url=sqlite_url).exit_code == 0
     assert version_row(sqlite_url) == [(3, False)]
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ("bad name", "migrations_table: 'bad name' is not a table name"),
+        ("ops.history", "a schema-qualified table needs a database with schemas (PostgreSQL)"),
+    ],
+)
+def test_a_bad_migrations_table_is_refused_first(
+    tmp_path: Path, sqlite_url: str, table: str, message: str
+) -> None:
+    root = write(
+        tmp_path, {**PROJECT, "backout.toml": f'layout = "plain"\nmigrations_table = "{table}"\n'}
+    )
+    result = run(["up"], project=root, url=sqlite_url)
+    assert result.exit_code == 2
+    assert message in result.stderr
+    assert not Path(sqlite_url.removeprefix("sqlite:///")).exists()  # nothing was created
+
+
+def test_the_configured_table_is_the_one_kept(tmp_path: Path, url: str) -> None:
+    toml = 'layout = "plain"\nmigrations_table = "migrate_versions"\n'
+    root = write(tmp_path, {**PROJECT, "backout.toml": toml})
+    assert run(["up", "--to", "2"], project=root, url=url).exit_code == 0
+    assert sql(url, "SELECT version, dirty FROM migrate_versions") in ([(2, False)], [(2, 0)])
+    doc = json.loads(run(["status", "--json"], project=root, url=url).stdout)
+    assert doc["host_table"] == "migrate_versions"
