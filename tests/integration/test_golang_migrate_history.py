@@ -195,3 +195,29 @@ def test_the_configured_table_is_the_one_kept(tmp_path: Path, url: str) -> None:
     assert sql(url, "SELECT version, dirty FROM migrate_versions") in ([(2, False)], [(2, 0)])
     doc = json.loads(run(["status", "--json"], project=root, url=url).stdout)
     assert doc["host_table"] == "migrate_versions"
+
+
+def test_journaled_runs_resumed_or_undone(tmp_path: Path, mysql_url: str) -> None:
+    """MySQL/MariaDB: a journaled run leaves its version dirty while it is stopped part-way;
+    ``rollback --resume`` / ``--undo-partial`` settle it as their ledger writes do."""
+    broken = "CREATE TABLE flags (id integer PRIMARY KEY);\nINSERT INTO nowhere VALUES (1);\n"
+    root = write(tmp_path, {**PROJECT, "migrations/3_flags.up.sql": broken})
+    assert run(["up"], project=root, url=mysql_url).exit_code == 4
+    assert version_row(mysql_url) == [(3, True)]
+    (root / "migrations/3_flags.up.sql").write_text(
+        "CREATE TABLE flags (id integer PRIMARY KEY);\nSELECT 1;\n"
+    )
+    result = run(["rollback", "--resume", "--yes"], project=root, url=mysql_url)
+    assert result.exit_code == 0, result.output + result.stderr
+    assert version_row(mysql_url) == [(3, False)]
+    # a rollback that stops after its first statement: still applied, dirty; undone: clean
+    (root / "migrations/3_flags.down.sql").write_text(
+        "-- backout:risk HIGH\nALTER TABLE flags ADD COLUMN note integer;\nDROP TABLE nowhere;\n"
+    )
+    args = ["rollback", "--ignore-simulation-failure", *NOBACKUP]
+    assert run(args, project=root, url=mysql_url).exit_code == 4
+    assert version_row(mysql_url) == [(3, True)]
+    undo = run(["rollback", "--undo-partial", "--yes"], project=root, url=mysql_url)
+    assert undo.exit_code == 0, undo.output + undo.stderr
+    assert version_row(mysql_url) == [(3, False)]
+    assert states(root, mysql_url)["3"] == ("applied", None)
