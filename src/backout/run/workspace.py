@@ -186,7 +186,7 @@ class Workspace:
         """The state of every migration, checking the history tables' version first."""
         self.events.check_version(session)
         exists = self.ledger.exists(session)
-        rows = self.ledger.rows(session) if exists else []
+        rows = self.ledger.rows(session, exists=True) if exists else []
         report = self._with_host(session, self._status_of(rows, exists))
         if report.unfinished:
             holder = self.run_lock_holder(session)
