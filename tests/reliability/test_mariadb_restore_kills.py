@@ -166,6 +166,8 @@ def test_kill_9_during_undo_partial_keeps_the_run_known(tmp_path: Path, mysql_ur
             assert _same(db_state(mysql_url), applied)
             sql(mysql_url, "ALTER TABLE items DROP COLUMN extra")
             sql(mysql_url, "DELETE FROM backout_migrations WHERE migration_key = '002'")
+            # and golang-migrate's version back to 001 (`migrate force 1`): 002 pending again
+            sql(mysql_url, "UPDATE schema_migrations SET version = 1, dirty = 0")
             continue
         delay = rng.uniform(0.3, duration)
         killed = _kill_after(
@@ -197,6 +199,7 @@ def test_kill_9_during_undo_partial_keeps_the_run_known(tmp_path: Path, mysql_ur
         # Back to the start of the cycle: the migration rolled back by hand (not a trial).
         sql(mysql_url, "ALTER TABLE items DROP COLUMN extra")
         sql(mysql_url, "DELETE FROM backout_migrations WHERE migration_key = '002'")
+        sql(mysql_url, "UPDATE schema_migrations SET version = 1, dirty = 0")  # migrate force 1
     record_result(
         "mariadb_kills",
         {"undo_partial": {"trials": trials, "held": len(trials), "duration_s": round(duration, 2)}},

@@ -239,7 +239,8 @@ timeout = "90s"
             'layot = "plain"\n',
             "unknown setting(s): layot (known: backup_dir, database_url, direct_url, "
             "history_schema, hooks, layout, lock_retries, lock_timeout, lock_wait, "
-            "migrations_dir, prisma, rollback_dir, scratch_prefix, shadow_url, statement_timeout)",
+            "migrations_dir, migrations_table, prisma, rollback_dir, scratch_prefix, shadow_url, "
+            "statement_timeout)",
         ),
         (
             "[hooks]\nafter = 'x'\nsmoek = 'y'\n",

@@ -178,9 +178,10 @@ class Ledger:
             f"){self.dialect.table_options}",
         ]
 
-    def rows(self, session: Session) -> list[LedgerRow]:
-        """All ledger rows, oldest first ([] when the table does not exist yet)."""
-        if not self.exists(session):
+    def rows(self, session: Session, *, exists: bool | None = None) -> list[LedgerRow]:
+        """All ledger rows, oldest first ([] when the table does not exist yet; ``exists``:
+        already known, not asked again)."""
+        if not (self.exists(session) if exists is None else exists):
             return []
         raw = session.query(f"SELECT {self._cols} FROM {self.table}")
         parse = self.dialect.from_db_time

@@ -49,6 +49,9 @@ class MigrationStatus:
     interrupted: InterruptedRun | None = None
     #: state APPLYING: who holds the run lock while applying it (a sentence)
     applying_by: str | None = None
+    #: the host tool whose own history table alone says this state ("dbmate": it applied or
+    #: rolled back the migration on its own, see :mod:`backout.run.host_history`); None: backout
+    recorded_by: str | None = None
 
     @property
     def missing_from_disk(self) -> bool:

@@ -174,6 +174,14 @@ class PostgresDialect(Dialect):
     default_port: ClassVar[int | None] = 5432
     default_schema: ClassVar[str | None] = "public"
     has_schemas: ClassVar[bool] = True
+    # dbmate pkg/driver/postgres CreateMigrationsTable; golang-migrate database/postgres
+    dbmate_table_ddl: ClassVar[tuple[str, ...]] = (
+        "CREATE TABLE IF NOT EXISTS {table} (version varchar PRIMARY KEY)",
+    )
+    golang_migrate_table_ddl: ClassVar[tuple[str, ...]] = (
+        "CREATE TABLE IF NOT EXISTS {table} (version bigint NOT NULL PRIMARY KEY, "
+        "dirty boolean NOT NULL)",
+    )
     timestamp_type: ClassVar[str] = "timestamptz"
     serial_primary_key: ClassVar[str] = "bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY"
 
@@ -455,6 +463,7 @@ class PostgresDialect(Dialect):
             schemas=url_scope(session.url),
             history_schema=self.history_schema,
             batch=session.query_many,
+            exclude=self.is_host_table if self.host_table else None,
         )
 
     def table_stats(self, session: Session, snapshot: SchemaSnapshot) -> dict[str, TableStats]:
@@ -680,7 +689,12 @@ class PostgresDialect(Dialect):
             "AND (%s::text[] IS NULL OR n.nspname = ANY(%s::text[])) ORDER BY 1",
             (["information_schema", history_schema], scope, scope),
         )
-        return [str(r[0]) for r in rows]
+        return [str(r[0]) for r in rows if not self._host_key(str(r[0]))]
+
+    def _host_key(self, key: str) -> bool:
+        """Whether a ``schema.table`` key (as format('%I.%I') gives it) is the host table."""
+        schema, _, name = key.rpartition(".")
+        return self.is_host_table(schema.strip('"'), name.strip('"'))
 
     def ensure_url_schema(self, url: DatabaseURL) -> list[str]:
         # Prisma's migrate deploy creates the ?schema= schema too.
@@ -715,6 +729,7 @@ class PostgresDialect(Dialect):
             self._server_version_at(url, actor),
             history_schema=self.history_schema,
             ignore_column_order=ignore_column_order,
+            host_table=self.host_table,
         )
 
     def tune_scratch(self, url: DatabaseURL, actor: Actor) -> None:

@@ -48,8 +48,10 @@ def schema_dump(
     *,
     history_schema: str,
     ignore_column_order: bool = False,
+    host_table: str | None = None,
 ) -> str:
-    """The normalised schema-only dump of the database at ``url``."""
+    """The normalised schema-only dump of the database at ``url`` (backout's schema, Prisma's
+    ledger and the host tool's history table ``host_table`` left out)."""
     tools = pg_tools.find_tools(server)
     conninfo, env = pg_tools.libpq_target(url)
     args = [
@@ -58,8 +60,12 @@ def schema_dump(
         *dump_scope_args(url, None),
         f"--exclude-schema={history_schema}",
         "--exclude-table=*._prisma_migrations",
-        conninfo,
     ]
+    if host_table:
+        schema, _, name = host_table.rpartition(".")
+        where = f'"{schema}"' if schema else "*"
+        args.append(f'--exclude-table={where}."{name}"')
+    args.append(conninfo)
     done = client_programs.run(args, secrets=url.secrets, capture_output=True, env=env)
     if done.returncode != 0:
         detail = done.stderr.decode("utf-8", "replace").strip().splitlines()
