@@ -612,7 +612,7 @@ def test_no_migrations_folder(tmp_path: Path) -> None:
     exc = load_error(tmp_path)
     assert str(exc) == (
         f"no migrations folder found in {tmp_path} "
-        "(looked for prisma/migrations, migrations/ and db/migrations/)"
+        "(looked for prisma/migrations, migrations/, db/migrations/ and Flyway's db/migration/)"
     )
 
 

@@ -21,7 +21,7 @@ from backout.model.errors import ConfigError
 from backout.model.urls import DatabaseURL, parse_url
 
 DEFAULT_URL = "sqlite:///backout.db"
-LAYOUT_NAMES = ("prisma", "plain", "dbmate")
+LAYOUT_NAMES = ("prisma", "plain", "dbmate", "flyway")
 HOOK_NAMES = ("stop_app", "before_rollback", "after_rollback", "deploy_previous", "smoke")
 CONFIG_FILE = "backout.toml"
 
