@@ -8,10 +8,13 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from backout.run.host_history import HostHistory, HostSetup
+from backout.run.hosts.flyway import FlywayHistory
 
 #: layout name -> constructor of its host history (the Prisma layout has none: its ledger is
 #: Prisma's own table)
-FACTORIES: dict[str, Callable[[HostSetup], HostHistory]] = {}
+FACTORIES: dict[str, Callable[[HostSetup], HostHistory]] = {
+    "flyway": FlywayHistory,
+}
 
 
 def host_history_for(setup: HostSetup) -> HostHistory | None:
