@@ -188,6 +188,10 @@ _HISTORY = {
 }
 
 
+#: the host tools' own history tables, kept beside backout's (dbmate, golang-migrate)
+HOST_TABLES = ("schema_migrations",)
+
+
 def db_state(url: str) -> DbState:
     """Schema fingerprint, per-table row counts/checksums, and every history row."""
     parsed = parse_url(url)
@@ -224,6 +228,13 @@ def db_state(url: str) -> DbState:
                     conn.rollback()
                 history[table] = [("<absent>",)]
         data = {name: (s.row_count, s.checksum) for name, s in stats.items()}
+        # the host tools' history tables (dbmate's, golang-migrate's) are history, not data
+        for name in [n for n in data if n.rsplit(".", 1)[-1] in HOST_TABLES]:
+            del data[name]
+            quoted = ".".join(
+                f'"{p}"' if parsed.dialect != "mysql" else f"`{p}`" for p in name.split(".")
+            )
+            history[name] = sorted(query(f"SELECT * FROM {quoted}"), key=repr)
         return DbState(schema=snapshot.fingerprint(), data=data, history=history)
     finally:
         conn.close()

@@ -238,8 +238,8 @@ timeout = "90s"
         (
             'layot = "plain"\n',
             "unknown setting(s): layot (known: backup_dir, database_url, history_schema, hooks, "
-            "layout, lock_retries, lock_timeout, lock_wait, migrations_dir, rollback_dir, "
-            "scratch_prefix, shadow_url, statement_timeout)",
+            "layout, lock_retries, lock_timeout, lock_wait, migrations_dir, migrations_table, "
+            "rollback_dir, scratch_prefix, shadow_url, statement_timeout)",
         ),
         (
             "[hooks]\nafter = 'x'\nsmoek = 'y'\n",

@@ -9,8 +9,9 @@ Kinds:
 - **schema** (``backout backup`` without ``--full``): the whole schema and no table's rows.
 
 Every kind also holds the rows of the migration ledger (``_prisma_migrations`` or backout's
-``migrations``), so that a restore brings back the applied state that matches its schema; none
-holds backout's event log, which survives restores untouched.
+``migrations``) and of the host tool's history table (dbmate's or golang-migrate's
+``schema_migrations``), so that a restore brings back the applied state that matches its schema;
+none holds backout's event log, which survives restores untouched.
 
 Every backup is verified right after it is written: the file is read back with the database's
 own tool, the rows it holds are checked against what was counted while it was taken, and its

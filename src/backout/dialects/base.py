@@ -474,6 +474,10 @@ class Dialect(ABC):
     timestamp_type: ClassVar[str]
     #: schema of backout's own tables (configurable): never part of a snapshot
     history_schema: str = "backout"
+    #: the layout's host-tool history table (dbmate's, golang-migrate's ``schema_migrations``;
+    #: ``table`` or ``schema.table``), set with the project: kept like a ledger, never part of
+    #: a snapshot or of the user's tables, its rows in every backup (None: none)
+    host_table: str | None = None
     #: column definition for an auto-incrementing integer primary key
     serial_primary_key: ClassVar[str]
     #: appended to ``CREATE TABLE`` of backout's own tables (MySQL: engine and character set)
@@ -481,6 +485,12 @@ class Dialect(ABC):
     #: ``CREATE TABLE _prisma_migrations`` exactly as Prisma's schema engine writes it, where it
     #: differs from the PostgreSQL/SQLite definitions in :mod:`backout.run.history` (None: those)
     prisma_ledger_ddl: ClassVar[str | None] = None
+    #: ``CREATE TABLE`` of dbmate's ``schema_migrations`` exactly as dbmate 2.x creates it on
+    #: this database (``{table}``: the quoted, possibly schema-qualified name)
+    dbmate_table_ddl: ClassVar[tuple[str, ...]] = ()
+    #: ``CREATE TABLE`` (and index) of golang-migrate's ``schema_migrations`` exactly as its
+    #: driver for this database creates it (``ensureVersionTable``; ``{table}`` as above)
+    golang_migrate_table_ddl: ClassVar[tuple[str, ...]] = ()
     #: ``flyway_schema_history`` as Flyway creates it on this database (its
     #: ``getRawCreateScript``), one statement each; placeholders: ``{table}`` the qualified
     #: table, ``{bare}`` the quoted bare name, ``{pk}``/``{idx}`` the quoted constraint and
@@ -941,6 +951,17 @@ class Dialect(ABC):
     @abstractmethod
     def table_exists(self, session: Session, table: str, schema: str | None) -> bool:
         """True when the table exists (``schema`` None: the session's default schema)."""
+
+    def is_host_table(self, schema: str | None, name: str) -> bool:
+        """Whether ``schema.name`` is the host tool's history table (:attr:`host_table`); an
+        unqualified host table is matched in any schema, as ``_prisma_migrations`` is."""
+        configured = self.host_table
+        if not configured:
+            return False
+        if "." in configured:
+            own_schema, own_name = configured.split(".", 1)
+            return name == own_name and (schema is None or schema == own_schema)
+        return name == configured
 
     def bookkeeping_exists(self, session: Session, table: str, schema: str | None) -> bool:
         """:meth:`table_exists` for backout's (and Prisma's) own tables, remembered once seen

@@ -17,6 +17,7 @@ from backout.dialects.base import Session, utcnow
 from backout.model.errors import BackoutError, CheckFailed, DatabaseError, HistoryError, LockError
 from backout.project.migration import Migration
 from backout.run.history import Event
+from backout.run.host_history import HostEvent, SqlWrite
 from backout.run.journal import FINISH, START, UP, JournalHooks, RunContext
 from backout.run.runner import Executor, PreparedScript, ScriptRunner, prepare
 from backout.run.status import StatusReport, refuse_interrupted
@@ -211,16 +212,26 @@ def _apply_transactional(
     event: Callable[..., Event],
 ) -> None:
     def before_commit() -> None:
+        finished = utcnow()
         _, write = ws.ledger.insert(
             key=migration.key,
             migration_id=migration.id,
             checksum=migration.up.checksum,
             started_at=started,
-            finished_at=utcnow(),
+            finished_at=finished,
             applied_steps_count=1,
         )
         executor.comment(f"history: {migration.id} applied")
         executor.execute(*write)
+        ws.record_host(
+            executor,
+            HostEvent.APPLIED,
+            migration,
+            started=started,
+            finished=finished,
+            script=migration.up,
+            statements=len(unit.statements),
+        )
         ws.record(executor, event("ok"))
 
     runner.run_in_transaction([unit], before_commit=before_commit)
@@ -259,13 +270,26 @@ def _apply_autocommit(
         )
         executor.comment(f"history: {migration.id} started (statement by statement)")
         executor.execute(*write)
+        ws.record_host(
+            executor, HostEvent.APPLY_STARTED, migration, started=started, script=migration.up
+        )
         executor.execute(*journal.write(run, START, 0, details={"ledger_row": row_id}))
 
     runner.run_without_transaction(
         unit, on_start=on_start, journal=JournalHooks(journal, run, executor)
     )
     executor.begin()
-    executor.execute(*ws.ledger.finish(row_id, utcnow(), 1))
+    finished = utcnow()
+    executor.execute(*ws.ledger.finish(row_id, finished, 1))
+    ws.record_host(
+        executor,
+        HostEvent.APPLIED,
+        migration,
+        started=started,
+        finished=finished,
+        script=migration.up,
+        statements=len(unit.statements),
+    )
     ws.record(executor, event("ok"))
     executor.execute(*journal.write(run, FINISH, run.total))
     executor.commit()
@@ -292,6 +316,7 @@ def _record_failure(
     script_failed = isinstance(exc, DatabaseError) and exc.line is not None
     logs = _prisma_logs(exc, unit, runner.stats.statements, unit.journal_reason(ws.dialect))
     try:
+        writes: list[SqlWrite] = []
         if unit.transactional and script_failed:
             _, write = ws.ledger.insert(
                 key=migration.key,
@@ -301,11 +326,24 @@ def _record_failure(
                 finished_at=None,
                 logs=logs,
             )
-            _write_alone(session, *write)
+            writes.append(write)
         elif not unit.transactional:
             row = _started_row(ws, session, migration)
             if row is not None:
-                _write_alone(session, *ws.ledger.fail(row, logs, runner.stats.statements))
+                writes.append(ws.ledger.fail(row, logs, runner.stats.statements))
+        if writes:
+            writes += ws.host_writes(
+                session,
+                HostEvent.FAILED,
+                migration,
+                migration.key,
+                started=started,
+                finished=utcnow(),
+                script=migration.up,
+                error=str(exc),
+                statements=runner.stats.statements,
+            )
+            _write_alone(session, writes)
         ws.record_alone(session, event("failed", str(exc)))
     except DatabaseError as record_error:
         exc.hint = (exc.hint + "; " if exc.hint else "") + (
@@ -330,10 +368,12 @@ def _started_row(ws: Workspace, session: Session, migration: Migration) -> str |
     return unfinished[-1].id if unfinished else None
 
 
-def _write_alone(session: Session, sql: str, params: tuple[object, ...]) -> None:
+def _write_alone(session: Session, writes: list[SqlWrite]) -> None:
+    """``writes`` in one transaction of their own (the ledger's and the host table's)."""
     session.begin()
     try:
-        session.execute(sql, params)
+        for sql, params in writes:
+            session.execute(sql, params or None)
         session.commit()
     except BaseException:
         session.rollback()

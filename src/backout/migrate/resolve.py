@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from backout.dialects.base import utcnow
 from backout.model.errors import UsageError
 from backout.run.history import Event
+from backout.run.host_history import HostEvent
 from backout.run.runner import Executor
 from backout.run.status import State, refuse_half_restored
 from backout.run.workspace import Workspace
@@ -65,6 +66,13 @@ def resolve(ws: Workspace, ref: str, *, applied: bool) -> ResolveResult:
                     applied_steps_count=0,
                 )
                 executor.execute(*write)
+            ws.record_host(
+                executor,
+                HostEvent.RESOLVED_APPLIED if applied else HostEvent.RESOLVED_ROLLED_BACK,
+                migration,
+                started=started,
+                finished=started,
+            )
             marked = "applied" if applied else "rolled_back"
             ws.record(
                 executor,

@@ -72,6 +72,12 @@ class Config:
     hook_timeout: float = 300.0
     #: schema holding backout's own tables where the database has schemas (PostgreSQL)
     history_schema: str = "backout"
+    #: the host tool's history table (dbmate's ``--migrations-table``, golang-migrate's
+    #: ``x-migrations-table``), ``table`` or ``schema.table``; None: the tool's default
+    migrations_table: str | None = None
+    #: ``DBMATE_MIGRATIONS_TABLE`` from the environment (the dbmate layout only: it wins over
+    #: :attr:`migrations_table`, as environment variables win over the file)
+    dbmate_migrations_table: str | None = None
 
     @property
     def url(self) -> DatabaseURL:
@@ -114,6 +120,7 @@ _KEYS = {
     "scratch_prefix",
     "statement_timeout",
     "history_schema",
+    "migrations_table",
     "hooks",
 }
 _HOOK_KEYS = {*HOOK_NAMES, "timeout"}
@@ -203,6 +210,10 @@ def load_config(
     chosen = _choose_url(data, source_name, where, root, env, url)
     values["database_url"] = chosen.url
     values["url_source"] = chosen.source
+    if env.get("DBMATE_MIGRATIONS_TABLE"):
+        values["dbmate_migrations_table"] = check_table_name(
+            env["DBMATE_MIGRATIONS_TABLE"], "the DBMATE_MIGRATIONS_TABLE environment variable"
+        )
     values.update(_flag_values(flags))
     config = Config(**values)
     if validate_url:
@@ -225,16 +236,42 @@ def _file_values(data: dict[str, Any], where: str, root: Path) -> dict[str, Any]
     for key in ("layout", "shadow_url", "history_schema"):
         if key in data:
             values[key] = data[key]
-    if "scratch_prefix" in data:
-        if not isinstance(data["scratch_prefix"], str):
-            raise ConfigError(f"{where}: scratch_prefix must be a string")
-        values["scratch_prefix"] = check_prefix(data["scratch_prefix"], where)
+    values.update(_name_values(data, where))
     if "layout" in data and data["layout"] not in LAYOUT_NAMES:
         raise ConfigError(
             f"{where}: unknown layout {data['layout']!r} (known: {', '.join(LAYOUT_NAMES)})"
         )
     values.update(_limit_values(data, where))
     return values
+
+
+def _name_values(data: dict[str, Any], where: str) -> dict[str, Any]:
+    """``scratch_prefix`` and ``migrations_table``, checked."""
+    values: dict[str, Any] = {}
+    if "migrations_table" in data:
+        if not isinstance(data["migrations_table"], str):
+            raise ConfigError(f"{where}: migrations_table must be a string")
+        values["migrations_table"] = check_table_name(
+            data["migrations_table"], f"{where}: migrations_table"
+        )
+    if "scratch_prefix" in data:
+        if not isinstance(data["scratch_prefix"], str):
+            raise ConfigError(f"{where}: scratch_prefix must be a string")
+        values["scratch_prefix"] = check_prefix(data["scratch_prefix"], where)
+    return values
+
+
+_TABLE_NAME = re.compile(r"^[A-Za-z_][\w$]{0,62}(?:\.[A-Za-z_][\w$]{0,62})?$")
+
+
+def check_table_name(value: str, what: str) -> str:
+    """A host history table name, ``table`` or ``schema.table``; ConfigError naming ``what``."""
+    if not _TABLE_NAME.match(value):
+        raise ConfigError(
+            f"{what}: {value!r} is not a table name (expected table or schema.table, letters, "
+            "digits and _ only, each part at most 63 characters)"
+        )
+    return value
 
 
 def _limit_values(data: dict[str, Any], where: str) -> dict[str, Any]:

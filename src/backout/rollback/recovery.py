@@ -33,6 +33,7 @@ from backout.rollback.rollback import lock_description
 from backout.rollback.steps import resolve_params
 from backout.run import journal as journal_entries
 from backout.run.history import Event
+from backout.run.host_history import HostEvent
 from backout.run.journal import (
     InterruptedRun,
     Inverse,
@@ -523,9 +524,11 @@ def _run_resume(
             executor.execute(
                 *ws.ledger.finish(run.ledger_row, utcnow(), 1, checksum=plan.script.checksum)
             )
+            _record_host(ws, executor, HostEvent.APPLIED, run.migration_key, started, plan)
         elif run.direction == "rollback":
             executor.comment(f"history: {run.migration} rolled back (resumed)")
             executor.execute(*ws.ledger.mark_rolled_back(run.migration_key, utcnow()))
+            _record_host(ws, executor, HostEvent.ROLLED_BACK, run.migration_key, started, plan)
         ws.record(
             executor, _recovery_event(ws, plan, "ok", started, statements=len(plan.statements))
         )
@@ -690,6 +693,9 @@ def _close_undo(
     if run.direction == "up" and run.ledger_row is not None:
         executor.comment(f"history: the failed apply of {run.migration} is closed (pending)")
         executor.execute(*ws.ledger.close_failed(run.ledger_row, utcnow()))
+        _record_host(ws, executor, HostEvent.RESOLVED_ROLLED_BACK, run.migration_key, started, plan)
+    elif run.direction == "rollback":
+        _record_host(ws, executor, HostEvent.ROLLBACK_UNDONE, run.migration_key, started, plan)
     ws.record(
         executor,
         _recovery_event(ws, plan, "ok", started, path="inverse", undone=len(plan.inverses)),
@@ -736,3 +742,28 @@ def _undo_by_backup(
         )
         executor.commit()
     return result
+
+
+def _record_host(
+    ws: Workspace,
+    executor: Executor,
+    event: HostEvent,
+    key: str,
+    started: dt.datetime,
+    plan: RecoveryPlan,
+) -> None:
+    """The host table's counterpart of a resumed or undone run's ledger write."""
+    writes = ws.host_writes(
+        executor.session,
+        event,
+        ws.project.by_key().get(key),
+        key,
+        started=started,
+        finished=utcnow(),
+        script=plan.script,
+        statements=len(plan.statements),
+    )
+    if writes:
+        executor.comment(f"host history: {plan.run.migration} {event.value}")
+    for sql, params in writes:
+        executor.execute(sql, params or None)

@@ -45,6 +45,7 @@ from backout.rollback.steps import (
 from backout.run import journal as journal_entries
 from backout.run.history import Event
 from backout.run.hooks import HookResult, run_hook
+from backout.run.host_history import HostEvent
 from backout.run.journal import (
     PARTIAL,
     ROLLBACK,
@@ -1012,7 +1013,17 @@ def _run_group(
             executor.comment(f"history: partial rollback {partial} of {step.step.migration.id}")
         else:
             executor.comment(f"history: {step.step.migration.id} rolled back")
-            executor.execute(*ws.ledger.mark_rolled_back(step.step.migration.key, utcnow()))
+            finished = utcnow()
+            executor.execute(*ws.ledger.mark_rolled_back(step.step.migration.key, finished))
+            ws.record_host(
+                executor,
+                HostEvent.ROLLED_BACK,
+                step.step.migration,
+                started=started,
+                finished=finished,
+                script=step.step.script,
+                statements=len(step.unit.statements),
+            )
         ws.record(executor, event(step, "ok"))
 
     units = [s.unit for s in steps]
@@ -1093,6 +1104,14 @@ def _run_journaled(
 
     def on_start() -> None:
         executor.execute(*start)
+        if not partial:
+            ws.record_host(
+                executor,
+                HostEvent.ROLLBACK_STARTED,
+                step.step.migration,
+                started=utcnow(),
+                script=step.step.script,
+            )
 
     runner.run_without_transaction(
         step.unit, on_start=on_start, journal=JournalHooks(journal, run, executor)

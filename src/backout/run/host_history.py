@@ -63,6 +63,9 @@ class HostEvent(enum.StrEnum):
     #: ``resolve --rolled-back`` or ``rollback --undo-partial`` of a failed apply: the failed
     #: attempt is closed and the migration is pending again
     RESOLVED_ROLLED_BACK = "resolved_rolled_back"
+    #: ``rollback --undo-partial`` of a journaled rollback: what it had undone is redone and
+    #: the migration is applied, as before the rollback began
+    ROLLBACK_UNDONE = "rollback_undone"
 
 
 @dataclass(frozen=True)

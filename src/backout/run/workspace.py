@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -11,14 +12,24 @@ from typing import Any, TypeVar
 from backout.dialects import dialect_for
 from backout.dialects.base import Actor, Dialect, RunLock, Session, utcnow
 from backout.model.errors import ConfigError, HistoryError, LockError, LockHeld
+from backout.model.script import Script
 from backout.model.urls import DatabaseURL
 from backout.project.config import Config
 from backout.project.layouts import load_project
 from backout.project.layouts.prisma import provider_dialect
-from backout.project.migration import Project
+from backout.project.migration import Migration, Project
 from backout.run.history import Event, EventLog, Ledger, LedgerRow
+from backout.run.host_history import (
+    HostChange,
+    HostEvent,
+    HostHistory,
+    HostSetup,
+    SqlWrite,
+    reconcile,
+)
+from backout.run.hosts import host_history_for
 from backout.run.runner import Executor, RunOptions
-from backout.run.status import StatusReport, being_applied, compute_status
+from backout.run.status import State, StatusReport, being_applied, compute_status
 
 T = TypeVar("T")
 
@@ -39,8 +50,14 @@ class Workspace:
     #: the database is a throwaway one that only this process knows (a rehearsal's scratch
     #: copy): no other run can change it between two of this run's steps
     private: bool = False
+    #: the host tool's own history table (dbmate's, golang-migrate's...), None: the layout's
+    #: ledger is the host tool's own (Prisma); see :mod:`backout.run.host_history`
+    host: HostHistory | None = None
     #: the last status computed, with what it was computed from (see :meth:`_status_of`)
     _status_memo: tuple[Any, ...] | None = field(default=None, init=False, repr=False)
+    #: keys applied as of the last status read and this run's host writes since, in the
+    #: project's order: what :class:`HostChange.applied_after` is computed from
+    _applied_now: list[str] | None = field(default=None, init=False, repr=False)
 
     @classmethod
     def open(cls, config: Config) -> Workspace:
@@ -60,6 +77,16 @@ class Workspace:
             )
         dialect = dialect_for(url)
         dialect.history_schema = config.history_schema
+        host = host_history_for(
+            HostSetup(dialect=dialect, project=project, url=url, table=_host_table(config, project))
+        )
+        if host is not None:
+            if "." in host.table_name and not dialect.has_schemas:
+                raise ConfigError(
+                    f"migrations_table {host.table_name!r}: a schema-qualified table needs a "
+                    f"database with schemas (PostgreSQL), not {dialect.display_name}"
+                )
+            dialect.host_table = host.table_name
         return cls(
             config=config,
             project=project,
@@ -70,6 +97,7 @@ class Workspace:
                 dialect, prisma=project.ledger == "prisma", history_schema=config.history_schema
             ),
             events=EventLog(dialect, config.history_schema),
+            host=host,
         )
 
     def connect(self, *, create: bool = True) -> Session:
@@ -159,7 +187,7 @@ class Workspace:
         self.events.check_version(session)
         exists = self.ledger.exists(session)
         rows = self.ledger.rows(session) if exists else []
-        report = self._status_of(rows, exists)
+        report = self._with_host(session, self._status_of(rows, exists))
         if report.unfinished:
             holder = self.run_lock_holder(session)
             if holder is not None:
@@ -178,6 +206,90 @@ class Workspace:
         report = compute_status(self.project, rows, ledger_exists=exists)
         self._status_memo = (self.project, exists, rows, report)
         return report
+
+    def _with_host(self, session: Session, report: StatusReport) -> StatusReport:
+        """``report`` as the host table says it is (one read of it), remembering what is
+        applied for the host writes that follow."""
+        if self.host is not None:
+            state = self.host.read(session)
+            applied = tuple(e.key for e in report.entries if e.is_applied)
+            failed = tuple(
+                e.key
+                for e in report.entries
+                if e.state is State.FAILED or e.interrupted is not None
+            )
+            report = reconcile(report, self.host.compare(state, applied, failed), self.host.tool)
+            if state.exists and not report.ledger_exists:
+                report = replace(report, ledger_exists=True)
+        self._applied_now = [e.key for e in report.entries if e.is_applied]
+        return report
+
+    def host_writes(
+        self,
+        session: Session,
+        event: HostEvent,
+        migration: Migration | None,
+        key: str,
+        *,
+        started: dt.datetime,
+        finished: dt.datetime | None = None,
+        script: Script | None = None,
+        error: str | None = None,
+        statements: int = 0,
+    ) -> list[SqlWrite]:
+        """The host table's counterpart of one ledger write (``[]`` without a host table),
+        to run in the same transaction; later calls see this change as made."""
+        if self.host is None:
+            return []
+        if self._applied_now is None:
+            self.read_status(session)
+        assert self._applied_now is not None
+        applied = _applied_after(self.project, self._applied_now, event, key)
+        change = HostChange(
+            event=event,
+            key=key,
+            migration=migration,
+            applied_after=applied,
+            started_at=started,
+            finished_at=finished,
+            actor=self.actor,
+            script=script,
+            error=error,
+            statements=statements,
+        )
+        writes = self.host.writes(session, change)
+        self._applied_now = list(applied)
+        return writes
+
+    def record_host(
+        self, executor: Executor, event: HostEvent, migration: Migration, **kw: Any
+    ) -> None:
+        """:meth:`host_writes` for ``migration``, run through ``executor`` (in whatever
+        transaction is open)."""
+        writes = self.host_writes(executor.session, event, migration, migration.key, **kw)
+        if writes and self.host is not None:
+            executor.comment(
+                f"{self.host.tool}: {migration.id} {event.value} in {self.host.table_name}"
+            )
+        for sql, params in writes:
+            executor.execute(sql, params or None)
+
+    def host_refusal(
+        self, event: HostEvent, migration: Migration, started: dt.datetime
+    ) -> str | None:
+        """Why the host table cannot record ``event`` for ``migration`` now (None: it can)."""
+        if self.host is None or self._applied_now is None:
+            return None
+        change = HostChange(
+            event=event,
+            key=migration.key,
+            migration=migration,
+            applied_after=_applied_after(self.project, self._applied_now, event, migration.key),
+            started_at=started,
+            finished_at=None,
+            actor=self.actor,
+        )
+        return self.host.refusal(change)
 
     def run_lock_holder(self, session: Session) -> str | None:
         """Who holds the run lock now (backout's, or Prisma Migrate's in the Prisma layout),
@@ -210,6 +322,14 @@ class Workspace:
             missing.extend(self.events.create_sql(self.actor, utcnow()))
         if not self.ledger.exists(session):
             missing.extend((sql, ()) for sql in self.ledger.create_sql())
+        if self.host is not None and not self.host.exists(session):
+            # first write since the host table went missing (or backout kept none before):
+            # created as its tool creates it, holding what backout counts as applied
+            rows = self.ledger.rows(session) if self.ledger.exists(session) else []
+            applied = tuple(
+                e.key for e in compute_status(self.project, rows, ledger_exists=True).applied
+            )
+            missing.extend(self.host.create_sql(applied))
         if not missing:
             return
         statements = [(sql, ()) for sql in self.dialect.ensure_url_schema(self.url)] + missing
@@ -269,3 +389,24 @@ class Workspace:
                 f"({len(report.edited)} edited migration(s))",
                 hint="restore the applied version (e.g. git checkout), or pass --allow-edited",
             )
+
+
+def _host_table(config: Config, project: Project) -> str | None:
+    """The host table's configured name: ``DBMATE_MIGRATIONS_TABLE`` (dbmate layout), else
+    ``migrations_table``; None: the tool's default."""
+    if project.layout == "dbmate" and config.dbmate_migrations_table:
+        return config.dbmate_migrations_table
+    return config.migrations_table
+
+
+def _applied_after(
+    project: Project, applied: list[str], event: HostEvent, key: str
+) -> tuple[str, ...]:
+    """``applied`` once ``event`` is recorded for ``key``, in the project's order."""
+    keys = [k for k in applied if k != key]
+    applies = (HostEvent.APPLIED, HostEvent.RESOLVED_APPLIED, HostEvent.ROLLBACK_UNDONE)
+    stays = event is not HostEvent.ROLLED_BACK and key in applied
+    if event in applies or stays:
+        keys.append(key)
+    order = {m.key: i for i, m in enumerate(project.migrations)}
+    return tuple(sorted(keys, key=lambda k: (order.get(k, len(order)), k)))

@@ -215,6 +215,17 @@ class MysqlBackupEngine(BackupEngine):
         #: the dialect whose sessions restores open (passed in: the dialect module imports this)
         self.dialect = dialect
 
+    def _snapshot(self, session: Session) -> SchemaSnapshot:
+        """The schema as the dialect's snapshots see it (the host table left out)."""
+        return read_mysql_snapshot(
+            session.query, exclude=self.dialect.is_host_table if self.dialect.host_table else None
+        )
+
+    def _ledgers(self) -> tuple[str, ...]:
+        """The ledger tables' names: backout's, Prisma's and the host tool's."""
+        host = self.dialect.host_table
+        return (*LEDGER_TABLES, host) if host and "." not in host else LEDGER_TABLES
+
     @staticmethod
     def _mariadb(session: Session) -> bool:
         return bool(getattr(session, "mariadb", True))
@@ -224,9 +235,11 @@ class MysqlBackupEngine(BackupEngine):
         return f"{Path(tool.path).name} {tool.version}"
 
     def ledger_tables(self, session: Session, history_schema: str) -> list[str]:
+        names = self._ledgers()
         rows = session.query(
             "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() "
-            "AND TABLE_NAME IN ('_prisma_migrations', 'backout_migrations') ORDER BY TABLE_NAME"
+            f"AND TABLE_NAME IN ({', '.join('%s' for _ in names)}) ORDER BY TABLE_NAME",
+            names,
         )
         return [str(r[0]) for r in rows]
 
@@ -250,7 +263,7 @@ class MysqlBackupEngine(BackupEngine):
         url = session.url
         database = str(url.database)
         tool = find_tool("dump", server_is_mariadb=self._mariadb(session))
-        snapshot = read_mysql_snapshot(session.query)
+        snapshot = self._snapshot(session)
         ledger = self.ledger_tables(session, history_schema)
         if data_tables is None:
             chosen = list(snapshot.tables)
@@ -286,7 +299,7 @@ class MysqlBackupEngine(BackupEngine):
             progress(f"{Path(tool.path).name}: schema and the rows of {len(included)} table(s)")
             with path.open("wb") as out:
                 _run(args, url=url, what=Path(tool.path).name, stdout=out, fds=options.fds)
-        if read_mysql_snapshot(session.query).fingerprint() != snapshot.fingerprint():
+        if self._snapshot(session).fingerprint() != snapshot.fingerprint():
             raise BackupError(
                 "the schema changed while the backup was being taken",
                 hint="run the command again",
@@ -422,7 +435,7 @@ class MysqlBackupEngine(BackupEngine):
         finish: Callable[[], None],
         progress: Progress,
     ) -> None:
-        plan = _RestorePlan.of(read_mysql_snapshot(session.query), request)
+        plan = _RestorePlan.of(self._snapshot(session), request)
         ledgers = self.ledger_tables(session, request.history_schema)
         try:
             session.execute("SET SESSION FOREIGN_KEY_CHECKS = 0")
@@ -431,7 +444,7 @@ class MysqlBackupEngine(BackupEngine):
             )
             progress("dropping what the backup re-creates")
             self._drop_for_restore(session, plan.drop)
-            for ledger in LEDGER_TABLES:
+            for ledger in self._ledgers():
                 if ledger in request.data_tables:
                     if ledger in ledgers:
                         session.execute(f"DROP TABLE {quote_identifier(ledger)}")

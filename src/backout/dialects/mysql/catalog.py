@@ -25,7 +25,7 @@ How MySQL's catalog maps onto :mod:`backout.model.schema`:
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 from backout.model.errors import DatabaseError
@@ -175,9 +175,16 @@ def _checks(query: QueryFn) -> list[tuple[Any, ...]]:
         return query(_CHECKS_MYSQL_SQL, None)
 
 
-def read_mysql_snapshot(query: QueryFn) -> SchemaSnapshot:
-    """The schema of the connection's database (see the module docstring)."""
-    tables_raw = [r for r in query(_TABLES_SQL, None) if not is_internal_table(_text(r[0]))]
+def read_mysql_snapshot(
+    query: QueryFn, *, exclude: Callable[[str | None, str], bool] | None = None
+) -> SchemaSnapshot:
+    """The schema of the connection's database (see the module docstring); ``exclude(None,
+    name)`` may leave out more tables (the host tool's history table)."""
+    tables_raw = [
+        r
+        for r in query(_TABLES_SQL, None)
+        if not is_internal_table(_text(r[0])) and not (exclude and exclude(None, _text(r[0])))
+    ]
     names = {_text(r[0]) for r in tables_raw}
     table_collation = {_text(r[0]): _text(r[2]) for r in tables_raw}
     comments: list[CommentInfo] = []

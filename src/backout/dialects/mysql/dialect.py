@@ -150,6 +150,15 @@ class MysqlDialect(Dialect):
     parser_packages: ClassVar[tuple[str, ...]] = ("sqlglot",)
     display_name: ClassVar[str] = "MySQL/MariaDB"
     has_schemas: ClassVar[bool] = False
+    # dbmate pkg/driver/mysql CreateMigrationsTable; golang-migrate database/mysql (no table
+    # options: both take the server's defaults)
+    dbmate_table_ddl: ClassVar[tuple[str, ...]] = (
+        "CREATE TABLE IF NOT EXISTS {table} (version varchar(128) PRIMARY KEY)",
+    )
+    golang_migrate_table_ddl: ClassVar[tuple[str, ...]] = (
+        "CREATE TABLE IF NOT EXISTS {table} (version bigint NOT NULL PRIMARY KEY, "
+        "dirty boolean NOT NULL)",
+    )
     # MySQLDatabase.getRawCreateScript (flyway-mysql), no tablespace, no baseline
     flyway_history_ddl: ClassVar[tuple[str, ...]] = (
         "CREATE TABLE {table} (\n"
@@ -523,7 +532,7 @@ class MysqlDialect(Dialect):
             "AND TABLE_TYPE = 'BASE TABLE' AND TABLE_NAME NOT LIKE 'backout\\\\_%' "
             "AND TABLE_NAME <> '_prisma_migrations' ORDER BY TABLE_NAME"
         )
-        return [str(r[0]) for r in rows]
+        return [str(r[0]) for r in rows if not self.is_host_table(None, str(r[0]))]
 
     def to_db_time(self, value: dt.datetime) -> object:
         # DATETIME(3) holds naive UTC (sessions run with time_zone '+00:00').
@@ -536,7 +545,9 @@ class MysqlDialect(Dialect):
     # --- catalog and impact --------------------------------------------------------------------
 
     def snapshot(self, session: Session) -> SchemaSnapshot:
-        return read_mysql_snapshot(session.query)
+        return read_mysql_snapshot(
+            session.query, exclude=self.is_host_table if self.host_table else None
+        )
 
     def table_stats(self, session: Session, snapshot: SchemaSnapshot) -> dict[str, TableStats]:
         return read_table_stats(session.query, snapshot)

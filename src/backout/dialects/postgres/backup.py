@@ -194,14 +194,25 @@ class PostgresBackupEngine(BackupEngine):
     def ledger_tables(self, session: Session, history_schema: str) -> list[str]:
         # Prisma's ledger lives in the project's schema: another project's is not ours
         scope = url_scope(session.url)
+        # the host tool's table (dbmate's, golang-migrate's): its schema, or the search path's
+        host = self.dialect.host_table
+        host_schema, _, host_name = (host or "").rpartition(".")
         rows = session.query(
             "SELECT n.nspname::text, c.relname::text FROM pg_catalog.pg_class c "
             "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
             "WHERE c.relkind IN ('r', 'p') AND ((c.relname = %s "
             "AND n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\\_%%' "
             "AND (%s::text[] IS NULL OR n.nspname = ANY(%s::text[]))) "
-            "OR (n.nspname = %s AND c.relname = 'migrations')) ORDER BY 1, 2",
-            (PRISMA_TABLE, scope, scope, history_schema),
+            "OR (n.nspname = %s AND c.relname = 'migrations') "
+            "OR (c.relname = %s AND n.nspname = coalesce(%s, current_schema()))) ORDER BY 1, 2",
+            (
+                PRISMA_TABLE,
+                scope,
+                scope,
+                history_schema,
+                host_name or None,
+                host_schema or None,
+            ),
         )
         return [qualified_name(str(schema), str(name)) for schema, name in rows]
 

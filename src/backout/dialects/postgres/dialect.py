@@ -156,6 +156,14 @@ class PostgresDialect(Dialect):
     parser_packages: ClassVar[tuple[str, ...]] = ("pglast",)
     display_name: ClassVar[str] = "PostgreSQL"
     has_schemas: ClassVar[bool] = True
+    # dbmate pkg/driver/postgres CreateMigrationsTable; golang-migrate database/postgres
+    dbmate_table_ddl: ClassVar[tuple[str, ...]] = (
+        "CREATE TABLE IF NOT EXISTS {table} (version varchar PRIMARY KEY)",
+    )
+    golang_migrate_table_ddl: ClassVar[tuple[str, ...]] = (
+        "CREATE TABLE IF NOT EXISTS {table} (version bigint NOT NULL PRIMARY KEY, "
+        "dirty boolean NOT NULL)",
+    )
     # PostgreSQLDatabase.getRawCreateScript (flyway-database-postgresql), no tablespace
     flyway_history_ddl: ClassVar[tuple[str, ...]] = (
         "CREATE TABLE {table} (\n"
@@ -416,6 +424,7 @@ class PostgresDialect(Dialect):
             schemas=url_scope(session.url),
             history_schema=self.history_schema,
             batch=session.query_many,
+            exclude=self.is_host_table if self.host_table else None,
         )
 
     def table_stats(self, session: Session, snapshot: SchemaSnapshot) -> dict[str, TableStats]:
@@ -638,7 +647,12 @@ class PostgresDialect(Dialect):
             "AND (%s::text[] IS NULL OR n.nspname = ANY(%s::text[])) ORDER BY 1",
             (["information_schema", history_schema], scope, scope),
         )
-        return [str(r[0]) for r in rows]
+        return [str(r[0]) for r in rows if not self._host_key(str(r[0]))]
+
+    def _host_key(self, key: str) -> bool:
+        """Whether a ``schema.table`` key (as format('%I.%I') gives it) is the host table."""
+        schema, _, name = key.rpartition(".")
+        return self.is_host_table(schema.strip('"'), name.strip('"'))
 
     def ensure_url_schema(self, url: DatabaseURL) -> list[str]:
         # Prisma's migrate deploy creates the ?schema= schema too.

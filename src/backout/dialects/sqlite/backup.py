@@ -24,7 +24,15 @@ from pathlib import Path
 from typing import ClassVar, Final
 from urllib.parse import quote
 
-from backout.dialects.base import Actor, BackupEngine, DumpResult, Progress, RestoreRequest, Session
+from backout.dialects.base import (
+    Actor,
+    BackupEngine,
+    Dialect,
+    DumpResult,
+    Progress,
+    RestoreRequest,
+    Session,
+)
 from backout.dialects.sqlite.catalog import read_sqlite_snapshot
 from backout.model.errors import BackupError, DatabaseError, LockError
 from backout.model.identifiers import quote_identifier
@@ -130,13 +138,28 @@ class SqliteBackupEngine(BackupEngine):
     file_suffix: ClassVar[str] = ".sqlite3"
     constraints_in_place: ClassVar[bool] = False
 
+    def __init__(self, dialect: Dialect | None = None) -> None:
+        #: the dialect whose host table (dbmate's, golang-migrate's) is kept like a ledger
+        self.dialect = dialect
+
+    def _exclude(self) -> Callable[[str, str], bool] | None:
+        dialect = self.dialect
+        return dialect.is_host_table if dialect is not None and dialect.host_table else None
+
+    def _ledgers(self) -> tuple[str, ...]:
+        """The ledger tables' names: backout's, Prisma's and the host tool's."""
+        host = self.dialect.host_table if self.dialect is not None else None
+        return (*LEDGER_TABLES, host) if host and "." not in host else LEDGER_TABLES
+
     def check_tools(self, session: Session) -> str:
         return f"sqlite3 backup API {sqlite3.sqlite_version}"
 
     def ledger_tables(self, session: Session, history_schema: str) -> list[str]:
+        names = tuple(n.lower() for n in self._ledgers())
         rows = session.query(
             "SELECT name FROM main.sqlite_master WHERE type = 'table' "
-            "AND lower(name) IN ('_prisma_migrations', 'backout_migrations') ORDER BY name"
+            f"AND lower(name) IN ({', '.join('%s' for _ in names)}) ORDER BY name",
+            names,
         )
         return [str(r[0]) for r in rows]
 
@@ -194,7 +217,7 @@ class SqliteBackupEngine(BackupEngine):
                         "the schema changed while the backup was being taken",
                         hint="run the command again",
                     )
-                snapshot = read_sqlite_snapshot(session.query)
+                snapshot = read_sqlite_snapshot(session.query, exclude=self._exclude())
                 counts = self.row_counts(session, included)
                 progress(f"copying the rows of {len(included)} table(s)")
                 for table in included:
@@ -224,7 +247,7 @@ class SqliteBackupEngine(BackupEngine):
         conn.execute("BEGIN")
         try:
             # One read transaction: the schema, the counts and the copy see the same state.
-            snapshot = read_sqlite_snapshot(session.query)
+            snapshot = read_sqlite_snapshot(session.query, exclude=self._exclude())
             included = tuple(dict.fromkeys([*snapshot.tables, *ledger]))
             counts = self.row_counts(session, included)
             target = sqlite3.connect(path, isolation_level=None)
@@ -292,7 +315,10 @@ class SqliteBackupEngine(BackupEngine):
             def query(sql: str, params: Sequence[object] | None) -> list[tuple[object, ...]]:
                 return list(conn.execute(sql.replace("%s", "?"), params or ()).fetchall())
 
-            if read_sqlite_snapshot(query).fingerprint() != snapshot.fingerprint():
+            if (
+                read_sqlite_snapshot(query, exclude=self._exclude()).fingerprint()
+                != snapshot.fingerprint()
+            ):
                 raise BackupError(f"backup {path.name} does not hold the recorded schema")
             for table in tables:
                 (count,) = conn.execute(
@@ -406,7 +432,7 @@ class SqliteBackupEngine(BackupEngine):
         rebuilt = backup_tables if request.full else data & backup_tables
         progress("dropping what the backup re-creates")
         _drop_differing(conn, wanted, rebuilt, full=request.full)
-        for ledger in LEDGER_TABLES:
+        for ledger in self._ledgers():
             if ledger not in backup_tables and _has_table(conn, "main", ledger):
                 # The backup was taken before this ledger existed: nothing was applied then.
                 conn.execute(f"DELETE FROM main.{quote_identifier(ledger)}")

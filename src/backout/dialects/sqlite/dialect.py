@@ -205,6 +205,15 @@ class SqliteDialect(Dialect):
     parser_packages: ClassVar[tuple[str, ...]] = ("sqlglot",)
     display_name: ClassVar[str] = "SQLite"
     has_schemas: ClassVar[bool] = False
+    # dbmate pkg/driver/sqlite; golang-migrate database/sqlite3 (SQLite keeps the text: it is
+    # written as each tool writes it)
+    dbmate_table_ddl: ClassVar[tuple[str, ...]] = (
+        "CREATE TABLE IF NOT EXISTS {table} (version varchar(128) primary key)",
+    )
+    golang_migrate_table_ddl: ClassVar[tuple[str, ...]] = (
+        "CREATE TABLE IF NOT EXISTS {table} (version uint64,dirty bool)",
+        "CREATE UNIQUE INDEX IF NOT EXISTS version_unique ON {table} (version)",
+    )
     # SQLiteDatabase.getRawCreateScript (flyway-core), no baseline
     flyway_history_ddl: ClassVar[tuple[str, ...]] = (
         "CREATE TABLE {table} (\n"
@@ -512,7 +521,9 @@ class SqliteDialect(Dialect):
         return url.path is None or url.path.exists()
 
     def snapshot(self, session: Session) -> SchemaSnapshot:
-        return read_sqlite_snapshot(session.query)
+        return read_sqlite_snapshot(
+            session.query, exclude=self.is_host_table if self.host_table else None
+        )
 
     def table_stats(self, session: Session, snapshot: SchemaSnapshot) -> dict[str, TableStats]:
         return read_table_stats(session.query, snapshot)
@@ -569,7 +580,7 @@ class SqliteDialect(Dialect):
             "ESCAPE '\\' AND name NOT LIKE 'backout\\_%' ESCAPE '\\' "
             "AND name <> '_prisma_migrations' ORDER BY name"
         )
-        return [str(r[0]) for r in rows]
+        return [str(r[0]) for r in rows if not self.is_host_table(None, str(r[0]))]
 
     def to_db_time(self, value: dt.datetime) -> object:
         return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + "+00:00"
@@ -579,7 +590,7 @@ class SqliteDialect(Dialect):
         return int(value.timestamp() * 1000)
 
     def backup_engine(self) -> BackupEngine:
-        return SqliteBackupEngine()
+        return SqliteBackupEngine(self)
 
     # --- checks, rehearsals and drafts ---------------------------------------------------------
 
