@@ -36,6 +36,7 @@ FILES = {
     "db/migration/more/V1_1__second_step.sql": V11,
     "db/migration/U1_1__second_step.sql": "SELECT 3;\n",
     "db/migration/R__views.sql": "SELECT 4;\n",
+    "db/migration/V3__journaled.sql": "-- backout:transaction off\nCREATE TABLE j (id int);\n",
 }
 
 
@@ -230,10 +231,10 @@ def test_failed_apply_is_recorded_where_flyway_records_it(
     else:
         # transactional DDL: Flyway's failed transaction was rolled back, nothing recorded
         assert table_rows(url) == []
-    # a script that stopped part-way (journaled) is recorded everywhere
-    partway = change(project, HostEvent.FAILED, "1", error="boom", statements=1)
+    # a script run statement by statement (not one transaction) is recorded everywhere
+    partway = change(project, HostEvent.FAILED, "3", error="boom", statements=1)
     run_writes(session, fsh.writes(session, partway))
-    assert [r[-1] for r in table_rows(url)] == [False]
+    assert [(r[1], r[-1]) for r in table_rows(url)] == [("3", False)]
 
 
 def flyway_insert(

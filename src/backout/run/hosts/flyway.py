@@ -167,25 +167,37 @@ class FlywayHistory:
             return self._delete(session, change.key, failed_only=True)
         if migration is None:
             return []  # no file: nothing Flyway could describe
-        if event is HostEvent.APPLIED:
-            return [self._insert(migration, migration.up, change.duration_ms, success=True)]
+        if event in (HostEvent.APPLIED, HostEvent.ROLLBACK_UNDONE):
+            # ROLLBACK_UNDONE (`rollback --undo-partial` of a journaled rollback): applied
+            # again; its row is still there, since only a finished rollback deletes it
+            return self._applied_row(session, migration, change)
         if event is HostEvent.RESOLVED_APPLIED:
             return [
                 *self._delete(session, change.key, failed_only=True),
                 self._insert(migration, migration.up, 0, success=True),
             ]
-        if event is HostEvent.FAILED and self._recorded_when_failed(migration, change):
+        if event is HostEvent.FAILED and self._recorded_when_failed(migration):
             return [self._insert(migration, migration.up, change.duration_ms, success=False)]
         return []
+
+    def _applied_row(
+        self, session: Session, migration: Migration, change: HostChange
+    ) -> list[SqlWrite]:
+        """A success row, unless the version already has one as its latest (the migration
+        stayed applied in Flyway's eyes, e.g. a journaled rollback undone part-way)."""
+        if change.event is HostEvent.ROLLBACK_UNDONE and self.exists(session):
+            latest = {r.key: r for r in self.state_of(self._rows(session))}
+            if change.key in latest and latest[change.key].success:
+                return []
+        return [self._insert(migration, migration.up, change.duration_ms, success=True)]
 
     def refusal(self, change: HostChange) -> str | None:
         """Flyway's table can record every change backout makes."""
         return None
 
-    def _recorded_when_failed(self, migration: Migration, change: HostChange) -> bool:
-        """Flyway records a failure unless the migration's transaction rolled it back."""
-        if change.statements > 0:
-            return True
+    def _recorded_when_failed(self, migration: Migration) -> bool:
+        """Flyway records a failure unless the migration's transaction rolled it back (its
+        script ran as one transaction, on a database whose DDL is transactional)."""
         try:
             return not prepare(self.dialect, migration.up).transactional
         except ProjectError:
