@@ -102,6 +102,11 @@ def test_a_failed_migration_is_recorded_as_flyway_records_it(tmp_path: Path, url
         # no DDL transactions: Flyway's DbMigrate writes success = false
         assert failed == [(3, "2", "bad", "SQL", "V2__bad.sql", failed[0][5], False)]
         assert tables(url) == {"users", "items", "bad"}
+        # resolve --rolled-back deletes the failed row, as `flyway repair` does
+        sql(url, "DROP TABLE bad")
+        resolved = run(["resolve", "V2__bad", "--rolled-back"], project=tmp_path, url=url)
+        assert resolved.exit_code == 0, resolved.output
+        assert [r[1] for r in rows(url)] == ["1", "1.1"]
     else:
         # rolled back with its transaction: Flyway records nothing
         assert failed == []
