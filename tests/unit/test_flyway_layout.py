@@ -216,3 +216,18 @@ def test_explicit_layout_and_new_scaffold_flyway_names(tmp_path: Path) -> None:
     project: Project = load_project(tmp_path, layout="flyway")
     (migration,) = project.migrations
     assert migration.down is not None and migration.id == result.migration_id
+
+
+def test_undo_path_follows_the_projects_prefixes(tmp_path: Path) -> None:
+    from backout.project.layouts.flyway import undo_path
+
+    assert undo_path(tmp_path, tmp_path / "db/migration/sub/V1_1__a.sql") == (
+        tmp_path / "db/migration/sub/U1_1__a.sql"
+    )
+    make(
+        tmp_path, {"flyway.conf": "flyway.sqlMigrationPrefix=M\nflyway.undoSqlMigrationPrefix=D\n"}
+    )
+    assert undo_path(tmp_path, tmp_path / "x/M2__b.sql") == tmp_path / "x/D2__b.sql"
+    (tmp_path / "db/migration").mkdir(parents=True)
+    created = new(Config(root=tmp_path, layout="flyway"), "c").created
+    assert sorted(p.name[0] for p in created) == ["D", "M"]

@@ -10,6 +10,7 @@ from pathlib import Path
 from backout.model.errors import ProjectError, UsageError
 from backout.project.config import CONFIG_FILE, Config
 from backout.project.layouts import DEFAULT_DIRS, detect, load_project
+from backout.project.layouts.flyway import read_settings, undo_path
 from backout.project.migration import Migration, Project
 
 ROLLBACK_HEADER = """\
@@ -167,7 +168,8 @@ def new(config: Config, name: str, *, now: dt.datetime | None = None) -> NewResu
         stamp = str(int(stamp) + 1)
     migration_id = f"{stamp}_{_slug(name)}"
     if project.layout == "flyway":
-        migration_id = f"V{stamp}__{_slug(name)}"
+        settings = read_settings(project.root)
+        migration_id = f"{settings.prefix}{stamp}{settings.separator}{_slug(name)}"
     created = _write_pair(project, migration_id)
     return NewResult(migration_id=migration_id, created=created)
 
@@ -179,7 +181,7 @@ def _rollback_path(project: Project, migration_id: str) -> Path:
         return rollback_dir / f"{migration_id}_rollback.sql"
     if project.layout == "flyway":
         # Flyway's undo script: U<version>__<description>.sql beside V<version>__...
-        return folder / f"U{migration_id[1:]}.sql"
+        return undo_path(project.root, folder / f"{migration_id}.sql")
     return folder / f"{migration_id}.down.sql"
 
 

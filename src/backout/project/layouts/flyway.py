@@ -132,6 +132,14 @@ def parse_name(name: str, settings: FlywaySettings) -> FlywayName | None:
     return None
 
 
+def undo_path(root: Path, forward: Path) -> Path:
+    """Where Flyway's undo script of ``forward`` (``V1__a.sql``) goes: ``U1__a.sql`` beside it
+    (the prefixes of the project's Flyway settings)."""
+    settings = read_settings(root)
+    rest = forward.name.removeprefix(settings.prefix)
+    return forward.with_name(settings.undo_prefix + rest)
+
+
 def read_settings(root: Path) -> FlywaySettings:
     """Flyway's settings from ``flyway.toml``, else ``flyway.conf`` / ``conf/flyway.conf``."""
     toml = root / "flyway.toml"
