@@ -305,7 +305,7 @@ def test_delete_undo_and_baseline_rows_as_flyway_reads_them(
     flyway_insert(
         url, 2, "1.1", "second step", "SQL", "more/V1_1__second_step.sql", V11_CHECKSUM, True
     )
-    # Flyway 9+'s repair marks a version deleted with a DELETE row: no longer applied
+    # recent Flyway's repair marks a version deleted with a DELETE row: no longer applied
     flyway_insert(
         url, 3, "1.1", "second step", "DELETE", "more/V1_1__second_step.sql", V11_CHECKSUM, True
     )

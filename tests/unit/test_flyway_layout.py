@@ -1,7 +1,7 @@
 """The Flyway layout: names, versions, descriptions, settings files, checksums as Flyway's.
 
 The golden checksums below were derived by hand from Flyway's source, not from backout's code:
-``LoadableResource.calculateChecksum`` (Flyway 9/10; ``ChecksumCalculator`` before) reads the
+``LoadableResource.calculateChecksum`` (2023-2024 sources; ``ChecksumCalculator`` before) reads the
 file with ``BufferedReader.readLine`` (terminators ``\\n``, ``\\r``, ``\\r\\n`` dropped), drops a
 BOM from the first line (``BomFilter.FilterBomFromString``), feeds each line's UTF-8 bytes into
 one ``java.util.zip.CRC32`` and stores ``(int) crc32.getValue()``, a signed 32-bit int. The

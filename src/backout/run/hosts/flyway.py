@@ -21,8 +21,9 @@ it (the source behind each rule is quoted in docs/history.md, "Flyway"):
   as pending (``MigrationInfoServiceImpl.getPendingResolvedVersionedMigrations``) and
   ``flyway migrate`` applies it again. An ``UNDO_SQL`` row is not an option: open-source
   Flyway's ``CoreMigrationType`` has no such constant, so reading it throws
-  (``BaseAppliedMigration`` → ``CoreMigrationType.fromString``). A ``DELETE`` row (what Flyway
-  9+'s repair writes for a missing migration) would work on Flyway 9+ only.
+  (``BaseAppliedMigration`` → ``CoreMigrationType.fromString``). A ``DELETE`` row (what recent
+  Flyway's repair writes for a missing migration) works only where Flyway knows that type
+  (2022+ sources; the 2017-2020 ``MigrationType`` has no ``DELETE``).
 - **resolve --applied**: a success row with ``execution_time = 0``;
   **resolve --rolled-back**: the failed rows deleted, as ``flyway repair`` does.
 
