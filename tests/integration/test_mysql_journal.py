@@ -321,6 +321,7 @@ def test_up_failing_then_resume_after_the_fix(tmp_path: Path, mysql_url: str, fa
     sql(mysql_url, "DROP TABLE posts")
     sql(mysql_url, "DROP TABLE users")
     sql(mysql_url, "DROP TABLE backout_migrations")
+    sql(mysql_url, "DROP TABLE schema_migrations")  # golang-migrate's, kept beside it
     assert run(["up"], project=clean, url=mysql_url).exit_code == 0
     assert db_state(mysql_url).schema == resumed.schema
 

@@ -85,6 +85,7 @@ def status_entry_json(
 
     return {
         "applying_by": entry.applying_by,
+        "recorded_by": entry.recorded_by,
         "remains": residue_json(residue),
         "id": entry.id,
         "version": migration.version if migration else None,
@@ -115,6 +116,7 @@ def status_json(
     database_source: str,
     history_table: str,
     database_exists: bool,
+    host_table: str | None = None,
     notes: Sequence[str] = (),
     residues: Mapping[str, Residue] | None = None,
     broken: Mapping[str, str] | None = None,
@@ -133,6 +135,7 @@ def status_json(
         "database_source": database_source,
         "database_exists": database_exists,
         "history_table": history_table,
+        "host_table": host_table,
         "migrations": [status_entry_json(e, residues.get(e.id), broken) for e in entries],
         "unfinished_restores": [
             {

@@ -92,6 +92,7 @@ def status(as_json: bool, url: str | None, project: Path | None, config_file: Pa
                 database=ws.url.masked(),
                 database_source=config.url_source,
                 history_table=ws.ledger.name,
+                host_table=ws.host.table_name if ws.host is not None else None,
                 database_exists=result.database_exists,
                 notes=result.notes,
                 residues=result.residues,

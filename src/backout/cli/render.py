@@ -244,6 +244,9 @@ def status(result: StatusResult) -> None:
             )
         state = entry.state.value.replace("_", " ") + (f" ({', '.join(flags)})" if flags else "")
         style = "bold red" if flags else _STATE_STYLE[entry.state.value]
+        if entry.recorded_by:
+            # the host tool did it on its own: no checksum or time known, never guessed
+            state += f" by {entry.recorded_by}"
         if migration is None:
             rollback, risk = ("—", "dim"), ("", "")
         elif migration.down is None:
