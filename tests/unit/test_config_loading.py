@@ -253,7 +253,10 @@ timeout = "90s"
         ("migrations_dir = ''\n", "migrations_dir must be a non-empty string"),
         ("rollback_dir = 5\n", "rollback_dir must be a non-empty string"),
         ("layout = 3\n", "layout must be a string"),
-        ("layout = 'flyway'\n", "unknown layout 'flyway' (known: prisma, plain, dbmate)"),
+        (
+            "layout = 'liquibase'\n",
+            "unknown layout 'liquibase' (known: prisma, plain, dbmate, flyway)",
+        ),
         ("database_url = 5\n", "database_url must be a string"),
         ("shadow_url = false\n", "shadow_url must be a string"),
         ("lock_retries = -1\n", "lock_retries must be a non-negative integer"),

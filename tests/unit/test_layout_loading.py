@@ -612,7 +612,7 @@ def test_no_migrations_folder(tmp_path: Path) -> None:
     exc = load_error(tmp_path)
     assert str(exc) == (
         f"no migrations folder found in {tmp_path} "
-        "(looked for prisma/migrations, migrations/ and db/migrations/)"
+        "(looked for prisma/migrations, migrations/, db/migrations/ and Flyway's db/migration/)"
     )
 
 
@@ -663,8 +663,8 @@ def test_explicit_empty_folder(tmp_path: Path) -> None:
 
 
 def test_unknown_layout_name(tmp_path: Path) -> None:
-    assert str(load_error(tmp_path, layout="flyway")) == (
-        "unknown layout 'flyway' (known: prisma, plain, dbmate)"
+    assert str(load_error(tmp_path, layout="liquibase")) == (
+        "unknown layout 'liquibase' (known: prisma, plain, dbmate, flyway)"
     )
 
 

@@ -116,13 +116,15 @@ def status_json(
     notes: Sequence[str] = (),
     residues: Mapping[str, Residue] | None = None,
     broken: Mapping[str, str] | None = None,
+    repeatables: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """The ``status --json`` document."""
+    """The ``status --json`` document (``repeatables``: Flyway's ``R__`` files, listed)."""
     entries = report.entries
     residues = residues or {}
     broken = broken or {}
     return {
         "notes": list(notes),
+        "repeatables": list(repeatables),
         "format": JSON_FORMAT,
         "layout": layout,
         "database": database,

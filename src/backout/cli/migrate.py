@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 @main.command()
 @click.option(
     "--layout",
-    type=click.Choice(["prisma", "plain", "dbmate"]),
+    type=click.Choice(["prisma", "plain", "dbmate", "flyway"]),
     help="Layout to use (default: detect it; needed to start a new project).",
 )
 @click.option("--force", is_flag=True, help="Overwrite an existing backout.toml.")
@@ -99,6 +99,7 @@ def status(as_json: bool, url: str | None, project: Path | None, config_file: Pa
                 notes=result.notes,
                 residues=result.residues,
                 broken=result.broken,
+                repeatables=[s.display for s in ws.project.repeatables],
             )
         )
     else:

@@ -330,6 +330,12 @@ def _status_notes(result: StatusResult) -> None:
     for error in result.broken.values():
         say(("broken rollback: ", "bold red"), error, " (`rollback` refuses it)", wrap=False)
     _file_notes(report)
+    for script in result.workspace.project.repeatables:
+        say(
+            ("repeatable: ", "bold"),
+            f"{script.display} (Flyway re-runs it whenever it changes; backout lists it, "
+            "never applies or rolls it back)",
+        )
 
 
 def _status_counts(report: StatusReport) -> str:

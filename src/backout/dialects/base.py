@@ -495,6 +495,16 @@ class Dialect(ABC):
     #: ``CREATE TABLE`` (and index) of golang-migrate's ``schema_migrations`` exactly as its
     #: driver for this database creates it (``ensureVersionTable``; ``{table}`` as above)
     golang_migrate_table_ddl: ClassVar[tuple[str, ...]] = ()
+    #: ``flyway_schema_history`` as Flyway creates it on this database (its
+    #: ``getRawCreateScript``), one statement each; placeholders: ``{table}`` the qualified
+    #: table, ``{bare}`` the quoted bare name, ``{pk}``/``{idx}`` the quoted constraint and
+    #: index names, ``{qidx}`` the index name qualified like the table. Empty: not supported
+    flyway_history_ddl: ClassVar[tuple[str, ...]] = ()
+    #: SQL expression for Flyway's ``installed_by`` (its ``doGetCurrentUser``)
+    flyway_installed_by: ClassVar[str] = "''"
+    #: Flyway qualifies its table with this schema when none is configured (SQLite's
+    #: ``main``); None: the session's current schema/database, unqualified
+    flyway_default_schema: ClassVar[str | None] = None
 
     @abstractmethod
     def connect(

@@ -30,6 +30,7 @@ from backout.model.effects import Action, ObjectKind
 from backout.model.errors import BackoutError, UsageError
 from backout.model.schema import SchemaSnapshot, TableInfo, diff_schemas
 from backout.model.script import Risk
+from backout.project.layouts.flyway import undo_path
 from backout.project.migration import Migration, Project
 from backout.run.replay import apply_unrecorded, ensure_url_schema, scratch_workspace
 from backout.run.runner import prepare
@@ -88,6 +89,8 @@ def rollback_path(project: Project, migration: Migration) -> Path:
         return folder / f"{migration.id}_rollback.sql"
     if project.layout == "dbmate":
         return migration.up.path
+    if project.layout == "flyway":
+        return undo_path(project.root, migration.up.path)
     return project.migrations_dir / f"{migration.id}.down.sql"
 
 

@@ -23,7 +23,7 @@ from backout.model.urls import DatabaseURL, parse_url
 from backout.project.prisma_schema import UnsetVariable, read_datasource, schema_files, url_field
 
 DEFAULT_URL = "sqlite:///backout.db"
-LAYOUT_NAMES = ("prisma", "plain", "dbmate")
+LAYOUT_NAMES = ("prisma", "plain", "dbmate", "flyway")
 HOOK_NAMES = ("stop_app", "before_rollback", "after_rollback", "deploy_previous", "smoke")
 #: ``rollback --update-schema`` / ``[prisma] update_schema``: how schema.prisma follows a rollback
 UPDATE_SCHEMA_MODES = ("off", "pull", "git")

@@ -52,6 +52,9 @@ class Project:
     provider: str | None = None
     #: the file that declared :attr:`provider` (shown in messages)
     provider_source: str = "prisma/migrations/migration_lock.toml"
+    #: scripts the host tool re-runs whenever they change and backout only lists (Flyway's
+    #: repeatable ``R__`` migrations): never applied or rolled back by backout
+    repeatables: tuple[Script, ...] = ()
 
     def rel(self, path: Path) -> str:
         """A path as shown to users: relative to the project root when inside it."""

@@ -10,6 +10,7 @@ from pathlib import Path
 from backout.model.errors import ProjectError, UsageError
 from backout.project.config import CONFIG_FILE, Config
 from backout.project.layouts import DEFAULT_DIRS, detect, load_project
+from backout.project.layouts.flyway import read_settings, undo_path
 from backout.project.migration import Migration, Project
 
 ROLLBACK_HEADER = """\
@@ -81,11 +82,11 @@ def init(config: Config, *, layout: str | None = None, force: bool = False) -> I
         except ProjectError as exc:
             raise UsageError(
                 f"cannot detect the layout: {exc}",
-                hint="pass --layout prisma|plain|dbmate to start a new migrations folder",
+                hint="pass --layout prisma|plain|dbmate|flyway to start a new migrations folder",
             ) from exc
     else:
         if layout not in DEFAULT_DIRS:
-            raise UsageError(f"unknown layout {layout!r} (known: prisma, plain, dbmate)")
+            raise UsageError(f"unknown layout {layout!r} (known: prisma, plain, dbmate, flyway)")
         folder = config.migrations_dir or next(
             (root / d for d in DEFAULT_DIRS[layout] if (root / d).is_dir()),
             root / DEFAULT_DIRS[layout][0],
@@ -166,6 +167,9 @@ def new(config: Config, name: str, *, now: dt.datetime | None = None) -> NewResu
     while stamp in versions:
         stamp = str(int(stamp) + 1)
     migration_id = f"{stamp}_{_slug(name)}"
+    if project.layout == "flyway":
+        settings = read_settings(project.root)
+        migration_id = f"{settings.prefix}{stamp}{settings.separator}{_slug(name)}"
     created = _write_pair(project, migration_id)
     return NewResult(migration_id=migration_id, created=created)
 
@@ -175,6 +179,9 @@ def _rollback_path(project: Project, migration_id: str) -> Path:
     if project.layout == "prisma":
         rollback_dir = project.rollback_dir or folder.parent / "rollback"
         return rollback_dir / f"{migration_id}_rollback.sql"
+    if project.layout == "flyway":
+        # Flyway's undo script: U<version>__<description>.sql beside V<version>__...
+        return undo_path(project.root, folder / f"{migration_id}.sql")
     return folder / f"{migration_id}.down.sql"
 
 
@@ -191,6 +198,8 @@ def _write_pair(project: Project, migration_id: str) -> list[Path]:
     rollback = _rollback_path(project, migration_id)
     if project.layout == "prisma":
         forward = folder / migration_id / "migration.sql"
+    elif project.layout == "flyway":
+        forward = folder / f"{migration_id}.sql"
     else:
         forward = folder / f"{migration_id}.up.sql"
     forward.parent.mkdir(parents=True, exist_ok=True)

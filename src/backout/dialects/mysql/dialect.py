@@ -160,6 +160,25 @@ class MysqlDialect(Dialect):
         "CREATE TABLE IF NOT EXISTS {table} (version bigint NOT NULL PRIMARY KEY, "
         "dirty boolean NOT NULL)",
     )
+    # MySQLDatabase.getRawCreateScript (flyway-mysql), no tablespace, no baseline
+    flyway_history_ddl: ClassVar[tuple[str, ...]] = (
+        "CREATE TABLE {table} (\n"
+        "    `installed_rank` INT NOT NULL,\n"
+        "    `version` VARCHAR(50),\n"
+        "    `description` VARCHAR(200) NOT NULL,\n"
+        "    `type` VARCHAR(20) NOT NULL,\n"
+        "    `script` VARCHAR(1000) NOT NULL,\n"
+        "    `checksum` INT,\n"
+        "    `installed_by` VARCHAR(100) NOT NULL,\n"
+        "    `installed_on` TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP,\n"
+        "    `execution_time` INT NOT NULL,\n"
+        "    `success` BOOL NOT NULL,\n"
+        "    CONSTRAINT {pk} PRIMARY KEY (`installed_rank`)\n"
+        ") ENGINE=InnoDB",
+        "CREATE INDEX {idx} ON {table} (`success`)",
+    )
+    #: MySQLDatabase.doGetCurrentUser
+    flyway_installed_by: ClassVar[str] = "SUBSTRING_INDEX(USER(),'@',1)"
     timestamp_type: ClassVar[str] = "DATETIME(3)"
     serial_primary_key: ClassVar[str] = "BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY"
     table_options: ClassVar[str] = (

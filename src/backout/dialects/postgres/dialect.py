@@ -182,6 +182,25 @@ class PostgresDialect(Dialect):
         "CREATE TABLE IF NOT EXISTS {table} (version bigint NOT NULL PRIMARY KEY, "
         "dirty boolean NOT NULL)",
     )
+    # PostgreSQLDatabase.getRawCreateScript (flyway-database-postgresql), no tablespace
+    flyway_history_ddl: ClassVar[tuple[str, ...]] = (
+        "CREATE TABLE {table} (\n"
+        '    "installed_rank" INT NOT NULL,\n'
+        '    "version" VARCHAR(50),\n'
+        '    "description" VARCHAR(200) NOT NULL,\n'
+        '    "type" VARCHAR(20) NOT NULL,\n'
+        '    "script" VARCHAR(1000) NOT NULL,\n'
+        '    "checksum" INTEGER,\n'
+        '    "installed_by" VARCHAR(100) NOT NULL,\n'
+        '    "installed_on" TIMESTAMP NOT NULL DEFAULT now(),\n'
+        '    "execution_time" INTEGER NOT NULL,\n'
+        '    "success" BOOLEAN NOT NULL\n'
+        ")",
+        'ALTER TABLE {table} ADD CONSTRAINT {pk} PRIMARY KEY ("installed_rank")',
+        'CREATE INDEX {idx} ON {table} ("success")',
+    )
+    #: PostgreSQLDatabase.doGetCurrentUser: ``SELECT current_user``
+    flyway_installed_by: ClassVar[str] = "current_user"
     timestamp_type: ClassVar[str] = "timestamptz"
     serial_primary_key: ClassVar[str] = "bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY"
 

@@ -214,6 +214,25 @@ class SqliteDialect(Dialect):
         "CREATE TABLE IF NOT EXISTS {table} (version uint64,dirty bool)",
         "CREATE UNIQUE INDEX IF NOT EXISTS version_unique ON {table} (version)",
     )
+    # SQLiteDatabase.getRawCreateScript (flyway-core), no baseline
+    flyway_history_ddl: ClassVar[tuple[str, ...]] = (
+        "CREATE TABLE {table} (\n"
+        '    "installed_rank" INT NOT NULL PRIMARY KEY,\n'
+        '    "version" VARCHAR(50),\n'
+        '    "description" VARCHAR(200) NOT NULL,\n'
+        '    "type" VARCHAR(20) NOT NULL,\n'
+        '    "script" VARCHAR(1000) NOT NULL,\n'
+        '    "checksum" INT,\n'
+        '    "installed_by" VARCHAR(100) NOT NULL,\n'
+        "    \"installed_on\" TEXT NOT NULL DEFAULT (strftime('%Y-%m-%d %H:%M:%f','now')),\n"
+        '    "execution_time" INT NOT NULL,\n'
+        '    "success" BOOLEAN NOT NULL\n'
+        ")",
+        'CREATE INDEX {qidx} ON {bare} ("success")',
+    )
+    #: SQLiteDatabase.doGetCurrentUser returns "" (SQLite has no users)
+    flyway_installed_by: ClassVar[str] = "''"
+    flyway_default_schema: ClassVar[str | None] = "main"
     timestamp_type: ClassVar[str] = "TEXT"
     serial_primary_key: ClassVar[str] = "INTEGER PRIMARY KEY AUTOINCREMENT"
     bracket_quotes: ClassVar[bool] = True

@@ -3,7 +3,9 @@ access).
 
 Detection looks at the project root: ``prisma/migrations`` (Prisma), or ``migrations/`` /
 ``db/migrations/`` holding ``*.up.sql`` files (plain, golang-migrate style) or ``*.sql`` files with
-``-- migrate:up`` sections (dbmate). ``backout.toml`` can name the layout and folder instead.
+``-- migrate:up`` sections (dbmate), or Flyway's locations (``db/migration``,
+``src/main/resources/db/migration``, or those ``flyway.toml`` / ``flyway.conf`` name) holding
+``V<version>__<description>.sql`` files. ``backout.toml`` can name the layout and folder instead.
 """
 
 from __future__ import annotations
@@ -12,19 +14,21 @@ from collections.abc import Callable
 from pathlib import Path
 
 from backout.model.errors import ProjectError
-from backout.project.layouts import dbmate, plain, prisma
+from backout.project.layouts import dbmate, flyway, plain, prisma
 from backout.project.migration import Project
 
 LAYOUTS: dict[str, Callable[[Path, Path, Path | None], Project]] = {
     "prisma": prisma.load,
     "plain": plain.load,
     "dbmate": dbmate.load,
+    "flyway": flyway.load,
 }
 
 DEFAULT_DIRS: dict[str, tuple[str, ...]] = {
     "prisma": ("prisma/migrations",),
     "plain": ("migrations", "db/migrations"),
     "dbmate": ("db/migrations", "migrations"),
+    "flyway": ("db/migration", "src/main/resources/db/migration"),
 }
 
 
@@ -40,6 +44,8 @@ def _shape_of(folder: Path) -> set[str]:
             shapes.add("plain")
         elif entry.is_file() and entry.suffix == ".sql" and dbmate.looks_like_dbmate(entry):
             shapes.add("dbmate")
+    if not shapes and flyway.holds_migration(folder, flyway.FlywaySettings()):
+        shapes.add("flyway")
     return shapes
 
 
@@ -60,7 +66,7 @@ def detect(root: Path, migrations_dir: Path | None = None) -> tuple[str, Path]:
             raise ProjectError(
                 "cannot tell the layout of an empty migrations folder",
                 path=migrations_dir,
-                hint="set layout = 'prisma' | 'plain' | 'dbmate' in backout.toml",
+                hint="set layout = 'prisma' | 'plain' | 'dbmate' | 'flyway' in backout.toml",
             )
         raise ProjectError(
             f"ambiguous layout: the folder holds {' and '.join(sorted(shapes))} migrations",
@@ -74,10 +80,14 @@ def detect(root: Path, migrations_dir: Path | None = None) -> tuple[str, Path]:
         folder = root / rel
         for shape in _shape_of(folder) - {"prisma"}:
             found.setdefault(shape, folder)
+    location = flyway.find_location(root)
+    if location is not None:
+        found.setdefault("flyway", location)
     if not found:
         raise ProjectError(
             f"no migrations folder found in {root} "
-            "(looked for prisma/migrations, migrations/ and db/migrations/)",
+            "(looked for prisma/migrations, migrations/, db/migrations/ and Flyway's "
+            "db/migration/)",
             hint="run `backout init --layout plain` to start one, or set migrations_dir",
         )
     if len(found) > 1:

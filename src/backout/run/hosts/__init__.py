@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 from backout.run.host_history import HostHistory, HostSetup
 from backout.run.hosts.dbmate import DbmateHistory
+from backout.run.hosts.flyway import FlywayHistory
 from backout.run.hosts.golang_migrate import GolangMigrateHistory
 
 #: layout name -> constructor of its host history (the Prisma layout has none: its ledger is
@@ -16,6 +17,7 @@ from backout.run.hosts.golang_migrate import GolangMigrateHistory
 FACTORIES: dict[str, Callable[[HostSetup], HostHistory]] = {
     "dbmate": DbmateHistory,
     "plain": GolangMigrateHistory,
+    "flyway": FlywayHistory,
 }
 
 
