@@ -458,6 +458,31 @@ class KeptCopies(ABC):
         """Drop ``copy`` (it is not what its label says, or it could not be made)."""
 
 
+class KeptStates(ABC):
+    """Whole database states (schema and rows) a server keeps between runs, found by a key,
+    each copied in one server-side operation into a new scratch database (``generate``'s saved
+    replays: see :mod:`backout.generate.replay_cache`). Named and swept as scratch databases
+    are (:mod:`backout.dialects.scratch_names`); a kept state itself is never written to."""
+
+    @abstractmethod
+    def find(self, keys: Collection[str]) -> dict[str, str]:
+        """The fingerprints recorded with the kept states of those ``keys`` that have one."""
+
+    @abstractmethod
+    def copy(self, key: str) -> AbstractContextManager[DatabaseURL]:
+        """A new scratch database holding the kept state ``key``, dropped on exit (also on
+        Ctrl-C). DatabaseError when it cannot be made (gone meanwhile)."""
+
+    @abstractmethod
+    def keep(self, scratch: DatabaseURL, key: str, fingerprint: str) -> None:
+        """Keep the state of the scratch database ``scratch`` (no session may be connected to
+        it) under ``key``, with the schema ``fingerprint`` it must show when copied."""
+
+    @abstractmethod
+    def discard(self, key: str) -> None:
+        """Drop the kept states of ``key`` (one did not copy faithfully)."""
+
+
 class Dialect(ABC):
     """A database backend. Subclasses fill in the documented capability flags."""
 
@@ -842,6 +867,20 @@ class Dialect(ABC):
         """Schema-only copies of ``url`` kept between runs on ``shadow`` (else ``url``'s
         server), or None where a dialect keeps none (default): every simulation then makes a
         new copy with :meth:`scratch`."""
+        return None
+
+    def kept_states(
+        self,
+        url: DatabaseURL,
+        shadow: DatabaseURL | None,
+        actor: Actor,
+        *,
+        prefix: str = "backout_scratch_",
+        owner: str = "",
+    ) -> KeptStates | None:
+        """Whole states kept between runs on ``shadow`` (else ``url``'s server), or None where
+        a dialect keeps none (default). ``owner``: who keeps them (a project), so that each
+        keeps only its newest few."""
         return None
 
     # --- checks and rehearsals ----------------------------------------------------------------

@@ -21,6 +21,7 @@ from backout.dialects.base import (
     Dialect,
     DmlScope,
     KeptCopies,
+    KeptStates,
     OrphanRows,
     RunLock,
     Session,
@@ -42,7 +43,7 @@ from backout.dialects.postgres.catalog import (
 from backout.dialects.postgres.data import undo_inserts
 from backout.dialects.postgres.ddl import draft_rollback, rename_back
 from backout.dialects.postgres.fill import fill_tables
-from backout.dialects.postgres.kept import KEPT_LABEL, PostgresKeptCopies
+from backout.dialects.postgres.kept import KEPT_ANY, PostgresKeptCopies, PostgresKeptStates
 from backout.dialects.postgres.schema_dump import schema_dump
 from backout.dialects.postgres.session import PostgresSession
 from backout.dialects.postgres.state import save_state, state_sql
@@ -473,14 +474,17 @@ class PostgresDialect(Dialect):
         finally:
             self.drop_scratch(server, actor, name)
 
-    def create_scratch(self, server: DatabaseURL, actor: Actor, prefix: str) -> str:
-        """Create an empty scratch database on ``server`` (after sweeping the abandoned ones);
-        its name."""
+    def create_scratch(
+        self, server: DatabaseURL, actor: Actor, prefix: str, *, template: str | None = None
+    ) -> str:
+        """Create an empty scratch database on ``server`` (after sweeping the abandoned ones),
+        or a copy of the database ``template`` (no session may be connected to it); its name."""
         name = scratch_names.new_name(prefix)
         admin = self.connect(server, actor=actor)
         try:
             self._sweep_scratch(admin, prefix)
-            admin.execute(f"CREATE DATABASE {self.quote(name)}")
+            copied = f" TEMPLATE {self.quote(template)}" if template else ""
+            admin.execute(f"CREATE DATABASE {self.quote(name)}{copied}")
         except DatabaseError as exc:
             raise DatabaseError(
                 f"cannot create a scratch database on {server.masked()}: {exc.message}",
@@ -502,14 +506,14 @@ class PostgresDialect(Dialect):
 
     def _sweep_scratch(self, admin: Session, prefix: str) -> None:
         """Drop the scratch databases killed runs left (see :mod:`scratch_names`); kept
-        simulation copies once they have been idle long enough."""
+        simulation copies and replay states once they have been idle long enough."""
         pattern = prefix.replace("_", "\\_") + "%"
         rows = admin.query(
             "SELECT d.datname, (SELECT count(*) FROM pg_stat_activity a "
             "WHERE a.datname = d.datname), "
             "coalesce(shobj_description(d.oid, 'pg_database'), '') LIKE %s "
             "FROM pg_database d WHERE d.datname LIKE %s",
-            (KEPT_LABEL + "%", pattern),
+            (KEPT_ANY + "%", pattern),
         )
         scratch_names.sweep(
             ((str(name), int(count)) for name, count, _ in rows),
@@ -534,6 +538,18 @@ class PostgresDialect(Dialect):
         prefix: str = scratch_names.DEFAULT_PREFIX,
     ) -> KeptCopies:
         return PostgresKeptCopies(self, url, shadow or url, actor, prefix)
+
+    def kept_states(
+        self,
+        url: DatabaseURL,
+        shadow: DatabaseURL | None,
+        actor: Actor,
+        *,
+        prefix: str = scratch_names.DEFAULT_PREFIX,
+        owner: str = "",
+    ) -> KeptStates:
+        """Replayed states kept as template databases (see .kept)."""
+        return PostgresKeptStates(self, shadow or url, actor, prefix, owner)
 
     def copy_database(
         self, source: DatabaseURL, target: DatabaseURL, actor: Actor, *, data: bool
