@@ -332,6 +332,7 @@ def build_view(
     exact: bool = False,
     simulate: bool = False,
     partial: PartialRequest | None = None,
+    known: SchemaSnapshot | None = None,
 ) -> PlanView:
     """Plan a rollback and find out what it needs, reading the database but changing nothing.
 
@@ -349,7 +350,7 @@ def build_view(
     if partial is not None:
         preview = _preview(session, plan.steps[0].script, values, ws.config.lock_timeout)
     analysed = [(unit, ws.dialect.analyze(unit.statements)) for unit in units]
-    assessed = _assess(ws, session, report, analysed, backup_mode, exact, values, simulate)
+    assessed = _assess(ws, session, report, analysed, backup_mode, exact, values, simulate, known)
     views = tuple(
         StepView(
             step=step,
@@ -428,8 +429,12 @@ def _assess(
     exact: bool,
     values: Mapping[str, object],
     simulate: bool,
+    known: SchemaSnapshot | None = None,
 ) -> _Assessment:
-    """The backup a rollback of ``analysed`` takes, and its impact (simulated on request)."""
+    """The backup a rollback of ``analysed`` takes, and its impact (simulated on request).
+
+    ``known``: the database's schema, when the caller has just read it (see :func:`rollback`).
+    """
 
     if not analysed:
         return _Assessment(
@@ -438,7 +443,8 @@ def _assess(
             state="",
             impact=ImpactReport(scripts=(), exact=exact),
         )
-    snapshot = ws.dialect.snapshot(session)
+    # only a private database's: nothing else changes it between the caller's read and now
+    snapshot = known if known is not None and ws.private else ws.dialect.snapshot(session)
     state = _state_of(report, snapshot)
     intent, per_script = _backup_intent(ws, snapshot, analysed, backup_mode)
     impact = compute_impact(
@@ -767,28 +773,19 @@ def rollback(
     partial: PartialRequest | None = None,
     existing_backup: BackupRecord | None = None,
     ignore_simulation: bool = False,
+    known: SchemaSnapshot | None = None,
 ) -> RollbackResult:
     """Roll back applied migrations safely; see the module docstring for the order of steps.
 
-    ``existing_backup``: a verified backup the caller has just taken (the emergency procedure's
-    full backup); no other is taken, and history names this one.
+    ``existing_backup``: a verified backup the caller took (the emergency's full backup): no
+    other is taken, history names it. ``known``: a private database's schema (a rehearsal's),
+    read since its last change: the plan uses it.
     """
     _check_backup_mode(backup_mode, accept_data_loss=accept_data_loss)
     # Refuse impossible requests before touching anything (and before taking the lock).
     with ws.session(create=False) as session:
-        if not dry_run:
-            # Another run holds the lock: say who at once. Planning reads the tables that run
-            # may hold locked (a table it drops), and would otherwise wait for it to end.
-            ws.check_run_lock(session)
-        first = build_view(
-            ws,
-            session,
-            to=to,
-            steps=steps,
-            backup_mode=backup_mode,
-            exact=exact,
-            simulate=simulate,
-            partial=partial,
+        first = _first_view(
+            ws, session, to, steps, dry_run, backup_mode, exact, simulate, partial, known
         )
         if not dry_run and not first.plan.empty:
             _refuse_now(
@@ -822,6 +819,36 @@ def rollback(
                 lock.release()
     _after_rollback(ws, result)
     return result
+
+
+def _first_view(
+    ws: Workspace,
+    session: Session,
+    to: str | None,
+    steps: int | None,
+    dry_run: bool,
+    backup_mode: str,
+    exact: bool,
+    simulate: bool,
+    partial: PartialRequest | None,
+    known: SchemaSnapshot | None,
+) -> PlanView:
+    """The plan, before the lock is taken (see :func:`rollback`)."""
+    if not dry_run:
+        # Another run holds the lock: say who at once. Planning reads the tables that run
+        # may hold locked (a table it drops), and would otherwise wait for it to end.
+        ws.check_run_lock(session)
+    return build_view(
+        ws,
+        session,
+        to=to,
+        steps=steps,
+        backup_mode=backup_mode,
+        exact=exact,
+        simulate=simulate,
+        partial=partial,
+        known=known,
+    )
 
 
 def _refuse_now(

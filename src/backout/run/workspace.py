@@ -41,6 +41,10 @@ class Workspace:
     private: bool = False
     #: the last status computed, with what it was computed from (see :meth:`_status_of`)
     _status_memo: tuple[Any, ...] | None = field(default=None, init=False, repr=False)
+    #: backout's own tables seen on a private database, shared by all its sessions: only
+    #: backout creates them there (each in a committed transaction of its own), nothing drops
+    #: them (see Dialect.bookkeeping_exists)
+    _known_tables: set[tuple[str, str | None]] = field(default_factory=set, init=False, repr=False)
 
     @classmethod
     def open(cls, config: Config) -> Workspace:
@@ -76,7 +80,7 @@ class Workspace:
         """Open a session on the configured database (``create=False``: never create a file)."""
         session = self.dialect.connect(self.url, actor=self.actor, create=create)
         if self.private:
-            session.known_tables = set()
+            session.known_tables = self._known_tables
         return session
 
     @contextmanager
@@ -158,14 +162,16 @@ class Workspace:
         """The state of every migration, checking the history tables' version first."""
         self.events.check_version(session)
         exists = self.ledger.exists(session)
-        rows = self.ledger.rows(session) if exists else []
+        # the journal's open runs, read once: interrupted applies and unfinished restores
+        entries = self.events.journal.open_entries(session)
+        rows = self.ledger.rows(session, entries) if exists else []
         report = self._status_of(rows, exists)
         if report.unfinished:
             holder = self.run_lock_holder(session)
             if holder is not None:
                 report = being_applied(report, holder)
         # A half-restored database may have lost its ledger: the journal still knows.
-        restores = tuple(self.events.journal.unfinished_restores(session))
+        restores = tuple(self.events.journal.unfinished_restores(session, entries))
         return replace(report, unfinished_restores=restores) if restores else report
 
     def _status_of(self, rows: list[LedgerRow], exists: bool) -> StatusReport:
