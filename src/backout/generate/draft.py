@@ -513,26 +513,42 @@ def _restored(
     return scratch, restored
 
 
-def _replayed_prefix(
+def _prefix_on(
     scratch: Workspace,
+    session: Session,
+    migrations: Sequence[Migration],
+    start: int,
+    restored: SchemaSnapshot | None,
+) -> SchemaSnapshot:
+    """Replay ``migrations[start:]`` on the scratch database (which holds those before
+    ``start``); its schema afterwards."""
+    ensure_url_schema(scratch, session)
+    for migration in migrations[start:]:
+        apply_unrecorded(scratch, session, migration)
+    # The restored state's schema was just read to check it: it is the "before".
+    if restored is not None and start == len(migrations):
+        return restored
+    return scratch.dialect.snapshot(session)
+
+
+def _drafting_session(
+    scratch: Workspace,
+    stack: ExitStack,
     migrations: Sequence[Migration],
     start: int,
     restored: SchemaSnapshot | None,
     save_as: str | None,
-) -> SchemaSnapshot:
-    """Replay ``migrations[start:]`` on the scratch database (which holds those before
-    ``start``); its schema afterwards, saved under ``save_as`` unless None. The session is
-    closed before saving: a database is kept on the server by copying it, alone."""
-    with scratch.session() as session:
-        ensure_url_schema(scratch, session)
-        for migration in migrations[start:]:
-            apply_unrecorded(scratch, session, migration)
-        # The restored state's schema was just read to check it: it is the "before".
-        before = restored if restored is not None and start == len(migrations) else None
-        before = before or scratch.dialect.snapshot(session)
-    if save_as is not None:
-        replay_cache.save(scratch, replay_cache.kept_states(scratch), save_as, before)
-    return before
+) -> tuple[Session, SchemaSnapshot]:
+    """A session on the scratch database once ``migrations`` (the prefix) are all applied, and
+    the schema then, saved under ``save_as`` unless None. Saving needs the session closed: a
+    database is kept on the server by copying it, alone."""
+    if save_as is None:
+        session = stack.enter_context(scratch.session())
+        return session, _prefix_on(scratch, session, migrations, start, restored)
+    with scratch.session() as replaying:
+        before = _prefix_on(scratch, replaying, migrations, start, restored)
+    replay_cache.save(scratch, replay_cache.kept_states(scratch), save_as, before)
+    return stack.enter_context(scratch.session()), before
 
 
 def generate(
@@ -567,10 +583,9 @@ def generate(
     with ExitStack() as stack:
         scratch, start, restored = _scratch_at(ws, stack, keys, first)
         save = start < first and first >= replay_cache.MIN_PREFIX
-        before = _replayed_prefix(
-            scratch, migrations[:first], start, restored, keys[first] if save else None
+        session, before = _drafting_session(
+            scratch, stack, migrations[:first], start, restored, keys[first] if save else None
         )
-        session = stack.enter_context(scratch.session())
         for index, migration in enumerate(migrations[first:], start=first):
             if migration.key not in wanted:
                 apply_unrecorded(scratch, session, migration)

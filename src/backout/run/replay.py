@@ -65,7 +65,8 @@ def scratch_workspace(
     )
     with creating as created:
         url = _same_schema(created, base)
-        ws.dialect.tune_scratch(url, ws.actor)
+        if kept is None:  # a kept state's copy has its migrations applied already
+            ws.dialect.tune_scratch(url, ws.actor)
         if copy_from is not None:
             ws.dialect.copy_database(copy_from, url, ws.actor, data=data)
         yield on_url(ws, url)

@@ -475,12 +475,20 @@ class PostgresDialect(Dialect):
             self.drop_scratch(server, actor, name)
 
     def create_scratch(
-        self, server: DatabaseURL, actor: Actor, prefix: str, *, template: str | None = None
+        self,
+        server: DatabaseURL,
+        actor: Actor,
+        prefix: str,
+        *,
+        template: str | None = None,
+        admin: Session | None = None,
     ) -> str:
         """Create an empty scratch database on ``server`` (after sweeping the abandoned ones),
-        or a copy of the database ``template`` (no session may be connected to it); its name."""
+        or a copy of the database ``template`` (no session may be connected to it); its name.
+        ``admin``: a session on ``server`` to use (else one is opened and closed)."""
         name = scratch_names.new_name(prefix)
-        admin = self.connect(server, actor=actor)
+        own = admin is None
+        admin = self.connect(server, actor=actor) if admin is None else admin
         try:
             self._sweep_scratch(admin, prefix)
             copied = f" TEMPLATE {self.quote(template)}" if template else ""
@@ -493,7 +501,8 @@ class PostgresDialect(Dialect):
                 "throwaway databases",
             ) from exc
         finally:
-            admin.close()
+            if own:
+                admin.close()
         return name
 
     def drop_scratch(self, server: DatabaseURL, actor: Actor, name: str) -> None:

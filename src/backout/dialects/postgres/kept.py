@@ -45,7 +45,13 @@ class ScratchServer(Protocol):
     def quote(self, identifier: str) -> str: ...
 
     def create_scratch(
-        self, server: DatabaseURL, actor: Actor, prefix: str, *, template: str | None = ...
+        self,
+        server: DatabaseURL,
+        actor: Actor,
+        prefix: str,
+        *,
+        template: str | None = ...,
+        admin: Session | None = ...,
     ) -> str: ...
 
     def copy_database(
@@ -178,25 +184,26 @@ class PostgresKeptStates(KeptStates):
 
     @contextmanager
     def copy(self, key: str) -> Iterator[DatabaseURL]:
-        if key in self._found:
-            names = [self._found.pop(key)]  # just listed (gone meanwhile: the copy fails)
-        else:
-            with self.dialect.connect(self.server, actor=self.actor) as admin:
-                names = self._named(admin, key)
-        if not names:
-            raise DatabaseError(f"no kept state {key[:12]} on {self.server.masked()}")
-        name = self.dialect.create_scratch(self.server, self.actor, self.prefix, template=names[0])
+        with self.dialect.connect(self.server, actor=self.actor) as admin:
+            # the name find() just listed (gone meanwhile: the copy fails), else look it up
+            listed = self._found.pop(key, None)
+            names = [listed] if listed is not None else self._named(admin, key)
+            if not names:
+                raise DatabaseError(f"no kept state {key[:12]} on {self.server.masked()}")
+            name = self.dialect.create_scratch(
+                self.server, self.actor, self.prefix, template=names[0], admin=admin
+            )
+            self._touch(admin, names[0])
         try:
-            self._touch(names[0])
             yield self.server.with_database(name)
         finally:
             self.dialect.drop_scratch(self.server, self.actor, name)
 
-    def _touch(self, name: str) -> None:
+    def _touch(self, admin: Session, name: str) -> None:
         """Rename the kept state to a fresh scratch name: the sweep counts its idle time from
         now. Not done while another run copies it (that run renames it too)."""
         quote = self.dialect.quote
-        with self.dialect.connect(self.server, actor=self.actor) as admin, suppress(DatabaseError):
+        with suppress(DatabaseError):
             admin.execute("SET lock_timeout = '1s'")
             fresh = scratch_names.new_name(self.prefix)
             admin.execute(f"ALTER DATABASE {quote(name)} RENAME TO {quote(fresh)}")
