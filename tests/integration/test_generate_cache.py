@@ -162,6 +162,23 @@ def test_a_saved_state_that_does_not_restore_faithfully_is_dropped(
     assert len(kept(pg_admin_url, root)) == 1  # kept on the server again
 
 
+def test_a_file_saved_from_another_server_version_is_not_loaded(
+    root: Path, pg_url: str, pg_admin_url: str
+) -> None:
+    long_project(root)
+    first = draft(root, pg_url)
+    for name, _, _ in kept(pg_admin_url, root):  # only the file could serve it
+        with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE "{name}"')
+    [dump] = saved(root)
+    recorded = json.loads(dump.with_suffix(".json").read_text())
+    assert recorded["origin"].startswith("PostgreSQL ")
+    dump.with_suffix(".json").write_text(json.dumps({**recorded, "origin": "PostgreSQL 9.6"}))
+    assert draft(root, pg_url) == first
+    [again] = saved(root)
+    assert json.loads(again.with_suffix(".json").read_text()) == recorded  # replayed, saved
+
+
 def test_a_saved_state_loads_back_with_its_rows_exactly(
     tmp_path: Path, pg_url: str, pg_admin_url: str
 ) -> None:

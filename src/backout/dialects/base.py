@@ -813,6 +813,11 @@ class Dialect(ABC):
         """Restore a :meth:`save_state` file into the empty (scratch) database at ``url``."""
         raise NotImplementedError(f"{self.name}: no saved states")
 
+    def state_origin(self, url: DatabaseURL, actor: Actor) -> str:
+        """What else than the migrations shapes a saved state at ``url`` (the server's
+        version): a state saved elsewhere is not loaded. Default: nothing."""
+        return ""
+
     def empty_tables(self, session: Session, tables: Sequence[TableInfo]) -> None:
         """Delete every row of ``tables`` (a rehearsal copy only), and of the rows referencing
         them. Default: ``DELETE FROM`` each, children first as given by the caller."""

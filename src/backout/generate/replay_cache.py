@@ -6,7 +6,8 @@ those migrations' files, so it is saved once (where the dialect can: PostgreSQL'
 ``pg_dump``) under a key that chains the checksums of the migrations before it, and restored on
 the next run. Editing, adding, removing or reordering any earlier file changes the key, and a
 missing key falls back to the longest saved prefix, then to a replay. A restored state is
-only used when its schema fingerprint is the one recorded when it was saved.
+only used when its schema fingerprint is the one recorded when it was saved, and a file only
+loaded on a server of the version it was saved from (:meth:`Dialect.state_origin`).
 
 Files live in ``<project>/.backout/cache/replay/`` (``<key>.dump`` and ``<key>.json``); the
 newest :data:`KEEP` are kept.
@@ -100,10 +101,14 @@ def restore(ws: Workspace, key: str) -> str | None:
     folder = cache_dir(ws)
     try:
         recorded = json.loads((folder / f"{key}.json").read_text(encoding="utf-8"))
+        if not isinstance(recorded, dict):
+            return None
+        if recorded.get("origin", "") != ws.dialect.state_origin(ws.url, ws.actor):
+            return None  # saved from another server version
         ws.dialect.load_state(ws.url, ws.actor, folder / f"{key}.dump")
     except (OSError, ValueError, BackoutError):
         return None
-    fingerprint = recorded.get("fingerprint") if isinstance(recorded, dict) else None
+    fingerprint = recorded.get("fingerprint")
     return fingerprint if isinstance(fingerprint, str) else None
 
 
@@ -138,7 +143,10 @@ def save(ws: Workspace, states: KeptStates | None, key: str, snapshot: SchemaSna
         folder.mkdir(parents=True, exist_ok=True)
         ws.dialect.save_state(ws.url, ws.actor, folder / f"{key}.dump")
         (folder / f"{key}.json").write_text(
-            json.dumps({"fingerprint": fingerprint}), encoding="utf-8"
+            json.dumps(
+                {"fingerprint": fingerprint, "origin": ws.dialect.state_origin(ws.url, ws.actor)}
+            ),
+            encoding="utf-8",
         )
     except (OSError, BackoutError):
         forget(ws, None, key)

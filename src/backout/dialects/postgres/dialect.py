@@ -708,6 +708,11 @@ class PostgresDialect(Dialect):
         """``pg_dump`` of the database (schema and rows) into ``path`` as SQL (see .state)."""
         save_state(url, self._server_version_at(url, actor), path)
 
+    def state_origin(self, url: DatabaseURL, actor: Actor) -> str:
+        """The server's version, e.g. ``PostgreSQL 15.20`` (asked once per process)."""
+        major, minor = self._server_version_at(url, actor)
+        return f"PostgreSQL {major}.{minor}"
+
     def load_state(self, url: DatabaseURL, actor: Actor, path: Path) -> None:
         """Run a :meth:`save_state` file as one batch on one connection (see .state)."""
         sql = state_sql(path)
