@@ -12,9 +12,11 @@ Arms, each on a fresh database, in the same run:
   the dump taken before it, ``psql -f`` the migration again, ``pg_dump -s`` (the next "before").
 
 Target: backout ≤ 1.0× the walk by hand. ``--limit N`` walks the first N migrations only
-(the whole corpus takes tens of minutes per arm on a busy 2-core machine)::
+(the whole corpus takes tens of minutes per arm on a busy 2-core machine). ``--base SRC`` adds
+an arm running another version's ``src`` folder (e.g. ``git archive`` of an older commit) for a
+before/after in the same run; ``--rounds N`` repeats the arms, interleaved, order rotating::
 
-    python bench/bench_test_all.py [--limit 200]
+    python bench/bench_test_all.py [--limit 200] [--base /tmp/old/src] [--rounds 2]
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from _common import backout_cmd, machine_facts, pg_database, pg_tool, psql_cmd, table
@@ -56,7 +59,9 @@ def _project(root: Path, url: str) -> Project:
 
 
 def by_hand(root: Path) -> tuple[float, int]:
-    """Seconds for the plain walk, and how many rollbacks left a different schema dump."""
+    """Seconds for the plain walk, and how many rollbacks failed or left a different schema
+    dump. A rollback that fails (``psql -1``: nothing changed) leaves the migration applied:
+    the walk goes on from there, as backout's does."""
     differ = 0
     with pg_database() as url:
         project = _project(root, url)
@@ -65,7 +70,12 @@ def by_hand(root: Path) -> tuple[float, int]:
         for migration in project.migrations:
             assert migration.down is not None
             _psql(url, migration.up.path, single=False)
-            _psql(url, migration.down.path, single=True)
+            try:
+                _psql(url, migration.down.path, single=True)
+            except subprocess.CalledProcessError:
+                differ += 1
+                before = _dump(url)
+                continue
             after = _dump(url)
             if list(difflib.unified_diff(before.splitlines(), after.splitlines(), n=0)):
                 differ += 1
@@ -74,9 +84,14 @@ def by_hand(root: Path) -> tuple[float, int]:
         return time.perf_counter() - started, differ
 
 
-def with_backout(root: Path) -> tuple[float, int]:
-    """Seconds for ``backout test --all``, and how many migrations it passed."""
+def with_backout(root: Path, src: str | None = None) -> tuple[float, int]:
+    """Seconds for ``backout test --all``, and how many migrations it passed (``src``: run
+    that ``src`` folder's backout instead of the installed one)."""
     import json
+
+    env = {**os.environ, "DATABASE_URL": ""}
+    if src is not None:
+        env["PYTHONPATH"] = src
 
     with pg_database() as url:
         started = time.perf_counter()
@@ -93,7 +108,7 @@ def with_backout(root: Path) -> tuple[float, int]:
                 url,
             ],
             capture_output=True,
-            env={**os.environ, "DATABASE_URL": ""},
+            env=env,
             check=False,
         )
         seconds = time.perf_counter() - started
@@ -105,41 +120,55 @@ def main() -> int:
     """Draft the rollbacks, run both arms, print times and the ratio."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--limit", type=int, default=None, help="first N migrations only")
+    parser.add_argument("--base", default=None, help="another version's src folder: one more arm")
+    parser.add_argument("--rounds", type=int, default=1)
     args = parser.parse_args()
     migrations = corpora_root() / "trigger.dev" / "prisma" / "migrations"
     if not migrations.is_dir():
         print(f"no corpus at {migrations}", file=sys.stderr)
         return 2
     print(machine_facts())
+    rows = []
     with corpus_project(migrations, args.limit) as root, pg_database() as url:
         config = load_config(root, url=url)
         ids = [m.id for m in _project(root, url).migrations]
         started = time.perf_counter()
         api.generate(config, ids, force=True)
         print(f"{len(ids)} migrations; drafts generated in {time.perf_counter() - started:.1f} s")
-        ours, passed = with_backout(root)
-        theirs, differ = by_hand(root)
+        arms: list[tuple[str, Callable[[], tuple[float, str]]]] = [
+            ("backout test --all", lambda: _outcome(with_backout(root), "passed")),
+            ("by hand (psql + pg_dump -s + diff)", lambda: _outcome(by_hand(root), "differ")),
+        ]
+        if args.base:
+            base = args.base
+            arms.append((f"base ({base})", lambda: _outcome(with_backout(root, base), "passed")))
+        for turn in range(args.rounds):
+            for name, arm in arms[turn % len(arms) :] + arms[: turn % len(arms)]:
+                seconds, outcome = arm()
+                rows.append((turn + 1, name, seconds, outcome))
+                print(f"  round {turn + 1}: {name}: {seconds:.1f} s, {outcome}", flush=True)
+    hand = {r[0]: r[2] for r in rows if r[1].startswith("by hand")}
     table(
-        f"test --all over {len(ids)} migrations",
-        ("arm", "seconds", "per migration", "vs by hand", "outcome"),
+        f"test --all over {len(ids)} migrations (ratio: to the walk by hand of the same round)",
+        ("round", "arm", "seconds", "per migration", "vs by hand", "outcome"),
         [
             (
-                "backout test --all",
-                f"{ours:.1f}",
-                f"{ours / len(ids):.3f}",
-                f"{ours / theirs:.2f}x",
-                f"{passed} passed",
-            ),
-            (
-                "by hand (psql + pg_dump -s + diff)",
-                f"{theirs:.1f}",
-                f"{theirs / len(ids):.3f}",
-                "1.00x",
-                f"{differ} dumps differ",
-            ),
+                str(turn),
+                name,
+                f"{seconds:.1f}",
+                f"{seconds / len(ids):.3f}",
+                f"{seconds / hand[turn]:.2f}x",
+                outcome,
+            )
+            for turn, name, seconds, outcome in rows
         ],
     )
     return 0
+
+
+def _outcome(measured: tuple[float, int], what: str) -> tuple[float, str]:
+    seconds, count = measured
+    return seconds, f"{count} {'failed or differ' if what == 'differ' else what}"
 
 
 if __name__ == "__main__":

@@ -63,21 +63,21 @@ def pg_admin_url() -> Iterator[str]:
 
 
 def _drop_kept_copies(admin_url: str) -> None:
-    """Drop the kept simulation copies of this session's runs: made on this host by this process
-    or by one that is gone (a ``backout`` subprocess), with no session connected. Another
-    session's copies stay (its process lives); ours are only a cache, so a copy another run
-    renames or connects to meanwhile is simply not dropped."""
+    """Drop the kept simulation copies and replay states of this session's runs: made on this
+    host by this process or by one that is gone (a ``backout`` subprocess), with no session
+    connected. Another session's copies stay (its process lives); ours are only a cache, so a
+    copy another run renames or connects to meanwhile is simply not dropped."""
     import psycopg
 
     from backout.dialects import scratch_names
-    from backout.dialects.postgres.kept import KEPT_LABEL
+    from backout.dialects.postgres.kept import KEPT_ANY
 
     with _pg_connect(admin_url) as conn:
         rows = conn.execute(
             "SELECT d.datname, (SELECT count(*) FROM pg_stat_activity a "
             "WHERE a.datname = d.datname) FROM pg_database d "
             "WHERE shobj_description(d.oid, 'pg_database') LIKE %s",
-            (KEPT_LABEL + "%",),
+            (KEPT_ANY + "%",),
         ).fetchall()
         for name, connections in rows:
             if scratch_names.claimable(str(name), int(connections)):

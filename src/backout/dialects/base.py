@@ -458,6 +458,31 @@ class KeptCopies(ABC):
         """Drop ``copy`` (it is not what its label says, or it could not be made)."""
 
 
+class KeptStates(ABC):
+    """Whole database states (schema and rows) a server keeps between runs, found by a key,
+    each copied in one server-side operation into a new scratch database (``generate``'s saved
+    replays: see :mod:`backout.generate.replay_cache`). Named and swept as scratch databases
+    are (:mod:`backout.dialects.scratch_names`); a kept state itself is never written to."""
+
+    @abstractmethod
+    def find(self, keys: Collection[str]) -> dict[str, str]:
+        """The fingerprints recorded with the kept states of those ``keys`` that have one."""
+
+    @abstractmethod
+    def copy(self, key: str) -> AbstractContextManager[DatabaseURL]:
+        """A new scratch database holding the kept state ``key``, dropped on exit (also on
+        Ctrl-C). DatabaseError when it cannot be made (gone meanwhile)."""
+
+    @abstractmethod
+    def keep(self, scratch: DatabaseURL, key: str, fingerprint: str) -> None:
+        """Keep the state of the scratch database ``scratch`` (no session may be connected to
+        it) under ``key``, with the schema ``fingerprint`` it must show when copied."""
+
+    @abstractmethod
+    def discard(self, key: str) -> None:
+        """Drop the kept states of ``key`` (one did not copy faithfully)."""
+
+
 class Dialect(ABC):
     """A database backend. Subclasses fill in the documented capability flags."""
 
@@ -812,6 +837,11 @@ class Dialect(ABC):
         """Restore a :meth:`save_state` file into the empty (scratch) database at ``url``."""
         raise NotImplementedError(f"{self.name}: no saved states")
 
+    def state_origin(self, url: DatabaseURL, actor: Actor) -> str:
+        """What else than the migrations shapes a saved state at ``url`` (the server's
+        version): a state saved elsewhere is not loaded. Default: nothing."""
+        return ""
+
     def empty_tables(self, session: Session, tables: Sequence[TableInfo]) -> None:
         """Delete every row of ``tables`` (a rehearsal copy only), and of the rows referencing
         them. Default: ``DELETE FROM`` each, children first as given by the caller."""
@@ -871,6 +901,20 @@ class Dialect(ABC):
         ``admin``: an open session on ``url``, between transactions, that the copies' own
         queries (finding, claiming, labelling one) may use instead of a connection of their
         own when they live on ``url``'s server (no ``shadow``); it is not closed."""
+        return None
+
+    def kept_states(
+        self,
+        url: DatabaseURL,
+        shadow: DatabaseURL | None,
+        actor: Actor,
+        *,
+        prefix: str = "backout_scratch_",
+        owner: str = "",
+    ) -> KeptStates | None:
+        """Whole states kept between runs on ``shadow`` (else ``url``'s server), or None where
+        a dialect keeps none (default). ``owner``: who keeps them (a project), so that each
+        keeps only its newest few."""
         return None
 
     # --- checks and rehearsals ----------------------------------------------------------------

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from backout.analysis.risk import assess_static
-from backout.dialects.base import Session
+from backout.dialects.base import KeptStates, Session
 from backout.dialects.ddl_base import Draft, DraftStep, LiveNames, Rename
 from backout.generate import replay_cache
 from backout.model.effects import Action, ObjectKind
@@ -468,23 +468,90 @@ def _scratch_at(
     """A scratch workspace holding the longest saved replay of ``migrations[:first]`` (see
     backout.generate.replay_cache), how many migrations it already holds (0: an empty one),
     and the schema it was checked against (None when empty)."""
+    states = replay_cache.kept_states(ws)
     while True:
-        start = replay_cache.longest_saved(ws, keys, first)
+        start, on_server = replay_cache.longest_saved(ws, states, keys, first)
         attempt = ExitStack()
-        scratch = attempt.enter_context(scratch_workspace(ws))
         if start == 0:
+            scratch = attempt.enter_context(scratch_workspace(ws))
             stack.enter_context(attempt)
             return scratch, 0, None
-        expected = replay_cache.restore(scratch, keys[start])
-        if expected is not None:
-            with scratch.session() as session:
-                restored = scratch.dialect.snapshot(session)
-            if restored.fingerprint() == expected:
-                stack.enter_context(attempt)
-                return scratch, start, restored
-        # Not faithful: forget it, and start again on a fresh (empty) scratch database.
+        restored = _restored(ws, attempt, states, keys[start], on_server)
+        if restored is not None:
+            stack.enter_context(attempt)
+            return restored[0], start, restored[1]
+        # Not faithful: forget it, and start again on a fresh scratch database.
         attempt.close()
-        replay_cache.forget(ws, keys[start])
+        replay_cache.forget(ws, states, keys[start])
+
+
+def _restored(
+    ws: Workspace,
+    attempt: ExitStack,
+    states: KeptStates | None,
+    key: str,
+    on_server: str | None,
+) -> tuple[Workspace, SchemaSnapshot] | None:
+    """A scratch workspace holding the saved state ``key`` (copied from the server's kept state
+    when ``on_server``, its fingerprint; else loaded from the file) and its schema, checked;
+    None when it could not be made or is not the state recorded."""
+    try:
+        if states is not None and on_server is not None:
+            scratch = attempt.enter_context(scratch_workspace(ws, kept=(states, key)))
+            expected: str | None = on_server
+        else:
+            scratch = attempt.enter_context(scratch_workspace(ws))
+            expected = replay_cache.restore(scratch, key)
+    except BackoutError:
+        return None
+    if expected is None:
+        return None
+    with scratch.session() as session:
+        restored = scratch.dialect.snapshot(session)
+    if restored.fingerprint() != expected:
+        return None
+    if on_server is None:
+        # loaded from the file: keep it on the server for the next run
+        replay_cache.keep(states, scratch, key, expected)
+    return scratch, restored
+
+
+def _prefix_on(
+    scratch: Workspace,
+    session: Session,
+    migrations: Sequence[Migration],
+    start: int,
+    restored: SchemaSnapshot | None,
+) -> SchemaSnapshot:
+    """Replay ``migrations[start:]`` on the scratch database (which holds those before
+    ``start``); its schema afterwards."""
+    ensure_url_schema(scratch, session)
+    for migration in migrations[start:]:
+        apply_unrecorded(scratch, session, migration)
+    # The restored state's schema was just read to check it: it is the "before".
+    if restored is not None and start == len(migrations):
+        return restored
+    return scratch.dialect.snapshot(session)
+
+
+def _drafting_session(
+    scratch: Workspace,
+    stack: ExitStack,
+    migrations: Sequence[Migration],
+    start: int,
+    restored: SchemaSnapshot | None,
+    save_as: str | None,
+) -> tuple[Session, SchemaSnapshot]:
+    """A session on the scratch database once ``migrations`` (the prefix) are all applied, and
+    the schema then, saved under ``save_as`` unless None. Saving needs the session closed: a
+    database is kept on the server by copying it, alone."""
+    if save_as is None:
+        session = stack.enter_context(scratch.session())
+        return session, _prefix_on(scratch, session, migrations, start, restored)
+    with scratch.session() as replaying:
+        before = _prefix_on(scratch, replaying, migrations, start, restored)
+    replay_cache.save(scratch, replay_cache.kept_states(scratch), save_as, before)
+    return stack.enter_context(scratch.session()), before
 
 
 def generate(
@@ -518,19 +585,16 @@ def generate(
     results: list[GeneratedRollback] = []
     with ExitStack() as stack:
         scratch, start, restored = _scratch_at(ws, stack, keys, first)
-        session = stack.enter_context(scratch.session())
-        ensure_url_schema(scratch, session)
-        for index, migration in enumerate(migrations):
-            if index < start:
-                continue  # restored from the saved replay
+        save = start < first and first >= replay_cache.MIN_PREFIX
+        session, before = _drafting_session(
+            scratch, stack, migrations[:first], start, restored, keys[first] if save else None
+        )
+        for index, migration in enumerate(migrations[first:], start=first):
             if migration.key not in wanted:
                 apply_unrecorded(scratch, session, migration)
                 continue
-            # The restored state's schema was just read to check it: it is the "before".
-            before = restored if restored is not None and index == start else None
-            before = before or scratch.dialect.snapshot(session)
-            if index == first and start < first and first >= replay_cache.MIN_PREFIX:
-                replay_cache.save(scratch, keys[first], before)
+            if index > first:
+                before = scratch.dialect.snapshot(session)
             definitions = scratch.dialect.stored_definitions(session)
             apply_unrecorded(scratch, session, migration)
             results.append(_draft_on(scratch, session, migration, before, definitions))

@@ -92,19 +92,22 @@ def up(
 ) -> UpResult:
     """Apply pending migrations in order, each atomically, under the run lock."""
     result = UpResult(dry_run=dry_run)
-    # Plan and prepare first, on a session that creates nothing: a syntax error or an
-    # untrusted history is refused before the database is touched.
-    with ws.session(create=False) as reader:
-        report = ws.read_status(reader)
-        refuse_interrupted(report)
-        ws.refuse_untrusted(report, allow_edited=allow_edited, allow_missing=allow_missing)
-        selected = select_pending(ws, report, to)
-        if selected:
-            _refuse_non_empty(ws, reader, report)
-    units = {m.key: prepare(ws.dialect, m.up) for m in selected}
-    if not selected:
-        result.skipped = len(report.applied)
-        return result
+    units: dict[str, PreparedScript] = {}
+    if not ws.private:
+        # Plan and prepare first, on a session that creates nothing: a syntax error or an
+        # untrusted history is refused before the database is touched. (On a private scratch
+        # database nothing else moves the history: it is read once, under the lock.)
+        with ws.session(create=False) as reader:
+            report = ws.read_status(reader)
+            refuse_interrupted(report)
+            ws.refuse_untrusted(report, allow_edited=allow_edited, allow_missing=allow_missing)
+            selected = select_pending(ws, report, to)
+            if selected:
+                _refuse_non_empty(ws, reader, report)
+        units = {m.key: prepare(ws.dialect, m.up) for m in selected}
+        if not selected:
+            result.skipped = len(report.applied)
+            return result
     with ws.session(create=not dry_run) as session:
         lock = None if dry_run else ws.run_lock(session)
         try:
@@ -113,6 +116,8 @@ def up(
             refuse_interrupted(report)
             ws.refuse_untrusted(report, allow_edited=allow_edited, allow_missing=allow_missing)
             selected = select_pending(ws, report, to)
+            if ws.private and selected:
+                _refuse_non_empty(ws, session, report)
             prepared = [(m, units.get(m.key) or prepare(ws.dialect, m.up)) for m in selected]
             result.skipped = len(report.applied)
             result.out_of_order = [e.id for e in report.pending if e.out_of_order]

@@ -110,9 +110,14 @@ class Walk:
     def _up(self, migration: Migration) -> None:
         up(self.ws, to=migration.id)
 
-    def _rollback_one(self, migration: Migration) -> list[str]:
+    def _rollback_one(self, migration: Migration, known: SchemaSnapshot | None) -> list[str]:
         result = rollback(
-            self.ws, steps=1, backup_mode="none", accept_data_loss=True, simulate=False
+            self.ws,
+            steps=1,
+            backup_mode="none",
+            accept_data_loss=True,
+            simulate=False,
+            known=known,
         )
         return result.rolled_back
 
@@ -344,17 +349,26 @@ class Walk:
                 self._fill(
                     session, sorted(set(self.snapshot(session).tables) - set(snapshot.tables))
                 )
-            # The schema with M applied is only read when it is needed anyway: a rollback that
-            # put the schema back (compared below) makes re-applying M deterministic.
-            applied = self.snapshot(session) if self.with_data else None
+            # The schema with M applied, read once: the rollback plans with it, and it is the
+            # next migration's "before" when the rollback put the schema back exactly (then
+            # re-applying M starts from the very schema it first did).
+            applied = self.snapshot(session)
             self.current = None
-            if not self._rollback(migration, result, session):
+            if not self._rollback(migration, result, session, applied):
                 self.current = applied
                 return
             self._step(migration, "comparing")
             after = self.capture(session, declared)
             self._compare(migration, result, before, after)
-            self._reapply(migration, result, session, applied, rolled_back=after.snapshot)
+            exact = after.snapshot == before.snapshot and result.status != FAILED
+            self._reapply(
+                migration,
+                result,
+                session,
+                applied if self.with_data else None,
+                rolled_back=after.snapshot,
+                same=applied if exact and not self.with_data else None,
+            )
 
     def _clear_for(self, migration: Migration, session: Session, snapshot: SchemaSnapshot) -> str:
         """With sample rows, a migration that fails is a finding, not the end of the walk:
@@ -400,7 +414,13 @@ class Walk:
             result.status = NO_ROLLBACK
             result.notes.append("no rollback script: applied, not rehearsed")
 
-    def _rollback(self, migration: Migration, result: MigrationRehearsal, session: Session) -> bool:
+    def _rollback(
+        self,
+        migration: Migration,
+        result: MigrationRehearsal,
+        session: Session,
+        known: SchemaSnapshot | None = None,
+    ) -> bool:
         newest = self.ws.read_status(session).applied[-1:]
         if not newest or newest[0].key != migration.key:
             result.fail(
@@ -413,7 +433,7 @@ class Walk:
         rolled: list[str] = []
 
         def run() -> None:
-            rolled.extend(self._rollback_one(migration))
+            rolled.extend(self._rollback_one(migration, known))
 
         try:
             self._timed(result, "rollback", run)
@@ -474,10 +494,15 @@ class Walk:
         applied: SchemaSnapshot | None,
         *,
         rolled_back: SchemaSnapshot | None = None,
+        same: SchemaSnapshot | None = None,
     ) -> None:
         """Apply the migration again after its rollback. With sample rows, one that fails on
         the rows the rollback left (a data-only rollback keeps the rows a seed inserted) is a
-        finding, as in :meth:`_forward`: ``rolled_back`` is the schema it must start from."""
+        finding, as in :meth:`_forward`: ``rolled_back`` is the schema it must start from.
+
+        ``same``: the schema M gave when first applied, from exactly the schema it is
+        re-applied on now: re-applied without failing, it gives that schema again, which is
+        not read again."""
         self._step(migration, f"re-applying {migration.id}")
         self.current = self.early_dump = None
         try:
@@ -504,6 +529,8 @@ class Walk:
         if self.report.mode == "all":
             # The next migration's "before" is this state: dump it while the walk goes on.
             self.early_dump = self._dump()
+        if same is not None and self.current is None:
+            self.current = same
         again = self.snapshot(session)
         for failure in reapply_failures(applied, again) if applied is not None else ():
             result.fail(failure.kind, failure.message)

@@ -347,6 +347,7 @@ def build_view(
     exact: bool = False,
     simulate: bool = False,
     partial: PartialRequest | None = None,
+    known: SchemaSnapshot | None = None,
 ) -> PlanView:
     """Plan a rollback and find out what it needs, reading the database but changing nothing.
 
@@ -364,7 +365,7 @@ def build_view(
     if partial is not None:
         preview = _preview(session, plan.steps[0].script, values, ws.config.lock_timeout)
     analysed = [(unit, ws.dialect.analyze(unit.statements)) for unit in units]
-    assessed = _assess(ws, session, report, analysed, backup_mode, exact, values, simulate)
+    assessed = _assess(ws, session, report, analysed, backup_mode, exact, values, simulate, known)
     views = tuple(
         StepView(
             step=step,
@@ -443,8 +444,12 @@ def _assess(
     exact: bool,
     values: Mapping[str, object],
     simulate: bool,
+    known: SchemaSnapshot | None = None,
 ) -> _Assessment:
-    """The backup a rollback of ``analysed`` takes, and its impact (simulated on request)."""
+    """The backup a rollback of ``analysed`` takes, and its impact (simulated on request).
+
+    ``known``: the database's schema, when the caller has just read it (see :func:`rollback`).
+    """
 
     if not analysed:
         return _Assessment(
@@ -453,7 +458,8 @@ def _assess(
             state="",
             impact=ImpactReport(scripts=(), exact=exact),
         )
-    snapshot = ws.dialect.snapshot(session)
+    # only a private database's: nothing else changes it between the caller's read and now
+    snapshot = known if known is not None and ws.private else ws.dialect.snapshot(session)
     state = _state_of(report, snapshot)
     intent, per_script = _backup_intent(ws, snapshot, analysed, backup_mode)
     impact = compute_impact(
@@ -783,12 +789,14 @@ def rollback(
     existing_backup: BackupRecord | None = None,
     ignore_simulation: bool = False,
     update_schema: str = "off",
+    known: SchemaSnapshot | None = None,
 ) -> RollbackResult:
     """Roll back applied migrations safely; see the module docstring for the order of steps.
 
     ``existing_backup``: a verified backup the caller has just taken (the emergency procedure's
     full backup); no other is taken, and history names this one. ``update_schema``: see
-    :mod:`backout.rollback.schema_update`."""
+    :mod:`backout.rollback.schema_update`. ``known``: a private database's schema (a
+    rehearsal's), read since its last change: the plan uses it."""
     setup = _check_arguments(ws, backup_mode, accept_data_loss, update_schema, partial)
     # One connection for the whole command: planning reads on it, then the run (a plan that
     # is not empty means the database exists, so it needed no creating).
@@ -798,7 +806,14 @@ def rollback(
             ws,
             session,
             setup,
-            dict(to=to, steps=steps, backup_mode=backup_mode, exact=exact, simulate=simulate),
+            dict(
+                to=to,
+                steps=steps,
+                backup_mode=backup_mode,
+                exact=exact,
+                simulate=simulate,
+                known=known,
+            ),
             partial=partial,
             dry_run=dry_run,
             accept_data_loss=accept_data_loss,

@@ -32,7 +32,7 @@ from typing import Any
 
 from backout.dialects.base import Actor, Dialect, Session
 from backout.model.errors import HistoryError
-from backout.run.journal import InterruptedRun, Journal
+from backout.run.journal import InterruptedRun, Journal, OpenEntries
 
 #: 1: ``events``, ``schema_version``, ``migrations``; 2: adds the statement ``journal``
 HISTORY_SCHEMA_VERSION = 2
@@ -178,9 +178,17 @@ class Ledger:
             f"){self.dialect.table_options}",
         ]
 
-    def rows(self, session: Session, *, exists: bool | None = None) -> list[LedgerRow]:
-        """All ledger rows, oldest first ([] when the table does not exist yet; ``exists``:
-        already known, not asked again)."""
+    def rows(
+        self,
+        session: Session,
+        entries: OpenEntries | None = None,
+        *,
+        exists: bool | None = None,
+    ) -> list[LedgerRow]:
+        """All ledger rows, oldest first ([] when the table does not exist yet).
+
+        ``entries``: the journal's open entries, when the caller has just read them;
+        ``exists``: whether the table exists, already known, not asked again."""
         if not (self.exists(session) if exists is None else exists):
             return []
         raw = session.query(f"SELECT {self._cols} FROM {self.table}")
@@ -201,9 +209,11 @@ class Ledger:
         ]
         epoch = dt.datetime.min.replace(tzinfo=dt.UTC)
         rows.sort(key=lambda r: (r.started_at or epoch, r.id))
-        return self._with_interrupted(session, rows)
+        return self._with_interrupted(session, rows, entries)
 
-    def _with_interrupted(self, session: Session, rows: list[LedgerRow]) -> list[LedgerRow]:
+    def _with_interrupted(
+        self, session: Session, rows: list[LedgerRow], entries: OpenEntries | None
+    ) -> list[LedgerRow]:
         """Attach each interrupted journaled run to the ledger row it concerns."""
         failed = {r.id for r in rows if r.live and r.finished_at is None}
         live: dict[str, str] = {}
@@ -211,7 +221,7 @@ class Ledger:
             if row.live and row.finished_at is not None:
                 live[row.key] = row.id
         runs = Journal(self.dialect, self.history_schema).interrupted(
-            session, failed_rows=failed, live_rows=live
+            session, failed_rows=failed, live_rows=live, entries=entries
         )
         if not runs:
             return rows

@@ -93,6 +93,9 @@ PARTIAL = "partial"
 #: ``start`` entry before the first change, ``finish`` when the database matches the backup
 RESTORE = "restore"
 
+#: the entries of every run with no closing entry, by run id, oldest first
+OpenEntries = dict[str, list[tuple[Any, ...]]]
+
 
 def statement_sha256(sql: str) -> str:
     """sha256 hex of a statement's text as split from its script."""
@@ -362,7 +365,7 @@ class Journal:
 
     # --- reads --------------------------------------------------------------------------------
 
-    def open_entries(self, session: Session) -> dict[str, list[tuple[Any, ...]]]:
+    def open_entries(self, session: Session) -> OpenEntries:
         """Entries of every run that has no closing entry, by run id, oldest first."""
         if not self.exists(session):
             return {}
@@ -404,13 +407,16 @@ class Journal:
         *,
         failed_rows: Collection[str],
         live_rows: Mapping[str, str],
+        entries: OpenEntries | None = None,
     ) -> list[InterruptedRun]:
         """Runs that stopped part-way and still stand (see the module docstring).
 
         ``failed_rows``: ids of ledger rows of failed, unresolved applies; ``live_rows``: the
-        live (applied) ledger row id per migration key.
+        live (applied) ledger row id per migration key. ``entries``: :meth:`open_entries`, when
+        the caller has just read them.
         """
-        entries = self.open_entries(session)
+        if entries is None:
+            entries = self.open_entries(session)
         if not entries:
             return []
         restores = self.restores(session)
@@ -424,11 +430,15 @@ class Journal:
             runs.append(run)
         return runs
 
-    def unfinished_restores(self, session: Session) -> list[InterruptedRun]:
+    def unfinished_restores(
+        self, session: Session, entries: OpenEntries | None = None
+    ) -> list[InterruptedRun]:
         """Journaled restores that started and never finished, oldest first: the database is
-        half-restored (see the module docstring)."""
+        half-restored (see the module docstring). ``entries``: as for :meth:`interrupted`."""
         runs = []
-        for rows in self.open_entries(session).values():
+        if entries is None:
+            entries = self.open_entries(session)
+        for rows in entries.values():
             run = self._build(rows)
             if run is not None and run.direction == RESTORE:
                 runs.append(run)

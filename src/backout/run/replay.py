@@ -15,7 +15,7 @@ import dataclasses
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
-from backout.dialects.base import Session
+from backout.dialects.base import KeptStates, Session
 from backout.model.schema import SchemaSnapshot
 from backout.model.urls import DatabaseURL, parse_url, with_params
 from backout.project.migration import Migration
@@ -45,19 +45,28 @@ def on_url(ws: Workspace, url: DatabaseURL) -> Workspace:
 
 @contextmanager
 def scratch_workspace(
-    ws: Workspace, *, copy_from: DatabaseURL | None = None, data: bool = False
+    ws: Workspace,
+    *,
+    copy_from: DatabaseURL | None = None,
+    data: bool = False,
+    kept: tuple[KeptStates, str] | None = None,
 ) -> Iterator[Workspace]:
     """A workspace on a new throwaway database, dropped on exit (also on Ctrl-C).
 
-    Empty, or a copy of ``copy_from`` (its schema, and its rows when ``data``). PostgreSQL
-    creates it on ``shadow_url`` when configured, else on the server of the database it copies.
+    Empty, a copy of ``copy_from`` (its schema, and its rows when ``data``), or a copy of a
+    kept state (``kept``: where, and its key). PostgreSQL creates it on ``shadow_url`` when
+    configured, else on the server of the database it copies.
     """
     base = copy_from or ws.url
-    with ws.dialect.scratch(
-        base, ws.config.shadow, ws.actor, prefix=ws.config.scratch_prefix
-    ) as created:
+    creating = (
+        kept[0].copy(kept[1])
+        if kept is not None
+        else ws.dialect.scratch(base, ws.config.shadow, ws.actor, prefix=ws.config.scratch_prefix)
+    )
+    with creating as created:
         url = _same_schema(created, base)
-        ws.dialect.tune_scratch(url, ws.actor)
+        if kept is None:  # a kept state's copy has its migrations applied already
+            ws.dialect.tune_scratch(url, ws.actor)
         if copy_from is not None:
             ws.dialect.copy_database(copy_from, url, ws.actor, data=data)
         yield on_url(ws, url)

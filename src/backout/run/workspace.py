@@ -58,6 +58,10 @@ class Workspace:
     #: keys applied as of the last status read and this run's host writes since, in the
     #: project's order: what :class:`HostChange.applied_after` is computed from
     _applied_now: list[str] | None = field(default=None, init=False, repr=False)
+    #: backout's own tables seen on a private database, shared by all its sessions: only
+    #: backout creates them there (each in a committed transaction of its own), nothing drops
+    #: them (see Dialect.bookkeeping_exists)
+    _known_tables: set[tuple[str, str | None]] = field(default_factory=set, init=False, repr=False)
 
     @classmethod
     def open(cls, config: Config) -> Workspace:
@@ -110,7 +114,7 @@ class Workspace:
                 hint=direct_url_hint(self.config, prisma=self.project.ledger == "prisma"),
             ) from exc
         if self.private:
-            session.known_tables = set()
+            session.known_tables = self._known_tables
         return session
 
     @contextmanager
@@ -195,14 +199,16 @@ class Workspace:
         with self.dialect.bookkeeping_known(session, tables):
             self.events.check_version(session)
             exists = self.ledger.exists(session)
-            rows = self.ledger.rows(session, exists=True) if exists else []
+            # the journal's open runs, read once: interrupted applies and unfinished restores
+            entries = self.events.journal.open_entries(session)
+            rows = self.ledger.rows(session, entries, exists=True) if exists else []
             report = self._with_host(session, self._status_of(rows, exists))
             if report.unfinished:
                 holder = self.run_lock_holder(session)
                 if holder is not None:
                     report = being_applied(report, holder)
             # A half-restored database may have lost its ledger: the journal still knows.
-            restores = tuple(self.events.journal.unfinished_restores(session))
+            restores = tuple(self.events.journal.unfinished_restores(session, entries))
         return replace(report, unfinished_restores=restores) if restores else report
 
     def _status_of(self, rows: list[LedgerRow], exists: bool) -> StatusReport:

@@ -21,6 +21,7 @@ from backout.dialects.base import (
     Dialect,
     DmlScope,
     KeptCopies,
+    KeptStates,
     OrphanRows,
     RunLock,
     Session,
@@ -43,7 +44,7 @@ from backout.dialects.postgres.catalog import (
 from backout.dialects.postgres.data import undo_inserts
 from backout.dialects.postgres.ddl import draft_rollback, rename_back
 from backout.dialects.postgres.fill import fill_tables
-from backout.dialects.postgres.kept import KEPT_LABEL, PostgresKeptCopies
+from backout.dialects.postgres.kept import KEPT_ANY, PostgresKeptCopies, PostgresKeptStates
 from backout.dialects.postgres.pooler import check_not_transaction_pooled, refuse_declared
 from backout.dialects.postgres.schema_dump import schema_dump
 from backout.dialects.postgres.session import PostgresSession, translate
@@ -559,14 +560,25 @@ class PostgresDialect(Dialect):
         finally:
             self.drop_scratch(server, actor, name)
 
-    def create_scratch(self, server: DatabaseURL, actor: Actor, prefix: str) -> str:
-        """Create an empty scratch database on ``server`` (after sweeping the abandoned ones);
-        its name."""
+    def create_scratch(
+        self,
+        server: DatabaseURL,
+        actor: Actor,
+        prefix: str,
+        *,
+        template: str | None = None,
+        admin: Session | None = None,
+    ) -> str:
+        """Create an empty scratch database on ``server`` (after sweeping the abandoned ones),
+        or a copy of the database ``template`` (no session may be connected to it); its name.
+        ``admin``: a session on ``server`` to use (else one is opened and closed)."""
         name = scratch_names.new_name(prefix)
-        admin = self.connect(server, actor=actor)
+        own = admin is None
+        admin = self.connect(server, actor=actor) if admin is None else admin
         try:
             self._sweep_scratch(admin, prefix)
-            admin.execute(f"CREATE DATABASE {self.quote(name)}")
+            copied = f" TEMPLATE {self.quote(template)}" if template else ""
+            admin.execute(f"CREATE DATABASE {self.quote(name)}{copied}")
         except DatabaseError as exc:
             raise DatabaseError(
                 f"cannot create a scratch database on {server.masked()}: {exc.message}",
@@ -575,7 +587,8 @@ class PostgresDialect(Dialect):
                 "throwaway databases",
             ) from exc
         finally:
-            admin.close()
+            if own:
+                admin.close()
         return name
 
     def drop_scratch(self, server: DatabaseURL, actor: Actor, name: str) -> None:
@@ -588,14 +601,14 @@ class PostgresDialect(Dialect):
 
     def _sweep_scratch(self, admin: Session, prefix: str) -> None:
         """Drop the scratch databases killed runs left (see :mod:`scratch_names`); kept
-        simulation copies once they have been idle long enough."""
+        simulation copies and replay states once they have been idle long enough."""
         pattern = prefix.replace("_", "\\_") + "%"
         rows = admin.query(
             "SELECT d.datname, (SELECT count(*) FROM pg_stat_activity a "
             "WHERE a.datname = d.datname), "
             "coalesce(shobj_description(d.oid, 'pg_database'), '') LIKE %s "
             "FROM pg_database d WHERE d.datname LIKE %s",
-            (KEPT_LABEL + "%", pattern),
+            (KEPT_ANY + "%", pattern),
         )
         scratch_names.sweep(
             ((str(name), int(count)) for name, count, _ in rows),
@@ -623,6 +636,18 @@ class PostgresDialect(Dialect):
         return PostgresKeptCopies(
             self, url, shadow or url, actor, prefix, admin=admin if shadow is None else None
         )
+
+    def kept_states(
+        self,
+        url: DatabaseURL,
+        shadow: DatabaseURL | None,
+        actor: Actor,
+        *,
+        prefix: str = scratch_names.DEFAULT_PREFIX,
+        owner: str = "",
+    ) -> KeptStates:
+        """Replayed states kept as template databases (see .kept)."""
+        return PostgresKeptStates(self, shadow or url, actor, prefix, owner)
 
     def copy_database(
         self, source: DatabaseURL, target: DatabaseURL, actor: Actor, *, data: bool
@@ -777,6 +802,11 @@ class PostgresDialect(Dialect):
     def save_state(self, url: DatabaseURL, actor: Actor, path: Path) -> None:
         """``pg_dump`` of the database (schema and rows) into ``path`` as SQL (see .state)."""
         save_state(url, self._server_version_at(url, actor), path)
+
+    def state_origin(self, url: DatabaseURL, actor: Actor) -> str:
+        """The server's version, e.g. ``PostgreSQL 15.20`` (asked once per process)."""
+        major, minor = self._server_version_at(url, actor)
+        return f"PostgreSQL {major}.{minor}"
 
     def load_state(self, url: DatabaseURL, actor: Actor, path: Path) -> None:
         """Run a :meth:`save_state` file as one batch on one connection (see .state)."""
