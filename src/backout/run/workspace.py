@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from backout.dialects import dialect_for
-from backout.dialects.base import Actor, Dialect, RunLock, Session, utcnow
+from backout.dialects.base import Actor, Dialect, HostLock, RunLock, Session, utcnow
 from backout.model.errors import ConfigError, HistoryError, LockError, LockHeld, PoolerRefused
 from backout.model.script import Script
 from backout.model.urls import DatabaseURL
@@ -129,18 +129,24 @@ class Workspace:
     def run_lock(self, session: Session) -> RunLock:
         """Take the run lock (also Prisma's, in the Prisma layout), waiting up to
         ``lock_wait`` while another run holds it; LockError after that."""
-        prisma = self.project.ledger == "prisma"
+        locks = self.host_locks()
         return self._waiting(
-            lambda: self.dialect.acquire_run_lock(session, self.actor, prisma_compatible=prisma)
+            lambda: self.dialect.acquire_run_lock(session, self.actor, host_locks=locks)
         )
+
+    def host_locks(self) -> list[HostLock]:
+        """The host tool's own migration lock(s), taken with backout's run lock: Prisma
+        Migrate's in the Prisma layout, else the host history's (none for dbmate, nor on
+        SQLite)."""
+        if self.project.ledger == "prisma":
+            return self.dialect.host_locks("prisma", self.url, schema=None, table="")
+        return self.host.locks(self.url) if self.host is not None else []
 
     def check_run_lock(self, session: Session) -> None:
         """LockError naming the holder when another run holds the run lock (takes nothing),
         after waiting up to ``lock_wait`` for it to be released."""
-        prisma = self.project.ledger == "prisma"
-        self._waiting(
-            lambda: self.dialect.check_run_lock(session, self.actor, prisma_compatible=prisma)
-        )
+        locks = self.host_locks()
+        self._waiting(lambda: self.dialect.check_run_lock(session, self.actor, host_locks=locks))
 
     def _waiting(self, attempt: Callable[[], T]) -> T:
         """``attempt()`` again while the run lock is held elsewhere, until ``lock_wait`` ends.
@@ -284,12 +290,12 @@ class Workspace:
             executor.execute(sql, params or None)
 
     def run_lock_holder(self, session: Session) -> str | None:
-        """Who holds the run lock now (backout's, or Prisma Migrate's in the Prisma layout),
-        as the sentence LockError gives; None when it is free. Takes nothing."""
-        prisma = self.project.ledger == "prisma"
+        """Who holds the run lock now (backout's, or the host tool's: Prisma Migrate's,
+        golang-migrate's, Flyway's), as the sentence LockError gives; None when it is free.
+        Takes nothing."""
         try:
             # asked once, never waited for: status reports, it does not queue
-            self.dialect.check_run_lock(session, self.actor, prisma_compatible=prisma)
+            self.dialect.check_run_lock(session, self.actor, host_locks=self.host_locks())
         except LockError as exc:
             return exc.message
         return None
