@@ -47,7 +47,7 @@ def test_golang_migrate_postgres_id_by_hand() -> None:
     # Lock(): GenerateAdvisoryLockId(DatabaseName, migrationsSchemaName, migrationsTableName);
     # Open() sets DatabaseName to the URL's path, "/app" for postgres://.../app
     data = b"/app\x00public\x00schema_migrations"
-    assert crc32_ieee(data) == 0x59E70691 == 1508312721
+    assert crc32_ieee(data) == 1508312721  # 0x59E70691
     # sum * uint32(1486364155), wrapped to 32 bits as Go's uint32 multiplication does
     expected = 1508312721 * 1486364155 % 2**32
     assert expected == 257547563
@@ -62,7 +62,7 @@ def test_golang_migrate_postgres_id_by_hand() -> None:
 def test_golang_migrate_mysql_name_by_hand() -> None:
     # Lock(): GenerateAdvisoryLockId(fmt.Sprintf("%s:%s", DatabaseName, MigrationsTable)),
     # passed to GET_LOCK(?, 10) as the decimal string
-    assert crc32_ieee(b"app:schema_migrations") == 0x55B69AC6 == 1438030534
+    assert crc32_ieee(b"app:schema_migrations") == 1438030534  # 0x55B69AC6
     expected = 1438030534 * 1486364155 % 2**32
     assert expected == 2938252834
     url = parse_url("mysql://root@127.0.0.1:3306/app")
@@ -81,9 +81,7 @@ def test_flyway_postgres_key_by_hand() -> None:
     assert java_hash(table) == java_string_hash(table) == 2125624436
     assert flyway_postgres_key("public", "flyway_schema_history") == magic + 2125624436
     url = parse_url("postgresql://u@127.0.0.1:5432/app")
-    locks = dialect_for(url).host_locks(
-        "flyway", url, schema=None, table="flyway_schema_history"
-    )
+    locks = dialect_for(url).host_locks("flyway", url, schema=None, table="flyway_schema_history")
     assert [(lock.key, lock.owner) for lock in locks] == [(77433833903597, "Flyway")]
 
 
