@@ -170,6 +170,9 @@ class HostHistory(Protocol):
     #: the host tool's name as users know it ("dbmate", "golang-migrate", "flyway"): shown as
     #: "applied by dbmate" and stored as ``recorded_by`` in ``status --json``
     tool: str
+    #: the tool marks a migration before running it (golang-migrate's dirty version), so a
+    #: marked migration whose writer still holds the lock is being applied, not failed
+    marks_before_running: bool
 
     @property
     def table_name(self) -> str:

@@ -203,13 +203,21 @@ class Workspace:
             exists = self.ledger.exists(session)
             rows = self.ledger.rows(session, exists=True) if exists else []
             report = self._with_host(session, self._status_of(rows, exists))
-            if report.unfinished:
+            in_flight = self._host_in_flight(report)
+            if report.unfinished or in_flight:
                 holder = self.run_lock_holder(session)
                 if holder is not None:
-                    report = being_applied(report, holder)
+                    report = being_applied(report, holder, in_flight=in_flight)
             # A half-restored database may have lost its ledger: the journal still knows.
             restores = tuple(self.events.journal.unfinished_restores(session))
         return replace(report, unfinished_restores=restores) if restores else report
+
+    def _host_in_flight(self, report: StatusReport) -> set[str]:
+        """Keys the host tool marked failed before running them (golang-migrate's dirty
+        version): being applied now when the tool (or backout) holds the run lock."""
+        if self.host is None or not self.host.marks_before_running:
+            return set()
+        return {e.key for e in report.failed if e.recorded_by == self.host.tool}
 
     def _status_of(self, rows: list[LedgerRow], exists: bool) -> StatusReport:
         """:func:`compute_status`, remembered for the last rows read: it is pure, and a

@@ -31,6 +31,7 @@ class DbmateHistory:
     """:class:`~backout.run.host_history.HostHistory` for the dbmate layout."""
 
     tool = "dbmate"
+    marks_before_running = False
 
     def __init__(self, setup: HostSetup):
         self.table = HostTable(setup.dialect, setup.table or DEFAULT_TABLE)

@@ -99,6 +99,7 @@ class FlywayHistory:
     """:class:`~backout.run.host_history.HostHistory` for Flyway's schema history table."""
 
     tool = "flyway"
+    marks_before_running = False
 
     def __init__(self, setup: HostSetup):
         self.dialect = setup.dialect

@@ -55,6 +55,7 @@ class GolangMigrateHistory:
     """:class:`~backout.run.host_history.HostHistory` for the plain (golang-migrate) layout."""
 
     tool = "golang-migrate"
+    marks_before_running = True
 
     def __init__(self, setup: HostSetup):
         self.table = HostTable(setup.dialect, setup.table or DEFAULT_TABLE)
