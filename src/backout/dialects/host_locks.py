@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import zlib
 
+from backout.model.identifiers import quote_identifier
+
 #: ``advisoryLockIdSalt`` in golang-migrate's database/util.go
 GOLANG_MIGRATE_SALT = 1486364155
 #: ``LOCK_MAGIC_NUM`` in Flyway's PostgreSQLAdvisoryLockTemplate: the bytes of "Flyway"
@@ -39,7 +41,8 @@ def java_string_hash(text: str) -> int:
 
 def flyway_postgres_key(schema: str, table: str) -> int:
     """Flyway's advisory lock key for ``"schema"."table"`` (``Table.toString()``)."""
-    quoted = ".".join('"' + part.replace('"', '""') + '"' for part in (schema, table))
+    # PostgreSQLDatabase.doQuote: always quoted, a '"' doubled (the standard rule)
+    quoted = f"{quote_identifier(schema)}.{quote_identifier(table)}"
     return FLYWAY_LOCK_MAGIC_NUM + java_string_hash(quoted)
 
 
