@@ -241,6 +241,17 @@ class Session(ABC):
         self.close()
 
 
+@dataclass(frozen=True)
+class HostLock:
+    """Another tool's migration lock, taken with backout's run lock so that tool and backout
+    never migrate the same database at once (Prisma Migrate's, golang-migrate's, Flyway's)."""
+
+    #: PostgreSQL: the advisory lock key; MySQL/MariaDB: the ``GET_LOCK`` name
+    key: int | str
+    #: the tool, as messages name it ("Prisma Migrate", "golang-migrate", "Flyway")
+    owner: str
+
+
 class RunLock(ABC):
     """The run lock: at most one backout run (or Prisma migrate) changes a database at a time."""
 
@@ -688,16 +699,25 @@ class Dialect(ABC):
 
     @abstractmethod
     def acquire_run_lock(
-        self, session: Session, actor: Actor, *, prisma_compatible: bool = False
+        self, session: Session, actor: Actor, *, host_locks: Sequence[HostLock] = ()
     ) -> RunLock:
         """Take the run lock without waiting; LockError naming the holder when it is taken.
 
-        ``prisma_compatible`` also takes the lock Prisma Migrate takes, so ``prisma migrate
-        deploy`` and backout never run at the same time.
+        ``host_locks`` (from :meth:`host_locks`) are taken too, after backout's own, so the
+        host tool (``prisma migrate deploy``, ``migrate up``, ``flyway migrate``) and backout
+        never run at the same time.
         """
 
+    def host_locks(
+        self, tool: str, url: DatabaseURL, *, schema: str | None, table: str
+    ) -> list[HostLock]:
+        """The lock ``tool`` ("prisma", "golang-migrate", "flyway", "dbmate") takes on this
+        database when it migrates, with its history table ``schema.table`` (``schema`` None:
+        the tool's default). Default: none (SQLite: these tools take no database lock)."""
+        return []
+
     def check_run_lock(
-        self, session: Session, actor: Actor, *, prisma_compatible: bool = False
+        self, session: Session, actor: Actor, *, host_locks: Sequence[HostLock] = ()
     ) -> None:
         """LockError naming the holder when another run holds the run lock now; keeps nothing.
 
@@ -705,7 +725,7 @@ class Dialect(ABC):
         locked, and a second run must say at once who holds the lock instead of queueing.
         Default: take the lock and release it straight away.
         """
-        self.acquire_run_lock(session, actor, prisma_compatible=prisma_compatible).release()
+        self.acquire_run_lock(session, actor, host_locks=host_locks).release()
 
     @abstractmethod
     def timeout_statements(self, *, lock_timeout: float, statement_timeout: float) -> list[str]:
@@ -735,7 +755,7 @@ class Dialect(ABC):
             env["BACKOUT_SCHEMA"] = url.schema
         return env
 
-    def run_lock_description(self, *, prisma_compatible: bool) -> str:
+    def run_lock_description(self, *, host_locks: Sequence[HostLock] = ()) -> str:
         """How the run lock is taken, for plans and dry runs."""
         return f"{self.display_name} run lock"
 

@@ -143,7 +143,7 @@ def up(
 
 
 def _lock_text(ws: Workspace) -> str:
-    return ws.dialect.run_lock_description(prisma_compatible=ws.project.ledger == "prisma")
+    return ws.dialect.run_lock_description(host_locks=ws.host_locks())
 
 
 def _apply_one(

@@ -645,7 +645,7 @@ def _implicit_commit_warnings(ws: Workspace, units: Sequence[PreparedScript]) ->
 
 
 def lock_description(ws: Workspace) -> str:
-    return ws.dialect.run_lock_description(prisma_compatible=ws.project.ledger == "prisma")
+    return ws.dialect.run_lock_description(host_locks=ws.host_locks())
 
 
 def plan(

@@ -27,7 +27,7 @@ import enum
 from dataclasses import dataclass, field, replace
 from typing import Protocol, runtime_checkable
 
-from backout.dialects.base import Actor, Dialect, Session
+from backout.dialects.base import Actor, Dialect, HostLock, Session
 from backout.model.script import Script
 from backout.model.urls import DatabaseURL
 from backout.project.migration import Migration, Project
@@ -170,6 +170,9 @@ class HostHistory(Protocol):
     #: the host tool's name as users know it ("dbmate", "golang-migrate", "flyway"): shown as
     #: "applied by dbmate" and stored as ``recorded_by`` in ``status --json``
     tool: str
+    #: the tool marks a migration before running it (golang-migrate's dirty version), so a
+    #: marked migration whose writer still holds the lock is being applied, not failed
+    marks_before_running: bool
 
     @property
     def table_name(self) -> str:
@@ -213,6 +216,12 @@ class HostHistory(Protocol):
         """Why the host table cannot record ``change`` (then the command refuses before its
         first side effect), or None. golang-migrate's single version cannot record rolling
         back a migration below a still-applied one."""
+        ...
+
+    def locks(self, url: DatabaseURL) -> list[HostLock]:
+        """The migration lock the host tool takes on this database, exactly as it takes it
+        (``Dialect.host_locks``): backout's run lock takes it too, so the tool and backout
+        never migrate at once. Empty when the tool takes none (dbmate; SQLite)."""
         ...
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+from collections.abc import Collection
 from dataclasses import dataclass, replace
 
 from backout.model.errors import HistoryError
@@ -219,13 +220,19 @@ def compute_status(project: Project, rows: list[LedgerRow], *, ledger_exists: bo
     return StatusReport(entries=tuple(entries), ledger_exists=ledger_exists)
 
 
-def being_applied(report: StatusReport, holder: str) -> StatusReport:
+def being_applied(
+    report: StatusReport, holder: str, *, in_flight: Collection[str] = ()
+) -> StatusReport:
     """The report with its unfinished attempts as APPLYING by ``holder``, the run lock's
     holder: a writer that failed records the error (Prisma and backout both do), so an
-    attempt with none whose writer still holds the lock is one being applied now."""
+    attempt with none whose writer still holds the lock is one being applied now. Keys in
+    ``in_flight`` (the host tool's marks made before running, golang-migrate's dirty version)
+    are too."""
     unfinished = {id(e) for e in report.unfinished}
     entries = tuple(
-        replace(e, state=State.APPLYING, applying_by=holder) if id(e) in unfinished else e
+        replace(e, state=State.APPLYING, applying_by=holder)
+        if id(e) in unfinished or e.key in in_flight
+        else e
         for e in report.entries
     )
     return replace(report, entries=entries)

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from backout.dialects import dialect_for
-from backout.dialects.base import Actor, Dialect, RunLock, Session, utcnow
+from backout.dialects.base import Actor, Dialect, HostLock, RunLock, Session, utcnow
 from backout.model.errors import ConfigError, HistoryError, LockError, LockHeld, PoolerRefused
 from backout.model.script import Script
 from backout.model.urls import DatabaseURL
@@ -133,18 +133,24 @@ class Workspace:
     def run_lock(self, session: Session) -> RunLock:
         """Take the run lock (also Prisma's, in the Prisma layout), waiting up to
         ``lock_wait`` while another run holds it; LockError after that."""
-        prisma = self.project.ledger == "prisma"
+        locks = self.host_locks()
         return self._waiting(
-            lambda: self.dialect.acquire_run_lock(session, self.actor, prisma_compatible=prisma)
+            lambda: self.dialect.acquire_run_lock(session, self.actor, host_locks=locks)
         )
+
+    def host_locks(self) -> list[HostLock]:
+        """The host tool's own migration lock(s), taken with backout's run lock: Prisma
+        Migrate's in the Prisma layout, else the host history's (none for dbmate, nor on
+        SQLite)."""
+        if self.project.ledger == "prisma":
+            return self.dialect.host_locks("prisma", self.url, schema=None, table="")
+        return self.host.locks(self.url) if self.host is not None else []
 
     def check_run_lock(self, session: Session) -> None:
         """LockError naming the holder when another run holds the run lock (takes nothing),
         after waiting up to ``lock_wait`` for it to be released."""
-        prisma = self.project.ledger == "prisma"
-        self._waiting(
-            lambda: self.dialect.check_run_lock(session, self.actor, prisma_compatible=prisma)
-        )
+        locks = self.host_locks()
+        self._waiting(lambda: self.dialect.check_run_lock(session, self.actor, host_locks=locks))
 
     def _waiting(self, attempt: Callable[[], T]) -> T:
         """``attempt()`` again while the run lock is held elsewhere, until ``lock_wait`` ends.
@@ -203,13 +209,21 @@ class Workspace:
             entries = self.events.journal.open_entries(session)
             rows = self.ledger.rows(session, entries, exists=True) if exists else []
             report = self._with_host(session, self._status_of(rows, exists))
-            if report.unfinished:
+            in_flight = self._host_in_flight(report)
+            if report.unfinished or in_flight:
                 holder = self.run_lock_holder(session)
                 if holder is not None:
-                    report = being_applied(report, holder)
+                    report = being_applied(report, holder, in_flight=in_flight)
             # A half-restored database may have lost its ledger: the journal still knows.
             restores = tuple(self.events.journal.unfinished_restores(session, entries))
         return replace(report, unfinished_restores=restores) if restores else report
+
+    def _host_in_flight(self, report: StatusReport) -> set[str]:
+        """Keys the host tool marked failed before running them (golang-migrate's dirty
+        version): being applied now when the tool (or backout) holds the run lock."""
+        if self.host is None or not self.host.marks_before_running:
+            return set()
+        return {e.key for e in report.failed if e.recorded_by == self.host.tool}
 
     def _status_of(self, rows: list[LedgerRow], exists: bool) -> StatusReport:
         """:func:`compute_status`, remembered for the last rows read: it is pure, and a
@@ -290,12 +304,12 @@ class Workspace:
             executor.execute(sql, params or None)
 
     def run_lock_holder(self, session: Session) -> str | None:
-        """Who holds the run lock now (backout's, or Prisma Migrate's in the Prisma layout),
-        as the sentence LockError gives; None when it is free. Takes nothing."""
-        prisma = self.project.ledger == "prisma"
+        """Who holds the run lock now (backout's, or the host tool's: Prisma Migrate's,
+        golang-migrate's, Flyway's), as the sentence LockError gives; None when it is free.
+        Takes nothing."""
         try:
             # asked once, never waited for: status reports, it does not queue
-            self.dialect.check_run_lock(session, self.actor, prisma_compatible=prisma)
+            self.dialect.check_run_lock(session, self.actor, host_locks=self.host_locks())
         except LockError as exc:
             return exc.message
         return None

@@ -45,11 +45,13 @@ from backout.dialects.base import (
     ControlStatement,
     Dialect,
     DmlScope,
+    HostLock,
     OrphanRows,
     RunLock,
     Session,
     TxControl,
 )
+from backout.dialects.host_locks import flyway_mysql_name, golang_migrate_lock_id
 from backout.dialects.mysql import explain as mysql_explain
 from backout.dialects.mysql import impact as mysql_impact
 from backout.dialects.mysql import split as mysql_split
@@ -384,14 +386,12 @@ class MysqlDialect(Dialect):
     # --- locks and timeouts --------------------------------------------------------------------
 
     def acquire_run_lock(
-        self, session: Session, actor: Actor, *, prisma_compatible: bool = False
+        self, session: Session, actor: Actor, *, host_locks: Sequence[HostLock] = ()
     ) -> RunLock:
         assert isinstance(session, MysqlSession)
         own = lock_name(session.url.database or "")
-        wanted = [(own, "backout")]
-        if prisma_compatible:
-            wanted.append((PRISMA_LOCK_NAME, "Prisma Migrate"))
-        lock = NamedLock(session, self.run_lock_description(prisma_compatible=prisma_compatible))
+        wanted = [(own, "backout"), *((str(h.key), h.owner) for h in host_locks)]
+        lock = NamedLock(session, self.run_lock_description(host_locks=host_locks))
         for name, owner in wanted:
             (got,) = session.query("SELECT GET_LOCK(%s, 0)", (name,))[0]
             if got != 1:
@@ -407,13 +407,14 @@ class MysqlDialect(Dialect):
         return lock
 
     def check_run_lock(
-        self, session: Session, actor: Actor, *, prisma_compatible: bool = False
+        self, session: Session, actor: Actor, *, host_locks: Sequence[HostLock] = ()
     ) -> None:
         # IS_USED_LOCK rather than GET_LOCK: a try would make a run starting at this very
         # moment find the lock taken (by this check).
-        wanted = [(lock_name(session.url.database or ""), "backout")]
-        if prisma_compatible:
-            wanted.append((PRISMA_LOCK_NAME, "Prisma Migrate"))
+        wanted = [
+            (lock_name(session.url.database or ""), "backout"),
+            *((str(h.key), h.owner) for h in host_locks),
+        ]
         for name, owner in wanted:
             (used,) = session.query("SELECT IS_USED_LOCK(%s)", (name,))[0]
             if used is not None:
@@ -453,11 +454,26 @@ class MysqlDialect(Dialect):
         parts.append(f"{str(command).lower()} for {seconds}s")
         return f"connection {holder} ({', '.join(parts)})"
 
-    def run_lock_description(self, *, prisma_compatible: bool) -> str:
+    def run_lock_description(self, *, host_locks: Sequence[HostLock] = ()) -> str:
         text = "MySQL named lock GET_LOCK('backout:<database>', 0)"
-        if prisma_compatible:
-            text += f" and Prisma Migrate's GET_LOCK('{PRISMA_LOCK_NAME}', 0)"
+        for host in host_locks:
+            text += f" and {host.owner}'s GET_LOCK('{host.key}', 0)"
         return text
+
+    def host_locks(
+        self, tool: str, url: DatabaseURL, *, schema: str | None, table: str
+    ) -> list[HostLock]:
+        # Each tool's own lock name, derived from its source (docs/history.md).
+        database = url.database or ""
+        if tool == "prisma":
+            return [HostLock(PRISMA_LOCK_NAME, "Prisma Migrate")]
+        if tool == "golang-migrate":
+            # database/mysql/mysql.go Lock(): GET_LOCK(GenerateAdvisoryLockId("db:table"), 10)
+            key = golang_migrate_lock_id(f"{database}:{table}")
+            return [HostLock(str(key), "golang-migrate")]
+        if tool == "flyway":
+            return [HostLock(flyway_mysql_name(schema or database, table), "Flyway")]
+        return []  # dbmate takes no lock
 
     @staticmethod
     def _seconds(lock_timeout: float) -> int:

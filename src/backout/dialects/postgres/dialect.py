@@ -20,12 +20,14 @@ from backout.dialects.base import (
     ControlStatement,
     Dialect,
     DmlScope,
+    HostLock,
     KeptCopies,
     KeptStates,
     OrphanRows,
     RunLock,
     Session,
 )
+from backout.dialects.host_locks import flyway_postgres_key, golang_migrate_lock_id
 from backout.dialects.orphans import unvalidated_orphans
 from backout.dialects.params import bind_pyformat, mask_as_dollar_params
 from backout.dialects.pool import ConnectionPool, current_pool
@@ -356,12 +358,10 @@ class PostgresDialect(Dialect):
     # --- locks and timeouts --------------------------------------------------------------------
 
     def acquire_run_lock(
-        self, session: Session, actor: Actor, *, prisma_compatible: bool = False
+        self, session: Session, actor: Actor, *, host_locks: Sequence[HostLock] = ()
     ) -> RunLock:
         assert isinstance(session, PostgresSession)
-        keys = [(BACKOUT_LOCK_KEY, "backout")]
-        if prisma_compatible:
-            keys.append((PRISMA_LOCK_KEY, "Prisma Migrate"))
+        keys = [(BACKOUT_LOCK_KEY, "backout"), *((int(h.key), h.owner) for h in host_locks)]
         lock = AdvisoryLock(session, [], f"pg_try_advisory_lock({BACKOUT_LOCK_KEY})")
         for key, owner in keys:
             (got,) = session.query("SELECT pg_try_advisory_lock(%s)", (key,))[0]
@@ -375,19 +375,18 @@ class PostgresDialect(Dialect):
                     "backout never breaks a lock",
                 )
             lock.keys.append(key)
-        if prisma_compatible:
-            lock.description += f" and pg_try_advisory_lock({PRISMA_LOCK_KEY})"
+        for host in host_locks:
+            lock.description += f" and pg_try_advisory_lock({host.key})"
         return lock
 
     def check_run_lock(
-        self, session: Session, actor: Actor, *, prisma_compatible: bool = False
+        self, session: Session, actor: Actor, *, host_locks: Sequence[HostLock] = ()
     ) -> None:
         # Read pg_locks rather than try the lock: a try would make a run starting at this very
-        # moment find it taken (by this check).
-        keys = [(BACKOUT_LOCK_KEY, "backout")]
-        if prisma_compatible:
-            keys.append((PRISMA_LOCK_KEY, "Prisma Migrate"))
-        # Both locks' holders in one round trip; a holder found is named from its own row.
+        # moment find it taken (by this check). pg_locks lists session and transaction-level
+        # advisory locks alike (Flyway takes pg_try_advisory_xact_lock by default).
+        keys = [(BACKOUT_LOCK_KEY, "backout"), *((int(h.key), h.owner) for h in host_locks)]
+        # Every lock's holders in one round trip; a holder found is named from its own row.
         found = session.query_many([(_HOLDER_SQL, _lock_ids(key)) for key, _ in keys])
         for (key, owner), rows in zip(keys, found, strict=True):
             if rows:
@@ -397,6 +396,22 @@ class PostgresDialect(Dialect):
                     hint="wait for that run to finish, or wait longer with --lock-wait DURATION; "
                     "backout never breaks a lock",
                 )
+
+    def host_locks(
+        self, tool: str, url: DatabaseURL, *, schema: str | None, table: str
+    ) -> list[HostLock]:
+        # Each tool's own key, derived from its source (docs/history.md).
+        schema = schema or url.schema or "public"
+        if tool == "prisma":
+            return [HostLock(PRISMA_LOCK_KEY, "Prisma Migrate")]
+        if tool == "golang-migrate":
+            # database/postgres/postgres.go Lock(): GenerateAdvisoryLockId(DatabaseName, schema,
+            # table), DatabaseName being the URL's path as Go parses it, leading "/" included.
+            name = "/" + (url.database or "")
+            return [HostLock(golang_migrate_lock_id(name, schema, table), "golang-migrate")]
+        if tool == "flyway":
+            return [HostLock(flyway_postgres_key(schema, table), "Flyway")]
+        return []  # dbmate takes no lock
 
     def _holder(self, session: Session, key: int) -> str:
         return _describe_holder(session.query(_HOLDER_SQL, _lock_ids(key)))
@@ -448,10 +463,10 @@ class PostgresDialect(Dialect):
         )
         return env
 
-    def run_lock_description(self, *, prisma_compatible: bool) -> str:
+    def run_lock_description(self, *, host_locks: Sequence[HostLock] = ()) -> str:
         keys = f"pg_try_advisory_lock({BACKOUT_LOCK_KEY})"
-        if prisma_compatible:
-            keys += f" and Prisma Migrate's pg_try_advisory_lock({PRISMA_LOCK_KEY})"
+        for host in host_locks:
+            keys += f" and {host.owner}'s pg_try_advisory_lock({host.key})"
         return f"PostgreSQL advisory lock: {keys}"
 
     # --- names ---------------------------------------------------------------------------------

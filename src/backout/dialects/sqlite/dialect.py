@@ -33,6 +33,7 @@ from backout.dialects.base import (
     ControlStatement,
     Dialect,
     DmlScope,
+    HostLock,
     OrphanRows,
     Params,
     Row,
@@ -443,7 +444,7 @@ class SqliteDialect(Dialect):
     # --- locks and timeouts --------------------------------------------------------------------
 
     def acquire_run_lock(
-        self, session: Session, actor: Actor, *, prisma_compatible: bool = False
+        self, session: Session, actor: Actor, *, host_locks: Sequence[HostLock] = ()
     ) -> RunLock:
         url = session.url
         if url.path is None:
@@ -463,7 +464,7 @@ class SqliteDialect(Dialect):
         return LockFile(handle, path)
 
     def check_run_lock(
-        self, session: Session, actor: Actor, *, prisma_compatible: bool = False
+        self, session: Session, actor: Actor, *, host_locks: Sequence[HostLock] = ()
     ) -> None:
         url = session.url
         if url.path is None:
@@ -488,7 +489,7 @@ class SqliteDialect(Dialect):
     def before_begin_statements(self, *, lock_timeout: float) -> list[str]:
         return [f"PRAGMA busy_timeout = {int(lock_timeout * 1000)}"]
 
-    def run_lock_description(self, *, prisma_compatible: bool) -> str:
+    def run_lock_description(self, *, host_locks: Sequence[HostLock] = ()) -> str:
         return "exclusive lock file <database>.backout-lock, then BEGIN IMMEDIATE"
 
     def is_lock_timeout(self, sqlstate: str | None, message: str) -> bool:

@@ -11,7 +11,8 @@ possibly ``schema.table`` on PostgreSQL.
 
 from __future__ import annotations
 
-from backout.dialects.base import Session
+from backout.dialects.base import HostLock, Session
+from backout.model.urls import DatabaseURL
 from backout.run.host_history import (
     HostChange,
     HostEvent,
@@ -30,6 +31,7 @@ class DbmateHistory:
     """:class:`~backout.run.host_history.HostHistory` for the dbmate layout."""
 
     tool = "dbmate"
+    marks_before_running = False
 
     def __init__(self, setup: HostSetup):
         self.table = HostTable(setup.dialect, setup.table or DEFAULT_TABLE)
@@ -74,6 +76,10 @@ class DbmateHistory:
 
     def refusal(self, change: HostChange) -> str | None:
         return None
+
+    def locks(self, url: DatabaseURL) -> list[HostLock]:
+        """None: dbmate takes no lock of its own (its migrations run one transaction each)."""
+        return self.table.dialect.host_locks(self.tool, url, schema=None, table=self.table.name)
 
     def _insert(self, key: str) -> SqlWrite:
         return (f"INSERT INTO {self.table.sql} (version) VALUES (%s)", (key,))

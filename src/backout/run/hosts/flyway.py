@@ -38,9 +38,10 @@ import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
-from backout.dialects.base import Session
+from backout.dialects.base import HostLock, Session
 from backout.model.errors import HistoryError, ProjectError
 from backout.model.script import Script
+from backout.model.urls import DatabaseURL
 from backout.project.layouts.flyway import (
     FlywaySettings,
     flyway_checksum,
@@ -98,6 +99,7 @@ class FlywayHistory:
     """:class:`~backout.run.host_history.HostHistory` for Flyway's schema history table."""
 
     tool = "flyway"
+    marks_before_running = False
 
     def __init__(self, setup: HostSetup):
         self.dialect = setup.dialect
@@ -195,6 +197,9 @@ class FlywayHistory:
     def refusal(self, change: HostChange) -> str | None:
         """Flyway's table can record every change backout makes."""
         return None
+
+    def locks(self, url: DatabaseURL) -> list[HostLock]:
+        return self.dialect.host_locks(self.tool, url, schema=self.schema, table=self.name)
 
     def _recorded_when_failed(self, migration: Migration) -> bool:
         """Flyway records a failure unless the migration's transaction rolled it back (its

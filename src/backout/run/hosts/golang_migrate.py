@@ -19,8 +19,9 @@ later, is then one ``migrate`` also counts as applied: the model cannot say othe
 
 from __future__ import annotations
 
-from backout.dialects.base import Session
+from backout.dialects.base import HostLock, Session
 from backout.model.errors import HistoryError
+from backout.model.urls import DatabaseURL
 from backout.run.host_history import (
     HostChange,
     HostEvent,
@@ -54,6 +55,7 @@ class GolangMigrateHistory:
     """:class:`~backout.run.host_history.HostHistory` for the plain (golang-migrate) layout."""
 
     tool = "golang-migrate"
+    marks_before_running = True
 
     def __init__(self, setup: HostSetup):
         self.table = HostTable(setup.dialect, setup.table or DEFAULT_TABLE)
@@ -119,6 +121,11 @@ class GolangMigrateHistory:
         if change.event in _SETTLED:
             return self._set_version(self._top(change.applied_after), dirty=False)
         return []
+
+    def locks(self, url: DatabaseURL) -> list[HostLock]:
+        return self.table.dialect.host_locks(
+            self.tool, url, schema=self.table.schema, table=self.table.name
+        )
 
     def refusal(self, change: HostChange) -> str | None:
         if _number(change.key) is None:
