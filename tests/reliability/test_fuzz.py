@@ -87,8 +87,13 @@ def _without(value: str, tag: str) -> str:
 
 
 def _dollar(value: str, tag: str) -> str:
-    # A dollar-quoted body may hold anything but its own closing tag.
-    return f"${tag}$" + _without(value, f"${tag}$") + f"${tag}$"
+    # A dollar-quoted body may hold anything but its own closing tag, nor end so that the tag
+    # closes early (body "a$" with tag "": "$$a$$$" ends after "a", then a stray "$").
+    close = f"${tag}$"
+    body = _without(value, close)
+    while (body + close).find(close) < len(body):
+        body = body[:-1]
+    return close + body + close
 
 
 # --- PostgreSQL splitting --------------------------------------------------------------------

@@ -185,6 +185,15 @@ def test_the_sweep_drops_only_certainly_abandoned_scratch_databases(
 
 
 @pytest.mark.postgres
+def _wait_for_no_sessions(server: Server, names: set[str], *, within: float) -> None:
+    listed = ", ".join(f"'{name}'" for name in sorted(names))
+    sql = f"SELECT count(*) FROM pg_stat_activity WHERE datname IN ({listed})"
+    deadline = time.monotonic() + within
+    while (count := int(str(server.run(sql)[0][0]))) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not count, f"the killed run's sessions still run after {within} s: {count}"
+
+
 def test_kill_9_leftovers_are_swept_by_the_next_run(pg_admin_url: str, tmp_path: Path) -> None:
     """The lane: kill -9 `backout test` while its scratch copy exists, then run it again."""
     server = Server("postgresql", pg_admin_url)
@@ -211,8 +220,9 @@ def test_kill_9_leftovers_are_swept_by_the_next_run(pg_admin_url: str, tmp_path:
             proc.wait()
             left = server.names(prefix) - {database}
             assert left, "a killed run left no scratch database (nothing to sweep)"
-            # Sessions of the killed run end with it; the server may take a moment.
-            time.sleep(0.5)
+            # Sessions of the killed run end with it, even one inside pg_sleep(30): the server
+            # checks for the missing client (client_connection_check_interval)
+            _wait_for_no_sessions(server, left, within=10)
             clean = _backout(["test", "001"], project, url)
             out, err = clean.communicate(timeout=300)
             assert clean.returncode == 0, (out + err).decode()[-2000:]

@@ -66,6 +66,8 @@ if TYPE_CHECKING:
 BACKOUT_LOCK_KEY = int.from_bytes(b"backout", "big")
 #: the key ``prisma migrate deploy`` takes with pg_advisory_lock
 PRISMA_LOCK_KEY = 72707369
+#: client_connection_check_interval (PostgreSQL 14+) of every session, in milliseconds
+CLIENT_CHECK_MS = 500
 
 _LOCK_TIMEOUT_STATES = {"55P03"}  # lock_not_available (lock_timeout, NOWAIT)
 #: SQLSTATE classes of a failing server rather than a refused statement: connection exception,
@@ -266,6 +268,11 @@ class PostgresDialect(Dialect):
         except BaseException:
             conn.close()
             raise
+        if conn.info.server_version >= 140000:
+            # A backout killed mid-statement (kill -9, a lost terminal) leaves no backend
+            # running its statement on, holding its locks: the server notices the missing
+            # client within half a second, rolls back and ends the session.
+            session.execute(f"SET client_connection_check_interval = {CLIENT_CHECK_MS}")
         if url.schema:
             session.execute(f"SET search_path TO {self.quote(url.schema)}")
         return session
