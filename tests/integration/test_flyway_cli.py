@@ -26,6 +26,7 @@ FILES = {
     "db/migration/U1_1__add_items.sql": "-- backout:risk HIGH\nDROP TABLE items;\n",
     "db/migration/R__views.sql": "CREATE VIEW v AS SELECT 1 AS x;\n",
 }
+R_VIEWS = "db/migration/R__views.sql"
 ROLLBACK = ["rollback", "--yes", "--backup", "none", "--i-accept-data-loss"]
 
 
@@ -68,26 +69,33 @@ def test_up_rollback_up_keep_flyways_history(tmp_path: Path, url: str) -> None:
 
     write(tmp_path, FILES)
     v11 = flyway_checksum(V11)
+    views = (3, None, "views", "SQL", "R__views.sql", flyway_checksum(FILES[R_VIEWS]), True)
     assert run(["up"], project=tmp_path, url=url).exit_code == 0
     assert tables(url) == {"users", "items"}
     assert rows(url) == [
         (1, "1", "create users", "SQL", "V1__create_users.sql", V1_CHECKSUM, True),
         (2, "1.1", "add items", "SQL", "more/V1_1__add_items.sql", v11, True),
+        views,  # the repeatable, after the versioned ones (tests/.../test_flyway_repeatables.py)
     ]
     status = run(["status", "--json"], project=tmp_path, url=url)
     assert status.exit_code == 0, status.output
     document = json.loads(status.output)
-    assert document["repeatables"] == ["db/migration/R__views.sql"]
+    assert document["repeatables"] == [
+        {"script": R_VIEWS, "description": "views", "checksum": views[5], "state": "up to date"}
+    ]
     assert [m["state"] for m in document["migrations"]] == ["applied", "applied"]
 
     result = run(ROLLBACK, project=tmp_path, url=url)
     assert result.exit_code == 0, result.output
     assert tables(url) == {"users"}
-    assert rows(url) == [(1, "1", "create users", "SQL", "V1__create_users.sql", V1_CHECKSUM, True)]
+    assert rows(url) == [
+        (1, "1", "create users", "SQL", "V1__create_users.sql", V1_CHECKSUM, True),
+        views,
+    ]
 
     assert run(["up"], project=tmp_path, url=url).exit_code == 0
     assert tables(url) == {"users", "items"}
-    assert [r[:2] for r in rows(url)] == [(1, "1"), (2, "1.1")]
+    assert [r[:2] for r in rows(url)] == [(1, "1"), (3, None), (4, "1.1")]
 
 
 def test_a_failed_migration_is_recorded_as_flyway_records_it(tmp_path: Path, url: str) -> None:

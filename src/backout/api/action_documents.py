@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from backout.backup.catalog import BackupRecord
     from backout.backup.restore import RestoreResult
     from backout.emergency.incident import EmergencyResult
-    from backout.migrate.apply import UpResult
+    from backout.migrate.apply import AppliedMigration, UpResult
     from backout.rollback.rollback import RollbackResult
     from backout.rollback.schema_update import SchemaUpdateResult
     from backout.run.hooks import HookResult
@@ -114,20 +114,22 @@ def rollback_outcome(result: RollbackResult) -> str:
     return "rolled_back"
 
 
+def _applied_json(m: AppliedMigration) -> dict[str, Any]:
+    return {
+        "id": m.id,
+        "statements": m.statements,
+        "duration_s": round(m.duration_ms / 1000, 3),
+        "attempts": m.attempts,
+        "transactional": m.transactional,
+    }
+
+
 def up_fields(result: UpResult) -> dict[str, Any]:
-    """``up --json``'s own fields."""
+    """``up --json``'s own fields (``repeatables``: Flyway's ``R__`` files run)."""
     return {
         "dry_run": result.dry_run,
-        "applied": [
-            {
-                "id": m.id,
-                "statements": m.statements,
-                "duration_s": round(m.duration_ms / 1000, 3),
-                "attempts": m.attempts,
-                "transactional": m.transactional,
-            }
-            for m in result.applied
-        ],
+        "applied": [_applied_json(m) for m in result.applied],
+        "repeatables": [_applied_json(m) for m in result.repeatables],
         "already_applied": result.skipped,
         "out_of_order": list(result.out_of_order),
         "warnings": list(result.warnings),
@@ -138,7 +140,7 @@ def up_outcome(result: UpResult) -> str:
     """``applied``, ``dry_run`` or ``nothing_to_apply``."""
     if result.dry_run:
         return "dry_run"
-    return "applied" if result.applied else "nothing_to_apply"
+    return "applied" if result.applied or result.repeatables else "nothing_to_apply"
 
 
 def backup_fields(record: BackupRecord) -> dict[str, Any]:

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from backout.migrate.residue import Residue
     from backout.model.script import Script
     from backout.project.migration import Migration
+    from backout.run.hosts.flyway import Repeatable
 
 
 def script_json(script: Script) -> dict[str, Any]:
@@ -116,15 +117,23 @@ def status_json(
     notes: Sequence[str] = (),
     residues: Mapping[str, Residue] | None = None,
     broken: Mapping[str, str] | None = None,
-    repeatables: Sequence[str] = (),
+    repeatables: Sequence[Repeatable] = (),
 ) -> dict[str, Any]:
-    """The ``status --json`` document (``repeatables``: Flyway's ``R__`` files, listed)."""
+    """The ``status --json`` document (``repeatables``: Flyway's ``R__`` files, their states)."""
     entries = report.entries
     residues = residues or {}
     broken = broken or {}
     return {
         "notes": list(notes),
-        "repeatables": list(repeatables),
+        "repeatables": [
+            {
+                "script": r.script.display,
+                "description": r.description,
+                "checksum": r.checksum,
+                "state": r.state,
+            }
+            for r in repeatables
+        ],
         "format": JSON_FORMAT,
         "layout": layout,
         "database": database,

@@ -99,7 +99,7 @@ def status(as_json: bool, url: str | None, project: Path | None, config_file: Pa
                 notes=result.notes,
                 residues=result.residues,
                 broken=result.broken,
-                repeatables=[s.display for s in ws.project.repeatables],
+                repeatables=result.repeatables,
             )
         )
     else:
@@ -197,12 +197,13 @@ class _UpLines:
 
 def _report_up(result: UpResult, elapsed: float) -> None:
     """What ``up`` applied, with notes on journaled and out-of-order migrations."""
-    if not result.applied:
+    if not result.applied and not result.repeatables:
         click.echo("Nothing to apply: the database is up to date.")
         return
-    statements = sum(m.statements for m in result.applied)
+    statements = sum(m.statements for m in [*result.applied, *result.repeatables])
+    repeatables = f", {len(result.repeatables)} repeatable(s)" if result.repeatables else ""
     click.echo(
-        f"Applied {len(result.applied)} migration(s), {statements} statement(s), "
+        f"Applied {len(result.applied)} migration(s){repeatables}, {statements} statement(s), "
         f"in {elapsed:.2f} s."
     )
     journaled = [m for m in result.applied if m.journaled]
@@ -213,6 +214,8 @@ def _report_up(result: UpResult, elapsed: float) -> None:
             f"note: {len(journaled)} migration(s) ran journaled, statement by statement: "
             f"{shown}{more}."
         )
+    for repeat in result.repeatables:
+        click.echo(f"Ran repeatable {repeat.id} (recorded in Flyway's history).")
     for migration_id in result.out_of_order:
         click.echo(f"note: {migration_id} was applied out of order (older than applied ones).")
 

@@ -330,12 +330,17 @@ def _status_notes(result: StatusResult) -> None:
     for error in result.broken.values():
         say(("broken rollback: ", "bold red"), error, " (`rollback` refuses it)", wrap=False)
     _file_notes(report)
-    for script in result.workspace.project.repeatables:
-        say(
-            ("repeatable: ", "bold"),
-            f"{script.display} (Flyway re-runs it whenever it changes; backout lists it, "
-            "never applies or rolls it back)",
-        )
+    for repeat in result.repeatables:
+        say(("repeatable: ", "bold"), f"{repeat.script.display}: {_REPEATABLE[repeat.state]}")
+
+
+_REPEATABLE = {
+    "pending": "pending (never run: `up` runs it after the versioned migrations)",
+    "outdated": "outdated (changed since its last run: `up` runs it again)",
+    "up to date": "up to date",
+    "failed": "failed (its last run failed: settle it and delete its failed row, as `flyway "
+    "repair` does; `up` refuses until then)",
+}
 
 
 def _status_counts(report: StatusReport) -> str:

@@ -18,6 +18,7 @@ from backout.model.errors import BackoutError, CheckFailed, DatabaseError, Histo
 from backout.project.migration import Migration
 from backout.run.history import Event
 from backout.run.host_history import HostEvent, SqlWrite
+from backout.run.hosts.flyway import FlywayHistory, Repeatable
 from backout.run.journal import FINISH, START, UP, JournalHooks, RunContext
 from backout.run.runner import Executor, PreparedScript, ScriptRunner, prepare
 from backout.run.status import StatusReport, refuse_interrupted
@@ -50,6 +51,9 @@ class UpResult:
     out_of_order: list[str] = field(default_factory=list)
     lock: str = ""
     warnings: list[str] = field(default_factory=list)
+    #: Flyway's repeatable ``R__`` migrations run (or, in a dry run, that would be), after
+    #: the versioned ones; ``id`` is the file as shown
+    repeatables: list[AppliedMigration] = field(default_factory=list)
 
 
 Progress = Callable[[str, Migration], None]
@@ -104,8 +108,10 @@ def up(
             selected = select_pending(ws, report, to)
             if selected:
                 _refuse_non_empty(ws, reader, report)
+            repeats = due_repeatables(ws, reader, to)
         units = {m.key: prepare(ws.dialect, m.up) for m in selected}
-        if not selected:
+        units.update({r.script.display: prepare(ws.dialect, r.script) for r in repeats})
+        if not selected and not repeats:
             result.skipped = len(report.applied)
             return result
     with ws.session(create=not dry_run) as session:
@@ -119,6 +125,7 @@ def up(
             if ws.private and selected:
                 _refuse_non_empty(ws, session, report)
             prepared = [(m, units.get(m.key) or prepare(ws.dialect, m.up)) for m in selected]
+            repeats = due_repeatables(ws, session, to)
             result.skipped = len(report.applied)
             result.out_of_order = [e.id for e in report.pending if e.out_of_order]
             result.lock = lock.description if lock else "(dry run: no lock taken)"
@@ -126,7 +133,7 @@ def up(
             if dry_run:
                 executor.comment(f"backout up --dry-run on {ws.url.masked()}")
                 executor.comment(f"run lock: {_lock_text(ws)}")
-            if prepared:
+            if prepared or repeats:
                 ws.ensure_history(session, executor)
                 ws.events.upgrade(session, executor)
             for migration, unit in prepared:
@@ -135,11 +142,78 @@ def up(
                 result.applied.append(_apply_one(ws, session, executor, migration, unit))
                 if progress:
                     progress("done", migration)
+            for repeat in repeats:
+                unit = units.get(repeat.script.display) or prepare(ws.dialect, repeat.script)
+                result.repeatables.append(apply_repeatable(ws, session, executor, repeat, unit))
             result.transcript = executor.transcript
         finally:
             if lock is not None:
                 lock.release()
     return result
+
+
+def due_repeatables(ws: Workspace, session: Session, to: str | None) -> list[Repeatable]:
+    """Flyway's repeatable migrations ``up`` runs after the versioned ones (none with
+    ``--to``: a partial ``up`` leaves them to the next full one); refuses a failed one."""
+    host = ws.host
+    if to is not None or not isinstance(host, FlywayHistory) or not ws.project.repeatables:
+        return []
+    states = host.repeatables(session)
+    failed = [r.script.display for r in states if r.state == "failed"]
+    if failed:
+        raise HistoryError(
+            f"{host.table_name} records a failed run of repeatable {failed[0]} (success = "
+            "false): Flyway's migrate refuses it too",
+            hint="settle what it left, then delete its failed row (what `flyway repair` does)",
+        )
+    return [r for r in states if r.due]
+
+
+def apply_repeatable(
+    ws: Workspace, session: Session, executor: Executor, repeat: Repeatable, unit: PreparedScript
+) -> AppliedMigration:
+    """Run one repeatable as ``up`` runs a migration (one transaction where it can), and
+    write Flyway's row for it; a failure is recorded where Flyway records one."""
+    host = ws.host
+    assert isinstance(host, FlywayHistory)
+    runner = ScriptRunner(session, executor, ws.run_options())
+    clock = time.monotonic()
+    executor.comment(f"repeatable {repeat.script.display} ({repeat.state})")
+
+    def row(success: bool) -> SqlWrite:
+        return host.repeatable_row(repeat, int((time.monotonic() - clock) * 1000), success=success)
+
+    def record() -> None:
+        executor.comment(f"flyway: {repeat.script.display} applied in {host.table_name}")
+        executor.execute(*row(True))
+
+    try:
+        if unit.transactional:
+            runner.run_in_transaction([unit], before_commit=record)
+        else:
+            runner.run_without_transaction(unit)
+            executor.begin()
+            record()
+            executor.commit()
+    except (DatabaseError, CheckFailed, LockError) as exc:
+        if not executor.dry_run:
+            session.rollback()
+            if not unit.transactional:  # Flyway records a failure it could not roll back
+                try:
+                    _write_alone(session, [row(False)])
+                except DatabaseError as record_error:
+                    exc.hint = (exc.hint + "; " if exc.hint else "") + (
+                        f"the failure could not be recorded in {host.table_name}: {record_error}"
+                    )
+        raise
+    return AppliedMigration(
+        id=repeat.script.display,
+        statements=len(unit.statements),
+        duration_ms=int((time.monotonic() - clock) * 1000),
+        attempts=runner.stats.attempts,
+        transactional=unit.transactional,
+        journaled=unit.journal_reason(ws.dialect),
+    )
 
 
 def _lock_text(ws: Workspace) -> str:

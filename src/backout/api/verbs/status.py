@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from backout.dialects.base import Session
 from backout.migrate.residue import Residue, failed_residue
 from backout.project.config import Config
+from backout.run.hosts.flyway import FlywayHistory, Repeatable
 from backout.run.status import StatusReport, compute_status
 from backout.run.verdicts import VerdictCache
 from backout.run.workspace import Workspace
@@ -26,11 +28,17 @@ class StatusResult:
     residues: Mapping[str, Residue] = field(default_factory=dict)
     #: rollback and partial scripts ``rollback`` would refuse: display path → the error
     broken: Mapping[str, str] = field(default_factory=dict)
+    #: Flyway's repeatable ``R__`` migrations with their states (Flyway layout only)
+    repeatables: tuple[Repeatable, ...] = ()
+
+    def failed_repeatables(self) -> list[Repeatable]:
+        """Repeatables whose run Flyway's table records as failed."""
+        return [r for r in self.repeatables if r.state == "failed"]
 
     def problems(self) -> bool:
-        """Something needs a person's attention: the history's problems, or a rollback
-        script that would not run."""
-        return self.report.problems() or bool(self.broken)
+        """Something needs a person's attention: the history's problems, a rollback script
+        that would not run, or a failed repeatable."""
+        return self.report.problems() or bool(self.broken) or bool(self.failed_repeatables())
 
     def attention(self) -> str:
         """Why ``status`` exits 1, as one line for stderr."""
@@ -44,6 +52,7 @@ class StatusResult:
                 (report.edited, "applied migration(s) edited since"),
                 (report.missing, "applied migration(s) missing from disk"),
                 (list(self.broken), "broken rollback script(s)"),
+                (self.failed_repeatables(), "failed repeatable(s)"),
             )
             if items
         ]
@@ -65,7 +74,13 @@ def status(config: Config) -> StatusResult:
     if not ws.database_exists():
         verdicts.save()
         report = compute_status(ws.project, [], ledger_exists=False)
-        return StatusResult(workspace=ws, report=report, database_exists=False, broken=broken)
+        return StatusResult(
+            workspace=ws,
+            report=report,
+            database_exists=False,
+            broken=broken,
+            repeatables=_repeatables(ws, None),
+        )
     with ws.session(create=False) as session:
         report = ws.read_status(session)
         residues = {}
@@ -73,6 +88,7 @@ def status(config: Config) -> StatusResult:
             residue = failed_residue(ws, session, entry)
             if residue is not None:
                 residues[entry.id] = residue
+        repeatables = _repeatables(ws, session)
     notes = _pending_notes(verdicts, report)
     verdicts.save()
     return StatusResult(
@@ -82,7 +98,15 @@ def status(config: Config) -> StatusResult:
         notes=notes,
         residues=residues,
         broken=broken,
+        repeatables=repeatables,
     )
+
+
+def _repeatables(ws: Workspace, session: Session | None) -> tuple[Repeatable, ...]:
+    """Flyway's repeatables and their states (``()`` outside the Flyway layout)."""
+    if not isinstance(ws.host, FlywayHistory):
+        return ()
+    return tuple(ws.host.repeatables(session))
 
 
 def _pending_notes(verdicts: VerdictCache, report: StatusReport) -> tuple[str, ...]:

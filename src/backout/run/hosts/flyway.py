@@ -62,6 +62,10 @@ from backout.run.host_history import (
 )
 from backout.run.runner import prepare
 
+#: a repeatable's states (``MigrationInfoServiceImpl``): never run, run with another checksum,
+#: run with this one, or a run recorded as failed (Flyway's migrate refuses until repaired)
+PENDING, OUTDATED, UP_TO_DATE, FAILED = "pending", "outdated", "up to date", "failed"
+
 COLUMNS = (
     "installed_rank",
     "version",
@@ -93,6 +97,55 @@ class FlywayRow:
     installed_on: object
     execution_time: int
     success: bool
+
+
+@dataclass(frozen=True)
+class Repeatable:
+    """A repeatable ``R__`` migration as Flyway sees it against its history."""
+
+    script: Script
+    description: str
+    #: Flyway's checksum of the file
+    checksum: int
+    state: str
+
+    @property
+    def due(self) -> bool:
+        """``up`` runs it (Flyway's ``migrate`` would)."""
+        return self.state in (PENDING, OUTDATED)
+
+
+def repeatable_states(
+    scripts: tuple[Script, ...], rows: list[FlywayRow], settings: FlywaySettings
+) -> list[Repeatable]:
+    """Pure: each repeatable's state, ordered by description as Flyway runs them.
+
+    As ``MigrationInfoServiceImpl``: the applied repeatable rows (``version`` NULL) are matched
+    by description; the latest one's checksum equal to the file's → up to date, else outdated;
+    none → pending. Any failed row of that description → failed (``MigrationInfoImpl``
+    reports it failed, and ``DbMigrate`` refuses "a failed repeatable migration").
+    """
+    latest: dict[str, FlywayRow] = {}
+    failed: set[str] = set()
+    for row in rows:
+        if row.version is None and row.type in _MIGRATION_TYPES:
+            latest[row.description] = row
+            if not row.success:
+                failed.add(row.description)
+    found: list[Repeatable] = []
+    for script in scripts:
+        parsed = parse_name(script.path.name, settings)
+        description = parsed.description if parsed is not None else script.path.stem
+        checksum = flyway_checksum(script.text)
+        last = latest.get(description)
+        if description in failed:
+            state = FAILED
+        elif last is None:
+            state = PENDING
+        else:
+            state = UP_TO_DATE if last.checksum == checksum else OUTDATED
+        found.append(Repeatable(script, description, checksum, state))
+    return sorted(found, key=lambda r: r.description)
 
 
 class FlywayHistory:
@@ -210,9 +263,15 @@ class FlywayHistory:
             return True
 
     def _insert(self, migration: Migration, script: Script, ms: int, *, success: bool) -> SqlWrite:
-        """``INSERT`` of one row, ranked after the last one in the same statement."""
+        """``INSERT`` of one row of a versioned migration."""
         parsed = parse_name(script.path.name, self.settings)
         description = parsed.description if parsed is not None else migration.name
+        return self._row(migration.key, description, script, ms, success=success)
+
+    def _row(
+        self, version: str | None, description: str, script: Script, ms: int, *, success: bool
+    ) -> SqlWrite:
+        """``INSERT`` of one row, ranked after the last one in the same statement."""
         if len(description) > 200:  # AbbreviationUtils.abbreviateDescription
             description = description[:197] + "..."
         path = self._script_path(script.path)
@@ -226,7 +285,7 @@ class FlywayHistory:
             f"{self.dialect.flyway_installed_by}, %s, %s FROM {self.table}"
         )
         params: tuple[object, ...] = (
-            migration.key,
+            version,
             description,
             "SQL",
             path,
@@ -235,6 +294,18 @@ class FlywayHistory:
             success,
         )
         return sql, params
+
+    # --- repeatable migrations ------------------------------------------------------------
+
+    def repeatable_row(self, repeatable: Repeatable, ms: int, *, success: bool) -> SqlWrite:
+        """The row Flyway writes for a run of a repeatable: ``version`` NULL."""
+        return self._row(None, repeatable.description, repeatable.script, ms, success=success)
+
+    def repeatables(self, session: Session | None) -> list[Repeatable]:
+        """Each ``R__`` file with its state, in Flyway's order (by description); without a
+        ``session`` (no database yet), every one is pending."""
+        rows = self.rows(session) if session is not None else []
+        return repeatable_states(self.project.repeatables, rows, self.settings)
 
     def _script_path(self, path: Path) -> str:
         """The script as Flyway stores it: relative to the location holding it."""
