@@ -115,27 +115,44 @@ class Repeatable:
         return self.state in (PENDING, OUTDATED)
 
 
+def abbreviate(description: str) -> str:
+    """A description as Flyway stores it (``AbbreviationUtils.abbreviateDescription``)."""
+    return description[:197] + "..." if len(description) > 200 else description
+
+
 def repeatable_states(
     scripts: tuple[Script, ...], rows: list[FlywayRow], settings: FlywaySettings
 ) -> list[Repeatable]:
     """Pure: each repeatable's state, ordered by description as Flyway runs them.
 
     As ``MigrationInfoServiceImpl``: the applied repeatable rows (``version`` NULL) are matched
-    by description; the latest one's checksum equal to the file's → up to date, else outdated;
-    none → pending. Any failed row of that description → failed (``MigrationInfoImpl``
-    reports it failed, and ``DbMigrate`` refuses "a failed repeatable migration").
+    by description; when the latest one (``getLatestRepeatableRuns``) is a run, not deleted,
+    with the file's checksum → up to date; another latest row → outdated; none → pending. A
+    failed row of that description not deleted → failed (``MigrationInfoImpl.getState``; and
+    ``DbMigrate`` refuses "a failed repeatable migration"). A successful ``DELETE`` row marks
+    the description's latest run deleted (``markRepeatableAsDeleted``).
     """
     latest: dict[str, FlywayRow] = {}
-    failed: set[str] = set()
+    runs: dict[str, list[FlywayRow]] = {}
+    deleted: set[int] = set()
     for row in rows:
-        if row.version is None and row.type in _MIGRATION_TYPES:
+        if row.version is None:
             latest[row.description] = row
-            if not row.success:
-                failed.add(row.description)
+            if row.type == "DELETE":
+                if row.success and runs.get(row.description):
+                    deleted.add(runs[row.description][-1].installed_rank)
+            else:
+                runs.setdefault(row.description, []).append(row)
+    failed = {
+        r.description
+        for group in runs.values()
+        for r in group
+        if not r.success and r.installed_rank not in deleted
+    }
     found: list[Repeatable] = []
     for script in scripts:
         parsed = parse_name(script.path.name, settings)
-        description = parsed.description if parsed is not None else script.path.stem
+        description = abbreviate(parsed.description if parsed is not None else script.path.stem)
         checksum = flyway_checksum(script.text)
         last = latest.get(description)
         if description in failed:
@@ -143,7 +160,8 @@ def repeatable_states(
         elif last is None:
             state = PENDING
         else:
-            state = UP_TO_DATE if last.checksum == checksum else OUTDATED
+            live = last.type != "DELETE" and last.installed_rank not in deleted
+            state = UP_TO_DATE if live and last.checksum == checksum else OUTDATED
         found.append(Repeatable(script, description, checksum, state))
     return sorted(found, key=lambda r: r.description)
 
@@ -272,8 +290,7 @@ class FlywayHistory:
         self, version: str | None, description: str, script: Script, ms: int, *, success: bool
     ) -> SqlWrite:
         """``INSERT`` of one row, ranked after the last one in the same statement."""
-        if len(description) > 200:  # AbbreviationUtils.abbreviateDescription
-            description = description[:197] + "..."
+        description = abbreviate(description)
         path = self._script_path(script.path)
         if len(path) > 1000:  # AbbreviationUtils.abbreviateScript
             path = "..." + path[3:1000]
