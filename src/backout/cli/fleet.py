@@ -138,9 +138,10 @@ def _up_job(params: dict[str, Any]) -> Job:
             allow_edited=bool(params.get("allow_edited")),
             allow_missing=bool(params.get("allow_missing")),
         )
-        if not result.applied:
+        ran = [*result.applied, *result.repeatables]  # repeatables: Flyway's R__ files
+        if not ran:
             return Done("ok", "nothing to apply")
-        return Done("ok", "applied " + ", ".join(m.id for m in result.applied))
+        return Done("ok", "applied " + ", ".join(m.id for m in ran))
 
     return Job(run_one, acts=True, goal=AppliedUpTo(to))
 
