@@ -14,17 +14,13 @@ import os
 import re
 import shlex
 import shutil
-import signal
-import subprocess
-import time
 from dataclasses import dataclass
 
 from backout.dialects import dialect_for
 from backout.model.errors import ToolMissing
-from backout.model.urls import DatabaseURL, scrub
+from backout.model.urls import DatabaseURL
 from backout.project.config import Config
-
-_OUTPUT_LIMIT = 20_000
+from backout.run.child import run_captured
 
 
 @dataclass(frozen=True)
@@ -59,31 +55,16 @@ def run_hook(config: Config, name: str, url: DatabaseURL) -> HookResult | None:
     if not command:
         return None
     env = {**os.environ, **dialect_for(url).hook_environment(url), "BACKOUT_HOOK": name}
-    started = time.monotonic()
-    process = subprocess.Popen(
-        command,
-        shell=True,
-        cwd=config.root,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
+    run = run_captured(
+        command, cwd=config.root, env=env, timeout=config.hook_timeout, secrets=url.secrets
     )
-    timed_out = False
-    try:
-        raw, _ = process.communicate(timeout=config.hook_timeout or None)
-    except subprocess.TimeoutExpired:
-        timed_out = True
-        os.killpg(process.pid, signal.SIGKILL)
-        raw, _ = process.communicate()
-    output = scrub(raw.decode("utf-8", "replace")[-_OUTPUT_LIMIT:], url.secrets)
     return HookResult(
         name=name,
         command=command,
-        exit_code=process.returncode,
-        output=output,
-        duration_s=time.monotonic() - started,
-        timed_out=timed_out,
+        exit_code=run.exit_code,
+        output=run.output,
+        duration_s=run.duration_s,
+        timed_out=run.timed_out,
     )
 
 

@@ -16,16 +16,13 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
-import signal
-import subprocess
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from backout.model.urls import DatabaseURL, mask_url, scrub
-
-_OUTPUT_LIMIT = 20_000
+from backout.model.urls import DatabaseURL, mask_url
+from backout.run.child import run_captured
 
 
 @dataclass(frozen=True)
@@ -113,35 +110,20 @@ def run_cli(
     shown = f"{cli.shown} {shlex.join(args)}"
     started = time.monotonic()
     try:
-        process = subprocess.Popen(
+        run = run_captured(
             [*cli.argv, *args],
             cwd=cwd,
-            env=dict(env),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
+            env=env,
+            timeout=timeout,
+            secrets=secrets,
+            stdin_closed=True,
         )
     except OSError as exc:
         return CommandRun(shown, None, f"cannot start it: {exc}", time.monotonic() - started)
-    timed_out = False
-    try:
-        raw, _ = process.communicate(timeout=timeout or None)
-    except subprocess.TimeoutExpired:
-        timed_out = True
-        os.killpg(process.pid, signal.SIGKILL)
-        raw, _ = process.communicate()
-    except KeyboardInterrupt:
-        # Ctrl-C or SIGTERM: its own session does not get the signal; stop it too
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-        raise
-    # masked, then cut: a cut first could fall inside a password and leave the rest of it
-    output = scrub(raw.decode("utf-8", "replace"), secrets)[-_OUTPUT_LIMIT:]
     return CommandRun(
         command=shown,
-        exit_code=process.returncode,
-        output=output,
-        duration_s=time.monotonic() - started,
-        timed_out=timed_out,
+        exit_code=run.exit_code,
+        output=run.output,
+        duration_s=run.duration_s,
+        timed_out=run.timed_out,
     )
