@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import gc
 import importlib
 import os
 import signal
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from backout import api
 from backout.model.documents import envelope
 from backout.model.errors import BackoutError, Terminated, UsageError
 from backout.model.urls import mask_url
@@ -325,6 +327,26 @@ def _usage_document(command: str, exc: click.UsageError) -> None:
     click.echo(json.dumps(document, indent=2, sort_keys=True, default=str))
 
 
+#: set by :mod:`backout.__main__`: the garbage collector is paused while the command line loads
+START_PAUSE = {"paused": False}
+
+
+def end_start_pause() -> None:
+    """The command's code is loaded: freeze what starting built, and collect again.
+
+    ``backout`` starts by importing its modules and click's with the collector paused (see
+    :mod:`backout.__main__`); every module, class and function made then lives until the process
+    ends, so collections that walk them again and again (and once more at exit) free nothing.
+    ``gc.freeze`` moves them out of every later collection; what the command itself creates is
+    collected as usual. Called once the command's module is loaded; a no-op otherwise (the CLI
+    run in-process by tests, or a library user's own interpreter, keep their collector as is).
+    """
+    if START_PAUSE["paused"]:
+        START_PAUSE["paused"] = False
+        gc.freeze()
+        gc.enable()
+
+
 class BackoutGroup(click.Group):
     """Loads a command's module only when that command runs (click's lazy group: ``--help``
     lists :data:`COMMANDS` without importing them); lists commands in the order a user meets
@@ -337,6 +359,9 @@ class BackoutGroup(click.Group):
         """The command, importing the module that defines it (and registers it) on first use."""
         if cmd_name not in self.commands and cmd_name in COMMANDS:
             importlib.import_module(COMMANDS[cmd_name][0])
+            if cmd_name in api.VERBS:  # the library's side of it, loaded now rather than later
+                importlib.import_module(f"backout.api.verbs.{api.VERBS[cmd_name]}")
+        end_start_pause()
         return super().get_command(ctx, cmd_name)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
