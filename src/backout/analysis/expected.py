@@ -5,9 +5,14 @@ changes with it (read by ``status``, which must not load the simulation's runner
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from backout.model.effects import Action, ObjectKind, ScriptEffects
 from backout.model.identifiers import quote_identifier
-from backout.model.schema import ObjectKey, SchemaSnapshot, fold_key, objects
+from backout.model.object_keys import ObjectKey, fold_key, objects
+
+if TYPE_CHECKING:
+    from backout.model.schema import SchemaSnapshot
 
 _KINDS = {
     ObjectKind.TABLE: "table",

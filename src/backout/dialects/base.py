@@ -27,14 +27,14 @@ from backout import __version__
 from backout.dialects import params as sql_params
 from backout.model.effects import Action, ObjectKind, ScriptEffects
 from backout.model.errors import BackupError, UsageError
-from backout.model.schema import SchemaSnapshot, TableInfo, TableStats
-from backout.model.script import Statement
 from backout.model.urls import DatabaseURL
 
 if TYPE_CHECKING:
     from backout.dialects.ddl_base import Draft, DraftStep, LiveNames, Rename
     from backout.dialects.fill import TableRows
     from backout.model.effects import Effect
+    from backout.model.schema import SchemaSnapshot, TableInfo, TableStats
+    from backout.model.script import Statement
 
 Row = tuple[Any, ...]
 #: the savepoint a check query runs under inside a transaction (see Session.query_undone)

@@ -12,16 +12,20 @@ from __future__ import annotations
 
 from collections.abc import Container, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from backout.analysis.expected import describe_object, expected_changes
 from backout.dialects.base import Session
 from backout.model.effects import ScriptEffects
 from backout.model.errors import BackoutError
-from backout.model.schema import ObjectKey, SchemaSnapshot, objects
+from backout.model.object_keys import ObjectKey, objects
 from backout.model.script import Statement
 from backout.project.migration import Migration
 from backout.run.status import MigrationStatus
 from backout.run.workspace import Workspace
+
+if TYPE_CHECKING:
+    from backout.model.schema import SchemaSnapshot
 
 #: the last line of a failure backout recorded (see backout.migrate.apply)
 _BACKOUT_MARK = "Recorded by backout."

@@ -22,10 +22,13 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
-from backout.model.identifiers import quote_identifier
-from backout.model.schema import SchemaSnapshot, qualified_name
-from backout.model.script import Statement
+from backout.model.identifiers import qualified_name, quote_identifier
+
+if TYPE_CHECKING:
+    from backout.model.schema import SchemaSnapshot
+    from backout.model.script import Statement
 
 
 class ObjectKind(enum.StrEnum):

@@ -12,3 +12,9 @@ from __future__ import annotations
 def quote_identifier(name: str) -> str:
     """``name`` double-quoted, embedded double quotes doubled: ``we"ird`` → ``"we""ird"``."""
     return '"' + name.replace('"', '""') + '"'
+
+
+def qualified_name(schema: str | None, *names: str) -> str:
+    """The key of an object: its schema (if any) and names joined by dots."""
+    parts = [schema, *names] if schema is not None else list(names)
+    return ".".join(parts)

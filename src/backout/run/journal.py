@@ -63,7 +63,7 @@ from typing import TYPE_CHECKING, Any
 from backout import __version__
 from backout.dialects.base import Dialect, Session, utcnow
 from backout.model.effects import table_key
-from backout.model.schema import fold_key, objects
+from backout.model.object_keys import fold_key, objects
 from backout.model.script import Statement
 
 if TYPE_CHECKING:

@@ -54,8 +54,8 @@ from backout.dialects.postgres.tools import (
     tools_for_archive,
 )
 from backout.model.errors import BackupError, DatabaseError, LockError
-from backout.model.identifiers import quote_identifier
-from backout.model.schema import SchemaSnapshot, TableInfo, qualified_name
+from backout.model.identifiers import qualified_name, quote_identifier
+from backout.model.schema import SchemaSnapshot, TableInfo
 from backout.model.urls import DatabaseURL, parse_url, scrub
 
 if TYPE_CHECKING:

@@ -33,7 +33,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from typing import Any, Final
 
-from backout.model.identifiers import quote_identifier
+from backout.model.identifiers import qualified_name, quote_identifier
 from backout.model.schema import (
     ColumnInfo,
     CommentInfo,
@@ -53,7 +53,6 @@ from backout.model.schema import (
     TriggerInfo,
     TypeInfo,
     ViewInfo,
-    qualified_name,
 )
 from backout.model.urls import DatabaseURL
 

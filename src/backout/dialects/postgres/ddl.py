@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from backout.dialects.ddl_base import Draft, LiveNames, Rename, plural
+from backout.model.identifiers import qualified_name
 from backout.model.identifiers import quote_identifier as q
 from backout.model.schema import (
     ColumnInfo,
@@ -34,7 +35,6 @@ from backout.model.schema import (
     TableInfo,
     TypeInfo,
     ViewInfo,
-    qualified_name,
 )
 
 

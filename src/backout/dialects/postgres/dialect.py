@@ -28,39 +28,22 @@ from backout.dialects.base import (
     Session,
 )
 from backout.dialects.host_locks import flyway_postgres_key, golang_migrate_lock_id
-from backout.dialects.orphans import unvalidated_orphans
 from backout.dialects.params import bind_pyformat, mask_as_dollar_params
 from backout.dialects.pool import ConnectionPool, current_pool
-from backout.dialects.postgres import explain as pg_explain
-from backout.dialects.postgres import impact as pg_impact
-from backout.dialects.postgres import tools as pg_tools
 from backout.dialects.postgres import transactions as pg_transactions
-from backout.dialects.postgres.backup import PostgresBackupEngine
-from backout.dialects.postgres.catalog import (
-    dump_scope_args,
-    read_postgres_snapshot,
-    read_table_stats,
-    scope_extensions,
-    url_scope,
-)
-from backout.dialects.postgres.data import undo_inserts
-from backout.dialects.postgres.ddl import draft_rollback, rename_back
-from backout.dialects.postgres.fill import fill_tables
-from backout.dialects.postgres.kept import KEPT_ANY, PostgresKeptCopies, PostgresKeptStates
 from backout.dialects.postgres.pooler import check_not_transaction_pooled, refuse_declared
-from backout.dialects.postgres.schema_dump import schema_dump
 from backout.dialects.postgres.session import PostgresSession, translate
-from backout.dialects.postgres.state import save_state, state_sql
-from backout.model.effects import ScriptEffects
 from backout.model.errors import DatabaseError, DatabaseUnavailable, LockHeld, ProjectError
-from backout.model.identifiers import quote_identifier
-from backout.model.schema import SchemaSnapshot, TableInfo, TableStats, qualified_name
+from backout.model.identifiers import qualified_name, quote_identifier
 from backout.model.script import Statement
 from backout.model.urls import DatabaseURL, scrub
 
 if TYPE_CHECKING:
     from backout.dialects.ddl_base import Draft, DraftStep, LiveNames, Rename
     from backout.dialects.fill import TableRows
+    from backout.dialects.postgres import tools as pg_tools
+    from backout.model.effects import ScriptEffects
+    from backout.model.schema import SchemaSnapshot, TableInfo, TableStats
 
 #: backout's own advisory lock key: the bytes of "backout" as a bigint
 BACKOUT_LOCK_KEY = int.from_bytes(b"backout", "big")
@@ -282,6 +265,8 @@ class PostgresDialect(Dialect):
     dollar_quotes: ClassVar[bool] = True
 
     def fill_tables(self, url: DatabaseURL, tables: Sequence[TableRows]) -> dict[str, int]:
+        from backout.dialects.postgres.fill import fill_tables
+
         return fill_tables(url, tables)
 
     def analyze(self, statements: Sequence[Statement]) -> ScriptEffects:
@@ -500,6 +485,8 @@ class PostgresDialect(Dialect):
         return [bool(value) for value in session.query(f"SELECT {columns}", names)[0]]
 
     def snapshot(self, session: Session) -> SchemaSnapshot:
+        from backout.dialects.postgres.catalog import read_postgres_snapshot, url_scope
+
         return read_postgres_snapshot(
             session.query,
             schemas=url_scope(session.url),
@@ -509,12 +496,18 @@ class PostgresDialect(Dialect):
         )
 
     def table_stats(self, session: Session, snapshot: SchemaSnapshot) -> dict[str, TableStats]:
+        from backout.dialects.postgres.catalog import read_table_stats
+
         return read_table_stats(session.query, snapshot, batch=session.query_many)
 
     def dml_scope(self, statement: Statement, params: Collection[str] = ()) -> DmlScope | None:
+        from backout.dialects.postgres import impact as pg_impact
+
         return pg_impact.dml_scope(statement, params)
 
     def per_row_scans(self, session: Session, sql: str, params: Mapping[str, object]) -> list[str]:
+        from backout.dialects.postgres import explain as pg_explain
+
         rows = session.query_native(f"EXPLAIN (FORMAT JSON) {sql}", params)
         document = rows[0][0]
         if isinstance(document, str):
@@ -539,24 +532,34 @@ class PostgresDialect(Dialect):
         ]
 
     def estimate_rows(self, session: Session, table: TableInfo) -> int | None:
+        from backout.dialects.postgres import impact as pg_impact
+
         return pg_impact.estimate_rows(session, self.table_sql(table))
 
     def estimate_non_null(
         self, session: Session, table: TableInfo, column: str, rows: int
     ) -> int | None:
+        from backout.dialects.postgres import impact as pg_impact
+
         return pg_impact.estimate_non_null(session, table, column, rows)
 
     def count_sql(self, query: str, params: Collection[str]) -> str:
+        from backout.dialects.postgres import impact as pg_impact
+
         return pg_impact.count_sql(query, self.param_spans(query, params))
 
     def explain_rows(
         self, session: Session, from_where: str, params: Mapping[str, object]
     ) -> int | None:
+        from backout.dialects.postgres import impact as pg_impact
+
         return pg_impact.explain_rows(session, from_where, params)
 
     def _server_version_at(self, url: DatabaseURL, actor: Actor) -> pg_tools.Version:
         """The version of the server at ``url``, asked once per server and process: a
         rehearsal walk runs ``pg_dump`` twice per migration, each needing it."""
+        from backout.dialects.postgres import tools as pg_tools
+
         versions: dict[tuple[str | None, int | None, str | None], pg_tools.Version] = (
             self.__dict__.setdefault("_server_versions", {})
         )
@@ -624,6 +627,8 @@ class PostgresDialect(Dialect):
     def _sweep_scratch(self, admin: Session, prefix: str) -> None:
         """Drop the scratch databases killed runs left (see :mod:`scratch_names`); kept
         simulation copies and replay states once they have been idle long enough."""
+        from backout.dialects.postgres.kept import KEPT_ANY
+
         pattern = prefix.replace("_", "\\_") + "%"
         rows = admin.query(
             "SELECT d.datname, (SELECT count(*) FROM pg_stat_activity a "
@@ -655,6 +660,8 @@ class PostgresDialect(Dialect):
         prefix: str = scratch_names.DEFAULT_PREFIX,
         admin: Session | None = None,
     ) -> KeptCopies:
+        from backout.dialects.postgres.kept import PostgresKeptCopies
+
         return PostgresKeptCopies(
             self, url, shadow or url, actor, prefix, admin=admin if shadow is None else None
         )
@@ -669,11 +676,16 @@ class PostgresDialect(Dialect):
         owner: str = "",
     ) -> KeptStates:
         """Replayed states kept as template databases (see .kept)."""
+        from backout.dialects.postgres.kept import PostgresKeptStates
+
         return PostgresKeptStates(self, shadow or url, actor, prefix, owner)
 
     def copy_database(
         self, source: DatabaseURL, target: DatabaseURL, actor: Actor, *, data: bool
     ) -> None:
+        from backout.dialects.postgres import tools as pg_tools
+        from backout.dialects.postgres.catalog import dump_scope_args, scope_extensions, url_scope
+
         scope = url_scope(source)
         with self.connect(source, actor=actor) as session:
             server = pg_tools.server_version(session)
@@ -730,6 +742,8 @@ class PostgresDialect(Dialect):
             )
 
     def references_from_outside(self, session: Session) -> list[tuple[str, str, str]]:
+        from backout.dialects.postgres.catalog import url_scope
+
         scope = url_scope(session.url)
         if scope is None:
             return []
@@ -745,6 +759,8 @@ class PostgresDialect(Dialect):
         ]
 
     def user_tables(self, session: Session, history_schema: str) -> list[str]:
+        from backout.dialects.postgres.catalog import url_scope
+
         # only the project's scope: another project's schema does not make this one non-empty
         scope = url_scope(session.url)
         rows = session.query(
@@ -770,6 +786,8 @@ class PostgresDialect(Dialect):
         return [f"CREATE SCHEMA IF NOT EXISTS {self.quote(schema)}"]
 
     def backup_engine(self) -> BackupEngine:
+        from backout.dialects.postgres.backup import PostgresBackupEngine
+
         return PostgresBackupEngine(self)
 
     # --- rehearsals and drafts -----------------------------------------------------------------
@@ -777,6 +795,8 @@ class PostgresDialect(Dialect):
     def find_orphans(self, session: Session, snapshot: SchemaSnapshot) -> list[OrphanRows]:
         """Foreign keys added ``NOT VALID`` and not validated since (a validated key is
         enforced by the server, so it cannot have orphans)."""
+        from backout.dialects.orphans import unvalidated_orphans
+
         keys = [
             (table, fk)
             for table in snapshot.tables.values()
@@ -790,6 +810,8 @@ class PostgresDialect(Dialect):
     ) -> str | None:
         """``pg_dump --schema-only``, normalised (see
         :mod:`backout.dialects.postgres.schema_dump`)."""
+        from backout.dialects.postgres.schema_dump import schema_dump
+
         return schema_dump(
             url,
             self._server_version_at(url, actor),
@@ -817,12 +839,16 @@ class PostgresDialect(Dialect):
         live: LiveNames | None = None,
     ) -> Draft:
         """SQL that turns a database at ``after`` back into ``before`` (see pg_ddl)."""
+        from backout.dialects.postgres.ddl import draft_rollback
+
         return draft_rollback(before, after, live=live)
 
     caches_states: ClassVar[bool] = True
 
     def save_state(self, url: DatabaseURL, actor: Actor, path: Path) -> None:
         """``pg_dump`` of the database (schema and rows) into ``path`` as SQL (see .state)."""
+        from backout.dialects.postgres.state import save_state
+
         save_state(url, self._server_version_at(url, actor), path)
 
     def state_origin(self, url: DatabaseURL, actor: Actor) -> str:
@@ -832,6 +858,8 @@ class PostgresDialect(Dialect):
 
     def load_state(self, url: DatabaseURL, actor: Actor, path: Path) -> None:
         """Run a :meth:`save_state` file as one batch on one connection (see .state)."""
+        from backout.dialects.postgres.state import state_sql
+
         sql = state_sql(path)
         # A connection of its own: the dump sets search_path and other settings for itself.
         with self.connect(url, actor=actor) as session:
@@ -847,8 +875,12 @@ class PostgresDialect(Dialect):
         self, statements: Sequence[Statement], before: SchemaSnapshot
     ) -> tuple[list[DraftStep], set[int]]:
         """Deletes by primary key of literal ``INSERT ... VALUES`` rows (see pg_data)."""
+        from backout.dialects.postgres.data import undo_inserts
+
         return undo_inserts(statements, before)
 
     def rename_back(self, rename: Rename) -> str | None:
         """``ALTER TABLE/INDEX/TYPE/... RENAME`` back to the old name."""
+        from backout.dialects.postgres.ddl import rename_back
+
         return rename_back(rename)

@@ -44,12 +44,6 @@ from backout.dialects.base import (
 )
 from backout.dialects.sqlite import explain as sqlite_explain
 from backout.dialects.sqlite import impact as sqlite_impact
-from backout.dialects.sqlite.backup import SqliteBackupEngine
-from backout.dialects.sqlite.catalog import read_sqlite_snapshot, read_table_stats
-from backout.dialects.sqlite.checks import find_orphans
-from backout.dialects.sqlite.ddl import draft_rollback, rename_back
-from backout.dialects.sqlite.fill import fill_tables
-from backout.model.effects import ScriptEffects
 from backout.model.errors import (
     DatabaseError,
     DatabaseUnavailable,
@@ -58,13 +52,14 @@ from backout.model.errors import (
     ProjectError,
 )
 from backout.model.identifiers import quote_identifier
-from backout.model.schema import SchemaSnapshot, TableStats
 from backout.model.script import Statement
 from backout.model.urls import DatabaseURL
 
 if TYPE_CHECKING:
     from backout.dialects.ddl_base import Draft, LiveNames, Rename
     from backout.dialects.fill import TableRows
+    from backout.model.effects import ScriptEffects
+    from backout.model.schema import SchemaSnapshot, TableStats
 
 _LEADING_NOISE = re.compile(r"^(?:\s+|--[^\n]*\n?|/\*.*?\*/)*", re.S)
 _FIRST_WORDS = re.compile(r"^([A-Za-z]+)(?:\s+([A-Za-z_]+))?")
@@ -263,6 +258,8 @@ class SqliteDialect(Dialect):
     # --- scripts -----------------------------------------------------------------------------
 
     def fill_tables(self, url: DatabaseURL, tables: Sequence[TableRows]) -> dict[str, int]:
+        from backout.dialects.sqlite.fill import fill_tables
+
         return fill_tables(url, tables)
 
     def analyze(self, statements: Sequence[Statement]) -> ScriptEffects:
@@ -522,11 +519,15 @@ class SqliteDialect(Dialect):
         return url.path is None or url.path.exists()
 
     def snapshot(self, session: Session) -> SchemaSnapshot:
+        from backout.dialects.sqlite.catalog import read_sqlite_snapshot
+
         return read_sqlite_snapshot(
             session.query, exclude=self.is_host_table if self.host_table else None
         )
 
     def table_stats(self, session: Session, snapshot: SchemaSnapshot) -> dict[str, TableStats]:
+        from backout.dialects.sqlite.catalog import read_table_stats
+
         return read_table_stats(session.query, snapshot)
 
     def dml_scope(self, statement: Statement, params: Collection[str] = ()) -> DmlScope | None:
@@ -591,12 +592,16 @@ class SqliteDialect(Dialect):
         return int(value.timestamp() * 1000)
 
     def backup_engine(self) -> BackupEngine:
+        from backout.dialects.sqlite.backup import SqliteBackupEngine
+
         return SqliteBackupEngine(self)
 
     # --- checks, rehearsals and drafts ---------------------------------------------------------
 
     def find_orphans(self, session: Session, snapshot: SchemaSnapshot) -> list[OrphanRows]:
         """Every foreign key, with ``PRAGMA foreign_key_check`` (which works with them off)."""
+        from backout.dialects.sqlite.checks import find_orphans
+
         return find_orphans(session, snapshot)
 
     def draft_rollback(
@@ -609,10 +614,14 @@ class SqliteDialect(Dialect):
     ) -> Draft:
         """SQL that turns a database at ``after`` back into ``before`` (see sqlite_ddl; its
         drafts carry no checks, so ``live`` names are not needed)."""
+        from backout.dialects.sqlite.ddl import draft_rollback
+
         return draft_rollback(before, after, definitions=definitions or {})
 
     def rename_back(self, rename: Rename) -> str | None:
         """``ALTER TABLE ... RENAME [COLUMN]`` back; other renames are re-created by the diff."""
+        from backout.dialects.sqlite.ddl import rename_back
+
         return rename_back(rename)
 
     def stored_definitions(self, session: Session) -> dict[str, str]:
