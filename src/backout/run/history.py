@@ -178,6 +178,11 @@ class Ledger:
             f"){self.dialect.table_options}",
         ]
 
+    @property
+    def rows_sql(self) -> str:
+        """The query :meth:`rows` reads the ledger with."""
+        return f"SELECT {self._cols} FROM {self.table}"
+
     def rows(
         self,
         session: Session,
@@ -191,7 +196,7 @@ class Ledger:
         ``exists``: whether the table exists, already known, not asked again."""
         if not (self.exists(session) if exists is None else exists):
             return []
-        raw = session.query(f"SELECT {self._cols} FROM {self.table}")
+        raw = session.query(self.rows_sql)
         parse = self.dialect.from_db_time
         rows = [
             LedgerRow(
@@ -355,11 +360,20 @@ class EventLog:
         journal), through ``executor`` (a dry run only shows it)."""
         self.journal.ensure(session, executor, self.version_table, HISTORY_SCHEMA_VERSION)
 
+    def version_exists(self, session: Session) -> bool:
+        """True when the schema-version table exists."""
+        return self._exists(session, "schema_version")
+
+    @property
+    def version_sql(self) -> str:
+        """The query :meth:`check_version` reads the version with."""
+        return f"SELECT max(version) FROM {self.version_table}"
+
     def check_version(self, session: Session) -> int | None:
         """The schema version of backout's tables (None: not created yet); refuse newer ones."""
-        if not self._exists(session, "schema_version"):
+        if not self.version_exists(session):
             return None
-        rows = session.query(f"SELECT max(version) FROM {self.version_table}")
+        rows = session.query(self.version_sql)
         version = int(rows[0][0]) if rows and rows[0][0] is not None else None
         if version is not None and version > HISTORY_SCHEMA_VERSION:
             raise HistoryError(
