@@ -93,6 +93,8 @@ class Ledger:
         self.dialect = dialect
         self.prisma = prisma
         self.history_schema = history_schema
+        #: the rows last read, as the database gave them and parsed (see :meth:`_parsed`)
+        self._last: tuple[list[Any], list[LedgerRow]] | None = None
         q = dialect.quote
         if prisma:
             self.table = q(PRISMA_TABLE)
@@ -196,7 +198,14 @@ class Ledger:
         ``exists``: whether the table exists, already known, not asked again."""
         if not (self.exists(session) if exists is None else exists):
             return []
-        raw = session.query(self.rows_sql)
+        return self._with_interrupted(session, self._parsed(session.query(self.rows_sql)), entries)
+
+    def _parsed(self, raw: list[Any]) -> list[LedgerRow]:
+        """The rows, oldest first; the same list again when the database gave the same rows as
+        last time (a walk reads the ledger several times per migration, each parse costing as
+        much as the project has migrations)."""
+        if self._last is not None and self._last[0] == raw:
+            return self._last[1]
         parse = self.dialect.from_db_time
         rows = [
             LedgerRow(
@@ -214,7 +223,8 @@ class Ledger:
         ]
         epoch = dt.datetime.min.replace(tzinfo=dt.UTC)
         rows.sort(key=lambda r: (r.started_at or epoch, r.id))
-        return self._with_interrupted(session, rows, entries)
+        self._last = (raw, rows)
+        return rows
 
     def _with_interrupted(
         self, session: Session, rows: list[LedgerRow], entries: OpenEntries | None

@@ -270,7 +270,8 @@ class Workspace:
         rehearsal walk reads the same history several times per migration, each costing as
         much as the project has migrations."""
         memo = self._status_memo
-        if memo is not None and memo[0] is self.project and memo[1] == exists and memo[2] == rows:
+        same = memo is not None and (memo[2] is rows or memo[2] == rows)
+        if memo is not None and memo[0] is self.project and memo[1] == exists and same:
             return memo[3]  # type: ignore[no-any-return]
         report = compute_status(self.project, rows, ledger_exists=exists)
         self._status_memo = (self.project, exists, rows, report)
