@@ -173,13 +173,11 @@ def compute_status(project: Project, rows: list[LedgerRow], *, ledger_exists: bo
     for ledger_row in rows:
         by_key.setdefault(ledger_row.key, []).append(ledger_row)
     entries: list[MigrationStatus] = []
-    last_applied = -1
-    for index, migration in enumerate(project.migrations):
-        if _state_of(by_key.get(migration.key, []))[0] is State.APPLIED:
-            last_applied = index
+    states = [_state_of(by_key.get(m.key, [])) for m in project.migrations]
+    last_applied = max((i for i, (s, _) in enumerate(states) if s is State.APPLIED), default=-1)
     for index, migration in enumerate(project.migrations):
         attempts = by_key.get(migration.key, [])
-        state, row = _state_of(attempts)
+        state, row = states[index]
         entries.append(
             MigrationStatus(
                 id=migration.id,
