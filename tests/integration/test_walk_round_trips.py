@@ -17,10 +17,13 @@ from backout.dialects.base import Actor, Params, Row
 from backout.dialects.pool import ConnectionPool, reusing
 from backout.dialects.postgres.session import PostgresSession
 from backout.migrate.apply import up
+from backout.migrate.resolve import resolve
 from backout.model.errors import DatabaseError
 from backout.model.urls import parse_url
 from backout.project.config import load_config
+from backout.rollback.rollback import rollback
 from backout.run.replay import scratch_workspace
+from backout.run.status import compute_status
 from backout.run.workspace import Workspace
 from tests.helpers import copy_example, run, sql, write
 
@@ -182,3 +185,28 @@ def test_reading_ahead_a_query_that_fails(pg_url: str) -> None:
         session.close()
     with psycopg.connect(pg_url, autocommit=True) as conn:
         assert conn.execute("SELECT count(*) FROM ahead").fetchone() == (2,)
+
+
+def test_remembered_status_entries_are_those_computed_afresh(tmp_path: Path, pg_url: str) -> None:
+    """A workspace keeps the status entries it computed (a walk computes the status after
+    every change of one ledger row): after each change, they are what the ledger says now,
+    also for a migration whose rows did not change but whose order did."""
+    root = write(tmp_path / "p", PLAIN)
+    ws = Workspace.open(load_config(root, url=pg_url))
+
+    def status() -> dict[str, tuple[str, bool, int]]:
+        with ws.session() as session:
+            remembered = ws.read_status(session)
+            rows = ws.ledger.rows(session)
+        fresh = compute_status(ws.project, rows, ledger_exists=True)
+        assert remembered.entries == fresh.entries
+        return {e.id: (e.state.value, e.out_of_order, e.attempts) for e in remembered.entries}
+
+    up(ws)
+    assert status()["003_c"] == ("applied", False, 1)
+    rollback(ws, to="001_a", backup_mode="none", accept_data_loss=True, simulate=False)
+    assert status()["002_b"] == ("rolled_back", False, 1)
+    resolve(ws, "003_c", applied=True)
+    # 002's rows did not change; 003 applied after it makes it out of order
+    assert status()["002_b"] == ("rolled_back", True, 1)
+    assert status()["003_c"] == ("applied", False, 2)

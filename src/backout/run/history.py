@@ -94,7 +94,7 @@ class Ledger:
         self.prisma = prisma
         self.history_schema = history_schema
         #: the rows last read, as the database gave them and parsed (see :meth:`_parsed`)
-        self._last: tuple[list[Any], list[LedgerRow]] | None = None
+        self._last: tuple[list[Any], list[LedgerRow], list[LedgerRow]] | None = None
         q = dialect.quote
         if prisma:
             self.table = q(PRISMA_TABLE)
@@ -206,9 +206,14 @@ class Ledger:
         much as the project has migrations)."""
         if self._last is not None and self._last[0] == raw:
             return self._last[1]
+        # A row the database gives as it did last time is the same object (see compute_status).
+        before = (
+            dict(zip(map(tuple, self._last[0]), self._last[2], strict=True)) if self._last else {}
+        )
         parse = self.dialect.from_db_time
-        rows = [
-            LedgerRow(
+        parsed = [
+            before.get(tuple(r))
+            or LedgerRow(
                 id=str(r[0]),
                 key=str(r[1]),
                 checksum=str(r[2]),
@@ -222,8 +227,8 @@ class Ledger:
             for r in raw
         ]
         epoch = dt.datetime.min.replace(tzinfo=dt.UTC)
-        rows.sort(key=lambda r: (r.started_at or epoch, r.id))
-        self._last = (raw, rows)
+        rows = sorted(parsed, key=lambda r: (r.started_at or epoch, r.id))
+        self._last = (raw, rows, parsed)
         return rows
 
     def _with_interrupted(

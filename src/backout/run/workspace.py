@@ -29,7 +29,7 @@ from backout.run.host_history import (
 )
 from backout.run.hosts import host_history_for
 from backout.run.runner import Executor, RunOptions
-from backout.run.status import State, StatusReport, being_applied, compute_status
+from backout.run.status import EntryMemo, State, StatusReport, being_applied, compute_status
 
 T = TypeVar("T")
 
@@ -55,6 +55,10 @@ class Workspace:
     host: HostHistory | None = None
     #: the last status computed, with what it was computed from (see :meth:`_status_of`)
     _status_memo: tuple[Any, ...] | None = field(default=None, init=False, repr=False)
+    #: the status entries computed for this project (see :func:`compute_status`'s ``memo``)
+    _entries: tuple[Project | None, EntryMemo] = field(
+        default_factory=lambda: (None, {}), init=False, repr=False
+    )
     #: keys applied as of the last status read and this run's host writes since, in the
     #: project's order: what :class:`HostChange.applied_after` is computed from
     _applied_now: list[str] | None = field(default=None, init=False, repr=False)
@@ -273,7 +277,9 @@ class Workspace:
         same = memo is not None and (memo[2] is rows or memo[2] == rows)
         if memo is not None and memo[0] is self.project and memo[1] == exists and same:
             return memo[3]  # type: ignore[no-any-return]
-        report = compute_status(self.project, rows, ledger_exists=exists)
+        if self._entries[0] is not self.project:
+            self._entries = (self.project, {})
+        report = compute_status(self.project, rows, ledger_exists=exists, memo=self._entries[1])
         self._status_memo = (self.project, exists, rows, report)
         return report
 

@@ -513,7 +513,7 @@ class PostgresDialect(Dialect):
         )
 
     def table_stats(self, session: Session, snapshot: SchemaSnapshot) -> dict[str, TableStats]:
-        return read_table_stats(session.query, snapshot, batch=session.query_many)
+        return read_table_stats(session.query, snapshot)
 
     def dml_scope(self, statement: Statement, params: Collection[str] = ()) -> DmlScope | None:
         return pg_impact.dml_scope(statement, params)
