@@ -34,16 +34,16 @@ def translate(exc: Exception, url: DatabaseURL) -> DatabaseError:
     return DatabaseError(scrub(message, url.secrets), sqlstate=sqlstate)
 
 
-#: DISCARD ALL without DEALLOCATE ALL (psycopg prepares statements it runs often): what a
-#: session's own SQL (a migration's ``SET``, ``SET ROLE``, temporary tables, advisory locks,
-#: ``LISTEN``) may leave on a connection
+#: DISCARD ALL without DEALLOCATE ALL and DISCARD PLANS (psycopg prepares the statements it
+#: runs often, and their plans are caches the server keeps valid itself): what a session's own
+#: SQL (a migration's ``SET``, ``SET ROLE``, temporary tables, advisory locks, ``LISTEN``) may
+#: leave on a connection
 _RESET = (
     "CLOSE ALL",
     "SET SESSION AUTHORIZATION DEFAULT",
     "RESET ALL",
     "UNLISTEN *",
     "SELECT pg_advisory_unlock_all()",
-    "DISCARD PLANS",
     "DISCARD TEMP",
     "DISCARD SEQUENCES",
 )
