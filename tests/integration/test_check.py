@@ -283,3 +283,26 @@ def test_mysql_replay_gets_the_database_default_collation(
         "AND TABLE_NAME = 'users'",
     )
     assert options == (collation,)
+
+
+def test_pg_dropped_foreign_keys_follow_the_scripts(tmp_path: Path, pg_url: str) -> None:
+    """The foreign keys the forward scripts create are read once per version of the scripts
+    (a walk runs check twice per migration): edited, they are read again."""
+    project = write(tmp_path / "app", FK_PROJECT)
+    assert run(["up"], project=project, url=pg_url).exit_code == 0
+    sql(pg_url, "INSERT INTO teams VALUES (1, 'a'), (2, 'b')")
+    sql(pg_url, "INSERT INTO players VALUES (1, 1, 'x'), (2, 2, 'y')")
+    rolled = run(
+        ["rollback", "--yes", "--backup", "none", "--i-accept-data-loss"],
+        project=project,
+        url=pg_url,
+    )
+    assert rolled.exit_code == 0, rolled.output
+    sql(pg_url, "DELETE FROM teams WHERE id = 2")
+    _, doc = _checked(project, pg_url, "--no-drift")
+    assert ["dropped by the rollback" in p["message"] for p in doc["problems"]] == [True]
+    # the forward script no longer creates the key its rollback drops
+    up = project / "migrations/002_player_team_fk.up.sql"
+    up.write_text(up.read_text().replace("players_team_fkey", "players_team_fk2"))
+    _, doc = _checked(project, pg_url, "--no-drift")
+    assert not any("dropped by the rollback" in p["message"] for p in doc["problems"]), doc

@@ -199,22 +199,7 @@ def _dropped_keys(ws: Workspace, status: StatusReport, live: SchemaSnapshot) -> 
     ]
     if not rolled_back:
         return []
-    created: dict[tuple[str, str], tuple[tuple[str, ...], str | None, tuple[str, ...]]] = {}
-    for migration in ws.project.migrations:
-        for effect in _effects(ws, migration, down=False):
-            target = effect.target
-            if effect.action is not Action.CREATE or target.kind is not ObjectKind.FOREIGN_KEY:
-                continue
-            match = _FK_DETAIL.match(effect.detail)
-            refs = [r for r in effect.references if r.kind is ObjectKind.TABLE]
-            referenced = table_key(refs[0], live) if refs else None
-            columns = _names(match["cols"]) if match else ()
-            ref_columns = _names(match["ref"]) if match else ()
-            created[((target.parent or "").casefold(), target.name.casefold())] = (
-                columns,
-                referenced,
-                ref_columns,
-            )
+    created = _created_keys(ws)
     found: list[_DroppedKey] = []
     for migration in rolled_back:
         for effect in _effects(ws, migration, down=True):
@@ -229,8 +214,48 @@ def _dropped_keys(ws: Workspace, status: StatusReport, live: SchemaSnapshot) -> 
             definition = created.get((target.parent.casefold(), target.name.casefold()))
             if definition is None:
                 continue  # not a foreign key, or not created by a migration
-            found.append(_DroppedKey(migration.id, target.parent, target.name, *definition))
+            columns, ref, ref_columns = definition
+            referenced = table_key(ref, live) if ref is not None else None
+            found.append(
+                _DroppedKey(
+                    migration.id, target.parent, target.name, columns, referenced, ref_columns
+                )
+            )
     return found
+
+
+_CreatedKeys = dict[tuple[str, str], tuple[tuple[str, ...], ObjectRef | None, tuple[str, ...]]]
+
+#: the foreign keys the forward scripts create, for the last project asked about (see
+#: :func:`_created_keys`)
+_CREATED: dict[tuple[object, ...], _CreatedKeys] = {}
+
+
+def _created_keys(ws: Workspace) -> _CreatedKeys:
+    """Every foreign key a forward script creates, by (table, name) folded: its columns, the
+    table it references and their columns (the last script creating it wins). Read once per
+    project's scripts: a rehearsal runs the checks twice per migration, and going through
+    every script each time made a walk quadratic in the project's size."""
+    key = (ws.dialect.name, *((str(m.up.path), m.up.checksum) for m in ws.project.migrations))
+    created = _CREATED.get(key)
+    if created is not None:
+        return created
+    created = {}
+    for migration in ws.project.migrations:
+        for effect in _effects(ws, migration, down=False):
+            target = effect.target
+            if effect.action is not Action.CREATE or target.kind is not ObjectKind.FOREIGN_KEY:
+                continue
+            match = _FK_DETAIL.match(effect.detail)
+            refs = [r for r in effect.references if r.kind is ObjectKind.TABLE]
+            created[((target.parent or "").casefold(), target.name.casefold())] = (
+                _names(match["cols"]) if match else (),
+                refs[0] if refs else None,
+                _names(match["ref"]) if match else (),
+            )
+    _CREATED.clear()
+    _CREATED[key] = created
+    return created
 
 
 #: effects per (dialect, script, checksum): a rehearsal runs the checks twice per migration

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from backout import __version__
 from backout.dialects import params as sql_params
 from backout.model.effects import Action, ObjectKind, ScriptEffects
-from backout.model.errors import BackupError, UsageError
+from backout.model.errors import BackupError, DatabaseError, UsageError
 from backout.model.urls import DatabaseURL
 
 if TYPE_CHECKING:
@@ -139,6 +139,8 @@ class Session(ABC):
     url: DatabaseURL
     #: backout's own tables seen to exist (see Dialect.bookkeeping_exists); None: always ask
     known_tables: set[tuple[str, str | None]] | None = None
+    #: rows read by :meth:`reading_ahead` not asked for yet, by (SQL, parameters)
+    _ahead: dict[tuple[str, tuple[object, ...] | None], list[Row]] | None = None
 
     @abstractmethod
     def query(self, sql: str, params: Params = None) -> list[Row]:
@@ -151,6 +153,42 @@ class Session(ABC):
         mode) does, in one round trip. Default: one :meth:`query` after the other.
         """
         return [self.query(sql, params) for sql, params in queries]
+
+    def can_read_ahead(self) -> bool:
+        """Whether :meth:`reading_ahead` saves round trips now: the driver sends several
+        queries before reading any result, and no transaction is open (a query failing
+        would abort it). Default: no."""
+        return False
+
+    @contextmanager
+    def reading_ahead(self, queries: Sequence[tuple[str, Params]]) -> Iterator[None]:
+        """Within the block, :meth:`query` of one of ``queries`` (same SQL, same parameters)
+        answers once with its rows read ahead, all in one round trip (:meth:`query_many`):
+        a read that goes through several tables in turn (the history) pays one, not one per
+        table. Outside a transaction each query reads what is committed when it runs, read
+        ahead or not. Nothing changes when :meth:`can_read_ahead` says no."""
+        if len(queries) < 2 or self._ahead is not None or not self.can_read_ahead():
+            yield
+            return
+        try:
+            answers = self.query_many(queries)
+        except DatabaseError:
+            # One of them fails: asked again in turn, it fails where its caller expects it.
+            answers = []
+        self._ahead = {
+            (sql, _params_key(params)): rows
+            for (sql, params), rows in zip(queries, answers, strict=False)
+        }
+        try:
+            yield
+        finally:
+            self._ahead = None
+
+    def read_ahead(self, sql: str, params: Params) -> list[Row] | None:
+        """The rows :meth:`reading_ahead` read for this query (once), else None."""
+        if not self._ahead:
+            return None
+        return self._ahead.pop((sql, _params_key(params)), None)
 
     @abstractmethod
     def execute(self, sql: str, params: Params = None) -> int:
@@ -239,6 +277,10 @@ class Session(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _params_key(params: Params) -> tuple[object, ...] | None:
+    return None if params is None else tuple(params)
 
 
 @dataclass(frozen=True)

@@ -91,7 +91,18 @@ class Project:
 
     def index_of(self, migration: Migration) -> int:
         """Position of ``migration`` in order."""
+        found = self._positions.get(migration.key)
+        if found is not None:
+            return found
         return next(i for i, m in enumerate(self.migrations) if m.key == migration.key)
+
+    @functools.cached_property
+    def _positions(self) -> dict[str, int]:
+        """Each key's first position: a walk asks :meth:`index_of` for every migration."""
+        positions: dict[str, int] = {}
+        for index, migration in enumerate(self.migrations):
+            positions.setdefault(migration.key, index)
+        return positions
 
 
 @functools.lru_cache(maxsize=256)

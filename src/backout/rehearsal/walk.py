@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from backout.analysis.checks import CheckProblem, run_checks, show_table
 from backout.dialects.base import Session
+from backout.dialects.pool import ConnectionPool, reusing
 from backout.migrate.apply import up
 from backout.migrate.resolve import resolve
 from backout.model.effects import table_key
@@ -230,7 +231,7 @@ class Walk:
         """Every migration in order, forward, from an empty database."""
         migrations = self.ws.project.migrations
         self.emit(RehearsalEvent("plan", total=len(migrations)))
-        try:
+        with self._running():
             for migration in migrations:
                 if self.stopped:
                     self._skip(migration)
@@ -238,12 +239,23 @@ class Walk:
                     self.forward(migration, explicit=False)
             if self.with_smoke and not self.stopped:
                 self.report.smoke = self._smoke(None)
+
+    @contextmanager
+    def _running(self) -> Iterator[None]:
+        """While the walk runs: its sessions reuse connections (opening one costs a server
+        process and a cold catalog cache, four times per migration) and the run lock is
+        taken once; on exit, the dumps started are waited for and the connections closed."""
+        connections = ConnectionPool(max_idle=4)
+        try:
+            with reusing(connections), self.ws.holding_run_lock():
+                yield
         finally:
             self._pool.shutdown(wait=True)
+            connections.close()
 
     def run_copy(self, chosen: Sequence[Migration]) -> None:
         """The chosen migrations (default: pending ones, else the newest applied one)."""
-        try:
+        with self._running():
             status = self.status()
             applied = {e.key for e in status.applied}
             targets = list(chosen)
@@ -269,8 +281,6 @@ class Walk:
                     self._skip(migration)
                     continue
                 self.forward(migration, explicit=bool(chosen))
-        finally:
-            self._pool.shutdown(wait=True)
 
     def _apply_pending_before(self, migration: Migration) -> None:
         """Apply (without rehearsing them) the pending migrations that come before it."""

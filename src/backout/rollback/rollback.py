@@ -183,7 +183,8 @@ class PlanView:
     #: partial rollbacks: the typed parameter values, and what the preview query found
     params: Mapping[str, object] = dataclasses.field(default_factory=dict)
     preview: Preview | None = None
-    #: what the view was computed from: the history and the schema (see :func:`_state_of`)
+    #: what the view was computed from: the history and the schema (see :func:`_state_of`;
+    #: "" on a private database, where nothing else can move them)
     state: str = ""
     #: rows outside the project's scope (``?schema=``) that the rollback's writes change through
     #: a foreign key's ON DELETE: not counted, in no backup of this project
@@ -460,7 +461,9 @@ def _assess(
         )
     # only a private database's: nothing else changes it between the caller's read and now
     snapshot = known if known is not None and ws.private else ws.dialect.snapshot(session)
-    state = _state_of(report, snapshot)
+    # The digest is compared under the lock only where another run can move things (see
+    # _recheck_locked); it costs a canonical dump of the whole schema.
+    state = "" if ws.private else _state_of(report, snapshot)
     intent, per_script = _backup_intent(ws, snapshot, analysed, backup_mode)
     impact = compute_impact(
         session,

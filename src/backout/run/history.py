@@ -93,6 +93,8 @@ class Ledger:
         self.dialect = dialect
         self.prisma = prisma
         self.history_schema = history_schema
+        #: the rows last read, as the database gave them and parsed (see :meth:`_parsed`)
+        self._last: tuple[list[Any], list[LedgerRow], list[LedgerRow]] | None = None
         q = dialect.quote
         if prisma:
             self.table = q(PRISMA_TABLE)
@@ -178,6 +180,11 @@ class Ledger:
             f"){self.dialect.table_options}",
         ]
 
+    @property
+    def rows_sql(self) -> str:
+        """The query :meth:`rows` reads the ledger with."""
+        return f"SELECT {self._cols} FROM {self.table}"
+
     def rows(
         self,
         session: Session,
@@ -191,10 +198,22 @@ class Ledger:
         ``exists``: whether the table exists, already known, not asked again."""
         if not (self.exists(session) if exists is None else exists):
             return []
-        raw = session.query(f"SELECT {self._cols} FROM {self.table}")
+        return self._with_interrupted(session, self._parsed(session.query(self.rows_sql)), entries)
+
+    def _parsed(self, raw: list[Any]) -> list[LedgerRow]:
+        """The rows, oldest first; the same list again when the database gave the same rows as
+        last time (a walk reads the ledger several times per migration, each parse costing as
+        much as the project has migrations)."""
+        if self._last is not None and self._last[0] == raw:
+            return self._last[1]
+        # A row the database gives as it did last time is the same object (see compute_status).
+        before = (
+            dict(zip(map(tuple, self._last[0]), self._last[2], strict=True)) if self._last else {}
+        )
         parse = self.dialect.from_db_time
-        rows = [
-            LedgerRow(
+        parsed = [
+            before.get(tuple(r))
+            or LedgerRow(
                 id=str(r[0]),
                 key=str(r[1]),
                 checksum=str(r[2]),
@@ -208,8 +227,9 @@ class Ledger:
             for r in raw
         ]
         epoch = dt.datetime.min.replace(tzinfo=dt.UTC)
-        rows.sort(key=lambda r: (r.started_at or epoch, r.id))
-        return self._with_interrupted(session, rows, entries)
+        rows = sorted(parsed, key=lambda r: (r.started_at or epoch, r.id))
+        self._last = (raw, rows, parsed)
+        return rows
 
     def _with_interrupted(
         self, session: Session, rows: list[LedgerRow], entries: OpenEntries | None
@@ -355,11 +375,20 @@ class EventLog:
         journal), through ``executor`` (a dry run only shows it)."""
         self.journal.ensure(session, executor, self.version_table, HISTORY_SCHEMA_VERSION)
 
+    def version_exists(self, session: Session) -> bool:
+        """True when the schema-version table exists."""
+        return self._exists(session, "schema_version")
+
+    @property
+    def version_sql(self) -> str:
+        """The query :meth:`check_version` reads the version with."""
+        return f"SELECT max(version) FROM {self.version_table}"
+
     def check_version(self, session: Session) -> int | None:
         """The schema version of backout's tables (None: not created yet); refuse newer ones."""
-        if not self._exists(session, "schema_version"):
+        if not self.version_exists(session):
             return None
-        rows = session.query(f"SELECT max(version) FROM {self.version_table}")
+        rows = session.query(self.version_sql)
         version = int(rows[0][0]) if rows and rows[0][0] is not None else None
         if version is not None and version > HISTORY_SCHEMA_VERSION:
             raise HistoryError(

@@ -365,18 +365,23 @@ class Journal:
 
     # --- reads --------------------------------------------------------------------------------
 
-    def open_entries(self, session: Session) -> OpenEntries:
-        """Entries of every run that has no closing entry, by run id, oldest first."""
-        if not self.exists(session):
-            return {}
+    @property
+    def open_entries_sql(self) -> str:
+        """The query :meth:`open_entries` reads the journal with."""
         closing = ", ".join(f"'{e}'" for e in CLOSING)
-        rows = session.query(
+        return (
             "SELECT run_id, entry, direction, migration, migration_key, script, script_checksum, "
             "statement_index, statement_count, line, sha256, recorded_at, details "
             f"FROM {self.table} WHERE run_id IN (SELECT run_id FROM {self.table} "
             f"GROUP BY run_id HAVING SUM(CASE WHEN entry IN ({closing}) THEN 1 ELSE 0 END) = 0) "
             "ORDER BY id"
         )
+
+    def open_entries(self, session: Session) -> OpenEntries:
+        """Entries of every run that has no closing entry, by run id, oldest first."""
+        if not self.exists(session):
+            return {}
+        rows = session.query(self.open_entries_sql)
         runs: dict[str, list[tuple[Any, ...]]] = {}
         for row in rows:
             runs.setdefault(str(row[0]), []).append(row)

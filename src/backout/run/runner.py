@@ -208,13 +208,30 @@ def refuse_writing_checks(dialect: Dialect, script: Script) -> None:
         )
 
 
+#: scripts prepared, by dialect (the object) and content (see :func:`prepare`), oldest first
+_PREPARED: dict[tuple[object, ...], PreparedScript] = {}
+_PREPARED_MAX = 4096
+
+
 def prepare(dialect: Dialect, script: Script) -> PreparedScript:
     """Split ``script`` and lay it out onto transactions.
 
     Raises ProjectError (file and line) for syntax errors, for transaction control that
     cannot be honoured (:func:`backout.run.transactions.lay_out`), and for a require/verify/preview
-    query that visibly writes.
+    query that visibly writes. The same script is split once per process: a rehearsal walk
+    prepares each one several times (its analysis, the apply, the rollback, the re-apply).
     """
+    key = (dialect, script.path, script.display, script.kind, script.first_line, script.text)
+    found = _PREPARED.get(key)
+    if found is None:
+        found = _prepare(dialect, script)
+        if len(_PREPARED) >= _PREPARED_MAX:
+            del _PREPARED[next(iter(_PREPARED))]
+        _PREPARED[key] = found
+    return found if found.script is script else dataclasses.replace(found, script=script)
+
+
+def _prepare(dialect: Dialect, script: Script) -> PreparedScript:
     refuse_writing_checks(dialect, script)
     split = dialect.split(
         script.text,

@@ -167,19 +167,37 @@ def _interrupted(rows: list[LedgerRow]) -> InterruptedRun | None:
     return next((r.interrupted for r in reversed(rows) if r.interrupted is not None), None)
 
 
-def compute_status(project: Project, rows: list[LedgerRow], *, ledger_exists: bool) -> StatusReport:
-    """Combine files and ledger rows (oldest first) into a StatusReport."""
+#: per migration key: the migration, its ledger rows, the index of the newest applied one,
+#: and the entry computed from them (see :func:`compute_status`)
+EntryMemo = dict[str, tuple[Migration, list[LedgerRow], int, "MigrationStatus"]]
+
+
+def compute_status(
+    project: Project,
+    rows: list[LedgerRow],
+    *,
+    ledger_exists: bool,
+    memo: EntryMemo | None = None,
+) -> StatusReport:
+    """Combine files and ledger rows (oldest first) into a StatusReport.
+
+    ``memo``: entries computed before, kept by the caller; an entry whose migration, rows
+    (the same objects) and newest applied migration are unchanged is taken from it. A walk
+    computes the status after every change of one row, each costing as much as the project
+    has migrations."""
     by_key: dict[str, list[LedgerRow]] = {}
     for ledger_row in rows:
         by_key.setdefault(ledger_row.key, []).append(ledger_row)
     entries: list[MigrationStatus] = []
-    last_applied = -1
-    for index, migration in enumerate(project.migrations):
-        if _state_of(by_key.get(migration.key, []))[0] is State.APPLIED:
-            last_applied = index
+    states = [_state_of(by_key.get(m.key, [])) for m in project.migrations]
+    last_applied = max((i for i, (s, _) in enumerate(states) if s is State.APPLIED), default=-1)
     for index, migration in enumerate(project.migrations):
         attempts = by_key.get(migration.key, [])
-        state, row = _state_of(attempts)
+        known_entry = memo.get(migration.key) if memo is not None else None
+        if known_entry is not None and _same_entry(known_entry, migration, attempts, last_applied):
+            entries.append(known_entry[3])
+            continue
+        state, row = states[index]
         entries.append(
             MigrationStatus(
                 id=migration.id,
@@ -200,6 +218,8 @@ def compute_status(project: Project, rows: list[LedgerRow], *, ledger_exists: bo
                 interrupted=_interrupted(attempts),
             )
         )
+        if memo is not None:
+            memo[migration.key] = (migration, attempts, last_applied, entries[-1])
     known = {m.key for m in project.migrations}
     for key, attempts in by_key.items():
         if key in known:
@@ -218,6 +238,20 @@ def compute_status(project: Project, rows: list[LedgerRow], *, ledger_exists: bo
             )
         )
     return StatusReport(entries=tuple(entries), ledger_exists=ledger_exists)
+
+
+def _same_entry(
+    known: tuple[Migration, list[LedgerRow], int, MigrationStatus],
+    migration: Migration,
+    attempts: list[LedgerRow],
+    last_applied: int,
+) -> bool:
+    return (
+        known[0] is migration
+        and known[2] == last_applied
+        and len(known[1]) == len(attempts)
+        and all(a is b for a, b in zip(known[1], attempts, strict=True))
+    )
 
 
 def being_applied(

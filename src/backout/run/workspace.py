@@ -29,7 +29,7 @@ from backout.run.host_history import (
 )
 from backout.run.hosts import host_history_for
 from backout.run.runner import Executor, RunOptions
-from backout.run.status import State, StatusReport, being_applied, compute_status
+from backout.run.status import EntryMemo, State, StatusReport, being_applied, compute_status
 
 T = TypeVar("T")
 
@@ -55,6 +55,10 @@ class Workspace:
     host: HostHistory | None = None
     #: the last status computed, with what it was computed from (see :meth:`_status_of`)
     _status_memo: tuple[Any, ...] | None = field(default=None, init=False, repr=False)
+    #: the status entries computed for this project (see :func:`compute_status`'s ``memo``)
+    _entries: tuple[Project | None, EntryMemo] = field(
+        default_factory=lambda: (None, {}), init=False, repr=False
+    )
     #: keys applied as of the last status read and this run's host writes since, in the
     #: project's order: what :class:`HostChange.applied_after` is computed from
     _applied_now: list[str] | None = field(default=None, init=False, repr=False)
@@ -62,6 +66,9 @@ class Workspace:
     #: backout creates them there (each in a committed transaction of its own), nothing drops
     #: them (see Dialect.bookkeeping_exists)
     _known_tables: set[tuple[str, str | None]] = field(default_factory=set, init=False, repr=False)
+    #: the run lock taken once for a whole walk of commands on a private database (see
+    #: :meth:`holding_run_lock`), None when each command takes its own
+    _held: RunLock | None = field(default=None, init=False, repr=False)
 
     @classmethod
     def open(cls, config: Config) -> Workspace:
@@ -132,7 +139,10 @@ class Workspace:
 
     def run_lock(self, session: Session) -> RunLock:
         """Take the run lock (also Prisma's, in the Prisma layout), waiting up to
-        ``lock_wait`` while another run holds it; LockError after that."""
+        ``lock_wait`` while another run holds it; LockError after that. While
+        :meth:`holding_run_lock`, the lock held is handed out (its release keeps it)."""
+        if self._held is not None:
+            return _StillHeld(self._held.description)
         locks = self.host_locks()
         return self._waiting(
             lambda: self.dialect.acquire_run_lock(session, self.actor, host_locks=locks)
@@ -148,9 +158,28 @@ class Workspace:
 
     def check_run_lock(self, session: Session) -> None:
         """LockError naming the holder when another run holds the run lock (takes nothing),
-        after waiting up to ``lock_wait`` for it to be released."""
+        after waiting up to ``lock_wait`` for it to be released. While
+        :meth:`holding_run_lock`, nobody else can hold it."""
+        if self._held is not None:
+            return
         locks = self.host_locks()
         self._waiting(lambda: self.dialect.check_run_lock(session, self.actor, host_locks=locks))
+
+    @contextmanager
+    def holding_run_lock(self) -> Iterator[None]:
+        """On a private database (a rehearsal's scratch copy), take the run lock once, on a
+        session of its own, for every command run in the block: each would otherwise take
+        and release it (and check it first) several times per migration. Elsewhere, nothing
+        changes: each command takes its own."""
+        if not self.private or self._held is not None:
+            yield
+            return
+        with self.session() as session, self.run_lock(session) as lock:
+            self._held = lock
+            try:
+                yield
+            finally:
+                self._held = None
 
     def _waiting(self, attempt: Callable[[], T]) -> T:
         """``attempt()`` again while the run lock is held elsewhere, until ``lock_wait`` ends.
@@ -202,7 +231,10 @@ class Workspace:
         """The state of every migration, checking the history tables' version first."""
         # Which of the tables read below exist: asked once, not before each read.
         tables = [self.events.ref("schema_version"), self.ledger.ref, self.events.journal.ref]
-        with self.dialect.bookkeeping_known(session, tables):
+        with (
+            self.dialect.bookkeeping_known(session, tables),
+            session.reading_ahead(self._history_reads(session)),
+        ):
             self.events.check_version(session)
             exists = self.ledger.exists(session)
             # the journal's open runs, read once: interrupted applies and unfinished restores
@@ -218,6 +250,18 @@ class Workspace:
             restores = tuple(self.events.journal.unfinished_restores(session, entries))
         return replace(report, unfinished_restores=restores) if restores else report
 
+    def _history_reads(self, session: Session) -> list[tuple[str, None]]:
+        """The queries :meth:`read_status` asks of the history tables that exist: read all at
+        once where the driver can."""
+        reads = []
+        if self.events.version_exists(session):
+            reads.append((self.events.version_sql, None))
+        if self.events.journal.exists(session):
+            reads.append((self.events.journal.open_entries_sql, None))
+        if self.ledger.exists(session):
+            reads.append((self.ledger.rows_sql, None))
+        return reads
+
     def _host_in_flight(self, report: StatusReport) -> set[str]:
         """Keys the host tool marked failed before running them (golang-migrate's dirty
         version): being applied now when the tool (or backout) holds the run lock."""
@@ -230,9 +274,12 @@ class Workspace:
         rehearsal walk reads the same history several times per migration, each costing as
         much as the project has migrations."""
         memo = self._status_memo
-        if memo is not None and memo[0] is self.project and memo[1] == exists and memo[2] == rows:
+        same = memo is not None and (memo[2] is rows or memo[2] == rows)
+        if memo is not None and memo[0] is self.project and memo[1] == exists and same:
             return memo[3]  # type: ignore[no-any-return]
-        report = compute_status(self.project, rows, ledger_exists=exists)
+        if self._entries[0] is not self.project:
+            self._entries = (self.project, {})
+        report = compute_status(self.project, rows, ledger_exists=exists, memo=self._entries[1])
         self._status_memo = (self.project, exists, rows, report)
         return report
 
@@ -306,7 +353,9 @@ class Workspace:
     def run_lock_holder(self, session: Session) -> str | None:
         """Who holds the run lock now (backout's, or the host tool's: Prisma Migrate's,
         golang-migrate's, Flyway's), as the sentence LockError gives; None when it is free.
-        Takes nothing."""
+        Takes nothing. While :meth:`holding_run_lock`, only this process holds it: None."""
+        if self._held is not None:
+            return None
         try:
             # asked once, never waited for: status reports, it does not queue
             self.dialect.check_run_lock(session, self.actor, host_locks=self.host_locks())
@@ -401,6 +450,17 @@ class Workspace:
                 f"({len(report.edited)} edited migration(s))",
                 hint="restore the applied version (e.g. git checkout), or pass --allow-edited",
             )
+
+
+class _StillHeld(RunLock):
+    """The lock :meth:`Workspace.holding_run_lock` holds, handed to one command: released
+    when the block ends, not by the command."""
+
+    def __init__(self, description: str) -> None:
+        self.description = description
+
+    def release(self) -> None:
+        return None
 
 
 def _host_table(config: Config, project: Project) -> str | None:

@@ -832,34 +832,34 @@ def read_postgres_snapshot(
     return _CatalogReader(query, sorted(chosen), exclude, batch).snapshot()
 
 
-def read_table_stats(
-    query: QueryFn, snapshot: SchemaSnapshot, *, batch: BatchFn | None = None
-) -> dict[str, TableStats]:
+def read_table_stats(query: QueryFn, snapshot: SchemaSnapshot) -> dict[str, TableStats]:
     """Exact row count and an order-independent content checksum of every table in ``snapshot``.
 
     Each row is hashed as ``md5(to_jsonb(row))`` (keys sorted by jsonb, so column order does
     not matter) and the 128-bit hashes are summed, which needs no sort and no memory per row.
     Values are hashed in their text form, so compare stats read with the same session settings
     (``TimeZone``, ``DateStyle``...). ``ONLY`` is used: a parent's stats exclude its children.
-    ``batch``, when given, runs the per-table queries all at once (one round trip).
+    Every table is read by one statement (``UNION ALL``): parsed and planned once, not once per
+    table, and all read at the same moment.
     """
-    queries: list[tuple[str, Sequence[object] | None]] = []
-    for table in snapshot.tables.values():
-        relation = (
-            f"{quote_identifier(table.schema or DEFAULT_SCHEMA)}.{quote_identifier(table.name)}"
-        )
-        # "r.*" names the whole row even when the table has a column called "r".
-        sql = (
-            "SELECT count(*),"
-            " coalesce(sum(('x' || substr(h, 1, 16))::bit(64)::bigint::numeric), 0),"
-            " coalesce(sum(('x' || substr(h, 17, 16))::bit(64)::bigint::numeric), 0)"
-            f" FROM (SELECT md5(to_jsonb(r.*)::text) AS h FROM ONLY {relation} AS r) AS s"
-        )
-        queries.append((sql, None))
-    answers = batch(queries) if batch is not None else [query(q, p) for q, p in queries]
+    if not snapshot.tables:
+        return {}
+    sql = " UNION ALL ".join(_stats_sql(i, t) for i, t in enumerate(snapshot.tables.values()))
+    found = {int(row[0]): row[1:] for row in query(sql, None)}
     result: dict[str, TableStats] = {}
-    for key, rows in zip(snapshot.tables, answers, strict=True):
-        ((count, high, low),) = rows
+    for index, key in enumerate(snapshot.tables):
+        count, high, low = found[index]
         checksum = f"{int(high) % 2**64:016x}{int(low) % 2**64:016x}"
         result[key] = TableStats(row_count=int(count), checksum=checksum)
     return result
+
+
+def _stats_sql(index: int, table: TableInfo) -> str:
+    relation = f"{quote_identifier(table.schema or DEFAULT_SCHEMA)}.{quote_identifier(table.name)}"
+    # "r.*" names the whole row even when the table has a column called "r".
+    return (
+        f"SELECT {index}, count(*),"
+        " coalesce(sum(('x' || substr(h, 1, 16))::bit(64)::bigint::numeric), 0),"
+        " coalesce(sum(('x' || substr(h, 17, 16))::bit(64)::bigint::numeric), 0)"
+        f" FROM (SELECT md5(to_jsonb(r.*)::text) AS h FROM ONLY {relation} AS r) AS s"
+    )

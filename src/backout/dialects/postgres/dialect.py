@@ -196,14 +196,11 @@ class PostgresDialect(Dialect):
         """A session on a connection ``pool`` kept for this database, or None. One the
         server closed meanwhile (idle timeout, pooler, failover) is dropped, not used."""
         while (conn := pool.take(conninfo)) is not None:
-            # Idle, nothing held: only its search_path was the last session's (set here).
+            # Idle, no transaction open; what the last session left set (its migrations' SET,
+            # temporary tables, advisory locks...) is reset as a new connection has it.
             session = PostgresSession(self, url, conn, pool=(pool, conninfo))
             try:
-                session.execute(
-                    f"SET search_path TO {self.quote(url.schema)}"
-                    if url.schema
-                    else "RESET search_path"
-                )
+                session.reset(self._session_setup(url, conn.info.server_version))
             except DatabaseError:
                 with suppress(Exception):  # already closed by the server
                     conn.close()
@@ -251,14 +248,21 @@ class PostgresDialect(Dialect):
         except BaseException:
             conn.close()
             raise
-        if conn.info.server_version >= 140000:
+        for sql in self._session_setup(url, conn.info.server_version):
+            session.execute(sql)
+        return session
+
+    def _session_setup(self, url: DatabaseURL, server_version: int) -> list[str]:
+        """What every session sets on its connection first."""
+        setup = []
+        if server_version >= 140000:
             # A backout killed mid-statement (kill -9, a lost terminal) leaves no backend
             # running its statement on, holding its locks: the server notices the missing
             # client within half a second, rolls back and ends the session.
-            session.execute(f"SET client_connection_check_interval = {CLIENT_CHECK_MS}")
+            setup.append(f"SET client_connection_check_interval = {CLIENT_CHECK_MS}")
         if url.schema:
-            session.execute(f"SET search_path TO {self.quote(url.schema)}")
-        return session
+            setup.append(f"SET search_path TO {self.quote(url.schema)}")
+        return setup
 
     # --- scripts -----------------------------------------------------------------------------
 
@@ -498,7 +502,7 @@ class PostgresDialect(Dialect):
     def table_stats(self, session: Session, snapshot: SchemaSnapshot) -> dict[str, TableStats]:
         from backout.dialects.postgres.catalog import read_table_stats
 
-        return read_table_stats(session.query, snapshot, batch=session.query_many)
+        return read_table_stats(session.query, snapshot)
 
     def dml_scope(self, statement: Statement, params: Collection[str] = ()) -> DmlScope | None:
         from backout.dialects.postgres import impact as pg_impact

@@ -34,6 +34,21 @@ def translate(exc: Exception, url: DatabaseURL) -> DatabaseError:
     return DatabaseError(scrub(message, url.secrets), sqlstate=sqlstate)
 
 
+#: DISCARD ALL without DEALLOCATE ALL and DISCARD PLANS (psycopg prepares the statements it
+#: runs often, and their plans are caches the server keeps valid itself): what a session's own
+#: SQL (a migration's ``SET``, ``SET ROLE``, temporary tables, advisory locks, ``LISTEN``) may
+#: leave on a connection
+_RESET = (
+    "CLOSE ALL",
+    "SET SESSION AUTHORIZATION DEFAULT",
+    "RESET ALL",
+    "UNLISTEN *",
+    "SELECT pg_advisory_unlock_all()",
+    "DISCARD TEMP",
+    "DISCARD SEQUENCES",
+)
+
+
 class PostgresSession(Session):
     """A psycopg connection in autocommit mode; backout issues BEGIN/COMMIT itself."""
 
@@ -53,6 +68,9 @@ class PostgresSession(Session):
         self._pool = pool
 
     def query(self, sql: str, params: Params = None) -> list[Row]:
+        ahead = self.read_ahead(sql, params)
+        if ahead is not None:
+            return ahead
         try:
             with self.conn.cursor() as cur:
                 cur.execute(sql.encode() if params is None else sql, params)
@@ -79,12 +97,27 @@ class PostgresSession(Session):
             for cur in cursors:
                 cur.close()
 
+    def can_read_ahead(self) -> bool:
+        import psycopg
+
+        idle = self.conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        return idle and not self._in_tx and psycopg.Pipeline.is_supported()
+
     def execute(self, sql: str, params: Params = None) -> int:
         try:
             with self.conn.cursor() as cur:
                 # bytes: psycopg does no %-placeholder processing on user SQL without params
                 cur.execute(sql.encode() if params is None else sql, params)
                 return cur.rowcount
+        except Exception as exc:
+            raise self._translate(exc) from exc
+
+    def reset(self, setup: Sequence[str]) -> None:
+        """Put an idle connection back as a new one is (what ``DISCARD ALL`` resets, except
+        the driver's prepared statements), then run ``setup``; one round trip."""
+        sql = ";".join((*_RESET, *setup))
+        try:
+            self.conn.execute(sql.encode(), prepare=False)
         except Exception as exc:
             raise self._translate(exc) from exc
 
