@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from backout import api
+from backout.model import interrupts
 from backout.model.documents import envelope
 from backout.model.errors import BackoutError, Terminated, UsageError
 from backout.model.urls import mask_url
@@ -110,11 +111,16 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         yield
         return
     raised = False
+    interrupts.reset()
 
     def terminate(_signum: int, _frame: object) -> None:
         nonlocal raised
-        if not raised:
-            raised = True
+        if raised:
+            return
+        raised = True
+        if interrupts.holding():
+            interrupts.hold()  # a COMMIT went through: raised where the next one begins
+        else:
             raise Terminated
 
     previous = signal.signal(signal.SIGTERM, terminate)
@@ -122,6 +128,20 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def _end_by_sigterm() -> None:
+    """A SIGTERM held past a COMMIT, and the command done: say so, then end by the signal."""
+    interrupts.reset()
+    click.echo(
+        "error: SIGTERM arrived after the change had been committed: the change is complete, "
+        "and backout stopped once the command was done (`backout status` shows it)",
+        err=True,
+    )
+    sys.stdout.flush()
+    sys.stderr.flush()
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.raise_signal(signal.SIGTERM)
 
 
 def handle_errors(func: F) -> F:
@@ -143,6 +163,9 @@ def handle_errors(func: F) -> F:
             )
         except KeyboardInterrupt:
             fail(INTERRUPTED, None, 130)
+        finally:
+            if interrupts.pending():
+                _end_by_sigterm()
         return None
 
     return wrapper  # type: ignore[return-value]

@@ -16,6 +16,7 @@ from typing import Protocol
 
 from backout.dialects.base import Dialect, Params, Row, ScriptShape, Session
 from backout.dialects.params import render, render_literal
+from backout.model import interrupts
 from backout.model.errors import CheckFailed, DatabaseError, LockError, ProjectError
 from backout.model.script import Script, SqlCheck, Statement
 from backout.run.transactions import TransactionLayout, lay_out
@@ -81,16 +82,19 @@ class Executor:
             self.transcript.append(f"-- {line}".rstrip())
 
     def begin(self) -> None:
-        """Start a transaction."""
+        """Start a transaction (a SIGTERM held since the last COMMIT stops the run here, with
+        nothing open: see backout.model.interrupts)."""
         self.transcript.append("BEGIN;")
         if not self.dry_run:
+            interrupts.beginning()
             self.session.begin()
 
     def commit(self) -> None:
-        """Commit."""
+        """Commit; from here until the next :meth:`begin`, a SIGTERM waits."""
         self.transcript.append("COMMIT;")
         if not self.dry_run:
-            self.session.commit()
+            with interrupts.committing():
+                self.session.commit()
 
     def rollback(self) -> None:
         """Roll back whatever is open (never raises)."""
