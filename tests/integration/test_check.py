@@ -149,11 +149,13 @@ FK_PROJECT = {
 }
 
 
-def test_pg_orphans_behind_a_foreign_key_a_rollback_dropped(tmp_path: Path, pg_url: str) -> None:
+def _orphaned_by_rollback(tmp_path: Path, pg_url: str, players: str) -> Path:
+    """FK_PROJECT applied with ``players``, rolled back (its foreign key dropped), and team 2
+    deleted: player 2 is an orphan."""
     project = write(tmp_path / "app", FK_PROJECT)
     assert run(["up"], project=project, url=pg_url).exit_code == 0
     sql(pg_url, "INSERT INTO teams VALUES (1, 'a'), (2, 'b')")
-    sql(pg_url, "INSERT INTO players VALUES (1, 1, 'x'), (2, 2, 'y'), (3, NULL, 'z')")
+    sql(pg_url, f"INSERT INTO players VALUES {players}")
     rolled = run(
         ["rollback", "--yes", "--backup", "none", "--i-accept-data-loss"],
         project=project,
@@ -161,6 +163,11 @@ def test_pg_orphans_behind_a_foreign_key_a_rollback_dropped(tmp_path: Path, pg_u
     )
     assert rolled.exit_code == 0, rolled.output
     sql(pg_url, "DELETE FROM teams WHERE id = 2")
+    return project
+
+
+def test_pg_orphans_behind_a_foreign_key_a_rollback_dropped(tmp_path: Path, pg_url: str) -> None:
+    project = _orphaned_by_rollback(tmp_path, pg_url, "(1, 1, 'x'), (2, 2, 'y'), (3, NULL, 'z')")
     code, doc = _checked(project, pg_url, "--no-drift")
     assert code == 1
     [problem] = doc["problems"]
@@ -288,17 +295,7 @@ def test_mysql_replay_gets_the_database_default_collation(
 def test_pg_dropped_foreign_keys_follow_the_scripts(tmp_path: Path, pg_url: str) -> None:
     """The foreign keys the forward scripts create are read once per version of the scripts
     (a walk runs check twice per migration): edited, they are read again."""
-    project = write(tmp_path / "app", FK_PROJECT)
-    assert run(["up"], project=project, url=pg_url).exit_code == 0
-    sql(pg_url, "INSERT INTO teams VALUES (1, 'a'), (2, 'b')")
-    sql(pg_url, "INSERT INTO players VALUES (1, 1, 'x'), (2, 2, 'y')")
-    rolled = run(
-        ["rollback", "--yes", "--backup", "none", "--i-accept-data-loss"],
-        project=project,
-        url=pg_url,
-    )
-    assert rolled.exit_code == 0, rolled.output
-    sql(pg_url, "DELETE FROM teams WHERE id = 2")
+    project = _orphaned_by_rollback(tmp_path, pg_url, "(1, 1, 'x'), (2, 2, 'y')")
     _, doc = _checked(project, pg_url, "--no-drift")
     assert ["dropped by the rollback" in p["message"] for p in doc["problems"]] == [True]
     # the forward script no longer creates the key its rollback drops
